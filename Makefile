@@ -1,0 +1,41 @@
+# AgentDB: `make run` and `make test` are the two commands in the README.
+# Build output lives outside the clone so repeated runs (and CI) reuse it.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/agentdb/target
+CARGO ?= cargo
+BIN := $(CARGO_TARGET_DIR)/release/agentdb
+DATA_DIR ?= ./agentdb-data
+LISTEN ?= 127.0.0.1:7720
+
+.PHONY: setup build run test lint bench bench-search fmt clean-data
+
+setup:
+	@bash .ci/setup.sh
+
+build: setup
+	$(CARGO) build --release --workspace --bins
+
+run: build
+	$(BIN) serve --data-dir $(DATA_DIR) --listen $(LISTEN)
+
+# One profile (release) for the binary and the tests, so FAISS is compiled once.
+test: build
+	$(CARGO) test --release --workspace --all-targets --no-fail-fast
+	$(CARGO) test --release --workspace --doc
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+# Criterion micro-benchmarks (index build and search).
+bench: setup
+	$(CARGO) bench -p agentdb-benches
+
+# Served search benchmark against a fresh temporary server (see docs/PERFORMANCE.md).
+bench-search: build
+	bash benches/search.sh
+
+clean-data:
+	rm -rf $(DATA_DIR)

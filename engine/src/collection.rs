@@ -1,0 +1,614 @@
+//! A collection: the write path (validate → WAL → apply), reads, and recovery.
+//!
+//! Concurrency: writers take the WAL mutex, append and fsync, then apply to the
+//! in-memory state under its write lock before releasing the WAL, so state order is
+//! log order. Readers hold the state read lock for a whole request, so a search never
+//! sees an item twice or half-replaced.
+
+use crate::bitmap::Bitmap;
+use crate::error::{Error, Result};
+use crate::filter::Filter;
+use crate::index::IndexTuning;
+use crate::manifest::Manifest;
+use crate::segment::Segment;
+use crate::types::*;
+use crate::wal::{Wal, WalItem, WalRecord};
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Request-size limits enforced by the engine (the server adds message-size limits).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    pub max_batch: usize,
+    pub max_payload_bytes: usize,
+    pub max_payload_depth: usize,
+    pub max_top_k: usize,
+    pub max_id_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_batch: 10_000,
+            max_payload_bytes: 1 << 20,
+            max_payload_depth: 32,
+            max_top_k: 10_000,
+            max_id_len: 256,
+        }
+    }
+}
+
+/// Tuning for storage and search.
+#[derive(Debug, Clone, Copy)]
+pub struct CollectionOptions {
+    /// Seal the write buffer into an indexed segment at this many rows...
+    pub flush_rows: usize,
+    /// ...or when it has held rows this long.
+    pub flush_interval: Duration,
+    /// Merge the smallest segments when there are more than this.
+    pub max_segments: usize,
+    /// Rewrite a segment once this share of its rows is deleted.
+    pub compact_deleted_ratio: f64,
+    /// Search exactly (no ANN index) when at most this many rows are candidates.
+    pub exact_threshold: usize,
+    pub tuning: IndexTuning,
+    pub limits: Limits,
+}
+
+impl Default for CollectionOptions {
+    fn default() -> Self {
+        CollectionOptions {
+            flush_rows: 20_000,
+            flush_interval: Duration::from_secs(30),
+            max_segments: 8,
+            compact_deleted_ratio: 0.2,
+            exact_threshold: 2_048,
+            tuning: IndexTuning::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// The growing buffer of rows written since the last flush (searched exactly).
+pub(crate) struct MemTable {
+    pub id: u64,
+    pub ids: Vec<String>,
+    pub payloads: Vec<serde_json::Value>,
+    pub vectors: Vec<Vec<f32>>,
+    pub deleted: Bitmap,
+    pub since: Option<Instant>,
+}
+
+impl MemTable {
+    pub(crate) fn new(id: u64, spaces: usize) -> Self {
+        MemTable {
+            id,
+            ids: Vec::new(),
+            payloads: Vec::new(),
+            vectors: vec![Vec::new(); spaces],
+            deleted: Bitmap::new(0),
+            since: None,
+        }
+    }
+    pub fn rows(&self) -> usize {
+        self.ids.len()
+    }
+    pub(crate) fn into_segment(self) -> Segment {
+        Segment::new(self.id, self.ids, self.payloads, self.vectors, self.deleted)
+    }
+}
+
+pub(crate) struct State {
+    pub mem: MemTable,
+    pub segments: BTreeMap<u64, Arc<Segment>>,
+    /// Live id -> (segment or memtable id, row).
+    pub locations: HashMap<String, (u64, u32)>,
+    pub next_segment_id: u64,
+    /// The checkpoint recorded in the manifest on disk.
+    pub checkpoint: u64,
+    /// Segments sealed but not yet in the manifest, with the checkpoint they complete.
+    pub unpersisted: Vec<(u64, u64)>,
+}
+
+impl State {
+    fn mark_deleted(&mut self, loc: (u64, u32)) {
+        if loc.0 == self.mem.id {
+            self.mem.deleted.set(loc.1 as usize);
+        } else if let Some(seg) = self.segments.get(&loc.0) {
+            seg.deleted.write().set(loc.1 as usize);
+        }
+    }
+
+    fn apply_upsert(&mut self, items: Vec<(String, Vec<Vec<f32>>, serde_json::Value)>) {
+        if self.mem.since.is_none() && !items.is_empty() {
+            self.mem.since = Some(Instant::now());
+        }
+        for (id, vectors, payload) in items {
+            let row = self.mem.rows() as u32;
+            if let Some(old) = self.locations.insert(id.clone(), (self.mem.id, row)) {
+                self.mark_deleted(old);
+            }
+            self.mem.ids.push(id);
+            self.mem.payloads.push(payload);
+            for (s, v) in vectors.into_iter().enumerate() {
+                self.mem.vectors[s].extend_from_slice(&v);
+            }
+            self.mem.deleted.push(false);
+        }
+    }
+
+    fn apply_delete(&mut self, ids: &[String]) -> usize {
+        let mut n = 0;
+        for id in ids {
+            if let Some(loc) = self.locations.remove(id) {
+                self.mark_deleted(loc);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Rows of every source (memtable first), for reads.
+    pub fn sources(&self) -> Vec<Source<'_>> {
+        let mut v = vec![Source::Mem(&self.mem)];
+        v.extend(self.segments.values().map(|s| Source::Seg(s)));
+        v
+    }
+}
+
+/// Uniform read access to the memtable and to segments.
+pub(crate) enum Source<'a> {
+    Mem(&'a MemTable),
+    Seg(&'a Arc<Segment>),
+}
+
+impl Source<'_> {
+    pub fn id(&self) -> u64 {
+        match self {
+            Source::Mem(m) => m.id,
+            Source::Seg(s) => s.id,
+        }
+    }
+    pub fn rows(&self) -> usize {
+        match self {
+            Source::Mem(m) => m.rows(),
+            Source::Seg(s) => s.rows(),
+        }
+    }
+    pub fn ids(&self) -> &[String] {
+        match self {
+            Source::Mem(m) => &m.ids,
+            Source::Seg(s) => &s.ids,
+        }
+    }
+    pub fn payloads(&self) -> &[serde_json::Value] {
+        match self {
+            Source::Mem(m) => &m.payloads,
+            Source::Seg(s) => &s.payloads,
+        }
+    }
+    pub fn vectors(&self, space: usize) -> &[f32] {
+        match self {
+            Source::Mem(m) => &m.vectors[space],
+            Source::Seg(s) => &s.vectors[space],
+        }
+    }
+    /// Rows that are live and pass `filter`; `None` means every row qualifies.
+    pub fn allowed(&self, filter: Option<&Filter>) -> Option<Bitmap> {
+        let guard;
+        let deleted = match self {
+            Source::Mem(m) => &m.deleted,
+            Source::Seg(s) => {
+                guard = s.deleted.read();
+                &*guard
+            }
+        };
+        if filter.is_none() && deleted.count_ones() == 0 {
+            return None;
+        }
+        let payloads = self.payloads();
+        let mut allowed = Bitmap::new(self.rows());
+        for (row, p) in payloads.iter().enumerate() {
+            if !deleted.get(row) && filter.is_none_or(|f| f.matches(p)) {
+                allowed.set(row);
+            }
+        }
+        Some(allowed)
+    }
+}
+
+pub struct Collection {
+    pub spec: CollectionSpec,
+    pub(crate) dir: PathBuf,
+    pub(crate) options: CollectionOptions,
+    pub(crate) wal: Mutex<Wal>,
+    pub(crate) state: RwLock<State>,
+    /// One flush or compaction at a time.
+    pub(crate) maintenance: Mutex<()>,
+    pub(crate) dropped: AtomicBool,
+}
+
+/// An upsert that passed validation, ready for the log.
+struct Prepared {
+    items: Vec<WalItem>,
+    payloads: Vec<serde_json::Value>,
+}
+
+fn json_depth(v: &serde_json::Value) -> usize {
+    match v {
+        serde_json::Value::Array(a) => 1 + a.iter().map(json_depth).max().unwrap_or(0),
+        serde_json::Value::Object(o) => 1 + o.values().map(json_depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+pub(crate) fn normalize(v: &mut [f32]) -> bool {
+    let n = v.iter().map(|x| (*x as f64) * (*x as f64)).sum::<f64>().sqrt();
+    if n == 0.0 || !n.is_finite() {
+        return false;
+    }
+    for x in v.iter_mut() {
+        *x = (*x as f64 / n) as f32;
+    }
+    true
+}
+
+impl Collection {
+    pub(crate) fn segments_dir(&self) -> PathBuf {
+        self.dir.join("segments")
+    }
+
+    /// Create the on-disk layout for a new collection in `dir` (which must not exist).
+    pub fn create(dir: &Path, spec: CollectionSpec, options: CollectionOptions) -> Result<Collection> {
+        spec.validate()?;
+        std::fs::create_dir_all(dir.join("segments")).map_err(|e| Error::io(dir, e))?;
+        Manifest::new(spec).write(dir)?;
+        Self::open(dir, options)
+    }
+
+    /// Open an existing collection: load the manifest and segments, replay the WAL.
+    pub fn open(dir: &Path, options: CollectionOptions) -> Result<Collection> {
+        let manifest = Manifest::read(dir)?;
+        let spec = manifest.spec.clone();
+        let segments_dir = dir.join("segments");
+        std::fs::create_dir_all(&segments_dir).map_err(|e| Error::io(&segments_dir, e))?;
+        // Leftovers of a flush or compaction that crashed before the manifest switch.
+        let keep: std::collections::HashSet<String> =
+            manifest.segments.iter().map(|(id, _)| crate::segment::dir_name(*id)).collect();
+        for e in std::fs::read_dir(&segments_dir).map_err(|e| Error::io(&segments_dir, e))?.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if !keep.contains(&name) {
+                tracing::info!(collection = %spec.name, dir = %name, "removing segment folder not in the manifest");
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+        use rayon::prelude::*;
+        let loaded: Vec<Result<Segment>> = manifest
+            .segments
+            .par_iter()
+            .map(|(id, del)| Segment::load(&segments_dir, *id, &spec, del.clone(), options.tuning))
+            .collect();
+        let mut segments = BTreeMap::new();
+        let mut locations = HashMap::new();
+        for seg in loaded {
+            let seg = Arc::new(seg?);
+            segments.insert(seg.id, seg);
+        }
+        for seg in segments.values() {
+            let deleted = seg.deleted.read().clone();
+            for (row, id) in seg.ids.iter().enumerate() {
+                if !deleted.get(row) {
+                    if let Some((old_seg, old_row)) = locations.insert(id.clone(), (seg.id, row as u32)) {
+                        // Should not happen; keep the newer segment's row.
+                        tracing::warn!(id = %id, "id live in two segments; keeping the newer");
+                        if let Some(s) = segments.get(&old_seg) {
+                            s.deleted.write().set(old_row as usize);
+                        }
+                    }
+                }
+            }
+        }
+        let mem_id = manifest.next_segment_id;
+        let mut state = State {
+            mem: MemTable::new(mem_id, spec.spaces.len()),
+            segments,
+            locations,
+            next_segment_id: mem_id + 1,
+            checkpoint: manifest.checkpoint_lsn,
+            unpersisted: Vec::new(),
+        };
+        let (wal, replay) = Wal::open(&dir.join("wal"), manifest.checkpoint_lsn)?;
+        let replayed = replay.len();
+        for (lsn, rec) in replay {
+            match rec {
+                WalRecord::Upsert(items) => {
+                    let mut out = Vec::with_capacity(items.len());
+                    for it in items {
+                        if it.vectors.len() != spec.spaces.len() {
+                            return Err(Error::corrupted(
+                                dir.join("wal"),
+                                format!(
+                                    "record {lsn}: item has {} vectors, collection has {} spaces",
+                                    it.vectors.len(),
+                                    spec.spaces.len()
+                                ),
+                            ));
+                        }
+                        let payload = serde_json::from_str(&it.payload_json)
+                            .map_err(|e| Error::corrupted(dir.join("wal"), format!("record {lsn}: payload: {e}")))?;
+                        out.push((it.id, it.vectors, payload));
+                    }
+                    state.apply_upsert(out);
+                }
+                WalRecord::Delete(ids) => {
+                    state.apply_delete(&ids);
+                }
+            }
+        }
+        tracing::info!(collection = %spec.name, segments = state.segments.len(), items = state.locations.len(), wal_records_replayed = replayed, "collection opened");
+        Ok(Collection {
+            spec,
+            dir: dir.to_path_buf(),
+            options,
+            wal: Mutex::new(wal),
+            state: RwLock::new(state),
+            maintenance: Mutex::new(()),
+            dropped: AtomicBool::new(false),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    pub fn options(&self) -> &CollectionOptions {
+        &self.options
+    }
+
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.dropped.load(Ordering::Acquire) {
+            return Err(Error::CollectionNotFound(self.spec.name.clone()));
+        }
+        Ok(())
+    }
+
+    /// Validate a vector for `space` and bring it into stored form.
+    pub fn prepare_vector(&self, space: &SpaceSpec, mut v: Vec<f32>, what: &str) -> Result<Vec<f32>> {
+        if v.len() != space.dim {
+            return Err(Error::DimensionMismatch { space: space.name.clone(), expected: space.dim, got: v.len() });
+        }
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            return Err(Error::invalid(format!(
+                "{what}: vector for space '{}' has a non-finite value ({}) at index {i}",
+                space.name, v[i]
+            )));
+        }
+        if space.metric == Metric::Cosine && !normalize(&mut v) {
+            return Err(Error::invalid(format!("{what}: zero vector for cosine space '{}'", space.name)));
+        }
+        Ok(v)
+    }
+
+    fn prepare(&self, items: Vec<Item>) -> Result<Prepared> {
+        let lim = &self.options.limits;
+        if items.is_empty() {
+            return Err(Error::invalid("upsert needs at least one item"));
+        }
+        if items.len() > lim.max_batch {
+            return Err(Error::LimitExceeded(format!(
+                "batch of {} items exceeds the limit of {} per request",
+                items.len(),
+                lim.max_batch
+            )));
+        }
+        let mut out = Prepared { items: Vec::with_capacity(items.len()), payloads: Vec::with_capacity(items.len()) };
+        for (i, mut it) in items.into_iter().enumerate() {
+            if it.id.is_empty() {
+                it.id = uuid::Uuid::new_v4().to_string();
+            }
+            if it.id.len() > lim.max_id_len {
+                return Err(Error::invalid(format!(
+                    "item {i}: id is {} bytes, the limit is {}",
+                    it.id.len(),
+                    lim.max_id_len
+                )));
+            }
+            if it.id.chars().any(char::is_control) {
+                return Err(Error::invalid(format!("item {i}: id contains control characters")));
+            }
+            let what = format!("item {i} ('{}')", it.id);
+            let mut vectors = Vec::with_capacity(self.spec.spaces.len());
+            let mut given = std::mem::take(&mut it.vectors);
+            if self.spec.spaces.len() == 1 {
+                if let Some(v) = given.remove("") {
+                    given.insert(self.spec.spaces[0].name.clone(), v);
+                }
+            }
+            for space in &self.spec.spaces {
+                let v = given
+                    .remove(&space.name)
+                    .ok_or_else(|| Error::invalid(format!("{what}: missing vector for space '{}'", space.name)))?;
+                vectors.push(self.prepare_vector(space, v, &what)?);
+            }
+            if let Some(extra) = given.keys().next() {
+                return Err(Error::SpaceNotFound {
+                    collection: self.spec.name.clone(),
+                    space: extra.clone(),
+                    known: self.spec.spaces.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
+                });
+            }
+            let payload = match it.payload {
+                serde_json::Value::Null => serde_json::Value::Object(Default::default()),
+                p @ serde_json::Value::Object(_) => p,
+                _ => return Err(Error::invalid(format!("{what}: payload must be a JSON object"))),
+            };
+            if json_depth(&payload) > lim.max_payload_depth {
+                return Err(Error::invalid(format!(
+                    "{what}: payload nesting deeper than {} levels",
+                    lim.max_payload_depth
+                )));
+            }
+            let payload_json = payload.to_string();
+            if payload_json.len() > lim.max_payload_bytes {
+                return Err(Error::LimitExceeded(format!(
+                    "{what}: payload is {} bytes, the limit is {}",
+                    payload_json.len(),
+                    lim.max_payload_bytes
+                )));
+            }
+            out.items.push(WalItem { id: it.id, vectors, payload_json });
+            out.payloads.push(payload);
+        }
+        Ok(out)
+    }
+
+    /// Insert or replace items. Returns the ids (generated where none was given) once
+    /// the write is durable.
+    pub fn upsert(&self, items: Vec<Item>) -> Result<Vec<String>> {
+        self.check_open()?;
+        let prepared = self.prepare(items)?;
+        let mut wal = self.wal.lock();
+        self.check_open()?;
+        let rec = WalRecord::Upsert(prepared.items);
+        wal.append(&rec)?;
+        let WalRecord::Upsert(items) = rec else { unreachable!("built as upsert above") };
+        let ids: Vec<String> = items.iter().map(|i| i.id.clone()).collect();
+        let rows = items.into_iter().zip(prepared.payloads).map(|(it, p)| (it.id, it.vectors, p)).collect();
+        self.state.write().apply_upsert(rows);
+        Ok(ids)
+    }
+
+    /// Delete by id; returns how many existed.
+    pub fn delete(&self, ids: &[String]) -> Result<usize> {
+        self.check_open()?;
+        if ids.len() > self.options.limits.max_batch {
+            return Err(Error::LimitExceeded(format!(
+                "{} ids exceed the limit of {} per request",
+                ids.len(),
+                self.options.limits.max_batch
+            )));
+        }
+        let mut wal = self.wal.lock();
+        let present: Vec<String> = {
+            let st = self.state.read();
+            ids.iter().filter(|id| st.locations.contains_key(*id)).cloned().collect()
+        };
+        if present.is_empty() {
+            return Ok(0);
+        }
+        wal.append(&WalRecord::Delete(present.clone()))?;
+        Ok(self.state.write().apply_delete(&present))
+    }
+
+    /// Delete every item matching `filter`; returns how many.
+    pub fn delete_by_filter(&self, filter: &Filter) -> Result<usize> {
+        self.check_open()?;
+        let mut wal = self.wal.lock();
+        let ids: Vec<String> = {
+            let st = self.state.read();
+            let mut out = Vec::new();
+            for src in st.sources() {
+                if let Some(allowed) = src.allowed(Some(filter)) {
+                    out.extend(allowed.iter_ones().map(|r| src.ids()[r].clone()));
+                }
+            }
+            out
+        };
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        // Log in bounded records so no single record grows without limit.
+        let mut total = 0;
+        for chunk in ids.chunks(self.options.limits.max_batch.max(1)) {
+            wal.append(&WalRecord::Delete(chunk.to_vec()))?;
+            total += self.state.write().apply_delete(chunk);
+        }
+        Ok(total)
+    }
+
+    /// Fetch items by id (missing ids are skipped), in request order.
+    pub fn get(&self, ids: &[String], with_vectors: bool) -> Result<Vec<StoredItem>> {
+        self.check_open()?;
+        if ids.len() > self.options.limits.max_batch {
+            return Err(Error::LimitExceeded(format!(
+                "{} ids exceed the limit of {} per request",
+                ids.len(),
+                self.options.limits.max_batch
+            )));
+        }
+        let st = self.state.read();
+        let sources = st.sources();
+        let mut out = Vec::new();
+        for id in ids {
+            let Some(&(sid, row)) = st.locations.get(id) else { continue };
+            let Some(src) = sources.iter().find(|s| s.id() == sid) else { continue };
+            let row = row as usize;
+            let mut vectors = BTreeMap::new();
+            if with_vectors {
+                for (s, space) in self.spec.spaces.iter().enumerate() {
+                    vectors.insert(space.name.clone(), src.vectors(s)[row * space.dim..(row + 1) * space.dim].to_vec());
+                }
+            }
+            out.push(StoredItem { id: id.clone(), vectors, payload: src.payloads()[row].clone() });
+        }
+        Ok(out)
+    }
+
+    /// Number of live items, optionally only those matching `filter`.
+    pub fn count(&self, filter: Option<&Filter>) -> Result<u64> {
+        self.check_open()?;
+        let st = self.state.read();
+        let Some(f) = filter else { return Ok(st.locations.len() as u64) };
+        Ok(st.sources().iter().map(|s| s.allowed(Some(f)).map_or(s.rows(), |b| b.count_ones()) as u64).sum())
+    }
+
+    pub fn info(&self) -> Result<CollectionInfo> {
+        self.check_open()?;
+        let st = self.state.read();
+        let mut spaces = Vec::new();
+        for (s, spec) in self.spec.spaces.iter().enumerate() {
+            let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+            let mut building = 0;
+            for seg in st.segments.values() {
+                match &seg.indexes.read()[s] {
+                    Some(ix) => *kinds.entry(ix.kind.clone()).or_default() += 1,
+                    None => building += 1,
+                }
+            }
+            let mut index_kinds: Vec<String> =
+                kinds.into_iter().map(|(k, n)| format!("{k} ({n} segment{})", if n == 1 { "" } else { "s" })).collect();
+            if building > 0 {
+                index_kinds.push(format!(
+                    "exact, index being built ({building} segment{})",
+                    if building == 1 { "" } else { "s" }
+                ));
+            }
+            if st.mem.rows() > 0 {
+                index_kinds.push("exact (write buffer)".into());
+            }
+            spaces.push(SpaceInfo { spec: spec.clone(), index_kinds });
+        }
+        let mem_live = st.mem.rows() - st.mem.deleted.count_ones();
+        let unindexed_segments: usize =
+            st.segments.values().filter(|s| s.indexes.read().iter().any(Option::is_none)).map(|s| s.live_rows()).sum();
+        let disk: u64 = st.segments.values().map(|s| s.disk_bytes.load(Ordering::Relaxed)).sum::<u64>()
+            + self.wal.lock().disk_bytes()
+            + std::fs::metadata(self.dir.join(crate::manifest::FILE)).map(|m| m.len()).unwrap_or(0);
+        Ok(CollectionInfo {
+            name: self.spec.name.clone(),
+            spaces,
+            count: st.locations.len() as u64,
+            unindexed: (mem_live + unindexed_segments) as u64,
+            segments: st.segments.len() as u64,
+            deleted_rows: (st.mem.deleted.count_ones()
+                + st.segments.values().map(|s| s.deleted.read().count_ones()).sum::<usize>())
+                as u64,
+            disk_bytes: disk,
+            last_lsn: self.wal.lock().last_lsn(),
+        })
+    }
+}

@@ -1,0 +1,28 @@
+//! AgentDB's storage engine: collections of items (string id, one vector per named
+//! space, JSON payload), made durable by a write-ahead log and immutable segments,
+//! searched through FAISS indexes with payload filters.
+//!
+//! This crate knows nothing of gRPC, HTTP, tokio or CUDA: the server converts at the
+//! edge, and GPU kernels live in `agentdb-kernels`.
+
+pub mod bitmap;
+pub mod codec;
+pub mod collection;
+pub mod db;
+pub mod error;
+pub mod filter;
+pub mod index;
+mod maintenance;
+pub mod manifest;
+pub mod search;
+pub mod segment;
+pub mod types;
+pub mod wal;
+
+pub use collection::{Collection, CollectionOptions, Limits};
+pub use db::Database;
+pub use error::{Error, Result};
+pub use filter::Filter;
+pub use index::IndexTuning;
+pub use search::SearchRequest;
+pub use types::*;

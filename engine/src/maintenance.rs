@@ -1,0 +1,219 @@
+//! Background work on a collection: sealing the write buffer into an indexed segment
+//! (flush) and merging or rewriting segments (compaction). Both build outside the
+//! locks and switch over atomically: in memory under the state lock, on disk through
+//! the manifest.
+
+use crate::bitmap::Bitmap;
+use crate::collection::{Collection, MemTable};
+use crate::error::Result;
+use crate::manifest::Manifest;
+use crate::segment::Segment;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+impl Collection {
+    /// Seal the write buffer into a segment, build its indexes and persist it.
+    /// Returns whether anything was flushed.
+    pub fn flush(&self) -> Result<bool> {
+        let _m = self.maintenance.lock();
+        self.flush_locked()
+    }
+
+    /// Flush, then merge every segment into one (what `optimize` does in other engines).
+    pub fn optimize(&self) -> Result<()> {
+        let _m = self.maintenance.lock();
+        self.flush_locked()?;
+        self.compact_locked(true)?;
+        Ok(())
+    }
+
+    /// Periodic work: flush when the buffer is large or old, compact when needed.
+    pub fn maintain(&self) -> Result<()> {
+        if self.dropped.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let Some(_m) = self.maintenance.try_lock() else { return Ok(()) };
+        let due = {
+            let st = self.state.read();
+            !st.unpersisted.is_empty()
+                || st.mem.rows() >= self.options.flush_rows
+                || st.mem.since.is_some_and(|t| t.elapsed() >= self.options.flush_interval)
+        };
+        if due {
+            self.flush_locked()?;
+        }
+        self.compact_locked(false)?;
+        Ok(())
+    }
+
+    fn flush_locked(&self) -> Result<bool> {
+        self.check_open()?;
+        let spaces = self.spec.spaces.len();
+        let sealed = {
+            let mut wal = self.wal.lock();
+            let mut st = self.state.write();
+            if st.mem.rows() == 0 {
+                None
+            } else {
+                let checkpoint = wal.rotate()?;
+                let new_id = st.next_segment_id;
+                st.next_segment_id += 1;
+                let mem = std::mem::replace(&mut st.mem, MemTable::new(new_id, spaces));
+                let seg = Arc::new(mem.into_segment());
+                st.segments.insert(seg.id, seg.clone());
+                st.unpersisted.push((seg.id, checkpoint));
+                Some(seg)
+            }
+        };
+        // Persist everything sealed but not yet on disk (including earlier failures).
+        let pending: Vec<(Arc<Segment>, u64)> = {
+            let st = self.state.read();
+            st.unpersisted.iter().filter_map(|(id, cp)| st.segments.get(id).map(|s| (s.clone(), *cp))).collect()
+        };
+        if pending.is_empty() {
+            return Ok(false);
+        }
+        let t = Instant::now();
+        let mut checkpoint = 0;
+        for (seg, cp) in &pending {
+            seg.build_indexes(&self.spec, self.options.tuning)?;
+            seg.persist(&self.segments_dir(), &self.spec)?;
+            checkpoint = checkpoint.max(*cp);
+        }
+        {
+            let mut st = self.state.write();
+            st.unpersisted.clear();
+            st.checkpoint = st.checkpoint.max(checkpoint);
+        }
+        self.write_manifest()?;
+        self.wal.lock().remove_up_to(checkpoint)?;
+        if let Some(seg) = sealed {
+            tracing::info!(collection = %self.spec.name, segment = seg.id, rows = seg.rows(), ms = t.elapsed().as_millis() as u64, "flushed write buffer to an indexed segment");
+        }
+        Ok(true)
+    }
+
+    pub(crate) fn write_manifest(&self) -> Result<()> {
+        let m = {
+            let st = self.state.read();
+            Manifest {
+                spec: self.spec.clone(),
+                next_segment_id: st.next_segment_id,
+                checkpoint_lsn: st.checkpoint,
+                segments: st
+                    .segments
+                    .values()
+                    .filter(|s| !st.unpersisted.iter().any(|(id, _)| *id == s.id))
+                    .map(|s| (s.id, s.deleted.read().clone()))
+                    .collect(),
+            }
+        };
+        m.write(&self.dir)
+    }
+
+    /// Pick segments to rewrite: all of them when `all`; otherwise those with many
+    /// deleted rows, plus the smaller half when there are too many segments.
+    fn compaction_plan(&self, all: bool) -> Vec<Arc<Segment>> {
+        let st = self.state.read();
+        let segs: Vec<Arc<Segment>> =
+            st.segments.values().filter(|s| !st.unpersisted.iter().any(|(id, _)| *id == s.id)).cloned().collect();
+        if all {
+            let dirty = segs.len() > 1 || segs.iter().any(|s| s.deleted.read().count_ones() > 0);
+            return if dirty { segs } else { Vec::new() };
+        }
+        let mut plan: Vec<Arc<Segment>> = segs
+            .iter()
+            .filter(|s| {
+                s.rows() > 0
+                    && s.deleted.read().count_ones() as f64 >= self.options.compact_deleted_ratio * s.rows() as f64
+            })
+            .cloned()
+            .collect();
+        if segs.len() > self.options.max_segments {
+            let mut by_size = segs.clone();
+            by_size.sort_by_key(|s| s.live_rows());
+            for s in by_size.into_iter().take(segs.len().div_ceil(2).max(2)) {
+                if !plan.iter().any(|p| p.id == s.id) {
+                    plan.push(s);
+                }
+            }
+        }
+        plan
+    }
+
+    fn compact_locked(&self, all: bool) -> Result<bool> {
+        self.check_open()?;
+        let plan = self.compaction_plan(all);
+        if plan.is_empty() {
+            return Ok(false);
+        }
+        let t = Instant::now();
+        let spaces = &self.spec.spaces;
+        // Snapshot deletions; rows deleted after this are carried over below.
+        let snapshots: Vec<Bitmap> = plan.iter().map(|s| s.deleted.read().clone()).collect();
+        let mut ids = Vec::new();
+        let mut payloads = Vec::new();
+        let mut vectors: Vec<Vec<f32>> = vec![Vec::new(); spaces.len()];
+        // (old segment index in plan, old row) for each new row
+        let mut origin: Vec<(usize, u32)> = Vec::new();
+        for (pi, seg) in plan.iter().enumerate() {
+            for row in 0..seg.rows() {
+                if snapshots[pi].get(row) {
+                    continue;
+                }
+                ids.push(seg.ids[row].clone());
+                payloads.push(seg.payloads[row].clone());
+                for (s, sp) in spaces.iter().enumerate() {
+                    vectors[s].extend_from_slice(seg.vector(s, sp.dim, row));
+                }
+                origin.push((pi, row as u32));
+            }
+        }
+        let new_seg = if ids.is_empty() {
+            None
+        } else {
+            let new_id = {
+                let mut st = self.state.write();
+                st.next_segment_id += 1;
+                st.next_segment_id - 1
+            };
+            let n = ids.len();
+            let seg = Segment::new(new_id, ids, payloads, vectors, Bitmap::new(n));
+            seg.build_indexes(&self.spec, self.options.tuning)?;
+            seg.persist(&self.segments_dir(), &self.spec)?;
+            Some(Arc::new(seg))
+        };
+        {
+            let mut st = self.state.write();
+            if let Some(new) = &new_seg {
+                let mut del = new.deleted.write();
+                for (new_row, (pi, old_row)) in origin.iter().enumerate() {
+                    let old = &plan[*pi];
+                    if old.deleted.read().get(*old_row as usize) {
+                        // Deleted (or replaced) while we were building.
+                        del.set(new_row);
+                    } else if let Some(loc) = st.locations.get_mut(&new.ids[new_row]) {
+                        if *loc == (old.id, *old_row) {
+                            *loc = (new.id, new_row as u32);
+                        }
+                    }
+                }
+                drop(del);
+                st.segments.insert(new.id, new.clone());
+            }
+            for s in &plan {
+                st.segments.remove(&s.id);
+            }
+        }
+        self.write_manifest()?;
+        for s in &plan {
+            let dir = self.segments_dir().join(crate::segment::dir_name(s.id));
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not remove compacted segment folder; it will be removed at next start");
+            }
+        }
+        tracing::info!(collection = %self.spec.name, merged = plan.len(), rows = new_seg.as_ref().map_or(0, |s| s.rows()), ms = t.elapsed().as_millis() as u64, "compacted segments");
+        Ok(true)
+    }
+}

@@ -1,0 +1,191 @@
+//! Search: per source (write buffer and each segment) an ANN or exact search over the
+//! rows allowed by deletions and the payload filter, then a merge of the top-k.
+//!
+//! A filtered search returns k results whenever k items match: small candidate sets
+//! are searched exactly, large ones through FAISS with a row selector, and any query
+//! for which the ANN search comes back short is re-run exactly.
+
+use crate::collection::{Collection, Source};
+use crate::error::{Error, Result};
+use crate::filter::Filter;
+use crate::index::RowFilter;
+use crate::types::{Hit, SearchParams, SpaceSpec};
+use agentdb_kernels::{topk_exact, Candidates, Distance};
+
+/// One search over one space for a batch of query vectors.
+pub struct SearchRequest<'a> {
+    /// Space name; empty means the collection's only space.
+    pub space: &'a str,
+    pub queries: Vec<Vec<f32>>,
+    pub k: usize,
+    pub filter: Option<&'a Filter>,
+    pub params: SearchParams,
+    pub with_payload: bool,
+    pub with_vectors: bool,
+}
+
+fn exact_score(distance: Distance, q: &[f32], v: &[f32]) -> f32 {
+    match distance {
+        Distance::InnerProduct => agentdb_kernels::topk::dot(q, v),
+        Distance::L2 => agentdb_kernels::topk::l2_squared(q, v),
+    }
+}
+
+/// Whether an index family returns approximate distances worth re-ranking more of.
+fn quantized(kind: &str) -> bool {
+    ["PQ", "SQ", "LSH", "RaBitQ"].iter().any(|q| kind.contains(q))
+}
+
+impl Collection {
+    pub fn search(&self, req: SearchRequest<'_>) -> Result<Vec<Vec<Hit>>> {
+        self.check_open()?;
+        let (s, space) = self.spec.resolve_space(req.space)?;
+        let space: SpaceSpec = space.clone();
+        if req.k == 0 {
+            return Err(Error::invalid("top_k must be at least 1"));
+        }
+        if req.k > self.options.limits.max_top_k {
+            return Err(Error::LimitExceeded(format!(
+                "top_k {} exceeds the limit of {}",
+                req.k, self.options.limits.max_top_k
+            )));
+        }
+        if req.queries.is_empty() {
+            return Err(Error::invalid("search needs at least one query vector"));
+        }
+        if req.queries.len() > self.options.limits.max_batch {
+            return Err(Error::LimitExceeded(format!(
+                "{} queries exceed the batch limit of {}",
+                req.queries.len(),
+                self.options.limits.max_batch
+            )));
+        }
+        let mut flat = Vec::with_capacity(req.queries.len() * space.dim);
+        for (i, q) in req.queries.into_iter().enumerate() {
+            flat.extend(self.prepare_vector(&space, q, &format!("query {i}"))?);
+        }
+        let nq = flat.len() / space.dim;
+        let k = req.k;
+
+        let st = self.state.read();
+        let sources = st.sources();
+        // Per query: (score, source index, row)
+        let mut merged: Vec<Vec<(f32, usize, u32)>> = vec![Vec::new(); nq];
+        for (si, src) in sources.iter().enumerate() {
+            if src.rows() == 0 {
+                continue;
+            }
+            let allowed = src.allowed(req.filter);
+            let candidates = allowed.as_ref().map_or(src.rows(), |b| b.count_ones());
+            if candidates == 0 {
+                continue;
+            }
+            let results = self.search_source(src, s, &space, &flat, k, allowed.as_ref(), candidates, req.params)?;
+            for (q, res) in results.into_iter().enumerate() {
+                merged[q].extend(res.into_iter().map(|(row, score)| (score, si, row)));
+            }
+        }
+        let mut out = Vec::with_capacity(nq);
+        for mut cands in merged {
+            cands.sort_by(|a, b| {
+                let o = if space.metric.higher_is_better() { b.0.total_cmp(&a.0) } else { a.0.total_cmp(&b.0) };
+                o.then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2))
+            });
+            cands.truncate(k);
+            out.push(
+                cands
+                    .into_iter()
+                    .map(|(score, si, row)| {
+                        let src = &sources[si];
+                        let row = row as usize;
+                        Hit {
+                            id: src.ids()[row].clone(),
+                            score,
+                            payload: req.with_payload.then(|| src.payloads()[row].clone()),
+                            vector: req
+                                .with_vectors
+                                .then(|| src.vectors(s)[row * space.dim..(row + 1) * space.dim].to_vec()),
+                        }
+                    })
+                    .collect(),
+            );
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn search_source(
+        &self,
+        src: &Source<'_>,
+        s: usize,
+        space: &SpaceSpec,
+        queries: &[f32],
+        k: usize,
+        allowed: Option<&crate::bitmap::Bitmap>,
+        candidates: usize,
+        params: SearchParams,
+    ) -> Result<Vec<Vec<(u32, f32)>>> {
+        let dim = space.dim;
+        let distance = space.metric.distance();
+        let base = src.vectors(s);
+        let rows: Vec<u32>;
+        let cand = match allowed {
+            None => Candidates::All,
+            Some(b) => {
+                rows = b.iter_ones().map(|r| r as u32).collect();
+                Candidates::Rows(&rows)
+            }
+        };
+        let exact = |qs: &[f32]| -> Vec<Vec<(u32, f32)>> {
+            topk_exact(qs, base, dim, cand, k, distance)
+                .into_iter()
+                .map(|v| v.into_iter().map(|n| (n.row, n.score)).collect())
+                .collect()
+        };
+        let index = match src {
+            Source::Seg(seg) => seg.indexes.read()[s].clone(),
+            Source::Mem(_) => None,
+        };
+        let selective = allowed.is_some() && candidates * 20 < src.rows();
+        let Some(index) =
+            index.filter(|_| !params.exact && candidates > self.options.exact_threshold.max(k) && !selective)
+        else {
+            return Ok(exact(queries));
+        };
+        let fetch = if quantized(&index.kind) { k * 4 } else { k };
+        let ann = match index.search(queries, fetch, allowed.map(|b| RowFilter { bitmap: b.bytes() }), params.nprobe) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(collection = %self.spec.name, index = %index.kind, error = %e, "ANN search failed; searching exactly");
+                return Ok(exact(queries));
+            }
+        };
+        let want = k.min(candidates);
+        let mut out = Vec::with_capacity(ann.len());
+        for (q, res) in ann.into_iter().enumerate() {
+            let qv = &queries[q * dim..(q + 1) * dim];
+            if res.len() < want {
+                // The graph walk ran out of allowed rows: fall back for this query.
+                out.push(exact(qv).pop().unwrap_or_default());
+                continue;
+            }
+            // Re-rank with exact scores from the stored vectors.
+            let mut scored: Vec<(u32, f32)> = res
+                .into_iter()
+                .map(|(row, _)| (row, exact_score(distance, qv, &base[row as usize * dim..(row as usize + 1) * dim])))
+                .collect();
+            scored.sort_by(|a, b| {
+                if distance.better(a.1, b.1) {
+                    std::cmp::Ordering::Less
+                } else if distance.better(b.1, a.1) {
+                    std::cmp::Ordering::Greater
+                } else {
+                    a.0.cmp(&b.0)
+                }
+            });
+            scored.truncate(k);
+            out.push(scored);
+        }
+        Ok(out)
+    }
+}

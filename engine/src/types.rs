@@ -1,0 +1,194 @@
+//! The data model: collections, vector spaces, items and search hits.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// How vectors in a space are compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Cosine similarity; vectors are L2-normalised on the way in, then compared by
+    /// inner product. Score in [-1, 1], higher is closer.
+    Cosine,
+    /// Raw inner product; higher is closer.
+    InnerProduct,
+    /// Squared Euclidean distance; lower is closer.
+    L2,
+}
+
+impl Metric {
+    pub fn parse(s: &str) -> Result<Metric> {
+        match s.to_ascii_lowercase().as_str() {
+            "cosine" | "cos" => Ok(Metric::Cosine),
+            "ip" | "dot" | "inner_product" | "innerproduct" => Ok(Metric::InnerProduct),
+            "l2" | "euclid" | "euclidean" => Ok(Metric::L2),
+            other => Err(Error::invalid(format!("unknown metric '{other}' (expected cosine, ip or l2)"))),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::Cosine => "cosine",
+            Metric::InnerProduct => "ip",
+            Metric::L2 => "l2",
+        }
+    }
+    pub fn distance(self) -> agentdb_kernels::Distance {
+        match self {
+            Metric::Cosine | Metric::InnerProduct => agentdb_kernels::Distance::InnerProduct,
+            Metric::L2 => agentdb_kernels::Distance::L2,
+        }
+    }
+    /// True when a larger score means a closer match.
+    pub fn higher_is_better(self) -> bool {
+        !matches!(self, Metric::L2)
+    }
+}
+
+/// The FAISS index-factory string used when a space does not name one.
+pub const DEFAULT_INDEX: &str = "HNSW32";
+
+pub const MAX_DIM: usize = 65_536;
+pub const MAX_NAME_LEN: usize = 128;
+
+/// One named vector space of a collection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpaceSpec {
+    pub name: String,
+    pub dim: usize,
+    pub metric: Metric,
+    /// FAISS index-factory description, e.g. `Flat`, `HNSW32`, `IVF1024,PQ32`.
+    pub index: String,
+}
+
+/// What a collection is: its name and its vector spaces.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CollectionSpec {
+    pub name: String,
+    pub spaces: Vec<SpaceSpec>,
+}
+
+/// Names of collections and spaces end up in file names: keep them boring.
+pub fn validate_name(kind: &str, name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(Error::invalid(format!("{kind} name must be 1 to {MAX_NAME_LEN} characters, got {}", name.len())));
+    }
+    let ok = name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && !name.starts_with('-')
+        && !name.starts_with('.');
+    if !ok {
+        return Err(Error::invalid(format!(
+            "invalid {kind} name '{name}': use letters, digits, '_' and '-' (not leading '-')"
+        )));
+    }
+    Ok(())
+}
+
+impl CollectionSpec {
+    pub fn validate(&self) -> Result<()> {
+        validate_name("collection", &self.name)?;
+        if self.spaces.is_empty() {
+            return Err(Error::invalid("a collection needs at least one vector space"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for s in &self.spaces {
+            validate_name("space", &s.name)?;
+            if !seen.insert(s.name.as_str()) {
+                return Err(Error::invalid(format!("duplicate space name '{}'", s.name)));
+            }
+            if s.dim == 0 || s.dim > MAX_DIM {
+                return Err(Error::invalid(format!(
+                    "space '{}': dimension must be between 1 and {MAX_DIM}, got {}",
+                    s.name, s.dim
+                )));
+            }
+            crate::index::validate_factory(&s.index, s.dim, s.metric)
+                .map_err(|e| Error::invalid(format!("space '{}': {e}", s.name)))?;
+        }
+        Ok(())
+    }
+
+    pub fn space(&self, name: &str) -> Result<(usize, &SpaceSpec)> {
+        self.spaces.iter().enumerate().find(|(_, s)| s.name == name).ok_or_else(|| Error::SpaceNotFound {
+            collection: self.name.clone(),
+            space: name.to_string(),
+            known: self.spaces.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    /// Resolve a space name from a request; an empty name means "the only space".
+    pub fn resolve_space(&self, name: &str) -> Result<(usize, &SpaceSpec)> {
+        if name.is_empty() {
+            if self.spaces.len() == 1 {
+                return Ok((0, &self.spaces[0]));
+            }
+            return Err(Error::invalid(format!(
+                "collection '{}' has {} spaces ({}); name one",
+                self.name,
+                self.spaces.len(),
+                self.spaces.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        self.space(name)
+    }
+}
+
+/// An item as written by a client: an id, one vector per space, a JSON payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    pub id: String,
+    /// Space name -> vector. An empty name means the collection's only space.
+    pub vectors: BTreeMap<String, Vec<f32>>,
+    pub payload: serde_json::Value,
+}
+
+/// An item as stored, returned by `get`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredItem {
+    pub id: String,
+    pub vectors: BTreeMap<String, Vec<f32>>,
+    pub payload: serde_json::Value,
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub id: String,
+    /// Similarity (cosine, ip: higher is closer) or squared distance (l2: lower is closer).
+    pub score: f32,
+    pub payload: Option<serde_json::Value>,
+    pub vector: Option<Vec<f32>>,
+}
+
+/// Per-query knobs; zero means "use the collection default".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SearchParams {
+    /// IVF nprobe.
+    pub nprobe: usize,
+    /// Force exact search (no ANN index).
+    pub exact: bool,
+}
+
+/// Per-space information for `describe`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SpaceInfo {
+    pub spec: SpaceSpec,
+    /// Index kinds in use across segments, e.g. "HNSW32 (3 segments), Flat (growing)".
+    pub index_kinds: Vec<String>,
+}
+
+/// What `describe` shows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CollectionInfo {
+    pub name: String,
+    pub spaces: Vec<SpaceInfo>,
+    /// Live items.
+    pub count: u64,
+    /// Items still in the write buffer (not yet in an indexed segment).
+    pub unindexed: u64,
+    pub segments: u64,
+    /// Rows marked deleted but not yet compacted away.
+    pub deleted_rows: u64,
+    pub disk_bytes: u64,
+    pub last_lsn: u64,
+}

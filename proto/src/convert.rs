@@ -1,0 +1,100 @@
+//! Conversions between wire types (`v1::*`) and engine types. Malformed input becomes
+//! `agentdb_engine::Error::InvalidArgument`, which the server maps to a gRPC status.
+
+use crate::v1;
+use agentdb_engine as engine;
+use agentdb_engine::{Error, Result};
+
+pub fn metric_from_wire(m: i32) -> Result<engine::Metric> {
+    match v1::Metric::try_from(m) {
+        Ok(v1::Metric::Unspecified) | Ok(v1::Metric::Cosine) => Ok(engine::Metric::Cosine),
+        Ok(v1::Metric::InnerProduct) => Ok(engine::Metric::InnerProduct),
+        Ok(v1::Metric::L2) => Ok(engine::Metric::L2),
+        Err(_) => Err(Error::invalid(format!("unknown metric enum value {m}"))),
+    }
+}
+
+pub fn metric_to_wire(m: engine::Metric) -> v1::Metric {
+    match m {
+        engine::Metric::Cosine => v1::Metric::Cosine,
+        engine::Metric::InnerProduct => v1::Metric::InnerProduct,
+        engine::Metric::L2 => v1::Metric::L2,
+    }
+}
+
+pub fn space_from_wire(s: v1::SpaceSpec) -> Result<engine::SpaceSpec> {
+    Ok(engine::SpaceSpec {
+        name: if s.name.is_empty() { "default".into() } else { s.name },
+        dim: s.dim as usize,
+        metric: metric_from_wire(s.metric)?,
+        index: if s.index.trim().is_empty() { engine::DEFAULT_INDEX.into() } else { s.index.trim().to_string() },
+    })
+}
+
+pub fn space_to_wire(s: &engine::SpaceSpec) -> v1::SpaceSpec {
+    v1::SpaceSpec {
+        name: s.name.clone(),
+        dim: s.dim as u32,
+        metric: metric_to_wire(s.metric) as i32,
+        index: s.index.clone(),
+    }
+}
+
+pub fn info_to_wire(i: engine::CollectionInfo) -> v1::CollectionInfo {
+    v1::CollectionInfo {
+        name: i.name,
+        spaces: i
+            .spaces
+            .iter()
+            .map(|s| v1::SpaceInfo { spec: Some(space_to_wire(&s.spec)), index_kinds: s.index_kinds.clone() })
+            .collect(),
+        count: i.count,
+        unindexed: i.unindexed,
+        segments: i.segments,
+        deleted_rows: i.deleted_rows,
+        disk_bytes: i.disk_bytes,
+        last_lsn: i.last_lsn,
+    }
+}
+
+pub fn payload_from_wire(json: &str, what: &str) -> Result<serde_json::Value> {
+    if json.trim().is_empty() {
+        return Ok(serde_json::Value::Object(Default::default()));
+    }
+    serde_json::from_str(json).map_err(|e| Error::invalid(format!("{what}: payload_json is not valid JSON: {e}")))
+}
+
+pub fn item_from_wire(it: v1::Item, index: usize) -> Result<engine::Item> {
+    let payload = payload_from_wire(&it.payload_json, &format!("item {index}"))?;
+    Ok(engine::Item { id: it.id, vectors: it.vectors.into_iter().map(|(k, v)| (k, v.values)).collect(), payload })
+}
+
+pub fn item_to_wire(it: engine::StoredItem) -> v1::Item {
+    v1::Item {
+        id: it.id,
+        vectors: it.vectors.into_iter().map(|(k, v)| (k, v1::Vector { values: v })).collect(),
+        payload_json: it.payload.to_string(),
+    }
+}
+
+pub fn hit_to_wire(h: engine::Hit) -> v1::Hit {
+    v1::Hit {
+        id: h.id,
+        score: h.score,
+        payload_json: h.payload.map(|p| p.to_string()).unwrap_or_default(),
+        vector: h.vector.map(|values| v1::Vector { values }),
+    }
+}
+
+pub fn params_from_wire(p: Option<v1::SearchParams>) -> engine::SearchParams {
+    let p = p.unwrap_or_default();
+    engine::SearchParams { nprobe: p.nprobe as usize, exact: p.exact }
+}
+
+/// Parse an optional filter expression (empty = none).
+pub fn filter_from_wire(expr: &str) -> Result<Option<engine::Filter>> {
+    if expr.trim().is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(engine::filter::parse(expr)?))
+}

@@ -1,0 +1,351 @@
+//! `agentdb bench search`: a gRPC load generator that also measures recall@k against
+//! exact search, and runs the same queries on an in-process FAISS index built with the
+//! same description and parameters as the baseline (served / in-process ratios).
+
+use crate::cli::{clients, connect, status_err};
+use agentdb_engine::index::{AnnIndex, IndexTuning};
+use agentdb_engine::Metric;
+use agentdb_kernels::{topk_exact, Candidates};
+use agentdb_proto::v1;
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use rand::{Rng, SeedableRng};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Subcommand)]
+pub enum BenchCmd {
+    /// Load random vectors, then measure served search QPS, latency and recall.
+    Search(SearchBench),
+}
+
+#[derive(Args, Clone)]
+pub struct SearchBench {
+    #[arg(long, default_value_t = 100_000)]
+    pub n: usize,
+    #[arg(long, default_value_t = 384)]
+    pub dim: usize,
+    #[arg(long, default_value = agentdb_engine::DEFAULT_INDEX)]
+    pub index: String,
+    #[arg(long, default_value = "cosine")]
+    pub metric: String,
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// Concurrent client requests.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Seconds of load per measured phase.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Distinct query vectors (recall is averaged over these).
+    #[arg(long, default_value_t = 500)]
+    pub queries: usize,
+    /// efSearch the server uses (search.hnsw_ef_search) — the baseline uses the same.
+    #[arg(long, default_value_t = 128)]
+    pub hnsw_ef_search: usize,
+    #[arg(long, default_value_t = 1000)]
+    pub upsert_batch: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Reuse this collection if it exists with n items (skips loading).
+    #[arg(long)]
+    pub collection: Option<String>,
+    /// Keep the collection afterwards.
+    #[arg(long)]
+    pub keep: bool,
+    /// Skip the in-process FAISS baseline.
+    #[arg(long)]
+    pub no_baseline: bool,
+    /// Print one JSON object with every number.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(server: &str, cmd: BenchCmd) -> Result<()> {
+    match cmd {
+        BenchCmd::Search(b) => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(search_bench(server, b))
+        }
+    }
+}
+
+fn random_vectors(n: usize, dim: usize, seed: u64, normalize: bool) -> Vec<f32> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut v: Vec<f32> = (0..n * dim).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect();
+    if normalize {
+        for row in v.chunks_mut(dim) {
+            let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+            row.iter_mut().for_each(|x| *x /= norm);
+        }
+    }
+    v
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Phase {
+    pub name: String,
+    pub requests: usize,
+    pub qps: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub recall: f64,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+fn recall(found: &[u32], truth: &[u32], k: usize) -> f64 {
+    let t: std::collections::HashSet<u32> = truth.iter().take(k).copied().collect();
+    if t.is_empty() {
+        return 1.0;
+    }
+    found.iter().take(k).filter(|x| t.contains(x)).count() as f64 / t.len() as f64
+}
+
+fn summarize(name: &str, mut lat: Vec<Duration>, elapsed: f64, recalls: &[f64]) -> Phase {
+    lat.sort();
+    Phase {
+        name: name.into(),
+        requests: lat.len(),
+        qps: lat.len() as f64 / elapsed,
+        p50_ms: percentile(&lat, 0.50),
+        p95_ms: percentile(&lat, 0.95),
+        p99_ms: percentile(&lat, 0.99),
+        recall: if recalls.is_empty() { 0.0 } else { recalls.iter().sum::<f64>() / recalls.len() as f64 },
+    }
+}
+
+async fn search_bench(server: &str, b: SearchBench) -> Result<()> {
+    let metric = Metric::parse(&b.metric).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let normalize = metric == Metric::Cosine;
+    let (mut cols, items) = clients(connect(server).await?);
+    let name = b.collection.clone().unwrap_or_else(|| format!("bench-{}", rand::rng().random::<u32>()));
+    eprintln!("generating {} random {}-d vectors (seed {})", b.n, b.dim, b.seed);
+    let base = random_vectors(b.n, b.dim, b.seed, normalize);
+    let queries = random_vectors(b.queries, b.dim, b.seed ^ 0x5eed, normalize);
+
+    let existing = cols
+        .describe(v1::DescribeCollectionRequest { name: name.clone() })
+        .await
+        .ok()
+        .and_then(|r| r.into_inner().info);
+    let mut load_secs = 0.0;
+    let mut index_secs = 0.0;
+    if existing.as_ref().is_none_or(|i| i.count != b.n as u64) {
+        if existing.is_some() {
+            anyhow::bail!(
+                "collection '{name}' exists with a different item count; drop it or pick another --collection"
+            );
+        }
+        cols.create(v1::CreateCollectionRequest {
+            name: name.clone(),
+            spaces: vec![v1::SpaceSpec {
+                name: "default".into(),
+                dim: b.dim as u32,
+                metric: agentdb_proto::convert::metric_to_wire(metric) as i32,
+                index: b.index.clone(),
+            }],
+        })
+        .await
+        .map_err(status_err)?;
+        eprintln!("loading into collection '{name}'");
+        let t = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        let next = Arc::new(AtomicUsize::new(0));
+        let base = Arc::new(base.clone());
+        for _ in 0..4 {
+            let (mut items, next, base, name) = (items.clone(), next.clone(), base.clone(), name.clone());
+            let (dim, batch, n) = (b.dim, b.upsert_batch, b.n);
+            tasks.spawn(async move {
+                loop {
+                    let start = next.fetch_add(batch, Ordering::Relaxed);
+                    if start >= n {
+                        return Ok::<_, anyhow::Error>(());
+                    }
+                    let end = (start + batch).min(n);
+                    let its = (start..end)
+                        .map(|i| v1::Item {
+                            id: i.to_string(),
+                            vectors: [(String::new(), v1::Vector { values: base[i * dim..(i + 1) * dim].to_vec() })]
+                                .into(),
+                            payload_json: format!("{{\"i\":{i}}}"),
+                        })
+                        .collect();
+                    items
+                        .upsert(v1::UpsertRequest { collection: name.clone(), items: its })
+                        .await
+                        .map_err(status_err)?;
+                }
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r??;
+        }
+        load_secs = t.elapsed().as_secs_f64();
+        eprintln!("loaded {} items in {load_secs:.1}s; building the index (flush + optimize)", b.n);
+        let t = Instant::now();
+        cols.flush(v1::FlushRequest { collection: name.clone(), optimize: true }).await.map_err(status_err)?;
+        index_secs = t.elapsed().as_secs_f64();
+    }
+
+    eprintln!("computing exact top-{} for {} queries", b.k, b.queries);
+    let truth: Vec<Vec<u32>> = topk_exact(&queries, &base, b.dim, Candidates::All, b.k, metric.distance())
+        .into_iter()
+        .map(|v| v.into_iter().map(|n| n.row).collect())
+        .collect();
+    let queries = Arc::new(queries);
+    let truth = Arc::new(truth);
+
+    // Served phase.
+    eprintln!("served search: {} concurrent clients for {:.0}s", b.concurrency, b.duration);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = tokio::task::JoinSet::new();
+    let t0 = Instant::now();
+    for w in 0..b.concurrency {
+        let (mut items, stop, queries, truth, name) =
+            (items.clone(), stop.clone(), queries.clone(), truth.clone(), name.clone());
+        let (dim, k, nq) = (b.dim, b.k, b.queries);
+        tasks.spawn(async move {
+            let mut lat = Vec::new();
+            let mut rec = Vec::new();
+            let mut q = w;
+            while !stop.load(Ordering::Relaxed) {
+                let qi = q % nq;
+                let t = Instant::now();
+                let r = items
+                    .search(v1::SearchRequest {
+                        collection: name.clone(),
+                        vector: Some(v1::Vector { values: queries[qi * dim..(qi + 1) * dim].to_vec() }),
+                        top_k: k as u32,
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(status_err)?;
+                lat.push(t.elapsed());
+                let found: Vec<u32> = r.into_inner().hits.iter().filter_map(|h| h.id.parse().ok()).collect();
+                rec.push(recall(&found, &truth[qi], k));
+                q += 1;
+            }
+            Ok::<_, anyhow::Error>((lat, rec))
+        });
+    }
+    tokio::time::sleep(Duration::from_secs_f64(b.duration)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut lat = Vec::new();
+    let mut rec = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        let (l, r) = r??;
+        lat.extend(l);
+        rec.extend(r);
+    }
+    let served = summarize("served (gRPC)", lat, t0.elapsed().as_secs_f64(), &rec);
+
+    // In-process baseline: the same FAISS description and efSearch, same queries and concurrency.
+    let baseline = if b.no_baseline {
+        None
+    } else {
+        eprintln!("in-process baseline: building {} over the same vectors", b.index);
+        let tuning = IndexTuning { hnsw_ef_search: b.hnsw_ef_search, ..IndexTuning::default() };
+        let t = Instant::now();
+        let index =
+            Arc::new(AnnIndex::build(&b.index, b.dim, metric, &base, tuning).map_err(|e| anyhow::anyhow!("{e}"))?);
+        let build_secs = t.elapsed().as_secs_f64();
+        let stop = Arc::new(AtomicBool::new(false));
+        let t0 = Instant::now();
+        let handles: Vec<_> = (0..b.concurrency)
+            .map(|w| {
+                let (index, stop, queries, truth) = (index.clone(), stop.clone(), queries.clone(), truth.clone());
+                let (dim, k, nq) = (b.dim, b.k, b.queries);
+                std::thread::spawn(move || {
+                    let mut lat = Vec::new();
+                    let mut rec = Vec::new();
+                    let mut q = w;
+                    while !stop.load(Ordering::Relaxed) {
+                        let qi = q % nq;
+                        let t = Instant::now();
+                        let r =
+                            index.search(&queries[qi * dim..(qi + 1) * dim], k, None, 0).expect("in-process search");
+                        lat.push(t.elapsed());
+                        let found: Vec<u32> = r[0].iter().map(|x| x.0).collect();
+                        rec.push(recall(&found, &truth[qi], k));
+                        q += 1;
+                    }
+                    (lat, rec)
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_secs_f64(b.duration));
+        stop.store(true, Ordering::Relaxed);
+        let mut lat = Vec::new();
+        let mut rec = Vec::new();
+        for h in handles {
+            let (l, r) = h.join().map_err(|_| anyhow::anyhow!("baseline thread panicked"))?;
+            lat.extend(l);
+            rec.extend(r);
+        }
+        Some((summarize("in-process FAISS", lat, t0.elapsed().as_secs_f64(), &rec), build_secs))
+    };
+
+    if !b.keep && b.collection.is_none() {
+        let _ = cols.drop(v1::DropCollectionRequest { name: name.clone() }).await;
+    }
+
+    let report = serde_json::json!({
+        "n": b.n, "dim": b.dim, "index": b.index, "metric": b.metric, "k": b.k,
+        "concurrency": b.concurrency, "duration_s": b.duration, "queries": b.queries,
+        "hnsw_ef_search": b.hnsw_ef_search,
+        "load_s": load_secs, "load_items_per_s": if load_secs > 0.0 { b.n as f64 / load_secs } else { 0.0 },
+        "index_build_s": index_secs,
+        "served": served,
+        "baseline": baseline.as_ref().map(|(p, s)| serde_json::json!({"phase": p, "build_s": s})),
+        "ratio_qps_served_over_inprocess": baseline.as_ref().map(|(p, _)| served.qps / p.qps),
+        "ratio_p50_served_over_inprocess": baseline.as_ref().map(|(p, _)| served.p50_ms / p.p50_ms.max(1e-9)),
+    });
+    if b.json {
+        println!("{report}");
+        return Ok(());
+    }
+    println!(
+        "AgentDB search benchmark: n={} dim={} index={} metric={} k={} concurrency={} efSearch={}",
+        b.n, b.dim, b.index, b.metric, b.k, b.concurrency, b.hnsw_ef_search
+    );
+    if load_secs > 0.0 {
+        println!(
+            "load: {:.1}s ({:.0} items/s), index build (flush+optimize): {:.1}s",
+            load_secs,
+            b.n as f64 / load_secs,
+            index_secs
+        );
+    }
+    println!(
+        "{:<20} {:>9} {:>10} {:>9} {:>9} {:>9} {:>10}",
+        "phase", "requests", "QPS", "p50 ms", "p95 ms", "p99 ms", "recall@k"
+    );
+    let mut phases = vec![served.clone()];
+    if let Some((p, _)) = &baseline {
+        phases.push(p.clone());
+    }
+    for p in &phases {
+        println!(
+            "{:<20} {:>9} {:>10.1} {:>9.3} {:>9.3} {:>9.3} {:>10.4}",
+            p.name, p.requests, p.qps, p.p50_ms, p.p95_ms, p.p99_ms, p.recall
+        );
+    }
+    if let Some((p, build)) = &baseline {
+        println!("in-process index build: {build:.1}s");
+        println!(
+            "served/in-process: QPS ratio {:.3}, p50 ratio {:.2}",
+            served.qps / p.qps,
+            served.p50_ms / p.p50_ms.max(1e-9)
+        );
+    }
+    Ok(())
+}

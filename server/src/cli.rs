@@ -1,0 +1,463 @@
+//! Client commands. Each prints results on stdout; errors become one line on stderr
+//! and a non-zero exit (see `main`).
+
+use agentdb_proto::v1;
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use tonic::transport::Channel;
+
+pub type CollectionsClient = v1::collections_client::CollectionsClient<Channel>;
+pub type ItemsClient = v1::items_client::ItemsClient<Channel>;
+
+const MAX_MESSAGE: usize = 256 << 20;
+
+#[derive(Subcommand)]
+pub enum CollectionCmd {
+    /// Create a collection with one space (--dim) or several (--space).
+    Create {
+        name: String,
+        /// Dimension of the single default space.
+        #[arg(long)]
+        dim: Option<u32>,
+        /// cosine, ip or l2.
+        #[arg(long, default_value = "cosine")]
+        metric: String,
+        /// FAISS index-factory string (Flat, HNSW32, IVF1024,PQ32, ...).
+        #[arg(long, default_value = agentdb_engine::DEFAULT_INDEX)]
+        index: String,
+        /// Named space NAME:DIM[:METRIC[:INDEX]] (repeatable), instead of --dim.
+        #[arg(long = "space", value_name = "NAME:DIM[:METRIC[:INDEX]]")]
+        spaces: Vec<String>,
+    },
+    /// List collections.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a collection's spaces, counts, index kinds and size on disk.
+    Describe {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Seal buffered writes into indexed segments (--optimize also merges segments).
+    Flush {
+        name: String,
+        #[arg(long)]
+        optimize: bool,
+    },
+    /// Delete a collection and all its data.
+    Drop { name: String },
+}
+
+#[derive(Args)]
+pub struct UpsertArgs {
+    pub collection: String,
+    /// JSON Lines file ("-" for standard input).
+    pub file: PathBuf,
+    /// Items per request.
+    #[arg(long, default_value_t = 500)]
+    pub batch: usize,
+}
+
+#[derive(Args)]
+pub struct GetArgs {
+    pub collection: String,
+    #[arg(required = true)]
+    pub ids: Vec<String>,
+    #[arg(long)]
+    pub with_vectors: bool,
+}
+
+#[derive(Args)]
+pub struct DeleteArgs {
+    pub collection: String,
+    pub ids: Vec<String>,
+    /// Delete every item matching this filter instead of ids.
+    #[arg(long)]
+    pub filter: Option<String>,
+}
+
+#[derive(Args)]
+pub struct CountArgs {
+    pub collection: String,
+    #[arg(long)]
+    pub filter: Option<String>,
+}
+
+#[derive(Args)]
+pub struct SearchArgs {
+    pub collection: String,
+    /// Query vector as a JSON array.
+    #[arg(long)]
+    pub vector: String,
+    /// Space to search (default: the collection's only space).
+    #[arg(long, default_value = "")]
+    pub space: String,
+    #[arg(long, default_value_t = 10)]
+    pub top_k: u32,
+    /// Filter expression, e.g. 'color = "red" and price < 10'.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// One JSON object per result.
+    #[arg(long)]
+    pub json: bool,
+    /// Exact search (bypass the ANN index).
+    #[arg(long)]
+    pub exact: bool,
+    #[arg(long)]
+    pub with_vectors: bool,
+}
+
+pub enum Cmd {
+    Collection(CollectionCmd),
+    Upsert(UpsertArgs),
+    Get(GetArgs),
+    Delete(DeleteArgs),
+    Count(CountArgs),
+    Search(SearchArgs),
+}
+
+pub fn normalize_url(server: &str) -> String {
+    if server.contains("://") {
+        server.to_string()
+    } else {
+        format!("http://{server}")
+    }
+}
+
+pub async fn connect(server: &str) -> Result<Channel> {
+    let url = normalize_url(server);
+    Channel::from_shared(url.clone())
+        .with_context(|| format!("invalid server address '{server}'"))?
+        .connect()
+        .await
+        .with_context(|| format!("cannot connect to agentdb at {url} (is `agentdb serve` running?)"))
+}
+
+pub fn clients(ch: Channel) -> (CollectionsClient, ItemsClient) {
+    (
+        CollectionsClient::new(ch.clone())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE),
+        ItemsClient::new(ch).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(MAX_MESSAGE),
+    )
+}
+
+/// Turn a gRPC status into one readable line.
+pub fn status_err(s: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{} ({:?})", s.message(), s.code())
+}
+
+pub fn run(server: &str, cmd: Cmd) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let (mut cols, mut items) = clients(connect(server).await?);
+        match cmd {
+            Cmd::Collection(c) => collection(&mut cols, c).await,
+            Cmd::Upsert(a) => upsert(&mut items, a).await,
+            Cmd::Get(a) => {
+                let r = items
+                    .get(v1::GetRequest { collection: a.collection, ids: a.ids, with_vectors: a.with_vectors })
+                    .await
+                    .map_err(status_err)?;
+                for it in r.into_inner().items {
+                    println!("{}", item_json(&it));
+                }
+                Ok(())
+            }
+            Cmd::Delete(a) => {
+                if a.ids.is_empty() && a.filter.is_none() {
+                    bail!("give ids to delete or --filter EXPR");
+                }
+                let r = items
+                    .delete(v1::DeleteRequest {
+                        collection: a.collection,
+                        ids: a.ids,
+                        filter: a.filter.unwrap_or_default(),
+                    })
+                    .await
+                    .map_err(status_err)?;
+                println!("deleted {}", r.into_inner().deleted);
+                Ok(())
+            }
+            Cmd::Count(a) => {
+                let r = items
+                    .count(v1::CountRequest { collection: a.collection, filter: a.filter.unwrap_or_default() })
+                    .await
+                    .map_err(status_err)?;
+                println!("{}", r.into_inner().count);
+                Ok(())
+            }
+            Cmd::Search(a) => search(&mut items, a).await,
+        }
+    })
+}
+
+fn parse_space(s: &str) -> Result<v1::SpaceSpec> {
+    let parts: Vec<&str> = s.splitn(4, ':').collect();
+    if parts.len() < 2 {
+        bail!("--space expects NAME:DIM[:METRIC[:INDEX]], got '{s}'");
+    }
+    let dim: u32 =
+        parts[1].parse().with_context(|| format!("--space '{s}': dimension '{}' is not a number", parts[1]))?;
+    let metric = parts.get(2).copied().unwrap_or("cosine");
+    Ok(v1::SpaceSpec {
+        name: parts[0].to_string(),
+        dim,
+        metric: metric_arg(metric)? as i32,
+        index: parts.get(3).copied().unwrap_or(agentdb_engine::DEFAULT_INDEX).to_string(),
+    })
+}
+
+fn metric_arg(m: &str) -> Result<v1::Metric> {
+    let m = agentdb_engine::Metric::parse(m).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(agentdb_proto::convert::metric_to_wire(m))
+}
+
+fn metric_name(m: i32) -> &'static str {
+    agentdb_proto::convert::metric_from_wire(m).map(|m| m.as_str()).unwrap_or("?")
+}
+
+fn info_json(i: &v1::CollectionInfo) -> serde_json::Value {
+    serde_json::json!({
+        "name": i.name,
+        "count": i.count,
+        "unindexed": i.unindexed,
+        "segments": i.segments,
+        "deleted_rows": i.deleted_rows,
+        "disk_bytes": i.disk_bytes,
+        "last_lsn": i.last_lsn,
+        "spaces": i.spaces.iter().map(|s| {
+            let spec = s.spec.clone().unwrap_or_default();
+            serde_json::json!({"name": spec.name, "dim": spec.dim, "metric": metric_name(spec.metric), "index": spec.index, "index_kinds": s.index_kinds})
+        }).collect::<Vec<_>>(),
+    })
+}
+
+fn print_info(i: &v1::CollectionInfo) {
+    println!("collection  {}", i.name);
+    println!("items       {} ({} not yet indexed)", i.count, i.unindexed);
+    println!("segments    {} ({} deleted rows awaiting compaction)", i.segments, i.deleted_rows);
+    println!("disk        {}", human_bytes(i.disk_bytes));
+    for s in &i.spaces {
+        let spec = s.spec.clone().unwrap_or_default();
+        println!("space       {}: dim {}, {}, index {}", spec.name, spec.dim, metric_name(spec.metric), spec.index);
+        for k in &s.index_kinds {
+            println!("              {k}");
+        }
+    }
+}
+
+fn human_bytes(b: u64) -> String {
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < U.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
+}
+
+async fn collection(c: &mut CollectionsClient, cmd: CollectionCmd) -> Result<()> {
+    match cmd {
+        CollectionCmd::Create { name, dim, metric, index, spaces } => {
+            let spaces = match (dim, spaces.is_empty()) {
+                (Some(_), false) => bail!("give either --dim or --space, not both"),
+                (None, true) => bail!("give --dim D for one space, or --space NAME:DIM[:METRIC[:INDEX]]"),
+                (Some(d), true) => {
+                    vec![v1::SpaceSpec { name: "default".into(), dim: d, metric: metric_arg(&metric)? as i32, index }]
+                }
+                (None, false) => spaces.iter().map(|s| parse_space(s)).collect::<Result<_>>()?,
+            };
+            let r = c.create(v1::CreateCollectionRequest { name, spaces }).await.map_err(status_err)?;
+            let info = r.into_inner().info.unwrap_or_default();
+            println!("created collection {}", info.name);
+        }
+        CollectionCmd::List { json } => {
+            let r = c.list(v1::ListCollectionsRequest {}).await.map_err(status_err)?.into_inner();
+            if json {
+                for i in &r.collections {
+                    println!("{}", info_json(i));
+                }
+            } else {
+                println!("{:<24} {:>12} {:>9}  SPACES", "NAME", "ITEMS", "SEGMENTS");
+                for i in &r.collections {
+                    let spaces: Vec<String> = i
+                        .spaces
+                        .iter()
+                        .filter_map(|s| s.spec.as_ref())
+                        .map(|s| format!("{}:{}:{}:{}", s.name, s.dim, metric_name(s.metric), s.index))
+                        .collect();
+                    println!("{:<24} {:>12} {:>9}  {}", i.name, i.count, i.segments, spaces.join(" "));
+                }
+            }
+        }
+        CollectionCmd::Describe { name, json } => {
+            let r = c.describe(v1::DescribeCollectionRequest { name }).await.map_err(status_err)?.into_inner();
+            let info = r.info.unwrap_or_default();
+            if json {
+                println!("{}", info_json(&info));
+            } else {
+                print_info(&info);
+            }
+        }
+        CollectionCmd::Flush { name, optimize } => {
+            let r = c.flush(v1::FlushRequest { collection: name, optimize }).await.map_err(status_err)?.into_inner();
+            print_info(&r.info.unwrap_or_default());
+        }
+        CollectionCmd::Drop { name } => {
+            c.drop(v1::DropCollectionRequest { name: name.clone() }).await.map_err(status_err)?;
+            println!("dropped collection {name}");
+        }
+    }
+    Ok(())
+}
+
+/// One JSONL line → wire item.
+pub fn parse_item_line(line: &str) -> Result<v1::Item> {
+    let v: serde_json::Value = serde_json::from_str(line).context("invalid JSON")?;
+    let obj = v.as_object().context("each line must be a JSON object")?;
+    let id = match obj.get("id") {
+        None | Some(serde_json::Value::Null) => String::new(),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Number(n)) => n.to_string(),
+        Some(_) => bail!("\"id\" must be a string or a number"),
+    };
+    let to_vec = |v: &serde_json::Value, what: &str| -> Result<v1::Vector> {
+        let arr = v.as_array().with_context(|| format!("{what} must be an array of numbers"))?;
+        let values = arr
+            .iter()
+            .enumerate()
+            .map(|(i, x)| x.as_f64().map(|f| f as f32).with_context(|| format!("{what}[{i}] is not a number")))
+            .collect::<Result<Vec<f32>>>()?;
+        Ok(v1::Vector { values })
+    };
+    let mut vectors = std::collections::HashMap::new();
+    if let Some(v) = obj.get("vector") {
+        vectors.insert(String::new(), to_vec(v, "\"vector\"")?);
+    }
+    if let Some(m) = obj.get("vectors") {
+        let m = m.as_object().context("\"vectors\" must be an object of space name -> array")?;
+        for (k, v) in m {
+            vectors.insert(k.clone(), to_vec(v, &format!("\"vectors\".{k}"))?);
+        }
+    }
+    if vectors.is_empty() {
+        bail!("missing \"vector\" (or \"vectors\")");
+    }
+    let payload_json = match obj.get("payload") {
+        None | Some(serde_json::Value::Null) => String::new(),
+        Some(p) => p.to_string(),
+    };
+    Ok(v1::Item { id, vectors, payload_json })
+}
+
+async fn upsert(items: &mut ItemsClient, a: UpsertArgs) -> Result<()> {
+    let reader: Box<dyn BufRead> = if a.file.as_os_str() == "-" {
+        Box::new(std::io::BufReader::new(std::io::stdin()))
+    } else {
+        let f = std::fs::File::open(&a.file).with_context(|| format!("cannot open {}", a.file.display()))?;
+        Box::new(std::io::BufReader::new(f))
+    };
+    let total_bytes = std::fs::metadata(&a.file).map(|m| m.len()).unwrap_or(0);
+    let bar = if std::io::stderr().is_terminal() && total_bytes > 0 {
+        let b = indicatif::ProgressBar::new(total_bytes);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg} [{elapsed} < {eta}]")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut batch = Vec::with_capacity(a.batch);
+    let mut done = 0u64;
+    let t = std::time::Instant::now();
+    let name = a.file.display().to_string();
+    for (lineno, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("reading {name}"))?;
+        bar.inc(line.len() as u64 + 1);
+        if line.trim().is_empty() {
+            continue;
+        }
+        let item = parse_item_line(&line).with_context(|| format!("{name}:{}", lineno + 1))?;
+        batch.push(item);
+        if batch.len() >= a.batch.max(1) {
+            done += send_batch(items, &a.collection, std::mem::take(&mut batch))
+                .await
+                .with_context(|| format!("{name}: batch ending at line {}", lineno + 1))?;
+            bar.set_message(format!("{done} items"));
+        }
+    }
+    if !batch.is_empty() {
+        done += send_batch(items, &a.collection, batch).await.with_context(|| format!("{name}: last batch"))?;
+    }
+    bar.finish_and_clear();
+    let secs = t.elapsed().as_secs_f64();
+    println!("upserted {done} items in {secs:.1}s ({:.0} items/s)", done as f64 / secs.max(1e-9));
+    Ok(())
+}
+
+async fn send_batch(items: &mut ItemsClient, collection: &str, batch: Vec<v1::Item>) -> Result<u64> {
+    let r = items
+        .upsert(v1::UpsertRequest { collection: collection.to_string(), items: batch })
+        .await
+        .map_err(status_err)?;
+    Ok(r.into_inner().ids.len() as u64)
+}
+
+fn item_json(it: &v1::Item) -> serde_json::Value {
+    let payload: serde_json::Value = serde_json::from_str(&it.payload_json).unwrap_or(serde_json::Value::Null);
+    let mut o = serde_json::json!({"id": it.id, "payload": payload});
+    if !it.vectors.is_empty() {
+        o["vectors"] = serde_json::json!(it
+            .vectors
+            .iter()
+            .map(|(k, v)| (k.clone(), v.values.clone()))
+            .collect::<std::collections::BTreeMap<_, _>>());
+    }
+    o
+}
+
+async fn search(items: &mut ItemsClient, a: SearchArgs) -> Result<()> {
+    let values: Vec<f32> =
+        serde_json::from_str(&a.vector).context("--vector must be a JSON array of numbers, e.g. '[0.1, 0.2]'")?;
+    let r = items
+        .search(v1::SearchRequest {
+            collection: a.collection,
+            space: a.space,
+            vector: Some(v1::Vector { values }),
+            top_k: a.top_k,
+            filter: a.filter.unwrap_or_default(),
+            with_payload: true,
+            with_vectors: a.with_vectors,
+            params: Some(v1::SearchParams { nprobe: 0, exact: a.exact }),
+        })
+        .await
+        .map_err(status_err)?;
+    let hits = r.into_inner().hits;
+    for (rank, h) in hits.iter().enumerate() {
+        let payload: serde_json::Value = serde_json::from_str(&h.payload_json).unwrap_or(serde_json::Value::Null);
+        if a.json {
+            let mut o = serde_json::json!({"id": h.id, "score": h.score, "payload": payload});
+            if let Some(v) = &h.vector {
+                o["vector"] = serde_json::json!(v.values);
+            }
+            println!("{o}");
+        } else {
+            println!("{:>3}  {:<36}  {:>10.6}  {}", rank + 1, h.id, h.score, payload);
+        }
+    }
+    if hits.is_empty() && !a.json {
+        eprintln!("no results");
+    }
+    Ok(())
+}

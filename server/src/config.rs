@@ -1,0 +1,277 @@
+//! Server configuration: defaults, then a TOML file, then `AGENTDB_*` environment
+//! variables, then flags (`--data-dir`, `--listen`, `--set key=value`).
+//!
+//! Environment names map to keys by lower-casing and turning `__` into a dot:
+//! `AGENTDB_LISTEN` → `listen`, `AGENTDB_STORAGE__FLUSH_ROWS` → `storage.flush_rows`.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7720";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where collections live.
+    pub data_dir: PathBuf,
+    /// gRPC listen address.
+    pub listen: String,
+    /// `auto` (text on a terminal, JSON otherwise), `text` or `json`.
+    pub log_format: String,
+    /// tracing filter, e.g. `info` or `agentdb_engine=debug,info`.
+    pub log_level: String,
+    pub storage: StorageConfig,
+    pub search: SearchConfig,
+    pub limits: LimitsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Seal the write buffer into an indexed segment at this many rows.
+    pub flush_rows: usize,
+    /// ...or once it has held rows for this long.
+    pub flush_interval_secs: f64,
+    /// How often the background worker looks for flush and compaction work.
+    pub maintenance_interval_ms: u64,
+    /// Merge segments when a collection has more than this many.
+    pub max_segments: usize,
+    /// Rewrite a segment once this share of its rows is deleted.
+    pub compact_deleted_ratio: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchConfig {
+    /// HNSW efSearch for every HNSW index.
+    pub hnsw_ef_search: usize,
+    /// Default IVF nprobe (requests may override).
+    pub ivf_nprobe: usize,
+    /// Search exactly when at most this many rows of a segment are candidates.
+    pub exact_threshold: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest gRPC message accepted (bytes).
+    pub max_message_bytes: usize,
+    /// Items per upsert, ids per get/delete, queries per batch search.
+    pub max_batch: usize,
+    pub max_payload_bytes: usize,
+    pub max_payload_depth: usize,
+    pub max_top_k: usize,
+    pub max_id_len: usize,
+    /// CPU-bound requests running at once (0 = 2 × cores).
+    pub max_concurrent: usize,
+    /// Requests allowed to wait for a slot; more get RESOURCE_EXHAUSTED.
+    pub max_queued: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./agentdb-data"),
+            listen: DEFAULT_LISTEN.into(),
+            log_format: "auto".into(),
+            log_level: "info".into(),
+            storage: StorageConfig::default(),
+            search: SearchConfig::default(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        let d = agentdb_engine::CollectionOptions::default();
+        StorageConfig {
+            flush_rows: d.flush_rows,
+            flush_interval_secs: d.flush_interval.as_secs_f64(),
+            maintenance_interval_ms: 500,
+            max_segments: d.max_segments,
+            compact_deleted_ratio: d.compact_deleted_ratio,
+        }
+    }
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        let d = agentdb_engine::CollectionOptions::default();
+        SearchConfig {
+            hnsw_ef_search: d.tuning.hnsw_ef_search,
+            ivf_nprobe: d.tuning.ivf_nprobe,
+            exact_threshold: d.exact_threshold,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let d = agentdb_engine::Limits::default();
+        LimitsConfig {
+            max_message_bytes: 64 << 20,
+            max_batch: d.max_batch,
+            max_payload_bytes: d.max_payload_bytes,
+            max_payload_depth: d.max_payload_depth,
+            max_top_k: d.max_top_k,
+            max_id_len: d.max_id_len,
+            max_concurrent: 0,
+            max_queued: 1024,
+        }
+    }
+}
+
+fn parse_scalar(raw: &str) -> toml::Value {
+    if let Ok(i) = raw.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    if let Ok(f) = raw.parse::<f64>() {
+        return toml::Value::Float(f);
+    }
+    match raw {
+        "true" => toml::Value::Boolean(true),
+        "false" => toml::Value::Boolean(false),
+        _ => toml::Value::String(raw.to_string()),
+    }
+}
+
+fn set_path(table: &mut toml::Table, key: &str, value: toml::Value, known: &toml::Table, origin: &str) -> Result<()> {
+    let parts: Vec<&str> = key.split('.').collect();
+    let mut t = table;
+    let mut k = known;
+    for (i, p) in parts.iter().enumerate() {
+        let Some(kv) = k.get(*p) else { bail!("{origin}: unknown configuration key '{key}'") };
+        if i + 1 == parts.len() {
+            // Keep the type of the default where the text is ambiguous ("10" for a string).
+            let v = match (kv, value) {
+                (toml::Value::String(_), v @ toml::Value::String(_)) => v,
+                (toml::Value::String(_), v) => toml::Value::String(match v {
+                    toml::Value::Integer(i) => i.to_string(),
+                    toml::Value::Float(f) => f.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    other => other.to_string(),
+                }),
+                (toml::Value::Float(_), toml::Value::Integer(i)) => toml::Value::Float(i as f64),
+                (_, v) => v,
+            };
+            t.insert(p.to_string(), v);
+            return Ok(());
+        }
+        let toml::Value::Table(kt) = kv else { bail!("{origin}: '{key}' is not a section") };
+        k = kt;
+        t = t
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(Default::default()))
+            .as_table_mut()
+            .context("config section is not a table")?;
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Build the effective configuration.
+    pub fn load(
+        file: Option<&std::path::Path>,
+        env: impl Iterator<Item = (String, String)>,
+        sets: &[String],
+    ) -> Result<Config> {
+        let known = toml::Table::try_from(Config::default()).context("defaults serialise")?;
+        let mut table = match file {
+            Some(p) => {
+                let text =
+                    std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display()))?;
+                text.parse::<toml::Table>().with_context(|| format!("parsing config file {}", p.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        for (k, v) in env {
+            let Some(rest) = k.strip_prefix("AGENTDB_") else { continue };
+            if rest == "URL" || rest == "CONFIG" {
+                continue; // client address and config path, not config keys
+            }
+            let key = rest.to_ascii_lowercase().replace("__", ".");
+            set_path(&mut table, &key, parse_scalar(&v), &known, &format!("environment variable {k}"))?;
+        }
+        for s in sets {
+            let (k, v) = s.split_once('=').with_context(|| format!("--set expects key=value, got '{s}'"))?;
+            set_path(&mut table, k.trim(), parse_scalar(v.trim()), &known, "--set")?;
+        }
+        let cfg: Config = toml::Value::Table(table).try_into().context("invalid configuration")?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.storage.flush_rows == 0 {
+            bail!("storage.flush_rows must be at least 1");
+        }
+        if !(self.storage.flush_interval_secs > 0.0) {
+            bail!("storage.flush_interval_secs must be positive");
+        }
+        if self.limits.max_batch == 0 || self.limits.max_top_k == 0 || self.limits.max_message_bytes < 1024 {
+            bail!("limits.max_batch and limits.max_top_k must be positive and limits.max_message_bytes at least 1024");
+        }
+        if !["auto", "text", "json"].contains(&self.log_format.as_str()) {
+            bail!("log_format must be auto, text or json, got '{}'", self.log_format);
+        }
+        Ok(())
+    }
+
+    pub fn collection_options(&self) -> agentdb_engine::CollectionOptions {
+        agentdb_engine::CollectionOptions {
+            flush_rows: self.storage.flush_rows,
+            flush_interval: Duration::from_secs_f64(self.storage.flush_interval_secs),
+            max_segments: self.storage.max_segments.max(1),
+            compact_deleted_ratio: self.storage.compact_deleted_ratio,
+            exact_threshold: self.search.exact_threshold,
+            tuning: agentdb_engine::IndexTuning {
+                hnsw_ef_search: self.search.hnsw_ef_search.max(1),
+                ivf_nprobe: self.search.ivf_nprobe.max(1),
+            },
+            limits: agentdb_engine::Limits {
+                max_batch: self.limits.max_batch,
+                max_payload_bytes: self.limits.max_payload_bytes,
+                max_payload_depth: self.limits.max_payload_depth,
+                max_top_k: self.limits.max_top_k,
+                max_id_len: self.limits.max_id_len,
+            },
+        }
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render config: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_file_env_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "listen = \"127.0.0.1:1\"\n[storage]\nflush_rows = 5\n").unwrap();
+        let env = vec![
+            ("AGENTDB_STORAGE__FLUSH_ROWS".to_string(), "7".to_string()),
+            ("AGENTDB_URL".to_string(), "http://x".to_string()),
+            ("OTHER".to_string(), "1".to_string()),
+        ];
+        let c = Config::load(
+            Some(&f),
+            env.into_iter(),
+            &["search.hnsw_ef_search=99".into(), "storage.flush_interval_secs=2".into()],
+        )
+        .unwrap();
+        assert_eq!(c.listen, "127.0.0.1:1");
+        assert_eq!(c.storage.flush_rows, 7);
+        assert_eq!(c.search.hnsw_ef_search, 99);
+        assert_eq!(c.storage.flush_interval_secs, 2.0);
+        let err = Config::load(None, std::iter::once(("AGENTDB_NOPE".into(), "1".into())), &[]).unwrap_err();
+        assert!(format!("{err:#}").contains("unknown configuration key 'nope'"));
+        assert!(Config::load(None, std::iter::empty(), &["storage.flush_rows=0".into()]).is_err());
+    }
+}

@@ -1,0 +1,97 @@
+//! The `agentdb` binary: `agentdb serve` runs the server; every other command is a
+//! gRPC client of a running server (`--server URL` or `AGENTDB_URL`).
+
+mod bench;
+mod cli;
+mod config;
+mod grpc;
+mod serve;
+mod status;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "agentdb", version, about = "AgentDB: multimodal retrieval engine for AI agents")]
+struct Args {
+    /// Server address for client commands.
+    #[arg(long, global = true, env = "AGENTDB_URL", default_value = "http://127.0.0.1:7720")]
+    server: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Create, list, describe, flush and drop collections.
+    #[command(subcommand)]
+    Collection(cli::CollectionCmd),
+    /// Upsert items from a JSON Lines file: {"id":..,"vector":[..],"payload":{..}} per line.
+    Upsert(cli::UpsertArgs),
+    /// Fetch items by id.
+    Get(cli::GetArgs),
+    /// Delete items by id or by filter.
+    Delete(cli::DeleteArgs),
+    /// Count items, optionally matching a filter.
+    Count(cli::CountArgs),
+    /// Nearest-neighbour search.
+    Search(cli::SearchArgs),
+    /// Benchmarks against a running server.
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Configuration file (TOML).
+    #[arg(long, env = "AGENTDB_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (default ./agentdb-data).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Listen address (default 127.0.0.1:7720; port 0 picks a free port).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Override any configuration key, e.g. --set storage.flush_rows=5000 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// Print the effective configuration and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+fn main() {
+    let args = Args::parse();
+    let result = match args.command {
+        Command::Serve(s) => serve_cmd(s),
+        Command::Collection(c) => cli::run(&args.server, cli::Cmd::Collection(c)),
+        Command::Upsert(a) => cli::run(&args.server, cli::Cmd::Upsert(a)),
+        Command::Get(a) => cli::run(&args.server, cli::Cmd::Get(a)),
+        Command::Delete(a) => cli::run(&args.server, cli::Cmd::Delete(a)),
+        Command::Count(a) => cli::run(&args.server, cli::Cmd::Count(a)),
+        Command::Search(a) => cli::run(&args.server, cli::Cmd::Search(a)),
+        Command::Bench(b) => bench::run(&args.server, b),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn serve_cmd(s: ServeArgs) -> anyhow::Result<()> {
+    let mut sets = s.sets;
+    if let Some(d) = s.data_dir {
+        sets.push(format!("data_dir={}", d.display()));
+    }
+    if let Some(l) = s.listen {
+        sets.push(format!("listen={l}"));
+    }
+    let cfg = config::Config::load(s.config.as_deref(), std::env::vars(), &sets)?;
+    if s.print_config {
+        print!("{}", cfg.to_toml());
+        return Ok(());
+    }
+    serve::run(cfg)
+}

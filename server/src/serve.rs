@@ -1,0 +1,152 @@
+//! `agentdb serve`: open the data directory, serve gRPC with health and reflection,
+//! shut down gracefully on SIGTERM/SIGINT.
+
+use crate::config::Config;
+use crate::grpc::{Gate, Services};
+use agentdb_proto::v1;
+use anyhow::{Context, Result};
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+use tonic::codegen::http;
+use tonic::transport::Server;
+
+pub fn init_logging(cfg: &Config) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AGENTDB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log_level));
+    let json = match cfg.log_format.as_str() {
+        "json" => true,
+        "text" => false,
+        _ => !std::io::stderr().is_terminal(),
+    };
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { b.json().try_init() } else { b.try_init() };
+}
+
+/// tonic reports an oversize request as OUT_OF_RANGE; gRPC's convention (and our API)
+/// is RESOURCE_EXHAUSTED, with the configured limit named.
+#[derive(Clone)]
+struct OversizeStatus<S> {
+    inner: S,
+    limit: usize,
+}
+
+#[derive(Clone)]
+struct OversizeStatusLayer(usize);
+
+impl<S> tower_layer::Layer<S> for OversizeStatusLayer {
+    type Service = OversizeStatus<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        OversizeStatus { inner, limit: self.0 }
+    }
+}
+
+impl<S, B, RB> tower_service::Service<http::Request<B>> for OversizeStatus<S>
+where
+    S: tower_service::Service<http::Request<B>, Response = http::Response<RB>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let fut = self.inner.call(req);
+        let limit = self.limit;
+        Box::pin(async move {
+            let mut resp = fut.await?;
+            let h = resp.headers_mut();
+            let oversize = h.get("grpc-status").is_some_and(|v| v == "11")
+                && h.get("grpc-message")
+                    .and_then(|m| m.to_str().ok())
+                    .is_some_and(|m| m.contains("too%20large") || m.contains("too large"));
+            if oversize {
+                h.insert("grpc-status", http::HeaderValue::from_static("8"));
+                let msg = format!("request message exceeds the limit of {limit} bytes (limits.max_message_bytes)")
+                    .replace(' ', "%20");
+                if let Ok(v) = http::HeaderValue::from_str(&msg) {
+                    h.insert("grpc-message", v);
+                }
+            }
+            Ok(resp)
+        })
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received: finishing in-flight requests"),
+        _ = int.recv() => tracing::info!("SIGINT received: finishing in-flight requests"),
+    }
+}
+
+pub fn run(cfg: Config) -> Result<()> {
+    init_logging(&cfg);
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(threads.max(2))
+        .build()
+        .context("starting tokio")?;
+    rt.block_on(serve(cfg, threads))
+}
+
+async fn serve(cfg: Config, threads: usize) -> Result<()> {
+    let data_dir = cfg.data_dir.clone();
+    let opts = cfg.collection_options();
+    let db = tokio::task::spawn_blocking(move || agentdb_engine::Database::open(&data_dir, opts))
+        .await?
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    db.start_maintenance(Duration::from_millis(cfg.storage.maintenance_interval_ms.max(10)));
+
+    let listener =
+        tokio::net::TcpListener::bind(&cfg.listen).await.with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let max_concurrent = if cfg.limits.max_concurrent == 0 { threads * 2 } else { cfg.limits.max_concurrent };
+    let svc = Services { db: db.clone(), gate: Arc::new(Gate::new(max_concurrent, cfg.limits.max_queued)) };
+    let limit = cfg.limits.max_message_bytes;
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<v1::collections_server::CollectionsServer<Services>>().await;
+    health_reporter.set_serving::<v1::items_server::ItemsServer<Services>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(agentdb_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("building reflection service")?;
+
+    tracing::info!(listen = %addr, data_dir = %cfg.data_dir.display(), collections = db.list().len(), device = "cpu", "agentdb serving gRPC (agentdb.v1, grpc.health.v1, reflection)");
+    // A plain line on stdout that scripts and tests can wait for.
+    println!("agentdb listening on {addr}");
+
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    Server::builder()
+        .layer(OversizeStatusLayer(limit))
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(
+            v1::collections_server::CollectionsServer::new(svc.clone())
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+        )
+        .add_service(
+            v1::items_server::ItemsServer::new(svc).max_decoding_message_size(limit).max_encoding_message_size(limit),
+        )
+        .serve_with_incoming_shutdown(incoming, shutdown_signal())
+        .await
+        .context("gRPC server failed")?;
+
+    health_reporter.set_not_serving::<v1::items_server::ItemsServer<Services>>().await;
+    let db2 = db.clone();
+    tokio::task::spawn_blocking(move || db2.close()).await?;
+    tracing::info!("shutdown complete: all acknowledged writes are durable");
+    Ok(())
+}
