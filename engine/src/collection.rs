@@ -232,6 +232,12 @@ pub struct Collection {
     pub(crate) dropped: AtomicBool,
 }
 
+impl std::fmt::Debug for Collection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Collection").field("name", &self.spec.name).field("dir", &self.dir).finish()
+    }
+}
+
 /// An upsert that passed validation, ready for the log.
 struct Prepared {
     items: Vec<WalItem>,
