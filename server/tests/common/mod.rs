@@ -1,0 +1,128 @@
+//! Starts the real `agentdb` binary on an ephemeral port with a temporary data
+//! directory, as a client would find it.
+#![allow(dead_code)]
+
+use agentdb_proto::v1;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_agentdb");
+
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Server {
+    /// Start `agentdb serve` on 127.0.0.1:0 and wait for its "listening" line.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        std::fs::create_dir_all(data_dir).unwrap();
+        let log = data_dir.with_extension(format!("log{}", rand_suffix()));
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env_remove("AGENTDB_URL")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn agentdb serve");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(a) = line.strip_prefix("agentdb listening on ") {
+                    let _ = tx.send(a.trim().to_string());
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("server did not start; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+            }
+        };
+        Server { child, addr, data_dir: data_dir.to_path_buf(), log }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
+    pub fn kill9(&mut self) {
+        self.signal(libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait (bounded) for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        let t = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            if t.elapsed() > Duration::from_secs(60) {
+                self.kill9();
+                panic!("server did not exit within 60 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub async fn clients(
+        &self,
+    ) -> (
+        v1::collections_client::CollectionsClient<tonic::transport::Channel>,
+        v1::items_client::ItemsClient<tonic::transport::Channel>,
+    ) {
+        let ch = tonic::transport::Channel::from_shared(self.url()).unwrap().connect().await.expect("connect");
+        (v1::collections_client::CollectionsClient::new(ch.clone()), v1::items_client::ItemsClient::new(ch))
+    }
+
+    /// Run the CLI against this server.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(BIN).args(args).env("AGENTDB_URL", self.url()).output().expect("run agentdb cli")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.kill9();
+        }
+    }
+}
+
+fn rand_suffix() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+pub fn space(name: &str, dim: u32, metric: v1::Metric, index: &str) -> v1::SpaceSpec {
+    v1::SpaceSpec { name: name.into(), dim, metric: metric as i32, index: index.into() }
+}
+
+pub fn item(id: &str, values: Vec<f32>, payload: serde_json::Value) -> v1::Item {
+    v1::Item {
+        id: id.into(),
+        vectors: [(String::new(), v1::Vector { values })].into(),
+        payload_json: payload.to_string(),
+    }
+}
