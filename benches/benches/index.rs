@@ -140,7 +140,13 @@ fn search_k10(c: &mut Criterion) {
 fn spec(index: &str) -> CollectionSpec {
     CollectionSpec {
         name: "bench".into(),
-        spaces: vec![SpaceSpec { name: "v".into(), dim: DIM, metric: Metric::Cosine, index: index.into() }],
+        spaces: vec![SpaceSpec {
+            name: "v".into(),
+            dim: DIM,
+            metric: Metric::Cosine,
+            index: index.into(),
+            encoder: None,
+        }],
     }
 }
 

@@ -101,16 +101,73 @@ impl RawIndex {
     }
 }
 
-/// Search-time knobs that FAISS reads from the index itself.
+/// Build- and search-time knobs.
 #[derive(Debug, Clone, Copy)]
 pub struct IndexTuning {
     pub hnsw_ef_search: usize,
+    /// HNSW efConstruction (FAISS's factory default is 40).
+    pub hnsw_ef_construction: usize,
     pub ivf_nprobe: usize,
 }
 
 impl Default for IndexTuning {
     fn default() -> Self {
-        IndexTuning { hnsw_ef_search: 128, ivf_nprobe: 16 }
+        IndexTuning { hnsw_ef_search: 128, hnsw_ef_construction: 40, ivf_nprobe: 16 }
+    }
+}
+
+/// FAISS's C API has no setter for HNSW efConstruction. An empty HNSW index serialises
+/// `entry_point=-1, max_level=-1, efConstruction, efSearch, upper_beam=1` as five i32s
+/// (FAISS 1.12 `write_HNSW`); patch efConstruction in that image and read it back.
+/// Returns false (index untouched) if the pattern is not found exactly once.
+fn set_ef_construction(raw: &mut RawIndex, ef_construction: usize) -> Result<bool> {
+    let mut bytes = write_raw(raw)?;
+    let mut pat = Vec::with_capacity(20);
+    for v in [-1i32, -1, 40, 16, 1] {
+        pat.extend_from_slice(&v.to_le_bytes());
+    }
+    let hits: Vec<usize> =
+        bytes.windows(20).enumerate().filter(|(_, w)| *w == pat.as_slice()).map(|(i, _)| i).collect();
+    if hits.len() != 1 {
+        return Ok(false);
+    }
+    let at = hits[0] + 8;
+    bytes[at..at + 4].copy_from_slice(&(ef_construction.min(i32::MAX as usize) as i32).to_le_bytes());
+    *raw = read_raw(&bytes)?;
+    Ok(true)
+}
+
+fn write_raw(raw: &RawIndex) -> Result<Vec<u8>> {
+    unsafe {
+        let mut buf: *mut libc::c_char = ptr::null_mut();
+        let mut len: libc::size_t = 0;
+        let f = libc::open_memstream(&mut buf, &mut len);
+        if f.is_null() {
+            return Err(Error::Faiss("open_memstream failed".into()));
+        }
+        let r = check(sys::faiss_write_index(raw.0, f as *mut sys::FILE));
+        libc::fclose(f);
+        let out = if buf.is_null() { Vec::new() } else { std::slice::from_raw_parts(buf as *const u8, len).to_vec() };
+        libc::free(buf as *mut libc::c_void);
+        r?;
+        Ok(out)
+    }
+}
+
+fn read_raw(bytes: &[u8]) -> Result<RawIndex> {
+    if bytes.is_empty() {
+        return Err(Error::Faiss("empty index data".into()));
+    }
+    unsafe {
+        let f = libc::fmemopen(bytes.as_ptr() as *mut libc::c_void, bytes.len(), c"rb".as_ptr());
+        if f.is_null() {
+            return Err(Error::Faiss("fmemopen failed".into()));
+        }
+        let mut p = ptr::null_mut();
+        let r = check(sys::faiss_read_index(f as *mut sys::FILE, 0, &mut p));
+        libc::fclose(f);
+        r?;
+        Ok(RawIndex(p))
     }
 }
 
@@ -124,6 +181,10 @@ pub struct AnnIndex {
     dim: usize,
     ef_search: usize,
     nprobe: usize,
+    /// Searches hold it shared; a search with its own efSearch holds it exclusively
+    /// while the index's efSearch is temporarily changed (FAISS's C API has no
+    /// per-query HNSW parameters).
+    ef_lock: parking_lot::RwLock<()>,
 }
 
 impl std::fmt::Debug for AnnIndex {
@@ -163,7 +224,16 @@ impl AnnIndex {
         n: usize,
         tuning: IndexTuning,
     ) -> Result<AnnIndex> {
-        let raw = RawIndex::factory(desc, dim, metric).map_err(Error::Faiss)?;
+        let mut raw = RawIndex::factory(desc, dim, metric).map_err(Error::Faiss)?;
+        if family_of(desc) == Family::Hnsw
+            && tuning.hnsw_ef_construction != 40
+            && !set_ef_construction(&mut raw, tuning.hnsw_ef_construction)?
+        {
+            tracing::warn!(
+                index = desc,
+                "cannot set HNSW efConstruction for this index description; FAISS default (40) used"
+            );
+        }
         unsafe {
             if sys::faiss_Index_is_trained(raw.0) == 0 {
                 check(sys::faiss_Index_train(raw.0, n as i64, vectors.as_ptr()))?;
@@ -172,8 +242,16 @@ impl AnnIndex {
                 check(sys::faiss_Index_add(raw.0, n as i64, vectors.as_ptr()))?;
             }
         }
-        let mut ix =
-            AnnIndex { raw, kind: desc.to_string(), family: family_of(desc), ntotal: n, dim, ef_search: 0, nprobe: 0 };
+        let mut ix = AnnIndex {
+            raw,
+            kind: desc.to_string(),
+            family: family_of(desc),
+            ntotal: n,
+            dim,
+            ef_search: 0,
+            nprobe: 0,
+            ef_lock: Default::default(),
+        };
         ix.tune(tuning)?;
         Ok(ix)
     }
@@ -196,14 +274,7 @@ impl AnnIndex {
     }
 
     fn set_param(&mut self, name: &str, v: f64) -> Result<()> {
-        let c = CString::new(name).expect("static name");
-        unsafe {
-            let mut ps = ptr::null_mut();
-            check(sys::faiss_ParameterSpace_new(&mut ps))?;
-            let r = check(sys::faiss_ParameterSpace_set_index_parameter(ps, self.raw.0, c.as_ptr(), v));
-            sys::faiss_ParameterSpace_free(ps);
-            r
-        }
+        self.set_param_shared(name, v)
     }
 
     pub fn len(&self) -> usize {
@@ -216,6 +287,48 @@ impl AnnIndex {
     /// Search `nq` queries; returns per query (row, FAISS score) best first, with
     /// missing results (-1 labels) dropped.
     pub fn search(
+        &self,
+        queries: &[f32],
+        k: usize,
+        filter: Option<RowFilter<'_>>,
+        nprobe: usize,
+    ) -> Result<Vec<Vec<(u32, f32)>>> {
+        self.search_ef(queries, k, filter, nprobe, 0)
+    }
+
+    /// Like [`AnnIndex::search`], with an HNSW efSearch for this call (0 = the index's).
+    pub fn search_ef(
+        &self,
+        queries: &[f32],
+        k: usize,
+        filter: Option<RowFilter<'_>>,
+        nprobe: usize,
+        ef: usize,
+    ) -> Result<Vec<Vec<(u32, f32)>>> {
+        if self.family == Family::Hnsw && ef > 0 && ef != self.ef_search {
+            let _g = self.ef_lock.write();
+            self.set_param_shared("efSearch", ef as f64)?;
+            let r = self.search_raw(queries, k, filter, nprobe);
+            self.set_param_shared("efSearch", self.ef_search as f64)?;
+            return r;
+        }
+        let _g = self.ef_lock.read();
+        self.search_raw(queries, k, filter, nprobe)
+    }
+
+    /// Set a FAISS parameter through `&self`; only call with `ef_lock` held exclusively.
+    fn set_param_shared(&self, name: &str, v: f64) -> Result<()> {
+        let c = CString::new(name).expect("static name");
+        unsafe {
+            let mut ps = ptr::null_mut();
+            check(sys::faiss_ParameterSpace_new(&mut ps))?;
+            let r = check(sys::faiss_ParameterSpace_set_index_parameter(ps, self.raw.0, c.as_ptr(), v));
+            sys::faiss_ParameterSpace_free(ps);
+            r
+        }
+    }
+
+    fn search_raw(
         &self,
         queries: &[f32],
         k: usize,
@@ -287,47 +400,28 @@ impl AnnIndex {
 
     /// Serialise with FAISS's own format (wrapped by the caller in our envelope).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        unsafe {
-            let mut buf: *mut libc::c_char = ptr::null_mut();
-            let mut len: libc::size_t = 0;
-            let f = libc::open_memstream(&mut buf, &mut len);
-            if f.is_null() {
-                return Err(Error::Faiss("open_memstream failed".into()));
-            }
-            let r = check(sys::faiss_write_index(self.raw.0, f as *mut sys::FILE));
-            libc::fclose(f);
-            let out =
-                if buf.is_null() { Vec::new() } else { std::slice::from_raw_parts(buf as *const u8, len).to_vec() };
-            libc::free(buf as *mut libc::c_void);
-            r?;
-            Ok(out)
-        }
+        write_raw(&self.raw)
     }
 
     /// Load bytes written by [`AnnIndex::to_bytes`].
     pub fn from_bytes(bytes: &[u8], kind: &str, dim: usize, tuning: IndexTuning) -> Result<AnnIndex> {
-        if bytes.is_empty() {
-            return Err(Error::Faiss("empty index data".into()));
-        }
-        let raw = unsafe {
-            let f = libc::fmemopen(bytes.as_ptr() as *mut libc::c_void, bytes.len(), c"rb".as_ptr());
-            if f.is_null() {
-                return Err(Error::Faiss("fmemopen failed".into()));
-            }
-            let mut p = ptr::null_mut();
-            let r = check(sys::faiss_read_index(f as *mut sys::FILE, 0, &mut p));
-            libc::fclose(f);
-            r?;
-            RawIndex(p)
-        };
+        let raw = read_raw(bytes)?;
         let d = unsafe { sys::faiss_Index_d(raw.0) } as usize;
         if d != dim {
             return Err(Error::Faiss(format!("index has dimension {d}, expected {dim}")));
         }
         let ntotal = unsafe { sys::faiss_Index_ntotal(raw.0) } as usize;
         let base = kind.split(" (").next().unwrap_or(kind);
-        let mut ix =
-            AnnIndex { raw, kind: kind.to_string(), family: family_of(base), ntotal, dim, ef_search: 0, nprobe: 0 };
+        let mut ix = AnnIndex {
+            raw,
+            kind: kind.to_string(),
+            family: family_of(base),
+            ntotal,
+            dim,
+            ef_search: 0,
+            nprobe: 0,
+            ef_lock: Default::default(),
+        };
         ix.tune(tuning)?;
         Ok(ix)
     }
@@ -375,6 +469,21 @@ mod tests {
             assert_eq!(back.len(), 2000);
             assert_eq!(back.search(&v[9 * dim..10 * dim], 1, None, 0).unwrap()[0][0].0, 9);
         }
+    }
+
+    #[test]
+    fn ef_construction_is_applied() {
+        let dim = 8;
+        let v = data(500, dim, 3);
+        let t = IndexTuning { hnsw_ef_construction: 123, ..IndexTuning::default() };
+        let ix = AnnIndex::build("HNSW16", dim, Metric::L2, &v, t).unwrap();
+        let bytes = ix.to_bytes().unwrap();
+        let mut pat = Vec::new();
+        for x in [123i32, ix.ef_search() as i32, 1] {
+            pat.extend_from_slice(&x.to_le_bytes());
+        }
+        assert!(bytes.windows(12).any(|w| w == pat.as_slice()), "efConstruction 123 is in the serialised index");
+        assert_eq!(ix.search(&v[..dim], 1, None, 0).unwrap()[0][0].0, 0);
     }
 
     #[test]

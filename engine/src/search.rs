@@ -153,7 +153,14 @@ impl Collection {
             return Ok(exact(queries));
         };
         let fetch = if quantized(&index.kind) { k * 4 } else { k };
-        let ann = match index.search(queries, fetch, allowed.map(|b| RowFilter { bitmap: b.bytes() }), params.nprobe) {
+        let ef = if params.ef > 0 { params.ef.max(fetch) } else { 0 };
+        let ann = match index.search_ef(
+            queries,
+            fetch,
+            allowed.map(|b| RowFilter { bitmap: b.bytes() }),
+            params.nprobe,
+            ef,
+        ) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(collection = %self.spec.name, index = %index.kind, error = %e, "ANN search failed; searching exactly");

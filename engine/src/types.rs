@@ -59,6 +59,9 @@ pub struct SpaceSpec {
     pub metric: Metric,
     /// FAISS index-factory description, e.g. `Flat`, `HNSW32`, `IVF1024,PQ32`.
     pub index: String,
+    /// The encoder whose vectors this space holds (`name@version#sha`), if bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<String>,
 }
 
 /// What a collection is: its name and its vector spaces.
@@ -163,6 +166,8 @@ pub struct Hit {
 /// Per-query knobs; zero means "use the collection default".
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SearchParams {
+    /// HNSW efSearch for this query (0 = the configured default).
+    pub ef: usize,
     /// IVF nprobe.
     pub nprobe: usize,
     /// Force exact search (no ANN index).

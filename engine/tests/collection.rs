@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 fn spec(index: &str, dim: usize, metric: Metric) -> CollectionSpec {
-    CollectionSpec { name: "c".into(), spaces: vec![SpaceSpec { name: "v".into(), dim, metric, index: index.into() }] }
+    CollectionSpec {
+        name: "c".into(),
+        spaces: vec![SpaceSpec { name: "v".into(), dim, metric, index: index.into(), encoder: None }],
+    }
 }
 
 fn opts() -> CollectionOptions {

@@ -28,6 +28,7 @@ pub fn space_from_wire(s: v1::SpaceSpec) -> Result<engine::SpaceSpec> {
         dim: s.dim as usize,
         metric: metric_from_wire(s.metric)?,
         index: if s.index.trim().is_empty() { engine::DEFAULT_INDEX.into() } else { s.index.trim().to_string() },
+        encoder: if s.encoder.is_empty() { None } else { Some(s.encoder) },
     })
 }
 
@@ -37,6 +38,7 @@ pub fn space_to_wire(s: &engine::SpaceSpec) -> v1::SpaceSpec {
         dim: s.dim as u32,
         metric: metric_to_wire(s.metric) as i32,
         index: s.index.clone(),
+        encoder: s.encoder.clone().unwrap_or_default(),
     }
 }
 
@@ -72,7 +74,7 @@ pub fn item_from_wire(it: v1::Item, index: usize) -> Result<engine::Item> {
 pub fn item_to_wire(it: engine::StoredItem) -> v1::Item {
     v1::Item {
         id: it.id,
-        vectors: it.vectors.into_iter().map(|(k, v)| (k, v1::Vector { values: v })).collect(),
+        vectors: it.vectors.into_iter().map(|(k, v)| (k, v1::Vector { values: v, encoder: String::new() })).collect(),
         payload_json: it.payload.to_string(),
     }
 }
@@ -82,13 +84,13 @@ pub fn hit_to_wire(h: engine::Hit) -> v1::Hit {
         id: h.id,
         score: h.score,
         payload_json: h.payload.map(|p| p.to_string()).unwrap_or_default(),
-        vector: h.vector.map(|values| v1::Vector { values }),
+        vector: h.vector.map(|values| v1::Vector { values, encoder: String::new() }),
     }
 }
 
 pub fn params_from_wire(p: Option<v1::SearchParams>) -> engine::SearchParams {
     let p = p.unwrap_or_default();
-    engine::SearchParams { nprobe: p.nprobe as usize, exact: p.exact }
+    engine::SearchParams { ef: p.ef as usize, nprobe: p.nprobe as usize, exact: p.exact }
 }
 
 /// Parse an optional filter expression (empty = none).

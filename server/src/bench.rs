@@ -42,8 +42,11 @@ pub struct SearchBench {
     #[arg(long, default_value_t = 500)]
     pub queries: usize,
     /// efSearch the server uses (search.hnsw_ef_search) — the baseline uses the same.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = agentdb_engine::IndexTuning::default().hnsw_ef_search)]
     pub hnsw_ef_search: usize,
+    /// efConstruction the server uses (search.hnsw_ef_construction).
+    #[arg(long, default_value_t = agentdb_engine::IndexTuning::default().hnsw_ef_construction)]
+    pub hnsw_ef_construction: usize,
     #[arg(long, default_value_t = 1000)]
     pub upsert_batch: usize,
     #[arg(long, default_value_t = 42)]
@@ -152,7 +155,9 @@ async fn search_bench(server: &str, b: SearchBench) -> Result<()> {
                 dim: b.dim as u32,
                 metric: agentdb_proto::convert::metric_to_wire(metric) as i32,
                 index: b.index.clone(),
+                ..Default::default()
             }],
+            multimodal: false,
         })
         .await
         .map_err(status_err)?;
@@ -174,8 +179,11 @@ async fn search_bench(server: &str, b: SearchBench) -> Result<()> {
                     let its = (start..end)
                         .map(|i| v1::Item {
                             id: i.to_string(),
-                            vectors: [(String::new(), v1::Vector { values: base[i * dim..(i + 1) * dim].to_vec() })]
-                                .into(),
+                            vectors: [(
+                                String::new(),
+                                v1::Vector { values: base[i * dim..(i + 1) * dim].to_vec(), ..Default::default() },
+                            )]
+                            .into(),
                             payload_json: format!("{{\"i\":{i}}}"),
                         })
                         .collect();
@@ -223,7 +231,10 @@ async fn search_bench(server: &str, b: SearchBench) -> Result<()> {
                 let r = items
                     .search(v1::SearchRequest {
                         collection: name.clone(),
-                        vector: Some(v1::Vector { values: queries[qi * dim..(qi + 1) * dim].to_vec() }),
+                        vector: Some(v1::Vector {
+                            values: queries[qi * dim..(qi + 1) * dim].to_vec(),
+                            ..Default::default()
+                        }),
                         top_k: k as u32,
                         ..Default::default()
                     })
@@ -253,7 +264,11 @@ async fn search_bench(server: &str, b: SearchBench) -> Result<()> {
         None
     } else {
         eprintln!("in-process baseline: building {} over the same vectors", b.index);
-        let tuning = IndexTuning { hnsw_ef_search: b.hnsw_ef_search, ..IndexTuning::default() };
+        let tuning = IndexTuning {
+            hnsw_ef_search: b.hnsw_ef_search,
+            hnsw_ef_construction: b.hnsw_ef_construction,
+            ..IndexTuning::default()
+        };
         let t = Instant::now();
         let index =
             Arc::new(AnnIndex::build(&b.index, b.dim, metric, &base, tuning).map_err(|e| anyhow::anyhow!("{e}"))?);
@@ -301,7 +316,7 @@ async fn search_bench(server: &str, b: SearchBench) -> Result<()> {
     let report = serde_json::json!({
         "n": b.n, "dim": b.dim, "index": b.index, "metric": b.metric, "k": b.k,
         "concurrency": b.concurrency, "duration_s": b.duration, "queries": b.queries,
-        "hnsw_ef_search": b.hnsw_ef_search,
+        "hnsw_ef_search": b.hnsw_ef_search, "hnsw_ef_construction": b.hnsw_ef_construction,
         "load_s": load_secs, "load_items_per_s": if load_secs > 0.0 { b.n as f64 / load_secs } else { 0.0 },
         "index_build_s": index_secs,
         "served": served,

@@ -30,6 +30,9 @@ pub enum CollectionCmd {
         /// Named space NAME:DIM[:METRIC[:INDEX]] (repeatable), instead of --dim.
         #[arg(long = "space", value_name = "NAME:DIM[:METRIC[:INDEX]]")]
         spaces: Vec<String>,
+        /// The default spaces of the installed encoders (text, ...) for `agentdb ingest`.
+        #[arg(long)]
+        multimodal: bool,
     },
     /// List collections.
     List {
@@ -91,8 +94,11 @@ pub struct CountArgs {
 pub struct SearchArgs {
     pub collection: String,
     /// Query vector as a JSON array.
+    #[arg(long, required_unless_present = "text", conflicts_with = "text")]
+    pub vector: Option<String>,
+    /// Query text, embedded by the server's text encoder.
     #[arg(long)]
-    pub vector: String,
+    pub text: Option<String>,
     /// Space to search (default: the collection's only space).
     #[arg(long, default_value = "")]
     pub space: String,
@@ -107,8 +113,34 @@ pub struct SearchArgs {
     /// Exact search (bypass the ANN index).
     #[arg(long)]
     pub exact: bool,
+    /// HNSW efSearch for this query (0 = server default).
+    #[arg(long, default_value_t = 0)]
+    pub ef: u32,
     #[arg(long)]
     pub with_vectors: bool,
+}
+
+#[derive(Args)]
+pub struct IngestArgs {
+    pub collection: String,
+    /// Files and folders (folders are walked recursively).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Files in flight at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Print a JSON summary instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum ModelsCmd {
+    /// Models installed in the server's models folder (and which it loaded).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub enum Cmd {
@@ -118,6 +150,8 @@ pub enum Cmd {
     Delete(DeleteArgs),
     Count(CountArgs),
     Search(SearchArgs),
+    Ingest(IngestArgs),
+    Models(ModelsCmd),
 }
 
 pub fn normalize_url(server: &str) -> String {
@@ -192,6 +226,36 @@ pub fn run(server: &str, cmd: Cmd) -> Result<()> {
                 Ok(())
             }
             Cmd::Search(a) => search(&mut items, a).await,
+            Cmd::Ingest(a) => crate::cli_ingest::ingest(&mut items, a).await,
+            Cmd::Models(ModelsCmd::List { json }) => {
+                let ch = connect(server).await?;
+                let mut m = v1::models_client::ModelsClient::new(ch);
+                let r = m.list(v1::ListModelsRequest {}).await.map_err(status_err)?.into_inner();
+                for mi in &r.models {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::json!({"name": mi.name, "version": mi.version, "modality": mi.modality, "dim": mi.dim,
+                                "sha256": mi.sha256, "source": mi.source, "encoder": mi.encoder, "loaded": mi.loaded})
+                        );
+                    } else {
+                        println!(
+                            "{:<20} {:<8} {:<6} dim {:<5} {} {}  ({})",
+                            mi.name,
+                            mi.version,
+                            mi.modality,
+                            mi.dim,
+                            &mi.sha256[..16.min(mi.sha256.len())],
+                            if mi.loaded { "loaded" } else { "installed" },
+                            mi.source
+                        );
+                    }
+                }
+                if r.models.is_empty() && !json {
+                    eprintln!("no models installed (run `make models`)");
+                }
+                Ok(())
+            }
         }
     })
 }
@@ -209,6 +273,7 @@ fn parse_space(s: &str) -> Result<v1::SpaceSpec> {
         dim,
         metric: metric_arg(metric)? as i32,
         index: parts.get(3).copied().unwrap_or(agentdb_engine::DEFAULT_INDEX).to_string(),
+        ..Default::default()
     })
 }
 
@@ -268,16 +333,23 @@ fn human_bytes(b: u64) -> String {
 
 async fn collection(c: &mut CollectionsClient, cmd: CollectionCmd) -> Result<()> {
     match cmd {
-        CollectionCmd::Create { name, dim, metric, index, spaces } => {
+        CollectionCmd::Create { name, dim, metric, index, spaces, multimodal } => {
             let spaces = match (dim, spaces.is_empty()) {
                 (Some(_), false) => bail!("give either --dim or --space, not both"),
-                (None, true) => bail!("give --dim D for one space, or --space NAME:DIM[:METRIC[:INDEX]]"),
+                (None, true) if multimodal => Vec::new(),
+                (None, true) => bail!("give --dim D for one space, --space NAME:DIM[:METRIC[:INDEX]], or --multimodal"),
                 (Some(d), true) => {
-                    vec![v1::SpaceSpec { name: "default".into(), dim: d, metric: metric_arg(&metric)? as i32, index }]
+                    vec![v1::SpaceSpec {
+                        name: "default".into(),
+                        dim: d,
+                        metric: metric_arg(&metric)? as i32,
+                        index,
+                        ..Default::default()
+                    }]
                 }
                 (None, false) => spaces.iter().map(|s| parse_space(s)).collect::<Result<_>>()?,
             };
-            let r = c.create(v1::CreateCollectionRequest { name, spaces }).await.map_err(status_err)?;
+            let r = c.create(v1::CreateCollectionRequest { name, spaces, multimodal }).await.map_err(status_err)?;
             let info = r.into_inner().info.unwrap_or_default();
             println!("created collection {}", info.name);
         }
@@ -338,7 +410,7 @@ pub fn parse_item_line(line: &str) -> Result<v1::Item> {
             .enumerate()
             .map(|(i, x)| x.as_f64().map(|f| f as f32).with_context(|| format!("{what}[{i}] is not a number")))
             .collect::<Result<Vec<f32>>>()?;
-        Ok(v1::Vector { values })
+        Ok(v1::Vector { values, ..Default::default() })
     };
     let mut vectors = std::collections::HashMap::new();
     if let Some(v) = obj.get("vector") {
@@ -428,18 +500,25 @@ fn item_json(it: &v1::Item) -> serde_json::Value {
 }
 
 async fn search(items: &mut ItemsClient, a: SearchArgs) -> Result<()> {
-    let values: Vec<f32> =
-        serde_json::from_str(&a.vector).context("--vector must be a JSON array of numbers, e.g. '[0.1, 0.2]'")?;
+    let vector = match &a.vector {
+        Some(v) => {
+            let values: Vec<f32> =
+                serde_json::from_str(v).context("--vector must be a JSON array of numbers, e.g. '[0.1, 0.2]'")?;
+            Some(v1::Vector { values, ..Default::default() })
+        }
+        None => None,
+    };
     let r = items
         .search(v1::SearchRequest {
             collection: a.collection,
             space: a.space,
-            vector: Some(v1::Vector { values }),
+            vector,
+            text: a.text.unwrap_or_default(),
             top_k: a.top_k,
             filter: a.filter.unwrap_or_default(),
             with_payload: true,
             with_vectors: a.with_vectors,
-            params: Some(v1::SearchParams { nprobe: 0, exact: a.exact }),
+            params: Some(v1::SearchParams { nprobe: 0, exact: a.exact, ef: a.ef }),
         })
         .await
         .map_err(status_err)?;
@@ -452,6 +531,15 @@ async fn search(items: &mut ItemsClient, a: SearchArgs) -> Result<()> {
                 o["vector"] = serde_json::json!(v.values);
             }
             println!("{o}");
+        } else if let Some(src) = payload.get("source").and_then(|s| s.as_str()) {
+            // Ingested content: show where it came from and the part that matched.
+            let part = match (payload.get("chunk"), payload.get("chunks")) {
+                (Some(c), Some(n)) => format!(" [chunk {}/{}]", c.as_u64().unwrap_or(0) + 1, n),
+                _ => String::new(),
+            };
+            let text = payload.get("text").and_then(|t| t.as_str()).unwrap_or("");
+            let snippet: String = text.chars().take(100).collect::<String>().replace('\n', " ");
+            println!("{:>3}  {:>8.4}  {src}{part}\n            {snippet}", rank + 1, h.score);
         } else {
             println!("{:>3}  {:<36}  {:>10.6}  {}", rank + 1, h.id, h.score, payload);
         }

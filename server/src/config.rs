@@ -25,6 +25,46 @@ pub struct Config {
     pub storage: StorageConfig,
     pub search: SearchConfig,
     pub limits: LimitsConfig,
+    pub models: ModelsConfig,
+    pub ingest: IngestConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsConfig {
+    /// Installed models folder (default $AGENTDB_MODELS_DIR or ~/.cache/agentdb/models).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// Text encoder to load from that folder ("" = none).
+    pub text: String,
+    /// Dynamic batcher: largest batch, longest wait for more requests, queue bound.
+    pub max_batch: usize,
+    pub max_wait_ms: f64,
+    pub queue: usize,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        ModelsConfig { dir: None, text: "all-minilm-l6-v2".into(), max_batch: 32, max_wait_ms: 2.0, queue: 1024 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Largest file accepted by ingestion (bytes; also bounded by limits.max_message_bytes).
+    pub max_file_bytes: usize,
+    /// Text chunk size and overlap, in tokens of the text encoder.
+    pub chunk_tokens: usize,
+    pub chunk_overlap: usize,
+    /// Files processed at once per ingest stream.
+    pub concurrency: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig { max_file_bytes: 32 << 20, chunk_tokens: 200, chunk_overlap: 32, concurrency: 2 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,6 +87,8 @@ pub struct StorageConfig {
 pub struct SearchConfig {
     /// HNSW efSearch for every HNSW index.
     pub hnsw_ef_search: usize,
+    /// HNSW efConstruction used when segments are indexed.
+    pub hnsw_ef_construction: usize,
     /// Default IVF nprobe (requests may override).
     pub ivf_nprobe: usize,
     /// Search exactly when at most this many rows of a segment are candidates.
@@ -80,6 +122,8 @@ impl Default for Config {
             storage: StorageConfig::default(),
             search: SearchConfig::default(),
             limits: LimitsConfig::default(),
+            models: ModelsConfig::default(),
+            ingest: IngestConfig::default(),
         }
     }
 }
@@ -102,6 +146,7 @@ impl Default for SearchConfig {
         let d = agentdb_engine::CollectionOptions::default();
         SearchConfig {
             hnsw_ef_search: d.tuning.hnsw_ef_search,
+            hnsw_ef_construction: d.tuning.hnsw_ef_construction,
             ivf_nprobe: d.tuning.ivf_nprobe,
             exact_threshold: d.exact_threshold,
         }
@@ -229,6 +274,7 @@ impl Config {
             exact_threshold: self.search.exact_threshold,
             tuning: agentdb_engine::IndexTuning {
                 hnsw_ef_search: self.search.hnsw_ef_search.max(1),
+                hnsw_ef_construction: self.search.hnsw_ef_construction.max(1),
                 ivf_nprobe: self.search.ivf_nprobe.max(1),
             },
             limits: agentdb_engine::Limits {

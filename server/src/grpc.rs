@@ -1,17 +1,21 @@
-//! gRPC services `agentdb.v1.Collections` and `agentdb.v1.Items`.
+//! gRPC services `agentdb.v1.Collections`, `agentdb.v1.Items` and `agentdb.v1.Models`.
 //!
-//! Handlers only convert: engine calls run on the blocking pool behind a bounded
-//! admission gate, so CPU work never sits on tokio workers and overload turns into
-//! RESOURCE_EXHAUSTED instead of unbounded queues.
+//! Handlers only convert: engine and model calls run on the blocking pool behind a
+//! bounded admission gate, so CPU work never sits on tokio workers and overload turns
+//! into RESOURCE_EXHAUSTED instead of unbounded queues.
 
-use crate::status::to_status;
-use agentdb_engine::{Database, SearchRequest};
+use crate::encoders::Encoders;
+use crate::ingest::{ingest_file, IngestLimits};
+use crate::status::{to_status, ApiError};
+use agentdb_engine::{Collection, Database, SearchRequest};
 use agentdb_proto::convert::*;
 use agentdb_proto::v1;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
-use tonic::{Request, Response, Status};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status, Streaming};
 
 /// Admission control for CPU-bound work.
 pub struct Gate {
@@ -28,7 +32,7 @@ impl Gate {
     /// Run `f` on the blocking pool once a slot is free.
     pub async fn run<T, F>(&self, f: F) -> Result<T, Status>
     where
-        F: FnOnce() -> Result<T, agentdb_engine::Error> + Send + 'static,
+        F: FnOnce() -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
@@ -55,11 +59,37 @@ impl Gate {
 pub struct Services {
     pub db: Arc<Database>,
     pub gate: Arc<Gate>,
+    pub encoders: Arc<Encoders>,
+    pub ingest: IngestLimits,
+    pub ingest_concurrency: usize,
 }
 
 fn need(name: &str, what: &str) -> Result<(), Status> {
     if name.is_empty() {
         return Err(Status::invalid_argument(format!("{what} is required")));
+    }
+    Ok(())
+}
+
+/// Refuse vectors that name an encoder other than the one their space is bound to.
+fn check_encoders(col: &Collection, items: &[v1::Item]) -> Result<(), Status> {
+    for (i, it) in items.iter().enumerate() {
+        for (space_name, v) in &it.vectors {
+            if v.encoder.is_empty() {
+                continue;
+            }
+            let space = if space_name.is_empty() { col.spec.resolve_space("") } else { col.spec.space(space_name) }
+                .map_err(|e| to_status(e.into()))?
+                .1;
+            if let Some(bound) = &space.encoder {
+                if bound != &v.encoder {
+                    return Err(Status::invalid_argument(format!(
+                        "item {i}: vector for space '{}' comes from encoder '{}', but the space holds vectors from '{bound}'",
+                        space.name, v.encoder
+                    )));
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -72,17 +102,32 @@ impl v1::collections_server::Collections for Services {
     ) -> Result<Response<v1::CreateCollectionResponse>, Status> {
         let r = req.into_inner();
         need(&r.name, "collection name")?;
-        if r.spaces.is_empty() {
-            return Err(Status::invalid_argument("at least one vector space is required"));
+        let mut spaces = r
+            .spaces
+            .into_iter()
+            .map(space_from_wire)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| to_status(e.into()))?;
+        if r.multimodal {
+            let text = self.encoders.text()?;
+            spaces.push(agentdb_engine::SpaceSpec {
+                name: "text".into(),
+                dim: text.dim(),
+                metric: agentdb_engine::Metric::Cosine,
+                index: agentdb_engine::DEFAULT_INDEX.into(),
+                encoder: Some(text.encoder_id()),
+            });
+        }
+        if spaces.is_empty() {
+            return Err(Status::invalid_argument("at least one vector space is required (or multimodal)"));
         }
         let db = self.db.clone();
         let info = self
             .gate
             .run(move || {
-                let spaces = r.spaces.into_iter().map(space_from_wire).collect::<Result<Vec<_>, _>>()?;
                 let c = db.create_collection(agentdb_engine::CollectionSpec { name: r.name, spaces })?;
                 tracing::info!(collection = %c.name(), "collection created");
-                c.info()
+                Ok(c.info()?)
             })
             .await?;
         Ok(Response::new(v1::CreateCollectionResponse { info: Some(info_to_wire(info)) }))
@@ -104,7 +149,7 @@ impl v1::collections_server::Collections for Services {
         let r = req.into_inner();
         need(&r.name, "collection name")?;
         let db = self.db.clone();
-        let info = self.gate.run(move || db.collection(&r.name)?.info()).await?;
+        let info = self.gate.run(move || Ok(db.collection(&r.name)?.info()?)).await?;
         Ok(Response::new(v1::DescribeCollectionResponse { info: Some(info_to_wire(info)) }))
     }
 
@@ -115,7 +160,7 @@ impl v1::collections_server::Collections for Services {
         let r = req.into_inner();
         need(&r.name, "collection name")?;
         let db = self.db.clone();
-        self.gate.run(move || db.drop_collection(&r.name)).await?;
+        self.gate.run(move || Ok(db.drop_collection(&r.name)?)).await?;
         Ok(Response::new(v1::DropCollectionResponse {}))
     }
 
@@ -132,12 +177,14 @@ impl v1::collections_server::Collections for Services {
                 } else {
                     c.flush()?;
                 }
-                c.info()
+                Ok(c.info()?)
             })
             .await?;
         Ok(Response::new(v1::FlushResponse { info: Some(info_to_wire(info)) }))
     }
 }
+
+type ResultStream = Pin<Box<dyn Stream<Item = Result<v1::IngestResult, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl v1::items_server::Items for Services {
@@ -149,12 +196,13 @@ impl v1::items_server::Items for Services {
             self.gate
                 .run(move || {
                     let c = db.collection(&r.collection)?;
+                    check_encoders(&c, &r.items)?;
                     let items = r.items.into_iter().enumerate().map(|(i, it)| item_from_wire(it, i)).collect::<Result<
                         Vec<_>,
                         _,
                     >>(
                     )?;
-                    c.upsert(items)
+                    Ok(c.upsert(items)?)
                 })
                 .await?;
         Ok(Response::new(v1::UpsertResponse { ids }))
@@ -164,7 +212,7 @@ impl v1::items_server::Items for Services {
         let r = req.into_inner();
         need(&r.collection, "collection name")?;
         let db = self.db.clone();
-        let items = self.gate.run(move || db.collection(&r.collection)?.get(&r.ids, r.with_vectors)).await?;
+        let items = self.gate.run(move || Ok(db.collection(&r.collection)?.get(&r.ids, r.with_vectors)?)).await?;
         Ok(Response::new(v1::GetResponse { items: items.into_iter().map(item_to_wire).collect() }))
     }
 
@@ -179,10 +227,10 @@ impl v1::items_server::Items for Services {
             .gate
             .run(move || {
                 let c = db.collection(&r.collection)?;
-                match filter_from_wire(&r.filter)? {
-                    Some(f) => c.delete_by_filter(&f),
-                    None => c.delete(&r.ids),
-                }
+                Ok(match filter_from_wire(&r.filter)? {
+                    Some(f) => c.delete_by_filter(&f)?,
+                    None => c.delete(&r.ids)?,
+                })
             })
             .await?;
         Ok(Response::new(v1::DeleteResponse { deleted: n as u64 }))
@@ -196,7 +244,7 @@ impl v1::items_server::Items for Services {
             .gate
             .run(move || {
                 let f = filter_from_wire(&r.filter)?;
-                db.collection(&r.collection)?.count(f.as_ref())
+                Ok(db.collection(&r.collection)?.count(f.as_ref())?)
             })
             .await?;
         Ok(Response::new(v1::CountResponse { count: n }))
@@ -205,21 +253,47 @@ impl v1::items_server::Items for Services {
     async fn search(&self, req: Request<v1::SearchRequest>) -> Result<Response<v1::SearchResponse>, Status> {
         let r = req.into_inner();
         need(&r.collection, "collection name")?;
-        let vector = r.vector.ok_or_else(|| Status::invalid_argument("search needs a query vector"))?;
+        let text = (!r.text.trim().is_empty()).then(|| r.text.clone());
+        if text.is_some() == r.vector.is_some() {
+            return Err(Status::invalid_argument("search needs a query: either `vector` or `text` (exactly one)"));
+        }
+        let text_svc = if text.is_some() { Some(self.encoders.text()?.clone()) } else { None };
         let db = self.db.clone();
         let mut res = self
             .gate
             .run(move || {
                 let f = filter_from_wire(&r.filter)?;
-                db.collection(&r.collection)?.search(SearchRequest {
-                    space: &r.space,
-                    queries: vec![vector.values],
+                let c = db.collection(&r.collection)?;
+                let (space, query) = match (text, text_svc) {
+                    (Some(t), Some(svc)) => {
+                        let id = svc.encoder_id();
+                        let space = if r.space.is_empty() {
+                            c.spec.spaces.iter().find(|s| s.encoder.as_deref() == Some(id.as_str())).ok_or_else(|| {
+                                Status::invalid_argument(format!(
+                                    "collection '{}' has no space bound to the text encoder {id}; search it with a vector",
+                                    c.name()
+                                ))
+                            })?
+                        } else {
+                            let s = c.spec.space(&r.space)?.1;
+                            if s.encoder.as_deref() != Some(id.as_str()) {
+                                return Err(Status::invalid_argument(format!("space '{}' is not bound to the text encoder {id}; search it with a vector", s.name)).into());
+                            }
+                            s
+                        };
+                        (space.name.clone(), svc.batcher.submit_blocking(t)?)
+                    }
+                    _ => (r.space.clone(), r.vector.map(|v| v.values).unwrap_or_default()),
+                };
+                Ok(c.search(SearchRequest {
+                    space: &space,
+                    queries: vec![query],
                     k: if r.top_k == 0 { 10 } else { r.top_k as usize },
                     filter: f.as_ref(),
                     params: params_from_wire(r.params),
                     with_payload: r.with_payload,
                     with_vectors: r.with_vectors,
-                })
+                })?)
             })
             .await?;
         let hits = res.pop().unwrap_or_default();
@@ -237,7 +311,7 @@ impl v1::items_server::Items for Services {
             .gate
             .run(move || {
                 let f = filter_from_wire(&r.filter)?;
-                db.collection(&r.collection)?.search(SearchRequest {
+                Ok(db.collection(&r.collection)?.search(SearchRequest {
                     space: &r.space,
                     queries: r.vectors.into_iter().map(|v| v.values).collect(),
                     k: if r.top_k == 0 { 10 } else { r.top_k as usize },
@@ -245,7 +319,7 @@ impl v1::items_server::Items for Services {
                     params: params_from_wire(r.params),
                     with_payload: r.with_payload,
                     with_vectors: r.with_vectors,
-                })
+                })?)
             })
             .await?;
         Ok(Response::new(v1::SearchBatchResponse {
@@ -254,5 +328,82 @@ impl v1::items_server::Items for Services {
                 .map(|hits| v1::SearchResults { hits: hits.into_iter().map(hit_to_wire).collect() })
                 .collect(),
         }))
+    }
+
+    type IngestStream = ResultStream;
+
+    async fn ingest(&self, req: Request<Streaming<v1::IngestRequest>>) -> Result<Response<Self::IngestStream>, Status> {
+        let mut stream = req.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<v1::IngestResult, Status>>(64);
+        let svc = self.clone();
+        tokio::spawn(async move {
+            // At most `ingest_concurrency` files in progress per stream; while they are
+            // busy the request stream is not read, and HTTP/2 flow control holds the
+            // client back.
+            let slots = Arc::new(Semaphore::new(svc.ingest_concurrency.max(1)));
+            let mut tasks = tokio::task::JoinSet::new();
+            loop {
+                let permit = match slots.clone().acquire_owned().await {
+                    Ok(p) => p,
+                    Err(_) => break,
+                };
+                let msg = match stream.message().await {
+                    Ok(Some(m)) => m,
+                    Ok(None) => break,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        break;
+                    }
+                };
+                let (svc, tx) = (svc.clone(), tx.clone());
+                tasks.spawn(async move {
+                    let source = msg.source.clone();
+                    let collection = msg.collection.clone();
+                    let (db, enc, lim) = (svc.db.clone(), svc.encoders.clone(), svc.ingest);
+                    let result = svc
+                        .gate
+                        .run(move || {
+                            let c = db.collection(&msg.collection)?;
+                            Ok(ingest_file(&c, &enc, msg, lim))
+                        })
+                        .await;
+                    let result = match result {
+                        Ok(r) => r,
+                        Err(st) => v1::IngestResult { source, status: "failed".into(), error: st.message().to_string(), ..Default::default() },
+                    };
+                    tracing::info!(collection = %collection, source = %result.source, status = %result.status, items = result.items, error = %result.error, "ingest");
+                    let _ = tx.send(Ok(result)).await;
+                    drop(permit);
+                });
+            }
+            while tasks.join_next().await.is_some() {}
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+}
+
+#[tonic::async_trait]
+impl v1::models_server::Models for Services {
+    async fn list(&self, _req: Request<v1::ListModelsRequest>) -> Result<Response<v1::ListModelsResponse>, Status> {
+        let loaded = self.encoders.text.as_ref().map(|t| t.encoder_id());
+        let models = self
+            .encoders
+            .installed()
+            .into_iter()
+            .map(|m| {
+                let id = m.encoder_id();
+                v1::ModelInfo {
+                    name: m.manifest.name,
+                    version: m.manifest.version,
+                    modality: m.manifest.modality,
+                    dim: m.manifest.dim as u32,
+                    sha256: m.manifest.sha256,
+                    source: m.manifest.source,
+                    loaded: loaded.as_deref() == Some(id.as_str()),
+                    encoder: id,
+                }
+            })
+            .collect();
+        Ok(Response::new(v1::ListModelsResponse { models }))
     }
 }

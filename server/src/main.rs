@@ -3,8 +3,11 @@
 
 mod bench;
 mod cli;
+mod cli_ingest;
 mod config;
+mod encoders;
 mod grpc;
+mod ingest;
 mod serve;
 mod status;
 
@@ -36,8 +39,13 @@ enum Command {
     Delete(cli::DeleteArgs),
     /// Count items, optionally matching a filter.
     Count(cli::CountArgs),
-    /// Nearest-neighbour search.
+    /// Nearest-neighbour search by vector or by text.
     Search(cli::SearchArgs),
+    /// Ingest files and folders (type detected from content) into a multimodal collection.
+    Ingest(cli::IngestArgs),
+    /// Installed models.
+    #[command(subcommand)]
+    Models(cli::ModelsCmd),
     /// Benchmarks against a running server.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -72,6 +80,8 @@ fn main() {
         Command::Delete(a) => cli::run(&args.server, cli::Cmd::Delete(a)),
         Command::Count(a) => cli::run(&args.server, cli::Cmd::Count(a)),
         Command::Search(a) => cli::run(&args.server, cli::Cmd::Search(a)),
+        Command::Ingest(a) => cli::run(&args.server, cli::Cmd::Ingest(a)),
+        Command::Models(m) => cli::run(&args.server, cli::Cmd::Models(m)),
         Command::Bench(b) => bench::run(&args.server, b),
     };
     if let Err(e) = result {

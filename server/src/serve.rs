@@ -111,12 +111,25 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
         tokio::net::TcpListener::bind(&cfg.listen).await.with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     let max_concurrent = if cfg.limits.max_concurrent == 0 { threads * 2 } else { cfg.limits.max_concurrent };
-    let svc = Services { db: db.clone(), gate: Arc::new(Gate::new(max_concurrent, cfg.limits.max_queued)) };
+    let models_cfg = cfg.models.clone();
+    let encoders = Arc::new(tokio::task::spawn_blocking(move || crate::encoders::Encoders::load(&models_cfg)).await?);
+    let svc = Services {
+        db: db.clone(),
+        gate: Arc::new(Gate::new(max_concurrent, cfg.limits.max_queued)),
+        encoders,
+        ingest: crate::ingest::IngestLimits {
+            max_file_bytes: cfg.ingest.max_file_bytes.min(cfg.limits.max_message_bytes),
+            chunk_tokens: cfg.ingest.chunk_tokens,
+            chunk_overlap: cfg.ingest.chunk_overlap,
+        },
+        ingest_concurrency: cfg.ingest.concurrency,
+    };
     let limit = cfg.limits.max_message_bytes;
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<v1::collections_server::CollectionsServer<Services>>().await;
     health_reporter.set_serving::<v1::items_server::ItemsServer<Services>>().await;
+    health_reporter.set_serving::<v1::models_server::ModelsServer<Services>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(agentdb_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -138,8 +151,11 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
                 .max_encoding_message_size(limit),
         )
         .add_service(
-            v1::items_server::ItemsServer::new(svc).max_decoding_message_size(limit).max_encoding_message_size(limit),
+            v1::items_server::ItemsServer::new(svc.clone())
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
         )
+        .add_service(v1::models_server::ModelsServer::new(svc))
         .serve_with_incoming_shutdown(incoming, shutdown_signal())
         .await
         .context("gRPC server failed")?;

@@ -1,22 +1,64 @@
-//! The one place engine errors become gRPC statuses. The match is exhaustive on
+//! The one place library errors become gRPC statuses. The matches are exhaustive on
 //! purpose: a new error variant must be given a status here.
 
-use agentdb_engine::Error;
 use tonic::{Code, Status};
 
-pub fn to_status(e: Error) -> Status {
-    let code = match &e {
-        Error::InvalidArgument(_) | Error::DimensionMismatch { .. } | Error::InvalidFilter(_) => Code::InvalidArgument,
-        Error::CollectionNotFound(_) | Error::SpaceNotFound { .. } => Code::NotFound,
-        Error::CollectionExists(_) => Code::AlreadyExists,
-        Error::LimitExceeded(_) => Code::ResourceExhausted,
-        Error::Corrupted { .. } => Code::DataLoss,
-        Error::Io { .. } | Error::Faiss(_) => Code::Internal,
-        Error::Locked { .. } => Code::FailedPrecondition,
-        Error::Unavailable(_) => Code::Unavailable,
+/// Anything a request handler's blocking work can fail with.
+#[derive(Debug)]
+pub enum ApiError {
+    Engine(agentdb_engine::Error),
+    Models(agentdb_models::Error),
+    Status(Status),
+}
+
+impl From<agentdb_engine::Error> for ApiError {
+    fn from(e: agentdb_engine::Error) -> Self {
+        ApiError::Engine(e)
+    }
+}
+impl From<agentdb_models::Error> for ApiError {
+    fn from(e: agentdb_models::Error) -> Self {
+        ApiError::Models(e)
+    }
+}
+impl From<Status> for ApiError {
+    fn from(s: Status) -> Self {
+        ApiError::Status(s)
+    }
+}
+
+pub fn engine_code(e: &agentdb_engine::Error) -> Code {
+    use agentdb_engine::Error as E;
+    match e {
+        E::InvalidArgument(_) | E::DimensionMismatch { .. } | E::InvalidFilter(_) => Code::InvalidArgument,
+        E::CollectionNotFound(_) | E::SpaceNotFound { .. } => Code::NotFound,
+        E::CollectionExists(_) => Code::AlreadyExists,
+        E::LimitExceeded(_) => Code::ResourceExhausted,
+        E::Corrupted { .. } => Code::DataLoss,
+        E::Io { .. } | E::Faiss(_) => Code::Internal,
+        E::Locked { .. } => Code::FailedPrecondition,
+        E::Unavailable(_) => Code::Unavailable,
+    }
+}
+
+pub fn models_code(e: &agentdb_models::Error) -> Code {
+    use agentdb_models::Error as E;
+    match e {
+        E::InvalidInput(_) => Code::InvalidArgument,
+        E::ModelNotFound(_) | E::ModelLoad { .. } => Code::FailedPrecondition,
+        E::Inference(_) => Code::Internal,
+        E::Overloaded(_) => Code::ResourceExhausted,
+    }
+}
+
+pub fn to_status(e: ApiError) -> Status {
+    let (code, msg) = match e {
+        ApiError::Engine(e) => (engine_code(&e), e.to_string()),
+        ApiError::Models(e) => (models_code(&e), e.to_string()),
+        ApiError::Status(s) => return s,
     };
     if code == Code::Internal || code == Code::DataLoss {
-        tracing::error!(error = %e, "request failed");
+        tracing::error!(error = %msg, "request failed");
     }
-    Status::new(code, e.to_string())
+    Status::new(code, msg)
 }

@@ -76,8 +76,8 @@ async fn collections_items_search_health_reflection() {
         .map(|i| v1::Item {
             id: format!("m{i}"),
             vectors: [
-                ("text".to_string(), v1::Vector { values: rand_vec(i, 16) }),
-                ("image".to_string(), v1::Vector { values: rand_vec(i + 1000, 8) }),
+                ("text".to_string(), v1::Vector { values: rand_vec(i, 16), ..Default::default() }),
+                ("image".to_string(), v1::Vector { values: rand_vec(i + 1000, 8), ..Default::default() }),
             ]
             .into(),
             payload_json: json!({"i": i, "kind": if i % 4 == 0 { "photo" } else { "note" }}).to_string(),
@@ -91,7 +91,7 @@ async fn collections_items_search_health_reflection() {
         .search(v1::SearchRequest {
             collection: "media".into(),
             space: "image".into(),
-            vector: Some(v1::Vector { values: rand_vec(1040, 8) }),
+            vector: Some(v1::Vector { values: rand_vec(1040, 8), ..Default::default() }),
             top_k: 5,
             filter: "kind = \"photo\"".into(),
             with_payload: true,
@@ -121,7 +121,7 @@ async fn collections_items_search_health_reflection() {
         .search_batch(v1::SearchBatchRequest {
             collection: "media".into(),
             space: "text".into(),
-            vectors: (0..3).map(|i| v1::Vector { values: rand_vec(i * 7, 16) }).collect(),
+            vectors: (0..3).map(|i| v1::Vector { values: rand_vec(i * 7, 16), ..Default::default() }).collect(),
             top_k: 1,
             ..Default::default()
         })
@@ -200,7 +200,7 @@ async fn bad_input_gets_the_right_status_and_a_clear_message() {
             .search(v1::SearchRequest {
                 collection: "c".into(),
                 space: "zz".into(),
-                vector: Some(v1::Vector { values: vec![1.0; 4] }),
+                vector: Some(v1::Vector { values: vec![1.0; 4], ..Default::default() }),
                 ..Default::default()
             })
             .await,
@@ -211,7 +211,7 @@ async fn bad_input_gets_the_right_status_and_a_clear_message() {
         items
             .search(v1::SearchRequest {
                 collection: "c".into(),
-                vector: Some(v1::Vector { values: vec![1.0; 4] }),
+                vector: Some(v1::Vector { values: vec![1.0; 4], ..Default::default() }),
                 filter: "a = = 1".into(),
                 ..Default::default()
             })
@@ -262,7 +262,7 @@ async fn bad_input_gets_the_right_status_and_a_clear_message() {
         items
             .search(v1::SearchRequest {
                 collection: "c".into(),
-                vector: Some(v1::Vector { values: vec![1.0; 4] }),
+                vector: Some(v1::Vector { values: vec![1.0; 4], ..Default::default() }),
                 top_k: 1_000_000,
                 ..Default::default()
             })

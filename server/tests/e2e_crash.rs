@@ -113,7 +113,11 @@ fn acknowledged_writes_survive_sigkill() {
                                 .iter()
                                 .map(|(id, v)| v1::Item {
                                     id: format!("id{id}"),
-                                    vectors: [("v".to_string(), v1::Vector { values: vector(*id, *v) })].into(),
+                                    vectors: [(
+                                        "v".to_string(),
+                                        v1::Vector { values: vector(*id, *v), ..Default::default() },
+                                    )]
+                                    .into(),
                                     payload_json: json!({"version": v, "id": id}).to_string(),
                                 })
                                 .collect(),
@@ -260,7 +264,7 @@ async fn verify(server: &Server, acked: &HashMap<u64, u64>, round: usize) -> Opt
                 .search(v1::SearchRequest {
                     collection: "c".into(),
                     space: "v".into(),
-                    vector: Some(v1::Vector { values: vector(id, v) }),
+                    vector: Some(v1::Vector { values: vector(id, v), ..Default::default() }),
                     top_k: 3,
                     params: Some(v1::SearchParams { nprobe: 0, exact }),
                     ..Default::default()

