@@ -6,10 +6,15 @@ BIN := $(CARGO_TARGET_DIR)/release/agentdb
 DATA_DIR ?= ./agentdb-data
 LISTEN ?= 127.0.0.1:7720
 
-.PHONY: setup build run test lint bench bench-search fmt clean-data
+.PHONY: setup models build run test lint bench bench-search fmt clean-data
 
 setup:
 	@bash .ci/setup.sh
+	@bash .ci/models.sh
+
+# Only the model packages (pinned versions and checksums) into ~/.cache/agentdb/models.
+models:
+	@bash .ci/models.sh
 
 build: setup
 	$(CARGO) build --release --workspace --bins

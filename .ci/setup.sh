@@ -24,3 +24,15 @@ else
 fi
 
 command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust from rustup first" >&2; exit 1; }
+
+if ! command -v python3 >/dev/null; then
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends python3 python3-pip
+fi
+
+# Test tooling from PyPI: the reference Prometheus exposition-format parser that the
+# metrics test validates /metrics with.
+if ! python3 -c "import prometheus_client" 2>/dev/null; then
+  echo "setup: installing prometheus-client (test parser) from PyPI"
+  python3 -m pip install --quiet --disable-pip-version-check prometheus-client==0.26.0 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages prometheus-client==0.26.0
+fi

@@ -5,7 +5,7 @@
 set -euo pipefail
 BIN=${AGENTDB_BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/agentdb/target}/release/agentdb}
 EF=${EF:-128}
-EFC=${EFC:-40}
+EFC=${EFC:-100}
 DATA=$(mktemp -d)
 LOG=$(mktemp)
 trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -rf "$DATA"' EXIT

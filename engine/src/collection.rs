@@ -221,8 +221,41 @@ impl Source<'_> {
     }
 }
 
+/// Counters for metrics, since the collection was opened.
+#[derive(Debug, Default)]
+pub struct CollectionStats {
+    pub flushes: std::sync::atomic::AtomicU64,
+    pub compactions: std::sync::atomic::AtomicU64,
+    pub upserted: std::sync::atomic::AtomicU64,
+    pub deleted: std::sync::atomic::AtomicU64,
+    pub searches: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    pub flushes: u64,
+    pub compactions: u64,
+    pub upserted: u64,
+    pub deleted: u64,
+    pub searches: u64,
+}
+
+impl CollectionStats {
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        StatsSnapshot {
+            flushes: l(&self.flushes),
+            compactions: l(&self.compactions),
+            upserted: l(&self.upserted),
+            deleted: l(&self.deleted),
+            searches: l(&self.searches),
+        }
+    }
+}
+
 pub struct Collection {
     pub spec: CollectionSpec,
+    pub stats: CollectionStats,
     pub(crate) dir: PathBuf,
     pub(crate) options: CollectionOptions,
     pub(crate) wal: Mutex<Wal>,
@@ -364,6 +397,7 @@ impl Collection {
             state: RwLock::new(state),
             maintenance: Mutex::new(()),
             dropped: AtomicBool::new(false),
+            stats: CollectionStats::default(),
         })
     }
 
@@ -485,6 +519,7 @@ impl Collection {
         let ids: Vec<String> = items.iter().map(|i| i.id.clone()).collect();
         let rows = items.into_iter().zip(prepared.payloads).map(|(it, p)| (it.id, it.vectors, p)).collect();
         self.state.write().apply_upsert(rows);
+        self.stats.upserted.fetch_add(ids.len() as u64, Ordering::Relaxed);
         Ok(ids)
     }
 
@@ -507,7 +542,9 @@ impl Collection {
             return Ok(0);
         }
         wal.append(&WalRecord::Delete(present.clone()))?;
-        Ok(self.state.write().apply_delete(&present))
+        let n = self.state.write().apply_delete(&present);
+        self.stats.deleted.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
     }
 
     /// Delete every item matching `filter`; returns how many.
@@ -533,6 +570,7 @@ impl Collection {
             wal.append(&WalRecord::Delete(chunk.to_vec()))?;
             total += self.state.write().apply_delete(chunk);
         }
+        self.stats.deleted.fetch_add(total as u64, Ordering::Relaxed);
         Ok(total)
     }
 

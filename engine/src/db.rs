@@ -160,6 +160,10 @@ impl Database {
         self.collections.read().get(name).cloned().ok_or_else(|| Error::CollectionNotFound(name.to_string()))
     }
 
+    pub fn collections(&self) -> Vec<Arc<Collection>> {
+        self.collections.read().values().cloned().collect()
+    }
+
     pub fn list(&self) -> Vec<CollectionInfo> {
         let cols: Vec<Arc<Collection>> = self.collections.read().values().cloned().collect();
         cols.iter().filter_map(|c| c.info().ok()).collect()

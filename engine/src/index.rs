@@ -112,7 +112,7 @@ pub struct IndexTuning {
 
 impl Default for IndexTuning {
     fn default() -> Self {
-        IndexTuning { hnsw_ef_search: 128, hnsw_ef_construction: 40, ivf_nprobe: 16 }
+        IndexTuning { hnsw_ef_search: 128, hnsw_ef_construction: 100, ivf_nprobe: 16 }
     }
 }
 

@@ -88,6 +88,7 @@ impl Collection {
         }
         self.write_manifest()?;
         self.wal.lock().remove_up_to(checkpoint)?;
+        self.stats.flushes.fetch_add(1, Ordering::Relaxed);
         if let Some(seg) = sealed {
             tracing::info!(collection = %self.spec.name, segment = seg.id, rows = seg.rows(), ms = t.elapsed().as_millis() as u64, "flushed write buffer to an indexed segment");
         }
@@ -213,6 +214,7 @@ impl Collection {
                 tracing::warn!(dir = %dir.display(), error = %e, "could not remove compacted segment folder; it will be removed at next start");
             }
         }
+        self.stats.compactions.fetch_add(1, Ordering::Relaxed);
         tracing::info!(collection = %self.spec.name, merged = plan.len(), rows = new_seg.as_ref().map_or(0, |s| s.rows()), ms = t.elapsed().as_millis() as u64, "compacted segments");
         Ok(true)
     }

@@ -66,6 +66,7 @@ impl Collection {
         }
         let nq = flat.len() / space.dim;
         let k = req.k;
+        self.stats.searches.fetch_add(nq as u64, std::sync::atomic::Ordering::Relaxed);
 
         let st = self.state.read();
         let sources = st.sources();

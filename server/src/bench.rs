@@ -57,6 +57,9 @@ pub struct SearchBench {
     /// Keep the collection afterwards.
     #[arg(long)]
     pub keep: bool,
+    /// Also measure these efSearch values (comma-separated), per query, on the same index.
+    #[arg(long, value_delimiter = ',')]
+    pub ef_sweep: Vec<usize>,
     /// Skip the in-process FAISS baseline.
     #[arg(long)]
     pub no_baseline: bool,
@@ -212,55 +215,7 @@ async fn search_bench(server: &str, b: SearchBench) -> Result<()> {
     let queries = Arc::new(queries);
     let truth = Arc::new(truth);
 
-    // Served phase.
-    eprintln!("served search: {} concurrent clients for {:.0}s", b.concurrency, b.duration);
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut tasks = tokio::task::JoinSet::new();
-    let t0 = Instant::now();
-    for w in 0..b.concurrency {
-        let (mut items, stop, queries, truth, name) =
-            (items.clone(), stop.clone(), queries.clone(), truth.clone(), name.clone());
-        let (dim, k, nq) = (b.dim, b.k, b.queries);
-        tasks.spawn(async move {
-            let mut lat = Vec::new();
-            let mut rec = Vec::new();
-            let mut q = w;
-            while !stop.load(Ordering::Relaxed) {
-                let qi = q % nq;
-                let t = Instant::now();
-                let r = items
-                    .search(v1::SearchRequest {
-                        collection: name.clone(),
-                        vector: Some(v1::Vector {
-                            values: queries[qi * dim..(qi + 1) * dim].to_vec(),
-                            ..Default::default()
-                        }),
-                        top_k: k as u32,
-                        ..Default::default()
-                    })
-                    .await
-                    .map_err(status_err)?;
-                lat.push(t.elapsed());
-                let found: Vec<u32> = r.into_inner().hits.iter().filter_map(|h| h.id.parse().ok()).collect();
-                rec.push(recall(&found, &truth[qi], k));
-                q += 1;
-            }
-            Ok::<_, anyhow::Error>((lat, rec))
-        });
-    }
-    tokio::time::sleep(Duration::from_secs_f64(b.duration)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut lat = Vec::new();
-    let mut rec = Vec::new();
-    while let Some(r) = tasks.join_next().await {
-        let (l, r) = r??;
-        lat.extend(l);
-        rec.extend(r);
-    }
-    let served = summarize("served (gRPC)", lat, t0.elapsed().as_secs_f64(), &rec);
-
-    // In-process baseline: the same FAISS description and efSearch, same queries and concurrency.
-    let baseline = if b.no_baseline {
+    let index = if b.no_baseline {
         None
     } else {
         eprintln!("in-process baseline: building {} over the same vectors", b.index);
@@ -270,44 +225,26 @@ async fn search_bench(server: &str, b: SearchBench) -> Result<()> {
             ..IndexTuning::default()
         };
         let t = Instant::now();
-        let index =
-            Arc::new(AnnIndex::build(&b.index, b.dim, metric, &base, tuning).map_err(|e| anyhow::anyhow!("{e}"))?);
-        let build_secs = t.elapsed().as_secs_f64();
-        let stop = Arc::new(AtomicBool::new(false));
-        let t0 = Instant::now();
-        let handles: Vec<_> = (0..b.concurrency)
-            .map(|w| {
-                let (index, stop, queries, truth) = (index.clone(), stop.clone(), queries.clone(), truth.clone());
-                let (dim, k, nq) = (b.dim, b.k, b.queries);
-                std::thread::spawn(move || {
-                    let mut lat = Vec::new();
-                    let mut rec = Vec::new();
-                    let mut q = w;
-                    while !stop.load(Ordering::Relaxed) {
-                        let qi = q % nq;
-                        let t = Instant::now();
-                        let r =
-                            index.search(&queries[qi * dim..(qi + 1) * dim], k, None, 0).expect("in-process search");
-                        lat.push(t.elapsed());
-                        let found: Vec<u32> = r[0].iter().map(|x| x.0).collect();
-                        rec.push(recall(&found, &truth[qi], k));
-                        q += 1;
-                    }
-                    (lat, rec)
-                })
-            })
-            .collect();
-        std::thread::sleep(Duration::from_secs_f64(b.duration));
-        stop.store(true, Ordering::Relaxed);
-        let mut lat = Vec::new();
-        let mut rec = Vec::new();
-        for h in handles {
-            let (l, r) = h.join().map_err(|_| anyhow::anyhow!("baseline thread panicked"))?;
-            lat.extend(l);
-            rec.extend(r);
-        }
-        Some((summarize("in-process FAISS", lat, t0.elapsed().as_secs_f64(), &rec), build_secs))
+        let ix = AnnIndex::build(&b.index, b.dim, metric, &base, tuning).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Some((Arc::new(ix), t.elapsed().as_secs_f64()))
     };
+    let mut efs = vec![0usize];
+    efs.extend(b.ef_sweep.iter().copied().filter(|&e| e != b.hnsw_ef_search));
+    let mut rows = Vec::new();
+    for ef in efs {
+        let label = if ef == 0 { b.hnsw_ef_search } else { ef };
+        eprintln!("efSearch {label}: served search, {} concurrent clients for {:.0}s", b.concurrency, b.duration);
+        let served = served_phase(&items, &name, &b, queries.clone(), truth.clone(), ef).await?;
+        let inproc = match &index {
+            Some((ix, _)) => {
+                eprintln!("efSearch {label}: in-process FAISS, {} threads for {:.0}s", b.concurrency, b.duration);
+                Some(inprocess_phase(ix.clone(), &b, queries.clone(), truth.clone(), ef)?)
+            }
+            None => None,
+        };
+        rows.push((label, served, inproc));
+    }
+    let (served, baseline) = (rows[0].1.clone(), rows[0].2.clone().zip(index.as_ref().map(|(_, s)| *s)));
 
     if !b.keep && b.collection.is_none() {
         let _ = cols.drop(v1::DropCollectionRequest { name: name.clone() }).await;
@@ -323,6 +260,7 @@ async fn search_bench(server: &str, b: SearchBench) -> Result<()> {
         "baseline": baseline.as_ref().map(|(p, s)| serde_json::json!({"phase": p, "build_s": s})),
         "ratio_qps_served_over_inprocess": baseline.as_ref().map(|(p, _)| served.qps / p.qps),
         "ratio_p50_served_over_inprocess": baseline.as_ref().map(|(p, _)| served.p50_ms / p.p50_ms.max(1e-9)),
+        "ef_sweep": rows.iter().map(|(ef, s, i)| serde_json::json!({"ef": ef, "served": s, "in_process": i})).collect::<Vec<_>>(),
     });
     if b.json {
         println!("{report}");
@@ -354,6 +292,24 @@ async fn search_bench(server: &str, b: SearchBench) -> Result<()> {
             p.name, p.requests, p.qps, p.p50_ms, p.p95_ms, p.p99_ms, p.recall
         );
     }
+    if rows.len() > 1 {
+        println!("efSearch sweep (same index, same queries):");
+        println!(
+            "{:>8} {:>12} {:>12} {:>12} {:>14} {:>14}",
+            "ef", "served QPS", "served p50", "recall@k", "in-proc QPS", "in-proc recall"
+        );
+        for (ef, s, i) in &rows {
+            println!(
+                "{:>8} {:>12.1} {:>12.3} {:>12.4} {:>14} {:>14}",
+                ef,
+                s.qps,
+                s.p50_ms,
+                s.recall,
+                i.as_ref().map_or("-".into(), |p| format!("{:.1}", p.qps)),
+                i.as_ref().map_or("-".into(), |p| format!("{:.4}", p.recall))
+            );
+        }
+    }
     if let Some((p, build)) = &baseline {
         println!("in-process index build: {build:.1}s");
         println!(
@@ -363,4 +319,104 @@ async fn search_bench(server: &str, b: SearchBench) -> Result<()> {
         );
     }
     Ok(())
+}
+
+type Shared<T> = Arc<Vec<T>>;
+
+async fn served_phase(
+    items: &crate::cli::ItemsClient,
+    name: &str,
+    b: &SearchBench,
+    queries: Shared<f32>,
+    truth: Shared<Vec<u32>>,
+    ef: usize,
+) -> Result<Phase> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = tokio::task::JoinSet::new();
+    let t0 = Instant::now();
+    for w in 0..b.concurrency {
+        let (mut items, stop, queries, truth, name) =
+            (items.clone(), stop.clone(), queries.clone(), truth.clone(), name.to_string());
+        let (dim, k, nq) = (b.dim, b.k, b.queries);
+        tasks.spawn(async move {
+            let mut lat = Vec::new();
+            let mut rec = Vec::new();
+            let mut q = w;
+            while !stop.load(Ordering::Relaxed) {
+                let qi = q % nq;
+                let t = Instant::now();
+                let r = items
+                    .search(v1::SearchRequest {
+                        collection: name.clone(),
+                        vector: Some(v1::Vector {
+                            values: queries[qi * dim..(qi + 1) * dim].to_vec(),
+                            ..Default::default()
+                        }),
+                        top_k: k as u32,
+                        params: Some(v1::SearchParams { ef: ef as u32, ..Default::default() }),
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(status_err)?;
+                lat.push(t.elapsed());
+                let found: Vec<u32> = r.into_inner().hits.iter().filter_map(|h| h.id.parse().ok()).collect();
+                rec.push(recall(&found, &truth[qi], k));
+                q += 1;
+            }
+            Ok::<_, anyhow::Error>((lat, rec))
+        });
+    }
+    tokio::time::sleep(Duration::from_secs_f64(b.duration)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut lat = Vec::new();
+    let mut rec = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        let (l, r) = r??;
+        lat.extend(l);
+        rec.extend(r);
+    }
+    Ok(summarize("served (gRPC)", lat, t0.elapsed().as_secs_f64(), &rec))
+}
+
+fn inprocess_phase(
+    index: Arc<AnnIndex>,
+    b: &SearchBench,
+    queries: Shared<f32>,
+    truth: Shared<Vec<u32>>,
+    ef: usize,
+) -> Result<Phase> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let t0 = Instant::now();
+    let handles: Vec<_> = (0..b.concurrency)
+        .map(|w| {
+            let (index, stop, queries, truth) = (index.clone(), stop.clone(), queries.clone(), truth.clone());
+            let (dim, k, nq) = (b.dim, b.k, b.queries);
+            std::thread::spawn(move || {
+                let mut lat = Vec::new();
+                let mut rec = Vec::new();
+                let mut q = w;
+                while !stop.load(Ordering::Relaxed) {
+                    let qi = q % nq;
+                    let t = Instant::now();
+                    let r =
+                        index.search_ef(&queries[qi * dim..(qi + 1) * dim], k, None, 0, ef).expect("in-process search");
+                    lat.push(t.elapsed());
+                    let found: Vec<u32> = r[0].iter().map(|x| x.0).collect();
+                    rec.push(recall(&found, &truth[qi], k));
+                    q += 1;
+                }
+                (lat, rec)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs_f64(b.duration));
+    stop.store(true, Ordering::Relaxed);
+    let mut lat = Vec::new();
+    let mut rec = Vec::new();
+    for h in handles {
+        let (l, r) = h.join().map_err(|_| anyhow::anyhow!("baseline thread panicked"))?;
+        lat.extend(l);
+        rec.extend(r);
+    }
+    Ok(summarize("in-process FAISS", lat, t0.elapsed().as_secs_f64(), &rec))
 }

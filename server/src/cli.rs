@@ -152,6 +152,7 @@ pub enum Cmd {
     Search(SearchArgs),
     Ingest(IngestArgs),
     Models(ModelsCmd),
+    Status { json: bool },
 }
 
 pub fn normalize_url(server: &str) -> String {
@@ -227,6 +228,7 @@ pub fn run(server: &str, cmd: Cmd) -> Result<()> {
             }
             Cmd::Search(a) => search(&mut items, a).await,
             Cmd::Ingest(a) => crate::cli_ingest::ingest(&mut items, a).await,
+            Cmd::Status { json } => status(server, json).await,
             Cmd::Models(ModelsCmd::List { json }) => {
                 let ch = connect(server).await?;
                 let mut m = v1::models_client::ModelsClient::new(ch);
@@ -546,6 +548,62 @@ async fn search(items: &mut ItemsClient, a: SearchArgs) -> Result<()> {
     }
     if hits.is_empty() && !a.json {
         eprintln!("no results");
+    }
+    Ok(())
+}
+
+fn human_duration(secs: f64) -> String {
+    let s = secs as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..=86399 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d{:02}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+async fn status(server: &str, json: bool) -> Result<()> {
+    let mut c = v1::server_client::ServerClient::new(connect(server).await?);
+    let s = c.status(v1::StatusRequest {}).await.map_err(status_err)?.into_inner();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "version": s.version, "device": s.device, "uptime_seconds": s.uptime_seconds, "rss_bytes": s.rss_bytes,
+                "data_dir": s.data_dir, "data_bytes": s.data_bytes, "disk_free_bytes": s.disk_free_bytes,
+                "disk_total_bytes": s.disk_total_bytes, "queries_per_second": s.queries_per_second,
+                "upserts_per_second": s.upserts_per_second, "growth_bytes_per_day": s.growth_bytes_per_day,
+                "days_until_disk_full": s.days_until_disk_full,
+                "collections": s.collections.iter().map(info_json).collect::<Vec<_>>(),
+            })
+        );
+        return Ok(());
+    }
+    println!("agentdb {} on {}, up {}", s.version, s.device, human_duration(s.uptime_seconds));
+    println!("memory       {} resident", human_bytes(s.rss_bytes));
+    println!(
+        "data         {}: {} used, {} free of {}",
+        s.data_dir,
+        human_bytes(s.data_bytes),
+        human_bytes(s.disk_free_bytes),
+        human_bytes(s.disk_total_bytes)
+    );
+    println!(
+        "rates        {:.1} queries/s, {:.1} items/s written (last minute)",
+        s.queries_per_second, s.upserts_per_second
+    );
+    if s.days_until_disk_full >= 0.0 {
+        println!(
+            "growth       {}/day: disk full in {:.1} days at this trend",
+            human_bytes(s.growth_bytes_per_day as u64),
+            s.days_until_disk_full
+        );
+    } else {
+        println!("growth       not growing (no forecast)");
+    }
+    println!("{:<24} {:>12} {:>9} {:>12}", "COLLECTION", "ITEMS", "SEGMENTS", "DISK");
+    for i in &s.collections {
+        println!("{:<24} {:>12} {:>9} {:>12}", i.name, i.count, i.segments, human_bytes(i.disk_bytes));
     }
     Ok(())
 }

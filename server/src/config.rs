@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7720";
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:7721";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -18,6 +19,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// gRPC listen address.
     pub listen: String,
+    /// HTTP listen address for /metrics and /healthz ("" = off).
+    pub http_listen: String,
     /// `auto` (text on a terminal, JSON otherwise), `text` or `json`.
     pub log_format: String,
     /// tracing filter, e.g. `info` or `agentdb_engine=debug,info`.
@@ -117,6 +120,7 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("./agentdb-data"),
             listen: DEFAULT_LISTEN.into(),
+            http_listen: DEFAULT_HTTP_LISTEN.into(),
             log_format: "auto".into(),
             log_level: "info".into(),
             storage: StorageConfig::default(),

@@ -57,6 +57,7 @@ impl Gate {
 
 #[derive(Clone)]
 pub struct Services {
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub db: Arc<Database>,
     pub gate: Arc<Gate>,
     pub encoders: Arc<Encoders>,
@@ -371,6 +372,7 @@ impl v1::items_server::Items for Services {
                         Ok(r) => r,
                         Err(st) => v1::IngestResult { source, status: "failed".into(), error: st.message().to_string(), ..Default::default() },
                     };
+                    svc.metrics.observe_ingest(&result.status, &result.media_type, result.items as u64);
                     tracing::info!(collection = %collection, source = %result.source, status = %result.status, items = result.items, error = %result.error, "ingest");
                     let _ = tx.send(Ok(result)).await;
                     drop(permit);

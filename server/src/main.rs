@@ -8,8 +8,10 @@ mod config;
 mod encoders;
 mod grpc;
 mod ingest;
+mod metrics;
 mod serve;
 mod status;
+mod status_rpc;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -43,6 +45,11 @@ enum Command {
     Search(cli::SearchArgs),
     /// Ingest files and folders (type detected from content) into a multimodal collection.
     Ingest(cli::IngestArgs),
+    /// Server health: memory, disk, collections, rates and a disk-growth forecast.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
     /// Installed models.
     #[command(subcommand)]
     Models(cli::ModelsCmd),
@@ -82,6 +89,7 @@ fn main() {
         Command::Search(a) => cli::run(&args.server, cli::Cmd::Search(a)),
         Command::Ingest(a) => cli::run(&args.server, cli::Cmd::Ingest(a)),
         Command::Models(m) => cli::run(&args.server, cli::Cmd::Models(m)),
+        Command::Status { json } => cli::run(&args.server, cli::Cmd::Status { json }),
         Command::Bench(b) => bench::run(&args.server, b),
     };
     if let Err(e) = result {

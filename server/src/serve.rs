@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::grpc::{Gate, Services};
+use crate::metrics::Metrics;
 use agentdb_proto::v1;
 use anyhow::{Context, Result};
 use std::sync::Arc;
@@ -24,25 +25,27 @@ pub fn init_logging(cfg: &Config) {
     let _ = if json { b.json().try_init() } else { b.try_init() };
 }
 
-/// tonic reports an oversize request as OUT_OF_RANGE; gRPC's convention (and our API)
-/// is RESOURCE_EXHAUSTED, with the configured limit named.
+/// The gRPC edge: per-method request metrics, and tonic's OUT_OF_RANGE for an oversize
+/// request turned into RESOURCE_EXHAUSTED (gRPC's convention, and our API's), with the
+/// configured limit named.
 #[derive(Clone)]
-struct OversizeStatus<S> {
+struct Edge<S> {
     inner: S,
     limit: usize,
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Clone)]
-struct OversizeStatusLayer(usize);
+struct EdgeLayer(usize, Arc<Metrics>);
 
-impl<S> tower_layer::Layer<S> for OversizeStatusLayer {
-    type Service = OversizeStatus<S>;
+impl<S> tower_layer::Layer<S> for EdgeLayer {
+    type Service = Edge<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        OversizeStatus { inner, limit: self.0 }
+        Edge { inner, limit: self.0, metrics: self.1.clone() }
     }
 }
 
-impl<S, B, RB> tower_service::Service<http::Request<B>> for OversizeStatus<S>
+impl<S, B, RB> tower_service::Service<http::Request<B>> for Edge<S>
 where
     S: tower_service::Service<http::Request<B>, Response = http::Response<RB>>,
     S::Future: Send + 'static,
@@ -56,8 +59,10 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let method = req.uri().path().to_string();
+        let started = std::time::Instant::now();
         let fut = self.inner.call(req);
-        let limit = self.limit;
+        let (limit, metrics) = (self.limit, self.metrics.clone());
         Box::pin(async move {
             let mut resp = fut.await?;
             let h = resp.headers_mut();
@@ -73,18 +78,31 @@ where
                     h.insert("grpc-message", v);
                 }
             }
+            // Unary errors carry grpc-status in the head; successes and streams carry it
+            // in trailers, which arrive later: count those as OK here.
+            let code = h.get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or("0").to_string();
+            metrics.observe_request(&method, &code, started.elapsed().as_secs_f64());
             Ok(resp)
         })
     }
 }
 
-async fn shutdown_signal() {
+async fn shutdown_signal(tx: tokio::sync::watch::Sender<bool>) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM received: finishing in-flight requests"),
         _ = int.recv() => tracing::info!("SIGINT received: finishing in-flight requests"),
+    }
+    let _ = tx.send(true);
+}
+
+async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            return;
+        }
     }
 }
 
@@ -113,7 +131,9 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
     let max_concurrent = if cfg.limits.max_concurrent == 0 { threads * 2 } else { cfg.limits.max_concurrent };
     let models_cfg = cfg.models.clone();
     let encoders = Arc::new(tokio::task::spawn_blocking(move || crate::encoders::Encoders::load(&models_cfg)).await?);
+    let metrics = Arc::new(Metrics::default());
     let svc = Services {
+        metrics: metrics.clone(),
         db: db.clone(),
         gate: Arc::new(Gate::new(max_concurrent, cfg.limits.max_queued)),
         encoders,
@@ -137,12 +157,43 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
         .context("building reflection service")?;
 
     tracing::info!(listen = %addr, data_dir = %cfg.data_dir.display(), collections = db.list().len(), device = "cpu", "agentdb serving gRPC (agentdb.v1, grpc.health.v1, reflection)");
-    // A plain line on stdout that scripts and tests can wait for.
-    println!("agentdb listening on {addr}");
 
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(shutdown_signal(stop_tx));
+
+    // HTTP listener: Prometheus metrics and a liveness probe.
+    let http_task = if cfg.http_listen.trim().is_empty() {
+        None
+    } else {
+        let l = tokio::net::TcpListener::bind(&cfg.http_listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (http_listen)", cfg.http_listen))?;
+        let http_addr = l.local_addr()?;
+        let (db, enc, m) = (db.clone(), svc.encoders.clone(), metrics.clone());
+        let app = axum::Router::new()
+            .route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let (db, enc, m) = (db.clone(), enc.clone(), m.clone());
+                    async move {
+                        let body = tokio::task::spawn_blocking(move || m.render(&db, &enc)).await.unwrap_or_default();
+                        ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
+                    }
+                }),
+            )
+            .route("/healthz", axum::routing::get(|| async { "ok" }));
+        tracing::info!(listen = %http_addr, "serving HTTP (/metrics, /healthz)");
+        println!("agentdb http listening on {http_addr}");
+        let rx = stop_rx.clone();
+        Some(tokio::spawn(async move { axum::serve(l, app).with_graceful_shutdown(stopped(rx)).await }))
+    };
+
+    // A plain line on stdout that scripts and tests can wait for (printed last, once
+    // every listener is bound).
+    println!("agentdb listening on {addr}");
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     Server::builder()
-        .layer(OversizeStatusLayer(limit))
+        .layer(EdgeLayer(limit, metrics.clone()))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(
@@ -156,11 +207,15 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
                 .max_encoding_message_size(limit),
         )
         .add_service(v1::models_server::ModelsServer::new(svc))
-        .serve_with_incoming_shutdown(incoming, shutdown_signal())
+        .add_service(v1::server_server::ServerServer::new(crate::status_rpc::StatusService::start(db.clone())))
+        .serve_with_incoming_shutdown(incoming, stopped(stop_rx))
         .await
         .context("gRPC server failed")?;
 
     health_reporter.set_not_serving::<v1::items_server::ItemsServer<Services>>().await;
+    if let Some(t) = http_task {
+        let _ = t.await;
+    }
     let db2 = db.clone();
     tokio::task::spawn_blocking(move || db2.close()).await?;
     tracing::info!("shutdown complete: all acknowledged writes are durable");

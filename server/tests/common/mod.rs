@@ -13,6 +13,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_agentdb");
 pub struct Server {
     pub child: Child,
     pub addr: String,
+    pub http_addr: Option<String>,
     pub data_dir: PathBuf,
     pub log: PathBuf,
 }
@@ -25,6 +26,7 @@ impl Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(["--set", "http_listen="])
             .args(extra)
             .env_remove("AGENTDB_URL")
             .stdout(Stdio::piped())
@@ -33,10 +35,14 @@ impl Server {
             .expect("spawn agentdb serve");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let (htx, hrx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(a) = line.strip_prefix("agentdb listening on ") {
                     let _ = tx.send(a.trim().to_string());
+                }
+                if let Some(a) = line.strip_prefix("agentdb http listening on ") {
+                    let _ = htx.send(a.trim().to_string());
                 }
             }
         });
@@ -47,7 +53,9 @@ impl Server {
                 panic!("server did not start; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
             }
         };
-        Server { child, addr, data_dir: data_dir.to_path_buf(), log }
+        // The HTTP line, when enabled, is printed before the gRPC one.
+        let http_addr = hrx.try_recv().ok();
+        Server { child, addr, http_addr, data_dir: data_dir.to_path_buf(), log }
     }
 
     pub fn url(&self) -> String {

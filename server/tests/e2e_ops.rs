@@ -1,0 +1,106 @@
+//! Operations through the real binary: Prometheus metrics (validated by a real
+//! exposition-format parser) and `agentdb status`.
+
+mod common;
+
+use agentdb_proto::v1;
+use common::*;
+use serde_json::json;
+
+#[test]
+fn metrics_are_valid_prometheus_text_and_status_reports_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &["--set", "http_listen=127.0.0.1:0"]);
+    let log = std::fs::read_to_string(&server.log).unwrap_or_default();
+    let _ = log;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (mut cols, mut items) = server.clients().await;
+        cols.create(v1::CreateCollectionRequest {
+            name: "m".into(),
+            spaces: vec![space("", 4, v1::Metric::L2, "Flat")],
+            multimodal: false,
+        })
+        .await
+        .unwrap();
+        items
+            .upsert(v1::UpsertRequest {
+                collection: "m".into(),
+                items: (0..50).map(|i| item(&i.to_string(), vec![i as f32, 1.0, 2.0, 3.0], json!({}))).collect(),
+            })
+            .await
+            .unwrap();
+        for _ in 0..5 {
+            items
+                .search(v1::SearchRequest {
+                    collection: "m".into(),
+                    vector: Some(v1::Vector { values: vec![1.0; 4], ..Default::default() }),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+        }
+        let _ = items
+            .search(v1::SearchRequest {
+                collection: "nope".into(),
+                vector: Some(v1::Vector { values: vec![1.0; 4], ..Default::default() }),
+                ..Default::default()
+            })
+            .await;
+    });
+    let http = server.http_addr.clone().expect("http listener");
+    let body = http_get(&http, "/metrics");
+    // Parse with the reference Python client's parser (installed by the set-up).
+    let script = r#"
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+fams = {f.name: f for f in text_string_to_metric_families(sys.stdin.read())}
+def val(name, **labels):
+    for s in fams[name].samples:
+        if all(s.labels.get(k) == v for k, v in labels.items()) and s.name == name + ("_total" if fams[name].type == "counter" else ""):
+            return s.value
+    raise SystemExit(f"missing {name} {labels}")
+assert val("agentdb_grpc_requests", method="/agentdb.v1.Items/Search", code="0") == 5
+assert val("agentdb_grpc_requests", method="/agentdb.v1.Items/Search", code="5") == 1
+assert val("agentdb_collection_items", collection="m") == 50
+assert val("agentdb_searches", collection="m") == 5
+assert val("process_resident_memory_bytes") > 0
+assert fams["agentdb_grpc_request_duration_seconds"].type == "histogram"
+print("ok", len(fams))
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "parser rejected /metrics: {}\n{}", String::from_utf8_lossy(&out.stderr), body);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok"));
+    assert_eq!(http_get(&http, "/healthz").trim(), "ok");
+
+    let out = server.cli(&["status", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["device"], json!("cpu"));
+    assert!(s["rss_bytes"].as_u64().unwrap() > 0);
+    assert!(s["disk_free_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(s["collections"][0]["count"], json!(50));
+    let out = server.cli(&["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("memory") && text.contains("growth") && text.contains("m "), "{text}");
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    let (head, body) = buf.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_string()
+}

@@ -1,0 +1,158 @@
+//! Text ingestion and search by text through the real binary, with the real
+//! all-MiniLM-L6-v2 weights the set-up installs (`make test` runs `.ci/models.sh`).
+
+mod common;
+
+use agentdb_proto::v1;
+use common::*;
+use serde_json::{json, Value};
+use tonic::Code;
+
+fn json_lines(out: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn ingest_folder_then_search_by_text_and_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &["--set", "ingest.chunk_tokens=64"]);
+    let ok = |args: &[&str]| {
+        let out = server.cli(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+
+    let models = json_lines(&ok(&["models", "list", "--json"]));
+    let minilm = models.iter().find(|m| m["name"] == "all-minilm-l6-v2").expect("MiniLM installed");
+    assert_eq!(minilm["loaded"], json!(true));
+    assert_eq!(minilm["dim"], json!(384));
+
+    let media = dir.path().join("media");
+    std::fs::create_dir_all(media.join("sub")).unwrap();
+    std::fs::write(media.join("bread.md"), "# Baking bread\n\nMix **flour**, water, salt and yeast, knead the dough and bake the loaf in a hot oven.\n- steam helps the crust\n").unwrap();
+    std::fs::write(
+        media.join("jupiter.txt"),
+        "The probe entered orbit around Jupiter after a five year journey through the solar system.",
+    )
+    .unwrap();
+    std::fs::write(
+        media.join("sub/revenue.txt"),
+        "Quarterly revenue grew twelve percent on strong sales of cloud software subscriptions.",
+    )
+    .unwrap();
+    // A long document: several chunks.
+    let long: String =
+        (0..120).map(|i| format!("Sentence {i} talks about gardening, tomatoes and compost. ")).collect();
+    std::fs::write(media.join("sub/garden.txt"), long).unwrap();
+    std::fs::write(media.join("fake.txt"), b"\x89PNG\r\n\x1a\nthis is not really a picture").unwrap();
+    std::fs::write(media.join("noise.bin"), [0u8, 1, 2, 3, 255, 254]).unwrap();
+
+    ok(&["collection", "create", "notes", "--multimodal"]);
+    let summary: Value = serde_json::from_slice(&ok(&["ingest", "notes", media.to_str().unwrap(), "--json"])).unwrap();
+    assert_eq!(summary["ingested"], json!(4), "{summary}");
+    assert_eq!(summary["failed"].as_array().unwrap().len(), 2, "{summary}");
+    let reasons = summary["failed"].to_string();
+    assert!(
+        reasons.contains("fake.txt") && reasons.contains("image/png"),
+        "type comes from content, not the name: {reasons}"
+    );
+    assert!(reasons.contains("noise.bin") && reasons.contains("unrecognised content"), "{reasons}");
+    assert!(summary["items"].as_u64().unwrap() > 4, "the long document was chunked: {summary}");
+
+    // Running again skips everything already ingested.
+    let again: Value = serde_json::from_slice(&ok(&["ingest", "notes", media.to_str().unwrap(), "--json"])).unwrap();
+    assert_eq!((again["ingested"].clone(), again["skipped"].clone()), (json!(0), json!(4)), "{again}");
+
+    for (query, want) in [
+        ("how do I make a loaf of bread", "bread.md"),
+        ("spacecraft visiting a giant planet", "jupiter.txt"),
+        ("company earnings and sales growth", "revenue.txt"),
+        ("growing vegetables in my backyard", "garden.txt"),
+    ] {
+        let hits = json_lines(&ok(&["search", "notes", "--text", query, "--top-k", "3", "--json"]));
+        let top = &hits[0]["payload"];
+        assert!(top["source"].as_str().unwrap().ends_with(want), "{query}: {hits:?}");
+        assert_eq!(top["modality"], json!("text"));
+        assert!(top["chunk"].is_u64() && top["text"].is_string());
+    }
+    // Filters apply to text search too.
+    let hits =
+        json_lines(&ok(&["search", "notes", "--text", "bread", "--filter", "media_type = \"text/plain\"", "--json"]));
+    assert!(hits.iter().all(|h| h["payload"]["media_type"] == json!("text/plain")));
+
+    // Vectors from another encoder are refused; a vector collection cannot be searched by text.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (mut cols, mut items) = server.clients().await;
+        let mut it = item("x", vec![0.1; 384], json!({}));
+        it.vectors.get_mut("").unwrap().encoder = "clip-vit-b32@1#abc".into();
+        let err = items.upsert(v1::UpsertRequest { collection: "notes".into(), items: vec![it] }).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(err.message().contains("comes from encoder 'clip-vit-b32@1#abc'"), "{}", err.message());
+        cols.create(v1::CreateCollectionRequest {
+            name: "raw".into(),
+            spaces: vec![space("", 4, v1::Metric::Cosine, "")],
+            multimodal: false,
+        })
+        .await
+        .unwrap();
+        let err = items
+            .search(v1::SearchRequest { collection: "raw".into(), text: "hello".into(), ..Default::default() })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(err.message().contains("no space bound to the text encoder"), "{}", err.message());
+        let err =
+            items.search(v1::SearchRequest { collection: "notes".into(), ..Default::default() }).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+    });
+}
+
+#[test]
+fn a_killed_ingest_resumes_where_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let media = dir.path().join("many");
+    std::fs::create_dir_all(&media).unwrap();
+    let topics = ["rivers", "mountains", "violins", "databases", "tennis", "volcanoes", "bicycles", "coffee"];
+    for i in 0..120 {
+        let t = topics[i % topics.len()];
+        std::fs::write(
+            media.join(format!("doc{i:03}.txt")),
+            format!("Note {i}: a short text about {t} and why people enjoy {t}."),
+        )
+        .unwrap();
+    }
+    assert!(server.cli(&["collection", "create", "many", "--multimodal"]).status.success());
+    // Start an ingest and kill the client part-way.
+    let mut child = std::process::Command::new(BIN)
+        .args(["ingest", "many", media.to_str().unwrap(), "--concurrency", "1"])
+        .env("AGENTDB_URL", server.url())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let count = |server: &Server| -> u64 {
+        let out = server.cli(&["count", "many"]);
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+    };
+    let t = std::time::Instant::now();
+    while count(&server) < 10 && t.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    let before = count(&server);
+    assert!(before >= 10, "some files were ingested before the kill");
+    let out = server.cli(&["ingest", "many", media.to_str().unwrap(), "--json"]);
+    assert!(out.status.success());
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["failed"].as_array().unwrap().len(), 0, "{s}");
+    assert_eq!(s["ingested"].as_u64().unwrap() + s["skipped"].as_u64().unwrap(), 120, "{s}");
+    assert!(s["skipped"].as_u64().unwrap() >= before, "work done before the kill is not redone: {s}");
+    assert_eq!(count(&server), 120, "one item per short file, none lost, none duplicated");
+}
