@@ -82,6 +82,22 @@ print("ok", len(fams))
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok"));
     assert_eq!(http_get(&http, "/healthz").trim(), "ok");
 
+    // The shipped dashboard and alert rules use only metrics this server exports.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    for file in ["deploy/grafana/agentdb-dashboard.json", "deploy/prometheus/agentdb-rules.yml"] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let mut names: Vec<String> = Vec::new();
+        for (i, _) in text.match_indices("agentdb_").chain(text.match_indices("process_")) {
+            let name: String = text[i..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            names.push(name);
+        }
+        assert!(names.len() > 5, "{file}");
+        for n in names {
+            let family = n.trim_end_matches("_bucket");
+            assert!(body.contains(&format!("# TYPE {family} ")), "{file} uses {n}, which /metrics does not export");
+        }
+    }
+
     let out = server.cli(&["status", "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
