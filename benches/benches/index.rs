@@ -1,6 +1,8 @@
 //! Criterion micro-benchmarks for AgentDB's index and collection paths.
 //!
-//! Groups (all data is 384-d, unit-norm, seeded; see `agentdb_benches`):
+//! Groups (all data is 384-d, unit-norm, seeded; see `agentdb_benches`). Indexes use the
+//! engine's `IndexTuning` defaults (so HNSW's efConstruction is whatever collections use)
+//! with efSearch pinned to 128:
 //! - `index_build`: building FAISS `Flat`, `HNSW32` and `IVF64,Flat` over 10k vectors.
 //! - `search_k10`: top-10 over 20k vectors: the exact CPU kernel, FAISS `Flat` and FAISS
 //!   `HNSW32` (efSearch 128) for one query, and the kernel and `Flat` for a batch of 64.

@@ -451,8 +451,14 @@ mod tests {
         let dim = 16;
         let v = data(2000, dim, 1);
         for desc in ["Flat", "HNSW16", "IVF16,Flat"] {
-            let ix =
-                AnnIndex::build(desc, dim, Metric::L2, &v, IndexTuning { hnsw_ef_search: 64, ivf_nprobe: 16 }).unwrap();
+            let ix = AnnIndex::build(
+                desc,
+                dim,
+                Metric::L2,
+                &v,
+                IndexTuning { hnsw_ef_search: 64, ivf_nprobe: 16, ..IndexTuning::default() },
+            )
+            .unwrap();
             assert_eq!(ix.kind, desc);
             // A stored vector finds itself.
             let r = ix.search(&v[7 * dim..8 * dim], 5, None, 0).unwrap();

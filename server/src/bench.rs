@@ -18,6 +18,26 @@ use std::time::{Duration, Instant};
 pub enum BenchCmd {
     /// Load random vectors, then measure served search QPS, latency and recall.
     Search(SearchBench),
+    /// Text encoder throughput against batch size (in-process, real weights).
+    Embed(EmbedBench),
+}
+
+#[derive(Args, Clone)]
+pub struct EmbedBench {
+    /// Sentences embedded per measurement.
+    #[arg(long, default_value_t = 512)]
+    pub texts: usize,
+    /// Batch sizes to measure (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,8,16,32,64")]
+    pub batch_sizes: Vec<usize>,
+    /// Concurrent single-sentence callers for the dynamic-batcher rows.
+    #[arg(long, default_value_t = 64)]
+    pub callers: usize,
+    /// Model folder (default: the installed all-minilm-l6-v2).
+    #[arg(long)]
+    pub model: Option<std::path::PathBuf>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Clone)]
@@ -74,6 +94,7 @@ pub fn run(server: &str, cmd: BenchCmd) -> Result<()> {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(search_bench(server, b))
         }
+        BenchCmd::Embed(b) => embed_bench(b),
     }
 }
 
@@ -419,4 +440,110 @@ fn inprocess_phase(
         rec.extend(r);
     }
     Ok(summarize("in-process FAISS", lat, t0.elapsed().as_secs_f64(), &rec))
+}
+
+/// Varied English sentences of 8 to 30 words.
+fn sentences(n: usize) -> Vec<String> {
+    let subjects = [
+        "The engineer",
+        "A small dog",
+        "Our quarterly report",
+        "The river",
+        "My neighbour",
+        "The new database",
+        "A violinist",
+        "The committee",
+    ];
+    let verbs = ["describes", "crosses", "improves", "ignores", "celebrates", "measures", "questions", "repairs"];
+    let objects = [
+        "the old bridge near the station",
+        "a surprising increase in cloud revenue",
+        "the melody of an early symphony",
+        "every index in the cluster",
+        "the garden after a long winter",
+        "a forecast of heavy rain",
+        "the latency of each request",
+        "the rules of the tournament",
+    ];
+    let tails = [
+        "",
+        " before the meeting on Friday",
+        " while everyone else was asleep",
+        " with great care and a lot of patience",
+        " because nobody else had time to do it properly this year",
+    ];
+    (0..n)
+        .map(|i| format!("{} {} {}{}.", subjects[i % 8], verbs[(i / 8) % 8], objects[(i / 64) % 8], tails[(i / 7) % 5]))
+        .collect()
+}
+
+fn embed_bench(b: EmbedBench) -> Result<()> {
+    use agentdb_models::{registry, BatcherConfig, TextEncoder, TextService};
+    let dir = b.model.clone().unwrap_or_else(|| registry::default_dir().join("all-minilm-l6-v2"));
+    let info = registry::read_model(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let enc = TextEncoder::load(info, candle_core::Device::Cpu).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let texts = sentences(b.texts);
+    let threads = rayon::current_num_threads();
+    enc.embed(&[texts[0].as_str()]).map_err(|e| anyhow::anyhow!("{e}"))?; // warm-up
+    let mut direct = Vec::new();
+    for &bs in &b.batch_sizes {
+        let t = Instant::now();
+        for chunk in texts.chunks(bs.max(1)) {
+            let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            enc.embed(&refs).map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        direct.push((bs, texts.len() as f64 / t.elapsed().as_secs_f64()));
+    }
+    let id = enc.info.encoder_id();
+    drop(enc);
+    let mut batched = Vec::new();
+    for &bs in &b.batch_sizes {
+        let svc2 = Arc::new(TextService::new(
+            TextEncoder::load(
+                registry::read_model(&dir).map_err(|e| anyhow::anyhow!("{e}"))?,
+                candle_core::Device::Cpu,
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+            BatcherConfig { max_batch: bs.max(1), max_wait: Duration::from_millis(2), queue: 4096, workers: 1 },
+        ));
+        let next = Arc::new(AtomicUsize::new(0));
+        let texts = Arc::new(texts.clone());
+        let t = Instant::now();
+        let handles: Vec<_> = (0..b.callers)
+            .map(|_| {
+                let (svc2, next, texts) = (svc2.clone(), next.clone(), texts.clone());
+                std::thread::spawn(move || loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= texts.len() {
+                        return;
+                    }
+                    svc2.batcher.submit_blocking(texts[i].clone()).expect("embed");
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().map_err(|_| anyhow::anyhow!("caller panicked"))?;
+        }
+        let secs = t.elapsed().as_secs_f64();
+        let st = &svc2.batcher.stats;
+        let mean = st.items.load(Ordering::Relaxed) as f64 / st.batches.load(Ordering::Relaxed).max(1) as f64;
+        batched.push((bs, texts.len() as f64 / secs, mean));
+    }
+    if b.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "encoder": id, "texts": b.texts, "threads": threads, "callers": b.callers,
+                "direct": direct.iter().map(|(bs, r)| serde_json::json!({"batch": bs, "texts_per_s": r})).collect::<Vec<_>>(),
+                "dynamic_batcher": batched.iter().map(|(bs, r, m)| serde_json::json!({"max_batch": bs, "texts_per_s": r, "mean_batch": m})).collect::<Vec<_>>(),
+            })
+        );
+        return Ok(());
+    }
+    println!("text encoder {id}, {} sentences, CPU ({threads} threads)", b.texts);
+    println!("{:>10} {:>16} {:>28} {:>12}", "batch", "direct texts/s", "batcher texts/s (callers)", "mean batch");
+    for ((bs, d), (_, r, m)) in direct.iter().zip(&batched) {
+        println!("{:>10} {:>16.1} {:>22.1} ({:>3}) {:>12.1}", bs, d, r, b.callers, m);
+    }
+    Ok(())
 }

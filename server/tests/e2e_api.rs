@@ -65,6 +65,7 @@ async fn collections_items_search_health_reflection() {
         .create(v1::CreateCollectionRequest {
             name: "media".into(),
             spaces: vec![space("text", 16, v1::Metric::Cosine, ""), space("image", 8, v1::Metric::L2, "Flat")],
+            multimodal: false,
         })
         .await
         .unwrap()
@@ -164,6 +165,7 @@ async fn bad_input_gets_the_right_status_and_a_clear_message() {
     cols.create(v1::CreateCollectionRequest {
         name: "c".into(),
         spaces: vec![space("", 4, v1::Metric::Cosine, "Flat")],
+        multimodal: false,
     })
     .await
     .unwrap();
@@ -223,6 +225,7 @@ async fn bad_input_gets_the_right_status_and_a_clear_message() {
         cols.create(v1::CreateCollectionRequest {
             name: "c".into(),
             spaces: vec![space("", 4, v1::Metric::Cosine, "")],
+            multimodal: false,
         })
         .await,
         Code::AlreadyExists,
@@ -232,6 +235,7 @@ async fn bad_input_gets_the_right_status_and_a_clear_message() {
         cols.create(v1::CreateCollectionRequest {
             name: "x".into(),
             spaces: vec![space("", 4, v1::Metric::Cosine, "HNSW32,Nope")],
+            multimodal: false,
         })
         .await,
         Code::InvalidArgument,
@@ -241,6 +245,7 @@ async fn bad_input_gets_the_right_status_and_a_clear_message() {
         cols.create(v1::CreateCollectionRequest {
             name: "../etc".into(),
             spaces: vec![space("", 4, v1::Metric::Cosine, "")],
+            multimodal: false,
         })
         .await,
         Code::InvalidArgument,
@@ -250,6 +255,7 @@ async fn bad_input_gets_the_right_status_and_a_clear_message() {
         cols.create(v1::CreateCollectionRequest {
             name: "x".into(),
             spaces: vec![space("", 0, v1::Metric::Cosine, "")],
+            multimodal: false,
         })
         .await,
         Code::InvalidArgument,
@@ -363,6 +369,7 @@ fn sigterm_drains_and_exits_zero_and_the_lock_refuses_a_second_server() {
         cols.create(v1::CreateCollectionRequest {
             name: "c".into(),
             spaces: vec![space("", 8, v1::Metric::Cosine, "")],
+            multimodal: false,
         })
         .await
         .unwrap();

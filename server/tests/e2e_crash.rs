@@ -67,6 +67,7 @@ fn acknowledged_writes_survive_sigkill() {
             cols.create(v1::CreateCollectionRequest {
                 name: "c".into(),
                 spaces: vec![space("v", DIM as u32, v1::Metric::L2, "HNSW16")],
+                multimodal: false,
             })
             .await
             .unwrap();
@@ -266,7 +267,7 @@ async fn verify(server: &Server, acked: &HashMap<u64, u64>, round: usize) -> Opt
                     space: "v".into(),
                     vector: Some(v1::Vector { values: vector(id, v), ..Default::default() }),
                     top_k: 3,
-                    params: Some(v1::SearchParams { nprobe: 0, exact }),
+                    params: Some(v1::SearchParams { nprobe: 0, exact, ef: 0 }),
                     ..Default::default()
                 })
                 .await
