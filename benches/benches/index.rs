@@ -18,6 +18,11 @@
 //! pass, or a name filter such as `-- search_k10`). Fixtures are built lazily, once per
 //! group, inside the first benchmark that needs them, so a name filter skips the set-up of
 //! the groups it excludes; they are dropped (temp directories removed) when the group ends.
+//!
+//! In criterion's test mode (`cargo test --benches`, as CI runs it, or `-- --test`) each
+//! benchmark runs once as a smoke test, and the row counts are cut to a quarter so that the
+//! HNSW builds stay cheap; every code path (including the filtered-search selector path,
+//! which needs more than `exact_threshold` candidates) is still exercised.
 
 use agentdb_benches::{unit_vectors, DIM};
 use agentdb_engine::index::{AnnIndex, IndexTuning};
@@ -30,14 +35,15 @@ use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 /// Results per query.
 const K: usize = 10;
-/// Rows indexed by `index_build`.
+/// Rows indexed by `index_build` (see [`rows`]).
 const BUILD_ROWS: usize = 10_000;
-/// Rows searched by `search_k10` and `filtered_search`.
+/// Rows searched by `search_k10` and `filtered_search` (see [`rows`]).
 const SEARCH_ROWS: usize = 20_000;
 /// Query pool; single-query benchmarks cycle through it so no one query is cached.
 const QUERY_POOL: usize = 256;
@@ -52,6 +58,25 @@ const SEED_BUILD: u64 = 1;
 const SEED_BASE: u64 = 2;
 const SEED_QUERIES: u64 = 3;
 const SEED_UPSERT: u64 = 4;
+
+/// Whether criterion runs in test mode: each benchmark once, nothing measured. Mirrors
+/// criterion's own rule: without `--bench` (what `cargo bench` passes), or with `--test`.
+fn smoke_test() -> bool {
+    static SMOKE: OnceLock<bool> = OnceLock::new();
+    *SMOKE.get_or_init(|| {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        !args.iter().any(|a| a == "--bench") || args.iter().any(|a| a == "--test")
+    })
+}
+
+/// Data size for `full` rows: all of them when benchmarking, a quarter in test mode.
+fn rows(full: usize) -> usize {
+    if smoke_test() {
+        full / 4
+    } else {
+        full
+    }
+}
 
 fn tuning() -> IndexTuning {
     IndexTuning { hnsw_ef_search: 128, ..IndexTuning::default() }
@@ -79,10 +104,10 @@ fn index_build(c: &mut Criterion) {
         .sampling_mode(SamplingMode::Flat)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(4))
-        .throughput(Throughput::Elements(BUILD_ROWS as u64));
+        .throughput(Throughput::Elements(rows(BUILD_ROWS) as u64));
     for desc in ["Flat", "HNSW32", "IVF64,Flat"] {
         g.bench_function(BenchmarkId::from_parameter(desc), |b| {
-            let base = base.get_or_init(|| unit_vectors(BUILD_ROWS, DIM, SEED_BUILD));
+            let base = base.get_or_init(|| unit_vectors(rows(BUILD_ROWS), DIM, SEED_BUILD));
             b.iter(|| build_index(desc, black_box(base)));
         });
     }
@@ -92,7 +117,7 @@ fn index_build(c: &mut Criterion) {
 fn search_k10(c: &mut Criterion) {
     let (base_cell, queries_cell) = (OnceCell::<Vec<f32>>::new(), OnceCell::<Vec<f32>>::new());
     let (flat_cell, hnsw_cell) = (OnceCell::<AnnIndex>::new(), OnceCell::<AnnIndex>::new());
-    let base = || base_cell.get_or_init(|| unit_vectors(SEARCH_ROWS, DIM, SEED_BASE)).as_slice();
+    let base = || base_cell.get_or_init(|| unit_vectors(rows(SEARCH_ROWS), DIM, SEED_BASE)).as_slice();
     let queries = || queries_cell.get_or_init(|| unit_vectors(QUERY_POOL, DIM, SEED_QUERIES)).as_slice();
     let flat = || flat_cell.get_or_init(|| build_index("Flat", base()));
     let hnsw = || hnsw_cell.get_or_init(|| build_index("HNSW32", base()));
@@ -165,14 +190,15 @@ fn open_collection(dir: &Path, index: &str) -> Collection {
     Collection::create(&dir.join("bench"), spec(index), CollectionOptions::default()).expect("create collection")
 }
 
-/// A collection of `SEARCH_ROWS` items, flushed into one HNSW32 segment. The collection
+/// A collection of `rows(SEARCH_ROWS)` items, flushed into one HNSW32 segment. The collection
 /// comes first so that it is dropped before its directory is removed.
 fn filtered_fixture() -> (Collection, TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let col = open_collection(dir.path(), "HNSW32");
-    let base = unit_vectors(SEARCH_ROWS, DIM, SEED_BASE);
-    let rows: Vec<&[f32]> = base.chunks(DIM).collect();
-    for (c, chunk) in rows.chunks(1_000).enumerate() {
+    let n = rows(SEARCH_ROWS);
+    let base = unit_vectors(n, DIM, SEED_BASE);
+    let vectors: Vec<&[f32]> = base.chunks(DIM).collect();
+    for (c, chunk) in vectors.chunks(1_000).enumerate() {
         let items = chunk.iter().enumerate().map(|(j, v)| {
             let i = c * 1_000 + j;
             item(format!("item-{i}"), v, i % 100)
@@ -181,7 +207,7 @@ fn filtered_fixture() -> (Collection, TempDir) {
     }
     assert!(col.flush().expect("flush"), "nothing flushed");
     let info = col.info().expect("info");
-    assert_eq!((info.count, info.unindexed, info.segments), (SEARCH_ROWS as u64, 0, 1));
+    assert_eq!((info.count, info.unindexed, info.segments), (n as u64, 0, 1));
     (col, dir)
 }
 
@@ -203,7 +229,7 @@ fn filtered_search(c: &mut Criterion) {
             let (col, _) = fixture.get_or_init(filtered_fixture);
             let queries = queries.get_or_init(|| unit_vectors(QUERY_POOL, DIM, SEED_QUERIES));
             let matching = col.count(parsed.as_ref()).expect("count");
-            assert_eq!(matching, (SEARCH_ROWS as f64 * share).round() as u64, "{label}");
+            assert_eq!(matching, (rows(SEARCH_ROWS) as f64 * share).round() as u64, "{label}");
             let search = |i: usize| {
                 col.search(SearchRequest {
                     space: "",

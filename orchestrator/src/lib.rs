@@ -1,3 +1,5 @@
-//! AgentDB orchestration: agents as tenants, workflows, the event bus, the A2A protocol
-//! and security policy. Filled by the orchestration and security issues; the server
-//! currently talks to the engine directly.
+//! AgentDB orchestration and policy: who may do what (API keys, roles, the audit
+//! log), and later agents, workflows, the event bus and A2A (orchestration issue).
+//! Transport-free: the server extracts credentials and calls in here.
+
+pub mod security;

@@ -8,8 +8,22 @@ use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use tonic::transport::Channel;
 
-pub type CollectionsClient = v1::collections_client::CollectionsClient<Channel>;
-pub type ItemsClient = v1::items_client::ItemsClient<Channel>;
+/// A channel that attaches the API key (`--api-key` / `AGENTDB_API_KEY`) to every call.
+pub type Ch = tonic::service::interceptor::InterceptedService<Channel, ApiKeyAuth>;
+pub type CollectionsClient = v1::collections_client::CollectionsClient<Ch>;
+pub type ItemsClient = v1::items_client::ItemsClient<Ch>;
+
+#[derive(Clone)]
+pub struct ApiKeyAuth(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for ApiKeyAuth {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
 
 const MAX_MESSAGE: usize = 256 << 20;
 
@@ -143,6 +157,27 @@ pub enum ModelsCmd {
     },
 }
 
+#[derive(Subcommand)]
+pub enum KeysCmd {
+    /// Create a key; the secret is printed once.
+    Create {
+        name: String,
+        /// reader, writer or admin.
+        #[arg(long, default_value = "reader")]
+        role: String,
+        /// Restrict to these collections (repeatable; default: all).
+        #[arg(long = "collection")]
+        collections: Vec<String>,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Revoke {
+        id: String,
+    },
+}
+
 pub enum Cmd {
     Collection(CollectionCmd),
     Upsert(UpsertArgs),
@@ -153,6 +188,7 @@ pub enum Cmd {
     Ingest(IngestArgs),
     Models(ModelsCmd),
     Status { json: bool },
+    Keys(KeysCmd),
 }
 
 pub fn normalize_url(server: &str) -> String {
@@ -163,16 +199,25 @@ pub fn normalize_url(server: &str) -> String {
     }
 }
 
-pub async fn connect(server: &str) -> Result<Channel> {
+pub async fn connect(server: &str) -> Result<Ch> {
     let url = normalize_url(server);
-    Channel::from_shared(url.clone())
+    let ch = Channel::from_shared(url.clone())
         .with_context(|| format!("invalid server address '{server}'"))?
         .connect()
         .await
-        .with_context(|| format!("cannot connect to agentdb at {url} (is `agentdb serve` running?)"))
+        .with_context(|| format!("cannot connect to agentdb at {url} (is `agentdb serve` running?)"))?;
+    let key = match std::env::var("AGENTDB_API_KEY") {
+        Ok(k) if !k.trim().is_empty() => Some(
+            format!("Bearer {}", k.trim())
+                .parse()
+                .map_err(|_| anyhow::anyhow!("AGENTDB_API_KEY contains invalid characters"))?,
+        ),
+        _ => None,
+    };
+    Ok(tonic::service::interceptor::InterceptedService::new(ch, ApiKeyAuth(key)))
 }
 
-pub fn clients(ch: Channel) -> (CollectionsClient, ItemsClient) {
+pub fn clients(ch: Ch) -> (CollectionsClient, ItemsClient) {
     (
         CollectionsClient::new(ch.clone())
             .max_decoding_message_size(MAX_MESSAGE)
@@ -229,6 +274,7 @@ pub fn run(server: &str, cmd: Cmd) -> Result<()> {
             Cmd::Search(a) => search(&mut items, a).await,
             Cmd::Ingest(a) => crate::cli_ingest::ingest(&mut items, a).await,
             Cmd::Status { json } => status(server, json).await,
+            Cmd::Keys(k) => keys(server, k).await,
             Cmd::Models(ModelsCmd::List { json }) => {
                 let ch = connect(server).await?;
                 let mut m = v1::models_client::ModelsClient::new(ch);
@@ -604,6 +650,47 @@ async fn status(server: &str, json: bool) -> Result<()> {
     println!("{:<24} {:>12} {:>9} {:>12}", "COLLECTION", "ITEMS", "SEGMENTS", "DISK");
     for i in &s.collections {
         println!("{:<24} {:>12} {:>9} {:>12}", i.name, i.count, i.segments, human_bytes(i.disk_bytes));
+    }
+    Ok(())
+}
+
+async fn keys(server: &str, cmd: KeysCmd) -> Result<()> {
+    let mut c = v1::security_client::SecurityClient::new(connect(server).await?);
+    match cmd {
+        KeysCmd::Create { name, role, collections } => {
+            let r =
+                c.create_key(v1::CreateKeyRequest { name, role, collections }).await.map_err(status_err)?.into_inner();
+            let k = r.key.unwrap_or_default();
+            eprintln!("created key {} ({}, role {}); the secret is shown only now:", k.id, k.name, k.role);
+            println!("{}", r.secret);
+        }
+        KeysCmd::List { json } => {
+            let r = c.list_keys(v1::ListKeysRequest {}).await.map_err(status_err)?.into_inner();
+            for k in r.keys {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"id": k.id, "name": k.name, "role": k.role, "collections": k.collections,
+                            "created_unix": k.created_unix, "revoked": k.revoked})
+                    );
+                } else {
+                    let scope =
+                        if k.collections.is_empty() { "all collections".to_string() } else { k.collections.join(",") };
+                    println!(
+                        "{:<14} {:<20} {:<7} {:<24} {}",
+                        k.id,
+                        k.name,
+                        k.role,
+                        scope,
+                        if k.revoked { "revoked" } else { "active" }
+                    );
+                }
+            }
+        }
+        KeysCmd::Revoke { id } => {
+            c.revoke_key(v1::RevokeKeyRequest { id: id.clone() }).await.map_err(status_err)?;
+            println!("revoked key {id}");
+        }
     }
     Ok(())
 }

@@ -30,6 +30,24 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub models: ModelsConfig,
     pub ingest: IngestConfig,
+    pub security: SecurityConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// "none" (allowed on loopback only) or "api_key".
+    pub auth: String,
+    /// Allow a non-loopback listen address without authentication (loudly).
+    pub insecure: bool,
+    /// Hash-chained audit log at <data_dir>/security/audit.log.
+    pub audit: bool,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig { auth: "none".into(), insecure: false, audit: true }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -128,6 +146,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             models: ModelsConfig::default(),
             ingest: IngestConfig::default(),
+            security: SecurityConfig::default(),
         }
     }
 }

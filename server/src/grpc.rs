@@ -6,8 +6,10 @@
 
 use crate::encoders::Encoders;
 use crate::ingest::{ingest_file, IngestLimits};
+use crate::security::Security;
 use crate::status::{to_status, ApiError};
 use agentdb_engine::{Collection, Database, SearchRequest};
+use agentdb_orchestrator::security::{Action, Principal};
 use agentdb_proto::convert::*;
 use agentdb_proto::v1;
 use std::pin::Pin;
@@ -57,6 +59,7 @@ impl Gate {
 
 #[derive(Clone)]
 pub struct Services {
+    pub security: Arc<Security>,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub db: Arc<Database>,
     pub gate: Arc<Gate>,
@@ -101,8 +104,10 @@ impl v1::collections_server::Collections for Services {
         &self,
         req: Request<v1::CreateCollectionRequest>,
     ) -> Result<Response<v1::CreateCollectionResponse>, Status> {
+        let principal = req.extensions().get::<Principal>().cloned();
         let r = req.into_inner();
         need(&r.name, "collection name")?;
+        self.security.authorize(principal.as_ref(), Action::Admin, &r.name, "CreateCollection")?;
         let mut spaces = r
             .spaces
             .into_iter()
@@ -136,19 +141,23 @@ impl v1::collections_server::Collections for Services {
 
     async fn list(
         &self,
-        _req: Request<v1::ListCollectionsRequest>,
+        req: Request<v1::ListCollectionsRequest>,
     ) -> Result<Response<v1::ListCollectionsResponse>, Status> {
+        let principal = req.extensions().get::<Principal>().cloned();
         let db = self.db.clone();
         let list = self.gate.run(move || Ok(db.list())).await?;
-        Ok(Response::new(v1::ListCollectionsResponse { collections: list.into_iter().map(info_to_wire).collect() }))
+        let visible = list.into_iter().filter(|i| self.security.visible(principal.as_ref(), &i.name));
+        Ok(Response::new(v1::ListCollectionsResponse { collections: visible.map(info_to_wire).collect() }))
     }
 
     async fn describe(
         &self,
         req: Request<v1::DescribeCollectionRequest>,
     ) -> Result<Response<v1::DescribeCollectionResponse>, Status> {
+        let principal = req.extensions().get::<Principal>().cloned();
         let r = req.into_inner();
         need(&r.name, "collection name")?;
+        self.security.authorize(principal.as_ref(), Action::Read, &r.name, "DescribeCollection")?;
         let db = self.db.clone();
         let info = self.gate.run(move || Ok(db.collection(&r.name)?.info()?)).await?;
         Ok(Response::new(v1::DescribeCollectionResponse { info: Some(info_to_wire(info)) }))
@@ -158,16 +167,20 @@ impl v1::collections_server::Collections for Services {
         &self,
         req: Request<v1::DropCollectionRequest>,
     ) -> Result<Response<v1::DropCollectionResponse>, Status> {
+        let principal = req.extensions().get::<Principal>().cloned();
         let r = req.into_inner();
         need(&r.name, "collection name")?;
+        self.security.authorize(principal.as_ref(), Action::Admin, &r.name, "DropCollection")?;
         let db = self.db.clone();
         self.gate.run(move || Ok(db.drop_collection(&r.name)?)).await?;
         Ok(Response::new(v1::DropCollectionResponse {}))
     }
 
     async fn flush(&self, req: Request<v1::FlushRequest>) -> Result<Response<v1::FlushResponse>, Status> {
+        let principal = req.extensions().get::<Principal>().cloned();
         let r = req.into_inner();
         need(&r.collection, "collection name")?;
+        self.security.authorize(principal.as_ref(), Action::Write, &r.collection, "Flush")?;
         let db = self.db.clone();
         let info = self
             .gate
@@ -190,8 +203,10 @@ type ResultStream = Pin<Box<dyn Stream<Item = Result<v1::IngestResult, Status>> 
 #[tonic::async_trait]
 impl v1::items_server::Items for Services {
     async fn upsert(&self, req: Request<v1::UpsertRequest>) -> Result<Response<v1::UpsertResponse>, Status> {
+        let principal = req.extensions().get::<Principal>().cloned();
         let r = req.into_inner();
         need(&r.collection, "collection name")?;
+        self.security.authorize(principal.as_ref(), Action::Write, &r.collection, "Upsert")?;
         let db = self.db.clone();
         let ids =
             self.gate
@@ -210,16 +225,20 @@ impl v1::items_server::Items for Services {
     }
 
     async fn get(&self, req: Request<v1::GetRequest>) -> Result<Response<v1::GetResponse>, Status> {
+        let principal = req.extensions().get::<Principal>().cloned();
         let r = req.into_inner();
         need(&r.collection, "collection name")?;
+        self.security.authorize(principal.as_ref(), Action::Read, &r.collection, "Get")?;
         let db = self.db.clone();
         let items = self.gate.run(move || Ok(db.collection(&r.collection)?.get(&r.ids, r.with_vectors)?)).await?;
         Ok(Response::new(v1::GetResponse { items: items.into_iter().map(item_to_wire).collect() }))
     }
 
     async fn delete(&self, req: Request<v1::DeleteRequest>) -> Result<Response<v1::DeleteResponse>, Status> {
+        let principal = req.extensions().get::<Principal>().cloned();
         let r = req.into_inner();
         need(&r.collection, "collection name")?;
+        self.security.authorize(principal.as_ref(), Action::Write, &r.collection, "Delete")?;
         if r.ids.is_empty() == r.filter.trim().is_empty() {
             return Err(Status::invalid_argument("delete needs either ids or a filter (exactly one of them)"));
         }
@@ -238,8 +257,10 @@ impl v1::items_server::Items for Services {
     }
 
     async fn count(&self, req: Request<v1::CountRequest>) -> Result<Response<v1::CountResponse>, Status> {
+        let principal = req.extensions().get::<Principal>().cloned();
         let r = req.into_inner();
         need(&r.collection, "collection name")?;
+        self.security.authorize(principal.as_ref(), Action::Read, &r.collection, "Count")?;
         let db = self.db.clone();
         let n = self
             .gate
@@ -252,8 +273,10 @@ impl v1::items_server::Items for Services {
     }
 
     async fn search(&self, req: Request<v1::SearchRequest>) -> Result<Response<v1::SearchResponse>, Status> {
+        let principal = req.extensions().get::<Principal>().cloned();
         let r = req.into_inner();
         need(&r.collection, "collection name")?;
+        self.security.authorize(principal.as_ref(), Action::Read, &r.collection, "Search")?;
         let text = (!r.text.trim().is_empty()).then(|| r.text.clone());
         if text.is_some() == r.vector.is_some() {
             return Err(Status::invalid_argument("search needs a query: either `vector` or `text` (exactly one)"));
@@ -305,8 +328,10 @@ impl v1::items_server::Items for Services {
         &self,
         req: Request<v1::SearchBatchRequest>,
     ) -> Result<Response<v1::SearchBatchResponse>, Status> {
+        let principal = req.extensions().get::<Principal>().cloned();
         let r = req.into_inner();
         need(&r.collection, "collection name")?;
+        self.security.authorize(principal.as_ref(), Action::Read, &r.collection, "SearchBatch")?;
         let db = self.db.clone();
         let res = self
             .gate
@@ -334,6 +359,7 @@ impl v1::items_server::Items for Services {
     type IngestStream = ResultStream;
 
     async fn ingest(&self, req: Request<Streaming<v1::IngestRequest>>) -> Result<Response<Self::IngestStream>, Status> {
+        let principal = req.extensions().get::<Principal>().cloned();
         let mut stream = req.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<v1::IngestResult, Status>>(64);
         let svc = self.clone();
@@ -357,6 +383,16 @@ impl v1::items_server::Items for Services {
                     }
                 };
                 let (svc, tx) = (svc.clone(), tx.clone());
+                if let Err(st) = svc.security.authorize(principal.as_ref(), Action::Write, &msg.collection, "Ingest") {
+                    let r = v1::IngestResult {
+                        source: msg.source,
+                        status: "failed".into(),
+                        error: st.message().to_string(),
+                        ..Default::default()
+                    };
+                    let _ = tx.send(Ok(r)).await;
+                    continue;
+                }
                 tasks.spawn(async move {
                     let source = msg.source.clone();
                     let collection = msg.collection.clone();

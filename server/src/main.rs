@@ -9,6 +9,7 @@ mod encoders;
 mod grpc;
 mod ingest;
 mod metrics;
+mod security;
 mod serve;
 mod status;
 mod status_rpc;
@@ -22,6 +23,9 @@ struct Args {
     /// Server address for client commands.
     #[arg(long, global = true, env = "AGENTDB_URL", default_value = "http://127.0.0.1:7720")]
     server: String,
+    /// API key for servers with security.auth = "api_key" (or AGENTDB_API_KEY).
+    #[arg(long, global = true, hide_env_values = true)]
+    api_key: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -50,12 +54,35 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Manage API keys (needs an admin key).
+    #[command(subcommand)]
+    Keys(cli::KeysCmd),
+    /// The hash-chained audit log.
+    #[command(subcommand)]
+    Audit(AuditCmd),
     /// Installed models.
     #[command(subcommand)]
     Models(cli::ModelsCmd),
     /// Benchmarks against a running server.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Check the audit log's hash chain (offline; give the data directory or the file).
+    Verify {
+        #[arg(default_value = "./agentdb-data")]
+        path: PathBuf,
+    },
+}
+
+fn audit_verify(path: &std::path::Path) -> anyhow::Result<()> {
+    let file = if path.is_dir() { path.join("security").join("audit.log") } else { path.to_path_buf() };
+    let (n, last) = agentdb_orchestrator::security::audit::verify(&file)
+        .map_err(|e| anyhow::anyhow!("audit log is NOT intact: {e}"))?;
+    println!("audit log intact: {n} records, last hash {last} ({})", file.display());
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -75,10 +102,17 @@ struct ServeArgs {
     /// Print the effective configuration and exit.
     #[arg(long)]
     print_config: bool,
+    /// Allow a non-loopback listen address without authentication (dangerous).
+    #[arg(long)]
+    insecure: bool,
 }
 
 fn main() {
     let args = Args::parse();
+    if let Some(k) = &args.api_key {
+        // Read by the client channel (cli::connect); set before any thread starts.
+        std::env::set_var("AGENTDB_API_KEY", k);
+    }
     let result = match args.command {
         Command::Serve(s) => serve_cmd(s),
         Command::Collection(c) => cli::run(&args.server, cli::Cmd::Collection(c)),
@@ -90,6 +124,8 @@ fn main() {
         Command::Ingest(a) => cli::run(&args.server, cli::Cmd::Ingest(a)),
         Command::Models(m) => cli::run(&args.server, cli::Cmd::Models(m)),
         Command::Status { json } => cli::run(&args.server, cli::Cmd::Status { json }),
+        Command::Keys(k) => cli::run(&args.server, cli::Cmd::Keys(k)),
+        Command::Audit(AuditCmd::Verify { path }) => audit_verify(&path),
         Command::Bench(b) => bench::run(&args.server, b),
     };
     if let Err(e) = result {
@@ -105,6 +141,9 @@ fn serve_cmd(s: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(l) = s.listen {
         sets.push(format!("listen={l}"));
+    }
+    if s.insecure {
+        sets.push("security.insecure=true".into());
     }
     let cfg = config::Config::load(s.config.as_deref(), std::env::vars(), &sets)?;
     if s.print_config {

@@ -25,30 +25,38 @@ pub fn init_logging(cfg: &Config) {
     let _ = if json { b.json().try_init() } else { b.try_init() };
 }
 
-/// The gRPC edge: per-method request metrics, and tonic's OUT_OF_RANGE for an oversize
-/// request turned into RESOURCE_EXHAUSTED (gRPC's convention, and our API's), with the
-/// configured limit named.
+/// The gRPC edge: authentication (API keys, when enabled), per-method request metrics,
+/// and tonic's OUT_OF_RANGE for an oversize request turned into RESOURCE_EXHAUSTED
+/// (gRPC's convention, and our API's), with the configured limit named.
 #[derive(Clone)]
 struct Edge<S> {
     inner: S,
     limit: usize,
     metrics: Arc<Metrics>,
+    security: Arc<crate::security::Security>,
 }
 
 #[derive(Clone)]
-struct EdgeLayer(usize, Arc<Metrics>);
+struct EdgeLayer(usize, Arc<Metrics>, Arc<crate::security::Security>);
 
 impl<S> tower_layer::Layer<S> for EdgeLayer {
     type Service = Edge<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        Edge { inner, limit: self.0, metrics: self.1.clone() }
+        Edge { inner, limit: self.0, metrics: self.1.clone(), security: self.2.clone() }
     }
 }
 
-impl<S, B, RB> tower_service::Service<http::Request<B>> for Edge<S>
+/// Health checks and reflection stay open so probes and tools work without a key.
+fn needs_auth(path: &str) -> bool {
+    !(path.starts_with("/grpc.health.") || path.starts_with("/grpc.reflection."))
+}
+
+impl<S, B> tower_service::Service<http::Request<B>> for Edge<S>
 where
-    S: tower_service::Service<http::Request<B>, Response = http::Response<RB>>,
+    S: tower_service::Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -58,13 +66,35 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         let method = req.uri().path().to_string();
         let started = std::time::Instant::now();
-        let fut = self.inner.call(req);
-        let (limit, metrics) = (self.limit, self.metrics.clone());
+        // The clone that was polled ready serves this call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let (limit, metrics, security) = (self.limit, self.metrics.clone(), self.security.clone());
         Box::pin(async move {
-            let mut resp = fut.await?;
+            if let (Some(keys), true) = (security.keys.clone(), needs_auth(&method)) {
+                let presented = crate::security::presented_key(req.headers());
+                let verdict = match presented {
+                    None => Err("missing credentials: send `authorization: Bearer <api key>`".to_string()),
+                    Some(k) => tokio::task::spawn_blocking(move || keys.verify(&k))
+                        .await
+                        .map_err(|e| e.to_string())
+                        .and_then(|r| r.map_err(|e| e.to_string())),
+                };
+                match verdict {
+                    Ok(p) => {
+                        req.extensions_mut().insert(p);
+                    }
+                    Err(why) => {
+                        security.audit("anonymous", &method, "", "fail", &why);
+                        metrics.observe_request(&method, "16", started.elapsed().as_secs_f64());
+                        return Ok(tonic::Status::unauthenticated(why).into_http());
+                    }
+                }
+            }
+            let mut resp = inner.call(req).await?;
             let h = resp.headers_mut();
             let oversize = h.get("grpc-status").is_some_and(|v| v == "11")
                 && h.get("grpc-message")
@@ -87,10 +117,38 @@ where
     }
 }
 
-async fn shutdown_signal(tx: tokio::sync::watch::Sender<bool>) {
+/// Refuse to expose an unauthenticated server beyond this machine.
+pub fn check_exposure(listen: &std::net::SocketAddr, cfg: &Config) -> Result<()> {
+    if listen.ip().is_loopback() || cfg.security.auth != "none" {
+        return Ok(());
+    }
+    if cfg.security.insecure {
+        tracing::warn!(listen = %listen, "INSECURE: serving without authentication on a non-loopback address; anyone who can reach it can read, write and delete everything");
+        eprintln!("WARNING: --insecure: {listen} is reachable from other machines and no authentication is configured");
+        return Ok(());
+    }
+    anyhow::bail!(
+        "refusing to listen on {listen} without authentication: set security.auth = \"api_key\" \
+         (--set security.auth=api_key; an admin key is created on first start), listen on a loopback \
+         address, or pass --insecure to override"
+    )
+}
+
+/// Install the SIGTERM/SIGINT handlers now (before the server says it is listening, so
+/// a signal sent right after start is never the default "terminate at once"), and
+/// return a future that fires `tx` on the first one.
+fn shutdown_signal(tx: tokio::sync::watch::Sender<bool>) -> Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
+    let mut term = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
+    Ok(async move { wait_signal(&mut term, &mut int, tx).await })
+}
+
+async fn wait_signal(
+    term: &mut tokio::signal::unix::Signal,
+    int: &mut tokio::signal::unix::Signal,
+    tx: tokio::sync::watch::Sender<bool>,
+) {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM received: finishing in-flight requests"),
         _ = int.recv() => tracing::info!("SIGINT received: finishing in-flight requests"),
@@ -128,11 +186,14 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
     let listener =
         tokio::net::TcpListener::bind(&cfg.listen).await.with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
+    check_exposure(&addr, &cfg)?;
+    let security = Arc::new(open_security(&cfg)?);
     let max_concurrent = if cfg.limits.max_concurrent == 0 { threads * 2 } else { cfg.limits.max_concurrent };
     let models_cfg = cfg.models.clone();
     let encoders = Arc::new(tokio::task::spawn_blocking(move || crate::encoders::Encoders::load(&models_cfg)).await?);
     let metrics = Arc::new(Metrics::default());
     let svc = Services {
+        security: security.clone(),
         metrics: metrics.clone(),
         db: db.clone(),
         gate: Arc::new(Gate::new(max_concurrent, cfg.limits.max_queued)),
@@ -159,7 +220,7 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
     tracing::info!(listen = %addr, data_dir = %cfg.data_dir.display(), collections = db.list().len(), device = "cpu", "agentdb serving gRPC (agentdb.v1, grpc.health.v1, reflection)");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(shutdown_signal(stop_tx));
+    tokio::spawn(shutdown_signal(stop_tx)?);
 
     // HTTP listener: Prometheus metrics and a liveness probe.
     let http_task = if cfg.http_listen.trim().is_empty() {
@@ -193,7 +254,7 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
     println!("agentdb listening on {addr}");
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     Server::builder()
-        .layer(EdgeLayer(limit, metrics.clone()))
+        .layer(EdgeLayer(limit, metrics.clone(), security.clone()))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(
@@ -208,6 +269,7 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
         )
         .add_service(v1::models_server::ModelsServer::new(svc))
         .add_service(v1::server_server::ServerServer::new(crate::status_rpc::StatusService::start(db.clone())))
+        .add_service(v1::security_server::SecurityServer::new(crate::security::SecurityService(security.clone())))
         .serve_with_incoming_shutdown(incoming, stopped(stop_rx))
         .await
         .context("gRPC server failed")?;
@@ -220,4 +282,39 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
     tokio::task::spawn_blocking(move || db2.close()).await?;
     tracing::info!("shutdown complete: all acknowledged writes are durable");
     Ok(())
+}
+
+fn open_security(cfg: &Config) -> Result<crate::security::Security> {
+    use agentdb_orchestrator::security::{AuditLog, KeyStore, Role};
+    let dir = cfg.data_dir.join("security");
+    let audit = if cfg.security.audit {
+        Some(Arc::new(AuditLog::open(&dir.join("audit.log")).map_err(|e| anyhow::anyhow!("audit log: {e}"))?))
+    } else {
+        None
+    };
+    let keys = match cfg.security.auth.as_str() {
+        "none" => None,
+        "api_key" => {
+            let ks = KeyStore::open(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+            if ks.is_empty() {
+                // First start with authentication on: create an admin key, readable only
+                // by this user, and say where it is (it is never logged).
+                let (key, secret) =
+                    ks.create("bootstrap-admin", Role::Admin, vec![]).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let path = dir.join("bootstrap-admin.key");
+                {
+                    use std::io::Write;
+                    use std::os::unix::fs::OpenOptionsExt;
+                    let mut f =
+                        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
+                    writeln!(f, "{secret}")?;
+                }
+                tracing::warn!(key_id = %key.id, file = %path.display(), "created the bootstrap admin API key; store it safely and delete the file");
+                eprintln!("agentdb: bootstrap admin API key written to {}", path.display());
+            }
+            Some(Arc::new(ks))
+        }
+        other => anyhow::bail!("security.auth must be \"none\" or \"api_key\", got \"{other}\""),
+    };
+    Ok(crate::security::Security { keys, audit })
 }

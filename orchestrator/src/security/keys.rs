@@ -1,0 +1,195 @@
+//! API keys: `adb_<id>_<secret>`. Only an Argon2id hash of the secret is stored, in
+//! `<data dir>/security/api-keys.json` (written atomically, mode 0600). Verifying a
+//! key costs one Argon2 evaluation; successful verifications are cached by the key's
+//! SHA-256 so requests after the first are cheap, and a revocation clears the cache.
+
+use super::{Error, Principal, Role};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use parking_lot::RwLock;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    /// Empty = every collection.
+    #[serde(default)]
+    pub collections: Vec<String>,
+    /// Argon2id PHC string of the secret part.
+    pub hash: String,
+    pub created_unix: u64,
+    #[serde(default)]
+    pub revoked: bool,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct KeyFile {
+    version: u32,
+    keys: Vec<ApiKey>,
+}
+
+pub struct KeyStore {
+    path: PathBuf,
+    keys: RwLock<Vec<ApiKey>>,
+    /// sha256(full key) -> key id, for keys verified since start.
+    verified: RwLock<HashMap<[u8; 32], String>>,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn random_token(len: usize) -> String {
+    const ALPHA: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut rng = rand::rng();
+    (0..len).map(|_| ALPHA[rng.random_range(0..ALPHA.len())] as char).collect()
+}
+
+impl KeyStore {
+    pub fn open(dir: &Path) -> Result<KeyStore, Error> {
+        let path = dir.join("api-keys.json");
+        let keys = match std::fs::read_to_string(&path) {
+            Ok(t) => {
+                let f: KeyFile = serde_json::from_str(&t)
+                    .map_err(|e| Error::Storage { path: path.clone(), reason: e.to_string() })?;
+                if f.version != 1 {
+                    return Err(Error::Storage { path, reason: format!("unsupported version {}", f.version) });
+                }
+                f.keys
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(Error::Storage { path, reason: e.to_string() }),
+        };
+        Ok(KeyStore { path, keys: RwLock::new(keys), verified: RwLock::new(HashMap::new()) })
+    }
+
+    fn save(&self, keys: &[ApiKey]) -> Result<(), Error> {
+        let err = |e: std::io::Error| Error::Storage { path: self.path.clone(), reason: e.to_string() };
+        if let Some(d) = self.path.parent() {
+            std::fs::create_dir_all(d).map_err(err)?;
+        }
+        let tmp = self.path.with_extension("tmp");
+        let body = serde_json::to_vec_pretty(&KeyFile { version: 1, keys: keys.to_vec() }).expect("serialisable");
+        {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(err)?;
+            f.write_all(&body).map_err(err)?;
+            f.sync_all().map_err(err)?;
+        }
+        std::fs::rename(&tmp, &self.path).map_err(err)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.read().iter().all(|k| k.revoked)
+    }
+
+    /// Create a key; returns its record and the full secret (shown once, never stored).
+    pub fn create(&self, name: &str, role: Role, collections: Vec<String>) -> Result<(ApiKey, String), Error> {
+        if name.is_empty() || name.len() > 128 {
+            return Err(Error::Invalid("key name must be 1 to 128 characters".into()));
+        }
+        let id = random_token(12).to_lowercase();
+        let secret = random_token(40);
+        let salt = SaltString::generate(&mut OsRng);
+        let hash = Argon2::default()
+            .hash_password(secret.as_bytes(), &salt)
+            .map_err(|e| Error::Invalid(format!("hashing failed: {e}")))?
+            .to_string();
+        let key = ApiKey {
+            id: id.clone(),
+            name: name.to_string(),
+            role,
+            collections,
+            hash,
+            created_unix: now(),
+            revoked: false,
+        };
+        let mut keys = self.keys.write();
+        keys.push(key.clone());
+        if let Err(e) = self.save(&keys) {
+            keys.pop();
+            return Err(e);
+        }
+        Ok((key, format!("adb_{id}_{secret}")))
+    }
+
+    pub fn list(&self) -> Vec<ApiKey> {
+        self.keys.read().clone()
+    }
+
+    pub fn revoke(&self, id: &str) -> Result<ApiKey, Error> {
+        let mut keys = self.keys.write();
+        let k = keys
+            .iter_mut()
+            .find(|k| k.id == id)
+            .ok_or_else(|| Error::NotFound(format!("no API key with id '{id}'")))?;
+        k.revoked = true;
+        let out = k.clone();
+        self.save(&keys)?;
+        self.verified.write().retain(|_, v| v != id);
+        Ok(out)
+    }
+
+    /// Check a presented key; the error never says which part was wrong.
+    pub fn verify(&self, presented: &str) -> Result<Principal, Error> {
+        let denied = || Error::Unauthenticated("invalid or revoked API key".into());
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let cached = self.verified.read().get(&digest).cloned();
+        let rest = presented.strip_prefix("adb_").ok_or_else(denied)?;
+        let (id, secret) = rest.split_once('_').ok_or_else(denied)?;
+        let key = self.keys.read().iter().find(|k| k.id == id).cloned().ok_or_else(denied)?;
+        if key.revoked {
+            return Err(denied());
+        }
+        if cached.as_deref() != Some(id) {
+            let parsed = PasswordHash::new(&key.hash).map_err(|_| denied())?;
+            Argon2::default().verify_password(secret.as_bytes(), &parsed).map_err(|_| denied())?;
+            self.verified.write().insert(digest, id.to_string());
+        }
+        Ok(Principal { id: format!("key:{}", key.id), name: key.name, role: key.role, collections: key.collections })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_verify_revoke_persist() {
+        let dir = tempfile::tempdir().unwrap();
+        let ks = KeyStore::open(dir.path()).unwrap();
+        assert!(ks.is_empty());
+        let (k, secret) = ks.create("ci", Role::Writer, vec!["a".into()]).unwrap();
+        let p = ks.verify(&secret).unwrap();
+        assert_eq!((p.role, p.collections.clone()), (Role::Writer, vec!["a".to_string()]));
+        assert!(ks.verify(&secret).is_ok(), "cached path");
+        let stored = std::fs::read_to_string(dir.path().join("api-keys.json")).unwrap();
+        assert!(!stored.contains(secret.split('_').nth(2).unwrap()), "the secret is not stored");
+        assert!(stored.contains("$argon2id$"));
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(dir.path().join("api-keys.json")).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
+        let forged = format!("adb_{}_{}", k.id, "x".repeat(40));
+        assert!(ks.verify(&forged).is_err());
+        assert!(ks.verify("nonsense").is_err());
+        let ks2 = KeyStore::open(dir.path()).unwrap();
+        assert!(ks2.verify(&secret).is_ok(), "keys persist");
+        ks.revoke(&k.id).unwrap();
+        assert!(ks.verify(&secret).is_err(), "revoked keys fail even when cached");
+        assert!(KeyStore::open(dir.path()).unwrap().verify(&secret).is_err());
+    }
+}

@@ -1,0 +1,137 @@
+//! Authentication at the gRPC edge and authorization in the handlers, with every
+//! authentication failure, every decision on a mutation and every admin action written
+//! to the hash-chained audit log. Policy itself lives in `agentdb_orchestrator::security`.
+
+use agentdb_orchestrator::security::{Action, ApiKey, AuditLog, KeyStore, Principal, Role};
+use agentdb_proto::v1;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+pub struct Security {
+    /// `None` when authentication is off (the loopback default).
+    pub keys: Option<Arc<KeyStore>>,
+    pub audit: Option<Arc<AuditLog>>,
+}
+
+impl Security {
+    pub fn audit(&self, principal: &str, action: &str, target: &str, decision: &str, detail: &str) {
+        if let Some(a) = &self.audit {
+            if let Err(e) = a.append(principal, action, target, decision, detail) {
+                tracing::error!(error = %e, "cannot write the audit log");
+            }
+        }
+    }
+
+    /// Check `action` on `collection` for the request's principal. Decisions on writes
+    /// and admin actions are audited, refusals always.
+    pub fn authorize(
+        &self,
+        p: Option<&Principal>,
+        action: Action,
+        collection: &str,
+        method: &str,
+    ) -> Result<(), Status> {
+        let who = p.map_or("local".to_string(), |p| p.id.clone());
+        let decision = match (&self.keys, p) {
+            (None, _) => Ok(()),
+            (Some(_), None) => Err("no credentials".to_string()),
+            (Some(_), Some(p)) => p.authorize(action, collection),
+        };
+        match decision {
+            Ok(()) => {
+                if action != Action::Read {
+                    self.audit(&who, method, collection, "allow", action.as_str());
+                }
+                Ok(())
+            }
+            Err(why) => {
+                self.audit(&who, method, collection, "deny", &why);
+                Err(Status::permission_denied(why))
+            }
+        }
+    }
+
+    /// Whether the principal may see `collection` in listings.
+    pub fn visible(&self, p: Option<&Principal>, collection: &str) -> bool {
+        self.keys.is_none() || p.is_some_and(|p| p.authorize(Action::Read, collection).is_ok())
+    }
+}
+
+fn key_info(k: ApiKey) -> v1::ApiKeyInfo {
+    v1::ApiKeyInfo {
+        id: k.id,
+        name: k.name,
+        role: k.role.as_str().into(),
+        collections: k.collections,
+        created_unix: k.created_unix,
+        revoked: k.revoked,
+    }
+}
+
+#[derive(Clone)]
+pub struct SecurityService(pub Arc<Security>);
+
+impl SecurityService {
+    fn admin<T>(&self, req: &Request<T>, method: &str) -> Result<Arc<KeyStore>, Status> {
+        let keys = self.0.keys.clone().ok_or_else(|| {
+            Status::failed_precondition(
+                "authentication is off (security.auth = \"none\"): there are no API keys to manage",
+            )
+        })?;
+        self.0.authorize(req.extensions().get::<Principal>(), Action::Admin, "", method)?;
+        Ok(keys)
+    }
+}
+
+fn sec_status(e: agentdb_orchestrator::security::Error) -> Status {
+    use agentdb_orchestrator::security::Error as E;
+    match e {
+        E::Invalid(m) => Status::invalid_argument(m),
+        E::Unauthenticated(m) => Status::unauthenticated(m),
+        E::NotFound(m) => Status::not_found(m),
+        E::Storage { .. } => Status::internal(e.to_string()),
+    }
+}
+
+#[tonic::async_trait]
+impl v1::security_server::Security for SecurityService {
+    async fn create_key(&self, req: Request<v1::CreateKeyRequest>) -> Result<Response<v1::CreateKeyResponse>, Status> {
+        let keys = self.admin(&req, "CreateKey")?;
+        let r = req.into_inner();
+        let role = Role::parse(&r.role).map_err(sec_status)?;
+        for c in &r.collections {
+            agentdb_engine::types::validate_name("collection", c)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        }
+        let (key, secret) = tokio::task::spawn_blocking(move || keys.create(&r.name, role, r.collections))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(sec_status)?;
+        self.0.audit("admin", "CreateKey", &format!("key:{}", key.id), "allow", &format!("role {}", key.role.as_str()));
+        Ok(Response::new(v1::CreateKeyResponse { key: Some(key_info(key)), secret }))
+    }
+
+    async fn list_keys(&self, req: Request<v1::ListKeysRequest>) -> Result<Response<v1::ListKeysResponse>, Status> {
+        let keys = self.admin(&req, "ListKeys")?;
+        Ok(Response::new(v1::ListKeysResponse { keys: keys.list().into_iter().map(key_info).collect() }))
+    }
+
+    async fn revoke_key(&self, req: Request<v1::RevokeKeyRequest>) -> Result<Response<v1::RevokeKeyResponse>, Status> {
+        let keys = self.admin(&req, "RevokeKey")?;
+        let id = req.into_inner().id;
+        let key = keys.revoke(&id).map_err(sec_status)?;
+        self.0.audit("admin", "RevokeKey", &format!("key:{id}"), "allow", "revoked");
+        Ok(Response::new(v1::RevokeKeyResponse { key: Some(key_info(key)) }))
+    }
+}
+
+/// The credentials on a request: `authorization: Bearer <key>` or `x-api-key: <key>`.
+pub fn presented_key(h: &tonic::codegen::http::HeaderMap) -> Option<String> {
+    if let Some(v) = h.get("authorization").and_then(|v| v.to_str().ok()) {
+        let v = v.trim();
+        if let Some(k) = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")) {
+            return Some(k.trim().to_string());
+        }
+    }
+    h.get("x-api-key").and_then(|v| v.to_str().ok()).map(|s| s.trim().to_string())
+}

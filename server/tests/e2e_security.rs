@@ -1,0 +1,181 @@
+//! Security through the real binary: safe defaults, API keys with roles and collection
+//! scopes, revocation, and the hash-chained audit log.
+
+mod common;
+
+use agentdb_proto::v1;
+use common::*;
+use serde_json::json;
+use tonic::Code;
+
+#[test]
+fn non_loopback_without_auth_is_refused_unless_insecure() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--listen", "0.0.0.0:0", "--set", "http_listen=", "--data-dir"])
+        .arg(dir.path().join("a"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refusing to listen on 0.0.0.0") && err.contains("security.auth"), "{err}");
+
+    // --insecure overrides, loudly. (Bound to all interfaces but only probed on loopback.)
+    let mut child = std::process::Command::new(BIN)
+        .args(["serve", "--listen", "0.0.0.0:0", "--set", "http_listen=", "--insecure", "--data-dir"])
+        .arg(dir.path().join("b"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.as_mut().unwrap()), &mut line).unwrap();
+    assert!(line.starts_with("agentdb listening on 0.0.0.0:"), "{line}");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("INSECURE") && err.contains("WARNING: --insecure"), "a loud warning: {err}");
+}
+
+async fn channel(
+    url: &str,
+    key: Option<&str>,
+) -> (
+    v1::collections_client::CollectionsClient<Ch>,
+    v1::items_client::ItemsClient<Ch>,
+    v1::security_client::SecurityClient<Ch>,
+) {
+    let ch = tonic::transport::Channel::from_shared(url.to_string()).unwrap().connect().await.unwrap();
+    let v: Option<tonic::metadata::MetadataValue<_>> = key.map(|k| format!("Bearer {k}").parse().unwrap());
+    let ch = tonic::service::interceptor::InterceptedService::new(ch, Auth(v));
+    (
+        v1::collections_client::CollectionsClient::new(ch.clone()),
+        v1::items_client::ItemsClient::new(ch.clone()),
+        v1::security_client::SecurityClient::new(ch),
+    )
+}
+
+type Ch = tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Auth>;
+
+#[derive(Clone)]
+struct Auth(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+impl tonic::service::Interceptor for Auth {
+    fn call(&mut self, mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            r.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(r)
+    }
+}
+
+#[test]
+fn api_keys_roles_scopes_revocation_and_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start(&data, &["--set", "security.auth=api_key"]);
+    let admin = std::fs::read_to_string(data.join("security/bootstrap-admin.key")).unwrap().trim().to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = server.url();
+    let (reader_secret, reader_id) = rt.block_on(async {
+        // No credentials, a forged key: UNAUTHENTICATED. Health stays open for probes.
+        let (mut cols, _, _) = channel(&url, None).await;
+        let e = cols.list(v1::ListCollectionsRequest {}).await.unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated, "{}", e.message());
+        let (mut cols, _, _) = channel(&url, Some("adb_aaaaaaaaaaaa_forgedforgedforgedforgedforgedforged")).await;
+        assert_eq!(cols.list(v1::ListCollectionsRequest {}).await.unwrap_err().code(), Code::Unauthenticated);
+        let ch = tonic::transport::Channel::from_shared(url.clone()).unwrap().connect().await.unwrap();
+        let mut health = tonic_health::pb::health_client::HealthClient::new(ch);
+        assert!(health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.is_ok());
+
+        // The admin creates collections and a reader key scoped to one of them.
+        let (mut cols, mut items, mut sec) = channel(&url, Some(&admin)).await;
+        for name in ["a", "b"] {
+            cols.create(v1::CreateCollectionRequest {
+                name: name.into(),
+                spaces: vec![space("", 4, v1::Metric::L2, "Flat")],
+                multimodal: false,
+            })
+            .await
+            .unwrap();
+            items
+                .upsert(v1::UpsertRequest {
+                    collection: name.into(),
+                    items: vec![item("x", vec![1.0; 4], json!({"owner": name}))],
+                })
+                .await
+                .unwrap();
+        }
+        let r = sec
+            .create_key(v1::CreateKeyRequest {
+                name: "reader-a".into(),
+                role: "reader".into(),
+                collections: vec!["a".into()],
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        (r.secret, r.key.unwrap().id)
+    });
+
+    // The CLI with the reader key: can read "a", cannot read "b" or write anything.
+    let cli = |args: &[&str], key: &str| {
+        std::process::Command::new(BIN)
+            .args(args)
+            .env("AGENTDB_URL", &url)
+            .env("AGENTDB_API_KEY", key)
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["search", "a", "--vector", "[1,1,1,1]", "--json"], &reader_secret);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"owner\":\"a\""));
+    let out = cli(&["search", "b", "--vector", "[1,1,1,1]"], &reader_secret);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no access to collection 'b'") && !out.status.success());
+    let out = cli(&["delete", "a", "x"], &reader_secret);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("PermissionDenied"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(&["collection", "list"], &reader_secret);
+    let listed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(listed.contains("\na ") && !listed.contains("\nb "), "listing shows only permitted collections: {listed}");
+    let out = cli(&["keys", "create", "sneaky", "--role", "admin"], &reader_secret);
+    assert!(!out.status.success(), "a reader cannot mint keys");
+
+    // Keys through the CLI; the stored file holds only a hash.
+    let out = cli(&["keys", "list", "--json"], &admin);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("reader-a"));
+    let stored = std::fs::read_to_string(data.join("security/api-keys.json")).unwrap();
+    assert!(!stored.contains(reader_secret.rsplit('_').next().unwrap()));
+    let out = cli(&["keys", "revoke", &reader_id], &admin);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cli(&["search", "a", "--vector", "[1,1,1,1]"], &reader_secret);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Unauthenticated"), "revoked key refused");
+
+    // The audit log recorded failures, denials and admin actions, and verifies.
+    assert_eq!(server.terminate().code(), Some(0));
+    let log = std::fs::read_to_string(data.join("security/audit.log")).unwrap();
+    for want in
+        ["\"decision\":\"fail\"", "\"decision\":\"deny\"", "CreateKey", "RevokeKey", "CreateCollection", "Upsert"]
+    {
+        assert!(log.contains(want), "audit log lacks {want}");
+    }
+    let verify =
+        |p: &std::path::Path| std::process::Command::new(BIN).args(["audit", "verify"]).arg(p).output().unwrap();
+    let out = verify(&data);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("audit log intact"));
+    // Edit one record: detected, with the line named.
+    let edited = log.replacen("\"decision\":\"deny\"", "\"decision\":\"allow\"", 1);
+    std::fs::write(data.join("security/audit.log"), &edited).unwrap();
+    let out = verify(&data);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("NOT intact"));
+    // Remove one record: detected.
+    let lines: Vec<&str> = log.lines().collect();
+    let removed = [&lines[..2], &lines[3..]].concat().join("\n") + "\n";
+    std::fs::write(data.join("security/audit.log"), removed).unwrap();
+    assert!(!verify(&data).status.success());
+}
