@@ -25,7 +25,7 @@ impl Bitmap {
         }
         let mut b = Bitmap { bytes, len, ones: 0 };
         // Bits past `len` must be clear, or the count would be wrong.
-        if len % 8 != 0 {
+        if !len.is_multiple_of(8) {
             if let Some(last) = b.bytes.last_mut() {
                 *last &= (1u8 << (len % 8)) - 1;
             }
@@ -46,7 +46,7 @@ impl Bitmap {
         &self.bytes
     }
     pub fn push(&mut self, v: bool) {
-        if self.len % 8 == 0 {
+        if self.len.is_multiple_of(8) {
             self.bytes.push(0);
         }
         self.len += 1;

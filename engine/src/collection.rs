@@ -155,7 +155,7 @@ impl State {
     /// Rows of every source (memtable first), for reads.
     pub fn sources(&self) -> Vec<Source<'_>> {
         let mut v = vec![Source::Mem(&self.mem)];
-        v.extend(self.segments.values().map(|s| Source::Seg(s)));
+        v.extend(self.segments.values().map(Source::Seg));
         v
     }
 }

@@ -211,7 +211,7 @@ fn damaged_files_are_reported_by_name() {
         let p = seg.join(file);
         let orig = std::fs::read(&p).unwrap();
         corrupt(&p);
-        let err = Collection::open(&path, opts()).err().expect("must fail").to_string();
+        let err = Collection::open(&path, opts()).expect_err("must fail").to_string();
         assert!(err.contains(file) && err.contains("checksum"), "{file}: {err}");
         std::fs::write(&p, orig).unwrap();
     }

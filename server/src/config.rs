@@ -276,7 +276,8 @@ impl Config {
         if self.storage.flush_rows == 0 {
             bail!("storage.flush_rows must be at least 1");
         }
-        if !(self.storage.flush_interval_secs > 0.0) {
+        // Written so that NaN is refused too.
+        if self.storage.flush_interval_secs.is_nan() || self.storage.flush_interval_secs <= 0.0 {
             bail!("storage.flush_interval_secs must be positive");
         }
         if self.limits.max_batch == 0 || self.limits.max_top_k == 0 || self.limits.max_message_bytes < 1024 {

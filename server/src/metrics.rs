@@ -12,6 +12,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Latency buckets (seconds).
 const BUCKETS: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
+/// (name, type, help, value) of a per-collection gauge.
+type Gauge = (&'static str, &'static str, &'static str, fn(&agentdb_engine::CollectionInfo) -> u64);
+/// (name, help, value) of a per-collection counter.
+type Counter = (&'static str, &'static str, fn(&agentdb_engine::collection::StatsSnapshot) -> u64);
+
 #[derive(Default, Clone)]
 struct Histogram {
     counts: [u64; BUCKETS.len()],
@@ -97,7 +102,7 @@ impl Metrics {
         let _ = writeln!(o, "agentdb_ingest_items_total {}", self.ingest_items.load(Ordering::Relaxed));
 
         let infos = db.list();
-        let per_collection: [(&str, &str, &str, fn(&agentdb_engine::CollectionInfo) -> u64); 6] = [
+        let per_collection: [Gauge; 6] = [
             ("agentdb_collection_items", "gauge", "Live items per collection.", |i| i.count),
             ("agentdb_collection_unindexed_items", "gauge", "Items not yet in an indexed segment.", |i| i.unindexed),
             ("agentdb_collection_segments", "gauge", "Segments per collection.", |i| i.segments),
@@ -130,7 +135,7 @@ impl Metrics {
         }
         let stats: Vec<(String, agentdb_engine::collection::StatsSnapshot)> =
             db.collections().iter().map(|c| (c.name().to_string(), c.stats.snapshot())).collect();
-        let counters: [(&str, &str, fn(&agentdb_engine::collection::StatsSnapshot) -> u64); 5] = [
+        let counters: [Counter; 5] = [
             ("agentdb_flushes_total", "Write buffers sealed into indexed segments.", |s| s.flushes),
             ("agentdb_compactions_total", "Segment compactions.", |s| s.compactions),
             ("agentdb_items_upserted_total", "Items written by upserts.", |s| s.upserted),
