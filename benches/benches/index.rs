@@ -152,7 +152,8 @@ fn search_k10(c: &mut Criterion) {
         });
     });
 
-    g.throughput(Throughput::Elements(BATCH as u64));
+    // A batch takes 50-200 ms: fewer, longer samples.
+    g.throughput(Throughput::Elements(BATCH as u64)).sample_size(10).measurement_time(Duration::from_secs(3));
     g.bench_function(BenchmarkId::new("exact_kernel", BATCH), |b| {
         let (base, batch) = (base(), &queries()[..BATCH * DIM]);
         b.iter(|| topk_exact(black_box(batch), base, DIM, Candidates::All, K, Distance::InnerProduct));

@@ -168,6 +168,9 @@ pub enum KeysCmd {
         /// Restrict to these collections (repeatable; default: all).
         #[arg(long = "collection")]
         collections: Vec<String>,
+        /// Row-level policy every item must satisfy, e.g. 'tenant = "acme"'.
+        #[arg(long)]
+        row_filter: Option<String>,
     },
     List {
         #[arg(long)]
@@ -657,9 +660,17 @@ async fn status(server: &str, json: bool) -> Result<()> {
 async fn keys(server: &str, cmd: KeysCmd) -> Result<()> {
     let mut c = v1::security_client::SecurityClient::new(connect(server).await?);
     match cmd {
-        KeysCmd::Create { name, role, collections } => {
-            let r =
-                c.create_key(v1::CreateKeyRequest { name, role, collections }).await.map_err(status_err)?.into_inner();
+        KeysCmd::Create { name, role, collections, row_filter } => {
+            let r = c
+                .create_key(v1::CreateKeyRequest {
+                    name,
+                    role,
+                    collections,
+                    row_filter: row_filter.unwrap_or_default(),
+                })
+                .await
+                .map_err(status_err)?
+                .into_inner();
             let k = r.key.unwrap_or_default();
             eprintln!("created key {} ({}, role {}); the secret is shown only now:", k.id, k.name, k.role);
             println!("{}", r.secret);

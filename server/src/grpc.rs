@@ -68,6 +68,23 @@ pub struct Services {
     pub ingest_concurrency: usize,
 }
 
+/// The key's row-level policy, if any.
+fn row_policy(p: Option<&Principal>) -> Result<Option<agentdb_engine::Filter>, ApiError> {
+    match p.and_then(|p| p.row_filter.as_deref()) {
+        Some(f) => Ok(Some(agentdb_engine::filter::parse(f).map_err(agentdb_engine::Error::from)?)),
+        None => Ok(None),
+    }
+}
+
+/// The request's filter ANDed with the key's row policy: a principal never reaches
+/// rows outside its policy, whatever filter it sends.
+fn scoped_filter(p: Option<&Principal>, expr: &str) -> Result<Option<agentdb_engine::Filter>, ApiError> {
+    Ok(match (filter_from_wire(expr)?, row_policy(p)?) {
+        (Some(user), Some(row)) => Some(agentdb_engine::Filter::And(vec![row, user])),
+        (user, row) => user.or(row),
+    })
+}
+
 fn need(name: &str, what: &str) -> Result<(), Status> {
     if name.is_empty() {
         return Err(Status::invalid_argument(format!("{what} is required")));
@@ -208,19 +225,38 @@ impl v1::items_server::Items for Services {
         need(&r.collection, "collection name")?;
         self.security.authorize(principal.as_ref(), Action::Write, &r.collection, "Upsert")?;
         let db = self.db.clone();
-        let ids =
-            self.gate
-                .run(move || {
-                    let c = db.collection(&r.collection)?;
-                    check_encoders(&c, &r.items)?;
-                    let items = r.items.into_iter().enumerate().map(|(i, it)| item_from_wire(it, i)).collect::<Result<
-                        Vec<_>,
-                        _,
-                    >>(
-                    )?;
-                    Ok(c.upsert(items)?)
-                })
-                .await?;
+        let ids = self
+            .gate
+            .run(move || {
+                let c = db.collection(&r.collection)?;
+                check_encoders(&c, &r.items)?;
+                let items = r
+                    .items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, it)| item_from_wire(it, i))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if let Some(row) = row_policy(principal.as_ref())? {
+                    if let Some(i) = items.iter().position(|it| !row.matches(&it.payload)) {
+                        return Err(Status::permission_denied(format!(
+                            "item {i} ('{}'): its payload does not satisfy this key's row policy",
+                            items[i].id
+                        ))
+                        .into());
+                    }
+                    // Replacing an existing item outside the policy is refused too.
+                    let ids: Vec<String> = items.iter().map(|it| it.id.clone()).filter(|id| !id.is_empty()).collect();
+                    if let Some(old) = c.get(&ids, false)?.into_iter().find(|old| !row.matches(&old.payload)) {
+                        return Err(Status::permission_denied(format!(
+                            "item '{}' exists outside this key's row policy",
+                            old.id
+                        ))
+                        .into());
+                    }
+                }
+                Ok(c.upsert(items)?)
+            })
+            .await?;
         Ok(Response::new(v1::UpsertResponse { ids }))
     }
 
@@ -230,7 +266,16 @@ impl v1::items_server::Items for Services {
         need(&r.collection, "collection name")?;
         self.security.authorize(principal.as_ref(), Action::Read, &r.collection, "Get")?;
         let db = self.db.clone();
-        let items = self.gate.run(move || Ok(db.collection(&r.collection)?.get(&r.ids, r.with_vectors)?)).await?;
+        let items = self
+            .gate
+            .run(move || {
+                let mut items = db.collection(&r.collection)?.get(&r.ids, r.with_vectors)?;
+                if let Some(row) = row_policy(principal.as_ref())? {
+                    items.retain(|it| row.matches(&it.payload));
+                }
+                Ok(items)
+            })
+            .await?;
         Ok(Response::new(v1::GetResponse { items: items.into_iter().map(item_to_wire).collect() }))
     }
 
@@ -247,9 +292,22 @@ impl v1::items_server::Items for Services {
             .gate
             .run(move || {
                 let c = db.collection(&r.collection)?;
-                Ok(match filter_from_wire(&r.filter)? {
-                    Some(f) => c.delete_by_filter(&f)?,
-                    None => c.delete(&r.ids)?,
+                let row = row_policy(principal.as_ref())?;
+                Ok(match (scoped_filter(principal.as_ref(), &r.filter)?, r.filter.trim().is_empty()) {
+                    (Some(f), false) => c.delete_by_filter(&f)?,
+                    _ => match row {
+                        // Only ids whose items fall inside the row policy.
+                        Some(row) => {
+                            let ids: Vec<String> = c
+                                .get(&r.ids, false)?
+                                .into_iter()
+                                .filter(|it| row.matches(&it.payload))
+                                .map(|it| it.id)
+                                .collect();
+                            c.delete(&ids)?
+                        }
+                        None => c.delete(&r.ids)?,
+                    },
                 })
             })
             .await?;
@@ -265,7 +323,7 @@ impl v1::items_server::Items for Services {
         let n = self
             .gate
             .run(move || {
-                let f = filter_from_wire(&r.filter)?;
+                let f = scoped_filter(principal.as_ref(), &r.filter)?;
                 Ok(db.collection(&r.collection)?.count(f.as_ref())?)
             })
             .await?;
@@ -286,7 +344,7 @@ impl v1::items_server::Items for Services {
         let mut res = self
             .gate
             .run(move || {
-                let f = filter_from_wire(&r.filter)?;
+                let f = scoped_filter(principal.as_ref(), &r.filter)?;
                 let c = db.collection(&r.collection)?;
                 let (space, query) = match (text, text_svc) {
                     (Some(t), Some(svc)) => {
@@ -336,7 +394,7 @@ impl v1::items_server::Items for Services {
         let res = self
             .gate
             .run(move || {
-                let f = filter_from_wire(&r.filter)?;
+                let f = scoped_filter(principal.as_ref(), &r.filter)?;
                 Ok(db.collection(&r.collection)?.search(SearchRequest {
                     space: &r.space,
                     queries: r.vectors.into_iter().map(|v| v.values).collect(),
@@ -383,7 +441,20 @@ impl v1::items_server::Items for Services {
                     }
                 };
                 let (svc, tx) = (svc.clone(), tx.clone());
-                if let Err(st) = svc.security.authorize(principal.as_ref(), Action::Write, &msg.collection, "Ingest") {
+                let allowed = svc
+                    .security
+                    .authorize(principal.as_ref(), Action::Write, &msg.collection, "Ingest")
+                    .and_then(|_| {
+                        if principal.as_ref().is_some_and(|p| p.row_filter.is_some()) {
+                            // Ingested items carry server-made payloads that no row policy names.
+                            Err(Status::permission_denied(
+                                "keys with a row policy cannot ingest files; upsert items instead",
+                            ))
+                        } else {
+                            Ok(())
+                        }
+                    });
+                if let Err(st) = allowed {
                     let r = v1::IngestResult {
                         source: msg.source,
                         status: "failed".into(),

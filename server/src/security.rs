@@ -65,6 +65,7 @@ fn key_info(k: ApiKey) -> v1::ApiKeyInfo {
         collections: k.collections,
         created_unix: k.created_unix,
         revoked: k.revoked,
+        row_filter: k.row_filter.unwrap_or_default(),
     }
 }
 
@@ -103,7 +104,8 @@ impl v1::security_server::Security for SecurityService {
             agentdb_engine::types::validate_name("collection", c)
                 .map_err(|e| Status::invalid_argument(e.to_string()))?;
         }
-        let (key, secret) = tokio::task::spawn_blocking(move || keys.create(&r.name, role, r.collections))
+        let row_filter = Some(r.row_filter).filter(|f| !f.trim().is_empty());
+        let (key, secret) = tokio::task::spawn_blocking(move || keys.create(&r.name, role, r.collections, row_filter))
             .await
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(sec_status)?;

@@ -300,7 +300,7 @@ fn open_security(cfg: &Config) -> Result<crate::security::Security> {
                 // First start with authentication on: create an admin key, readable only
                 // by this user, and say where it is (it is never logged).
                 let (key, secret) =
-                    ks.create("bootstrap-admin", Role::Admin, vec![]).map_err(|e| anyhow::anyhow!("{e}"))?;
+                    ks.create("bootstrap-admin", Role::Admin, vec![], None).map_err(|e| anyhow::anyhow!("{e}"))?;
                 let path = dir.join("bootstrap-admin.key");
                 {
                     use std::io::Write;

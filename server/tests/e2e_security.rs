@@ -111,6 +111,7 @@ fn api_keys_roles_scopes_revocation_and_audit() {
                 name: "reader-a".into(),
                 role: "reader".into(),
                 collections: vec!["a".into()],
+                row_filter: String::new(),
             })
             .await
             .unwrap()
@@ -178,4 +179,144 @@ fn api_keys_roles_scopes_revocation_and_audit() {
     let removed = [&lines[..2], &lines[3..]].concat().join("\n") + "\n";
     std::fs::write(data.join("security/audit.log"), removed).unwrap();
     assert!(!verify(&data).status.success());
+}
+
+#[test]
+fn a_tenant_key_never_reaches_another_tenants_items() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &["--set", "security.auth=api_key"]);
+    let admin = std::fs::read_to_string(data.join("security/bootstrap-admin.key")).unwrap().trim().to_string();
+    let url = server.url();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (mut cols, mut items, mut sec) = channel(&url, Some(&admin)).await;
+        cols.create(v1::CreateCollectionRequest {
+            name: "shared".into(),
+            spaces: vec![space("", 4, v1::Metric::L2, "Flat")],
+            multimodal: false,
+        })
+        .await
+        .unwrap();
+        let batch = (0..20)
+            .map(|i| {
+                item(
+                    &format!("i{i}"),
+                    vec![i as f32, 0.0, 0.0, 0.0],
+                    json!({"tenant": if i % 2 == 0 { "acme" } else { "globex" }, "n": i}),
+                )
+            })
+            .collect();
+        items.upsert(v1::UpsertRequest { collection: "shared".into(), items: batch }).await.unwrap();
+        let acme = sec
+            .create_key(v1::CreateKeyRequest {
+                name: "acme".into(),
+                role: "writer".into(),
+                collections: vec![],
+                row_filter: "tenant = \"acme\"".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .secret;
+        let bad = sec
+            .create_key(v1::CreateKeyRequest {
+                name: "x".into(),
+                role: "reader".into(),
+                collections: vec![],
+                row_filter: "tenant =".into(),
+            })
+            .await;
+        assert_eq!(bad.unwrap_err().code(), Code::InvalidArgument);
+
+        let (_, mut items, _) = channel(&url, Some(&acme)).await;
+        let search = |filter: &str| v1::SearchRequest {
+            collection: "shared".into(),
+            vector: Some(v1::Vector { values: vec![1.0, 0.0, 0.0, 0.0], ..Default::default() }),
+            top_k: 20,
+            filter: filter.into(),
+            with_payload: true,
+            ..Default::default()
+        };
+        let hits = items.search(search("")).await.unwrap().into_inner().hits;
+        assert_eq!(hits.len(), 10);
+        assert!(hits.iter().all(|h| h.payload_json.contains("acme")));
+        assert!(items.search(search("tenant = \"globex\"")).await.unwrap().into_inner().hits.is_empty());
+        assert!(items
+            .search(search("tenant = \"globex\" or n >= 0"))
+            .await
+            .unwrap()
+            .into_inner()
+            .hits
+            .iter()
+            .all(|h| h.payload_json.contains("acme")));
+        let got = items
+            .get(v1::GetRequest {
+                collection: "shared".into(),
+                ids: vec!["i1".into(), "i2".into()],
+                with_vectors: false,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(got.items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), vec!["i2"]);
+        let c = items
+            .count(v1::CountRequest { collection: "shared".into(), filter: String::new() })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(c.count, 10);
+        let d = items
+            .delete(v1::DeleteRequest {
+                collection: "shared".into(),
+                ids: vec!["i1".into(), "i3".into()],
+                filter: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(d.deleted, 0, "another tenant's ids are untouchable");
+        let d = items
+            .delete(v1::DeleteRequest {
+                collection: "shared".into(),
+                ids: vec![],
+                filter: "tenant = \"globex\"".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(d.deleted, 0);
+        let e = items
+            .upsert(v1::UpsertRequest {
+                collection: "shared".into(),
+                items: vec![item("new", vec![1.0; 4], json!({"tenant": "globex"}))],
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied);
+        let e = items
+            .upsert(v1::UpsertRequest {
+                collection: "shared".into(),
+                items: vec![item("i1", vec![1.0; 4], json!({"tenant": "acme"}))],
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "cannot take over another tenant's id");
+        items
+            .upsert(v1::UpsertRequest {
+                collection: "shared".into(),
+                items: vec![item("a-new", vec![1.0; 4], json!({"tenant": "acme"}))],
+            })
+            .await
+            .unwrap();
+
+        // The admin still sees all of it: nothing of globex was lost.
+        let (_, mut admin_items, _) = channel(&url, Some(&admin)).await;
+        let c = admin_items
+            .count(v1::CountRequest { collection: "shared".into(), filter: "tenant = \"globex\"".into() })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(c.count, 10);
+    });
 }

@@ -23,6 +23,9 @@ pub struct ApiKey {
     pub collections: Vec<String>,
     /// Argon2id PHC string of the secret part.
     pub hash: String,
+    /// Row-level policy (filter expression) applied to everything the key touches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_filter: Option<String>,
     pub created_unix: u64,
     #[serde(default)]
     pub revoked: bool,
@@ -97,9 +100,19 @@ impl KeyStore {
     }
 
     /// Create a key; returns its record and the full secret (shown once, never stored).
-    pub fn create(&self, name: &str, role: Role, collections: Vec<String>) -> Result<(ApiKey, String), Error> {
+    pub fn create(
+        &self,
+        name: &str,
+        role: Role,
+        collections: Vec<String>,
+        row_filter: Option<String>,
+    ) -> Result<(ApiKey, String), Error> {
         if name.is_empty() || name.len() > 128 {
             return Err(Error::Invalid("key name must be 1 to 128 characters".into()));
+        }
+        let row_filter = row_filter.filter(|f| !f.trim().is_empty());
+        if let Some(f) = &row_filter {
+            agentdb_engine::filter::parse(f).map_err(|e| Error::Invalid(format!("row filter: {e}")))?;
         }
         let id = random_token(12).to_lowercase();
         let secret = random_token(40);
@@ -114,6 +127,7 @@ impl KeyStore {
             role,
             collections,
             hash,
+            row_filter,
             created_unix: now(),
             revoked: false,
         };
@@ -159,7 +173,13 @@ impl KeyStore {
             Argon2::default().verify_password(secret.as_bytes(), &parsed).map_err(|_| denied())?;
             self.verified.write().insert(digest, id.to_string());
         }
-        Ok(Principal { id: format!("key:{}", key.id), name: key.name, role: key.role, collections: key.collections })
+        Ok(Principal {
+            id: format!("key:{}", key.id),
+            name: key.name,
+            role: key.role,
+            collections: key.collections,
+            row_filter: key.row_filter,
+        })
     }
 }
 
@@ -172,7 +192,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ks = KeyStore::open(dir.path()).unwrap();
         assert!(ks.is_empty());
-        let (k, secret) = ks.create("ci", Role::Writer, vec!["a".into()]).unwrap();
+        let (k, secret) = ks.create("ci", Role::Writer, vec!["a".into()], None).unwrap();
+        assert!(ks.create("bad", Role::Reader, vec![], Some("tenant = ".into())).is_err(), "row filters are validated");
         let p = ks.verify(&secret).unwrap();
         assert_eq!((p.role, p.collections.clone()), (Role::Writer, vec!["a".to_string()]));
         assert!(ks.verify(&secret).is_ok(), "cached path");

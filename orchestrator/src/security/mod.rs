@@ -74,6 +74,9 @@ pub struct Principal {
     pub role: Role,
     /// Collections this principal may touch; empty = all.
     pub collections: Vec<String>,
+    /// Row-level policy: a filter expression every item this principal reads, writes
+    /// or deletes must satisfy (e.g. `tenant = "acme"`), whatever filter it sends.
+    pub row_filter: Option<String>,
 }
 
 impl Principal {
@@ -119,7 +122,13 @@ mod tests {
 
     #[test]
     fn roles_and_scopes() {
-        let p = Principal { id: "key:1".into(), name: "r".into(), role: Role::Reader, collections: vec!["a".into()] };
+        let p = Principal {
+            id: "key:1".into(),
+            name: "r".into(),
+            role: Role::Reader,
+            collections: vec!["a".into()],
+            row_filter: None,
+        };
         assert!(p.authorize(Action::Read, "a").is_ok());
         assert!(p.authorize(Action::Read, "b").unwrap_err().contains("no access to collection 'b'"));
         assert!(p.authorize(Action::Write, "a").unwrap_err().contains("may not write"));
