@@ -523,9 +523,7 @@ impl Collection {
         Ok(ids)
     }
 
-    /// Delete by id; returns how many existed.
-    pub fn delete(&self, ids: &[String]) -> Result<usize> {
-        self.check_open()?;
+    fn check_id_batch(&self, ids: &[String]) -> Result<()> {
         if ids.len() > self.options.limits.max_batch {
             return Err(Error::LimitExceeded(format!(
                 "{} ids exceed the limit of {} per request",
@@ -533,6 +531,13 @@ impl Collection {
                 self.options.limits.max_batch
             )));
         }
+        Ok(())
+    }
+
+    /// Delete by id; returns how many existed.
+    pub fn delete(&self, ids: &[String]) -> Result<usize> {
+        self.check_open()?;
+        self.check_id_batch(ids)?;
         let mut wal = self.wal.lock();
         let present: Vec<String> = {
             let st = self.state.read();
@@ -577,13 +582,7 @@ impl Collection {
     /// Fetch items by id (missing ids are skipped), in request order.
     pub fn get(&self, ids: &[String], with_vectors: bool) -> Result<Vec<StoredItem>> {
         self.check_open()?;
-        if ids.len() > self.options.limits.max_batch {
-            return Err(Error::LimitExceeded(format!(
-                "{} ids exceed the limit of {} per request",
-                ids.len(),
-                self.options.limits.max_batch
-            )));
-        }
+        self.check_id_batch(ids)?;
         let st = self.state.read();
         let sources = st.sources();
         let mut out = Vec::new();

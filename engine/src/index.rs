@@ -242,16 +242,18 @@ impl AnnIndex {
                 check(sys::faiss_Index_add(raw.0, n as i64, vectors.as_ptr()))?;
             }
         }
-        let mut ix = AnnIndex {
-            raw,
-            kind: desc.to_string(),
-            family: family_of(desc),
-            ntotal: n,
-            dim,
-            ef_search: 0,
-            nprobe: 0,
-            ef_lock: Default::default(),
-        };
+        Self::wrap(raw, desc.to_string(), family_of(desc), n, dim, tuning)
+    }
+
+    fn wrap(
+        raw: RawIndex,
+        kind: String,
+        family: Family,
+        ntotal: usize,
+        dim: usize,
+        tuning: IndexTuning,
+    ) -> Result<AnnIndex> {
+        let mut ix = AnnIndex { raw, kind, family, ntotal, dim, ef_search: 0, nprobe: 0, ef_lock: Default::default() };
         ix.tune(tuning)?;
         Ok(ix)
     }
@@ -412,18 +414,7 @@ impl AnnIndex {
         }
         let ntotal = unsafe { sys::faiss_Index_ntotal(raw.0) } as usize;
         let base = kind.split(" (").next().unwrap_or(kind);
-        let mut ix = AnnIndex {
-            raw,
-            kind: kind.to_string(),
-            family: family_of(base),
-            ntotal,
-            dim,
-            ef_search: 0,
-            nprobe: 0,
-            ef_lock: Default::default(),
-        };
-        ix.tune(tuning)?;
-        Ok(ix)
+        Self::wrap(raw, kind.to_string(), family_of(base), ntotal, dim, tuning)
     }
 }
 

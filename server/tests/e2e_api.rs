@@ -15,19 +15,6 @@ fn expect<T: std::fmt::Debug>(r: Result<tonic::Response<T>, tonic::Status>, code
     }
 }
 
-fn rand_vec(seed: u64, dim: usize) -> Vec<f32> {
-    // Small deterministic generator: no two seeds give the same vector.
-    let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
-    (0..dim)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % 20001) as f32 / 10000.0 - 1.0
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn collections_items_search_health_reflection() {
     let dir = tempfile::tempdir().unwrap();

@@ -18,15 +18,7 @@ const BATCH: usize = 40;
 
 /// Deterministic vector for (id number, version): the checker can recompute it.
 fn vector(id: u64, version: u64) -> Vec<f32> {
-    let mut x = (id * 1_000_003 + version).wrapping_mul(0x9E3779B97F4A7C15) | 1;
-    (0..DIM)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % 20001) as f32 / 10000.0 - 1.0
-        })
-        .collect()
+    rand_vec(id * 1_000_003 + version, DIM)
 }
 
 #[derive(Clone, Debug)]

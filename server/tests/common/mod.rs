@@ -134,3 +134,16 @@ pub fn item(id: &str, values: Vec<f32>, payload: serde_json::Value) -> v1::Item 
         payload_json: payload.to_string(),
     }
 }
+
+/// Small deterministic vector generator (xorshift): no two seeds give the same vector.
+pub fn rand_vec(seed: u64, dim: usize) -> Vec<f32> {
+    let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
+    (0..dim)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % 20001) as f32 / 10000.0 - 1.0
+        })
+        .collect()
+}
