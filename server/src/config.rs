@@ -42,11 +42,21 @@ pub struct SecurityConfig {
     pub insecure: bool,
     /// Hash-chained audit log at <data_dir>/security/audit.log.
     pub audit: bool,
+    /// Requests per second per principal (API key, or peer address without auth); 0 = off.
+    pub rate_limit_per_sec: f64,
+    /// Requests a principal may make at once before the rate applies.
+    pub rate_limit_burst: f64,
 }
 
 impl Default for SecurityConfig {
     fn default() -> Self {
-        SecurityConfig { auth: "none".into(), insecure: false, audit: true }
+        SecurityConfig {
+            auth: "none".into(),
+            insecure: false,
+            audit: true,
+            rate_limit_per_sec: 0.0,
+            rate_limit_burst: 20.0,
+        }
     }
 }
 

@@ -9,6 +9,7 @@ mod encoders;
 mod grpc;
 mod ingest;
 mod metrics;
+mod quota;
 mod security;
 mod serve;
 mod status;

@@ -11,6 +11,7 @@ pub struct Security {
     /// `None` when authentication is off (the loopback default).
     pub keys: Option<Arc<KeyStore>>,
     pub audit: Option<Arc<AuditLog>>,
+    pub rate: Option<crate::quota::RateLimiter>,
 }
 
 impl Security {

@@ -73,7 +73,13 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let (limit, metrics, security) = (self.limit, self.metrics.clone(), self.security.clone());
+        let peer = req
+            .extensions()
+            .get::<tonic::transport::server::TcpConnectInfo>()
+            .and_then(|c| c.remote_addr())
+            .map(|a| a.ip().to_string());
         Box::pin(async move {
+            let mut who = format!("peer:{}", peer.unwrap_or_default());
             if let (Some(keys), true) = (security.keys.clone(), needs_auth(&method)) {
                 let presented = crate::security::presented_key(req.headers());
                 let verdict = match presented {
@@ -85,6 +91,7 @@ where
                 };
                 match verdict {
                     Ok(p) => {
+                        who = p.id.clone();
                         req.extensions_mut().insert(p);
                     }
                     Err(why) => {
@@ -92,6 +99,19 @@ where
                         metrics.observe_request(&method, "16", started.elapsed().as_secs_f64());
                         return Ok(tonic::Status::unauthenticated(why).into_http());
                     }
+                }
+            }
+            if let (Some(rate), true) = (&security.rate, needs_auth(&method)) {
+                if let Err(wait_ms) = rate.check(&who) {
+                    metrics.observe_request(&method, "8", started.elapsed().as_secs_f64());
+                    let mut st = tonic::Status::resource_exhausted(format!(
+                        "rate limit of {} requests/s exceeded for {who}; retry after {wait_ms} ms",
+                        rate.per_sec()
+                    ));
+                    if let Ok(v) = wait_ms.to_string().parse() {
+                        st.metadata_mut().insert("retry-after-ms", v);
+                    }
+                    return Ok(st.into_http());
                 }
             }
             let mut resp = inner.call(req).await?;
@@ -316,5 +336,6 @@ fn open_security(cfg: &Config) -> Result<crate::security::Security> {
         }
         other => anyhow::bail!("security.auth must be \"none\" or \"api_key\", got \"{other}\""),
     };
-    Ok(crate::security::Security { keys, audit })
+    let rate = crate::quota::RateLimiter::new(cfg.security.rate_limit_per_sec, cfg.security.rate_limit_burst);
+    Ok(crate::security::Security { keys, audit, rate })
 }

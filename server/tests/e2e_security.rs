@@ -320,3 +320,35 @@ fn a_tenant_key_never_reaches_another_tenants_items() {
         assert_eq!(c.count, 10);
     });
 }
+
+#[test]
+fn request_rate_quota_gives_resource_exhausted_with_a_retry_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--set", "security.rate_limit_per_sec=5", "--set", "security.rate_limit_burst=5"],
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (mut cols, _) = server.clients().await;
+        let mut refused = Vec::new();
+        for _ in 0..30 {
+            if let Err(e) = cols.list(v1::ListCollectionsRequest {}).await {
+                refused.push(e);
+            }
+        }
+        assert!(refused.len() >= 20, "a burst of 30 against 5/s with burst 5: {} refused", refused.len());
+        let e = &refused[0];
+        assert_eq!(e.code(), Code::ResourceExhausted);
+        assert!(
+            e.message().contains("rate limit of 5 requests/s") && e.message().contains("retry after"),
+            "{}",
+            e.message()
+        );
+        let wait: u64 = e.metadata().get("retry-after-ms").unwrap().to_str().unwrap().parse().unwrap();
+        assert!(wait > 0 && wait <= 1000);
+        // Probes are not rate limited; after the hinted wait, requests pass again.
+        tokio::time::sleep(std::time::Duration::from_millis(wait + 50)).await;
+        assert!(cols.list(v1::ListCollectionsRequest {}).await.is_ok());
+    });
+}
