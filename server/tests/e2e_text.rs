@@ -156,3 +156,42 @@ fn a_killed_ingest_resumes_where_it_stopped() {
     assert!(s["skipped"].as_u64().unwrap() >= before, "work done before the kill is not redone: {s}");
     assert_eq!(count(&server), 120, "one item per short file, none lost, none duplicated");
 }
+
+#[test]
+fn sigterm_lets_an_in_flight_ingest_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(&dir.path().join("data"), &[]);
+    let media = dir.path().join("docs");
+    std::fs::create_dir_all(&media).unwrap();
+    for i in 0..60 {
+        std::fs::write(
+            media.join(format!("d{i:02}.txt")),
+            format!("Document {i} is about lighthouses, ships and the sea {i}."),
+        )
+        .unwrap();
+    }
+    assert!(server.cli(&["collection", "create", "docs", "--multimodal"]).status.success());
+    let child = std::process::Command::new(BIN)
+        .args(["ingest", "docs", media.to_str().unwrap(), "--json", "--concurrency", "1"])
+        .env("AGENTDB_URL", server.url())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // SIGTERM once the ingest is under way.
+    let data = server.data_dir.clone();
+    let t = std::time::Instant::now();
+    while !server.log_text().contains("\"status\":\"ingested\"") && t.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    server.signal(libc::SIGTERM);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "the in-flight ingest completed: {}", String::from_utf8_lossy(&out.stderr));
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["ingested"], json!(60), "{s}");
+    assert_eq!(server.terminate().code(), Some(0));
+    // Everything is there after a restart.
+    let server = Server::start(&data, &[]);
+    let out = server.cli(&["count", "docs"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "60");
+}
