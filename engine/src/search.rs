@@ -86,6 +86,7 @@ impl Collection {
                 merged[q].extend(res.into_iter().map(|(row, score)| (score, si, row)));
             }
         }
+        tracing::debug!(collection = %self.spec.name, space = %space.name, queries = nq, k, sources = sources.len(), "search");
         let mut out = Vec::with_capacity(nq);
         for mut cands in merged {
             cands.sort_by(|a, b| {

@@ -192,6 +192,7 @@ pub enum Cmd {
     Models(ModelsCmd),
     Status { json: bool },
     Keys(KeysCmd),
+    LogLevel(String),
 }
 
 pub fn normalize_url(server: &str) -> String {
@@ -278,6 +279,12 @@ pub fn run(server: &str, cmd: Cmd) -> Result<()> {
             Cmd::Ingest(a) => crate::cli_ingest::ingest(&mut items, a).await,
             Cmd::Status { json } => status(server, json).await,
             Cmd::Keys(k) => keys(server, k).await,
+            Cmd::LogLevel(filter) => {
+                let mut c = v1::server_client::ServerClient::new(connect(server).await?);
+                let r = c.set_log_level(v1::SetLogLevelRequest { filter: filter.clone() }).await.map_err(status_err)?;
+                println!("log filter: {} -> {filter}", r.into_inner().previous);
+                Ok(())
+            }
             Cmd::Models(ModelsCmd::List { json }) => {
                 let ch = connect(server).await?;
                 let mut m = v1::models_client::ModelsClient::new(ch);

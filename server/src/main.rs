@@ -55,6 +55,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Change the server's log filter at run time, e.g. `debug` or `agentdb_engine=debug,info`.
+    LogLevel { filter: String },
     /// Manage API keys (needs an admin key).
     #[command(subcommand)]
     Keys(cli::KeysCmd),
@@ -126,6 +128,7 @@ fn main() {
         Command::Models(m) => cli::run(&args.server, cli::Cmd::Models(m)),
         Command::Status { json } => cli::run(&args.server, cli::Cmd::Status { json }),
         Command::Keys(k) => cli::run(&args.server, cli::Cmd::Keys(k)),
+        Command::LogLevel { filter } => cli::run(&args.server, cli::Cmd::LogLevel(filter)),
         Command::Audit(AuditCmd::Verify { path }) => audit_verify(&path),
         Command::Bench(b) => bench::run(&args.server, b),
     };

@@ -12,17 +12,44 @@ use std::time::Duration;
 use tonic::codegen::http;
 use tonic::transport::Server;
 
+type FilterHandle = tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
+
+/// The live log filter, changed at run time by `Server/SetLogLevel`.
+static LOG_FILTER: std::sync::OnceLock<(FilterHandle, parking_lot::Mutex<String>)> = std::sync::OnceLock::new();
+
 pub fn init_logging(cfg: &Config) {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("AGENTDB_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log_level));
+    use tracing_subscriber::prelude::*;
+    let spec = std::env::var("AGENTDB_LOG").ok().filter(|s| tracing_subscriber::EnvFilter::try_new(s).is_ok());
+    let spec = spec.unwrap_or_else(|| cfg.log_level.clone());
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&spec).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let json = match cfg.log_format.as_str() {
         "json" => true,
         "text" => false,
         _ => !std::io::stderr().is_terminal(),
     };
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if json { b.json().try_init() } else { b.try_init() };
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let registry = tracing_subscriber::registry().with(filter);
+    let ok = if json {
+        registry.with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr)).try_init().is_ok()
+    } else {
+        registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).try_init().is_ok()
+    };
+    if ok {
+        let _ = LOG_FILTER.set((handle, parking_lot::Mutex::new(spec)));
+    }
+}
+
+/// Replace the log filter (e.g. `debug`, `agentdb_engine=debug,info`); returns the old one.
+pub fn set_log_level(spec: &str) -> Result<String, String> {
+    let f = tracing_subscriber::EnvFilter::try_new(spec).map_err(|e| format!("invalid log filter '{spec}': {e}"))?;
+    let (handle, current) = LOG_FILTER.get().ok_or("logging was not initialised by this server")?;
+    handle.reload(f).map_err(|e| e.to_string())?;
+    let mut cur = current.lock();
+    let old = std::mem::replace(&mut *cur, spec.to_string());
+    tracing::info!(from = %old, to = %spec, "log level changed");
+    Ok(old)
 }
 
 /// The gRPC edge: authentication (API keys, when enabled), per-method request metrics,
@@ -288,7 +315,10 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
                 .max_encoding_message_size(limit),
         )
         .add_service(v1::models_server::ModelsServer::new(svc))
-        .add_service(v1::server_server::ServerServer::new(crate::status_rpc::StatusService::start(db.clone())))
+        .add_service(v1::server_server::ServerServer::new(crate::status_rpc::StatusService::start(
+            db.clone(),
+            security.clone(),
+        )))
         .add_service(v1::security_server::SecurityServer::new(crate::security::SecurityService(security.clone())))
         .serve_with_incoming_shutdown(incoming, stopped(stop_rx))
         .await

@@ -20,6 +20,7 @@ struct Sample {
 
 pub struct StatusService {
     db: Arc<Database>,
+    security: Arc<crate::security::Security>,
     started: Instant,
     samples: Arc<Mutex<VecDeque<Sample>>>,
 }
@@ -57,7 +58,7 @@ pub fn slope(points: &[(f64, f64)]) -> f64 {
 }
 
 impl StatusService {
-    pub fn start(db: Arc<Database>) -> StatusService {
+    pub fn start(db: Arc<Database>, security: Arc<crate::security::Security>) -> StatusService {
         let samples = Arc::new(Mutex::new(VecDeque::with_capacity(KEEP)));
         let (s2, db2) = (samples.clone(), Arc::downgrade(&db));
         tokio::spawn(async move {
@@ -75,7 +76,7 @@ impl StatusService {
                 }
             }
         });
-        StatusService { db, started: Instant::now(), samples }
+        StatusService { db, security, started: Instant::now(), samples }
     }
 }
 
@@ -92,6 +93,17 @@ fn disk(path: &std::path::Path) -> (u64, u64) {
 
 #[tonic::async_trait]
 impl v1::server_server::Server for StatusService {
+    async fn set_log_level(
+        &self,
+        req: Request<v1::SetLogLevelRequest>,
+    ) -> Result<Response<v1::SetLogLevelResponse>, Status> {
+        let p = req.extensions().get::<agentdb_orchestrator::security::Principal>().cloned();
+        self.security.authorize(p.as_ref(), agentdb_orchestrator::security::Action::Admin, "", "SetLogLevel")?;
+        let spec = req.into_inner().filter;
+        let previous = crate::serve::set_log_level(spec.trim()).map_err(Status::invalid_argument)?;
+        Ok(Response::new(v1::SetLogLevelResponse { previous }))
+    }
+
     async fn status(&self, _req: Request<v1::StatusRequest>) -> Result<Response<v1::StatusResponse>, Status> {
         let db = self.db.clone();
         let now =

@@ -120,3 +120,30 @@ fn http_get(addr: &str, path: &str) -> String {
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     body.to_string()
 }
+
+#[test]
+fn log_level_changes_at_run_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &["--set", "log_level=info"]);
+    let ok = |args: &[&str]| {
+        let out = server.cli(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    ok(&["collection", "create", "l", "--dim", "2", "--index", "Flat"]);
+    let search = || ok(&["search", "l", "--vector", "[1, 0]"]);
+    search();
+    let debug_lines =
+        || server.log_text().lines().filter(|l| l.contains("\"level\":\"DEBUG\"") && l.contains("\"search\"")).count();
+    assert_eq!(debug_lines(), 0, "info level: no debug events");
+    assert!(ok(&["log-level", "agentdb_engine=debug,info"]).contains("info -> agentdb_engine=debug,info"));
+    search();
+    assert!(debug_lines() >= 1, "debug events after the change:\n{}", server.log_text());
+    ok(&["log-level", "info"]);
+    let before = debug_lines();
+    search();
+    assert_eq!(debug_lines(), before, "back to info");
+    let out = server.cli(&["log-level", "no_such=level=x"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid log filter"));
+}
