@@ -119,6 +119,11 @@ impl CollectionSpec {
         })
     }
 
+    /// The first space bound to `encoder` (an encoder id such as `name@version#sha`).
+    pub fn space_for_encoder(&self, encoder: &str) -> Option<&SpaceSpec> {
+        self.spaces.iter().find(|s| s.encoder.as_deref() == Some(encoder))
+    }
+
     /// Resolve a space name from a request; an empty name means "the only space".
     pub fn resolve_space(&self, name: &str) -> Result<(usize, &SpaceSpec)> {
         if name.is_empty() {

@@ -350,7 +350,7 @@ impl v1::items_server::Items for Services {
                     (Some(t), Some(svc)) => {
                         let id = svc.encoder_id();
                         let space = if r.space.is_empty() {
-                            c.spec.spaces.iter().find(|s| s.encoder.as_deref() == Some(id.as_str())).ok_or_else(|| {
+                            c.spec.space_for_encoder(&id).ok_or_else(|| {
                                 Status::invalid_argument(format!(
                                     "collection '{}' has no space bound to the text encoder {id}; search it with a vector",
                                     c.name()

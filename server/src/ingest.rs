@@ -88,19 +88,13 @@ fn ingest_inner(
         }
     }
     let text_svc = enc.text()?;
-    let (s, space) = col
-        .spec
-        .spaces
-        .iter()
-        .enumerate()
-        .find(|(_, sp)| sp.encoder.as_deref() == Some(text_svc.encoder_id().as_str()))
-        .ok_or_else(|| {
-            Status::failed_precondition(format!(
-                "collection '{}' has no space bound to the text encoder (create it with --multimodal)",
-                col.name()
-            ))
-        })?;
-    let _ = s;
+    let encoder_id = text_svc.encoder_id();
+    let space = col.spec.space_for_encoder(&encoder_id).ok_or_else(|| {
+        Status::failed_precondition(format!(
+            "collection '{}' has no space bound to the text encoder (create it with --multimodal)",
+            col.name()
+        ))
+    })?;
     if col.spec.spaces.len() > 1 {
         return Err(Status::failed_precondition(format!(
             "collection '{}' has spaces besides '{}'; text ingestion fills only the text space",
