@@ -193,6 +193,8 @@ pub enum Cmd {
     Status { json: bool },
     Keys(KeysCmd),
     LogLevel(String),
+    Alerts { json: bool },
+    InjectFault(u32),
 }
 
 pub fn normalize_url(server: &str) -> String {
@@ -279,6 +281,34 @@ pub fn run(server: &str, cmd: Cmd) -> Result<()> {
             Cmd::Ingest(a) => crate::cli_ingest::ingest(&mut items, a).await,
             Cmd::Status { json } => status(server, json).await,
             Cmd::Keys(k) => keys(server, k).await,
+            Cmd::Alerts { json } => {
+                let mut c = v1::server_client::ServerClient::new(connect(server).await?);
+                let r = c.alerts(v1::AlertsRequest {}).await.map_err(status_err)?.into_inner();
+                for a in &r.alerts {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::json!({"id": a.id, "signal": a.signal, "state": a.state, "started_unix_ms": a.started_unix_ms,
+                                "resolved_unix_ms": a.resolved_unix_ms, "value": a.value, "baseline": a.baseline, "z": a.z})
+                        );
+                    } else {
+                        println!(
+                            "#{:<4} {:<8} {:<22} value {:.3} (baseline {:.3}, z {:.1})",
+                            a.id, a.state, a.signal, a.value, a.baseline, a.z
+                        );
+                    }
+                }
+                if r.alerts.is_empty() && !json {
+                    println!("no alerts");
+                }
+                Ok(())
+            }
+            Cmd::InjectFault(ms) => {
+                let mut c = v1::server_client::ServerClient::new(connect(server).await?);
+                c.inject_fault(v1::InjectFaultRequest { search_delay_ms: ms }).await.map_err(status_err)?;
+                println!("search delay set to {ms} ms");
+                Ok(())
+            }
             Cmd::LogLevel(filter) => {
                 let mut c = v1::server_client::ServerClient::new(connect(server).await?);
                 let r = c.set_log_level(v1::SetLogLevelRequest { filter: filter.clone() }).await.map_err(status_err)?;

@@ -31,6 +31,49 @@ pub struct Config {
     pub models: ModelsConfig,
     pub ingest: IngestConfig,
     pub security: SecurityConfig,
+    pub alerts: AlertsConfig,
+    pub debug: DebugConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    pub enabled: bool,
+    /// Detector window.
+    pub interval_ms: u64,
+    /// Robust z-score that counts as anomalous.
+    pub z_threshold: f64,
+    /// Anomalous windows in a row before an alert fires; calm windows before it clears.
+    pub fire_after: u32,
+    pub clear_after: u32,
+    /// Windows that only learn the baseline.
+    pub warmup: u32,
+    /// EWMA weight of each new window.
+    pub alpha: f64,
+    /// POST each alert change as JSON to this http:// URL ("" = off).
+    pub webhook: String,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            enabled: true,
+            interval_ms: 5000,
+            z_threshold: 6.0,
+            fire_after: 3,
+            clear_after: 5,
+            warmup: 12,
+            alpha: 0.1,
+            webhook: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct DebugConfig {
+    /// Allow `Server/InjectFault` (an artificial search delay, for testing alerts).
+    pub allow_fault_injection: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -157,6 +200,8 @@ impl Default for Config {
             models: ModelsConfig::default(),
             ingest: IngestConfig::default(),
             security: SecurityConfig::default(),
+            alerts: AlertsConfig::default(),
+            debug: DebugConfig::default(),
         }
     }
 }

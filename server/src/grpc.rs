@@ -60,6 +60,8 @@ impl Gate {
 #[derive(Clone)]
 pub struct Services {
     pub security: Arc<Security>,
+    /// Artificial delay before each search (fault injection for alert tests).
+    pub fault_delay_ms: Arc<std::sync::atomic::AtomicU64>,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub db: Arc<Database>,
     pub gate: Arc<Gate>,
@@ -340,6 +342,10 @@ impl v1::items_server::Items for Services {
             return Err(Status::invalid_argument("search needs a query: either `vector` or `text` (exactly one)"));
         }
         let text_svc = if text.is_some() { Some(self.encoders.text()?.clone()) } else { None };
+        let delay = self.fault_delay_ms.load(Ordering::Relaxed);
+        if delay > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        }
         let db = self.db.clone();
         let mut res = self
             .gate

@@ -1,6 +1,7 @@
 //! The `agentdb` binary: `agentdb serve` runs the server; every other command is a
 //! gRPC client of a running server (`--server URL` or `AGENTDB_URL`).
 
+mod anomaly;
 mod bench;
 mod cli;
 mod cli_ingest;
@@ -54,6 +55,17 @@ enum Command {
     Status {
         #[arg(long)]
         json: bool,
+    },
+    /// Alerts from the anomaly detector (firing and recently resolved).
+    Alerts {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Testing aid: delay every search by MS milliseconds (0 clears); needs
+    /// debug.allow_fault_injection on the server.
+    InjectFault {
+        #[arg(long)]
+        search_delay_ms: u32,
     },
     /// Change the server's log filter at run time, e.g. `debug` or `agentdb_engine=debug,info`.
     LogLevel { filter: String },
@@ -129,6 +141,8 @@ fn main() {
         Command::Status { json } => cli::run(&args.server, cli::Cmd::Status { json }),
         Command::Keys(k) => cli::run(&args.server, cli::Cmd::Keys(k)),
         Command::LogLevel { filter } => cli::run(&args.server, cli::Cmd::LogLevel(filter)),
+        Command::Alerts { json } => cli::run(&args.server, cli::Cmd::Alerts { json }),
+        Command::InjectFault { search_delay_ms } => cli::run(&args.server, cli::Cmd::InjectFault(search_delay_ms)),
         Command::Audit(AuditCmd::Verify { path }) => audit_verify(&path),
         Command::Bench(b) => bench::run(&args.server, b),
     };

@@ -52,6 +52,24 @@ impl Metrics {
         h.count += 1;
     }
 
+    /// (count, latency sum in seconds) of one method so far.
+    pub fn latency_totals(&self, method: &str) -> (u64, f64) {
+        self.latency.lock().get(method).map_or((0, 0.0), |h| (h.count, h.sum))
+    }
+
+    /// (all requests, server-side errors) so far. Server-side: INTERNAL, UNAVAILABLE,
+    /// DATA_LOSS, UNKNOWN, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED.
+    pub fn error_totals(&self) -> (u64, u64) {
+        let r = self.requests.lock();
+        let all = r.values().sum();
+        let bad = r
+            .iter()
+            .filter(|((_, c), _)| matches!(c.as_str(), "2" | "4" | "8" | "13" | "14" | "15"))
+            .map(|(_, n)| n)
+            .sum();
+        (all, bad)
+    }
+
     pub fn observe_ingest(&self, status: &str, media_type: &str, items: u64) {
         *self.ingest_files.lock().entry((status.to_string(), media_type.to_string())).or_default() += 1;
         self.ingest_items.fetch_add(items, Ordering::Relaxed);

@@ -239,7 +239,9 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
     let models_cfg = cfg.models.clone();
     let encoders = Arc::new(tokio::task::spawn_blocking(move || crate::encoders::Encoders::load(&models_cfg)).await?);
     let metrics = Arc::new(Metrics::default());
+    let fault_delay_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let svc = Services {
+        fault_delay_ms: fault_delay_ms.clone(),
         security: security.clone(),
         metrics: metrics.clone(),
         db: db.clone(),
@@ -266,6 +268,25 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
 
     tracing::info!(listen = %addr, data_dir = %cfg.data_dir.display(), collections = db.list().len(), device = "cpu", "agentdb serving gRPC (agentdb.v1, grpc.health.v1, reflection)");
 
+    let alerts = Arc::new(crate::anomaly::AlertManager::new(
+        Some(cfg.alerts.webhook.trim().to_string()).filter(|w| !w.is_empty()),
+    ));
+    if cfg.alerts.enabled {
+        let a = &cfg.alerts;
+        crate::anomaly::start(
+            metrics.clone(),
+            svc.encoders.clone(),
+            alerts.clone(),
+            crate::anomaly::DetectorConfig {
+                alpha: a.alpha.clamp(0.001, 1.0),
+                z_threshold: a.z_threshold,
+                fire_after: a.fire_after.max(1),
+                clear_after: a.clear_after.max(1),
+                warmup: a.warmup,
+            },
+            Duration::from_millis(a.interval_ms.max(10)),
+        );
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(shutdown_signal(stop_tx)?);
 
@@ -318,6 +339,8 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
         .add_service(v1::server_server::ServerServer::new(crate::status_rpc::StatusService::start(
             db.clone(),
             security.clone(),
+            alerts.clone(),
+            cfg.debug.allow_fault_injection.then(|| fault_delay_ms.clone()),
         )))
         .add_service(v1::security_server::SecurityServer::new(crate::security::SecurityService(security.clone())))
         .serve_with_incoming_shutdown(incoming, stopped(stop_rx))

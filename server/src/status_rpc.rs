@@ -19,6 +19,8 @@ struct Sample {
 }
 
 pub struct StatusService {
+    pub alerts: Arc<crate::anomaly::AlertManager>,
+    pub fault_delay_ms: Option<Arc<std::sync::atomic::AtomicU64>>,
     db: Arc<Database>,
     security: Arc<crate::security::Security>,
     started: Instant,
@@ -58,7 +60,12 @@ pub fn slope(points: &[(f64, f64)]) -> f64 {
 }
 
 impl StatusService {
-    pub fn start(db: Arc<Database>, security: Arc<crate::security::Security>) -> StatusService {
+    pub fn start(
+        db: Arc<Database>,
+        security: Arc<crate::security::Security>,
+        alerts: Arc<crate::anomaly::AlertManager>,
+        fault_delay_ms: Option<Arc<std::sync::atomic::AtomicU64>>,
+    ) -> StatusService {
         let samples = Arc::new(Mutex::new(VecDeque::with_capacity(KEEP)));
         let (s2, db2) = (samples.clone(), Arc::downgrade(&db));
         tokio::spawn(async move {
@@ -76,7 +83,7 @@ impl StatusService {
                 }
             }
         });
-        StatusService { db, security, started: Instant::now(), samples }
+        StatusService { alerts, fault_delay_ms, db, security, started: Instant::now(), samples }
     }
 }
 
@@ -93,6 +100,40 @@ fn disk(path: &std::path::Path) -> (u64, u64) {
 
 #[tonic::async_trait]
 impl v1::server_server::Server for StatusService {
+    async fn alerts(&self, _req: Request<v1::AlertsRequest>) -> Result<Response<v1::AlertsResponse>, Status> {
+        let alerts = self
+            .alerts
+            .list()
+            .into_iter()
+            .map(|a| v1::AlertInfo {
+                id: a.id,
+                signal: a.signal,
+                state: a.state,
+                started_unix_ms: a.started_unix_ms,
+                resolved_unix_ms: a.resolved_unix_ms,
+                value: a.value,
+                baseline: a.baseline,
+                z: a.z,
+            })
+            .collect();
+        Ok(Response::new(v1::AlertsResponse { alerts }))
+    }
+
+    async fn inject_fault(
+        &self,
+        req: Request<v1::InjectFaultRequest>,
+    ) -> Result<Response<v1::InjectFaultResponse>, Status> {
+        let p = req.extensions().get::<agentdb_orchestrator::security::Principal>().cloned();
+        self.security.authorize(p.as_ref(), agentdb_orchestrator::security::Action::Admin, "", "InjectFault")?;
+        let f = self.fault_delay_ms.as_ref().ok_or_else(|| {
+            Status::failed_precondition("fault injection is off (debug.allow_fault_injection = false)")
+        })?;
+        let ms = req.into_inner().search_delay_ms;
+        f.store(ms as u64, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(search_delay_ms = ms, "fault injection: search delay set");
+        Ok(Response::new(v1::InjectFaultResponse {}))
+    }
+
     async fn set_log_level(
         &self,
         req: Request<v1::SetLogLevelRequest>,

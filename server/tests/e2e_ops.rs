@@ -147,3 +147,104 @@ fn log_level_changes_at_run_time() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid log filter"));
 }
+
+#[test]
+fn latency_fault_raises_an_alert_that_then_clears() {
+    // A webhook receiver on loopback.
+    let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook_addr = hook.local_addr().unwrap();
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let r2 = received.clone();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut s in hook.incoming().flatten() {
+            let mut buf = vec![0u8; 8192];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            if let Some((_, body)) = text.split_once("\r\n\r\n") {
+                r2.lock().unwrap().push(body.to_string());
+            }
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let webhook = format!("alerts.webhook=http://{hook_addr}/hook");
+    let server = Server::start(
+        &dir.path().join("data"),
+        &[
+            "--set",
+            "alerts.interval_ms=100",
+            "--set",
+            "alerts.warmup=8",
+            "--set",
+            "alerts.fire_after=3",
+            "--set",
+            "alerts.clear_after=4",
+            "--set",
+            "debug.allow_fault_injection=true",
+            "--set",
+            &webhook,
+        ],
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let alerts = |server: &Server| -> Vec<serde_json::Value> {
+        let out = server.cli(&["alerts", "--json"]);
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    rt.block_on(async {
+        let (mut cols, items) = server.clients().await;
+        cols.create(v1::CreateCollectionRequest {
+            name: "q".into(),
+            spaces: vec![space("", 4, v1::Metric::L2, "Flat")],
+            multimodal: false,
+        })
+        .await
+        .unwrap();
+        // Steady search traffic in the background.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s2 = stop.clone();
+        let load = tokio::spawn(async move {
+            let mut items = items;
+            while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = items
+                    .search(v1::SearchRequest {
+                        collection: "q".into(),
+                        vector: Some(v1::Vector { values: vec![1.0; 4], ..Default::default() }),
+                        ..Default::default()
+                    })
+                    .await;
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await; // baseline
+                                                                          // (A steady baseline never fires: the detector's unit test. Here other tests share
+                                                                          // the CPU, so only alerts raised after the fault count.)
+        let before = alerts(&server).iter().map(|a| a["id"].as_u64().unwrap()).max().unwrap_or(0);
+        let ours = |a: &serde_json::Value| a["signal"] == "search_latency_ms" && a["id"].as_u64().unwrap() > before;
+        assert!(server.cli(&["inject-fault", "--search-delay-ms", "80"]).status.success());
+        let t = std::time::Instant::now();
+        while !alerts(&server).iter().any(|a| ours(a) && a["state"] == "firing") {
+            assert!(t.elapsed() < std::time::Duration::from_secs(20), "alert did not fire");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(server.cli(&["inject-fault", "--search-delay-ms", "0"]).status.success());
+        let t = std::time::Instant::now();
+        while !alerts(&server).iter().any(|a| ours(a) && a["state"] == "resolved") {
+            assert!(t.elapsed() < std::time::Duration::from_secs(20), "alert did not clear");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = load.await;
+    });
+    let t = std::time::Instant::now();
+    while received.lock().unwrap().len() < 2 && t.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let got = received.lock().unwrap().clone();
+    assert!(
+        got.iter().any(|b| b.contains("\"state\":\"firing\""))
+            && got.iter().any(|b| b.contains("\"state\":\"resolved\"")),
+        "webhook got {got:?}"
+    );
+    assert!(server.log_text().contains("ALERT firing"));
+}
