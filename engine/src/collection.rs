@@ -611,6 +611,12 @@ impl Collection {
 
     pub fn info(&self) -> Result<CollectionInfo> {
         self.check_open()?;
+        // Lock order everywhere is WAL, then state: read the WAL figures before taking
+        // the state lock (a writer holds the WAL while it waits for the state).
+        let (wal_bytes, last_lsn) = {
+            let wal = self.wal.lock();
+            (wal.disk_bytes(), wal.last_lsn())
+        };
         let st = self.state.read();
         let mut spaces = Vec::new();
         for (s, spec) in self.spec.spaces.iter().enumerate() {
@@ -639,7 +645,7 @@ impl Collection {
         let unindexed_segments: usize =
             st.segments.values().filter(|s| s.indexes.read().iter().any(Option::is_none)).map(|s| s.live_rows()).sum();
         let disk: u64 = st.segments.values().map(|s| s.disk_bytes.load(Ordering::Relaxed)).sum::<u64>()
-            + self.wal.lock().disk_bytes()
+            + wal_bytes
             + std::fs::metadata(self.dir.join(crate::manifest::FILE)).map(|m| m.len()).unwrap_or(0);
         Ok(CollectionInfo {
             name: self.spec.name.clone(),
@@ -651,7 +657,7 @@ impl Collection {
                 + st.segments.values().map(|s| s.deleted.read().count_ones()).sum::<usize>())
                 as u64,
             disk_bytes: disk,
-            last_lsn: self.wal.lock().last_lsn(),
+            last_lsn,
         })
     }
 }

@@ -143,9 +143,10 @@ impl Database {
         let _g = self.ddl.lock();
         let c = self.collections.write().remove(name).ok_or_else(|| Error::CollectionNotFound(name.to_string()))?;
         c.dropped.store(true, Ordering::Release);
-        // Wait for in-flight writes and maintenance to finish before moving files.
-        let _w = c.wal.lock();
+        // Wait for maintenance and in-flight writes to finish before moving files, taking
+        // the locks in the order every other path does (maintenance, WAL, state).
         let _m = c.maintenance.lock();
+        let _w = c.wal.lock();
         let cdir = self.dir.join("collections");
         let gone = cdir.join(format!(".dropped-{}-{}", name, uuid::Uuid::new_v4().simple()));
         fs::rename(&c.dir, &gone).map_err(|e| Error::io(&c.dir, e))?;

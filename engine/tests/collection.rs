@@ -241,3 +241,59 @@ fn database_lock_create_drop_and_reopen() {
     assert_eq!(db.list().iter().map(|i| i.name.clone()).collect::<Vec<_>>(), vec!["d".to_string()]);
     assert_eq!(db.collection("d").unwrap().count(None).unwrap(), 1);
 }
+
+#[test]
+fn concurrent_writes_searches_info_and_flushes_do_not_deadlock() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = std::sync::Arc::new(
+        Collection::create(
+            &dir.path().join("c"),
+            spec("Flat", 8, Metric::L2),
+            CollectionOptions { flush_rows: 50, ..opts() },
+        )
+        .unwrap(),
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let mut handles = Vec::new();
+    for w in 0..2 {
+        let c = c.clone();
+        handles.push(std::thread::spawn(move || {
+            let mut i = 0;
+            while std::time::Instant::now() < deadline {
+                c.upsert(vec![item(&format!("w{w}-{i}"), vecs(1, 8, i)[0].clone(), json!({"w": w}))]).unwrap();
+                if i % 7 == 0 {
+                    c.delete(&[format!("w{w}-{}", i / 2)]).unwrap();
+                }
+                i += 1;
+            }
+        }));
+    }
+    for job in 0..3 {
+        let c = c.clone();
+        handles.push(std::thread::spawn(move || {
+            while std::time::Instant::now() < deadline {
+                match job {
+                    0 => {
+                        c.info().unwrap();
+                    }
+                    1 => {
+                        c.maintain().unwrap();
+                    }
+                    _ => {
+                        let _ = search(&c, &[0.5; 8], 5, None, false);
+                    }
+                }
+            }
+        }));
+    }
+    std::thread::spawn(move || {
+        for h in handles {
+            h.join().unwrap();
+        }
+        tx.send(()).unwrap();
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(60)).expect("writers, readers, info and flushes deadlocked");
+    c.optimize().unwrap();
+    assert_eq!(c.info().unwrap().count, c.count(None).unwrap());
+}
