@@ -24,6 +24,7 @@ run: build
 
 # One profile (release) for the binary and the tests, so FAISS is compiled once.
 test: build
+	@bash .ci/models.sh --testdata
 	$(CARGO) test --release --workspace --all-targets --no-fail-fast
 	$(CARGO) test --release --workspace --doc
 

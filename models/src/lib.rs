@@ -6,14 +6,18 @@
 //! runs on the batcher's own threads, never on the async runtime's workers.
 
 pub mod batcher;
+pub mod bridge;
 pub mod detect;
 pub mod error;
+pub mod image;
 pub mod registry;
 pub mod text;
 
 pub use batcher::{Batcher, BatcherConfig, BatcherStats};
+pub use bridge::{embedding_family, ImageEmbedding, LabelBridge};
 pub use detect::{detect, MediaType, Modality};
 pub use error::{Error, Result};
+pub use image::{decode_image, preprocess, ImageLimits};
 pub use registry::{ModelInfo, ModelManifest};
 pub use text::{chunk_text, markdown_to_text, Chunk, TextEncoder};
 
@@ -46,5 +50,40 @@ impl TextService {
 
     pub fn dim(&self) -> usize {
         self.encoder.dim()
+    }
+}
+
+/// An image encoder (the label bridge) behind its batcher. Callers decode and
+/// preprocess on their own threads; the batcher runs the network on whole batches.
+pub struct ImageService {
+    pub encoder: Arc<LabelBridge>,
+    pub batcher: Batcher<Vec<f32>, ImageEmbedding>,
+}
+
+impl ImageService {
+    pub fn new(encoder: LabelBridge, cfg: BatcherConfig) -> ImageService {
+        let encoder = Arc::new(encoder);
+        let e = encoder.clone();
+        let batcher = Batcher::new(
+            &encoder.net.info.manifest.name,
+            cfg,
+            Arc::new(move |inputs: Vec<Vec<f32>>| e.embed(&inputs)),
+        );
+        ImageService { encoder, batcher }
+    }
+
+    pub fn encoder_id(&self) -> String {
+        self.encoder.encoder_id()
+    }
+
+    pub fn dim(&self) -> usize {
+        self.encoder.dim()
+    }
+
+    /// Decode, check limits and preprocess on the calling thread, then embed (blocking).
+    pub fn embed_bytes_blocking(&self, bytes: &[u8], lim: ImageLimits) -> Result<ImageEmbedding> {
+        let img = decode_image(bytes, lim)?;
+        let x = preprocess(&img);
+        Ok(self.batcher.submit_many_blocking(vec![x])?.remove(0))
     }
 }
