@@ -11,6 +11,7 @@ pub mod collection;
 pub mod db;
 pub mod error;
 pub mod filter;
+pub mod fusion;
 pub mod index;
 mod maintenance;
 pub mod manifest;

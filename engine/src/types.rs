@@ -119,9 +119,11 @@ impl CollectionSpec {
         })
     }
 
-    /// The first space bound to `encoder` (an encoder id such as `name@version#sha`).
+    /// The first space whose vectors are comparable with `encoder`'s (an encoder id such
+    /// as `name@version#sha`): same embedding family (see [`embedding_family`]).
     pub fn space_for_encoder(&self, encoder: &str) -> Option<&SpaceSpec> {
-        self.spaces.iter().find(|s| s.encoder.as_deref() == Some(encoder))
+        let fam = embedding_family(encoder);
+        self.spaces.iter().find(|s| s.encoder.as_deref().map(embedding_family) == Some(fam))
     }
 
     /// Resolve a space name from a request; an empty name means "the only space".
@@ -201,4 +203,12 @@ pub struct CollectionInfo {
     pub deleted_rows: u64,
     pub disk_bytes: u64,
     pub last_lsn: u64,
+}
+
+/// The embedding space an encoder id writes into. A bridge encoder that maps one
+/// modality into another encoder's space is named `bridge>target` (for example
+/// `efficientnet-lite0@0.1.0#…>all-minilm-l6-v2@0.1.0#…`); its family is the target's.
+/// Vectors of one family are comparable, whichever encoder produced them.
+pub fn embedding_family(encoder_id: &str) -> &str {
+    encoder_id.rsplit('>').next().unwrap_or(encoder_id)
 }

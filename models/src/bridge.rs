@@ -34,12 +34,6 @@ pub struct LabelBridge {
     text_id: String,
 }
 
-/// The embedding space an encoder id writes into: for a bridge `a>b` that is `b`'s.
-/// Vectors from encoders of the same family are comparable.
-pub fn embedding_family(encoder_id: &str) -> &str {
-    encoder_id.rsplit('>').next().unwrap_or(encoder_id)
-}
-
 impl LabelBridge {
     /// Load the classifier and embed its label prompts with `text` (cached in
     /// `cache_dir` keyed by the labels, prompt and text encoder, so later starts are fast).
@@ -87,7 +81,8 @@ impl LabelBridge {
         Ok(LabelBridge { net, labels, label_emb, dim, text_id })
     }
 
-    /// `efficientnet-lite0@…>all-minilm-l6-v2@…`: the classifier and the text space it maps into.
+    /// `efficientnet-lite0@…>all-minilm-l6-v2@…`: the classifier and the text space it
+    /// maps into (the engine's `embedding_family` convention).
     pub fn encoder_id(&self) -> String {
         format!("{}>{}", self.net.info.encoder_id(), self.text_id)
     }

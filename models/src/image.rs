@@ -64,9 +64,9 @@ pub fn decode_image(bytes: &[u8], lim: ImageLimits) -> Result<RgbImage> {
 
 fn bad_image(format: image::ImageFormat, e: image::ImageError) -> Error {
     match e {
-        image::ImageError::Limits(l) => {
-            Error::InvalidInput(format!("{format:?} image exceeds the decoding limits ({l}); see limits.max_image_pixels"))
-        }
+        image::ImageError::Limits(l) => Error::InvalidInput(format!(
+            "{format:?} image exceeds the decoding limits ({l}); see limits.max_image_pixels"
+        )),
         other => Error::InvalidInput(format!("corrupt or truncated {format:?} image: {other}")),
     }
 }
@@ -427,6 +427,37 @@ mod tests {
         assert!(err.contains("Png"), "{err}");
         let ok = decode_image(&png, ImageLimits::default()).unwrap();
         assert_eq!(ok.dimensions(), (64, 64));
+    }
+
+    #[test]
+    fn every_format_decodes_and_every_truncation_is_an_error_not_a_panic() {
+        let img = image::RgbImage::from_fn(97, 61, |x, y| image::Rgb([(x * 2) as u8, (y * 4) as u8, (x + y) as u8]));
+        for fmt in [
+            image::ImageFormat::Png,
+            image::ImageFormat::Jpeg,
+            image::ImageFormat::Gif,
+            image::ImageFormat::Bmp,
+            image::ImageFormat::Tiff,
+            image::ImageFormat::WebP,
+        ] {
+            let mut bytes = Vec::new();
+            image::DynamicImage::ImageRgb8(img.clone()).write_to(&mut Cursor::new(&mut bytes), fmt).unwrap();
+            let back = decode_image(&bytes, ImageLimits::default()).unwrap_or_else(|e| panic!("{fmt:?}: {e}"));
+            assert_eq!(back.dimensions(), (97, 61), "{fmt:?}");
+            // Cut anywhere: a clear error (or, for formats that tolerate a short tail, an image).
+            for cut in [8, 16, 40, bytes.len() / 2, bytes.len() - 3] {
+                if let Err(e) = decode_image(&bytes[..cut], ImageLimits::default()) {
+                    assert!(!e.to_string().is_empty());
+                }
+            }
+            // Garbage after a valid header.
+            let mut bad = bytes.clone();
+            for b in bad.iter_mut().skip(bytes.len() / 3).step_by(7) {
+                *b ^= 0x5a;
+            }
+            let _ = decode_image(&bad, ImageLimits::default());
+        }
+        assert!(decode_image(b"GIF89a", ImageLimits::default()).is_err());
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub mod registry;
 pub mod text;
 
 pub use batcher::{Batcher, BatcherConfig, BatcherStats};
-pub use bridge::{embedding_family, ImageEmbedding, LabelBridge};
+pub use bridge::{ImageEmbedding, LabelBridge};
 pub use detect::{detect, MediaType, Modality};
 pub use error::{Error, Result};
 pub use image::{decode_image, preprocess, ImageLimits};
@@ -64,11 +64,8 @@ impl ImageService {
     pub fn new(encoder: LabelBridge, cfg: BatcherConfig) -> ImageService {
         let encoder = Arc::new(encoder);
         let e = encoder.clone();
-        let batcher = Batcher::new(
-            &encoder.net.info.manifest.name,
-            cfg,
-            Arc::new(move |inputs: Vec<Vec<f32>>| e.embed(&inputs)),
-        );
+        let batcher =
+            Batcher::new(&encoder.net.info.manifest.name, cfg, Arc::new(move |inputs: Vec<Vec<f32>>| e.embed(&inputs)));
         ImageService { encoder, batcher }
     }
 
@@ -81,9 +78,11 @@ impl ImageService {
     }
 
     /// Decode, check limits and preprocess on the calling thread, then embed (blocking).
-    pub fn embed_bytes_blocking(&self, bytes: &[u8], lim: ImageLimits) -> Result<ImageEmbedding> {
+    /// Returns the embedding and the image's width and height.
+    pub fn embed_bytes_blocking(&self, bytes: &[u8], lim: ImageLimits) -> Result<(ImageEmbedding, (u32, u32))> {
         let img = decode_image(bytes, lim)?;
+        let dims = img.dimensions();
         let x = preprocess(&img);
-        Ok(self.batcher.submit_many_blocking(vec![x])?.remove(0))
+        Ok((self.batcher.submit_many_blocking(vec![x])?.remove(0), dims))
     }
 }

@@ -50,7 +50,9 @@ fn classifies_real_photographs() {
     ];
     let inputs: Vec<Vec<f32>> = cases
         .iter()
-        .map(|(f, _, _)| preprocess(&decode_image(&std::fs::read(dir.join(f)).unwrap(), ImageLimits::default()).unwrap()))
+        .map(|(f, _, _)| {
+            preprocess(&decode_image(&std::fs::read(dir.join(f)).unwrap(), ImageLimits::default()).unwrap())
+        })
         .collect();
     let logits = net.logits(&inputs).unwrap();
     for ((file, want, k), l) in cases.iter().zip(&logits) {

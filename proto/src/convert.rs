@@ -85,6 +85,7 @@ pub fn hit_to_wire(h: engine::Hit) -> v1::Hit {
         score: h.score,
         payload_json: h.payload.map(|p| p.to_string()).unwrap_or_default(),
         vector: h.vector.map(|values| v1::Vector { values, encoder: String::new() }),
+        ..Default::default()
     }
 }
 

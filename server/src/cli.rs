@@ -105,14 +105,27 @@ pub struct CountArgs {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("query").required(true).args(["vector", "text", "image"])))]
 pub struct SearchArgs {
     pub collection: String,
     /// Query vector as a JSON array.
-    #[arg(long, required_unless_present = "text", conflicts_with = "text")]
+    #[arg(long)]
     pub vector: Option<String>,
-    /// Query text, embedded by the server's text encoder.
+    /// Query text, embedded into every space of the collection; results are fused by source.
     #[arg(long)]
     pub text: Option<String>,
+    /// Query by an example image file (sent to the server, embedded there).
+    #[arg(long)]
+    pub image: Option<PathBuf>,
+    /// Show each ranked list's rank and score behind a fused result.
+    #[arg(long)]
+    pub explain: bool,
+    /// How ranked lists are fused: rrf (reciprocal rank, default) or weighted (sum of weighted scores).
+    #[arg(long, default_value = "rrf", value_parser = ["rrf", "weighted"])]
+    pub fusion: String,
+    /// Weight of one ranked list, LIST=W with LIST as SPACE/MODALITY (e.g. text/image=2); repeatable.
+    #[arg(long = "weight")]
+    pub weights: Vec<String>,
     /// Space to search (default: the collection's only space).
     #[arg(long, default_value = "")]
     pub space: String,
@@ -596,38 +609,63 @@ async fn search(items: &mut ItemsClient, a: SearchArgs) -> Result<()> {
         }
         None => None,
     };
+    let image = match &a.image {
+        Some(p) => std::fs::read(p).with_context(|| format!("cannot read query image {}", p.display()))?,
+        None => Vec::new(),
+    };
+    let mut weights = std::collections::HashMap::new();
+    for w in &a.weights {
+        let (list, v) = w.split_once('=').context("--weight takes LIST=W, e.g. text/image=2")?;
+        weights.insert(list.to_string(), v.parse::<f32>().with_context(|| format!("--weight {w}: W is not a number"))?);
+    }
+    let fusion = if a.fusion == "weighted" { v1::Fusion::Weighted } else { v1::Fusion::Rrf };
     let r = items
         .search(v1::SearchRequest {
             collection: a.collection,
             space: a.space,
             vector,
             text: a.text.unwrap_or_default(),
+            image,
             top_k: a.top_k,
             filter: a.filter.unwrap_or_default(),
             with_payload: true,
             with_vectors: a.with_vectors,
             params: Some(v1::SearchParams { nprobe: 0, exact: a.exact, ef: a.ef }),
+            explain: a.explain,
+            fusion: fusion as i32,
+            weights,
         })
         .await
         .map_err(status_err)?;
     let hits = r.into_inner().hits;
     for (rank, h) in hits.iter().enumerate() {
         let payload: serde_json::Value = serde_json::from_str(&h.payload_json).unwrap_or(serde_json::Value::Null);
+        let explain: Vec<serde_json::Value> =
+            h.explain.iter().map(|e| serde_json::json!({"list": e.list, "rank": e.rank, "score": e.score})).collect();
         if a.json {
             let mut o = serde_json::json!({"id": h.id, "score": h.score, "payload": payload});
+            if !h.source.is_empty() {
+                o["source"] = h.source.clone().into();
+                o["modality"] = h.modality.clone().into();
+                o["part"] = h.part.clone().into();
+            }
+            if a.explain {
+                o["explain"] = explain.into();
+            }
             if let Some(v) = &h.vector {
                 o["vector"] = serde_json::json!(v.values);
             }
             println!("{o}");
-        } else if let Some(src) = payload.get("source").and_then(|s| s.as_str()) {
-            // Ingested content: show where it came from and the part that matched.
-            let part = match (payload.get("chunk"), payload.get("chunks")) {
-                (Some(c), Some(n)) => format!(" [chunk {}/{}]", c.as_u64().unwrap_or(0) + 1, n),
-                _ => String::new(),
-            };
-            let text = payload.get("text").and_then(|t| t.as_str()).unwrap_or("");
-            let snippet: String = text.chars().take(100).collect::<String>().replace('\n', " ");
-            println!("{:>3}  {:>8.4}  {src}{part}\n            {snippet}", rank + 1, h.score);
+        } else if !h.source.is_empty() {
+            // A fused result: where it came from, what it is and the part that matched.
+            println!("{:>3}  {:>8.4}  {}  [{}] {}", rank + 1, h.score, h.source, h.modality, h.part);
+            if let Some(text) = payload.get("text").and_then(|t| t.as_str()) {
+                let snippet: String = text.chars().take(100).collect::<String>().replace('\n', " ");
+                println!("               {snippet}");
+            }
+            for e in &h.explain {
+                println!("               {:<16} rank {:>3}  score {:.4}", e.list, e.rank, e.score);
+            }
         } else {
             println!("{:>3}  {:<36}  {:>10.6}  {}", rank + 1, h.id, h.score, payload);
         }

@@ -111,6 +111,8 @@ pub struct ModelsConfig {
     pub dir: Option<PathBuf>,
     /// Text encoder to load from that folder ("" = none).
     pub text: String,
+    /// Image classifier for the image -> text-space label bridge ("" = none; needs `text`).
+    pub image: String,
     /// Dynamic batcher: largest batch, longest wait for more requests, queue bound.
     pub max_batch: usize,
     pub max_wait_ms: f64,
@@ -119,7 +121,14 @@ pub struct ModelsConfig {
 
 impl Default for ModelsConfig {
     fn default() -> Self {
-        ModelsConfig { dir: None, text: "all-minilm-l6-v2".into(), max_batch: 32, max_wait_ms: 2.0, queue: 1024 }
+        ModelsConfig {
+            dir: None,
+            text: "all-minilm-l6-v2".into(),
+            image: "efficientnet-lite0".into(),
+            max_batch: 32,
+            max_wait_ms: 2.0,
+            queue: 1024,
+        }
     }
 }
 
@@ -184,6 +193,9 @@ pub struct LimitsConfig {
     pub max_concurrent: usize,
     /// Requests allowed to wait for a slot; more get RESOURCE_EXHAUSTED.
     pub max_queued: usize,
+    /// Images (ingested or queries) above this many pixels are refused from their header,
+    /// before decoding (decompression bombs).
+    pub max_image_pixels: u64,
 }
 
 impl Default for Config {
@@ -243,6 +255,7 @@ impl Default for LimitsConfig {
             max_id_len: d.max_id_len,
             max_concurrent: 0,
             max_queued: 1024,
+            max_image_pixels: 50_000_000,
         }
     }
 }

@@ -6,8 +6,10 @@
 
 use crate::encoders::Encoders;
 use crate::ingest::{ingest_file, IngestLimits};
+use crate::query::{CrossQuery, QueryInput};
 use crate::security::Security;
 use crate::status::{to_status, ApiError};
+use agentdb_engine::fusion::FusionMode;
 use agentdb_engine::{Collection, Database, SearchRequest};
 use agentdb_orchestrator::security::{Action, Principal};
 use agentdb_proto::convert::*;
@@ -105,7 +107,7 @@ fn check_encoders(col: &Collection, items: &[v1::Item]) -> Result<(), Status> {
                 .map_err(|e| to_status(e.into()))?
                 .1;
             if let Some(bound) = &space.encoder {
-                if bound != &v.encoder {
+                if agentdb_engine::embedding_family(bound) != agentdb_engine::embedding_family(&v.encoder) {
                     return Err(Status::invalid_argument(format!(
                         "item {i}: vector for space '{}' comes from encoder '{}', but the space holds vectors from '{bound}'",
                         space.name, v.encoder
@@ -334,49 +336,57 @@ impl v1::items_server::Items for Services {
 
     async fn search(&self, req: Request<v1::SearchRequest>) -> Result<Response<v1::SearchResponse>, Status> {
         let principal = req.extensions().get::<Principal>().cloned();
-        let r = req.into_inner();
+        let mut r = req.into_inner();
         need(&r.collection, "collection name")?;
         self.security.authorize(principal.as_ref(), Action::Read, &r.collection, "Search")?;
         let text = (!r.text.trim().is_empty()).then(|| r.text.clone());
-        if text.is_some() == r.vector.is_some() {
-            return Err(Status::invalid_argument("search needs a query: either `vector` or `text` (exactly one)"));
+        let image = (!r.image.is_empty()).then(|| std::mem::take(&mut r.image));
+        let given = [text.is_some(), image.is_some(), r.vector.is_some()].iter().filter(|g| **g).count();
+        if given != 1 {
+            return Err(Status::invalid_argument("search needs a query: exactly one of `vector`, `text` or `image`"));
         }
-        let text_svc = if text.is_some() { Some(self.encoders.text()?.clone()) } else { None };
         let delay = self.fault_delay_ms.load(Ordering::Relaxed);
         if delay > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
         }
         let db = self.db.clone();
+        let k = if r.top_k == 0 { 10 } else { r.top_k as usize };
+        if let Some(input) = text.map(QueryInput::Text).or(image.map(QueryInput::Image)) {
+            let enc = self.encoders.clone();
+            let lim = self.ingest.image;
+            let mode = match v1::Fusion::try_from(r.fusion) {
+                Ok(v1::Fusion::Weighted) => FusionMode::Weighted,
+                _ => FusionMode::Rrf,
+            };
+            let hits = self
+                .gate
+                .run(move || {
+                    let filter = scoped_filter(principal.as_ref(), &r.filter)?;
+                    let c = db.collection(&r.collection)?;
+                    let q = CrossQuery {
+                        input,
+                        space: r.space,
+                        k,
+                        filter,
+                        params: params_from_wire(r.params),
+                        mode,
+                        weights: r.weights.into_iter().collect(),
+                        with_payload: r.with_payload,
+                        explain: r.explain,
+                    };
+                    crate::query::run(&c, &enc, q, lim)
+                })
+                .await?;
+            return Ok(Response::new(v1::SearchResponse { hits }));
+        }
         let mut res = self
             .gate
             .run(move || {
                 let f = scoped_filter(principal.as_ref(), &r.filter)?;
-                let c = db.collection(&r.collection)?;
-                let (space, query) = match (text, text_svc) {
-                    (Some(t), Some(svc)) => {
-                        let id = svc.encoder_id();
-                        let space = if r.space.is_empty() {
-                            c.spec.space_for_encoder(&id).ok_or_else(|| {
-                                Status::invalid_argument(format!(
-                                    "collection '{}' has no space bound to the text encoder {id}; search it with a vector",
-                                    c.name()
-                                ))
-                            })?
-                        } else {
-                            let s = c.spec.space(&r.space)?.1;
-                            if s.encoder.as_deref() != Some(id.as_str()) {
-                                return Err(Status::invalid_argument(format!("space '{}' is not bound to the text encoder {id}; search it with a vector", s.name)).into());
-                            }
-                            s
-                        };
-                        (space.name.clone(), svc.batcher.submit_blocking(t)?)
-                    }
-                    _ => (r.space.clone(), r.vector.map(|v| v.values).unwrap_or_default()),
-                };
-                Ok(c.search(SearchRequest {
-                    space: &space,
-                    queries: vec![query],
-                    k: if r.top_k == 0 { 10 } else { r.top_k as usize },
+                Ok(db.collection(&r.collection)?.search(SearchRequest {
+                    space: &r.space,
+                    queries: vec![r.vector.map(|v| v.values).unwrap_or_default()],
+                    k,
                     filter: f.as_ref(),
                     params: params_from_wire(r.params),
                     with_payload: r.with_payload,
@@ -500,13 +510,15 @@ impl v1::items_server::Items for Services {
 #[tonic::async_trait]
 impl v1::models_server::Models for Services {
     async fn list(&self, _req: Request<v1::ListModelsRequest>) -> Result<Response<v1::ListModelsResponse>, Status> {
-        let loaded = self.encoders.text.as_ref().map(|t| t.encoder_id());
+        let loaded = self.encoders.loaded_ids();
         let models = self
             .encoders
             .installed()
             .into_iter()
             .map(|m| {
                 let id = m.encoder_id();
+                // A bridge is listed under its first model, with the id collections record.
+                let in_use = loaded.iter().find(|l| **l == id || l.starts_with(&format!("{id}>")));
                 v1::ModelInfo {
                     name: m.manifest.name,
                     version: m.manifest.version,
@@ -514,8 +526,8 @@ impl v1::models_server::Models for Services {
                     dim: m.manifest.dim as u32,
                     sha256: m.manifest.sha256,
                     source: m.manifest.source,
-                    loaded: loaded.as_deref() == Some(id.as_str()),
-                    encoder: id,
+                    loaded: in_use.is_some(),
+                    encoder: in_use.cloned().unwrap_or(id),
                 }
             })
             .collect();

@@ -2,7 +2,7 @@
 //! split, embed into the collection's spaces, and upsert atomically (one WAL record per
 //! file), so a killed run never leaves half a file behind and a re-run skips it.
 
-use crate::encoders::Encoders;
+use crate::encoders::{embed_image, Encoders, Modal};
 use crate::status::ApiError;
 use agentdb_engine::{Collection, Item};
 use agentdb_models::{chunk_text, detect, markdown_to_text, registry::sha256_hex, Modality};
@@ -16,6 +16,7 @@ pub struct IngestLimits {
     pub max_file_bytes: usize,
     pub chunk_tokens: usize,
     pub chunk_overlap: usize,
+    pub image: agentdb_models::ImageLimits,
 }
 
 /// Item id for chunk `i` of content with hash `sha`: stable, so re-ingesting the same
@@ -75,8 +76,9 @@ fn ingest_inner(
             return Ok(());
         }
     }
-    match media.modality {
-        Modality::Text => {}
+    let items = match media.modality {
+        Modality::Text => text_items(col, enc, &req, sha, media.mime, lim)?,
+        Modality::Image => image_items(col, enc, &req, sha, media.mime, lim)?,
         other => {
             return Err(Status::failed_precondition(format!(
                 "{src}: {} ({}) needs an {} encoder, and none is installed in this build yet",
@@ -86,48 +88,118 @@ fn ingest_inner(
             ))
             .into())
         }
-    }
-    let text_svc = enc.text()?;
-    let encoder_id = text_svc.encoder_id();
-    let space = col.spec.space_for_encoder(&encoder_id).ok_or_else(|| {
-        Status::failed_precondition(format!(
-            "collection '{}' has no space bound to the text encoder (create it with --multimodal)",
-            col.name()
-        ))
-    })?;
-    if col.spec.spaces.len() > 1 {
-        return Err(Status::failed_precondition(format!(
-            "collection '{}' has spaces besides '{}'; text ingestion fills only the text space",
-            col.name(),
-            space.name
-        ))
-        .into());
-    }
-    let raw = std::str::from_utf8(&req.content)
-        .map_err(|e| Status::invalid_argument(format!("{src}: invalid UTF-8: {e}")))?;
-    let text = if media.mime == "text/markdown" { markdown_to_text(raw) } else { raw.to_string() };
-    let chunks = chunk_text(text_svc.encoder.tokenizer(), &text, lim.chunk_tokens, lim.chunk_overlap)?;
-    if chunks.is_empty() {
-        return Err(Status::invalid_argument(format!("{src}: no text to index")).into());
-    }
-    let vectors = text_svc.batcher.submit_many_blocking(chunks.iter().map(|c| c.text.clone()).collect())?;
-    let n = chunks.len();
-    let items: Vec<Item> = chunks
-        .into_iter()
-        .zip(vectors)
-        .map(|(c, v)| Item {
-            id: item_id(sha, c.index),
-            vectors: BTreeMap::from([(space.name.clone(), v)]),
-            payload: json!({
-                "source": src, "modality": "text", "media_type": media.mime, "content_sha256": sha,
-                "chunk": c.index, "chunks": n, "start": c.start, "end": c.end, "text": c.text,
-            }),
-        })
-        .collect();
+    };
+    let n = items.len();
     for batch in items.chunks(col.options().limits.max_batch.max(1)) {
         col.upsert(batch.to_vec())?;
     }
     res.items = n as u32;
     res.status = "ingested".into();
     Ok(())
+}
+
+/// One vector per space of the collection, from the encoder of `modal` in that space's
+/// family (`embed` runs once per family). A space no loaded encoder of this modality
+/// can fill makes the file fail with a message naming it.
+fn space_vectors(
+    col: &Collection,
+    enc: &Encoders,
+    modal: Modal,
+    src: &str,
+    mut embed: impl FnMut(&str) -> Result<Vec<Vec<f32>>, ApiError>,
+) -> Result<Vec<BTreeMap<String, Vec<f32>>>, ApiError> {
+    let mut by_family: BTreeMap<String, Vec<Vec<f32>>> = BTreeMap::new();
+    let mut out: Vec<BTreeMap<String, Vec<f32>>> = Vec::new();
+    for space in &col.spec.spaces {
+        let Some(id) = enc.for_space(space, modal) else {
+            return Err(Status::failed_precondition(format!(
+                "{src}: space '{}' of collection '{}' holds vectors from {}, and no loaded {} encoder produces those \
+                 (create the collection with --multimodal to get the default spaces)",
+                space.name,
+                col.name(),
+                space.encoder.as_deref().unwrap_or("no encoder (raw vectors)"),
+                modal.as_str()
+            ))
+            .into());
+        };
+        let fam = agentdb_engine::embedding_family(&id).to_string();
+        if !by_family.contains_key(&fam) {
+            by_family.insert(fam.clone(), embed(&id)?);
+        }
+        let vs = &by_family[&fam];
+        if out.is_empty() {
+            out = vec![BTreeMap::new(); vs.len()];
+        }
+        for (m, v) in out.iter_mut().zip(vs) {
+            m.insert(space.name.clone(), v.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn text_items(
+    col: &Collection,
+    enc: &Encoders,
+    req: &v1::IngestRequest,
+    sha: &str,
+    mime: &str,
+    lim: IngestLimits,
+) -> Result<Vec<Item>, ApiError> {
+    let src = &req.source;
+    let text_svc = enc.text()?;
+    let raw = std::str::from_utf8(&req.content)
+        .map_err(|e| Status::invalid_argument(format!("{src}: invalid UTF-8: {e}")))?;
+    let text = if mime == "text/markdown" { markdown_to_text(raw) } else { raw.to_string() };
+    let chunks = chunk_text(text_svc.encoder.tokenizer(), &text, lim.chunk_tokens, lim.chunk_overlap)?;
+    if chunks.is_empty() {
+        return Err(Status::invalid_argument(format!("{src}: no text to index")).into());
+    }
+    let vectors = space_vectors(col, enc, Modal::Text, src, |_| {
+        Ok(text_svc.batcher.submit_many_blocking(chunks.iter().map(|c| c.text.clone()).collect())?)
+    })?;
+    let n = chunks.len();
+    let encoder = text_svc.encoder_id();
+    Ok(chunks
+        .into_iter()
+        .zip(vectors)
+        .map(|(c, vectors)| Item {
+            id: item_id(sha, c.index),
+            vectors,
+            payload: json!({
+                "source": src, "modality": "text", "media_type": mime, "content_sha256": sha,
+                "chunk": c.index, "chunks": n, "start": c.start, "end": c.end, "text": c.text,
+                "encoder": encoder,
+            }),
+        })
+        .collect())
+}
+
+fn image_items(
+    col: &Collection,
+    enc: &Encoders,
+    req: &v1::IngestRequest,
+    sha: &str,
+    mime: &str,
+    lim: IngestLimits,
+) -> Result<Vec<Item>, ApiError> {
+    let src = &req.source;
+    let mut meta = None;
+    let vectors = space_vectors(col, enc, Modal::Image, src, |_| {
+        let (e, dims) = embed_image(enc, &req.content, lim.image).map_err(|e| crate::status::prefixed(src, e))?;
+        let v = e.vector.clone();
+        meta = Some((e, dims));
+        Ok(vec![v])
+    })?;
+    let (e, (w, h)) = meta.expect("an image space was filled");
+    let labels: Vec<&str> = e.labels.iter().take(5).map(|(l, _)| l.as_str()).collect();
+    let scores: Vec<f32> = e.labels.iter().take(5).map(|(_, p)| (p * 1e4).round() / 1e4).collect();
+    Ok(vec![Item {
+        id: item_id(sha, 0),
+        vectors: vectors.into_iter().next().unwrap_or_default(),
+        payload: json!({
+            "source": src, "modality": "image", "media_type": mime, "content_sha256": sha,
+            "chunk": 0, "chunks": 1, "width": w, "height": h,
+            "labels": labels, "label_scores": scores, "encoder": enc.image()?.encoder_id(),
+        }),
+    }])
 }

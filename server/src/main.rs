@@ -10,6 +10,7 @@ mod encoders;
 mod grpc;
 mod ingest;
 mod metrics;
+mod query;
 mod quota;
 mod security;
 mod serve;

@@ -251,6 +251,7 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
             max_file_bytes: cfg.ingest.max_file_bytes.min(cfg.limits.max_message_bytes),
             chunk_tokens: cfg.ingest.chunk_tokens,
             chunk_overlap: cfg.ingest.chunk_overlap,
+            image: agentdb_models::ImageLimits { max_pixels: cfg.limits.max_image_pixels, ..Default::default() },
         },
         ingest_concurrency: cfg.ingest.concurrency,
     };

@@ -62,3 +62,9 @@ pub fn to_status(e: ApiError) -> Status {
     }
     Status::new(code, msg)
 }
+
+/// Prefix an error's message with what it is about (a file, "query image"), keeping its code.
+pub fn prefixed(what: &str, e: ApiError) -> ApiError {
+    let st = to_status(e);
+    tonic::Status::new(st.code(), format!("{what}: {}", st.message())).into()
+}

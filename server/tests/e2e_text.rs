@@ -57,7 +57,7 @@ fn ingest_folder_then_search_by_text_and_resume() {
     assert_eq!(summary["failed"].as_array().unwrap().len(), 2, "{summary}");
     let reasons = summary["failed"].to_string();
     assert!(
-        reasons.contains("fake.txt") && reasons.contains("image/png"),
+        reasons.contains("fake.txt") && reasons.contains("corrupt or truncated Png image"),
         "type comes from content, not the name: {reasons}"
     );
     assert!(reasons.contains("noise.bin") && reasons.contains("unrecognised content"), "{reasons}");
