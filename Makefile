@@ -6,7 +6,7 @@ BIN := $(CARGO_TARGET_DIR)/release/agentdb
 DATA_DIR ?= ./agentdb-data
 LISTEN ?= 127.0.0.1:7720
 
-.PHONY: setup models build run test lint bench bench-search fmt clean-data
+.PHONY: setup models build run test lint bench bench-search eval fmt clean-data
 
 setup:
 	@bash .ci/setup.sh
@@ -42,6 +42,11 @@ bench: setup
 # Served search benchmark against a fresh temporary server (see docs/PERFORMANCE.md).
 bench-search: build
 	bash benches/search.sh
+
+# Retrieval quality (recall@1/@5, MRR per query kind) on real photos, texts and speech.
+eval: build
+	@bash .ci/models.sh --testdata
+	bash benches/eval/run.sh
 
 clean-data:
 	rm -rf $(DATA_DIR)

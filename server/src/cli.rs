@@ -105,7 +105,7 @@ pub struct CountArgs {
 }
 
 #[derive(Args)]
-#[command(group(clap::ArgGroup::new("query").required(true).args(["vector", "text", "image"])))]
+#[command(group(clap::ArgGroup::new("query").required(true).args(["vector", "text", "image", "audio"])))]
 pub struct SearchArgs {
     pub collection: String,
     /// Query vector as a JSON array.
@@ -117,6 +117,9 @@ pub struct SearchArgs {
     /// Query by an example image file (sent to the server, embedded there).
     #[arg(long)]
     pub image: Option<PathBuf>,
+    /// Query by a recording: the server transcribes its speech and searches by that text.
+    #[arg(long)]
+    pub audio: Option<PathBuf>,
     /// Show each ranked list's rank and score behind a fused result.
     #[arg(long)]
     pub explain: bool,
@@ -202,6 +205,7 @@ pub enum Cmd {
     Count(CountArgs),
     Search(SearchArgs),
     Ingest(IngestArgs),
+    Eval(crate::eval::EvalArgs),
     Models(ModelsCmd),
     Status { json: bool },
     Keys(KeysCmd),
@@ -292,6 +296,7 @@ pub fn run(server: &str, cmd: Cmd) -> Result<()> {
             }
             Cmd::Search(a) => search(&mut items, a).await,
             Cmd::Ingest(a) => crate::cli_ingest::ingest(&mut items, a).await,
+            Cmd::Eval(a) => crate::eval::eval(&mut cols, &mut items, a).await,
             Cmd::Status { json } => status(server, json).await,
             Cmd::Keys(k) => keys(server, k).await,
             Cmd::Alerts { json } => {
@@ -609,10 +614,13 @@ async fn search(items: &mut ItemsClient, a: SearchArgs) -> Result<()> {
         }
         None => None,
     };
-    let image = match &a.image {
-        Some(p) => std::fs::read(p).with_context(|| format!("cannot read query image {}", p.display()))?,
-        None => Vec::new(),
+    let read = |p: &Option<PathBuf>, what: &str| -> Result<Vec<u8>> {
+        match p {
+            Some(p) => std::fs::read(p).with_context(|| format!("cannot read query {what} {}", p.display())),
+            None => Ok(Vec::new()),
+        }
     };
+    let (image, audio) = (read(&a.image, "image")?, read(&a.audio, "audio")?);
     let mut weights = std::collections::HashMap::new();
     for w in &a.weights {
         let (list, v) = w.split_once('=').context("--weight takes LIST=W, e.g. text/image=2")?;
@@ -626,6 +634,7 @@ async fn search(items: &mut ItemsClient, a: SearchArgs) -> Result<()> {
             vector,
             text: a.text.unwrap_or_default(),
             image,
+            audio,
             top_k: a.top_k,
             filter: a.filter.unwrap_or_default(),
             with_payload: true,

@@ -34,7 +34,50 @@ fn walk(p: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<(String, String)>) {
     }
 }
 
+/// What one ingest run did.
+pub struct IngestSummary {
+    pub ingested: u64,
+    pub skipped: u64,
+    pub items: u64,
+    /// (source, reason)
+    pub failed: Vec<(String, String)>,
+    pub seconds: f64,
+}
+
 pub async fn ingest(items: &mut ItemsClient, a: IngestArgs) -> Result<()> {
+    let s = run_ingest(items, &a).await?;
+    let (ingested, skipped, chunks, failed, secs) = (s.ingested, s.skipped, s.items, s.failed, s.seconds);
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "files": ingested + skipped + failed.len() as u64, "ingested": ingested, "skipped": skipped,
+                "failed": failed.iter().map(|(s, e)| serde_json::json!({"source": s, "error": e})).collect::<Vec<_>>(),
+                "items": chunks, "seconds": secs,
+            })
+        );
+    } else {
+        if !std::io::stderr().is_terminal() {
+            for (s, e) in &failed {
+                if e.contains(s.as_str()) {
+                    eprintln!("failed: {e}");
+                } else {
+                    eprintln!("failed: {s}: {e}");
+                }
+            }
+        }
+        println!(
+            "ingested {ingested} files ({chunks} items), skipped {skipped} already ingested, {} failed, in {secs:.1}s ({:.1} files/s)",
+            failed.len(),
+            (ingested + skipped) as f64 / secs.max(1e-9)
+        );
+    }
+    Ok(())
+}
+
+/// Stream every file under `a.paths` to the server (bounded in flight), with a progress
+/// bar on a terminal; failures are collected, never fatal.
+pub async fn run_ingest(items: &mut ItemsClient, a: &IngestArgs) -> Result<IngestSummary> {
     let mut files = Vec::new();
     let mut failed: Vec<(String, String)> = Vec::new();
     for p in &a.paths {
@@ -115,31 +158,6 @@ pub async fn ingest(items: &mut ItemsClient, a: IngestArgs) -> Result<()> {
     while let Ok((src, why)) = local_fail_rx.try_recv() {
         failed.push((src, why));
     }
-    let bar_hidden = bar.is_hidden();
     bar.finish_and_clear();
-    let secs = t.elapsed().as_secs_f64();
-    if a.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "files": ingested + skipped + failed.len() as u64, "ingested": ingested, "skipped": skipped,
-                "failed": failed.iter().map(|(s, e)| serde_json::json!({"source": s, "error": e})).collect::<Vec<_>>(),
-                "items": chunks, "seconds": secs,
-            })
-        );
-    } else {
-        for (s, e) in failed.iter().filter(|_| bar_hidden) {
-            if e.contains(s.as_str()) {
-                eprintln!("failed: {e}");
-            } else {
-                eprintln!("failed: {s}: {e}");
-            }
-        }
-        println!(
-            "ingested {ingested} files ({chunks} items), skipped {skipped} already ingested, {} failed, in {secs:.1}s ({:.1} files/s)",
-            failed.len(),
-            (ingested + skipped) as f64 / secs.max(1e-9)
-        );
-    }
-    Ok(())
+    Ok(IngestSummary { ingested, skipped, items: chunks, failed, seconds: t.elapsed().as_secs_f64() })
 }

@@ -113,6 +113,10 @@ pub struct ModelsConfig {
     pub text: String,
     /// Image classifier for the image -> text-space label bridge ("" = none; needs `text`).
     pub image: String,
+    /// Speech recogniser for the speech -> transcript -> text-space bridge ("" = none; needs `text`).
+    pub speech: String,
+    /// Voice activity detector gating the speech recogniser.
+    pub vad: String,
     /// Dynamic batcher: largest batch, longest wait for more requests, queue bound.
     pub max_batch: usize,
     pub max_wait_ms: f64,
@@ -125,6 +129,8 @@ impl Default for ModelsConfig {
             dir: None,
             text: "all-minilm-l6-v2".into(),
             image: "efficientnet-lite0".into(),
+            speech: "whisper-base".into(),
+            vad: "silero-vad".into(),
             max_batch: 32,
             max_wait_ms: 2.0,
             queue: 1024,
@@ -196,6 +202,8 @@ pub struct LimitsConfig {
     /// Images (ingested or queries) above this many pixels are refused from their header,
     /// before decoding (decompression bombs).
     pub max_image_pixels: u64,
+    /// Audio (ingested or queries) longer than this many seconds is refused.
+    pub max_audio_seconds: f64,
 }
 
 impl Default for Config {
@@ -256,6 +264,7 @@ impl Default for LimitsConfig {
             max_concurrent: 0,
             max_queued: 1024,
             max_image_pixels: 50_000_000,
+            max_audio_seconds: 3600.0,
         }
     }
 }

@@ -3,8 +3,8 @@
 
 use agentdb_engine::{embedding_family, SpaceSpec};
 use agentdb_models::{
-    registry, BatcherConfig, ImageEmbedding, ImageLimits, ImageService, LabelBridge, ModelInfo, TextEncoder,
-    TextService,
+    registry, AudioLimits, BatcherConfig, ImageEmbedding, ImageLimits, ImageService, LabelBridge, ModelInfo,
+    SpeechService, TextEncoder, TextService, Transcript,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,6 +17,9 @@ pub struct Encoders {
     /// The image -> text-space bridge (EfficientNet-Lite0 labels embedded by the text encoder).
     pub image: Option<Arc<ImageService>>,
     pub image_problem: Option<String>,
+    /// Speech -> transcript (Silero VAD + Whisper), embedded by the text encoder.
+    pub speech: Option<Arc<SpeechService>>,
+    pub speech_problem: Option<String>,
 }
 
 impl Encoders {
@@ -27,6 +30,8 @@ impl Encoders {
             text_problem: Some(why.to_string()),
             image: None,
             image_problem: Some(why.to_string()),
+            speech: None,
+            speech_problem: Some(why.to_string()),
         }
     }
 
@@ -75,7 +80,25 @@ impl Encoders {
                 }
             }
         };
-        Encoders { dir, text: Some(Arc::new(TextService::new(text, batch))), text_problem: None, image, image_problem }
+        let (speech, speech_problem) = match load_speech(&dir, cfg, batch) {
+            Ok(s) => {
+                tracing::info!(encoder = %s.encoder_id(), device = "cpu", "speech recogniser ready (CPU): Silero VAD + Whisper, transcripts into the text space");
+                (Some(Arc::new(s)), None)
+            }
+            Err(why) => {
+                tracing::warn!("{why}");
+                (None, Some(why))
+            }
+        };
+        Encoders {
+            dir,
+            text: Some(Arc::new(TextService::new(text, batch))),
+            text_problem: None,
+            image,
+            image_problem,
+            speech,
+            speech_problem,
+        }
     }
 
     pub fn text(&self) -> Result<&Arc<TextService>, tonic::Status> {
@@ -90,6 +113,12 @@ impl Encoders {
             .ok_or_else(|| tonic::Status::failed_precondition(self.image_problem.clone().unwrap_or_default()))
     }
 
+    pub fn speech(&self) -> Result<&Arc<SpeechService>, tonic::Status> {
+        self.speech
+            .as_ref()
+            .ok_or_else(|| tonic::Status::failed_precondition(self.speech_problem.clone().unwrap_or_default()))
+    }
+
     pub fn installed(&self) -> Vec<ModelInfo> {
         registry::discover(&self.dir)
     }
@@ -98,7 +127,16 @@ impl Encoders {
     pub fn loaded_ids(&self) -> Vec<String> {
         let mut v: Vec<String> = self.text.iter().map(|t| t.encoder_id()).collect();
         v.extend(self.image.iter().map(|i| i.encoder_id()));
+        if let Some(s) = &self.speech {
+            v.push(self.speech_id().unwrap_or_else(|| s.encoder_id()));
+            v.push(s.vad_info.encoder_id());
+        }
         v
+    }
+
+    /// `whisper-base@…>all-minilm-l6-v2@…`: transcripts embedded by the text encoder.
+    pub fn speech_id(&self) -> Option<String> {
+        Some(format!("{}>{}", self.speech.as_ref()?.encoder_id(), self.text.as_ref()?.encoder_id()))
     }
 
     /// The loaded encoder for `modality` whose vectors live in `space`'s family, if any.
@@ -107,6 +145,7 @@ impl Encoders {
         let id = match modality {
             Modal::Text => self.text.as_ref()?.encoder_id(),
             Modal::Image => self.image.as_ref()?.encoder_id(),
+            Modal::Speech => self.speech_id()?,
         };
         (embedding_family(&id) == fam).then_some(id)
     }
@@ -117,6 +156,7 @@ impl Encoders {
 pub enum Modal {
     Text,
     Image,
+    Speech,
 }
 
 impl Modal {
@@ -124,6 +164,7 @@ impl Modal {
         match self {
             Modal::Text => "text",
             Modal::Image => "image",
+            Modal::Speech => "speech",
         }
     }
 }
@@ -139,4 +180,57 @@ pub fn embed_image(
     let e = svc.embed_bytes_blocking(bytes, lim)?;
     tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "image embedded");
     Ok(e)
+}
+
+/// The speech in a query recording as text (for searching by audio).
+pub fn transcribe_query(enc: &Encoders, bytes: &[u8], lim: AudioLimits) -> Result<String, crate::status::ApiError> {
+    let t = transcribe(enc, bytes, lim).map_err(|e| crate::status::prefixed("query audio", e))?;
+    let text: Vec<&str> = t.segments.iter().map(|s| s.text.trim()).collect();
+    if text.is_empty() {
+        return Err(tonic::Status::invalid_argument(format!(
+            "query audio: no speech found in {:.1} s of audio (non-speech sound has no text-space vector with the installed models)",
+            t.seconds
+        ))
+        .into());
+    }
+    Ok(text.join(" "))
+}
+
+/// Decode, gate with VAD and transcribe a recording (blocking).
+pub fn transcribe(enc: &Encoders, bytes: &[u8], lim: AudioLimits) -> Result<Transcript, crate::status::ApiError> {
+    let svc = enc.speech()?;
+    let started = std::time::Instant::now();
+    let t = svc.transcribe_bytes_blocking(bytes, lim)?;
+    tracing::debug!(
+        audio_s = t.seconds,
+        speech_s = t.speech_seconds,
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        segments = t.segments.len(),
+        "transcribed"
+    );
+    Ok(t)
+}
+
+fn load_speech(
+    dir: &std::path::Path,
+    cfg: &crate::config::ModelsConfig,
+    batch: BatcherConfig,
+) -> Result<SpeechService, String> {
+    if cfg.speech.is_empty() || cfg.vad.is_empty() {
+        return Err("no speech recogniser configured (models.speech / models.vad are empty)".into());
+    }
+    let load = || -> agentdb_models::Result<SpeechService> {
+        agentdb_models::vad::init_runtime(dir)?;
+        let vad_info = registry::read_model(&dir.join(&cfg.vad))?;
+        let vad = agentdb_models::vad::Vad::load(vad_info.clone(), dir)?;
+        let whisper_info = registry::read_model(&dir.join(&cfg.speech))?;
+        let whisper = agentdb_models::whisper::Whisper::load(whisper_info.clone())?;
+        Ok(SpeechService::new(vad, vad_info, whisper, whisper_info, batch))
+    };
+    load().map_err(|e| {
+        format!(
+            "speech recogniser '{}' with VAD '{}' is not available: {e}; install models with `make models`",
+            cfg.speech, cfg.vad
+        )
+    })
 }

@@ -341,9 +341,13 @@ impl v1::items_server::Items for Services {
         self.security.authorize(principal.as_ref(), Action::Read, &r.collection, "Search")?;
         let text = (!r.text.trim().is_empty()).then(|| r.text.clone());
         let image = (!r.image.is_empty()).then(|| std::mem::take(&mut r.image));
-        let given = [text.is_some(), image.is_some(), r.vector.is_some()].iter().filter(|g| **g).count();
+        let audio = (!r.audio.is_empty()).then(|| std::mem::take(&mut r.audio));
+        let given =
+            [text.is_some(), image.is_some(), audio.is_some(), r.vector.is_some()].iter().filter(|g| **g).count();
         if given != 1 {
-            return Err(Status::invalid_argument("search needs a query: exactly one of `vector`, `text` or `image`"));
+            return Err(Status::invalid_argument(
+                "search needs a query: exactly one of `vector`, `text`, `image` or `audio`",
+            ));
         }
         let delay = self.fault_delay_ms.load(Ordering::Relaxed);
         if delay > 0 {
@@ -351,9 +355,11 @@ impl v1::items_server::Items for Services {
         }
         let db = self.db.clone();
         let k = if r.top_k == 0 { 10 } else { r.top_k as usize };
-        if let Some(input) = text.map(QueryInput::Text).or(image.map(QueryInput::Image)) {
+        if let Some(input) =
+            text.map(QueryInput::Text).or(image.map(QueryInput::Image)).or(audio.map(QueryInput::Audio))
+        {
             let enc = self.encoders.clone();
-            let lim = self.ingest.image;
+            let lim = self.ingest;
             let mode = match v1::Fusion::try_from(r.fusion) {
                 Ok(v1::Fusion::Weighted) => FusionMode::Weighted,
                 _ => FusionMode::Rrf,

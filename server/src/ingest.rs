@@ -2,7 +2,7 @@
 //! split, embed into the collection's spaces, and upsert atomically (one WAL record per
 //! file), so a killed run never leaves half a file behind and a re-run skips it.
 
-use crate::encoders::{embed_image, Encoders, Modal};
+use crate::encoders::{embed_image, transcribe, Encoders, Modal};
 use crate::status::ApiError;
 use agentdb_engine::{Collection, Item};
 use agentdb_models::{chunk_text, detect, markdown_to_text, registry::sha256_hex, Modality};
@@ -17,6 +17,7 @@ pub struct IngestLimits {
     pub chunk_tokens: usize,
     pub chunk_overlap: usize,
     pub image: agentdb_models::ImageLimits,
+    pub audio: agentdb_models::AudioLimits,
 }
 
 /// Item id for chunk `i` of content with hash `sha`: stable, so re-ingesting the same
@@ -79,6 +80,7 @@ fn ingest_inner(
     let items = match media.modality {
         Modality::Text => text_items(col, enc, &req, sha, media.mime, lim)?,
         Modality::Image => image_items(col, enc, &req, sha, media.mime, lim)?,
+        Modality::Audio => speech_items(col, enc, &req, sha, media.mime, lim)?,
         other => {
             return Err(Status::failed_precondition(format!(
                 "{src}: {} ({}) needs an {} encoder, and none is installed in this build yet",
@@ -202,4 +204,48 @@ fn image_items(
             "labels": labels, "label_scores": scores, "encoder": enc.image()?.encoder_id(),
         }),
     }])
+}
+
+/// Words per transcript passage: segments are grouped up to this size before embedding.
+const PASSAGE_WORDS: usize = 60;
+
+fn speech_items(
+    col: &Collection,
+    enc: &Encoders,
+    req: &v1::IngestRequest,
+    sha: &str,
+    mime: &str,
+    lim: IngestLimits,
+) -> Result<Vec<Item>, ApiError> {
+    let src = &req.source;
+    let t = transcribe(enc, &req.content, lim.audio).map_err(|e| crate::status::prefixed(src, e))?;
+    let passages = agentdb_models::speech::passages(&t.segments, PASSAGE_WORDS);
+    if passages.is_empty() {
+        return Err(Status::invalid_argument(format!(
+            "{src}: no speech found in {:.1} s of audio; non-speech sound has no text-space vector with the \
+             installed models (a CLAP model would give it one)",
+            t.seconds
+        ))
+        .into());
+    }
+    let text_svc = enc.text()?;
+    let vectors = space_vectors(col, enc, Modal::Speech, src, |_| {
+        Ok(text_svc.batcher.submit_many_blocking(passages.iter().map(|p| p.2.clone()).collect())?)
+    })?;
+    let n = passages.len();
+    let encoder = enc.speech_id().unwrap_or_default();
+    Ok(passages
+        .into_iter()
+        .zip(vectors)
+        .enumerate()
+        .map(|(i, ((a, b, text), vectors))| Item {
+            id: item_id(sha, i),
+            vectors,
+            payload: json!({
+                "source": src, "modality": "speech", "media_type": mime, "content_sha256": sha,
+                "chunk": i, "chunks": n, "start_s": (a * 100.0).round() / 100.0, "end_s": (b * 100.0).round() / 100.0,
+                "text": text, "duration_s": (t.seconds * 100.0).round() / 100.0, "encoder": encoder,
+            }),
+        })
+        .collect())
 }

@@ -7,6 +7,7 @@ mod cli;
 mod cli_ingest;
 mod config;
 mod encoders;
+mod eval;
 mod grpc;
 mod ingest;
 mod metrics;
@@ -48,8 +49,10 @@ enum Command {
     Delete(cli::DeleteArgs),
     /// Count items, optionally matching a filter.
     Count(cli::CountArgs),
-    /// Nearest-neighbour search by vector or by text.
+    /// Nearest-neighbour search by vector, or cross-modal by text, image or audio.
     Search(cli::SearchArgs),
+    /// Retrieval quality (recall@1/@5, MRR per query kind) on a labelled dataset folder.
+    Eval(crate::eval::EvalArgs),
     /// Ingest files and folders (type detected from content) into a multimodal collection.
     Ingest(cli::IngestArgs),
     /// Server health: memory, disk, collections, rates and a disk-growth forecast.
@@ -138,6 +141,7 @@ fn main() {
         Command::Count(a) => cli::run(&args.server, cli::Cmd::Count(a)),
         Command::Search(a) => cli::run(&args.server, cli::Cmd::Search(a)),
         Command::Ingest(a) => cli::run(&args.server, cli::Cmd::Ingest(a)),
+        Command::Eval(a) => cli::run(&args.server, cli::Cmd::Eval(a)),
         Command::Models(m) => cli::run(&args.server, cli::Cmd::Models(m)),
         Command::Status { json } => cli::run(&args.server, cli::Cmd::Status { json }),
         Command::Keys(k) => cli::run(&args.server, cli::Cmd::Keys(k)),

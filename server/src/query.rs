@@ -4,21 +4,23 @@
 //! in separate lists, whatever their score scales), and the lists are fused by source.
 
 use crate::encoders::{embed_image, Encoders, Modal};
+use crate::ingest::IngestLimits;
 use crate::status::ApiError;
 use agentdb_engine::fusion::{fuse, FusionMode, RankedList};
 use agentdb_engine::{Collection, Filter, Hit, SearchParams, SearchRequest};
-use agentdb_models::ImageLimits;
 use agentdb_proto::v1;
 use serde_json::Value;
 use std::collections::HashMap;
 use tonic::Status;
 
 /// Item modalities that get a ranked list of their own; anything else shares "other".
-pub const ITEM_MODALITIES: [&str; 2] = ["text", "image"];
+pub const ITEM_MODALITIES: [&str; 3] = ["text", "image", "speech"];
 
 pub enum QueryInput {
     Text(String),
     Image(Vec<u8>),
+    /// A recording: transcribed, then searched as text.
+    Audio(Vec<u8>),
 }
 
 pub struct CrossQuery {
@@ -34,10 +36,21 @@ pub struct CrossQuery {
     pub explain: bool,
 }
 
-pub fn run(col: &Collection, enc: &Encoders, q: CrossQuery, lim: ImageLimits) -> Result<Vec<v1::Hit>, ApiError> {
-    let modal = match q.input {
-        QueryInput::Text(_) => Modal::Text,
-        QueryInput::Image(_) => Modal::Image,
+/// A query in an encoder's input modality (recordings become their transcript).
+enum Embeddable {
+    Text(String),
+    Image(Vec<u8>),
+}
+
+pub fn run(col: &Collection, enc: &Encoders, q: CrossQuery, lim: IngestLimits) -> Result<Vec<v1::Hit>, ApiError> {
+    let input = match q.input {
+        QueryInput::Text(t) => Embeddable::Text(t),
+        QueryInput::Image(b) => Embeddable::Image(b),
+        QueryInput::Audio(b) => Embeddable::Text(crate::encoders::transcribe_query(enc, &b, lim.audio)?),
+    };
+    let modal = match input {
+        Embeddable::Text(_) => Modal::Text,
+        Embeddable::Image(_) => Modal::Image,
     };
     // Which spaces this query can search, and the encoder for each.
     let mut targets = Vec::new();
@@ -64,13 +77,10 @@ pub fn run(col: &Collection, enc: &Encoders, q: CrossQuery, lim: ImageLimits) ->
     }
     if targets.is_empty() {
         // Make the error name what is missing: the encoder or a compatible space.
-        match modal {
-            Modal::Text => enc.text()?,
-            Modal::Image => {
-                enc.image()?;
-                enc.text()?
-            }
-        };
+        if modal == Modal::Image {
+            enc.image()?;
+        }
+        enc.text()?;
         return Err(Status::invalid_argument(format!(
             "collection '{}' has no space bound to the text encoder's family that a {} query can search; \
              search it with a vector (or create it with --multimodal)",
@@ -86,10 +96,10 @@ pub fn run(col: &Collection, enc: &Encoders, q: CrossQuery, lim: ImageLimits) ->
         if vectors.contains_key(&fam) {
             continue;
         }
-        let v = match &q.input {
-            QueryInput::Text(t) => enc.text()?.batcher.submit_blocking(t.clone())?,
-            QueryInput::Image(bytes) => {
-                embed_image(enc, bytes, lim).map_err(|e| crate::status::prefixed("query image", e))?.0.vector
+        let v = match &input {
+            Embeddable::Text(t) => enc.text()?.batcher.submit_blocking(t.clone())?,
+            Embeddable::Image(bytes) => {
+                embed_image(enc, bytes, lim.image).map_err(|e| crate::status::prefixed("query image", e))?.0.vector
             }
         };
         vectors.insert(fam, v);
@@ -188,6 +198,11 @@ fn describe_part(p: &Value) -> String {
                 .map(|a| a.iter().take(3).filter_map(Value::as_str).collect())
                 .unwrap_or_default();
             format!("image {}x{} (looks like: {})", p["width"], p["height"], labels.join(", "))
+        }
+        Some("speech") => {
+            let (i, n) = (p["chunk"].as_u64().unwrap_or(0), p["chunks"].as_u64().unwrap_or(1));
+            let (a, b) = (p["start_s"].as_f64().unwrap_or(0.0), p["end_s"].as_f64().unwrap_or(0.0));
+            format!("speech {a:.1}-{b:.1} s (passage {}/{n})", i + 1)
         }
         _ => "item".into(),
     }

@@ -252,6 +252,7 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
             chunk_tokens: cfg.ingest.chunk_tokens,
             chunk_overlap: cfg.ingest.chunk_overlap,
             image: agentdb_models::ImageLimits { max_pixels: cfg.limits.max_image_pixels, ..Default::default() },
+            audio: agentdb_models::AudioLimits { max_seconds: cfg.limits.max_audio_seconds },
         },
         ingest_concurrency: cfg.ingest.concurrency,
     };

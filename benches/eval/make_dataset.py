@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Build the labelled evaluation set for `agentdb eval` from real media available
+offline: photographs bundled in scikit-image's wheel (installed by
+`.ci/models.sh --testdata`), short text documents written here, and English speech
+synthesised with espeak-ng (Debian package). File names are neutral (p01.png, s03.wav,
+t02.txt) so descriptive names cannot flatter the results.
+
+usage: make_dataset.py OUT_DIR
+Only the standard library and the `espeak-ng` binary are needed.
+"""
+import json, os, shutil, subprocess, sys
+
+PHOTOS = os.path.join(os.environ.get("AGENTDB_TESTDATA", os.path.expanduser("~/.cache/agentdb/testdata")), "photos")
+
+# photo file -> text queries describing it (in the words a user would type)
+IMAGES = {
+    "chelsea.png": ["a cat", "a tabby cat looking at the camera"],
+    "coffee.png": ["a cup of coffee", "espresso on a saucer"],
+    "rocket.jpg": ["a rocket on the launch pad", "space launch"],
+    "motorcycle_left.png": ["a motorcycle", "a parked motorbike"],
+    "astronaut.png": ["an astronaut in a space suit", "a woman in an orange spacesuit"],
+    "horse.png": ["a horse", "silhouette of a horse"],
+    "coins.png": ["old coins", "a collection of coins"],
+    "moon.png": ["the surface of the moon", "lunar craters"],
+    "camera.png": ["a photographer with a camera on a tripod", "a man holding a camera"],
+    "hubble_deep_field.jpg": ["galaxies in deep space", "a telescope image of distant galaxies"],
+    "page.png": ["a page of printed text", "a scanned book page"],
+    "brick.png": ["a brick wall", "bricks"],
+    "grass.png": ["grass", "a lawn seen from above"],
+    "gravel.png": ["gravel", "small stones on the ground"],
+    "retina.jpg": ["an image of the retina of an eye", "eye fundus photograph"],
+    "chessboard_RGB.png": ["a chessboard pattern", "black and white squares"],
+    "clock_motion.png": ["a clock", "a blurry wall clock"],
+    "cell.png": ["a cell under a microscope", "microscopy of a cell"],
+}
+# query image -> relevant photo (natural pairs in the set)
+IMAGE_QUERIES = {"motorcycle_right.png": "motorcycle_left.png", "chessboard_GRAY.png": "chessboard_RGB.png"}
+
+TEXTS = [
+    ("Sourdough bread needs a lively starter, a long cold fermentation and a very hot oven with steam for the crust.",
+     ["how do I bake bread at home", "making a crusty loaf"]),
+    ("The quarterly report shows revenue grew twelve percent, driven by cloud software subscriptions in Europe.",
+     ["company earnings growth", "financial results for the quarter"]),
+    ("Tomatoes grow best in full sun with regular watering; add compost to the soil before planting seedlings.",
+     ["growing vegetables in the garden", "when to water tomato plants"]),
+    ("The probe entered orbit around Jupiter after a five year journey and photographed its icy moons.",
+     ["spacecraft exploring a giant planet", "mission to Jupiter"]),
+    ("Replace the bicycle chain when it has stretched; clean and oil it every few hundred kilometres.",
+     ["bike maintenance", "how to look after a bicycle chain"]),
+    ("The symphony opens with a slow movement for strings before the brass section enters with the main theme.",
+     ["classical music concert", "orchestra performance"]),
+    ("Our new password policy requires a hardware key for administrators and rotates API tokens every ninety days.",
+     ["security rules for logging in", "two factor authentication policy"]),
+    ("Heavy rain and strong winds are expected tomorrow along the coast, with flooding possible near rivers.",
+     ["weather forecast storm", "will it rain tomorrow"]),
+]
+
+SPEECH = [
+    ("Please remember to book the conference room for the budget meeting on Thursday morning.",
+     ["scheduling a meeting about the budget"], "We need a room for Thursday's budget discussion."),
+    ("The train to the airport leaves from platform four every twenty minutes.",
+     ["when does the airport train leave"], "How often do trains go to the airport?"),
+    ("Preheat the oven to two hundred degrees and roast the chicken for one hour.",
+     ["cooking instructions for roast chicken"], "How long should I roast a chicken?"),
+    ("The hiking trail to the waterfall is closed this week because of a landslide.",
+     ["trail closed after landslide"], "Is the path to the waterfall open?"),
+    ("Our football team won the championship final three goals to one.",
+     ["sports result of the final"], "Who won the football championship?"),
+    ("Drink plenty of water and get some rest if you have a fever.",
+     ["advice for someone with a fever"], "What should I do when I have a high temperature?"),
+]
+
+
+def espeak(text, path, voice="en-us"):
+    subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", path, text], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else "eval-dataset"
+    media, qdir = os.path.join(out, "media"), os.path.join(out, "queries")
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(media)
+    os.makedirs(qdir)
+    queries = []
+    if not os.path.isdir(PHOTOS):
+        sys.exit(f"{PHOTOS} is missing: run `bash .ci/models.sh --testdata`")
+    for i, (photo, texts) in enumerate(sorted(IMAGES.items()), 1):
+        name = f"p{i:02d}{os.path.splitext(photo)[1]}"
+        shutil.copy(os.path.join(PHOTOS, photo), os.path.join(media, name))
+        for t in texts:
+            queries.append({"kind": "text→image", "text": t, "relevant": [f"media/{name}"], "note": photo})
+        for q, target in IMAGE_QUERIES.items():
+            if target == photo:
+                shutil.copy(os.path.join(PHOTOS, q), os.path.join(qdir, q))
+                queries.append({"kind": "image→image", "image": f"queries/{q}", "relevant": [f"media/{name}"]})
+    for i, (doc, texts) in enumerate(TEXTS, 1):
+        name = f"t{i:02d}.txt"
+        with open(os.path.join(media, name), "w") as f:
+            f.write(doc + "\n")
+        for t in texts:
+            queries.append({"kind": "text→text", "text": t, "relevant": [f"media/{name}"]})
+    have_espeak = shutil.which("espeak-ng") is not None
+    if have_espeak:
+        for i, (said, texts, spoken_query) in enumerate(SPEECH, 1):
+            name = f"s{i:02d}.wav"
+            espeak(said, os.path.join(media, name))
+            for t in texts:
+                queries.append({"kind": "text→speech", "text": t, "relevant": [f"media/{name}"]})
+            q = f"q{i:02d}.wav"
+            espeak(spoken_query, os.path.join(qdir, q), voice="en-gb")
+            queries.append({"kind": "audio→speech", "audio": f"queries/{q}", "relevant": [f"media/{name}"]})
+    else:
+        print("espeak-ng not found: the dataset has no speech (install it with .ci/setup.sh)", file=sys.stderr)
+    with open(os.path.join(out, "queries.jsonl"), "w") as f:
+        for q in queries:
+            f.write(json.dumps(q, ensure_ascii=False) + "\n")
+    kinds = {}
+    for q in queries:
+        kinds[q["kind"]] = kinds.get(q["kind"], 0) + 1
+    print(f"wrote {out}: {len(os.listdir(media))} media files, {len(queries)} queries {kinds}")
+
+
+if __name__ == "__main__":
+    main()
