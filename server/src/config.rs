@@ -117,6 +117,9 @@ pub struct ModelsConfig {
     pub speech: String,
     /// Voice activity detector gating the speech recogniser.
     pub vad: String,
+    /// Largest image batch. On the CPU one image at a time is fastest (batch 8 ran at
+    /// ~0.8x the throughput of batch 1 in `agentdb bench media`, docs/PERFORMANCE.md).
+    pub image_max_batch: usize,
     /// Dynamic batcher: largest batch, longest wait for more requests, queue bound.
     pub max_batch: usize,
     pub max_wait_ms: f64,
@@ -131,6 +134,7 @@ impl Default for ModelsConfig {
             image: "efficientnet-lite0".into(),
             speech: "whisper-base".into(),
             vad: "silero-vad".into(),
+            image_max_batch: 1,
             max_batch: 32,
             max_wait_ms: 2.0,
             queue: 1024,

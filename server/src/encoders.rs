@@ -67,7 +67,7 @@ impl Encoders {
             match registry::read_model(&idir).and_then(|info| LabelBridge::load(info, &text, Some(&idir))) {
                 Ok(bridge) => {
                     tracing::info!(encoder = %bridge.encoder_id(), device = "cpu", "image encoder ready (CPU): ImageNet label bridge into the text space");
-                    let cfg = BatcherConfig { max_batch: batch.max_batch.min(16), ..batch };
+                    let cfg = BatcherConfig { max_batch: cfg.image_max_batch.max(1), ..batch };
                     (Some(Arc::new(ImageService::new(bridge, cfg))), None)
                 }
                 Err(e) => {

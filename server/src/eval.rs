@@ -34,6 +34,10 @@ pub struct EvalArgs {
     /// rrf or weighted.
     #[arg(long, default_value = "rrf", value_parser = ["rrf", "weighted"])]
     pub fusion: String,
+    /// Search only items of the modality the query kind targets ("text→image" searches
+    /// images only): measures each bridge apart from the fusion across modalities.
+    #[arg(long)]
+    pub within_modality: bool,
     /// Print the per-query ranks too.
     #[arg(long)]
     pub verbose: bool,
@@ -98,6 +102,11 @@ pub async fn eval(cols: &mut CollectionsClient, items: &mut ItemsClient, a: Eval
         let read = |p: &PathBuf| std::fs::read(root.join(p)).with_context(|| format!("query file {}", p.display()));
         let mut req =
             v1::SearchRequest { collection: name.clone(), top_k: 10, fusion: fusion as i32, ..Default::default() };
+        if a.within_modality {
+            if let Some(target) = q.kind.split('→').nth(1) {
+                req.filter = format!("modality = {}", serde_json::Value::from(target));
+            }
+        }
         let label = match (&q.text, &q.image, &q.audio) {
             (Some(t), None, None) => {
                 req.text = t.clone();
@@ -159,7 +168,9 @@ pub async fn eval(cols: &mut CollectionsClient, items: &mut ItemsClient, a: Eval
                 serde_json::json!({"queries": t.n, "errors": t.errors, "recall@1": r1, "recall@5": r5, "mrr": mrr}),
             );
         }
-        let mut o = serde_json::json!({"dataset": root, "fusion": a.fusion, "kinds": kinds, "query_seconds": secs});
+        let mut o = serde_json::json!({
+            "dataset": root, "fusion": a.fusion, "within_modality": a.within_modality, "kinds": kinds, "query_seconds": secs,
+        });
         if a.verbose {
             o["queries"] = per_query.into();
         }
@@ -181,7 +192,8 @@ pub async fn eval(cols: &mut CollectionsClient, items: &mut ItemsClient, a: Eval
             let (r1, r5, mrr) = row(t);
             println!("{k:<16} {:>7} {r1:>9.3} {r5:>9.3} {mrr:>7.3} {:>7}", t.n, t.errors);
         }
-        println!("({} queries in {secs:.1}s, fusion {})", all.n, a.fusion);
+        let scope = if a.within_modality { "target modality only" } else { "all modalities, fused" };
+        println!("({} queries in {secs:.1}s, fusion {}, {scope})", all.n, a.fusion);
     }
     Ok(())
 }
