@@ -16,8 +16,9 @@ setup:
 models:
 	@bash .ci/models.sh
 
+# FEATURES=cuda builds the GPU kernels in (they load CUDA at run time; no toolkit needed).
 build: setup
-	$(CARGO) build --release --workspace --bins
+	$(CARGO) build --release --workspace --bins $(if $(FEATURES),--features agentdb-server/$(FEATURES))
 
 run: build
 	$(BIN) serve --data-dir $(DATA_DIR) --listen $(LISTEN)
@@ -27,6 +28,10 @@ test: build
 	@bash .ci/models.sh --testdata
 	$(CARGO) test --release --workspace --all-targets --no-fail-fast
 	$(CARGO) test --release --workspace --doc
+	# The GPU build compiles everywhere; its kernels compile to PTX with NVRTC and match
+	# their CPU twins (on a GPU too, where there is one).
+	LD_LIBRARY_PATH=$(HOME)/.cache/agentdb/cuda/lib:$$LD_LIBRARY_PATH $(CARGO) test --release -p agentdb-kernels --features cuda
+	$(CARGO) check --release -p agentdb-server --features cuda
 
 lint:
 	$(CARGO) fmt --all -- --check

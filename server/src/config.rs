@@ -25,6 +25,8 @@ pub struct Config {
     pub log_format: String,
     /// tracing filter, e.g. `info` or `agentdb_engine=debug,info`.
     pub log_level: String,
+    /// `auto`, `cpu` or `cuda:N` (see `agentdb serve --device`).
+    pub device: String,
     pub storage: StorageConfig,
     pub search: SearchConfig,
     pub limits: LimitsConfig,
@@ -218,6 +220,7 @@ impl Default for Config {
             http_listen: DEFAULT_HTTP_LISTEN.into(),
             log_format: "auto".into(),
             log_level: "info".into(),
+            device: "auto".into(),
             storage: StorageConfig::default(),
             search: SearchConfig::default(),
             limits: LimitsConfig::default(),

@@ -6,6 +6,7 @@ mod bench;
 mod cli;
 mod cli_ingest;
 mod config;
+mod device;
 mod encoders;
 mod eval;
 mod grpc;
@@ -124,6 +125,9 @@ struct ServeArgs {
     /// Allow a non-loopback listen address without authentication (dangerous).
     #[arg(long)]
     insecure: bool,
+    /// auto (a GPU when the build and the machine have one, else the CPU), cpu, or cuda:N.
+    #[arg(long)]
+    device: Option<String>,
 }
 
 fn main() {
@@ -164,6 +168,9 @@ fn serve_cmd(s: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(l) = s.listen {
         sets.push(format!("listen={l}"));
+    }
+    if let Some(d) = &s.device {
+        sets.push(format!("device={d}"));
     }
     if s.insecure {
         sets.push("security.insecure=true".into());

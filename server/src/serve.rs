@@ -236,6 +236,7 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
     check_exposure(&addr, &cfg)?;
     let security = Arc::new(open_security(&cfg)?);
     let max_concurrent = if cfg.limits.max_concurrent == 0 { threads * 2 } else { cfg.limits.max_concurrent };
+    let device = crate::device::select(&cfg.device)?;
     let models_cfg = cfg.models.clone();
     let encoders = Arc::new(tokio::task::spawn_blocking(move || crate::encoders::Encoders::load(&models_cfg)).await?);
     let metrics = Arc::new(Metrics::default());
@@ -268,7 +269,7 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
         .build_v1()
         .context("building reflection service")?;
 
-    tracing::info!(listen = %addr, data_dir = %cfg.data_dir.display(), collections = db.list().len(), device = "cpu", "agentdb serving gRPC (agentdb.v1, grpc.health.v1, reflection)");
+    tracing::info!(listen = %addr, data_dir = %cfg.data_dir.display(), collections = db.list().len(), device = %device.label, "agentdb serving gRPC (agentdb.v1, grpc.health.v1, reflection)");
 
     let alerts = Arc::new(crate::anomaly::AlertManager::new(
         Some(cfg.alerts.webhook.trim().to_string()).filter(|w| !w.is_empty()),
@@ -343,6 +344,7 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
             security.clone(),
             alerts.clone(),
             cfg.debug.allow_fault_injection.then(|| fault_delay_ms.clone()),
+            device.label.clone(),
         )))
         .add_service(v1::security_server::SecurityServer::new(crate::security::SecurityService(security.clone())))
         .serve_with_incoming_shutdown(incoming, stopped(stop_rx))

@@ -25,6 +25,8 @@ pub struct StatusService {
     security: Arc<crate::security::Security>,
     started: Instant,
     samples: Arc<Mutex<VecDeque<Sample>>>,
+    /// The device `--device` resolved to.
+    device: String,
 }
 
 const SAMPLE_EVERY: Duration = Duration::from_secs(5);
@@ -65,6 +67,7 @@ impl StatusService {
         security: Arc<crate::security::Security>,
         alerts: Arc<crate::anomaly::AlertManager>,
         fault_delay_ms: Option<Arc<std::sync::atomic::AtomicU64>>,
+        device: String,
     ) -> StatusService {
         let samples = Arc::new(Mutex::new(VecDeque::with_capacity(KEEP)));
         let (s2, db2) = (samples.clone(), Arc::downgrade(&db));
@@ -83,7 +86,7 @@ impl StatusService {
                 }
             }
         });
-        StatusService { alerts, fault_delay_ms, db, security, started: Instant::now(), samples }
+        StatusService { alerts, fault_delay_ms, db, security, started: Instant::now(), samples, device }
     }
 }
 
@@ -187,7 +190,7 @@ impl v1::server_server::Server for StatusService {
             upserts_per_second: ups,
             growth_bytes_per_day: per_day,
             days_until_disk_full: days,
-            device: "cpu".into(),
+            device: self.device.clone(),
         }))
     }
 }
