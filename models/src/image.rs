@@ -9,7 +9,8 @@
 use crate::error::{Error, Result};
 use crate::registry::ModelInfo;
 use candle_core::{DType, Device, Tensor};
-use image::{DynamicImage, ImageDecoder, RgbImage};
+pub use image::RgbImage;
+use image::{DynamicImage, ImageDecoder};
 use rayon::prelude::*;
 use std::io::Cursor;
 

@@ -8,13 +8,16 @@
 pub mod audio;
 pub mod batcher;
 pub mod bridge;
+pub mod clip;
 pub mod detect;
 pub mod error;
 pub mod image;
+pub mod onnx;
 pub mod registry;
 pub mod speech;
 pub mod text;
 pub mod vad;
+pub mod video;
 pub mod whisper;
 
 pub use audio::AudioLimits;
@@ -81,6 +84,11 @@ impl ImageService {
 
     pub fn dim(&self) -> usize {
         self.encoder.dim()
+    }
+
+    /// Embed decoded images (video keyframes): preprocessed here, embedded in batches.
+    pub fn embed_images_blocking(&self, images: &[::image::RgbImage]) -> Result<Vec<ImageEmbedding>> {
+        self.batcher.submit_many_blocking(images.iter().map(preprocess).collect())
     }
 
     /// Decode, check limits and preprocess on the calling thread, then embed (blocking).

@@ -105,7 +105,7 @@ pub struct CountArgs {
 }
 
 #[derive(Args)]
-#[command(group(clap::ArgGroup::new("query").required(true).args(["vector", "text", "image", "audio"])))]
+#[command(group(clap::ArgGroup::new("query").required(true).args(["vector", "text", "image", "audio", "video"])))]
 pub struct SearchArgs {
     pub collection: String,
     /// Query vector as a JSON array.
@@ -120,6 +120,9 @@ pub struct SearchArgs {
     /// Query by a recording: the server transcribes its speech and searches by that text.
     #[arg(long)]
     pub audio: Option<PathBuf>,
+    /// Query by a video: its keyframes and speech, embedded by the server.
+    #[arg(long)]
+    pub video: Option<PathBuf>,
     /// Show each ranked list's rank and score behind a fused result.
     #[arg(long)]
     pub explain: bool,
@@ -403,7 +406,7 @@ fn info_json(i: &v1::CollectionInfo) -> serde_json::Value {
         "last_lsn": i.last_lsn,
         "spaces": i.spaces.iter().map(|s| {
             let spec = s.spec.clone().unwrap_or_default();
-            serde_json::json!({"name": spec.name, "dim": spec.dim, "metric": metric_name(spec.metric), "index": spec.index, "index_kinds": s.index_kinds})
+            serde_json::json!({"name": spec.name, "dim": spec.dim, "metric": metric_name(spec.metric), "index": spec.index, "index_kinds": s.index_kinds, "encoder": spec.encoder})
         }).collect::<Vec<_>>(),
     })
 }
@@ -416,6 +419,9 @@ fn print_info(i: &v1::CollectionInfo) {
     for s in &i.spaces {
         let spec = s.spec.clone().unwrap_or_default();
         println!("space       {}: dim {}, {}, index {}", spec.name, spec.dim, metric_name(spec.metric), spec.index);
+        if !spec.encoder.is_empty() {
+            println!("              encoder {}", spec.encoder);
+        }
         for k in &s.index_kinds {
             println!("              {k}");
         }
@@ -620,7 +626,7 @@ async fn search(items: &mut ItemsClient, a: SearchArgs) -> Result<()> {
             None => Ok(Vec::new()),
         }
     };
-    let (image, audio) = (read(&a.image, "image")?, read(&a.audio, "audio")?);
+    let (image, audio, video) = (read(&a.image, "image")?, read(&a.audio, "audio")?, read(&a.video, "video")?);
     let mut weights = std::collections::HashMap::new();
     for w in &a.weights {
         let (list, v) = w.split_once('=').context("--weight takes LIST=W, e.g. text/image=2")?;
@@ -635,6 +641,7 @@ async fn search(items: &mut ItemsClient, a: SearchArgs) -> Result<()> {
             text: a.text.unwrap_or_default(),
             image,
             audio,
+            video,
             top_k: a.top_k,
             filter: a.filter.unwrap_or_default(),
             with_payload: true,

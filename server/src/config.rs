@@ -81,7 +81,8 @@ pub struct DebugConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecurityConfig {
-    /// "none" (allowed on loopback only) or "api_key".
+    /// "none" (allowed on loopback only) or "api_key". OIDC (`[security.oidc]`) is
+    /// enabled on its own and works with either.
     pub auth: String,
     /// Allow a non-loopback listen address without authentication (loudly).
     pub insecure: bool,
@@ -91,6 +92,15 @@ pub struct SecurityConfig {
     pub rate_limit_per_sec: f64,
     /// Requests a principal may make at once before the rate applies.
     pub rate_limit_burst: f64,
+    /// Actions that need a multi-factor login: `read`, `write`, `admin` and/or operations
+    /// such as `delete`, `drop_collection`, `create_key` (a list, or a comma-separated
+    /// string with `--set`/environment variables).
+    #[serde(deserialize_with = "string_list")]
+    pub mfa_required_for: Vec<String>,
+    /// Let API keys (one factor) through the MFA policy; off by default, so an MFA
+    /// policy on `admin` also stops admin API keys.
+    pub mfa_exempt_api_keys: bool,
+    pub oidc: OidcConfig,
 }
 
 impl Default for SecurityConfig {
@@ -101,8 +111,141 @@ impl Default for SecurityConfig {
             audit: true,
             rate_limit_per_sec: 0.0,
             rate_limit_burst: 20.0,
+            mfa_required_for: Vec::new(),
+            mfa_exempt_api_keys: false,
+            oidc: OidcConfig::default(),
         }
     }
+}
+
+impl SecurityConfig {
+    /// Whether requests must carry credentials (API keys or OIDC tokens).
+    pub fn auth_enabled(&self) -> bool {
+        self.auth != "none" || self.oidc.enabled
+    }
+
+    /// Check what can be checked without touching files or the network (algorithms,
+    /// roles, the MFA policy).
+    pub fn validate(&self) -> Result<()> {
+        if !["none", "api_key"].contains(&self.auth.as_str()) {
+            bail!("security.auth must be \"none\" or \"api_key\", got \"{}\"", self.auth);
+        }
+        agentdb_orchestrator::security::MfaPolicy::new(&self.mfa_required_for, self.mfa_exempt_api_keys)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if self.oidc.enabled {
+            self.oidc.settings()?;
+        }
+        Ok(())
+    }
+}
+
+/// `[security.oidc]`: OIDC/JWT bearer tokens verified against the identity provider's
+/// JWKS (see docs/SECURITY.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OidcConfig {
+    /// Accept OIDC tokens; turns authentication on.
+    pub enabled: bool,
+    /// Expected `iss`, exactly.
+    pub issuer: String,
+    /// Accepted `aud` values (the token's must include one).
+    #[serde(deserialize_with = "string_list")]
+    pub audience: Vec<String>,
+    /// JWKS JSON file ("" = none).
+    pub jwks_file: String,
+    /// JWKS URL, http(s) ("" = none); fetched with `jwks_timeout_ms` and cached.
+    pub jwks_url: String,
+    /// An unknown `kid` re-reads the JWKS at most once per this many seconds.
+    pub jwks_refresh_secs: u64,
+    /// The JWKS is re-read once it is this old.
+    pub jwks_max_age_secs: u64,
+    pub jwks_timeout_ms: u64,
+    /// Accepted `alg` values; `none` and HS* are refused at start.
+    #[serde(deserialize_with = "string_list")]
+    pub algorithms: Vec<String>,
+    /// Clock skew allowed on `exp` and `nbf`.
+    pub leeway_secs: u64,
+    /// Claim naming the principal (id `oidc:<value>`).
+    pub principal_claim: String,
+    /// Claim holding reader|writer|admin (or a list of which the highest counts).
+    pub role_claim: String,
+    /// Role for tokens without `role_claim` ("" = refuse such tokens).
+    pub default_role: String,
+    /// Claim listing the collections the token may touch (absent = all).
+    pub collections_claim: String,
+    /// Claim holding a row filter ANDed into everything the token touches ("" = none).
+    pub row_filter_claim: String,
+    /// `amr` values that prove a multi-factor login.
+    #[serde(deserialize_with = "string_list")]
+    pub mfa_amr_values: Vec<String>,
+    /// `acr` values that prove a multi-factor login.
+    #[serde(deserialize_with = "string_list")]
+    pub mfa_acr_values: Vec<String>,
+}
+
+impl Default for OidcConfig {
+    fn default() -> Self {
+        let d = agentdb_orchestrator::security::OidcSettings::new("", vec![]);
+        OidcConfig {
+            enabled: false,
+            issuer: String::new(),
+            audience: Vec::new(),
+            jwks_file: String::new(),
+            jwks_url: String::new(),
+            jwks_refresh_secs: d.jwks_refresh.as_secs(),
+            jwks_max_age_secs: d.jwks_max_age.as_secs(),
+            jwks_timeout_ms: d.http_timeout.as_millis() as u64,
+            algorithms: d.algorithms.iter().map(|a| format!("{a:?}")).collect(),
+            leeway_secs: d.leeway_secs,
+            principal_claim: d.principal_claim,
+            role_claim: d.role_claim,
+            default_role: String::new(),
+            collections_claim: d.collections_claim,
+            row_filter_claim: String::new(),
+            mfa_amr_values: d.mfa_amr_values,
+            mfa_acr_values: d.mfa_acr_values,
+        }
+    }
+}
+
+impl OidcConfig {
+    /// The verifier's settings; refuses `none`/HS* algorithms and unknown roles.
+    pub fn settings(&self) -> Result<agentdb_orchestrator::security::OidcSettings> {
+        use agentdb_orchestrator::security::{oidc, Role};
+        let e = |e: agentdb_orchestrator::security::Error| anyhow::anyhow!("security.oidc: {e}");
+        let nonempty = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+        let mut s = oidc::OidcSettings::new(self.issuer.trim(), self.audience.clone());
+        s.jwks_file = nonempty(&self.jwks_file).map(PathBuf::from);
+        s.jwks_url = nonempty(&self.jwks_url);
+        s.jwks_refresh = Duration::from_secs(self.jwks_refresh_secs);
+        s.jwks_max_age = Duration::from_secs(self.jwks_max_age_secs.max(1));
+        s.http_timeout = Duration::from_millis(self.jwks_timeout_ms.max(1));
+        s.algorithms = oidc::parse_algorithms(&self.algorithms).map_err(e)?;
+        s.leeway_secs = self.leeway_secs;
+        s.principal_claim = self.principal_claim.trim().to_string();
+        s.role_claim = self.role_claim.trim().to_string();
+        s.default_role = nonempty(&self.default_role).map(|r| Role::parse(&r)).transpose().map_err(e)?;
+        s.collections_claim = self.collections_claim.trim().to_string();
+        s.row_filter_claim = nonempty(&self.row_filter_claim);
+        s.mfa_amr_values = self.mfa_amr_values.clone();
+        s.mfa_acr_values = self.mfa_acr_values.clone();
+        Ok(s)
+    }
+}
+
+/// A list of strings, given as a TOML array or as one comma-separated string (what
+/// `--set key=a,b` and environment variables produce).
+fn string_list<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect(),
+        OneOrMany::Many(v) => v,
+    })
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -119,6 +262,9 @@ pub struct ModelsConfig {
     pub speech: String,
     /// Voice activity detector gating the speech recogniser.
     pub vad: String,
+    /// A CLIP model folder (Hugging Face layout + agentdb-model.json; a name under `dir`
+    /// or an absolute path), "" = none. Multimodal collections then get a `clip` space.
+    pub clip: String,
     /// Largest image batch. On the CPU one image at a time is fastest (batch 8 ran at
     /// ~0.8x the throughput of batch 1 in `agentdb bench media`, docs/PERFORMANCE.md).
     pub image_max_batch: usize,
@@ -136,6 +282,7 @@ impl Default for ModelsConfig {
             image: "efficientnet-lite0".into(),
             speech: "whisper-base".into(),
             vad: "silero-vad".into(),
+            clip: String::new(),
             image_max_batch: 1,
             max_batch: 32,
             max_wait_ms: 2.0,
@@ -154,11 +301,24 @@ pub struct IngestConfig {
     pub chunk_overlap: usize,
     /// Files processed at once per ingest stream.
     pub concurrency: usize,
+    /// Video: a keyframe every this many seconds, plus one at each scene change
+    /// (mean grey-level difference above `scene_threshold`, 0..1), at most `max_keyframes`.
+    pub keyframe_interval_secs: f32,
+    pub scene_threshold: f32,
+    pub max_keyframes: usize,
 }
 
 impl Default for IngestConfig {
     fn default() -> Self {
-        IngestConfig { max_file_bytes: 32 << 20, chunk_tokens: 200, chunk_overlap: 32, concurrency: 2 }
+        IngestConfig {
+            max_file_bytes: 32 << 20,
+            chunk_tokens: 200,
+            chunk_overlap: 32,
+            concurrency: 2,
+            keyframe_interval_secs: 10.0,
+            scene_threshold: 0.3,
+            max_keyframes: 256,
+        }
     }
 }
 
@@ -210,6 +370,8 @@ pub struct LimitsConfig {
     pub max_image_pixels: u64,
     /// Audio (ingested or queries) longer than this many seconds is refused.
     pub max_audio_seconds: f64,
+    /// Video longer than this many seconds is refused (checked from the header).
+    pub max_video_seconds: f64,
 }
 
 impl Default for Config {
@@ -272,6 +434,7 @@ impl Default for LimitsConfig {
             max_queued: 1024,
             max_image_pixels: 50_000_000,
             max_audio_seconds: 3600.0,
+            max_video_seconds: 3600.0,
         }
     }
 }
@@ -370,6 +533,7 @@ impl Config {
         if !["auto", "text", "json"].contains(&self.log_format.as_str()) {
             bail!("log_format must be auto, text or json, got '{}'", self.log_format);
         }
+        self.security.validate()?;
         Ok(())
     }
 
@@ -427,5 +591,40 @@ mod tests {
         let err = Config::load(None, std::iter::once(("AGENTDB_NOPE".into(), "1".into())), &[]).unwrap_err();
         assert!(format!("{err:#}").contains("unknown configuration key 'nope'"));
         assert!(Config::load(None, std::iter::empty(), &["storage.flush_rows=0".into()]).is_err());
+    }
+
+    #[test]
+    fn oidc_and_mfa_settings() {
+        let sets = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let c = Config::load(
+            None,
+            std::iter::empty(),
+            &sets(&[
+                "security.oidc.enabled=true",
+                "security.oidc.issuer=https://idp.example",
+                "security.oidc.audience=agentdb,agentdb-test",
+                "security.oidc.jwks_file=/etc/agentdb/jwks.json",
+                "security.oidc.algorithms=RS256,PS256",
+                "security.mfa_required_for=admin,delete",
+            ]),
+        )
+        .unwrap();
+        assert!(c.security.auth_enabled() && c.security.auth == "none");
+        assert_eq!(c.security.oidc.audience, vec!["agentdb", "agentdb-test"]);
+        assert_eq!(c.security.mfa_required_for, vec!["admin", "delete"]);
+        assert_eq!(c.security.oidc.settings().unwrap().algorithms.len(), 2);
+        assert!(Config::default().security.oidc.settings().unwrap().algorithms.len() == 2, "RS256, ES256");
+        // Defaults round-trip through TOML (`agentdb config`), lists included.
+        let again: Config = toml::from_str(&c.to_toml()).unwrap();
+        assert_eq!(again.security.oidc.algorithms, vec!["RS256", "PS256"]);
+        for (bad, why) in [
+            ("security.oidc.algorithms=RS256,HS256", "RS/HS confusion"),
+            ("security.oidc.algorithms=none", "never accepted"),
+            ("security.oidc.default_role=root", "unknown role"),
+            ("security.mfa_required_for=admin,delet", "unknown action 'delet'"),
+        ] {
+            let err = Config::load(None, std::iter::empty(), &sets(&["security.oidc.enabled=true", bad])).unwrap_err();
+            assert!(format!("{err:#}").contains(why), "{bad}: {err:#}");
+        }
     }
 }

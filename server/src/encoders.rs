@@ -3,8 +3,8 @@
 
 use agentdb_engine::{embedding_family, SpaceSpec};
 use agentdb_models::{
-    registry, AudioLimits, BatcherConfig, ImageEmbedding, ImageLimits, ImageService, LabelBridge, ModelInfo,
-    SpeechService, TextEncoder, TextService, Transcript,
+    registry, AudioLimits, BatcherConfig, ImageService, LabelBridge, ModelInfo, SpeechService, TextEncoder,
+    TextService, Transcript,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,6 +20,8 @@ pub struct Encoders {
     /// Speech -> transcript (Silero VAD + Whisper), embedded by the text encoder.
     pub speech: Option<Arc<SpeechService>>,
     pub speech_problem: Option<String>,
+    /// A user-supplied CLIP model (`models.clip`): its own space, text and image towers.
+    pub clip: Option<Arc<agentdb_models::clip::Clip>>,
 }
 
 impl Encoders {
@@ -32,6 +34,7 @@ impl Encoders {
             image_problem: Some(why.to_string()),
             speech: None,
             speech_problem: Some(why.to_string()),
+            clip: None,
         }
     }
 
@@ -90,6 +93,27 @@ impl Encoders {
                 (None, Some(why))
             }
         };
+        let clip = if cfg.clip.is_empty() {
+            None
+        } else {
+            // A folder name under the models folder, or a path.
+            let p = if std::path::Path::new(&cfg.clip).is_absolute() {
+                cfg.clip.clone().into()
+            } else {
+                dir.join(&cfg.clip)
+            };
+            match registry::read_model(&p).and_then(agentdb_models::clip::Clip::load) {
+                Ok(c) => {
+                    tracing::info!(encoder = %c.info.encoder_id(), dim = c.dim(), device = "cpu", "CLIP ready (CPU): text and image towers in their own space");
+                    Some(Arc::new(c))
+                }
+                Err(e) => {
+                    // Configured explicitly: say so loudly, keep serving the defaults.
+                    tracing::error!(path = %p.display(), error = %e, "CLIP model configured but not loaded");
+                    None
+                }
+            }
+        };
         Encoders {
             dir,
             text: Some(Arc::new(TextService::new(text, batch))),
@@ -98,6 +122,7 @@ impl Encoders {
             image_problem,
             speech,
             speech_problem,
+            clip,
         }
     }
 
@@ -131,6 +156,7 @@ impl Encoders {
             v.push(self.speech_id().unwrap_or_else(|| s.encoder_id()));
             v.push(s.vad_info.encoder_id());
         }
+        v.extend(self.clip.iter().map(|c| c.info.encoder_id()));
         v
     }
 
@@ -142,6 +168,13 @@ impl Encoders {
     /// The loaded encoder for `modality` whose vectors live in `space`'s family, if any.
     pub fn for_space(&self, space: &SpaceSpec, modality: Modal) -> Option<String> {
         let fam = embedding_family(space.encoder.as_deref()?);
+        if let Some(c) = &self.clip {
+            // CLIP embeds text, transcripts and images into one space of its own.
+            let id = c.info.encoder_id();
+            if id == fam {
+                return Some(id);
+            }
+        }
         let id = match modality {
             Modal::Text => self.text.as_ref()?.encoder_id(),
             Modal::Image => self.image.as_ref()?.encoder_id(),
@@ -150,6 +183,38 @@ impl Encoders {
         (embedding_family(&id) == fam).then_some(id)
     }
 }
+
+impl Encoders {
+    fn is_clip(&self, id: &str) -> Option<&agentdb_models::clip::Clip> {
+        self.clip.as_deref().filter(|c| c.info.encoder_id() == embedding_family(id))
+    }
+
+    /// Embed texts (chunks, transcripts, queries) with encoder `id` as `for_space`
+    /// chose it: CLIP's text tower, or the text encoder (directly or for a bridge).
+    pub fn embed_texts_as(&self, id: &str, texts: Vec<String>) -> Result<Vec<Vec<f32>>, crate::status::ApiError> {
+        if let Some(c) = self.is_clip(id) {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            return Ok(c.embed_texts(&refs)?);
+        }
+        Ok(self.text()?.batcher.submit_many_blocking(texts)?)
+    }
+
+    /// Embed decoded images with encoder `id`: CLIP's image tower (no labels) or the
+    /// label bridge (with its top labels and probabilities).
+    pub fn embed_images_as(
+        &self,
+        id: &str,
+        images: &[agentdb_models::image::RgbImage],
+    ) -> Result<Vec<(Vec<f32>, Labels)>, crate::status::ApiError> {
+        if let Some(c) = self.is_clip(id) {
+            return Ok(c.embed_images(images)?.into_iter().map(|v| (v, Vec::new())).collect());
+        }
+        Ok(self.image()?.embed_images_blocking(images)?.into_iter().map(|e| (e.vector, e.labels)).collect())
+    }
+}
+
+/// Top classes with their probabilities (the label bridge's; empty for CLIP).
+pub type Labels = Vec<(String, f32)>;
 
 /// What a query or a file is, for choosing its encoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,19 +232,6 @@ impl Modal {
             Modal::Speech => "speech",
         }
     }
-}
-
-/// A decoded image embedded once, reusable for every space of its family.
-pub fn embed_image(
-    enc: &Encoders,
-    bytes: &[u8],
-    lim: ImageLimits,
-) -> Result<(ImageEmbedding, (u32, u32)), crate::status::ApiError> {
-    let svc = enc.image()?;
-    let started = std::time::Instant::now();
-    let e = svc.embed_bytes_blocking(bytes, lim)?;
-    tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "image embedded");
-    Ok(e)
 }
 
 /// The speech in a query recording as text (for searching by audio).

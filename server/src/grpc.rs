@@ -144,6 +144,15 @@ impl v1::collections_server::Collections for Services {
                 index: agentdb_engine::DEFAULT_INDEX.into(),
                 encoder: Some(text.encoder_id()),
             });
+            if let Some(c) = &self.encoders.clip {
+                spaces.push(agentdb_engine::SpaceSpec {
+                    name: "clip".into(),
+                    dim: c.dim(),
+                    metric: agentdb_engine::Metric::Cosine,
+                    index: agentdb_engine::DEFAULT_INDEX.into(),
+                    encoder: Some(c.info.encoder_id()),
+                });
+            }
         }
         if spaces.is_empty() {
             return Err(Status::invalid_argument("at least one vector space is required (or multimodal)"));
@@ -342,11 +351,14 @@ impl v1::items_server::Items for Services {
         let text = (!r.text.trim().is_empty()).then(|| r.text.clone());
         let image = (!r.image.is_empty()).then(|| std::mem::take(&mut r.image));
         let audio = (!r.audio.is_empty()).then(|| std::mem::take(&mut r.audio));
-        let given =
-            [text.is_some(), image.is_some(), audio.is_some(), r.vector.is_some()].iter().filter(|g| **g).count();
+        let video = (!r.video.is_empty()).then(|| std::mem::take(&mut r.video));
+        let given = [text.is_some(), image.is_some(), audio.is_some(), video.is_some(), r.vector.is_some()]
+            .iter()
+            .filter(|g| **g)
+            .count();
         if given != 1 {
             return Err(Status::invalid_argument(
-                "search needs a query: exactly one of `vector`, `text`, `image` or `audio`",
+                "search needs a query: exactly one of `vector`, `text`, `image`, `audio` or `video`",
             ));
         }
         let delay = self.fault_delay_ms.load(Ordering::Relaxed);
@@ -355,8 +367,11 @@ impl v1::items_server::Items for Services {
         }
         let db = self.db.clone();
         let k = if r.top_k == 0 { 10 } else { r.top_k as usize };
-        if let Some(input) =
-            text.map(QueryInput::Text).or(image.map(QueryInput::Image)).or(audio.map(QueryInput::Audio))
+        if let Some(input) = text
+            .map(QueryInput::Text)
+            .or(image.map(QueryInput::Image))
+            .or(audio.map(QueryInput::Audio))
+            .or(video.map(QueryInput::Video))
         {
             let enc = self.encoders.clone();
             let lim = self.ingest;

@@ -2,7 +2,7 @@
 //! split, embed into the collection's spaces, and upsert atomically (one WAL record per
 //! file), so a killed run never leaves half a file behind and a re-run skips it.
 
-use crate::encoders::{embed_image, transcribe, Encoders, Modal};
+use crate::encoders::{transcribe, Encoders, Modal};
 use crate::status::ApiError;
 use agentdb_engine::{Collection, Item};
 use agentdb_models::{chunk_text, detect, markdown_to_text, registry::sha256_hex, Modality};
@@ -18,6 +18,14 @@ pub struct IngestLimits {
     pub chunk_overlap: usize,
     pub image: agentdb_models::ImageLimits,
     pub audio: agentdb_models::AudioLimits,
+    pub video: VideoOptions,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct VideoOptions {
+    pub limits: agentdb_models::video::VideoLimits,
+    pub interval_s: f32,
+    pub scene_threshold: f32,
 }
 
 /// Item id for chunk `i` of content with hash `sha`: stable, so re-ingesting the same
@@ -81,15 +89,7 @@ fn ingest_inner(
         Modality::Text => text_items(col, enc, &req, sha, media.mime, lim)?,
         Modality::Image => image_items(col, enc, &req, sha, media.mime, lim)?,
         Modality::Audio => speech_items(col, enc, &req, sha, media.mime, lim)?,
-        other => {
-            return Err(Status::failed_precondition(format!(
-                "{src}: {} ({}) needs an {} encoder, and none is installed in this build yet",
-                media.mime,
-                other.as_str(),
-                other.as_str()
-            ))
-            .into())
-        }
+        Modality::Video => video_items(col, enc, &req, sha, media.mime, lim)?,
     };
     let n = items.len();
     for batch in items.chunks(col.options().limits.max_batch.max(1)) {
@@ -156,11 +156,10 @@ fn text_items(
     if chunks.is_empty() {
         return Err(Status::invalid_argument(format!("{src}: no text to index")).into());
     }
-    let vectors = space_vectors(col, enc, Modal::Text, src, |_| {
-        Ok(text_svc.batcher.submit_many_blocking(chunks.iter().map(|c| c.text.clone()).collect())?)
-    })?;
+    let texts: Vec<String> = chunks.iter().map(|c| c.text.clone()).collect();
+    let vectors = space_vectors(col, enc, Modal::Text, src, |id| enc.embed_texts_as(id, texts.clone()))?;
     let n = chunks.len();
-    let encoder = text_svc.encoder_id();
+    let encoder = col.spec.spaces.iter().filter_map(|s| enc.for_space(s, Modal::Text)).collect::<Vec<_>>().join(" ");
     Ok(chunks
         .into_iter()
         .zip(vectors)
@@ -185,23 +184,28 @@ fn image_items(
     lim: IngestLimits,
 ) -> Result<Vec<Item>, ApiError> {
     let src = &req.source;
-    let mut meta = None;
-    let vectors = space_vectors(col, enc, Modal::Image, src, |_| {
-        let (e, dims) = embed_image(enc, &req.content, lim.image).map_err(|e| crate::status::prefixed(src, e))?;
-        let v = e.vector.clone();
-        meta = Some((e, dims));
+    let img =
+        agentdb_models::decode_image(&req.content, lim.image).map_err(|e| crate::status::prefixed(src, e.into()))?;
+    let (w, h) = img.dimensions();
+    let mut labels: Vec<(String, f32)> = Vec::new();
+    let vectors = space_vectors(col, enc, Modal::Image, src, |id| {
+        let mut out = enc.embed_images_as(id, std::slice::from_ref(&img))?;
+        let (v, l) = out.pop().unwrap_or_default();
+        if !l.is_empty() {
+            labels = l;
+        }
         Ok(vec![v])
     })?;
-    let (e, (w, h)) = meta.expect("an image space was filled");
-    let labels: Vec<&str> = e.labels.iter().take(5).map(|(l, _)| l.as_str()).collect();
-    let scores: Vec<f32> = e.labels.iter().take(5).map(|(_, p)| (p * 1e4).round() / 1e4).collect();
+    let names: Vec<&str> = labels.iter().take(5).map(|(l, _)| l.as_str()).collect();
+    let scores: Vec<f32> = labels.iter().take(5).map(|(_, p)| (p * 1e4).round() / 1e4).collect();
+    let encoders: Vec<String> = col.spec.spaces.iter().filter_map(|s| enc.for_space(s, Modal::Image)).collect();
     Ok(vec![Item {
         id: item_id(sha, 0),
         vectors: vectors.into_iter().next().unwrap_or_default(),
         payload: json!({
             "source": src, "modality": "image", "media_type": mime, "content_sha256": sha,
             "chunk": 0, "chunks": 1, "width": w, "height": h,
-            "labels": labels, "label_scores": scores, "encoder": enc.image()?.encoder_id(),
+            "labels": names, "label_scores": scores, "encoder": encoders.join(" "),
         }),
     }])
 }
@@ -228,10 +232,8 @@ fn speech_items(
         ))
         .into());
     }
-    let text_svc = enc.text()?;
-    let vectors = space_vectors(col, enc, Modal::Speech, src, |_| {
-        Ok(text_svc.batcher.submit_many_blocking(passages.iter().map(|p| p.2.clone()).collect())?)
-    })?;
+    let texts: Vec<String> = passages.iter().map(|p| p.2.clone()).collect();
+    let vectors = space_vectors(col, enc, Modal::Speech, src, |id| enc.embed_texts_as(id, texts.clone()))?;
     let n = passages.len();
     let encoder = enc.speech_id().unwrap_or_default();
     Ok(passages
@@ -248,4 +250,94 @@ fn speech_items(
             }),
         })
         .collect())
+}
+
+/// A video: one item per sampled keyframe (image bridge) and one per transcript passage
+/// of its audio track (speech bridge), all under the same source, so a search fuses
+/// what is seen with what is said.
+fn video_items(
+    col: &Collection,
+    enc: &Encoders,
+    req: &v1::IngestRequest,
+    sha: &str,
+    mime: &str,
+    lim: IngestLimits,
+) -> Result<Vec<Item>, ApiError> {
+    let src = &req.source;
+    let v = decode_video(&req.content, lim).map_err(|e| crate::status::prefixed(src, e))?;
+    let title = v.title.clone();
+    let mut parts: Vec<(BTreeMap<String, Vec<f32>>, serde_json::Value)> = Vec::new();
+    if !v.keyframes.is_empty() {
+        let images: Vec<_> = v.keyframes.iter().map(|k| k.image.clone()).collect();
+        let mut labels: Vec<Vec<(String, f32)>> = vec![Vec::new(); images.len()];
+        let vectors = space_vectors(col, enc, Modal::Image, src, |id| {
+            let out = enc.embed_images_as(id, &images)?;
+            if out.iter().any(|(_, l)| !l.is_empty()) {
+                labels = out.iter().map(|(_, l)| l.clone()).collect();
+            }
+            Ok(out.into_iter().map(|(v, _)| v).collect())
+        })?;
+        let encoder: Vec<String> = col.spec.spaces.iter().filter_map(|s| enc.for_space(s, Modal::Image)).collect();
+        let encoder = encoder.join(" ");
+        for ((k, l), vectors) in v.keyframes.iter().zip(&labels).zip(vectors) {
+            let labels: Vec<&str> = l.iter().take(5).map(|(l, _)| l.as_str()).collect();
+            parts.push((
+                vectors,
+                json!({
+                    "modality": "keyframe", "t_s": (k.t * 100.0).round() / 100.0, "scene_change": k.scene_change,
+                    "width": v.width, "height": v.height, "labels": labels, "encoder": encoder,
+                }),
+            ));
+        }
+    }
+    let mut speech_note = "no audio track";
+    if let Some((samples, rate)) = &v.audio {
+        let pcm = agentdb_models::audio::resample(samples, *rate, agentdb_models::speech::RATE);
+        let t = enc.speech()?.transcribe_blocking(&pcm).map_err(|e| crate::status::prefixed(src, e.into()))?;
+        let passages = agentdb_models::speech::passages(&t.segments, PASSAGE_WORDS);
+        speech_note = if passages.is_empty() { "no speech in the audio track" } else { "" };
+        if !passages.is_empty() {
+            let texts: Vec<String> = passages.iter().map(|p| p.2.clone()).collect();
+            let vectors = space_vectors(col, enc, Modal::Speech, src, |id| enc.embed_texts_as(id, texts.clone()))?;
+            let encoder = enc.speech_id().unwrap_or_default();
+            for ((a, b, text), vectors) in passages.into_iter().zip(vectors) {
+                parts.push((
+                    vectors,
+                    json!({
+                        "modality": "speech", "start_s": (a * 100.0).round() / 100.0,
+                        "end_s": (b * 100.0).round() / 100.0, "text": text, "encoder": encoder,
+                    }),
+                ));
+            }
+        }
+    }
+    if parts.is_empty() {
+        return Err(
+            Status::invalid_argument(format!("{src}: nothing to index: no frames decoded and {speech_note}")).into()
+        );
+    }
+    let n = parts.len();
+    Ok(parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, (vectors, mut p))| {
+            let common = json!({
+                "source": src, "media_type": mime, "content_sha256": sha, "chunk": i, "chunks": n,
+                "duration_s": (v.duration * 100.0).round() / 100.0, "container": v.container, "video_codec": v.video_codec,
+            });
+            if let (Some(o), Some(c)) = (p.as_object_mut(), common.as_object()) {
+                o.extend(c.clone());
+                if let Some(t) = &title {
+                    o.insert("title".into(), json!(t));
+                }
+            }
+            Item { id: item_id(sha, i), vectors, payload: p }
+        })
+        .collect())
+}
+
+/// Decode a video with the configured limits and keyframe sampling (blocking).
+pub fn decode_video(bytes: &[u8], lim: IngestLimits) -> Result<agentdb_models::video::Video, ApiError> {
+    let o = lim.video;
+    Ok(agentdb_models::video::decode_video(bytes, o.limits, o.interval_s, o.scene_threshold)?)
 }

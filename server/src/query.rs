@@ -3,7 +3,7 @@
 //! space is searched once per item modality (so text chunks, images and other items rank
 //! in separate lists, whatever their score scales), and the lists are fused by source.
 
-use crate::encoders::{embed_image, Encoders, Modal};
+use crate::encoders::{Encoders, Modal};
 use crate::ingest::IngestLimits;
 use crate::status::ApiError;
 use agentdb_engine::fusion::{fuse, FusionMode, RankedList};
@@ -14,13 +14,15 @@ use std::collections::HashMap;
 use tonic::Status;
 
 /// Item modalities that get a ranked list of their own; anything else shares "other".
-pub const ITEM_MODALITIES: [&str; 3] = ["text", "image", "speech"];
+pub const ITEM_MODALITIES: [&str; 4] = ["text", "image", "speech", "keyframe"];
 
 pub enum QueryInput {
     Text(String),
     Image(Vec<u8>),
     /// A recording: transcribed, then searched as text.
     Audio(Vec<u8>),
+    /// A video: the mean of its keyframes' vectors and its transcript's, searched at once.
+    Video(Vec<u8>),
 }
 
 pub struct CrossQuery {
@@ -39,18 +41,24 @@ pub struct CrossQuery {
 /// A query in an encoder's input modality (recordings become their transcript).
 enum Embeddable {
     Text(String),
-    Image(Vec<u8>),
+    Image(agentdb_models::image::RgbImage),
+    /// A query video: its keyframes and its transcript (if any).
+    Video(Vec<agentdb_models::image::RgbImage>, Option<String>),
 }
 
 pub fn run(col: &Collection, enc: &Encoders, q: CrossQuery, lim: IngestLimits) -> Result<Vec<v1::Hit>, ApiError> {
     let input = match q.input {
         QueryInput::Text(t) => Embeddable::Text(t),
-        QueryInput::Image(b) => Embeddable::Image(b),
+        QueryInput::Image(b) => Embeddable::Image(
+            agentdb_models::decode_image(&b, lim.image)
+                .map_err(|e| crate::status::prefixed("query image", e.into()))?,
+        ),
         QueryInput::Audio(b) => Embeddable::Text(crate::encoders::transcribe_query(enc, &b, lim.audio)?),
+        QueryInput::Video(b) => video_query(enc, &b, lim)?,
     };
     let modal = match input {
         Embeddable::Text(_) => Modal::Text,
-        Embeddable::Image(_) => Modal::Image,
+        Embeddable::Image(_) | Embeddable::Video(..) => Modal::Image,
     };
     // Which spaces this query can search, and the encoder for each.
     let mut targets = Vec::new();
@@ -97,9 +105,17 @@ pub fn run(col: &Collection, enc: &Encoders, q: CrossQuery, lim: IngestLimits) -
             continue;
         }
         let v = match &input {
-            Embeddable::Text(t) => enc.text()?.batcher.submit_blocking(t.clone())?,
-            Embeddable::Image(bytes) => {
-                embed_image(enc, bytes, lim.image).map_err(|e| crate::status::prefixed("query image", e))?.0.vector
+            Embeddable::Text(t) => enc.embed_texts_as(id, vec![t.clone()])?.pop().unwrap_or_default(),
+            Embeddable::Image(img) => {
+                enc.embed_images_as(id, std::slice::from_ref(img))?.pop().map(|(v, _)| v).unwrap_or_default()
+            }
+            Embeddable::Video(frames, transcript) => {
+                // Keyframe vectors and the transcript's, averaged and normalised.
+                let mut vs: Vec<Vec<f32>> = enc.embed_images_as(id, frames)?.into_iter().map(|(v, _)| v).collect();
+                if let Some(t) = transcript {
+                    vs.extend(enc.embed_texts_as(id, vec![t.clone()])?);
+                }
+                mean_normalised(&vs)
             }
         };
         vectors.insert(fam, v);
@@ -199,6 +215,14 @@ fn describe_part(p: &Value) -> String {
                 .unwrap_or_default();
             format!("image {}x{} (looks like: {})", p["width"], p["height"], labels.join(", "))
         }
+        Some("keyframe") => {
+            let labels: Vec<&str> = p["labels"]
+                .as_array()
+                .map(|a| a.iter().take(3).filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let cut = if p["scene_change"].as_bool() == Some(true) { ", scene change" } else { "" };
+            format!("keyframe at {:.1} s{cut} (looks like: {})", p["t_s"].as_f64().unwrap_or(0.0), labels.join(", "))
+        }
         Some("speech") => {
             let (i, n) = (p["chunk"].as_u64().unwrap_or(0), p["chunks"].as_u64().unwrap_or(1));
             let (a, b) = (p["start_s"].as_f64().unwrap_or(0.0), p["end_s"].as_f64().unwrap_or(0.0));
@@ -206,4 +230,33 @@ fn describe_part(p: &Value) -> String {
         }
         _ => "item".into(),
     }
+}
+
+/// Decode a query video into its keyframes and the transcript of its speech.
+fn video_query(enc: &Encoders, bytes: &[u8], lim: IngestLimits) -> Result<Embeddable, ApiError> {
+    let what = |e| crate::status::prefixed("query video", e);
+    let v = crate::ingest::decode_video(bytes, lim).map_err(what)?;
+    let mut transcript = None;
+    if let (Some((samples, rate)), Some(speech)) = (&v.audio, enc.speech.as_ref()) {
+        let pcm = agentdb_models::audio::resample(samples, *rate, agentdb_models::speech::RATE);
+        let t = speech.transcribe_blocking(&pcm).map_err(|e| what(e.into()))?;
+        let text: Vec<&str> = t.segments.iter().map(|s| s.text.trim()).collect();
+        if !text.is_empty() {
+            transcript = Some(text.join(" "));
+        }
+    }
+    if v.keyframes.is_empty() && transcript.is_none() {
+        return Err(Status::invalid_argument("query video: no frames and no speech to search with").into());
+    }
+    Ok(Embeddable::Video(v.keyframes.into_iter().map(|k| k.image).collect(), transcript))
+}
+
+fn mean_normalised(vs: &[Vec<f32>]) -> Vec<f32> {
+    let dim = vs.first().map(Vec::len).unwrap_or(0);
+    let mut mean = vec![0f32; dim];
+    for v in vs {
+        mean.iter_mut().zip(v).for_each(|(m, x)| *m += x);
+    }
+    let norm = mean.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    mean.into_iter().map(|x| x / norm).collect()
 }

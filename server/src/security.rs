@@ -1,20 +1,58 @@
-//! Authentication at the gRPC edge and authorization in the handlers, with every
+//! Authentication at the gRPC edge (API keys and OIDC/JWT bearer tokens) and
+//! authorization in the handlers (roles, collection scopes, the MFA policy), with every
 //! authentication failure, every decision on a mutation and every admin action written
 //! to the hash-chained audit log. Policy itself lives in `agentdb_orchestrator::security`.
 
-use agentdb_orchestrator::security::{Action, ApiKey, AuditLog, KeyStore, Principal, Role};
+use agentdb_orchestrator::security::{Action, ApiKey, AuditLog, KeyStore, MfaPolicy, OidcVerifier, Principal, Role};
 use agentdb_proto::v1;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 pub struct Security {
-    /// `None` when authentication is off (the loopback default).
+    /// API keys; `None` when `security.auth = "none"`.
     pub keys: Option<Arc<KeyStore>>,
+    /// OIDC bearer tokens; `None` unless `security.oidc.enabled`.
+    pub oidc: Option<Arc<OidcVerifier>>,
+    /// Actions that need a multi-factor login.
+    pub mfa: MfaPolicy,
     pub audit: Option<Arc<AuditLog>>,
     pub rate: Option<crate::quota::RateLimiter>,
 }
 
 impl Security {
+    /// Whether requests must carry credentials (off: the loopback default).
+    pub fn auth_enabled(&self) -> bool {
+        self.keys.is_some() || self.oidc.is_some()
+    }
+
+    /// Turn the request's credentials into a principal: `adb_...` bearer values are API
+    /// keys, anything else is an OIDC token when OIDC is on. The error is the reason, for
+    /// the UNAUTHENTICATED status and the audit log (never the credential itself).
+    pub async fn authenticate(&self, headers: &tonic::codegen::http::HeaderMap) -> Result<Principal, String> {
+        let Some(presented) = presented_key(headers) else {
+            let what = match (&self.keys, &self.oidc) {
+                (Some(_), Some(_)) => "<api key or OIDC token>",
+                (None, Some(_)) => "<OIDC token>",
+                _ => "<api key>",
+            };
+            return Err(format!("missing credentials: send `authorization: Bearer {what}`"));
+        };
+        // Both verifications are CPU work (Argon2, RSA/ECDSA) and a JWKS refresh may
+        // read a file or the network: keep them off the async workers.
+        let verdict = match (&self.keys, &self.oidc) {
+            (Some(keys), oidc) if presented.starts_with("adb_") || oidc.is_none() => {
+                let keys = keys.clone();
+                tokio::task::spawn_blocking(move || keys.verify(&presented).map_err(|e| e.to_string())).await
+            }
+            (_, Some(oidc)) => {
+                let oidc = oidc.clone();
+                tokio::task::spawn_blocking(move || oidc.verify(&presented).map_err(|e| format!("OIDC: {e}"))).await
+            }
+            _ => return Err("authentication is off".into()),
+        };
+        verdict.map_err(|e| e.to_string())?
+    }
+
     pub fn audit(&self, principal: &str, action: &str, target: &str, decision: &str, detail: &str) {
         if let Some(a) = &self.audit {
             if let Err(e) = a.append(principal, action, target, decision, detail) {
@@ -33,17 +71,17 @@ impl Security {
         method: &str,
     ) -> Result<(), Status> {
         let who = p.map_or("local".to_string(), |p| p.id.clone());
-        let decision = match (&self.keys, p) {
-            (None, _) => Ok(()),
-            (Some(_), None) => Err("no credentials".to_string()),
-            (Some(_), Some(p)) => p.authorize(action, collection),
+        let decision = match (self.auth_enabled(), p) {
+            (false, _) => Ok(()),
+            (true, None) => Err("no credentials".to_string()),
+            (true, Some(p)) => p.authorize(action, collection).and_then(|()| self.mfa.check(p, action, method)),
         };
         match decision {
             Ok(()) => {
                 // With authentication off there is no decision to record for ordinary
                 // writes (and an extra fsync per write would halve their speed); admin
                 // actions are recorded either way.
-                if action == Action::Admin || (action == Action::Write && self.keys.is_some()) {
+                if action == Action::Admin || (action == Action::Write && self.auth_enabled()) {
                     self.audit(&who, method, collection, "allow", action.as_str());
                 }
                 Ok(())
@@ -57,7 +95,7 @@ impl Security {
 
     /// Whether the principal may see `collection` in listings.
     pub fn visible(&self, p: Option<&Principal>, collection: &str) -> bool {
-        self.keys.is_none() || p.is_some_and(|p| p.authorize(Action::Read, collection).is_ok())
+        !self.auth_enabled() || p.is_some_and(|p| p.authorize(Action::Read, collection).is_ok())
     }
 }
 
@@ -79,9 +117,7 @@ pub struct SecurityService(pub Arc<Security>);
 impl SecurityService {
     fn admin<T>(&self, req: &Request<T>, method: &str) -> Result<Arc<KeyStore>, Status> {
         let keys = self.0.keys.clone().ok_or_else(|| {
-            Status::failed_precondition(
-                "authentication is off (security.auth = \"none\"): there are no API keys to manage",
-            )
+            Status::failed_precondition("API keys are off (security.auth = \"none\"): there are no API keys to manage")
         })?;
         self.0.authorize(req.extensions().get::<Principal>(), Action::Admin, "", method)?;
         Ok(keys)

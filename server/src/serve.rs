@@ -52,7 +52,7 @@ pub fn set_log_level(spec: &str) -> Result<String, String> {
     Ok(old)
 }
 
-/// The gRPC edge: authentication (API keys, when enabled), per-method request metrics,
+/// The gRPC edge: authentication (API keys and/or OIDC tokens, when enabled), per-method request metrics,
 /// and tonic's OUT_OF_RANGE for an oversize request turned into RESOURCE_EXHAUSTED
 /// (gRPC's convention, and our API's), with the configured limit named.
 #[derive(Clone)]
@@ -107,16 +107,9 @@ where
             .map(|a| a.ip().to_string());
         Box::pin(async move {
             let mut who = format!("peer:{}", peer.unwrap_or_default());
-            if let (Some(keys), true) = (security.keys.clone(), needs_auth(&method)) {
-                let presented = crate::security::presented_key(req.headers());
-                let verdict = match presented {
-                    None => Err("missing credentials: send `authorization: Bearer <api key>`".to_string()),
-                    Some(k) => tokio::task::spawn_blocking(move || keys.verify(&k))
-                        .await
-                        .map_err(|e| e.to_string())
-                        .and_then(|r| r.map_err(|e| e.to_string())),
-                };
-                match verdict {
+            if security.auth_enabled() && needs_auth(&method) {
+                // API key or OIDC token -> Principal, which the handlers authorize.
+                match security.authenticate(req.headers()).await {
                     Ok(p) => {
                         who = p.id.clone();
                         req.extensions_mut().insert(p);
@@ -166,7 +159,7 @@ where
 
 /// Refuse to expose an unauthenticated server beyond this machine.
 pub fn check_exposure(listen: &std::net::SocketAddr, cfg: &Config) -> Result<()> {
-    if listen.ip().is_loopback() || cfg.security.auth != "none" {
+    if listen.ip().is_loopback() || cfg.security.auth_enabled() {
         return Ok(());
     }
     if cfg.security.insecure {
@@ -176,8 +169,9 @@ pub fn check_exposure(listen: &std::net::SocketAddr, cfg: &Config) -> Result<()>
     }
     anyhow::bail!(
         "refusing to listen on {listen} without authentication: set security.auth = \"api_key\" \
-         (--set security.auth=api_key; an admin key is created on first start), listen on a loopback \
-         address, or pass --insecure to override"
+         (--set security.auth=api_key; an admin key is created on first start) and/or enable OIDC \
+         (security.oidc.enabled, issuer, audience, jwks_file or jwks_url; see docs/SECURITY.md), listen on \
+         a loopback address, or pass --insecure to override"
     )
 }
 
@@ -234,7 +228,8 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
         tokio::net::TcpListener::bind(&cfg.listen).await.with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     check_exposure(&addr, &cfg)?;
-    let security = Arc::new(open_security(&cfg)?);
+    // Loading the OIDC JWKS may read a file or the network: not on an async worker.
+    let security = Arc::new(tokio::task::block_in_place(|| open_security(&cfg))?);
     let max_concurrent = if cfg.limits.max_concurrent == 0 { threads * 2 } else { cfg.limits.max_concurrent };
     let device = crate::device::select(&cfg.device)?;
     let models_cfg = cfg.models.clone();
@@ -254,6 +249,15 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
             chunk_overlap: cfg.ingest.chunk_overlap,
             image: agentdb_models::ImageLimits { max_pixels: cfg.limits.max_image_pixels, ..Default::default() },
             audio: agentdb_models::AudioLimits { max_seconds: cfg.limits.max_audio_seconds },
+            video: crate::ingest::VideoOptions {
+                limits: agentdb_models::video::VideoLimits {
+                    max_seconds: cfg.limits.max_video_seconds,
+                    max_pixels: cfg.limits.max_image_pixels,
+                    max_frames: cfg.ingest.max_keyframes.max(1),
+                },
+                interval_s: cfg.ingest.keyframe_interval_secs,
+                scene_threshold: cfg.ingest.scene_threshold,
+            },
         },
         ingest_concurrency: cfg.ingest.concurrency,
     };
@@ -393,6 +397,20 @@ fn open_security(cfg: &Config) -> Result<crate::security::Security> {
         }
         other => anyhow::bail!("security.auth must be \"none\" or \"api_key\", got \"{other}\""),
     };
+    let oidc = if cfg.security.oidc.enabled {
+        let settings = cfg.security.oidc.settings()?;
+        let v = agentdb_orchestrator::security::OidcVerifier::new(settings)
+            .map_err(|e| anyhow::anyhow!("security.oidc: {e}"))?;
+        tracing::info!(issuer = %cfg.security.oidc.issuer, kids = ?v.key_ids(), "OIDC bearer tokens enabled");
+        Some(Arc::new(v))
+    } else {
+        None
+    };
+    let mfa = agentdb_orchestrator::security::MfaPolicy::new(
+        &cfg.security.mfa_required_for,
+        cfg.security.mfa_exempt_api_keys,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let rate = crate::quota::RateLimiter::new(cfg.security.rate_limit_per_sec, cfg.security.rate_limit_burst);
-    Ok(crate::security::Security { keys, audit, rate })
+    Ok(crate::security::Security { keys, oidc, mfa, audit, rate })
 }

@@ -3,7 +3,7 @@
 //! key costs one Argon2 evaluation; successful verifications are cached by the key's
 //! SHA-256 so requests after the first are cheap, and a revocation clears the cache.
 
-use super::{Error, Principal, Role};
+use super::{AuthMethod, Error, Principal, Role};
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use parking_lot::RwLock;
@@ -179,6 +179,8 @@ impl KeyStore {
             role: key.role,
             collections: key.collections,
             row_filter: key.row_filter,
+            auth: AuthMethod::ApiKey,
+            mfa: false,
         })
     }
 }

@@ -1,11 +1,16 @@
-//! Security policy: principals, roles, API keys (stored hashed with Argon2id) and the
-//! hash-chained audit log.
+//! Security policy: principals, roles, API keys (stored hashed with Argon2id), OIDC/JWT
+//! bearer tokens verified against a JWKS, the multi-factor policy and the hash-chained
+//! audit log.
 
 pub mod audit;
 pub mod keys;
+pub mod mfa;
+pub mod oidc;
 
 pub use audit::{AuditLog, AuditRecord};
 pub use keys::{ApiKey, KeyStore};
+pub use mfa::MfaPolicy;
+pub use oidc::{OidcSettings, OidcVerifier};
 
 use serde::{Deserialize, Serialize};
 
@@ -65,10 +70,23 @@ impl Role {
     }
 }
 
+/// How a principal proved its identity. Every source maps to the same [`Principal`]
+/// (role, collection scopes, row filter), so authorization, row policies, quotas and
+/// audit do not care which one it was; SAML, LDAP and mTLS identities slot in here as
+/// further variants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum AuthMethod {
+    /// An `adb_...` API key: one factor.
+    ApiKey,
+    /// A JWT from this OIDC issuer, verified against its JWKS.
+    Oidc { issuer: String },
+}
+
 /// An authenticated identity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Principal {
-    /// `key:<id>` for API keys.
+    /// `key:<id>` for API keys, `oidc:<sub>` for OIDC tokens.
     pub id: String,
     pub name: String,
     pub role: Role,
@@ -77,6 +95,9 @@ pub struct Principal {
     /// Row-level policy: a filter expression every item this principal reads, writes
     /// or deletes must satisfy (e.g. `tenant = "acme"`), whatever filter it sends.
     pub row_filter: Option<String>,
+    pub auth: AuthMethod,
+    /// Whether the login proved several factors (OIDC `amr`/`acr`); see [`MfaPolicy`].
+    pub mfa: bool,
 }
 
 impl Principal {
@@ -128,6 +149,8 @@ mod tests {
             role: Role::Reader,
             collections: vec!["a".into()],
             row_filter: None,
+            auth: AuthMethod::ApiKey,
+            mfa: false,
         };
         assert!(p.authorize(Action::Read, "a").is_ok());
         assert!(p.authorize(Action::Read, "b").unwrap_err().contains("no access to collection 'b'"));
