@@ -41,3 +41,11 @@ if ! python3 -c "import prometheus_client" 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check prometheus-client==0.26.0 2>/dev/null \
     || python3 -m pip install --quiet --break-system-packages prometheus-client==0.26.0
 fi
+
+# The official A2A Python SDK: the client that server/tests/e2e_a2a.rs drives AgentDB's
+# A2A server with (server/tests/a2a_client.py). Pinned: the test checks its wire format.
+if ! python3 -c "import a2a.client, sys; from importlib.metadata import version; sys.exit(version('a2a-sdk') != '1.3.0')" 2>/dev/null; then
+  echo "setup: installing a2a-sdk 1.3.0 (A2A test client) from PyPI"
+  python3 -m pip install --quiet --disable-pip-version-check a2a-sdk==1.3.0 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages a2a-sdk==1.3.0
+fi

@@ -149,11 +149,13 @@ fn media_bench(b: MediaBench) -> Result<()> {
     let dir = b.models.clone().unwrap_or_else(registry::default_dir);
     let mut images = Vec::new();
     let mut audio = Vec::new();
+    let mut videos = Vec::new();
     for f in std::fs::read_dir(&b.dir)?.flatten() {
         let bytes = std::fs::read(f.path())?;
         match detect(&bytes).map(|m| m.modality) {
             Some(Modality::Image) => images.push(bytes),
             Some(Modality::Audio) => audio.push(bytes),
+            Some(Modality::Video) => videos.push(bytes),
             _ => {}
         }
     }
@@ -197,13 +199,39 @@ fn media_bench(b: MediaBench) -> Result<()> {
         let end_to_end = n / t.elapsed().as_secs_f64();
         out["image"] = serde_json::json!({"decode_preprocess_per_s": decode_per_s, "embed": rows, "decode_embed_per_s": end_to_end});
     }
-    if !audio.is_empty() {
+    let speech = if audio.is_empty() && videos.is_empty() {
+        None
+    } else {
         agentdb_models::vad::init_runtime(&dir).map_err(e)?;
         let vad_info = registry::read_model(&dir.join("silero-vad")).map_err(e)?;
         let vad = agentdb_models::vad::Vad::load(vad_info.clone(), &dir).map_err(e)?;
         let w_info = registry::read_model(&dir.join("whisper-base")).map_err(e)?;
         let whisper = agentdb_models::whisper::Whisper::load(w_info.clone()).map_err(e)?;
-        let svc = agentdb_models::SpeechService::new(vad, vad_info, whisper, w_info, Default::default());
+        Some(agentdb_models::SpeechService::new(vad, vad_info, whisper, w_info, Default::default()))
+    };
+    if !videos.is_empty() {
+        let Some(svc) = speech.as_ref() else { anyhow::bail!("speech models not loaded") };
+        let (mut secs, mut decode_s, mut total_s, mut frames) = (0f64, 0f64, 0f64, 0usize);
+        for bytes in &videos {
+            let t = Instant::now();
+            let v = agentdb_models::video::decode_video(bytes, Default::default(), 10.0, 0.3).map_err(e)?;
+            decode_s += t.elapsed().as_secs_f64();
+            let images: Vec<_> = v.keyframes.iter().map(|k| k.image.clone()).collect();
+            frames += images.len();
+            let inputs: Vec<Vec<f32>> = images.iter().map(preprocess).collect();
+            bridge.embed(&inputs).map_err(e)?;
+            if let Some((samples, rate)) = &v.audio {
+                svc.transcribe_blocking(&agentdb_models::audio::resample(samples, *rate, 16_000)).map_err(e)?;
+            }
+            total_s += t.elapsed().as_secs_f64();
+            secs += v.duration as f64;
+        }
+        out["video"] = serde_json::json!({
+            "video_seconds": secs, "keyframes": frames, "decode_seconds": decode_s, "total_seconds": total_s,
+            "real_time_factor": total_s / secs.max(1e-9),
+        });
+    }
+    if let (false, Some(svc)) = (audio.is_empty(), speech.as_ref()) {
         let (mut secs, mut speech, mut decode_s, mut total_s) = (0f64, 0f64, 0f64, 0f64);
         for bytes in &audio {
             let t = Instant::now();
@@ -236,6 +264,17 @@ fn media_bench(b: MediaBench) -> Result<()> {
         for r in i["embed"].as_array().into_iter().flatten() {
             println!("  embed only, batch {:>2}: {:.1} images/s", r["batch"], r["embed_per_s"].as_f64().unwrap_or(0.0));
         }
+    }
+    if let Some(v) = out.get("video") {
+        println!(
+            "video: {} files, {:.1} s, {} keyframes: decode {:.2} s, decode+keyframes+speech {:.1} s, real-time factor {:.3}",
+            videos.len(),
+            v["video_seconds"].as_f64().unwrap_or(0.0),
+            v["keyframes"],
+            v["decode_seconds"].as_f64().unwrap_or(0.0),
+            v["total_seconds"].as_f64().unwrap_or(0.0),
+            v["real_time_factor"].as_f64().unwrap_or(0.0)
+        );
     }
     if let Some(a) = out.get("audio") {
         println!(

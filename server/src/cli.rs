@@ -227,8 +227,12 @@ pub fn normalize_url(server: &str) -> String {
 
 pub async fn connect(server: &str) -> Result<Ch> {
     let url = normalize_url(server);
-    let ch = Channel::from_shared(url.clone())
-        .with_context(|| format!("invalid server address '{server}'"))?
+    let mut endpoint =
+        Channel::from_shared(url.clone()).with_context(|| format!("invalid server address '{server}'"))?;
+    if url.starts_with("https://") {
+        endpoint = endpoint.tls_config(client_tls()?).context("TLS client configuration")?;
+    }
+    let ch = endpoint
         .connect()
         .await
         .with_context(|| format!("cannot connect to agentdb at {url} (is `agentdb serve` running?)"))?;
@@ -241,6 +245,33 @@ pub async fn connect(server: &str) -> Result<Ch> {
         _ => None,
     };
     Ok(tonic::service::interceptor::InterceptedService::new(ch, ApiKeyAuth(key)))
+}
+
+/// TLS for `https://` servers: trust `AGENTDB_CA_CERT` (`--ca-cert`) if set, else the
+/// public web roots; present `AGENTDB_CLIENT_CERT`/`AGENTDB_CLIENT_KEY` (`--client-cert`,
+/// `--client-key`) to servers that ask for a client certificate (mTLS).
+fn client_tls() -> Result<tonic::transport::ClientTlsConfig> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    let file = |var: &str| -> Result<Option<Vec<u8>>> {
+        match std::env::var_os(var).filter(|v| !v.is_empty()) {
+            Some(p) => Ok(Some(
+                std::fs::read(&p)
+                    .with_context(|| format!("cannot read {} ({var})", std::path::Path::new(&p).display()))?,
+            )),
+            None => Ok(None),
+        }
+    };
+    let mut tls = ClientTlsConfig::new();
+    tls = match file("AGENTDB_CA_CERT")? {
+        Some(ca) => tls.ca_certificate(Certificate::from_pem(ca)),
+        None => tls.with_webpki_roots(),
+    };
+    match (file("AGENTDB_CLIENT_CERT")?, file("AGENTDB_CLIENT_KEY")?) {
+        (Some(cert), Some(key)) => tls = tls.identity(Identity::from_pem(cert, key)),
+        (None, None) => {}
+        _ => anyhow::bail!("--client-cert and --client-key (AGENTDB_CLIENT_CERT/AGENTDB_CLIENT_KEY) go together"),
+    }
+    Ok(tls)
 }
 
 pub fn clients(ch: Ch) -> (CollectionsClient, ItemsClient) {

@@ -34,7 +34,26 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub security: SecurityConfig,
     pub alerts: AlertsConfig,
+    pub telemetry: TelemetryConfig,
     pub debug: DebugConfig,
+}
+
+/// OpenTelemetry traces (see docs/OPERATIONS.md, "Traces").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// OTLP/gRPC collector, e.g. `http://127.0.0.1:4317` ("" = tracing export off).
+    pub otlp_endpoint: String,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
+    /// Fraction of new traces sampled (0.0-1.0); a sampled incoming `traceparent` is always followed.
+    pub sample_ratio: f64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig { otlp_endpoint: String::new(), service_name: "agentdb".into(), sample_ratio: 1.0 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -101,6 +120,7 @@ pub struct SecurityConfig {
     /// policy on `admin` also stops admin API keys.
     pub mfa_exempt_api_keys: bool,
     pub oidc: OidcConfig,
+    pub tls: TlsConfig,
 }
 
 impl Default for SecurityConfig {
@@ -114,6 +134,7 @@ impl Default for SecurityConfig {
             mfa_required_for: Vec::new(),
             mfa_exempt_api_keys: false,
             oidc: OidcConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -121,7 +142,7 @@ impl Default for SecurityConfig {
 impl SecurityConfig {
     /// Whether requests must carry credentials (API keys or OIDC tokens).
     pub fn auth_enabled(&self) -> bool {
-        self.auth != "none" || self.oidc.enabled
+        self.auth != "none" || self.oidc.enabled || self.tls.client_cert_required()
     }
 
     /// Check what can be checked without touching files or the network (algorithms,
@@ -135,7 +156,93 @@ impl SecurityConfig {
         if self.oidc.enabled {
             self.oidc.settings()?;
         }
+        self.tls.validate()?;
         Ok(())
+    }
+}
+
+/// `[security.tls]`: TLS (rustls) on the gRPC and HTTP listeners, with the certificate
+/// and key reloaded from disk when they change, and optional mTLS client certificates
+/// as identities. Off while `cert_file` is empty.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// Server certificate chain (PEM, leaf first).
+    pub cert_file: String,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key_file: String,
+    /// CA bundle (PEM) that signs client certificates; set, it enables mTLS.
+    pub client_ca_file: String,
+    /// With a client CA: "required" (every gRPC connection presents a valid client
+    /// certificate; counts as authentication) or "optional" (default).
+    pub client_auth: String,
+    /// Roles for client-certificate identities, by subject CN (or first SAN) — e.g.
+    /// `client_roles = { "ops" = "admin" }`; unlisted identities get `client_default_role`.
+    pub client_roles: std::collections::BTreeMap<String, String>,
+    /// Role of a client-certificate identity not listed in `client_roles` (default reader).
+    pub client_default_role: String,
+    /// How often (seconds) to check the certificate and key files for changes and reload
+    /// them; 0 = never (default 10).
+    pub reload_secs: u64,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert_file: String::new(),
+            key_file: String::new(),
+            client_ca_file: String::new(),
+            client_auth: "optional".into(),
+            client_roles: Default::default(),
+            client_default_role: "reader".into(),
+            reload_secs: 10,
+        }
+    }
+}
+
+impl TlsConfig {
+    /// Whether TLS is configured.
+    pub fn enabled(&self) -> bool {
+        !self.cert_file.trim().is_empty()
+    }
+
+    /// Whether every gRPC connection must present a verified client certificate.
+    pub fn client_cert_required(&self) -> bool {
+        self.enabled() && !self.client_ca_file.trim().is_empty() && self.client_auth == "required"
+    }
+
+    /// The `client_auth` mode, `client_default_role` and `client_roles` as checked values.
+    pub fn validate(&self) -> Result<()> {
+        use agentdb_orchestrator::security::Role;
+        if !["", "optional", "required"].contains(&self.client_auth.as_str()) {
+            bail!("security.tls.client_auth must be \"optional\" or \"required\", got \"{}\"", self.client_auth);
+        }
+        if !self.enabled() {
+            if !self.key_file.trim().is_empty() || !self.client_ca_file.trim().is_empty() {
+                bail!("security.tls: key_file/client_ca_file are set but cert_file is empty");
+            }
+            return Ok(());
+        }
+        if self.key_file.trim().is_empty() {
+            bail!("security.tls.cert_file is set but security.tls.key_file is empty");
+        }
+        if self.client_auth == "required" && self.client_ca_file.trim().is_empty() {
+            bail!("security.tls.client_auth = \"required\" needs security.tls.client_ca_file");
+        }
+        Role::parse(self.default_role()).map_err(|e| anyhow::anyhow!("security.tls.client_default_role: {e}"))?;
+        for (who, role) in &self.client_roles {
+            Role::parse(role).map_err(|e| anyhow::anyhow!("security.tls.client_roles.{who}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// `client_default_role`, "reader" when unset.
+    pub fn default_role(&self) -> &str {
+        if self.client_default_role.trim().is_empty() {
+            "reader"
+        } else {
+            self.client_default_role.trim()
+        }
     }
 }
 
@@ -390,6 +497,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             security: SecurityConfig::default(),
             alerts: AlertsConfig::default(),
+            telemetry: TelemetryConfig::default(),
             debug: DebugConfig::default(),
         }
     }
@@ -504,8 +612,8 @@ impl Config {
         };
         for (k, v) in env {
             let Some(rest) = k.strip_prefix("AGENTDB_") else { continue };
-            if rest == "URL" || rest == "CONFIG" {
-                continue; // client address and config path, not config keys
+            if ["URL", "CONFIG", "CA_CERT", "CLIENT_CERT", "CLIENT_KEY"].contains(&rest) {
+                continue; // client address, TLS files and config path, not config keys
             }
             let key = rest.to_ascii_lowercase().replace("__", ".");
             set_path(&mut table, &key, parse_scalar(&v), &known, &format!("environment variable {k}"))?;

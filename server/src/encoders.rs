@@ -144,6 +144,25 @@ impl Encoders {
             .ok_or_else(|| tonic::Status::failed_precondition(self.speech_problem.clone().unwrap_or_default()))
     }
 
+    /// The spaces a `--multimodal` collection gets: `text` (the text encoder's family,
+    /// which the image and speech bridges also write into) and `clip` when a CLIP model
+    /// is loaded.
+    pub fn multimodal_spaces(&self) -> Result<Vec<SpaceSpec>, tonic::Status> {
+        let text = self.text()?;
+        let space = |name: &str, dim: usize, encoder: String| SpaceSpec {
+            name: name.into(),
+            dim,
+            metric: agentdb_engine::Metric::Cosine,
+            index: agentdb_engine::DEFAULT_INDEX.into(),
+            encoder: Some(encoder),
+        };
+        let mut spaces = vec![space("text", text.dim(), text.encoder_id())];
+        if let Some(c) = &self.clip {
+            spaces.push(space("clip", c.dim(), c.info.encoder_id()));
+        }
+        Ok(spaces)
+    }
+
     pub fn installed(&self) -> Vec<ModelInfo> {
         registry::discover(&self.dir)
     }

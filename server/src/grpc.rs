@@ -136,23 +136,7 @@ impl v1::collections_server::Collections for Services {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| to_status(e.into()))?;
         if r.multimodal {
-            let text = self.encoders.text()?;
-            spaces.push(agentdb_engine::SpaceSpec {
-                name: "text".into(),
-                dim: text.dim(),
-                metric: agentdb_engine::Metric::Cosine,
-                index: agentdb_engine::DEFAULT_INDEX.into(),
-                encoder: Some(text.encoder_id()),
-            });
-            if let Some(c) = &self.encoders.clip {
-                spaces.push(agentdb_engine::SpaceSpec {
-                    name: "clip".into(),
-                    dim: c.dim(),
-                    metric: agentdb_engine::Metric::Cosine,
-                    index: agentdb_engine::DEFAULT_INDEX.into(),
-                    encoder: Some(c.info.encoder_id()),
-                });
-            }
+            spaces.extend(self.encoders.multimodal_spaces()?);
         }
         if spaces.is_empty() {
             return Err(Status::invalid_argument("at least one vector space is required (or multimodal)"));

@@ -1,6 +1,7 @@
 //! The `agentdb` binary: `agentdb serve` runs the server; every other command is a
 //! gRPC client of a running server (`--server URL` or `AGENTDB_URL`).
 
+mod a2a;
 mod anomaly;
 mod bench;
 mod cli;
@@ -18,6 +19,8 @@ mod security;
 mod serve;
 mod status;
 mod status_rpc;
+mod telemetry;
+mod tls;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -31,6 +34,15 @@ struct Args {
     /// API key for servers with security.auth = "api_key" (or AGENTDB_API_KEY).
     #[arg(long, global = true, hide_env_values = true)]
     api_key: Option<String>,
+    /// CA certificate (PEM) to trust for an `https://` server (else the public web roots).
+    #[arg(long, global = true, env = "AGENTDB_CA_CERT")]
+    ca_cert: Option<PathBuf>,
+    /// Client certificate (PEM) for servers that require mTLS (with --client-key).
+    #[arg(long, global = true, env = "AGENTDB_CLIENT_CERT")]
+    client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, global = true, env = "AGENTDB_CLIENT_KEY")]
+    client_key: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -135,6 +147,16 @@ fn main() {
     if let Some(k) = &args.api_key {
         // Read by the client channel (cli::connect); set before any thread starts.
         std::env::set_var("AGENTDB_API_KEY", k);
+    }
+    // TLS files, likewise read by cli::connect.
+    for (var, v) in [
+        ("AGENTDB_CA_CERT", &args.ca_cert),
+        ("AGENTDB_CLIENT_CERT", &args.client_cert),
+        ("AGENTDB_CLIENT_KEY", &args.client_key),
+    ] {
+        if let Some(p) = v {
+            std::env::set_var(var, p);
+        }
     }
     let result = match args.command {
         Command::Serve(s) => serve_cmd(s),

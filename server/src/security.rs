@@ -17,12 +17,15 @@ pub struct Security {
     pub mfa: MfaPolicy,
     pub audit: Option<Arc<AuditLog>>,
     pub rate: Option<crate::quota::RateLimiter>,
+    /// `security.tls.client_auth = "required"`: every gRPC connection carries a verified
+    /// client certificate, whose identity (see `crate::tls`) is the principal.
+    pub mtls_required: bool,
 }
 
 impl Security {
     /// Whether requests must carry credentials (off: the loopback default).
     pub fn auth_enabled(&self) -> bool {
-        self.keys.is_some() || self.oidc.is_some()
+        self.keys.is_some() || self.oidc.is_some() || self.mtls_required
     }
 
     /// Turn the request's credentials into a principal: `adb_...` bearer values are API

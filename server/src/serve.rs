@@ -4,6 +4,7 @@
 use crate::config::Config;
 use crate::grpc::{Gate, Services};
 use crate::metrics::Metrics;
+use agentdb_orchestrator::security::Principal;
 use agentdb_proto::v1;
 use anyhow::{Context, Result};
 use std::sync::Arc;
@@ -31,10 +32,13 @@ pub fn init_logging(cfg: &Config) {
     };
     let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
     let registry = tracing_subscriber::registry().with(filter);
+    // OpenTelemetry export (None unless telemetry.otlp_endpoint is set; needs the runtime entered).
     let ok = if json {
-        registry.with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr)).try_init().is_ok()
+        let r = registry.with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr));
+        r.with(crate::telemetry::layer(&cfg.telemetry)).try_init().is_ok()
     } else {
-        registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).try_init().is_ok()
+        let r = registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr));
+        r.with(crate::telemetry::layer(&cfg.telemetry)).try_init().is_ok()
     };
     if ok {
         let _ = LOG_FILTER.set((handle, parking_lot::Mutex::new(spec)));
@@ -100,27 +104,60 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let (limit, metrics, security) = (self.limit, self.metrics.clone(), self.security.clone());
+        // Over TLS the connection info is ours (crate::tls), with the client certificate's identity.
+        let tls_info = req.extensions().get::<crate::tls::TlsConnectInfo>().cloned();
         let peer = req
             .extensions()
             .get::<tonic::transport::server::TcpConnectInfo>()
             .and_then(|c| c.remote_addr())
+            .or_else(|| tls_info.as_ref().and_then(|t| t.remote_addr))
             .map(|a| a.ip().to_string());
-        Box::pin(async move {
+        // One span and one log line per request (crate::telemetry); the caller's
+        // traceparent, if any, is the span's parent.
+        let request_id = crate::telemetry::request_id(req.headers());
+        let rpc = method.clone();
+        let span = tracing::info_span!(
+            "grpc.request",
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.method = %method,
+            request_id = %request_id,
+            agentdb.principal = tracing::field::Empty,
+            agentdb.collection = tracing::field::Empty,
+            rpc.grpc.status_code = tracing::field::Empty,
+            latency_ms = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        crate::telemetry::set_parent_from(&span, req.headers());
+        let ctx = Arc::new(crate::telemetry::RequestCtx::default());
+        let handled = tracing::Instrument::instrument(
+            crate::telemetry::REQUEST.scope(ctx.clone(), async move {
             let mut who = format!("peer:{}", peer.unwrap_or_default());
             if security.auth_enabled() && needs_auth(&method) {
-                // API key or OIDC token -> Principal, which the handlers authorize.
-                match security.authenticate(req.headers()).await {
+                // API key or OIDC token -> Principal, which the handlers authorize. A
+                // bearer credential takes precedence; without one, a verified client
+                // certificate (mTLS) is the principal.
+                let cert = tls_info.and_then(|t| t.client);
+                let bearer = (security.keys.is_some() || security.oidc.is_some())
+                    && crate::security::presented_key(req.headers()).is_some();
+                let verdict = match cert {
+                    Some(p) if !bearer => Ok(Principal::clone(&p)),
+                    _ => security.authenticate(req.headers()).await,
+                };
+                match verdict {
                     Ok(p) => {
                         who = p.id.clone();
                         req.extensions_mut().insert(p);
                     }
                     Err(why) => {
+                        crate::telemetry::record_principal("anonymous");
                         security.audit("anonymous", &method, "", "fail", &why);
                         metrics.observe_request(&method, "16", started.elapsed().as_secs_f64());
                         return Ok(tonic::Status::unauthenticated(why).into_http());
                     }
                 }
             }
+            crate::telemetry::record_principal(&who);
             if let (Some(rate), true) = (&security.rate, needs_auth(&method)) {
                 if let Err(wait_ms) = rate.check(&who) {
                     metrics.observe_request(&method, "8", started.elapsed().as_secs_f64());
@@ -153,6 +190,22 @@ where
             let code = h.get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or("0").to_string();
             metrics.observe_request(&method, &code, started.elapsed().as_secs_f64());
             Ok(resp)
+        }),
+            span.clone(),
+        );
+        Box::pin(async move {
+            let mut r = handled.await;
+            let code = match &mut r {
+                Ok(resp) => {
+                    if let Ok(v) = http::HeaderValue::from_str(&request_id) {
+                        resp.headers_mut().insert("x-request-id", v);
+                    }
+                    resp.headers().get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or("0").to_string()
+                }
+                Err(_) => "transport".to_string(),
+            };
+            crate::telemetry::finish(&span, &ctx, &rpc, &request_id, &code, started.elapsed());
+            r
         })
     }
 }
@@ -170,8 +223,9 @@ pub fn check_exposure(listen: &std::net::SocketAddr, cfg: &Config) -> Result<()>
     anyhow::bail!(
         "refusing to listen on {listen} without authentication: set security.auth = \"api_key\" \
          (--set security.auth=api_key; an admin key is created on first start) and/or enable OIDC \
-         (security.oidc.enabled, issuer, audience, jwks_file or jwks_url; see docs/SECURITY.md), listen on \
-         a loopback address, or pass --insecure to override"
+         (security.oidc.enabled, issuer, audience, jwks_file or jwks_url; see docs/SECURITY.md) and/or require \
+         mTLS client certificates (security.tls.client_ca_file, security.tls.client_auth = \"required\"; TLS \
+         alone is not authentication), listen on a loopback address, or pass --insecure to override"
     )
 }
 
@@ -206,14 +260,21 @@ async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
 }
 
 pub fn run(cfg: Config) -> Result<()> {
-    init_logging(&cfg);
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .worker_threads(threads.max(2))
         .build()
         .context("starting tokio")?;
-    rt.block_on(serve(cfg, threads))
+    {
+        // The OTLP exporter's channel lives on this runtime.
+        let _rt = rt.enter();
+        init_logging(&cfg);
+    }
+    let r = rt.block_on(serve(cfg, threads));
+    // Send the spans still queued while the runtime still runs.
+    crate::telemetry::shutdown();
+    r
 }
 
 async fn serve(cfg: Config, threads: usize) -> Result<()> {
@@ -230,6 +291,12 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
     check_exposure(&addr, &cfg)?;
     // Loading the OIDC JWKS may read a file or the network: not on an async worker.
     let security = Arc::new(tokio::task::block_in_place(|| open_security(&cfg))?);
+    // TLS: certificate, key and client CA read now (a bad one stops the start, naming
+    // the file), then watched for changes.
+    let tls = tokio::task::block_in_place(|| crate::tls::Tls::from_config(&cfg.security.tls))?;
+    if let Some(t) = &tls {
+        t.spawn_reload();
+    }
     let max_concurrent = if cfg.limits.max_concurrent == 0 { threads * 2 } else { cfg.limits.max_concurrent };
     let device = crate::device::select(&cfg.device)?;
     let models_cfg = cfg.models.clone();
@@ -317,18 +384,30 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
                     }
                 }),
             )
-            .route("/healthz", axum::routing::get(|| async { "ok" }));
-        tracing::info!(listen = %http_addr, "serving HTTP (/metrics, /healthz)");
+            .route("/healthz", axum::routing::get(|| async { "ok" }))
+            // A2A: agent card and JSON-RPC (authenticated like gRPC; see src/a2a.rs).
+            // Bodies carry base64 file parts: allow the message limit plus a third.
+            .merge(crate::a2a::router(
+                svc.clone(),
+                limit.saturating_add(limit / 3).saturating_add(64 * 1024),
+                tls.is_some(),
+            ));
+        tracing::info!(listen = %http_addr, "serving HTTP (/metrics, /healthz, A2A at {})", crate::a2a::RPC_PATH);
         println!("agentdb http listening on {http_addr}");
         let rx = stop_rx.clone();
-        Some(tokio::spawn(async move { axum::serve(l, app).with_graceful_shutdown(stopped(rx)).await }))
+        Some(match &tls {
+            Some(t) => {
+                let l = t.http_listener(l)?;
+                tokio::spawn(async move { axum::serve(l, app).with_graceful_shutdown(stopped(rx)).await })
+            }
+            None => tokio::spawn(async move { axum::serve(l, app).with_graceful_shutdown(stopped(rx)).await }),
+        })
     };
 
     // A plain line on stdout that scripts and tests can wait for (printed last, once
     // every listener is bound).
     println!("agentdb listening on {addr}");
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    Server::builder()
+    let router = Server::builder()
         .layer(EdgeLayer(limit, metrics.clone(), security.clone()))
         .add_service(health_service)
         .add_service(reflection)
@@ -350,10 +429,15 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
             cfg.debug.allow_fault_injection.then(|| fault_delay_ms.clone()),
             device.label.clone(),
         )))
-        .add_service(v1::security_server::SecurityServer::new(crate::security::SecurityService(security.clone())))
-        .serve_with_incoming_shutdown(incoming, stopped(stop_rx))
-        .await
-        .context("gRPC server failed")?;
+        .add_service(v1::security_server::SecurityServer::new(crate::security::SecurityService(security.clone())));
+    match &tls {
+        Some(t) => router.serve_with_incoming_shutdown(t.grpc_incoming(listener), stopped(stop_rx)).await,
+        None => {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            router.serve_with_incoming_shutdown(incoming, stopped(stop_rx)).await
+        }
+    }
+    .context("gRPC server failed")?;
 
     health_reporter.set_not_serving::<v1::items_server::ItemsServer<Services>>().await;
     if let Some(t) = http_task {
@@ -412,5 +496,6 @@ fn open_security(cfg: &Config) -> Result<crate::security::Security> {
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let rate = crate::quota::RateLimiter::new(cfg.security.rate_limit_per_sec, cfg.security.rate_limit_burst);
-    Ok(crate::security::Security { keys, oidc, mfa, audit, rate })
+    let mtls_required = cfg.security.tls.client_cert_required();
+    Ok(crate::security::Security { keys, oidc, mfa, audit, rate, mtls_required })
 }

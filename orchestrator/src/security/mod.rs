@@ -81,12 +81,16 @@ pub enum AuthMethod {
     ApiKey,
     /// A JWT from this OIDC issuer, verified against its JWKS.
     Oidc { issuer: String },
+    /// A TLS client certificate verified against the server's client CA (`subject` and
+    /// `issuer` as distinguished names): one factor.
+    Mtls { subject: String, issuer: String },
 }
 
 /// An authenticated identity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Principal {
-    /// `key:<id>` for API keys, `oidc:<sub>` for OIDC tokens.
+    /// `key:<id>` for API keys, `oidc:<sub>` for OIDC tokens, `mtls:<CN or SAN>` for
+    /// client certificates.
     pub id: String,
     pub name: String,
     pub role: Role,

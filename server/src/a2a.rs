@@ -1,0 +1,1363 @@
+//! AgentDB as an Agent2Agent (A2A) server: the agent card at
+//! `/.well-known/agent-card.json` and JSON-RPC 2.0 over HTTP at `/a2a`, on the HTTP
+//! listener (`http_listen`), behind the same credentials as gRPC.
+//!
+//! Both method-name sets are served: protocol 1.0 (`SendMessage`,
+//! `SendStreamingMessage`, `GetTask`, `ListTasks`, `CancelTask`, `SubscribeToTask`; enum
+//! values as `TASK_STATE_COMPLETED`, parts as `{"text"}` / `{"raw"}` / `{"data"}`) and
+//! protocol 0.3 (`message/send`, `message/stream`, `tasks/get`, `tasks/cancel`,
+//! `tasks/resubscribe`; `kind`-tagged objects, states as `completed`). Each answer is
+//! written in the dialect of the method that was called.
+//!
+//! Skills call the same code as gRPC: `crate::query::run` for search and recall,
+//! `crate::ingest::ingest_file` for ingest and remember, behind the same admission gate
+//! and the same RBAC checks (`Security::authorize`). Tasks live in memory, in a map
+//! bounded by [`MAX_TASKS`] (oldest evicted first). See docs/A2A.md.
+
+use crate::grpc::Services;
+use crate::query::{CrossQuery, QueryInput};
+use agentdb_orchestrator::security::{Action, Principal};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use serde_json::{json, Map, Value};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// The JSON-RPC endpoint named in the agent card.
+pub const RPC_PATH: &str = "/a2a";
+/// Where A2A clients look for the agent card (protocol 0.3 and 1.0).
+pub const CARD_PATH: &str = "/.well-known/agent-card.json";
+/// The card's pre-0.3 location, served too.
+const LEGACY_CARD_PATH: &str = "/.well-known/agent.json";
+/// Tasks kept in memory; beyond this the oldest are forgotten.
+pub const MAX_TASKS: usize = 10_000;
+/// Buffered events per task for streaming subscribers.
+const TASK_EVENTS: usize = 64;
+/// Default and largest number of hits a search or recall returns.
+const DEFAULT_TOP_K: usize = 5;
+const MAX_TOP_K: usize = 100;
+
+/// Which protocol version's wire format a request used (and its answer uses).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Dialect {
+    /// Protocol 1.0 (a2a-sdk 1.x): ProtoJSON names.
+    V1,
+    /// Protocol 0.3: `kind`-tagged objects, lower-case enum values.
+    V03,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum TaskState {
+    Submitted,
+    Working,
+    InputRequired,
+    AuthRequired,
+    Completed,
+    Failed,
+    Canceled,
+    Rejected,
+}
+
+impl TaskState {
+    fn name(self, d: Dialect) -> &'static str {
+        use TaskState::*;
+        match (d, self) {
+            (Dialect::V1, Submitted) => "TASK_STATE_SUBMITTED",
+            (Dialect::V1, Working) => "TASK_STATE_WORKING",
+            (Dialect::V1, InputRequired) => "TASK_STATE_INPUT_REQUIRED",
+            (Dialect::V1, AuthRequired) => "TASK_STATE_AUTH_REQUIRED",
+            (Dialect::V1, Completed) => "TASK_STATE_COMPLETED",
+            (Dialect::V1, Failed) => "TASK_STATE_FAILED",
+            (Dialect::V1, Canceled) => "TASK_STATE_CANCELED",
+            (Dialect::V1, Rejected) => "TASK_STATE_REJECTED",
+            (Dialect::V03, Submitted) => "submitted",
+            (Dialect::V03, Working) => "working",
+            (Dialect::V03, InputRequired) => "input-required",
+            (Dialect::V03, AuthRequired) => "auth-required",
+            (Dialect::V03, Completed) => "completed",
+            (Dialect::V03, Failed) => "failed",
+            (Dialect::V03, Canceled) => "canceled",
+            (Dialect::V03, Rejected) => "rejected",
+        }
+    }
+
+    /// No further transition is possible.
+    fn terminal(self) -> bool {
+        matches!(self, TaskState::Completed | TaskState::Failed | TaskState::Canceled | TaskState::Rejected)
+    }
+
+    /// The agent's turn is over: terminal, or waiting for the client.
+    fn ends_turn(self) -> bool {
+        self.terminal() || matches!(self, TaskState::InputRequired | TaskState::AuthRequired)
+    }
+
+    fn parse(s: &str) -> Option<TaskState> {
+        let s = s.trim().to_ascii_lowercase().replace('_', "-");
+        let s = s.strip_prefix("task-state-").unwrap_or(&s);
+        Some(match s {
+            "submitted" => TaskState::Submitted,
+            "working" => TaskState::Working,
+            "input-required" => TaskState::InputRequired,
+            "auth-required" => TaskState::AuthRequired,
+            "completed" => TaskState::Completed,
+            "failed" => TaskState::Failed,
+            "canceled" | "cancelled" => TaskState::Canceled,
+            "rejected" => TaskState::Rejected,
+            _ => return None,
+        })
+    }
+}
+
+/// A message or artifact part, independent of the wire dialect.
+#[derive(Clone, Debug)]
+enum Part {
+    Text(String),
+    Data(Value),
+    File { name: String, mime: String, bytes: Vec<u8> },
+}
+
+impl Part {
+    fn render(&self, d: Dialect) -> Value {
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        match (d, self) {
+            (Dialect::V1, Part::Text(t)) => json!({ "text": t }),
+            (Dialect::V1, Part::Data(v)) => json!({ "data": v, "mediaType": "application/json" }),
+            (Dialect::V1, Part::File { name, mime, bytes }) => {
+                json!({ "raw": b64(bytes), "filename": name, "mediaType": mime })
+            }
+            (Dialect::V03, Part::Text(t)) => json!({ "kind": "text", "text": t }),
+            (Dialect::V03, Part::Data(v)) => json!({ "kind": "data", "data": v }),
+            (Dialect::V03, Part::File { name, mime, bytes }) => {
+                json!({ "kind": "file", "file": { "bytes": b64(bytes), "name": name, "mimeType": mime } })
+            }
+        }
+    }
+
+    /// The part as kept in task history: file contents are not kept (memory bound).
+    fn for_history(&self) -> Part {
+        match self {
+            Part::File { name, mime, bytes } => Part::Text(format!("[file {name} ({mime}, {} bytes)]", bytes.len())),
+            p => p.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct MessageRec {
+    id: String,
+    agent: bool,
+    parts: Vec<Part>,
+}
+
+#[derive(Clone, Debug)]
+struct ArtifactRec {
+    id: String,
+    name: String,
+    description: String,
+    parts: Vec<Part>,
+}
+
+impl ArtifactRec {
+    fn render(&self, d: Dialect) -> Value {
+        json!({
+            "artifactId": self.id,
+            "name": self.name,
+            "description": self.description,
+            "parts": self.parts.iter().map(|p| p.render(d)).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// A status: the state, an optional agent message explaining it, and when.
+#[derive(Clone, Debug)]
+struct StatusRec {
+    state: TaskState,
+    message: Option<MessageRec>,
+    timestamp: String,
+}
+
+/// What a task broadcasts to streaming subscribers.
+#[derive(Clone, Debug)]
+enum Event {
+    Status(StatusRec),
+    Artifact(ArtifactRec),
+}
+
+/// What one skill invocation asks for, gathered from a message's parts.
+#[derive(Clone, Debug, Default)]
+struct Job {
+    /// `skill` from a data part, or chosen by the routing rule.
+    skill: Option<String>,
+    /// Data-part fields merged (later parts win).
+    params: Map<String, Value>,
+    /// Text parts joined by newlines.
+    text: String,
+    files: Vec<(String, String, Vec<u8>)>,
+}
+
+struct TaskRec {
+    id: String,
+    context_id: String,
+    /// Principal id (or "local" without authentication): only it sees the task.
+    owner: String,
+    status: StatusRec,
+    artifacts: Vec<ArtifactRec>,
+    history: Vec<MessageRec>,
+    /// The request so far, kept while the task waits for input.
+    pending: Option<Job>,
+    events: broadcast::Sender<Event>,
+    abort: Option<tokio::task::AbortHandle>,
+    /// Creation order, for listing newest first.
+    seq: u64,
+}
+
+impl TaskRec {
+    fn render(&self, d: Dialect, history_length: Option<usize>, with_artifacts: bool) -> Value {
+        let history: Vec<Value> = {
+            let skip = history_length.map_or(0, |n| self.history.len().saturating_sub(n));
+            self.history[skip..].iter().map(|m| render_message(m, d, &self.id, &self.context_id)).collect()
+        };
+        let mut t = json!({
+            "id": self.id,
+            "contextId": self.context_id,
+            "status": render_status(&self.status, d, &self.id, &self.context_id),
+            "history": history,
+        });
+        if with_artifacts {
+            t["artifacts"] = self.artifacts.iter().map(|a| a.render(d)).collect::<Vec<_>>().into();
+        }
+        if d == Dialect::V03 {
+            t["kind"] = "task".into();
+        }
+        t
+    }
+}
+
+fn render_message(m: &MessageRec, d: Dialect, task_id: &str, context_id: &str) -> Value {
+    let parts: Vec<Value> = m.parts.iter().map(|p| p.render(d)).collect();
+    match d {
+        Dialect::V1 => json!({
+            "messageId": m.id, "role": if m.agent { "ROLE_AGENT" } else { "ROLE_USER" },
+            "parts": parts, "taskId": task_id, "contextId": context_id,
+        }),
+        Dialect::V03 => json!({
+            "kind": "message", "messageId": m.id, "role": if m.agent { "agent" } else { "user" },
+            "parts": parts, "taskId": task_id, "contextId": context_id,
+        }),
+    }
+}
+
+fn render_status(s: &StatusRec, d: Dialect, task_id: &str, context_id: &str) -> Value {
+    let mut v = json!({ "state": s.state.name(d), "timestamp": s.timestamp });
+    if let Some(m) = &s.message {
+        v["message"] = render_message(m, d, task_id, context_id);
+    }
+    v
+}
+
+fn render_event(e: &Event, d: Dialect, task_id: &str, context_id: &str) -> Value {
+    match (d, e) {
+        (Dialect::V1, Event::Status(s)) => json!({ "statusUpdate": {
+            "taskId": task_id, "contextId": context_id, "status": render_status(s, d, task_id, context_id),
+        }}),
+        (Dialect::V1, Event::Artifact(a)) => json!({ "artifactUpdate": {
+            "taskId": task_id, "contextId": context_id, "artifact": a.render(d), "lastChunk": true,
+        }}),
+        (Dialect::V03, Event::Status(s)) => json!({
+            "kind": "status-update", "taskId": task_id, "contextId": context_id,
+            "status": render_status(s, d, task_id, context_id), "final": s.state.ends_turn(),
+        }),
+        (Dialect::V03, Event::Artifact(a)) => json!({
+            "kind": "artifact-update", "taskId": task_id, "contextId": context_id,
+            "artifact": a.render(d), "lastChunk": true,
+        }),
+    }
+}
+
+/// The in-memory task table: a map plus insertion order for eviction.
+#[derive(Default)]
+struct Tasks {
+    map: HashMap<String, TaskRec>,
+    order: VecDeque<String>,
+    seq: u64,
+}
+
+impl Tasks {
+    fn insert(&mut self, t: TaskRec) {
+        while self.map.len() >= MAX_TASKS {
+            match self.order.pop_front() {
+                Some(old) => {
+                    if let Some(r) = self.map.remove(&old) {
+                        if let Some(a) = r.abort {
+                            a.abort();
+                        }
+                    }
+                }
+                None => break,
+            }
+        }
+        self.order.push_back(t.id.clone());
+        self.map.insert(t.id.clone(), t);
+    }
+
+    /// The caller's task, or the spec's task-not-found error.
+    fn owned(&mut self, id: &str, owner: &str) -> Result<&mut TaskRec, RpcError> {
+        match self.map.get_mut(id) {
+            Some(t) if t.owner == owner => Ok(t),
+            _ => Err(RpcError::new(TASK_NOT_FOUND, format!("task '{id}' not found"))),
+        }
+    }
+}
+
+/// The A2A service state shared by the HTTP handlers.
+pub struct A2a {
+    svc: Services,
+    tasks: parking_lot::Mutex<Tasks>,
+    /// Largest accepted JSON-RPC request body, in bytes.
+    max_body: usize,
+    /// The listener speaks TLS: the card's URL is https.
+    tls: bool,
+}
+
+/// The A2A routes, to merge into the HTTP listener's router. `max_body` bounds the
+/// JSON-RPC request body (base64 file parts included); `tls` says whether the listener
+/// serves HTTPS (for the URL in the card).
+pub fn router(svc: Services, max_body: usize, tls: bool) -> axum::Router {
+    let st = Arc::new(A2a { svc, tasks: parking_lot::Mutex::new(Tasks::default()), max_body, tls });
+    axum::Router::new()
+        .route(CARD_PATH, axum::routing::get(card))
+        .route(LEGACY_CARD_PATH, axum::routing::get(card))
+        .route(RPC_PATH, axum::routing::post(rpc))
+        .with_state(st)
+}
+
+// ---- JSON-RPC errors ----------------------------------------------------------------
+
+const PARSE_ERROR: i64 = -32700;
+const INVALID_REQUEST: i64 = -32600;
+const METHOD_NOT_FOUND: i64 = -32601;
+const INVALID_PARAMS: i64 = -32602;
+const INTERNAL_ERROR: i64 = -32603;
+/// Server-defined: the request carried no valid credentials (sent with HTTP 401).
+const UNAUTHENTICATED: i64 = -32000;
+const TASK_NOT_FOUND: i64 = -32001;
+const TASK_NOT_CANCELABLE: i64 = -32002;
+const PUSH_NOT_SUPPORTED: i64 = -32003;
+const UNSUPPORTED_OPERATION: i64 = -32004;
+const EXTENDED_CARD_NOT_CONFIGURED: i64 = -32007;
+const VERSION_NOT_SUPPORTED: i64 = -32009;
+
+#[derive(Debug)]
+struct RpcError {
+    code: i64,
+    message: String,
+}
+
+impl RpcError {
+    fn new(code: i64, message: impl Into<String>) -> Self {
+        RpcError { code, message: message.into() }
+    }
+    fn params(message: impl Into<String>) -> Self {
+        Self::new(INVALID_PARAMS, message)
+    }
+}
+
+fn error_body(id: &Value, e: &RpcError) -> Value {
+    json!({ "jsonrpc": "2.0", "id": id, "error": { "code": e.code, "message": e.message } })
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+fn rpc_error(status: StatusCode, id: &Value, e: RpcError) -> Response {
+    json_response(status, &error_body(id, &e))
+}
+
+// ---- the agent card -------------------------------------------------------------------
+
+async fn card(State(st): State<Arc<A2a>>, headers: HeaderMap) -> Response {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let scheme = if st.tls { "https" } else { "http" };
+    json_response(StatusCode::OK, &agent_card(&format!("{scheme}://{host}{RPC_PATH}"), st.svc.security.auth_enabled()))
+}
+
+/// The agent card, in the 0.3 layout with the 1.0 `supportedInterfaces` added: a2a-sdk
+/// 1.x reads the latter (and maps the 0.3 security scheme), 0.3 clients the former.
+fn agent_card(url: &str, auth: bool) -> Value {
+    let skill = |id: &str, name: &str, description: &str, tags: &[&str], examples: &[&str]| {
+        json!({ "id": id, "name": name, "description": description, "tags": tags, "examples": examples,
+                "inputModes": ["text/plain", "application/json"], "outputModes": ["text/plain", "application/json"] })
+    };
+    let mut card = json!({
+        "name": "AgentDB",
+        "description": "Multimodal retrieval engine and agent memory: cross-modal search of collections, \
+                        ingestion of files and text, and per-agent memory (remember / recall).",
+        "version": env!("CARGO_PKG_VERSION"),
+        "protocolVersion": "0.3.0",
+        "url": url,
+        "preferredTransport": "JSONRPC",
+        "supportedInterfaces": [
+            { "url": url, "protocolBinding": "JSONRPC", "protocolVersion": "1.0" },
+            { "url": url, "protocolBinding": "JSONRPC", "protocolVersion": "0.3" },
+        ],
+        "provider": { "organization": "AgentDB", "url": "https://github.com/agentdb" },
+        "capabilities": { "streaming": true, "pushNotifications": false, "stateTransitionHistory": false },
+        "defaultInputModes": ["text/plain", "application/json", "application/octet-stream"],
+        "defaultOutputModes": ["text/plain", "application/json"],
+        "skills": [
+            skill("search", "Search a collection",
+                  "Cross-modal search of a collection by text (or an image/audio/video file part). Send a data part \
+                   {\"skill\":\"search\",\"collection\":\"NAME\",\"text\":\"QUERY\",\"top_k\":5}.",
+                  &["search", "retrieval", "multimodal"], &["{\"skill\":\"search\",\"collection\":\"docs\",\"text\":\"fruit\"}"]),
+            skill("ingest", "Ingest into a collection",
+                  "Index a file part (bytes or a data: URI) or text into a collection. Send a data part \
+                   {\"skill\":\"ingest\",\"collection\":\"NAME\"} with a file part, or with \"text\" and \"source\".",
+                  &["ingest", "indexing"], &["{\"skill\":\"ingest\",\"collection\":\"docs\",\"text\":\"...\",\"source\":\"note.txt\"}"]),
+            skill("remember", "Remember",
+                  "Store text in the caller's memory collection memory-<principal> (created on demand). A text \
+                   message starting with \"remember:\" does this.",
+                  &["memory"], &["remember: the deploy key rotates on Mondays"]),
+            skill("recall", "Recall",
+                  "Search the caller's memory. Any plain text message (not starting with \"remember:\") does this.",
+                  &["memory", "search"], &["when does the deploy key rotate?"]),
+        ],
+        "securitySchemes": {
+            "bearer": { "type": "http", "scheme": "bearer",
+                        "description": "An AgentDB API key (adb_...) or an OIDC access token, as for gRPC." }
+        },
+    });
+    if auth {
+        card["security"] = json!([{ "bearer": [] }]);
+    }
+    card
+}
+
+// ---- JSON-RPC -------------------------------------------------------------------------
+
+async fn rpc(State(st): State<Arc<A2a>>, headers: HeaderMap, body: Body) -> Response {
+    let security = st.svc.security.clone();
+    let mut who = "local".to_string();
+    let mut principal = None;
+    if security.auth_enabled() {
+        match security.authenticate(&headers).await {
+            Ok(p) => {
+                who = p.id.clone();
+                principal = Some(p);
+            }
+            Err(why) => {
+                security.audit("anonymous", "A2A", "", "fail", &why);
+                let mut r = rpc_error(StatusCode::UNAUTHORIZED, &Value::Null, RpcError::new(UNAUTHENTICATED, why));
+                r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                return r;
+            }
+        }
+    }
+    if let Some(rate) = &security.rate {
+        if let Err(wait_ms) = rate.check(&who) {
+            let e = RpcError::new(
+                INTERNAL_ERROR,
+                format!("rate limit of {} requests/s exceeded for {who}; retry after {wait_ms} ms", rate.per_sec()),
+            );
+            let mut r = rpc_error(StatusCode::TOO_MANY_REQUESTS, &Value::Null, e);
+            if let Ok(v) = HeaderValue::from_str(&wait_ms.div_ceil(1000).to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return r;
+        }
+    }
+    let bytes = match axum::body::to_bytes(body, st.max_body).await {
+        Ok(b) => b,
+        Err(_) => {
+            let e = RpcError::new(INVALID_REQUEST, format!("request body exceeds the limit of {} bytes", st.max_body));
+            return rpc_error(StatusCode::PAYLOAD_TOO_LARGE, &Value::Null, e);
+        }
+    };
+    let req: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            return rpc_error(StatusCode::OK, &Value::Null, RpcError::new(PARSE_ERROR, format!("parse error: {e}")))
+        }
+    };
+    let Some(obj) = req.as_object() else {
+        let why = if req.is_array() { "batch requests are not supported" } else { "the request must be an object" };
+        return rpc_error(StatusCode::OK, &Value::Null, RpcError::new(INVALID_REQUEST, why));
+    };
+    let id = obj.get("id").cloned().unwrap_or(Value::Null);
+    if !(id.is_string() || id.is_number() || id.is_null()) {
+        return rpc_error(
+            StatusCode::OK,
+            &Value::Null,
+            RpcError::new(INVALID_REQUEST, "id must be a string or number"),
+        );
+    }
+    if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return rpc_error(StatusCode::OK, &id, RpcError::new(INVALID_REQUEST, "jsonrpc must be \"2.0\""));
+    }
+    let Some(method) = obj.get("method").and_then(Value::as_str) else {
+        return rpc_error(StatusCode::OK, &id, RpcError::new(INVALID_REQUEST, "method must be a string"));
+    };
+    if let Some(v) = headers.get("a2a-version").and_then(|v| v.to_str().ok()) {
+        let v = v.trim();
+        if !(v.is_empty() || v.starts_with("1.0") || v.starts_with("0.3") || v == "1") {
+            let e = RpcError::new(VERSION_NOT_SUPPORTED, format!("A2A-Version {v} is not supported (1.0, 0.3)"));
+            return rpc_error(StatusCode::OK, &id, e);
+        }
+    }
+    let params = match obj.get("params") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(_) => return rpc_error(StatusCode::OK, &id, RpcError::params("params must be an object")),
+    };
+    let owner = principal.as_ref().map_or("local".to_string(), |p: &Principal| p.id.clone());
+    let ctx = Caller { principal, owner };
+    use Dialect::*;
+    let result = match method {
+        "SendMessage" => st.send(V1, &ctx, &params).await,
+        "message/send" => st.send(V03, &ctx, &params).await,
+        "SendStreamingMessage" => return st.send_stream(V1, ctx, &params, id).await,
+        "message/stream" => return st.send_stream(V03, ctx, &params, id).await,
+        "GetTask" => st.get_task(V1, &ctx, &params),
+        "tasks/get" => st.get_task(V03, &ctx, &params),
+        "ListTasks" => st.list_tasks(V1, &ctx, &params),
+        "tasks/list" => st.list_tasks(V03, &ctx, &params),
+        "CancelTask" => st.cancel(V1, &ctx, &params),
+        "tasks/cancel" => st.cancel(V03, &ctx, &params),
+        "SubscribeToTask" => return st.subscribe(V1, &ctx, &params, id),
+        "tasks/resubscribe" => return st.subscribe(V03, &ctx, &params, id),
+        m if m.contains("PushNotificationConfig") || m.starts_with("tasks/pushNotificationConfig/") => {
+            Err(RpcError::new(PUSH_NOT_SUPPORTED, "push notifications are not supported"))
+        }
+        "GetExtendedAgentCard" | "agent/getAuthenticatedExtendedCard" => {
+            Err(RpcError::new(EXTENDED_CARD_NOT_CONFIGURED, "there is no extended agent card"))
+        }
+        m => Err(RpcError::new(METHOD_NOT_FOUND, format!("method '{m}' not found"))),
+    };
+    match result {
+        Ok(r) => json_response(StatusCode::OK, &json!({ "jsonrpc": "2.0", "id": id, "result": r })),
+        Err(e) => rpc_error(StatusCode::OK, &id, e),
+    }
+}
+
+/// Who is calling: the authenticated principal (none with authentication off) and the
+/// owner id its tasks are filed under.
+struct Caller {
+    principal: Option<Principal>,
+    owner: String,
+}
+
+fn str_param<'a>(p: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    p.get(key).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn task_id_param(p: &Map<String, Value>) -> Result<String, RpcError> {
+    // 1.0 sends `id`; some 0.3 clients sent `name: "tasks/<id>"`.
+    str_param(p, "id")
+        .map(str::to_string)
+        .or_else(|| str_param(p, "name").map(|n| n.trim_start_matches("tasks/").to_string()))
+        .ok_or_else(|| RpcError::params("params.id (the task id) is required"))
+}
+
+fn usize_param(p: &Map<String, Value>, key: &str) -> Option<usize> {
+    match p.get(key)? {
+        Value::Number(n) => n.as_u64().map(|n| n as usize),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn decode_b64(s: &str) -> Result<Vec<u8>, RpcError> {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    STANDARD
+        .decode(&s)
+        .or_else(|_| URL_SAFE.decode(&s))
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(s.trim_end_matches('=')))
+        .map_err(|e| RpcError::params(format!("file part: invalid base64: {e}")))
+}
+
+/// A file given by URI: only `data:` URIs, never a network fetch.
+fn decode_data_uri(uri: &str) -> Result<(String, Vec<u8>), RpcError> {
+    let Some(rest) = uri.strip_prefix("data:") else {
+        return Err(RpcError::params(
+            "file part: only inline bytes or data: URIs are accepted (AgentDB does not fetch URLs)",
+        ));
+    };
+    let (meta, payload) = rest.split_once(',').ok_or_else(|| RpcError::params("file part: malformed data: URI"))?;
+    let (mime, b64) = match meta.strip_suffix(";base64") {
+        Some(m) => (m, true),
+        None => (meta, false),
+    };
+    let mime = if mime.is_empty() { "text/plain" } else { mime.split(';').next().unwrap_or("text/plain") };
+    let bytes = if b64 { decode_b64(payload)? } else { percent_decode(payload) };
+    Ok((mime.to_string(), bytes))
+}
+
+fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
+}
+
+/// One part, in either dialect: 1.0 `{text}` / `{raw|url, filename, mediaType}` /
+/// `{data}`; 0.3 `{kind: text|file|data, ...}` with `file: {bytes|uri, name, mimeType}`.
+fn parse_part(v: &Value) -> Result<Part, RpcError> {
+    let o = v.as_object().ok_or_else(|| RpcError::params("each part must be an object"))?;
+    if let Some(t) = o.get("text").and_then(Value::as_str) {
+        return Ok(Part::Text(t.to_string()));
+    }
+    if let Some(d) = o.get("data") {
+        return Ok(Part::Data(d.clone()));
+    }
+    let file = o.get("file").and_then(Value::as_object).unwrap_or(o);
+    let name = ["filename", "name"].iter().find_map(|k| file.get(*k).and_then(Value::as_str)).unwrap_or("");
+    let mime = ["mediaType", "mimeType"].iter().find_map(|k| file.get(*k).and_then(Value::as_str)).unwrap_or("");
+    let (mime, bytes) = if let Some(raw) = ["raw", "bytes"].iter().find_map(|k| file.get(*k).and_then(Value::as_str)) {
+        (mime.to_string(), decode_b64(raw)?)
+    } else if let Some(uri) = ["url", "uri"].iter().find_map(|k| file.get(*k).and_then(Value::as_str)) {
+        let (m, b) = decode_data_uri(uri)?;
+        (if mime.is_empty() { m } else { mime.to_string() }, b)
+    } else {
+        let kind = o.get("kind").and_then(Value::as_str).unwrap_or("?");
+        return Err(RpcError::params(format!("unsupported part (kind '{kind}'): expected text, file or data")));
+    };
+    let mime = if mime.is_empty() { "application/octet-stream".to_string() } else { mime };
+    Ok(Part::File { name: name.to_string(), mime, bytes })
+}
+
+/// The message of a send request: id, context, optional task, parts.
+struct Incoming {
+    message_id: String,
+    context_id: Option<String>,
+    task_id: Option<String>,
+    parts: Vec<Part>,
+}
+
+fn parse_message(params: &Map<String, Value>) -> Result<Incoming, RpcError> {
+    let m = params
+        .get("message")
+        .and_then(Value::as_object)
+        .ok_or_else(|| RpcError::params("params.message (an object) is required"))?;
+    let parts = m
+        .get("parts")
+        .and_then(Value::as_array)
+        .ok_or_else(|| RpcError::params("message.parts (an array) is required"))?
+        .iter()
+        .map(parse_part)
+        .collect::<Result<Vec<_>, _>>()?;
+    if parts.is_empty() {
+        return Err(RpcError::params("message.parts is empty"));
+    }
+    Ok(Incoming {
+        message_id: str_param(m, "messageId").map_or_else(new_id, str::to_string),
+        context_id: str_param(m, "contextId").map(str::to_string),
+        task_id: str_param(m, "taskId").map(str::to_string),
+        parts,
+    })
+}
+
+/// Gather a job from parts. Routing: a data part's `skill` decides; otherwise text
+/// starting with `remember:` means remember, a file part alone means ingest, and any
+/// other text means recall.
+fn job_from_parts(parts: &[Part]) -> Job {
+    let mut job = Job::default();
+    let mut texts = Vec::new();
+    for p in parts {
+        match p {
+            Part::Text(t) => texts.push(t.clone()),
+            Part::Data(Value::Object(m)) => job.params.extend(m.clone()),
+            Part::Data(other) => {
+                job.params.insert("value".into(), other.clone());
+            }
+            Part::File { name, mime, bytes } => job.files.push((name.clone(), mime.clone(), bytes.clone())),
+        }
+    }
+    job.text = texts.join("\n");
+    job.skill = str_param(&job.params, "skill").map(|s| s.to_ascii_lowercase());
+    if job.skill.is_none() {
+        let t = job.text.trim_start();
+        job.skill = Some(
+            if t.len() >= 9 && t[..9].eq_ignore_ascii_case("remember:") {
+                job.text = t[9..].trim().to_string();
+                "remember"
+            } else if t.is_empty() && !job.files.is_empty() {
+                "ingest"
+            } else {
+                "recall"
+            }
+            .to_string(),
+        );
+    }
+    job
+}
+
+/// A continuation: the new message's fields fill in or replace the waiting request's.
+fn merge_job(mut old: Job, new: Job, new_parts: &[Part]) -> Job {
+    let explicit_skill = new_parts.iter().any(|p| matches!(p, Part::Data(Value::Object(m)) if m.contains_key("skill")));
+    if explicit_skill {
+        old.skill = new.skill;
+    }
+    old.params.extend(new.params);
+    if !new.text.trim().is_empty() {
+        old.text = new.text;
+    }
+    if !new.files.is_empty() {
+        old.files = new.files;
+    }
+    old
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// RFC 3339 UTC time with milliseconds, as ProtoJSON timestamps are written.
+fn now_rfc3339() -> String {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+fn agent_text(text: impl Into<String>) -> MessageRec {
+    MessageRec { id: new_id(), agent: true, parts: vec![Part::Text(text.into())] }
+}
+
+/// How a skill ended.
+enum Outcome {
+    /// Completed, with an artifact: its name, a readable summary and the data.
+    Done {
+        name: &'static str,
+        summary: String,
+        data: Value,
+    },
+    /// The request lacks something the client can send (input-required).
+    NeedInput(String),
+    /// Not allowed (RBAC): rejected.
+    Rejected(String),
+    Failed(String),
+}
+
+fn status_outcome(st: tonic::Status) -> Outcome {
+    match st.code() {
+        tonic::Code::PermissionDenied | tonic::Code::Unauthenticated => Outcome::Rejected(st.message().to_string()),
+        _ => Outcome::Failed(st.message().to_string()),
+    }
+}
+
+/// The per-agent memory collection: `memory-<principal id>` with characters outside
+/// `[A-Za-z0-9_-]` replaced by `-` ("memory-local" without authentication).
+pub fn memory_collection(owner: &str) -> String {
+    let clean: String =
+        owner.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' }).collect();
+    let mut name = format!("memory-{clean}");
+    name.truncate(agentdb_engine::types::MAX_NAME_LEN);
+    name
+}
+
+impl A2a {
+    /// Register a task for `msg` (new, or the continuation of one waiting for input),
+    /// start its skill, and return (task id, context id, snapshot, event receiver).
+    fn start(
+        self: &Arc<Self>,
+        d: Dialect,
+        ctx: &Caller,
+        msg: Incoming,
+    ) -> Result<(String, String, Value, broadcast::Receiver<Event>), RpcError> {
+        let new_job = job_from_parts(&msg.parts);
+        let user_msg =
+            MessageRec { id: msg.message_id, agent: false, parts: msg.parts.iter().map(Part::for_history).collect() };
+        let mut tasks = self.tasks.lock();
+        let (task_id, job) = match &msg.task_id {
+            Some(tid) => {
+                let t = tasks.owned(tid, &ctx.owner)?;
+                if !matches!(t.status.state, TaskState::InputRequired | TaskState::AuthRequired) {
+                    return Err(RpcError::new(
+                        UNSUPPORTED_OPERATION,
+                        format!(
+                            "task '{tid}' is {} and takes no further messages; start a new task",
+                            t.status.state.name(d)
+                        ),
+                    ));
+                }
+                if msg.context_id.as_ref().is_some_and(|c| *c != t.context_id) {
+                    return Err(RpcError::params("message.contextId does not match the task's context"));
+                }
+                let job = merge_job(t.pending.take().unwrap_or_default(), new_job, &msg.parts);
+                t.history.push(user_msg);
+                (tid.clone(), job)
+            }
+            None => {
+                let id = new_id();
+                tasks.seq += 1;
+                let seq = tasks.seq;
+                tasks.insert(TaskRec {
+                    id: id.clone(),
+                    context_id: msg.context_id.unwrap_or_else(new_id),
+                    owner: ctx.owner.clone(),
+                    status: StatusRec { state: TaskState::Submitted, message: None, timestamp: now_rfc3339() },
+                    artifacts: Vec::new(),
+                    history: vec![user_msg],
+                    pending: None,
+                    events: broadcast::channel(TASK_EVENTS).0,
+                    abort: None,
+                    seq,
+                });
+                (id, new_job)
+            }
+        };
+        let t = tasks.map.get_mut(&task_id).ok_or_else(|| RpcError::new(INTERNAL_ERROR, "task vanished"))?;
+        t.status = StatusRec { state: TaskState::Submitted, message: None, timestamp: now_rfc3339() };
+        let snapshot = t.render(d, None, true);
+        let rx = t.events.subscribe();
+        let context_id = t.context_id.clone();
+        let (me, principal, id) = (self.clone(), ctx.principal.clone(), task_id.clone());
+        let handle = tokio::spawn(async move { me.run_task(&id, principal, job).await });
+        t.abort = Some(handle.abort_handle());
+        Ok((task_id, context_id, snapshot, rx))
+    }
+
+    /// Move a task to a new status (never out of a terminal one) and tell subscribers.
+    fn set_status(&self, task_id: &str, state: TaskState, message: Option<MessageRec>) {
+        let mut tasks = self.tasks.lock();
+        if let Some(t) = tasks.map.get_mut(task_id) {
+            if t.status.state.terminal() {
+                return;
+            }
+            if let Some(m) = &message {
+                t.history.push(m.clone());
+            }
+            t.status = StatusRec { state, message, timestamp: now_rfc3339() };
+            if state.terminal() {
+                t.abort = None;
+            }
+            let _ = t.events.send(Event::Status(t.status.clone()));
+        }
+    }
+
+    async fn run_task(self: Arc<Self>, task_id: &str, principal: Option<Principal>, job: Job) {
+        self.set_status(task_id, TaskState::Working, None);
+        let outcome = self.execute(task_id, principal.as_ref(), &job).await;
+        match outcome {
+            Outcome::Done { name, summary, data } => {
+                let artifact = ArtifactRec {
+                    id: new_id(),
+                    name: name.to_string(),
+                    description: format!("result of the {name} skill"),
+                    parts: vec![Part::Text(summary.clone()), Part::Data(data)],
+                };
+                {
+                    let mut tasks = self.tasks.lock();
+                    if let Some(t) = tasks.map.get_mut(task_id) {
+                        if t.status.state.terminal() {
+                            return; // canceled meanwhile
+                        }
+                        t.artifacts.push(artifact.clone());
+                        let _ = t.events.send(Event::Artifact(artifact));
+                    }
+                }
+                self.set_status(task_id, TaskState::Completed, Some(agent_text(summary)));
+            }
+            Outcome::NeedInput(why) => {
+                if let Some(t) = self.tasks.lock().map.get_mut(task_id) {
+                    t.pending = Some(job);
+                }
+                self.set_status(task_id, TaskState::InputRequired, Some(agent_text(why)));
+            }
+            Outcome::Rejected(why) => self.set_status(task_id, TaskState::Rejected, Some(agent_text(why))),
+            Outcome::Failed(why) => self.set_status(task_id, TaskState::Failed, Some(agent_text(why))),
+        }
+    }
+
+    async fn execute(&self, task_id: &str, p: Option<&Principal>, job: &Job) -> Outcome {
+        let owner = p.map_or("local".to_string(), |p| p.id.clone());
+        match job.skill.as_deref().unwrap_or("recall") {
+            "search" => {
+                let Some(collection) = str_param(&job.params, "collection") else {
+                    return Outcome::NeedInput(
+                        "the search skill needs a collection: send a data part {\"collection\": \"NAME\"}".into(),
+                    );
+                };
+                self.search(p, "search", collection, job).await
+            }
+            "recall" => {
+                let collection = memory_collection(&owner);
+                let db = self.svc.db.clone();
+                let name = collection.clone();
+                let exists = tokio::task::spawn_blocking(move || db.collection(&name).is_ok()).await.unwrap_or(false);
+                if !exists {
+                    if let Err(st) = self.svc.security.authorize(p, Action::Read, &collection, "A2A/recall") {
+                        return status_outcome(st);
+                    }
+                    return Outcome::Done {
+                        name: "recall",
+                        summary: "nothing remembered yet".into(),
+                        data: json!({ "skill": "recall", "collection": collection, "hits": [] }),
+                    };
+                }
+                self.search(p, "recall", &collection, job).await
+            }
+            "ingest" => {
+                let Some(collection) = str_param(&job.params, "collection") else {
+                    return Outcome::NeedInput(
+                        "the ingest skill needs a collection: send a data part {\"collection\": \"NAME\"}".into(),
+                    );
+                };
+                let (source, content) = match job.files.first() {
+                    Some((name, mime, bytes)) => {
+                        let name =
+                            if name.is_empty() { format!("a2a-{task_id}{}", ext_for(mime)) } else { name.clone() };
+                        (str_param(&job.params, "source").map_or(name, str::to_string), bytes.clone())
+                    }
+                    None => {
+                        let text = str_param(&job.params, "text").unwrap_or(job.text.trim());
+                        if text.is_empty() {
+                            return Outcome::NeedInput("the ingest skill needs a file part or text to index".into());
+                        }
+                        let source =
+                            str_param(&job.params, "source").map_or(format!("a2a-{task_id}.txt"), str::to_string);
+                        (source, text.as_bytes().to_vec())
+                    }
+                };
+                self.ingest(p, "ingest", collection, source, content).await
+            }
+            "remember" => {
+                let text = str_param(&job.params, "text").unwrap_or(job.text.trim());
+                if text.is_empty() {
+                    return Outcome::NeedInput("remember what? send text after \"remember:\"".into());
+                }
+                let collection = memory_collection(&owner);
+                if let Err(st) = self.svc.security.authorize(p, Action::Write, &collection, "A2A/remember") {
+                    return status_outcome(st);
+                }
+                if let Err(why) = self.ensure_memory(&collection).await {
+                    return Outcome::Failed(why);
+                }
+                let source = format!("memory-{task_id}.txt");
+                self.ingest(p, "remember", &collection, source, text.as_bytes().to_vec()).await
+            }
+            other => Outcome::Rejected(format!("unknown skill '{other}': use search, ingest, remember or recall")),
+        }
+    }
+
+    /// Create the caller's memory collection (multimodal: the text space, plus CLIP's
+    /// when configured) if it does not exist. The caller was already authorized to write it.
+    async fn ensure_memory(&self, name: &str) -> Result<(), String> {
+        let spaces = self.svc.encoders.multimodal_spaces().map_err(|s| s.message().to_string())?;
+        let (db, name) = (self.svc.db.clone(), name.to_string());
+        let res = self
+            .svc
+            .gate
+            .run(move || {
+                if db.collection(&name).is_ok() {
+                    return Ok(());
+                }
+                match db.create_collection(agentdb_engine::CollectionSpec { name: name.clone(), spaces }) {
+                    Ok(_) => {
+                        tracing::info!(collection = %name, "A2A: memory collection created");
+                        Ok(())
+                    }
+                    // Created by a concurrent request meanwhile.
+                    Err(_) if db.collection(&name).is_ok() => Ok(()),
+                    Err(e) => Err(e.into()),
+                }
+            })
+            .await;
+        res.map_err(|s| s.message().to_string())
+    }
+
+    async fn search(&self, p: Option<&Principal>, skill: &'static str, collection: &str, job: &Job) -> Outcome {
+        let method = format!("A2A/{skill}");
+        if let Err(st) = self.svc.security.authorize(p, Action::Read, collection, &method) {
+            return status_outcome(st);
+        }
+        let text = str_param(&job.params, "text").map(str::to_string).unwrap_or_else(|| job.text.trim().to_string());
+        let (input, shown) = if !text.is_empty() {
+            (QueryInput::Text(text.clone()), text)
+        } else if let Some((name, mime, bytes)) = job.files.first() {
+            let input = if mime.starts_with("image/") {
+                QueryInput::Image(bytes.clone())
+            } else if mime.starts_with("audio/") {
+                QueryInput::Audio(bytes.clone())
+            } else if mime.starts_with("video/") {
+                QueryInput::Video(bytes.clone())
+            } else {
+                return Outcome::Failed(format!("cannot search by a file of type {mime}: use image, audio or video"));
+            };
+            (input, format!("file {name}"))
+        } else {
+            return Outcome::NeedInput(format!("the {skill} skill needs a query: text or a media file part"));
+        };
+        let k = usize_param(&job.params, "top_k").or(usize_param(&job.params, "topK")).unwrap_or(DEFAULT_TOP_K);
+        let k = k.clamp(1, MAX_TOP_K);
+        let filter_expr = str_param(&job.params, "filter").unwrap_or("").to_string();
+        let row = p.and_then(|p| p.row_filter.clone());
+        let (db, enc, lim, name) =
+            (self.svc.db.clone(), self.svc.encoders.clone(), self.svc.ingest, collection.to_string());
+        let res = self
+            .svc
+            .gate
+            .run(move || {
+                let user = agentdb_proto::convert::filter_from_wire(&filter_expr)?;
+                let row = match row {
+                    Some(f) => Some(agentdb_engine::filter::parse(&f).map_err(agentdb_engine::Error::from)?),
+                    None => None,
+                };
+                // The key's row policy is ANDed with the request's filter, as for gRPC.
+                let filter = match (user, row) {
+                    (Some(u), Some(r)) => Some(agentdb_engine::Filter::And(vec![r, u])),
+                    (u, r) => u.or(r),
+                };
+                let c = db.collection(&name)?;
+                let q = CrossQuery {
+                    input,
+                    space: String::new(),
+                    k,
+                    filter,
+                    params: Default::default(),
+                    mode: agentdb_engine::fusion::FusionMode::Rrf,
+                    weights: Default::default(),
+                    with_payload: true,
+                    explain: false,
+                };
+                crate::query::run(&c, &enc, q, lim)
+            })
+            .await;
+        let hits = match res {
+            Ok(h) => h,
+            Err(st) => return status_outcome(st),
+        };
+        let rows: Vec<Value> = hits
+            .iter()
+            .map(|h| {
+                let payload: Value = serde_json::from_str(&h.payload_json).unwrap_or(Value::Null);
+                let mut row = json!({
+                    "id": h.id, "source": h.source, "modality": h.modality, "part": h.part, "score": h.score,
+                });
+                if let Some(t) = payload.get("text").and_then(Value::as_str) {
+                    row["text"] = t.chars().take(500).collect::<String>().into();
+                }
+                row
+            })
+            .collect();
+        let mut summary = format!("{} hit(s) in '{collection}' for {shown:?}", rows.len());
+        for (i, h) in hits.iter().enumerate() {
+            summary.push_str(&format!("\n{}. {} ({}, {}) score {:.4}", i + 1, h.source, h.modality, h.part, h.score));
+        }
+        Outcome::Done { name: skill, summary, data: json!({ "skill": skill, "collection": collection, "hits": rows }) }
+    }
+
+    async fn ingest(
+        &self,
+        p: Option<&Principal>,
+        skill: &'static str,
+        collection: &str,
+        source: String,
+        content: Vec<u8>,
+    ) -> Outcome {
+        if let Err(st) = self.svc.security.authorize(p, Action::Write, collection, &format!("A2A/{skill}")) {
+            return status_outcome(st);
+        }
+        if p.is_some_and(|p| p.row_filter.is_some()) {
+            return Outcome::Rejected("keys with a row policy cannot ingest files; upsert items instead".into());
+        }
+        let (db, enc, lim) = (self.svc.db.clone(), self.svc.encoders.clone(), self.svc.ingest);
+        let req = agentdb_proto::v1::IngestRequest { collection: collection.to_string(), source, content };
+        let name = collection.to_string();
+        let res = self
+            .svc
+            .gate
+            .run(move || {
+                let c = db.collection(&name)?;
+                Ok(crate::ingest::ingest_file(&c, &enc, req, lim))
+            })
+            .await;
+        let r = match res {
+            Ok(r) => r,
+            Err(st) => return status_outcome(st),
+        };
+        self.svc.metrics.observe_ingest(&r.status, &r.media_type, r.items as u64);
+        tracing::info!(collection = %collection, source = %r.source, status = %r.status, items = r.items, error = %r.error, "A2A ingest");
+        if r.status == "failed" {
+            return Outcome::Failed(r.error);
+        }
+        let summary = match (skill, r.status.as_str()) {
+            ("remember", "skipped") => "already remembered".to_string(),
+            ("remember", _) => format!("remembered ({} item(s) in '{collection}')", r.items),
+            (_, "skipped") => format!("{}: same content already in '{collection}'", r.source),
+            _ => format!("{}: {} item(s) ingested into '{collection}' as {}", r.source, r.items, r.media_type),
+        };
+        Outcome::Done {
+            name: skill,
+            summary,
+            data: json!({
+                "skill": skill, "collection": collection, "source": r.source, "status": r.status,
+                "items": r.items, "mediaType": r.media_type, "contentSha256": r.content_sha256,
+            }),
+        }
+    }
+
+    // ---- methods --------------------------------------------------------------------
+
+    async fn send(self: &Arc<Self>, d: Dialect, ctx: &Caller, params: &Map<String, Value>) -> Result<Value, RpcError> {
+        let msg = parse_message(params)?;
+        let cfg = params.get("configuration").and_then(Value::as_object);
+        let return_now = cfg.is_some_and(|c| {
+            c.get("returnImmediately").and_then(Value::as_bool) == Some(true)
+                || c.get("blocking").and_then(Value::as_bool) == Some(false)
+        });
+        let history_length = cfg.and_then(|c| usize_param(c, "historyLength"));
+        let (task_id, _, snapshot, mut rx) = self.start(d, ctx, msg)?;
+        let task = if return_now {
+            snapshot
+        } else {
+            loop {
+                match rx.recv().await {
+                    Ok(Event::Status(s)) if s.state.ends_turn() => break,
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+            let mut tasks = self.tasks.lock();
+            tasks.owned(&task_id, &ctx.owner)?.render(d, history_length, true)
+        };
+        Ok(match d {
+            Dialect::V1 => json!({ "task": task }),
+            Dialect::V03 => task,
+        })
+    }
+
+    async fn send_stream(
+        self: &Arc<Self>,
+        d: Dialect,
+        ctx: Caller,
+        params: &Map<String, Value>,
+        id: Value,
+    ) -> Response {
+        let started = parse_message(params).and_then(|m| self.start(d, &ctx, m));
+        match started {
+            Ok((task_id, context_id, snapshot, rx)) => {
+                let first = match d {
+                    Dialect::V1 => json!({ "task": snapshot }),
+                    Dialect::V03 => snapshot,
+                };
+                sse(d, id, first, Some((rx, task_id, context_id)))
+            }
+            Err(e) => sse_error(id, e),
+        }
+    }
+
+    fn subscribe(self: &Arc<Self>, d: Dialect, ctx: &Caller, params: &Map<String, Value>, id: Value) -> Response {
+        let found = task_id_param(params).and_then(|tid| {
+            let mut tasks = self.tasks.lock();
+            let t = tasks.owned(&tid, &ctx.owner)?;
+            let snapshot = t.render(d, None, true);
+            let rx = (!t.status.state.ends_turn()).then(|| (t.events.subscribe(), t.id.clone(), t.context_id.clone()));
+            Ok((snapshot, rx))
+        });
+        match found {
+            Ok((snapshot, rx)) => {
+                let first = match d {
+                    Dialect::V1 => json!({ "task": snapshot }),
+                    Dialect::V03 => snapshot,
+                };
+                sse(d, id, first, rx)
+            }
+            Err(e) => sse_error(id, e),
+        }
+    }
+
+    fn get_task(&self, d: Dialect, ctx: &Caller, params: &Map<String, Value>) -> Result<Value, RpcError> {
+        let tid = task_id_param(params)?;
+        let history_length = usize_param(params, "historyLength");
+        let mut tasks = self.tasks.lock();
+        Ok(tasks.owned(&tid, &ctx.owner)?.render(d, history_length, true))
+    }
+
+    fn list_tasks(&self, d: Dialect, ctx: &Caller, params: &Map<String, Value>) -> Result<Value, RpcError> {
+        let context = str_param(params, "contextId");
+        let state = match str_param(params, "status") {
+            Some(s) => Some(TaskState::parse(s).ok_or_else(|| RpcError::params(format!("unknown task state '{s}'")))?),
+            None => None,
+        };
+        let page_size = usize_param(params, "pageSize").filter(|n| *n > 0).unwrap_or(50).min(100);
+        let offset: usize = match str_param(params, "pageToken") {
+            Some(t) => t.parse().map_err(|_| RpcError::params("invalid pageToken"))?,
+            None => 0,
+        };
+        let history_length = usize_param(params, "historyLength");
+        let with_artifacts = params.get("includeArtifacts").and_then(Value::as_bool).unwrap_or(false);
+        let tasks = self.tasks.lock();
+        let mut mine: Vec<&TaskRec> = tasks
+            .map
+            .values()
+            .filter(|t| t.owner == ctx.owner)
+            .filter(|t| context.is_none_or(|c| t.context_id == c))
+            .filter(|t| state.is_none_or(|s| t.status.state == s))
+            .collect();
+        mine.sort_by_key(|t| std::cmp::Reverse(t.seq));
+        let total = mine.len();
+        let page: Vec<Value> = mine
+            .iter()
+            .skip(offset)
+            .take(page_size)
+            .map(|t| t.render(d, history_length.or(Some(0)), with_artifacts))
+            .collect();
+        let next = if offset + page.len() < total { (offset + page.len()).to_string() } else { String::new() };
+        Ok(json!({ "tasks": page, "nextPageToken": next, "pageSize": page_size, "totalSize": total }))
+    }
+
+    fn cancel(&self, d: Dialect, ctx: &Caller, params: &Map<String, Value>) -> Result<Value, RpcError> {
+        let tid = task_id_param(params)?;
+        let mut tasks = self.tasks.lock();
+        let t = tasks.owned(&tid, &ctx.owner)?;
+        if t.status.state.terminal() {
+            return Err(RpcError::new(
+                TASK_NOT_CANCELABLE,
+                format!("task '{tid}' cannot be canceled: it is {}", t.status.state.name(d)),
+            ));
+        }
+        if let Some(a) = t.abort.take() {
+            a.abort();
+        }
+        let m = agent_text("canceled by the client");
+        t.history.push(m.clone());
+        t.pending = None;
+        t.status = StatusRec { state: TaskState::Canceled, message: Some(m), timestamp: now_rfc3339() };
+        let _ = t.events.send(Event::Status(t.status.clone()));
+        Ok(t.render(d, None, true))
+    }
+}
+
+fn ext_for(mime: &str) -> &'static str {
+    match mime {
+        "text/plain" => ".txt",
+        "text/markdown" => ".md",
+        "text/html" => ".html",
+        "application/pdf" => ".pdf",
+        "image/png" => ".png",
+        "image/jpeg" => ".jpg",
+        "audio/wav" | "audio/x-wav" => ".wav",
+        "video/mp4" => ".mp4",
+        _ => "",
+    }
+}
+
+fn sse_frame(v: &Value) -> Bytes {
+    Bytes::from(format!("data: {v}\n\n"))
+}
+
+fn sse_response(body: Body) -> Response {
+    let mut r = Response::new(body);
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+/// A stream that carries only a JSON-RPC error (what a2a-sdk expects from a streaming
+/// method that fails before it starts).
+fn sse_error(id: Value, e: RpcError) -> Response {
+    let frame = sse_frame(&error_body(&id, &e));
+    sse_response(Body::from(frame))
+}
+
+/// The SSE answer of a streaming method: `first`, then the task's events until its
+/// turn ends (completed, failed, canceled, rejected, input-required, auth-required).
+fn sse(d: Dialect, id: Value, first: Value, follow: Option<(broadcast::Receiver<Event>, String, String)>) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::convert::Infallible>>(16);
+    tokio::spawn(async move {
+        let wrap = |r: Value| json!({ "jsonrpc": "2.0", "id": id, "result": r });
+        if tx.send(Ok(sse_frame(&wrap(first)))).await.is_err() {
+            return;
+        }
+        let Some((mut events, task_id, context_id)) = follow else { return };
+        loop {
+            match events.recv().await {
+                Ok(ev) => {
+                    let end = matches!(&ev, Event::Status(s) if s.state.ends_turn());
+                    if tx.send(Ok(sse_frame(&wrap(render_event(&ev, d, &task_id, &context_id))))).await.is_err() || end
+                    {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(task = %task_id, skipped = n, "A2A stream subscriber lagged");
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+    sse_response(Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing_convention() {
+        let j = job_from_parts(&[Part::Text("Remember: the key rotates on Mondays".into())]);
+        assert_eq!(j.skill.as_deref(), Some("remember"));
+        assert_eq!(j.text, "the key rotates on Mondays");
+        let j = job_from_parts(&[Part::Text("when does the key rotate?".into())]);
+        assert_eq!(j.skill.as_deref(), Some("recall"));
+        let j = job_from_parts(&[Part::Data(json!({"skill": "Search", "collection": "c", "text": "x"}))]);
+        assert_eq!(j.skill.as_deref(), Some("search"));
+        let j = job_from_parts(&[Part::File { name: "a.txt".into(), mime: "text/plain".into(), bytes: b"x".to_vec() }]);
+        assert_eq!(j.skill.as_deref(), Some("ingest"));
+    }
+
+    #[test]
+    fn parts_in_both_dialects() {
+        let p = parse_part(&json!({"raw": "aGk=", "filename": "a.txt", "mediaType": "text/plain"})).unwrap();
+        assert!(matches!(p, Part::File { ref bytes, .. } if bytes == b"hi"));
+        let p = parse_part(&json!({"kind": "file", "file": {"bytes": "aGk=", "name": "a.txt"}})).unwrap();
+        assert!(matches!(p, Part::File { ref name, .. } if name == "a.txt"));
+        let p = parse_part(&json!({"kind": "file", "file": {"uri": "data:text/plain,h%69"}})).unwrap();
+        assert!(matches!(p, Part::File { ref bytes, ref mime, .. } if bytes == b"hi" && mime == "text/plain"));
+        assert!(parse_part(&json!({"url": "https://example.com/x"})).is_err());
+        assert!(matches!(parse_part(&json!({"kind": "data", "data": {"a": 1}})).unwrap(), Part::Data(_)));
+    }
+
+    #[test]
+    fn names_and_times() {
+        assert_eq!(memory_collection("key:ab12"), "memory-key-ab12");
+        assert_eq!(TaskState::parse("TASK_STATE_INPUT_REQUIRED"), Some(TaskState::InputRequired));
+        assert_eq!(TaskState::parse("input-required"), Some(TaskState::InputRequired));
+        let t = now_rfc3339();
+        assert!(t.len() == 24 && t.ends_with('Z') && t.starts_with("20"), "{t}");
+    }
+}

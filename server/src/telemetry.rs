@@ -1,0 +1,272 @@
+//! OpenTelemetry traces and per-request context (docs/OPERATIONS.md, "Traces").
+//!
+//! With `telemetry.otlp_endpoint` set, `tracing` spans from AgentDB's own crates are
+//! exported over OTLP/gRPC by a batch processor (its own thread, a bounded queue: a
+//! full queue drops spans, requests never wait). With it empty nothing is built: no
+//! exporter, no thread, and `traceparent` is not even parsed.
+//!
+//! Each gRPC request gets a request id (returned as `x-request-id`), a `grpc.request`
+//! span whose parent is the caller's W3C `traceparent`, and one log line on completion.
+
+use crate::config::TelemetryConfig;
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer;
+
+static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
+
+/// Whether spans are exported (an endpoint is configured and the exporter was built).
+pub fn enabled() -> bool {
+    PROVIDER.get().is_some()
+}
+
+/// The OpenTelemetry layer for the subscriber, or `None` when no endpoint is configured
+/// (or the exporter cannot be built: that is logged to stderr and serving goes on).
+/// Must be called inside a Tokio runtime (the tonic channel is built on it).
+pub fn layer<S>(cfg: &TelemetryConfig) -> Option<Box<dyn Layer<S> + Send + Sync>>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
+{
+    let endpoint = cfg.otlp_endpoint.trim();
+    if endpoint.is_empty() {
+        return None;
+    }
+    let provider = match build_provider(cfg, endpoint) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("agentdb: telemetry.otlp_endpoint '{endpoint}': {e}; traces are not exported");
+            return None;
+        }
+    };
+    let tracer = provider.tracer("agentdb");
+    let _ = PROVIDER.set(provider);
+    // Only AgentDB's own spans: the exporter's own stack (tonic, hyper, h2) must never
+    // trace itself into the queue it is draining.
+    let only_ours = tracing_subscriber::filter::filter_fn(|m| m.target().starts_with("agentdb"));
+    Some(
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_tracked_inactivity(false)
+            .with_filter(only_ours)
+            .boxed(),
+    )
+}
+
+fn build_provider(cfg: &TelemetryConfig, endpoint: &str) -> Result<SdkTracerProvider, String> {
+    use opentelemetry_otlp::WithExportConfig;
+    use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, Sampler};
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint.to_string())
+        .with_timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let exporter = LoggedExporter { inner: exporter, endpoint: endpoint.to_string(), failures: Arc::default() };
+    let batch = BatchConfigBuilder::default()
+        .with_max_queue_size(4096)
+        .with_max_export_batch_size(512)
+        .with_scheduled_delay(std::time::Duration::from_millis(500))
+        .build();
+    let processor = BatchSpanProcessor::builder(exporter).with_batch_config(batch).build();
+    let ratio = if cfg.sample_ratio.is_finite() { cfg.sample_ratio.clamp(0.0, 1.0) } else { 1.0 };
+    let name = if cfg.service_name.trim().is_empty() { "agentdb" } else { cfg.service_name.trim() };
+    Ok(SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio))))
+        .with_resource(
+            opentelemetry_sdk::Resource::builder()
+                .with_service_name(name.to_string())
+                .with_attribute(opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+                .build(),
+        )
+        .build())
+}
+
+/// Flush queued spans and stop the exporter (at shutdown; the runtime must still run).
+pub fn shutdown() {
+    if let Some(p) = PROVIDER.get() {
+        let _ = p.force_flush();
+        let _ = p.shutdown();
+    }
+}
+
+/// The OTLP exporter, logging its first failure (and the first success after failures)
+/// once instead of on every batch.
+#[derive(Debug)]
+struct LoggedExporter<E> {
+    inner: E,
+    endpoint: String,
+    failures: Arc<AtomicU64>,
+}
+
+impl<E: opentelemetry_sdk::trace::SpanExporter> opentelemetry_sdk::trace::SpanExporter for LoggedExporter<E> {
+    async fn export(&self, batch: Vec<SpanData>) -> opentelemetry_sdk::error::OTelSdkResult {
+        let n = batch.len();
+        let r = self.inner.export(batch).await;
+        match &r {
+            Err(e) => {
+                if self.failures.fetch_add(1, Ordering::Relaxed) == 0 {
+                    // Logged outside any span, by a thread whose events are not exported.
+                    tracing::warn!(endpoint = %self.endpoint, spans = n, error = %e, "OTLP trace export failed; spans are dropped until the collector is reachable (logged once)");
+                }
+            }
+            Ok(()) => {
+                let failed = self.failures.swap(0, Ordering::Relaxed);
+                if failed > 0 {
+                    tracing::info!(endpoint = %self.endpoint, failed_batches = failed, "OTLP trace export recovered");
+                }
+            }
+        }
+        r
+    }
+    fn shutdown_with_timeout(&self, timeout: std::time::Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+    fn force_flush(&mut self) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.inner.force_flush()
+    }
+    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        self.inner.set_resource(resource)
+    }
+}
+
+struct HeaderExtractor<'a>(&'a tonic::codegen::http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+struct HeaderInjector<'a>(&'a mut tonic::codegen::http::HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(k), Ok(v)) = (
+            tonic::codegen::http::HeaderName::from_bytes(key.as_bytes()),
+            tonic::codegen::http::HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(k, v);
+        }
+    }
+}
+
+/// Make the caller's W3C `traceparent` (gRPC metadata or HTTP header) the parent of `span`.
+pub fn set_parent_from(span: &tracing::Span, headers: &tonic::codegen::http::HeaderMap) {
+    if !enabled() || !headers.contains_key("traceparent") {
+        return;
+    }
+    let cx = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
+    let _ = span.set_parent(cx);
+}
+
+/// Write the current span's context as `traceparent` (and `tracestate`) into outgoing
+/// headers, so that a downstream service continues the trace.
+pub fn inject_current(headers: &mut tonic::codegen::http::HeaderMap) {
+    if !enabled() {
+        return;
+    }
+    let cx = tracing::Span::current().context();
+    TraceContextPropagator::new().inject_context(&cx, &mut HeaderInjector(headers));
+}
+
+/// The request id: the caller's `x-request-id` when it is short and printable, else a new one.
+pub fn request_id(headers: &tonic::codegen::http::HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
+        .map(String::from)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+}
+
+/// What a handler learns about the request that the edge cannot (the collection).
+#[derive(Default)]
+pub struct RequestCtx {
+    pub principal: OnceLock<String>,
+    pub collection: OnceLock<String>,
+}
+
+tokio::task_local! {
+    pub static REQUEST: Arc<RequestCtx>;
+}
+
+/// Note the collection a request works on: on the `grpc.request` span and in its log line.
+pub fn record_collection(name: &str) {
+    if name.is_empty() {
+        return;
+    }
+    let _ = REQUEST.try_with(|c| c.collection.set(name.to_string()));
+    tracing::Span::current().record("agentdb.collection", name);
+}
+
+/// Note who made the request (the principal's id, or `peer:IP` without authentication).
+pub fn record_principal(who: &str) {
+    let _ = REQUEST.try_with(|c| c.principal.set(who.to_string()));
+    tracing::Span::current().record("agentdb.principal", who);
+}
+
+/// Close a request: status and latency on its span, and its one log line.
+pub fn finish(
+    span: &tracing::Span,
+    ctx: &RequestCtx,
+    method: &str,
+    request_id: &str,
+    code: &str,
+    took: std::time::Duration,
+) {
+    let latency_ms = took.as_secs_f64() * 1000.0;
+    span.record("rpc.grpc.status_code", code);
+    span.record("latency_ms", latency_ms);
+    if code != "0" {
+        span.record("otel.status_code", "error");
+    }
+    let principal = ctx.principal.get().map(String::as_str).unwrap_or("");
+    let collection = ctx.collection.get().map(String::as_str).unwrap_or("");
+    tracing::info!(
+        target: "agentdb::request",
+        request_id,
+        method,
+        principal,
+        collection,
+        status = code,
+        latency_ms = (latency_ms * 1000.0).round() / 1000.0,
+        "request"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_id_is_taken_when_sane_and_made_otherwise() {
+        let mut h = tonic::codegen::http::HeaderMap::new();
+        let made = request_id(&h);
+        assert_eq!(made.len(), 32);
+        assert_ne!(made, request_id(&h));
+        h.insert("x-request-id", "abc-123".parse().unwrap());
+        assert_eq!(request_id(&h), "abc-123");
+        h.insert("x-request-id", "has space".parse().unwrap());
+        assert_eq!(request_id(&h).len(), 32);
+    }
+
+    #[test]
+    fn disabled_telemetry_costs_nothing() {
+        let cfg = TelemetryConfig::default();
+        assert!(layer::<tracing_subscriber::Registry>(&cfg).is_none());
+        assert!(!enabled());
+        let mut h = tonic::codegen::http::HeaderMap::new();
+        inject_current(&mut h);
+        assert!(h.is_empty());
+    }
+}

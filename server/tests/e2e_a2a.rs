@@ -1,0 +1,194 @@
+//! A2A (Agent2Agent) server through the real binary: the official Python SDK
+//! (`a2a-sdk`, see server/tests/a2a_client.py) as the client, plus raw JSON-RPC
+//! requests for the 0.3 method names, error codes and authentication.
+
+mod common;
+
+use common::Server;
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+
+/// One HTTP/1.1 POST (or GET when `body` is None) over a plain TCP connection:
+/// (status, headers, body).
+fn http(addr: &str, path: &str, body: Option<&str>, headers: &[(&str, &str)]) -> (u16, String, String) {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the HTTP listener");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(120))).unwrap();
+    let mut req = match body {
+        Some(b) => format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        ),
+        None => format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n"),
+    };
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body.unwrap_or(""));
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let text = String::from_utf8_lossy(&out).to_string();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    // Chunked bodies (SSE): keep the payload lines only.
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        rest.lines().filter(|l| l.starts_with("data:") || l.starts_with('{')).collect::<Vec<_>>().join("\n")
+    } else {
+        rest.to_string()
+    };
+    (status, head.to_string(), body)
+}
+
+fn rpc(addr: &str, req: &Value, headers: &[(&str, &str)]) -> (u16, Value) {
+    let (status, _, body) = http(addr, "/a2a", Some(&req.to_string()), headers);
+    (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}")))
+}
+
+fn start(dir: &std::path::Path, extra: &[&str]) -> (Server, String) {
+    let mut args = vec!["--set", "http_listen=127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let server = Server::start(dir, &args);
+    let http = server.http_addr.clone().expect("the server printed 'agentdb http listening on ADDR'");
+    (server, http)
+}
+
+#[test]
+fn a2a_with_the_official_python_sdk_and_raw_json_rpc() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, addr) = start(&dir.path().join("data"), &[]);
+    let ok = |args: &[&str]| {
+        let out = server.cli(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let media = dir.path().join("media");
+    std::fs::create_dir_all(&media).unwrap();
+    std::fs::write(
+        media.join("fruit.txt"),
+        "Apples, pears and ripe bananas are sold at the fruit market every morning.",
+    )
+    .unwrap();
+    std::fs::write(
+        media.join("engines.txt"),
+        "The diesel engine of the locomotive needs new pistons and a fuel injector.",
+    )
+    .unwrap();
+    ok(&["collection", "create", "docs", "--multimodal"]);
+    ok(&["ingest", "docs", media.to_str().unwrap()]);
+
+    // The card is public.
+    let (status, _, body) = http(&addr, "/.well-known/agent-card.json", None, &[]);
+    assert_eq!(status, 200, "{body}");
+    let card: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(card["capabilities"]["streaming"], json!(true));
+    assert_eq!(card["url"], json!(format!("http://{addr}/a2a")));
+
+    // The official SDK as the client.
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/a2a_client.py");
+    let python = std::env::var("AGENTDB_A2A_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = std::process::Command::new(&python)
+        .args([script, &format!("http://{addr}"), "docs", "fruit.txt", "where can I buy bananas?"])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if out.status.code() == Some(3) {
+        panic!("the A2A test needs the a2a-sdk Python package (pinned in .ci/setup.sh: pip install a2a-sdk==1.3.0): {stderr}");
+    }
+    assert!(
+        out.status.success(),
+        "a2a_client.py failed\nstdout:\n{stdout}\nstderr:\n{stderr}\nserver log:\n{}",
+        server.log_text()
+    );
+    assert!(stdout.contains("A2A OK"), "{stdout}");
+
+    // Raw JSON-RPC: the 0.3 names and shapes.
+    let send = json!({"jsonrpc": "2.0", "id": 7, "method": "message/send", "params": {"message": {
+        "kind": "message", "messageId": "m1", "role": "user",
+        "parts": [{"kind": "data", "data": {"skill": "search", "collection": "docs", "text": "locomotive pistons"}}]}}});
+    let (status, r) = rpc(&addr, &send, &[]);
+    assert_eq!(status, 200);
+    assert_eq!(r["id"], json!(7), "{r}");
+    let task = &r["result"];
+    assert_eq!((task["kind"].as_str(), task["status"]["state"].as_str()), (Some("task"), Some("completed")), "{r}");
+    let hits = &task["artifacts"][0]["parts"][1]["data"]["hits"];
+    assert!(hits[0]["source"].as_str().unwrap().ends_with("engines.txt"), "{r}");
+    let id = task["id"].as_str().unwrap().to_string();
+    let (_, r) = rpc(&addr, &json!({"jsonrpc": "2.0", "id": "g", "method": "tasks/get", "params": {"id": id}}), &[]);
+    assert_eq!(r["result"]["status"]["state"], json!("completed"), "{r}");
+    let (_, r) = rpc(&addr, &json!({"jsonrpc": "2.0", "id": "c", "method": "tasks/cancel", "params": {"id": id}}), &[]);
+    assert_eq!(r["error"]["code"], json!(-32002), "{r}");
+    let (_, r) = rpc(&addr, &json!({"jsonrpc": "2.0", "id": 1, "method": "tasks/get", "params": {"id": "nope"}}), &[]);
+    assert_eq!(r["error"]["code"], json!(-32001), "{r}");
+    // A data: URI file part is ingested; a network URI is refused.
+    let ingest = json!({"jsonrpc": "2.0", "id": 2, "method": "message/send", "params": {"message": {
+        "kind": "message", "messageId": "m2", "role": "user", "parts": [
+            {"kind": "data", "data": {"skill": "ingest", "collection": "docs"}},
+            {"kind": "file", "file": {"name": "tea.txt", "mimeType": "text/plain", "uri": "data:text/plain,green%20tea%20from%20Japan"}}]}}});
+    let (_, r) = rpc(&addr, &ingest, &[]);
+    assert_eq!(r["result"]["status"]["state"], json!("completed"), "{r}");
+    let mut fetch = ingest.clone();
+    fetch["params"]["message"]["parts"][1]["file"]["uri"] = json!("http://example.com/x.txt");
+    let (_, r) = rpc(&addr, &fetch, &[]);
+    assert_eq!(r["error"]["code"], json!(-32602), "{r}");
+    // message/stream answers with SSE.
+    let mut stream = send.clone();
+    stream["method"] = json!("message/stream");
+    let (status, head, body) = http(&addr, "/a2a", Some(&stream.to_string()), &[]);
+    assert_eq!(status, 200);
+    assert!(head.to_ascii_lowercase().contains("content-type: text/event-stream"), "{head}");
+    let events: Vec<Value> =
+        body.lines().filter_map(|l| l.strip_prefix("data: ")).map(|l| serde_json::from_str(l).unwrap()).collect();
+    let last = &events.last().expect("events")["result"];
+    assert_eq!((last["kind"].as_str(), last["final"].as_bool()), (Some("status-update"), Some(true)), "{body}");
+    assert_eq!(last["status"]["state"], json!("completed"), "{body}");
+    assert!(events.iter().any(|e| e["result"]["kind"] == json!("artifact-update")), "{body}");
+
+    // Errors.
+    let (_, r) = rpc(&addr, &json!({"jsonrpc": "2.0", "id": 3, "method": "tasks/teleport", "params": {}}), &[]);
+    assert_eq!(r["error"]["code"], json!(-32601), "{r}");
+    let (status, _, body) = http(&addr, "/a2a", Some("{not json"), &[]);
+    let r: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((status, r["error"]["code"].clone(), r["id"].clone()), (200, json!(-32700), Value::Null), "{body}");
+    let (_, r) =
+        rpc(&addr, &json!({"jsonrpc": "2.0", "id": 4, "method": "message/send", "params": {"message": {}}}), &[]);
+    assert_eq!(r["error"]["code"], json!(-32602), "{r}");
+    let (_, r) = rpc(&addr, &json!({"id": 5, "method": "tasks/get"}), &[]);
+    assert_eq!(r["error"]["code"], json!(-32600), "{r}");
+    let (_, r) =
+        rpc(&addr, &json!({"jsonrpc": "2.0", "id": 6, "method": "SetTaskPushNotificationConfig", "params": {}}), &[]);
+    assert_eq!(r["error"]["code"], json!(-32003), "{r}");
+}
+
+#[test]
+fn a2a_sits_behind_the_same_authentication_as_grpc() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (_server, addr) = start(&data, &["--set", "security.auth=api_key"]);
+    let key = std::fs::read_to_string(data.join("security/bootstrap-admin.key")).unwrap().trim().to_string();
+    let get = json!({"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": "x"}});
+
+    // The card stays public and names the bearer scheme.
+    let (status, _, body) = http(&addr, "/.well-known/agent-card.json", None, &[]);
+    assert_eq!(status, 200);
+    let card: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(card["securitySchemes"]["bearer"]["scheme"], json!("bearer"), "{card}");
+    assert_eq!(card["security"], json!([{"bearer": []}]));
+
+    let (status, r) = rpc(&addr, &get, &[]);
+    assert_eq!(status, 401, "{r}");
+    assert!(r["error"]["message"].as_str().unwrap().contains("missing credentials"), "{r}");
+    let (status, r) = rpc(&addr, &get, &[("Authorization", "Bearer adb_not_a_real_key")]);
+    assert_eq!(status, 401, "{r}");
+    let auth = format!("Bearer {key}");
+    let (status, r) = rpc(&addr, &get, &[("Authorization", &auth), ("A2A-Version", "1.0")]);
+    assert_eq!((status, r["error"]["code"].clone()), (200, json!(-32001)), "{r}");
+    // Tasks of one principal are invisible to another; remember creates the caller's memory.
+    let remember = json!({"jsonrpc": "2.0", "id": 2, "method": "SendMessage", "params": {"message": {
+        "messageId": "m", "role": "ROLE_USER", "parts": [{"text": "remember: auth works"}]}}});
+    let (status, r) = rpc(&addr, &remember, &[("Authorization", &auth)]);
+    assert_eq!(status, 200, "{r}");
+    let task = &r["result"]["task"];
+    assert_eq!(task["status"]["state"], json!("TASK_STATE_COMPLETED"), "{r}");
+    let coll = task["artifacts"][0]["parts"][1]["data"]["collection"].as_str().unwrap();
+    assert!(coll.starts_with("memory-key-"), "{r}");
+}
