@@ -141,6 +141,29 @@ pub fn decode_audio(bytes: &[u8], lim: AudioLimits) -> Result<Audio> {
     Ok(Audio { samples, rate, format: codec })
 }
 
+/// Encode mono samples in [-1, 1] as a 16-bit PCM WAV file (for recordings made by
+/// tools and tests; values outside the range are clipped).
+pub fn encode_wav16(samples: &[f32], rate: u32) -> Vec<u8> {
+    let data_len = (samples.len() * 2) as u32;
+    let mut v = Vec::with_capacity(44 + samples.len() * 2);
+    v.extend(b"RIFF");
+    v.extend((36 + data_len).to_le_bytes());
+    v.extend(b"WAVEfmt ");
+    v.extend(16u32.to_le_bytes());
+    v.extend(1u16.to_le_bytes()); // PCM
+    v.extend(1u16.to_le_bytes()); // mono
+    v.extend(rate.to_le_bytes());
+    v.extend((rate * 2).to_le_bytes());
+    v.extend(2u16.to_le_bytes());
+    v.extend(16u16.to_le_bytes());
+    v.extend(b"data");
+    v.extend(data_len.to_le_bytes());
+    for s in samples {
+        v.extend(((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes());
+    }
+    v
+}
+
 /// Resample with a Hann-windowed sinc low-pass at 0.95 × the lower Nyquist frequency.
 pub fn resample(samples: &[f32], from: u32, to: u32) -> Vec<f32> {
     if from == to || samples.is_empty() {
@@ -178,28 +201,6 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> Vec<f32> {
 mod tests {
     use super::*;
 
-    /// A 16-bit PCM WAV of `samples` at `rate`.
-    pub fn wav(samples: &[f32], rate: u32) -> Vec<u8> {
-        let mut v = Vec::new();
-        let data_len = (samples.len() * 2) as u32;
-        v.extend(b"RIFF");
-        v.extend((36 + data_len).to_le_bytes());
-        v.extend(b"WAVEfmt ");
-        v.extend(16u32.to_le_bytes());
-        v.extend(1u16.to_le_bytes());
-        v.extend(1u16.to_le_bytes());
-        v.extend(rate.to_le_bytes());
-        v.extend((rate * 2).to_le_bytes());
-        v.extend(2u16.to_le_bytes());
-        v.extend(16u16.to_le_bytes());
-        v.extend(b"data");
-        v.extend(data_len.to_le_bytes());
-        for s in samples {
-            v.extend(((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes());
-        }
-        v
-    }
-
     fn tone(freq: f32, rate: u32, secs: f32) -> Vec<f32> {
         (0..(rate as f32 * secs) as usize)
             .map(|i| 0.5 * (2.0 * std::f32::consts::PI * freq * i as f32 / rate as f32).sin())
@@ -209,17 +210,17 @@ mod tests {
     #[test]
     fn wav_round_trip_and_limits() {
         let s = tone(440.0, 22050, 1.5);
-        let a = decode_audio(&wav(&s, 22050), AudioLimits::default()).unwrap();
+        let a = decode_audio(&encode_wav16(&s, 22050), AudioLimits::default()).unwrap();
         assert_eq!(a.rate, 22050);
         assert_eq!(a.samples.len(), s.len());
         assert!((a.seconds() - 1.5).abs() < 1e-3);
-        let err = decode_audio(&wav(&s, 22050), AudioLimits { max_seconds: 1.0 }).unwrap_err().to_string();
+        let err = decode_audio(&encode_wav16(&s, 22050), AudioLimits { max_seconds: 1.0 }).unwrap_err().to_string();
         assert!(err.contains("max_audio_seconds"), "{err}");
     }
 
     #[test]
     fn bad_audio_is_an_error_not_a_panic() {
-        let w = wav(&tone(440.0, 16000, 0.5), 16000);
+        let w = encode_wav16(&tone(440.0, 16000, 0.5), 16000);
         assert!(decode_audio(b"RIFF\x00\x00", AudioLimits::default()).is_err());
         assert!(decode_audio(b"hello world, not audio", AudioLimits::default()).is_err());
         assert!(decode_audio(&w[..44], AudioLimits::default()).is_err(), "header only: no samples");

@@ -3,30 +3,13 @@
 //! length, rate and pitch can be checked; truncated copies must fail cleanly or decode
 //! a prefix, never panic.
 
-use agentdb_models::audio::{decode_audio, resample, AudioLimits};
+use agentdb_models::audio::{decode_audio, encode_wav16, resample, AudioLimits};
 use std::process::Command;
 
 fn tone_wav(path: &std::path::Path, secs: f32, rate: u32) {
     let n = (secs * rate as f32) as usize;
-    let mut v = Vec::new();
-    let data = (n * 2) as u32;
-    v.extend(b"RIFF");
-    v.extend((36 + data).to_le_bytes());
-    v.extend(b"WAVEfmt ");
-    v.extend(16u32.to_le_bytes());
-    v.extend(1u16.to_le_bytes());
-    v.extend(1u16.to_le_bytes());
-    v.extend(rate.to_le_bytes());
-    v.extend((rate * 2).to_le_bytes());
-    v.extend(2u16.to_le_bytes());
-    v.extend(16u16.to_le_bytes());
-    v.extend(b"data");
-    v.extend(data.to_le_bytes());
-    for i in 0..n {
-        let s = 0.5 * (std::f32::consts::TAU * 440.0 * i as f32 / rate as f32).sin();
-        v.extend(((s * 32767.0) as i16).to_le_bytes());
-    }
-    std::fs::write(path, v).unwrap();
+    let tone: Vec<f32> = (0..n).map(|i| 0.5 * (std::f32::consts::TAU * 440.0 * i as f32 / rate as f32).sin()).collect();
+    std::fs::write(path, encode_wav16(&tone, rate)).unwrap();
 }
 
 /// Frequency from zero crossings of the middle second.

@@ -5,19 +5,12 @@
 
 mod common;
 
+use agentdb_models::audio::encode_wav16;
 use agentdb_proto::v1;
 use common::*;
 use serde_json::{json, Value};
 use std::path::Path;
 use tonic::Code;
-
-fn json_lines(out: &[u8]) -> Vec<Value> {
-    String::from_utf8_lossy(out)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 fn espeak(text: &str, voice: &str, out: &Path) {
     let st = std::process::Command::new("espeak-ng")
@@ -29,35 +22,11 @@ fn espeak(text: &str, voice: &str, out: &Path) {
     assert!(st.success());
 }
 
-/// 16-bit mono PCM WAV.
-fn wav(samples: &[f32], rate: u32) -> Vec<u8> {
-    let mut v = Vec::new();
-    let n = (samples.len() * 2) as u32;
-    for part in [&b"RIFF"[..], &(36 + n).to_le_bytes(), b"WAVEfmt ", &16u32.to_le_bytes(), &1u16.to_le_bytes()] {
-        v.extend_from_slice(part);
-    }
-    v.extend_from_slice(&1u16.to_le_bytes());
-    v.extend_from_slice(&rate.to_le_bytes());
-    v.extend_from_slice(&(rate * 2).to_le_bytes());
-    v.extend_from_slice(&2u16.to_le_bytes());
-    v.extend_from_slice(&16u16.to_le_bytes());
-    v.extend_from_slice(b"data");
-    v.extend_from_slice(&n.to_le_bytes());
-    for s in samples {
-        v.extend_from_slice(&((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes());
-    }
-    v
-}
-
 #[test]
 fn ingest_speech_then_search_by_text_and_by_voice() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &["--set", "limits.max_audio_seconds=20"]);
-    let ok = |args: &[&str]| {
-        let out = server.cli(args);
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        out.stdout
-    };
+    let ok = |args: &[&str]| server.ok(args);
     let media = dir.path().join("media");
     std::fs::create_dir_all(&media).unwrap();
     espeak("The train to the airport leaves from platform four every twenty minutes.", "en-us", &media.join("a.wav"));
@@ -65,11 +34,11 @@ fn ingest_speech_then_search_by_text_and_by_voice() {
     std::fs::write(media.join("notes.txt"), "Bicycle chains need oil every few hundred kilometres.").unwrap();
     // A 440 Hz tone: audio with no speech in it.
     let tone: Vec<f32> = (0..48000).map(|i| 0.3 * (i as f32 * 440.0 * std::f32::consts::TAU / 16000.0).sin()).collect();
-    std::fs::write(media.join("beep.wav"), wav(&tone, 16000)).unwrap();
+    std::fs::write(media.join("beep.wav"), encode_wav16(&tone, 16000)).unwrap();
     // Longer than limits.max_audio_seconds (30 s of silence, 20 s allowed).
-    std::fs::write(media.join("long.wav"), wav(&vec![0.0; 16000 * 30], 16000)).unwrap();
+    std::fs::write(media.join("long.wav"), encode_wav16(&vec![0.0; 16000 * 30], 16000)).unwrap();
     // A WAV header promising data that is not there, and an MP3 tag followed by junk.
-    std::fs::write(media.join("cut.wav"), &wav(&tone, 16000)[..44]).unwrap();
+    std::fs::write(media.join("cut.wav"), &encode_wav16(&tone, 16000)[..44]).unwrap();
     let mut junk = b"ID3\x03\x00\x00\x00\x00\x00\x10".to_vec();
     junk.extend((0..4000u32).map(|i| (i * 7919 % 251) as u8));
     std::fs::write(media.join("junk.mp3"), junk).unwrap();
@@ -104,7 +73,11 @@ fn ingest_speech_then_search_by_text_and_by_voice() {
     rt.block_on(async {
         let (_, mut items) = server.clients().await;
         let err = items
-            .search(v1::SearchRequest { collection: "calls".into(), audio: wav(&tone, 16000), ..Default::default() })
+            .search(v1::SearchRequest {
+                collection: "calls".into(),
+                audio: encode_wav16(&tone, 16000),
+                ..Default::default()
+            })
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument);

@@ -11,24 +11,6 @@ mod tiny_clip;
 
 use common::*;
 use serde_json::Value;
-use std::path::PathBuf;
-
-fn json_lines(out: &[u8]) -> Vec<Value> {
-    String::from_utf8_lossy(out)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn photos() -> PathBuf {
-    let d = std::env::var("AGENTDB_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/agentdb/testdata"))
-        .join("photos");
-    assert!(d.join("chelsea.png").exists(), "{} is missing: run `bash .ci/models.sh --testdata`", d.display());
-    d
-}
 
 #[test]
 fn a_clip_model_from_a_folder_adds_a_space_that_every_item_and_query_uses() {
@@ -37,11 +19,7 @@ fn a_clip_model_from_a_folder_adds_a_space_that_every_item_and_query_uses() {
     let info = tiny_clip::write_model(&clip_dir, &tiny_clip::tensors(), true);
     let clip_arg = format!("models.clip={}", clip_dir.display());
     let server = Server::start(&dir.path().join("data"), &["--set", &clip_arg]);
-    let ok = |args: &[&str]| {
-        let out = server.cli(args);
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        out.stdout
-    };
+    let ok = |args: &[&str]| server.ok(args);
     assert!(server.log_text().contains("CLIP ready"), "{}", server.log_text());
 
     ok(&["collection", "create", "mixed", "--multimodal"]);

@@ -7,36 +7,14 @@ mod common;
 use agentdb_proto::v1;
 use common::*;
 use serde_json::{json, Value};
-use std::path::PathBuf;
 use tonic::Code;
-
-fn json_lines(out: &[u8]) -> Vec<Value> {
-    String::from_utf8_lossy(out)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn photos() -> PathBuf {
-    let d = std::env::var("AGENTDB_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/agentdb/testdata"))
-        .join("photos");
-    assert!(d.join("chelsea.png").exists(), "{} is missing: run `bash .ci/models.sh --testdata`", d.display());
-    d
-}
 
 #[test]
 fn ingest_photos_then_search_by_text_and_by_example() {
     let dir = tempfile::tempdir().unwrap();
     // hubble_deep_field.jpg is 1000x872 = 872,000 pixels: above this limit, refused from its header.
     let server = Server::start(&dir.path().join("data"), &["--set", "limits.max_image_pixels=400000"]);
-    let ok = |args: &[&str]| {
-        let out = server.cli(args);
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        out.stdout
-    };
+    let ok = |args: &[&str]| server.ok(args);
     let media = dir.path().join("media");
     std::fs::create_dir_all(&media).unwrap();
     let p = photos();

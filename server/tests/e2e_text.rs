@@ -8,23 +8,11 @@ use common::*;
 use serde_json::{json, Value};
 use tonic::Code;
 
-fn json_lines(out: &[u8]) -> Vec<Value> {
-    String::from_utf8_lossy(out)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 #[test]
 fn ingest_folder_then_search_by_text_and_resume() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &["--set", "ingest.chunk_tokens=64"]);
-    let ok = |args: &[&str]| {
-        let out = server.cli(args);
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        out.stdout
-    };
+    let ok = |args: &[&str]| server.ok(args);
 
     let models = json_lines(&ok(&["models", "list", "--json"]));
     let minilm = models.iter().find(|m| m["name"] == "all-minilm-l6-v2").expect("MiniLM installed");

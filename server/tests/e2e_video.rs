@@ -8,25 +8,8 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-fn json_lines(out: &[u8]) -> Vec<Value> {
-    String::from_utf8_lossy(out)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn photos() -> PathBuf {
-    let d = std::env::var("AGENTDB_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/agentdb/testdata"))
-        .join("photos");
-    assert!(d.join("chelsea.png").exists(), "{} is missing: run `bash .ci/models.sh --testdata`", d.display());
-    d
-}
 
 fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e} (installed by .ci/setup.sh)"));
@@ -61,11 +44,7 @@ fn make_clip(a: &Path, b: &Path, speech: &Path, out: &Path, codecs: &[&str]) {
 fn ingest_video_then_find_it_by_sight_and_by_sound() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &["--set", "ingest.keyframe_interval_secs=2"]);
-    let ok = |args: &[&str]| {
-        let out = server.cli(args);
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        out.stdout
-    };
+    let ok = |args: &[&str]| server.ok(args);
     let p = photos();
     let media = dir.path().join("media");
     std::fs::create_dir_all(&media).unwrap();

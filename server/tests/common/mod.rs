@@ -107,6 +107,32 @@ impl Server {
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
         Command::new(BIN).args(args).env("AGENTDB_URL", self.url()).output().expect("run agentdb cli")
     }
+
+    /// Run the CLI, assert it succeeded, return its stdout.
+    pub fn ok(&self, args: &[&str]) -> Vec<u8> {
+        let out = self.cli(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    }
+}
+
+/// One JSON value per non-empty line (the CLI's `--json` output).
+pub fn json_lines(out: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The real photographs `.ci/models.sh --testdata` installs (scikit-image's samples).
+pub fn photos() -> PathBuf {
+    let d = std::env::var("AGENTDB_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/agentdb/testdata"))
+        .join("photos");
+    assert!(d.join("chelsea.png").exists(), "{} is missing: run `bash .ci/models.sh --testdata`", d.display());
+    d
 }
 
 impl Drop for Server {
