@@ -9,6 +9,14 @@
 //! `tasks/resubscribe`; `kind`-tagged objects, states as `completed`). Each answer is
 //! written in the dialect of the method that was called.
 //!
+//! Push notifications: `CreateTaskPushNotificationConfig` / `GetTaskPushNotificationConfig`
+//! / `ListTaskPushNotificationConfigs` / `DeleteTaskPushNotificationConfig` (1.0) and
+//! `tasks/pushNotificationConfig/{set,get,list,delete}` (0.3), or a config inside
+//! SendMessage's `configuration`. Every status change and artifact POSTs the task (in the
+//! config's dialect) to each configured URL from a per-task background worker
+//! ([`PUSH_TIMEOUT`], [`PUSH_ATTEMPTS`] with backoff); http(s) only, and no loopback or
+//! private targets unless [`ALLOW_PRIVATE_PUSH_TARGETS_ENV`] allows them.
+//!
 //! Skills call the same code as gRPC: `crate::query::run` for search and recall,
 //! `crate::ingest::ingest_file` for ingest and remember, behind the same admission gate
 //! and the same RBAC checks (`Security::authorize`). Tasks live in memory, in a map
@@ -24,8 +32,10 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, ToSocketAddrs};
 use std::sync::Arc;
-use tokio::sync::broadcast;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc};
 
 /// The JSON-RPC endpoint named in the agent card.
 pub const RPC_PATH: &str = "/a2a";
@@ -213,6 +223,10 @@ struct TaskRec {
     abort: Option<tokio::task::AbortHandle>,
     /// Creation order, for listing newest first.
     seq: u64,
+    /// Push-notification targets (at most [`MAX_PUSH_CONFIGS_PER_TASK`]).
+    push: Vec<PushConfig>,
+    /// The task's push worker (started with the first config; ends when the task is dropped).
+    push_tx: Option<mpsc::Sender<PushBatch>>,
 }
 
 impl TaskRec {
@@ -234,6 +248,38 @@ impl TaskRec {
             t["kind"] = "task".into();
         }
         t
+    }
+
+    /// Queue a notification of the task's current state to each push target (never
+    /// blocks: a full queue drops it, with a warning).
+    fn notify(&self) {
+        let Some(tx) = &self.push_tx else { return };
+        if self.push.is_empty() {
+            return;
+        }
+        let mut bodies: [Option<Arc<String>>; 2] = [None, None];
+        let batch: PushBatch = self
+            .push
+            .iter()
+            .map(|c| {
+                let slot = &mut bodies[usize::from(c.dialect == Dialect::V03)];
+                let body = slot
+                    .get_or_insert_with(|| {
+                        let task = self.render(c.dialect, None, true);
+                        let v = match c.dialect {
+                            // 1.0 push payloads are StreamResponse objects.
+                            Dialect::V1 => json!({ "task": task }),
+                            Dialect::V03 => task,
+                        };
+                        Arc::new(v.to_string())
+                    })
+                    .clone();
+                (c.clone(), body)
+            })
+            .collect();
+        if tx.try_send(batch).is_err() {
+            tracing::warn!(task = %self.id, "A2A push: notification queue full, notification dropped");
+        }
     }
 }
 
@@ -316,6 +362,10 @@ impl Tasks {
 /// The A2A service state shared by the HTTP handlers.
 pub struct A2a {
     svc: Services,
+    /// HTTP client for push notifications (timeout, no redirects, no proxy).
+    push_agent: ureq::Agent,
+    /// Push URLs may target loopback / private addresses.
+    allow_private_push: bool,
     tasks: parking_lot::Mutex<Tasks>,
     /// Largest accepted JSON-RPC request body, in bytes.
     max_body: usize,
@@ -327,7 +377,30 @@ pub struct A2a {
 /// JSON-RPC request body (base64 file parts included); `tls` says whether the listener
 /// serves HTTPS (for the URL in the card).
 pub fn router(svc: Services, max_body: usize, tls: bool) -> axum::Router {
-    let st = Arc::new(A2a { svc, tasks: parking_lot::Mutex::new(Tasks::default()), max_body, tls });
+    let allow_private_push = std::env::var(ALLOW_PRIVATE_PUSH_TARGETS_ENV)
+        .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+        .unwrap_or(ALLOW_PRIVATE_PUSH_TARGETS);
+    if allow_private_push {
+        tracing::warn!(
+            "A2A push notifications may target loopback and private addresses ({ALLOW_PRIVATE_PUSH_TARGETS_ENV})"
+        );
+    }
+    let push_agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .timeout_global(Some(PUSH_TIMEOUT))
+            .http_status_as_error(true)
+            .max_redirects(0)
+            .proxy(None)
+            .build(),
+    );
+    let st = Arc::new(A2a {
+        svc,
+        push_agent,
+        allow_private_push,
+        tasks: parking_lot::Mutex::new(Tasks::default()),
+        max_body,
+        tls,
+    });
     axum::Router::new()
         .route(CARD_PATH, axum::routing::get(card))
         .route(LEGACY_CARD_PATH, axum::routing::get(card))
@@ -346,7 +419,6 @@ const INTERNAL_ERROR: i64 = -32603;
 const UNAUTHENTICATED: i64 = -32000;
 const TASK_NOT_FOUND: i64 = -32001;
 const TASK_NOT_CANCELABLE: i64 = -32002;
-const PUSH_NOT_SUPPORTED: i64 = -32003;
 const UNSUPPORTED_OPERATION: i64 = -32004;
 const EXTENDED_CARD_NOT_CONFIGURED: i64 = -32007;
 const VERSION_NOT_SUPPORTED: i64 = -32009;
@@ -406,7 +478,7 @@ fn agent_card(url: &str, auth: bool) -> Value {
             { "url": url, "protocolBinding": "JSONRPC", "protocolVersion": "0.3" },
         ],
         "provider": { "organization": "AgentDB", "url": "https://github.com/agentdb" },
-        "capabilities": { "streaming": true, "pushNotifications": false, "stateTransitionHistory": false },
+        "capabilities": { "streaming": true, "pushNotifications": true, "stateTransitionHistory": false },
         "defaultInputModes": ["text/plain", "application/json", "application/octet-stream"],
         "defaultOutputModes": ["text/plain", "application/json"],
         "skills": [
@@ -529,9 +601,14 @@ async fn rpc(State(st): State<Arc<A2a>>, headers: HeaderMap, body: Body) -> Resp
         "tasks/cancel" => st.cancel(V03, &ctx, &params),
         "SubscribeToTask" => return st.subscribe(V1, &ctx, &params, id),
         "tasks/resubscribe" => return st.subscribe(V03, &ctx, &params, id),
-        m if m.contains("PushNotificationConfig") || m.starts_with("tasks/pushNotificationConfig/") => {
-            Err(RpcError::new(PUSH_NOT_SUPPORTED, "push notifications are not supported"))
-        }
+        "CreateTaskPushNotificationConfig" => st.push_set(V1, &ctx, &params),
+        "tasks/pushNotificationConfig/set" => st.push_set(V03, &ctx, &params),
+        "GetTaskPushNotificationConfig" => st.push_get(V1, &ctx, &params),
+        "tasks/pushNotificationConfig/get" => st.push_get(V03, &ctx, &params),
+        "ListTaskPushNotificationConfigs" | "ListTaskPushNotificationConfig" => st.push_list(V1, &ctx, &params),
+        "tasks/pushNotificationConfig/list" => st.push_list(V03, &ctx, &params),
+        "DeleteTaskPushNotificationConfig" => st.push_delete(V1, &ctx, &params),
+        "tasks/pushNotificationConfig/delete" => st.push_delete(V03, &ctx, &params),
         "GetExtendedAgentCard" | "agent/getAuthenticatedExtendedCard" => {
             Err(RpcError::new(EXTENDED_CARD_NOT_CONFIGURED, "there is no extended agent card"))
         }
@@ -795,6 +872,7 @@ impl A2a {
         d: Dialect,
         ctx: &Caller,
         msg: Incoming,
+        push: Option<PushConfig>,
     ) -> Result<(String, String, Value, broadcast::Receiver<Event>), RpcError> {
         let new_job = job_from_parts(&msg.parts);
         let user_msg =
@@ -815,11 +893,18 @@ impl A2a {
                 if msg.context_id.as_ref().is_some_and(|c| *c != t.context_id) {
                     return Err(RpcError::params("message.contextId does not match the task's context"));
                 }
+                if let Some(c) = push {
+                    self.add_push(&mut tasks, tid, &ctx.owner, c)?;
+                }
+                let t = tasks.owned(tid, &ctx.owner)?;
                 let job = merge_job(t.pending.take().unwrap_or_default(), new_job, &msg.parts);
                 t.history.push(user_msg);
                 (tid.clone(), job)
             }
             None => {
+                if push.is_some() {
+                    push_room(&tasks, &ctx.owner)?;
+                }
                 let id = new_id();
                 tasks.seq += 1;
                 let seq = tasks.seq;
@@ -834,12 +919,18 @@ impl A2a {
                     events: broadcast::channel(TASK_EVENTS).0,
                     abort: None,
                     seq,
+                    push: Vec::new(),
+                    push_tx: None,
                 });
+                if let Some(c) = push {
+                    self.add_push(&mut tasks, &id, &ctx.owner, c)?;
+                }
                 (id, new_job)
             }
         };
         let t = tasks.map.get_mut(&task_id).ok_or_else(|| RpcError::new(INTERNAL_ERROR, "task vanished"))?;
         t.status = StatusRec { state: TaskState::Submitted, message: None, timestamp: now_rfc3339() };
+        t.notify();
         let snapshot = t.render(d, None, true);
         let rx = t.events.subscribe();
         let context_id = t.context_id.clone();
@@ -864,6 +955,7 @@ impl A2a {
                 t.abort = None;
             }
             let _ = t.events.send(Event::Status(t.status.clone()));
+            t.notify();
         }
     }
 
@@ -886,6 +978,7 @@ impl A2a {
                         }
                         t.artifacts.push(artifact.clone());
                         let _ = t.events.send(Event::Artifact(artifact));
+                        t.notify();
                     }
                 }
                 self.set_status(task_id, TaskState::Completed, Some(agent_text(summary)));
@@ -1022,24 +1115,19 @@ impl A2a {
         };
         let k = usize_param(&job.params, "top_k").or(usize_param(&job.params, "topK")).unwrap_or(DEFAULT_TOP_K);
         let k = k.clamp(1, MAX_TOP_K);
-        let filter_expr = str_param(&job.params, "filter").unwrap_or("").to_string();
-        let row = p.and_then(|p| p.row_filter.clone());
+        let filter_expr = str_param(&job.params, "filter").unwrap_or("");
+        // The principal's row policy ANDed with the request's filter, masked fields
+        // refused, as for gRPC.
+        let filter = match self.svc.security.scoped_filter(p, filter_expr) {
+            Ok(f) => f,
+            Err(st) => return status_outcome(st),
+        };
         let (db, enc, lim, name) =
             (self.svc.db.clone(), self.svc.encoders.clone(), self.svc.ingest, collection.to_string());
         let res = self
             .svc
             .gate
             .run(move || {
-                let user = agentdb_proto::convert::filter_from_wire(&filter_expr)?;
-                let row = match row {
-                    Some(f) => Some(agentdb_engine::filter::parse(&f).map_err(agentdb_engine::Error::from)?),
-                    None => None,
-                };
-                // The key's row policy is ANDed with the request's filter, as for gRPC.
-                let filter = match (user, row) {
-                    (Some(u), Some(r)) => Some(agentdb_engine::Filter::And(vec![r, u])),
-                    (u, r) => u.or(r),
-                };
                 let c = db.collection(&name)?;
                 let q = CrossQuery {
                     input,
@@ -1055,10 +1143,13 @@ impl A2a {
                 crate::query::run(&c, &enc, q, lim)
             })
             .await;
-        let hits = match res {
+        let mut hits = match res {
             Ok(h) => h,
             Err(st) => return status_outcome(st),
         };
+        for h in &mut hits {
+            self.svc.security.mask_json(p, &mut h.payload_json);
+        }
         let rows: Vec<Value> = hits
             .iter()
             .map(|h| {
@@ -1139,7 +1230,8 @@ impl A2a {
                 || c.get("blocking").and_then(Value::as_bool) == Some(false)
         });
         let history_length = cfg.and_then(|c| usize_param(c, "historyLength"));
-        let (task_id, _, snapshot, mut rx) = self.start(d, ctx, msg)?;
+        let push = self.message_push(d, params)?;
+        let (task_id, _, snapshot, mut rx) = self.start(d, ctx, msg, push)?;
         let task = if return_now {
             snapshot
         } else {
@@ -1166,7 +1258,9 @@ impl A2a {
         params: &Map<String, Value>,
         id: Value,
     ) -> Response {
-        let started = parse_message(params).and_then(|m| self.start(d, &ctx, m));
+        let started = parse_message(params)
+            .and_then(|m| Ok((m, self.message_push(d, params)?)))
+            .and_then(|(m, push)| self.start(d, &ctx, m, push));
         match started {
             Ok((task_id, context_id, snapshot, rx)) => {
                 let first = match d {
@@ -1257,7 +1351,378 @@ impl A2a {
         t.pending = None;
         t.status = StatusRec { state: TaskState::Canceled, message: Some(m), timestamp: now_rfc3339() };
         let _ = t.events.send(Event::Status(t.status.clone()));
+        t.notify();
         Ok(t.render(d, None, true))
+    }
+}
+
+// ---- push notifications ---------------------------------------------------------------
+
+/// Push-notification configs per task, and per principal across all its tasks.
+pub const MAX_PUSH_CONFIGS_PER_TASK: usize = 10;
+pub const MAX_PUSH_CONFIGS_PER_OWNER: usize = 1_000;
+/// Whole-request timeout of one notification POST.
+pub const PUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Attempts per notification and target; the delay before a retry starts at
+/// [`PUSH_BACKOFF`] and doubles.
+pub const PUSH_ATTEMPTS: u32 = 3;
+const PUSH_BACKOFF: Duration = Duration::from_millis(500);
+/// Notifications queued per task (for a slow target); beyond it new ones are dropped.
+const PUSH_QUEUE: usize = 32;
+const MAX_PUSH_URL: usize = 2048;
+const MAX_PUSH_SECRET: usize = 4096;
+/// Whether push URLs may point at loopback, private, link-local or other non-public
+/// addresses (SSRF protection). Off by default; [`ALLOW_PRIVATE_PUSH_TARGETS_ENV`] set to
+/// `1`/`true` in the server's environment turns it on (tests, trusted networks). Not an
+/// `AGENTDB_*` variable: those are configuration keys (config.rs), and this is not one yet.
+pub const ALLOW_PRIVATE_PUSH_TARGETS: bool = false;
+pub const ALLOW_PRIVATE_PUSH_TARGETS_ENV: &str = "A2A_ALLOW_PRIVATE_PUSH_TARGETS";
+
+/// One notification for each target: (config, JSON body).
+type PushBatch = Vec<(PushConfig, Arc<String>)>;
+
+/// A push-notification target of a task.
+#[derive(Clone, Debug)]
+struct PushConfig {
+    /// Config id (defaults to the task id, as in a2a-sdk); unique per task.
+    id: String,
+    url: String,
+    /// Sent as `X-A2A-Notification-Token`.
+    token: Option<String>,
+    /// (scheme, credentials): `Authorization: <scheme> <credentials>` when both are set.
+    auth: Option<(String, Option<String>)>,
+    /// The dialect it was set in: the notifications' JSON shape.
+    dialect: Dialect,
+}
+
+impl PushConfig {
+    /// The config as the protocol shows it; credentials are never echoed back.
+    fn render(&self, d: Dialect, task_id: &str) -> Value {
+        let mut c = json!({ "id": self.id, "url": self.url });
+        if let Some(t) = &self.token {
+            c["token"] = t.clone().into();
+        }
+        match d {
+            Dialect::V1 => {
+                c["taskId"] = task_id.into();
+                if let Some((s, _)) = &self.auth {
+                    c["authentication"] = json!({ "scheme": s });
+                }
+                c
+            }
+            Dialect::V03 => {
+                if let Some((s, _)) = &self.auth {
+                    c["authentication"] = json!({ "schemes": [s] });
+                }
+                json!({ "taskId": task_id, "pushNotificationConfig": c })
+            }
+        }
+    }
+}
+
+/// Is `ip` a public unicast address (not loopback, private, link-local, CGNAT,
+/// unspecified, multicast, documentation or reserved)?
+fn public_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            !(a.is_loopback()
+                || a.is_private()
+                || a.is_link_local()
+                || a.is_unspecified()
+                || a.is_broadcast()
+                || a.is_documentation()
+                || a.is_multicast()
+                || o[0] == 0
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+                || o[0] >= 240)
+        }
+        IpAddr::V6(a) => {
+            if let Some(v4) = a.to_ipv4_mapped() {
+                return public_ip(IpAddr::V4(v4));
+            }
+            let s0 = a.segments()[0];
+            !(a.is_loopback()
+                || a.is_unspecified()
+                || a.is_multicast()
+                || (s0 & 0xfe00) == 0xfc00
+                || (s0 & 0xffc0) == 0xfe80)
+        }
+    }
+}
+
+/// Check a push URL: absolute http(s), a host, no user info, and (unless private
+/// targets are allowed) not a literal loopback/private address or `localhost`.
+/// Host names are resolved and checked again before each POST.
+fn check_push_url(url: &str, allow_private: bool) -> Result<(), RpcError> {
+    if url.len() > MAX_PUSH_URL {
+        return Err(RpcError::params(format!("push url is longer than {MAX_PUSH_URL} bytes")));
+    }
+    let uri: axum::http::Uri = url.parse().map_err(|_| RpcError::params(format!("push url '{url}' is not a URL")))?;
+    if !matches!(uri.scheme_str(), Some("http") | Some("https")) {
+        return Err(RpcError::params(format!("push url '{url}' must be http or https")));
+    }
+    let Some(auth) = uri.authority() else {
+        return Err(RpcError::params(format!("push url '{url}' has no host")));
+    };
+    if auth.as_str().contains('@') {
+        return Err(RpcError::params("push url must not carry credentials; use authentication"));
+    }
+    let host = auth.host().trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(RpcError::params(format!("push url '{url}' has no host")));
+    }
+    if !allow_private {
+        let private = match host.parse::<IpAddr>() {
+            Ok(ip) => !public_ip(ip),
+            Err(_) => {
+                let h = host.to_ascii_lowercase();
+                h == "localhost" || h.ends_with(".localhost")
+            }
+        };
+        if private {
+            return Err(RpcError::params(format!(
+                "push url '{url}' targets a loopback or private address, which this server refuses"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn header_safe(what: &str, v: &str) -> Result<(), RpcError> {
+    if v.len() > MAX_PUSH_SECRET || HeaderValue::from_str(v).is_err() {
+        return Err(RpcError::params(format!("{what} is not a valid header value")));
+    }
+    Ok(())
+}
+
+/// Parse a push config object: the 1.0 `TaskPushNotificationConfig` fields or the 0.3
+/// `PushNotificationConfig` (`authentication.schemes` as well as `.scheme`). An empty id
+/// is filled in with the task id later.
+fn parse_push_config(c: &Map<String, Value>, d: Dialect, allow_private: bool) -> Result<PushConfig, RpcError> {
+    let url = str_param(c, "url").ok_or_else(|| RpcError::params("the push notification config needs a url"))?;
+    check_push_url(url, allow_private)?;
+    let token = str_param(c, "token").map(str::to_string);
+    if let Some(t) = &token {
+        header_safe("token", t)?;
+    }
+    let auth = match c.get("authentication") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(a)) => {
+            let scheme = str_param(a, "scheme").or_else(|| {
+                a.get("schemes")
+                    .and_then(Value::as_array)
+                    .and_then(|s| s.iter().filter_map(Value::as_str).map(str::trim).find(|s| !s.is_empty()))
+            });
+            let creds = str_param(a, "credentials");
+            match scheme {
+                Some(s) => {
+                    header_safe("authentication", &format!("{s} {}", creds.unwrap_or("")))?;
+                    Some((s.to_string(), creds.map(str::to_string)))
+                }
+                None => None,
+            }
+        }
+        Some(_) => return Err(RpcError::params("authentication must be an object")),
+    };
+    let id = str_param(c, "id").unwrap_or("").to_string();
+    if id.len() > 256 {
+        return Err(RpcError::params("push notification config id is too long"));
+    }
+    Ok(PushConfig { id, url: url.to_string(), token, auth, dialect: d })
+}
+
+/// Refuse when the principal already has [`MAX_PUSH_CONFIGS_PER_OWNER`] configs.
+fn push_room(tasks: &Tasks, owner: &str) -> Result<(), RpcError> {
+    let n: usize = tasks.map.values().filter(|t| t.owner == owner).map(|t| t.push.len()).sum();
+    if n >= MAX_PUSH_CONFIGS_PER_OWNER {
+        return Err(RpcError::params(format!(
+            "at most {MAX_PUSH_CONFIGS_PER_OWNER} push notification configs per principal"
+        )));
+    }
+    Ok(())
+}
+
+/// One POST: check where the host resolves (unless private targets are allowed), then
+/// send with the token and authorization headers. Blocking (run in spawn_blocking).
+fn post_once(agent: &ureq::Agent, c: &PushConfig, body: &str, allow_private: bool) -> Result<(), String> {
+    if !allow_private {
+        let uri: axum::http::Uri = c.url.parse().map_err(|e| format!("{e}"))?;
+        let host = uri.host().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
+        let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+        let addrs: Vec<_> =
+            (host, port).to_socket_addrs().map_err(|e| format!("cannot resolve {host}: {e}"))?.collect();
+        if addrs.is_empty() || addrs.iter().any(|a| !public_ip(a.ip())) {
+            return Err(format!("{host} resolves to a loopback or private address; refused"));
+        }
+    }
+    let mut req = agent.post(&c.url).header("Content-Type", "application/json");
+    if let Some(t) = &c.token {
+        req = req.header("X-A2A-Notification-Token", t.as_str());
+    }
+    if let Some((scheme, Some(creds))) = &c.auth {
+        req = req.header("Authorization", format!("{scheme} {creds}"));
+    }
+    req.send(body).map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// Deliver one notification to one target, with [`PUSH_ATTEMPTS`] tries and backoff.
+async fn deliver(agent: ureq::Agent, c: PushConfig, body: Arc<String>, allow_private: bool, task_id: String) {
+    let mut delay = PUSH_BACKOFF;
+    for attempt in 1..=PUSH_ATTEMPTS {
+        let (a, cfg, b) = (agent.clone(), c.clone(), body.clone());
+        let res = tokio::task::spawn_blocking(move || post_once(&a, &cfg, &b, allow_private))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        match res {
+            Ok(()) => {
+                tracing::debug!(task = %task_id, url = %c.url, "A2A push notification sent");
+                return;
+            }
+            Err(why) if attempt < PUSH_ATTEMPTS => {
+                tracing::debug!(task = %task_id, url = %c.url, attempt, error = %why, "A2A push failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(why) => {
+                tracing::warn!(task = %task_id, url = %c.url, error = %why, "A2A push notification dropped after {PUSH_ATTEMPTS} attempts");
+            }
+        }
+    }
+}
+
+impl A2a {
+    /// A task's push worker: delivers its notifications in order (the targets of one
+    /// notification in parallel); ends when the task (and so the sender) is dropped.
+    fn push_worker(&self, task_id: &str) -> mpsc::Sender<PushBatch> {
+        let (tx, mut rx) = mpsc::channel::<PushBatch>(PUSH_QUEUE);
+        let (agent, allow_private, task_id) = (self.push_agent.clone(), self.allow_private_push, task_id.to_string());
+        tokio::spawn(async move {
+            while let Some(batch) = rx.recv().await {
+                let mut set = tokio::task::JoinSet::new();
+                for (c, body) in batch {
+                    set.spawn(deliver(agent.clone(), c, body, allow_private, task_id.clone()));
+                }
+                while set.join_next().await.is_some() {}
+            }
+        });
+        tx
+    }
+
+    /// Add (or replace, by id) a push config of the caller's task.
+    fn add_push(&self, tasks: &mut Tasks, task_id: &str, owner: &str, mut c: PushConfig) -> Result<(), RpcError> {
+        if c.id.is_empty() {
+            c.id = task_id.to_string();
+        }
+        tasks.owned(task_id, owner)?;
+        let replaces = tasks.map.get(task_id).is_some_and(|t| t.push.iter().any(|o| o.id == c.id));
+        if !replaces {
+            push_room(tasks, owner)?;
+        }
+        let t = tasks.owned(task_id, owner)?;
+        if let Some(old) = t.push.iter_mut().find(|o| o.id == c.id) {
+            *old = c;
+        } else if t.push.len() >= MAX_PUSH_CONFIGS_PER_TASK {
+            return Err(RpcError::params(format!(
+                "at most {MAX_PUSH_CONFIGS_PER_TASK} push notification configs per task"
+            )));
+        } else {
+            t.push.push(c);
+        }
+        if t.push_tx.is_none() {
+            t.push_tx = Some(self.push_worker(task_id));
+        }
+        Ok(())
+    }
+
+    /// The push config inside a send's `configuration` (1.0 `taskPushNotificationConfig`,
+    /// 0.3 `pushNotificationConfig`), validated.
+    fn message_push(&self, d: Dialect, params: &Map<String, Value>) -> Result<Option<PushConfig>, RpcError> {
+        let Some(cfg) = params.get("configuration").and_then(Value::as_object) else { return Ok(None) };
+        let c = cfg.get("taskPushNotificationConfig").or_else(|| cfg.get("pushNotificationConfig"));
+        match c {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(c)) => parse_push_config(c, d, self.allow_private_push).map(Some),
+            Some(_) => Err(RpcError::params("the push notification config must be an object")),
+        }
+    }
+
+    /// (task id, config id) of a get/delete/list: 1.0 `taskId` + `id`, 0.3 `id` +
+    /// `pushNotificationConfigId`.
+    fn push_ids(d: Dialect, params: &Map<String, Value>) -> Result<(String, Option<String>), RpcError> {
+        let (task, config) = match d {
+            Dialect::V1 => (str_param(params, "taskId"), str_param(params, "id")),
+            Dialect::V03 => {
+                (str_param(params, "id").or(str_param(params, "taskId")), str_param(params, "pushNotificationConfigId"))
+            }
+        };
+        let task = task.ok_or_else(|| RpcError::params("the task id is required"))?;
+        Ok((task.to_string(), config.map(str::to_string)))
+    }
+
+    fn push_set(&self, d: Dialect, ctx: &Caller, params: &Map<String, Value>) -> Result<Value, RpcError> {
+        let (tid, src) = match d {
+            Dialect::V1 => {
+                let src = ["pushNotificationConfig", "config"]
+                    .iter()
+                    .find_map(|k| params.get(*k).and_then(Value::as_object))
+                    .unwrap_or(params);
+                (str_param(params, "taskId"), src)
+            }
+            Dialect::V03 => {
+                let src = params
+                    .get("pushNotificationConfig")
+                    .and_then(Value::as_object)
+                    .ok_or_else(|| RpcError::params("pushNotificationConfig is required"))?;
+                (str_param(params, "taskId").or(str_param(params, "id")), src)
+            }
+        };
+        let tid = tid.ok_or_else(|| RpcError::params("taskId is required"))?.to_string();
+        let mut c = parse_push_config(src, d, self.allow_private_push)?;
+        if c.id.is_empty() {
+            c.id = tid.clone();
+        }
+        let mut tasks = self.tasks.lock();
+        self.add_push(&mut tasks, &tid, &ctx.owner, c.clone())?;
+        Ok(c.render(d, &tid))
+    }
+
+    fn push_get(&self, d: Dialect, ctx: &Caller, params: &Map<String, Value>) -> Result<Value, RpcError> {
+        let (tid, cid) = Self::push_ids(d, params)?;
+        let mut tasks = self.tasks.lock();
+        let t = tasks.owned(&tid, &ctx.owner)?;
+        let c = match &cid {
+            Some(id) => t.push.iter().find(|c| c.id == *id),
+            None => t.push.first(),
+        };
+        let c = c.ok_or_else(|| {
+            RpcError::params(format!("task '{tid}' has no push notification config '{}'", cid.as_deref().unwrap_or("")))
+        })?;
+        Ok(c.render(d, &tid))
+    }
+
+    fn push_list(&self, d: Dialect, ctx: &Caller, params: &Map<String, Value>) -> Result<Value, RpcError> {
+        let (tid, _) = Self::push_ids(d, params)?;
+        let mut tasks = self.tasks.lock();
+        let t = tasks.owned(&tid, &ctx.owner)?;
+        let configs: Vec<Value> = t.push.iter().map(|c| c.render(d, &tid)).collect();
+        Ok(match d {
+            Dialect::V1 => json!({ "configs": configs, "nextPageToken": "" }),
+            Dialect::V03 => configs.into(),
+        })
+    }
+
+    fn push_delete(&self, d: Dialect, ctx: &Caller, params: &Map<String, Value>) -> Result<Value, RpcError> {
+        let (tid, cid) = Self::push_ids(d, params)?;
+        let cid = cid.ok_or_else(|| RpcError::params("the push notification config id is required"))?;
+        let mut tasks = self.tasks.lock();
+        let t = tasks.owned(&tid, &ctx.owner)?;
+        let before = t.push.len();
+        t.push.retain(|c| c.id != cid);
+        if t.push.len() == before {
+            return Err(RpcError::params(format!("task '{tid}' has no push notification config '{cid}'")));
+        }
+        Ok(Value::Null)
     }
 }
 
@@ -1350,6 +1815,46 @@ mod tests {
         assert!(matches!(p, Part::File { ref bytes, ref mime, .. } if bytes == b"hi" && mime == "text/plain"));
         assert!(parse_part(&json!({"url": "https://example.com/x"})).is_err());
         assert!(matches!(parse_part(&json!({"kind": "data", "data": {"a": 1}})).unwrap(), Part::Data(_)));
+    }
+
+    #[test]
+    fn push_targets() {
+        for ok in ["https://hooks.example.com/a2a?x=1", "http://93.184.216.34:8080/h", "http://[2606:4700::1]/h"] {
+            assert!(check_push_url(ok, false).is_ok(), "{ok}");
+        }
+        for bad in [
+            "ftp://example.com/x",
+            "file:///etc/passwd",
+            "example.com/x",
+            "http://user:pw@example.com/",
+            "http://127.0.0.1:9/h",
+            "http://localhost/h",
+            "http://10.1.2.3/",
+            "http://192.168.0.1/",
+            "http://169.254.169.254/latest/meta-data",
+            "http://100.64.0.1/",
+            "http://[::1]/h",
+            "http://[fd00::1]/h",
+            "http://[::ffff:127.0.0.1]/h",
+            "http://0.0.0.0/",
+        ] {
+            let e = check_push_url(bad, false).unwrap_err();
+            assert_eq!(e.code, INVALID_PARAMS, "{bad}");
+        }
+        assert!(check_push_url("http://127.0.0.1:9/h", true).is_ok());
+        assert!(check_push_url("ftp://127.0.0.1/h", true).is_err());
+        let c = parse_push_config(
+            json!({"url": "https://h.example.com/", "authentication": {"schemes": ["Basic"], "credentials": "dTpw"}})
+                .as_object()
+                .unwrap(),
+            Dialect::V03,
+            false,
+        )
+        .unwrap();
+        assert_eq!(c.auth, Some(("Basic".to_string(), Some("dTpw".to_string()))));
+        assert_eq!(c.render(Dialect::V1, "t")["authentication"], json!({"scheme": "Basic"}));
+        let bad = json!({"url": "https://h.example.com/", "token": "a\nb"});
+        assert!(parse_push_config(bad.as_object().unwrap(), Dialect::V1, false).is_err());
     }
 
     #[test]

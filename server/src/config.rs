@@ -119,6 +119,12 @@ pub struct SecurityConfig {
     /// Let API keys (one factor) through the MFA policy; off by default, so an MFA
     /// policy on `admin` also stops admin API keys.
     pub mfa_exempt_api_keys: bool,
+    /// Payload fields (dotted paths) shown as "***" to principals below
+    /// `mask_clearance`, who may not filter on them either.
+    #[serde(deserialize_with = "string_list")]
+    pub masked_fields: Vec<String>,
+    /// The role that sees masked fields: reader, writer or admin.
+    pub mask_clearance: String,
     pub oidc: OidcConfig,
     pub tls: TlsConfig,
 }
@@ -133,6 +139,8 @@ impl Default for SecurityConfig {
             rate_limit_burst: 20.0,
             mfa_required_for: Vec::new(),
             mfa_exempt_api_keys: false,
+            masked_fields: Vec::new(),
+            mask_clearance: "admin".into(),
             oidc: OidcConfig::default(),
             tls: TlsConfig::default(),
         }
@@ -140,6 +148,12 @@ impl Default for SecurityConfig {
 }
 
 impl SecurityConfig {
+    pub fn masking(&self) -> Result<agentdb_orchestrator::security::masking::Masking> {
+        let role = agentdb_orchestrator::security::Role::parse(&self.mask_clearance)
+            .map_err(|e| anyhow::anyhow!("security.mask_clearance: {e}"))?;
+        Ok(agentdb_orchestrator::security::masking::Masking::new(&self.masked_fields, role))
+    }
+
     /// Whether requests must carry credentials (API keys or OIDC tokens).
     pub fn auth_enabled(&self) -> bool {
         self.auth != "none" || self.oidc.enabled || self.tls.client_cert_required()
@@ -157,6 +171,7 @@ impl SecurityConfig {
             self.oidc.settings()?;
         }
         self.tls.validate()?;
+        self.masking()?;
         Ok(())
     }
 }

@@ -7,7 +7,7 @@
 use crate::encoders::Encoders;
 use crate::ingest::{ingest_file, IngestLimits};
 use crate::query::{CrossQuery, QueryInput};
-use crate::security::Security;
+use crate::security::{row_policy, Security};
 use crate::status::{to_status, ApiError};
 use agentdb_engine::fusion::FusionMode;
 use agentdb_engine::{Collection, Database, SearchRequest};
@@ -49,7 +49,9 @@ impl Gate {
         let permit = self.running.acquire().await;
         self.waiting.fetch_sub(1, Ordering::AcqRel);
         let _permit = permit.map_err(|_| Status::unavailable("server is shutting down"))?;
-        match tokio::task::spawn_blocking(f).await {
+        // The request's span goes with the work to the blocking pool.
+        let span = tracing::Span::current();
+        match tokio::task::spawn_blocking(move || span.in_scope(f)).await {
             Ok(r) => r.map_err(to_status),
             Err(e) => {
                 tracing::error!(error = %e, "request task panicked");
@@ -70,23 +72,6 @@ pub struct Services {
     pub encoders: Arc<Encoders>,
     pub ingest: IngestLimits,
     pub ingest_concurrency: usize,
-}
-
-/// The key's row-level policy, if any.
-fn row_policy(p: Option<&Principal>) -> Result<Option<agentdb_engine::Filter>, ApiError> {
-    match p.and_then(|p| p.row_filter.as_deref()) {
-        Some(f) => Ok(Some(agentdb_engine::filter::parse(f).map_err(agentdb_engine::Error::from)?)),
-        None => Ok(None),
-    }
-}
-
-/// The request's filter ANDed with the key's row policy: a principal never reaches
-/// rows outside its policy, whatever filter it sends.
-fn scoped_filter(p: Option<&Principal>, expr: &str) -> Result<Option<agentdb_engine::Filter>, ApiError> {
-    Ok(match (filter_from_wire(expr)?, row_policy(p)?) {
-        (Some(user), Some(row)) => Some(agentdb_engine::Filter::And(vec![row, user])),
-        (user, row) => user.or(row),
-    })
 }
 
 fn need(name: &str, what: &str) -> Result<(), Status> {
@@ -194,6 +179,7 @@ impl v1::collections_server::Collections for Services {
         let principal = req.extensions().get::<Principal>().cloned();
         let r = req.into_inner();
         need(&r.collection, "collection name")?;
+        crate::telemetry::record_collection(&r.collection);
         self.security.authorize(principal.as_ref(), Action::Write, &r.collection, "Flush")?;
         let db = self.db.clone();
         let info = self
@@ -220,6 +206,7 @@ impl v1::items_server::Items for Services {
         let principal = req.extensions().get::<Principal>().cloned();
         let r = req.into_inner();
         need(&r.collection, "collection name")?;
+        crate::telemetry::record_collection(&r.collection);
         self.security.authorize(principal.as_ref(), Action::Write, &r.collection, "Upsert")?;
         let db = self.db.clone();
         let ids = self
@@ -261,6 +248,7 @@ impl v1::items_server::Items for Services {
         let principal = req.extensions().get::<Principal>().cloned();
         let r = req.into_inner();
         need(&r.collection, "collection name")?;
+        crate::telemetry::record_collection(&r.collection);
         self.security.authorize(principal.as_ref(), Action::Read, &r.collection, "Get")?;
         let db = self.db.clone();
         let items = self
@@ -270,9 +258,13 @@ impl v1::items_server::Items for Services {
                 if let Some(row) = row_policy(principal.as_ref())? {
                     items.retain(|it| row.matches(&it.payload));
                 }
-                Ok(items)
+                Ok((items, principal))
             })
             .await?;
+        let (mut items, principal) = items;
+        for it in &mut items {
+            self.security.mask(principal.as_ref(), &mut it.payload);
+        }
         Ok(Response::new(v1::GetResponse { items: items.into_iter().map(item_to_wire).collect() }))
     }
 
@@ -280,17 +272,19 @@ impl v1::items_server::Items for Services {
         let principal = req.extensions().get::<Principal>().cloned();
         let r = req.into_inner();
         need(&r.collection, "collection name")?;
+        crate::telemetry::record_collection(&r.collection);
         self.security.authorize(principal.as_ref(), Action::Write, &r.collection, "Delete")?;
         if r.ids.is_empty() == r.filter.trim().is_empty() {
             return Err(Status::invalid_argument("delete needs either ids or a filter (exactly one of them)"));
         }
         let db = self.db.clone();
+        let scoped = self.security.scoped_filter(principal.as_ref(), &r.filter)?;
         let n = self
             .gate
             .run(move || {
                 let c = db.collection(&r.collection)?;
                 let row = row_policy(principal.as_ref())?;
-                Ok(match (scoped_filter(principal.as_ref(), &r.filter)?, r.filter.trim().is_empty()) {
+                Ok(match (scoped, r.filter.trim().is_empty()) {
                     (Some(f), false) => c.delete_by_filter(&f)?,
                     _ => match row {
                         // Only ids whose items fall inside the row policy.
@@ -315,15 +309,11 @@ impl v1::items_server::Items for Services {
         let principal = req.extensions().get::<Principal>().cloned();
         let r = req.into_inner();
         need(&r.collection, "collection name")?;
+        crate::telemetry::record_collection(&r.collection);
         self.security.authorize(principal.as_ref(), Action::Read, &r.collection, "Count")?;
         let db = self.db.clone();
-        let n = self
-            .gate
-            .run(move || {
-                let f = scoped_filter(principal.as_ref(), &r.filter)?;
-                Ok(db.collection(&r.collection)?.count(f.as_ref())?)
-            })
-            .await?;
+        let f = self.security.scoped_filter(principal.as_ref(), &r.filter)?;
+        let n = self.gate.run(move || Ok(db.collection(&r.collection)?.count(f.as_ref())?)).await?;
         Ok(Response::new(v1::CountResponse { count: n }))
     }
 
@@ -331,6 +321,7 @@ impl v1::items_server::Items for Services {
         let principal = req.extensions().get::<Principal>().cloned();
         let mut r = req.into_inner();
         need(&r.collection, "collection name")?;
+        crate::telemetry::record_collection(&r.collection);
         self.security.authorize(principal.as_ref(), Action::Read, &r.collection, "Search")?;
         let text = (!r.text.trim().is_empty()).then(|| r.text.clone());
         let image = (!r.image.is_empty()).then(|| std::mem::take(&mut r.image));
@@ -363,10 +354,10 @@ impl v1::items_server::Items for Services {
                 Ok(v1::Fusion::Weighted) => FusionMode::Weighted,
                 _ => FusionMode::Rrf,
             };
-            let hits = self
+            let filter = self.security.scoped_filter(principal.as_ref(), &r.filter)?;
+            let mut hits = self
                 .gate
                 .run(move || {
-                    let filter = scoped_filter(principal.as_ref(), &r.filter)?;
                     let c = db.collection(&r.collection)?;
                     let q = CrossQuery {
                         input,
@@ -382,13 +373,24 @@ impl v1::items_server::Items for Services {
                     crate::query::run(&c, &enc, q, lim)
                 })
                 .await?;
+            for h in &mut hits {
+                self.security.mask_json(principal.as_ref(), &mut h.payload_json);
+            }
             return Ok(Response::new(v1::SearchResponse { hits }));
         }
+        let f = self.security.scoped_filter(principal.as_ref(), &r.filter)?;
         let mut res = self
             .gate
             .run(move || {
-                let f = scoped_filter(principal.as_ref(), &r.filter)?;
-                Ok(db.collection(&r.collection)?.search(SearchRequest {
+                let list = tracing::info_span!(
+                    "search.list",
+                    space = %r.space,
+                    modality = "vector",
+                    k,
+                    hits = tracing::field::Empty
+                )
+                .entered();
+                let res = db.collection(&r.collection)?.search(SearchRequest {
                     space: &r.space,
                     queries: vec![r.vector.map(|v| v.values).unwrap_or_default()],
                     k,
@@ -396,10 +398,17 @@ impl v1::items_server::Items for Services {
                     params: params_from_wire(r.params),
                     with_payload: r.with_payload,
                     with_vectors: r.with_vectors,
-                })?)
+                })?;
+                list.record("hits", res.first().map_or(0, Vec::len));
+                Ok(res)
             })
             .await?;
-        let hits = res.pop().unwrap_or_default();
+        let mut hits = res.pop().unwrap_or_default();
+        for h in &mut hits {
+            if let Some(p) = &mut h.payload {
+                self.security.mask(principal.as_ref(), p);
+            }
+        }
         Ok(Response::new(v1::SearchResponse { hits: hits.into_iter().map(hit_to_wire).collect() }))
     }
 
@@ -410,12 +419,13 @@ impl v1::items_server::Items for Services {
         let principal = req.extensions().get::<Principal>().cloned();
         let r = req.into_inner();
         need(&r.collection, "collection name")?;
+        crate::telemetry::record_collection(&r.collection);
         self.security.authorize(principal.as_ref(), Action::Read, &r.collection, "SearchBatch")?;
         let db = self.db.clone();
-        let res = self
+        let f = self.security.scoped_filter(principal.as_ref(), &r.filter)?;
+        let mut res = self
             .gate
             .run(move || {
-                let f = scoped_filter(principal.as_ref(), &r.filter)?;
                 Ok(db.collection(&r.collection)?.search(SearchRequest {
                     space: &r.space,
                     queries: r.vectors.into_iter().map(|v| v.values).collect(),
@@ -427,6 +437,11 @@ impl v1::items_server::Items for Services {
                 })?)
             })
             .await?;
+        for h in res.iter_mut().flatten() {
+            if let Some(p) = &mut h.payload {
+                self.security.mask(principal.as_ref(), p);
+            }
+        }
         Ok(Response::new(v1::SearchBatchResponse {
             results: res
                 .into_iter()
@@ -442,7 +457,8 @@ impl v1::items_server::Items for Services {
         let mut stream = req.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<v1::IngestResult, Status>>(64);
         let svc = self.clone();
-        tokio::spawn(async move {
+        let request_span = tracing::Span::current();
+        let work = async move {
             // At most `ingest_concurrency` files in progress per stream; while they are
             // busy the request stream is not read, and HTTP/2 flow control holds the
             // client back.
@@ -485,7 +501,7 @@ impl v1::items_server::Items for Services {
                     let _ = tx.send(Ok(r)).await;
                     continue;
                 }
-                tasks.spawn(async move {
+                let job = async move {
                     let source = msg.source.clone();
                     let collection = msg.collection.clone();
                     let (db, enc, lim) = (svc.db.clone(), svc.encoders.clone(), svc.ingest);
@@ -498,16 +514,23 @@ impl v1::items_server::Items for Services {
                         .await;
                     let result = match result {
                         Ok(r) => r,
-                        Err(st) => v1::IngestResult { source, status: "failed".into(), error: st.message().to_string(), ..Default::default() },
+                        Err(st) => v1::IngestResult {
+                            source,
+                            status: "failed".into(),
+                            error: st.message().to_string(),
+                            ..Default::default()
+                        },
                     };
                     svc.metrics.observe_ingest(&result.status, &result.media_type, result.items as u64);
                     tracing::info!(collection = %collection, source = %result.source, status = %result.status, items = result.items, error = %result.error, "ingest");
                     let _ = tx.send(Ok(result)).await;
                     drop(permit);
-                });
+                };
+                tasks.spawn(tracing::Instrument::in_current_span(job));
             }
             while tasks.join_next().await.is_some() {}
-        });
+        };
+        tokio::spawn(tracing::Instrument::instrument(work, request_span));
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 }

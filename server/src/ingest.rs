@@ -38,14 +38,29 @@ pub fn ingest_file(col: &Collection, enc: &Encoders, req: v1::IngestRequest, lim
     let source = req.source.clone();
     let sha = sha256_hex(&req.content);
     let mut res = v1::IngestResult { source: source.clone(), content_sha256: sha.clone(), ..Default::default() };
+    let span = tracing::info_span!(
+        "ingest.file",
+        source = %source,
+        agentdb.collection = %col.name(),
+        bytes = req.content.len(),
+        media_type = tracing::field::Empty,
+        items = tracing::field::Empty,
+        status = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    let _entered = span.enter();
     match ingest_inner(col, enc, req, &sha, lim, &mut res) {
         Ok(()) => {}
         Err(e) => {
             let st = crate::status::to_status(e);
             res.status = "failed".into();
             res.error = st.message().to_string();
+            span.record("otel.status_code", "error");
         }
     }
+    span.record("media_type", res.media_type.as_str());
+    span.record("items", res.items);
+    span.record("status", res.status.as_str());
     res
 }
 
@@ -92,6 +107,7 @@ fn ingest_inner(
         Modality::Video => video_items(col, enc, &req, sha, media.mime, lim)?,
     };
     let n = items.len();
+    let _upsert = tracing::info_span!("ingest.upsert", items = n).entered();
     for batch in items.chunks(col.options().limits.max_batch.max(1)) {
         col.upsert(batch.to_vec())?;
     }
@@ -126,6 +142,9 @@ fn space_vectors(
         };
         let fam = agentdb_engine::embedding_family(&id).to_string();
         if !by_family.contains_key(&fam) {
+            let _embed =
+                tracing::info_span!("ingest.embed", space = %space.name, encoder = %id, modality = modal.as_str())
+                    .entered();
             by_family.insert(fam.clone(), embed(&id)?);
         }
         let vs = &by_family[&fam];
@@ -149,6 +168,7 @@ fn text_items(
 ) -> Result<Vec<Item>, ApiError> {
     let src = &req.source;
     let text_svc = enc.text()?;
+    let decode = tracing::info_span!("ingest.decode", media_type = mime, chunks = tracing::field::Empty).entered();
     let raw = std::str::from_utf8(&req.content)
         .map_err(|e| Status::invalid_argument(format!("{src}: invalid UTF-8: {e}")))?;
     let text = if mime == "text/markdown" { markdown_to_text(raw) } else { raw.to_string() };
@@ -156,6 +176,8 @@ fn text_items(
     if chunks.is_empty() {
         return Err(Status::invalid_argument(format!("{src}: no text to index")).into());
     }
+    decode.record("chunks", chunks.len());
+    drop(decode);
     let texts: Vec<String> = chunks.iter().map(|c| c.text.clone()).collect();
     let vectors = space_vectors(col, enc, Modal::Text, src, |id| enc.embed_texts_as(id, texts.clone()))?;
     let n = chunks.len();
@@ -184,8 +206,9 @@ fn image_items(
     lim: IngestLimits,
 ) -> Result<Vec<Item>, ApiError> {
     let src = &req.source;
-    let img =
-        agentdb_models::decode_image(&req.content, lim.image).map_err(|e| crate::status::prefixed(src, e.into()))?;
+    let img = tracing::info_span!("ingest.decode", media_type = mime).in_scope(|| {
+        agentdb_models::decode_image(&req.content, lim.image).map_err(|e| crate::status::prefixed(src, e.into()))
+    })?;
     let (w, h) = img.dimensions();
     let mut labels: Vec<(String, f32)> = Vec::new();
     let vectors = space_vectors(col, enc, Modal::Image, src, |id| {
@@ -222,7 +245,8 @@ fn speech_items(
     lim: IngestLimits,
 ) -> Result<Vec<Item>, ApiError> {
     let src = &req.source;
-    let t = transcribe(enc, &req.content, lim.audio).map_err(|e| crate::status::prefixed(src, e))?;
+    let t = tracing::info_span!("ingest.decode", media_type = mime, transcribe = true)
+        .in_scope(|| transcribe(enc, &req.content, lim.audio).map_err(|e| crate::status::prefixed(src, e)))?;
     let passages = agentdb_models::speech::passages(&t.segments, PASSAGE_WORDS);
     if passages.is_empty() {
         return Err(Status::invalid_argument(format!(
@@ -264,7 +288,8 @@ fn video_items(
     lim: IngestLimits,
 ) -> Result<Vec<Item>, ApiError> {
     let src = &req.source;
-    let v = decode_video(&req.content, lim).map_err(|e| crate::status::prefixed(src, e))?;
+    let v = tracing::info_span!("ingest.decode", media_type = mime)
+        .in_scope(|| decode_video(&req.content, lim).map_err(|e| crate::status::prefixed(src, e)))?;
     let title = v.title.clone();
     let mut parts: Vec<(BTreeMap<String, Vec<f32>>, serde_json::Value)> = Vec::new();
     if !v.keyframes.is_empty() {

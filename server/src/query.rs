@@ -104,6 +104,7 @@ pub fn run(col: &Collection, enc: &Encoders, q: CrossQuery, lim: IngestLimits) -
         if vectors.contains_key(&fam) {
             continue;
         }
+        let _embed = tracing::info_span!("search.embed", encoder = %id, modality = modal.as_str()).entered();
         let v = match &input {
             Embeddable::Text(t) => enc.embed_texts_as(id, vec![t.clone()])?.pop().unwrap_or_default(),
             Embeddable::Image(img) => {
@@ -140,6 +141,14 @@ pub fn run(col: &Collection, enc: &Encoders, q: CrossQuery, lim: IngestLimits) -
                 Some(user) => Filter::And(vec![mf, user.clone()]),
                 None => mf,
             };
+            let list = tracing::info_span!(
+                "search.list",
+                space = %space.name,
+                modality = %m,
+                k = per_list,
+                hits = tracing::field::Empty
+            )
+            .entered();
             let mut res = col.search(SearchRequest {
                 space: &space.name,
                 queries: vec![v.clone()],
@@ -150,6 +159,8 @@ pub fn run(col: &Collection, enc: &Encoders, q: CrossQuery, lim: IngestLimits) -
                 with_vectors: false,
             })?;
             let hits = res.pop().unwrap_or_default();
+            list.record("hits", hits.len());
+            drop(list);
             if hits.is_empty() {
                 continue;
             }
@@ -167,7 +178,11 @@ pub fn run(col: &Collection, enc: &Encoders, q: CrossQuery, lim: IngestLimits) -
             .into());
         }
     }
+    let fuse_span =
+        tracing::info_span!("search.fuse", lists = lists.len(), k = q.k, results = tracing::field::Empty).entered();
     let fused = fuse(lists, q.mode, source_of, q.k);
+    fuse_span.record("results", fused.len());
+    drop(fuse_span);
     Ok(fused
         .into_iter()
         .map(|f| {

@@ -20,9 +20,49 @@ pub struct Security {
     /// `security.tls.client_auth = "required"`: every gRPC connection carries a verified
     /// client certificate, whose identity (see `crate::tls`) is the principal.
     pub mtls_required: bool,
+    /// Payload fields hidden from principals below a clearance role.
+    pub masking: agentdb_orchestrator::security::masking::Masking,
+}
+
+/// The principal's row-level policy, if any.
+pub fn row_policy(p: Option<&Principal>) -> Result<Option<agentdb_engine::Filter>, crate::status::ApiError> {
+    match p.and_then(|p| p.row_filter.as_deref()) {
+        Some(f) => Ok(Some(agentdb_engine::filter::parse(f).map_err(agentdb_engine::Error::from)?)),
+        None => Ok(None),
+    }
 }
 
 impl Security {
+    /// The request's filter ANDed with the principal's row policy, so a principal never
+    /// reaches rows outside its policy whatever filter it sends; a filter on a payload
+    /// field masked for the principal is refused (PERMISSION_DENIED).
+    pub fn scoped_filter(&self, p: Option<&Principal>, expr: &str) -> Result<Option<agentdb_engine::Filter>, Status> {
+        let user = agentdb_proto::convert::filter_from_wire(expr).map_err(|e| crate::status::to_status(e.into()))?;
+        if let Some(u) = &user {
+            self.masking.check_filter(p, u).map_err(Status::permission_denied)?;
+        }
+        Ok(match (user, row_policy(p).map_err(crate::status::to_status)?) {
+            (Some(user), Some(row)) => Some(agentdb_engine::Filter::And(vec![row, user])),
+            (user, row) => user.or(row),
+        })
+    }
+
+    /// Mask the payload fields `p` may not see (see `security.masked_fields`).
+    pub fn mask(&self, p: Option<&Principal>, payload: &mut serde_json::Value) {
+        self.masking.mask(p, payload);
+    }
+
+    /// [`Security::mask`] for a payload already serialised (fused search hits).
+    pub fn mask_json(&self, p: Option<&Principal>, payload_json: &mut String) {
+        if !self.masking.applies(p) || payload_json.is_empty() {
+            return;
+        }
+        if let Ok(mut v) = serde_json::from_str::<serde_json::Value>(payload_json) {
+            self.masking.mask(p, &mut v);
+            *payload_json = v.to_string();
+        }
+    }
+
     /// Whether requests must carry credentials (off: the loopback default).
     pub fn auth_enabled(&self) -> bool {
         self.keys.is_some() || self.oidc.is_some() || self.mtls_required

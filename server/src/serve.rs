@@ -130,8 +130,7 @@ where
         );
         crate::telemetry::set_parent_from(&span, req.headers());
         let ctx = Arc::new(crate::telemetry::RequestCtx::default());
-        let handled = tracing::Instrument::instrument(
-            crate::telemetry::REQUEST.scope(ctx.clone(), async move {
+        let handled = async move {
             let mut who = format!("peer:{}", peer.unwrap_or_default());
             if security.auth_enabled() && needs_auth(&method) {
                 // API key or OIDC token -> Principal, which the handlers authorize. A
@@ -190,9 +189,9 @@ where
             let code = h.get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or("0").to_string();
             metrics.observe_request(&method, &code, started.elapsed().as_secs_f64());
             Ok(resp)
-        }),
-            span.clone(),
-        );
+        };
+        let handled =
+            tracing::Instrument::instrument(crate::telemetry::REQUEST.scope(ctx.clone(), handled), span.clone());
         Box::pin(async move {
             let mut r = handled.await;
             let code = match &mut r {
@@ -497,5 +496,6 @@ fn open_security(cfg: &Config) -> Result<crate::security::Security> {
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let rate = crate::quota::RateLimiter::new(cfg.security.rate_limit_per_sec, cfg.security.rate_limit_burst);
     let mtls_required = cfg.security.tls.client_cert_required();
-    Ok(crate::security::Security { keys, oidc, mfa, audit, rate, mtls_required })
+    let masking = cfg.security.masking()?;
+    Ok(crate::security::Security { keys, oidc, mfa, audit, rate, mtls_required, masking })
 }

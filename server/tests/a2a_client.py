@@ -8,9 +8,13 @@ files; QUERY must rank EXPECTED_SOURCE first. Exits non-zero on any mismatch, pr
 what differed. Checks: the card (card resolver), search with a data part (blocking
 send), remember + recall round trip, a streaming send (status updates, artifact, final
 completed state), get task, cancel of a finished task (the spec's not-cancelable error).
+With A2A_PUSH_URL set in the environment: push-notification config create / get / list /
+delete through the SDK on an input-required task (token "sdk-token"; the caller checks
+that its receiver got the completed task).
 """
 
 import asyncio
+import os
 import sys
 import uuid
 
@@ -81,6 +85,8 @@ async def main():
             fail(f"card skills {skills}")
         if not card.capabilities.streaming:
             fail("card: streaming should be true")
+        if not card.capabilities.push_notifications:
+            fail("card: pushNotifications should be true")
         if not card.supported_interfaces or not card.supported_interfaces[0].url.endswith("/a2a"):
             fail(f"card interfaces {card.supported_interfaces}")
         print(f"card: {card.name} {card.version}, skills {skills}, url {card.supported_interfaces[0].url}")
@@ -110,12 +116,36 @@ async def main():
         task, _ = await final_task(blocking, msg, False)
         if task.status.state != pb.TASK_STATE_INPUT_REQUIRED:
             fail(f"missing collection: state {pb.TaskState.Name(task.status.state)}")
+        push_url = os.environ.get("A2A_PUSH_URL")
+        if push_url:
+            # Push notifications through the SDK: set on the waiting task, read back.
+            cfg = pb.TaskPushNotificationConfig(task_id=task.id, id="sdk", url=push_url, token="sdk-token")
+            made = await blocking.create_task_push_notification_config(cfg)
+            if made.id != "sdk" or made.url != push_url or made.token != "sdk-token" or made.task_id != task.id:
+                fail(f"create push config: {made}")
+            got = await blocking.get_task_push_notification_config(
+                pb.GetTaskPushNotificationConfigRequest(task_id=task.id, id="sdk"))
+            if got.url != push_url:
+                fail(f"get push config: {got}")
+            listed = await blocking.list_task_push_notification_configs(
+                pb.ListTaskPushNotificationConfigsRequest(task_id=task.id))
+            if [c.id for c in listed.configs] != ["sdk"]:
+                fail(f"list push configs: {listed}")
+            print(f"push config: {made.id} -> {made.url}")
         follow = message(data_part({"collection": collection}))
         follow.task_id, follow.context_id = task.id, task.context_id
         task2, _ = await final_task(blocking, follow, False)
         if task2.id != task.id or task2.status.state != pb.TASK_STATE_COMPLETED:
             fail(f"input-required continuation: {task2.id} {pb.TaskState.Name(task2.status.state)}")
         print("input-required: continued to completed")
+        if push_url:
+            await blocking.delete_task_push_notification_config(
+                pb.DeleteTaskPushNotificationConfigRequest(task_id=task.id, id="sdk"))
+            listed = await blocking.list_task_push_notification_configs(
+                pb.ListTaskPushNotificationConfigsRequest(task_id=task.id))
+            if listed.configs:
+                fail(f"push configs after delete: {listed}")
+            print("push config: deleted")
 
         # 3. Remember + recall (plain text conventions).
         fact = f"The staging cluster password rotates every {uuid.uuid4().hex[:6]} Tuesday"

@@ -1,12 +1,76 @@
 //! A2A (Agent2Agent) server through the real binary: the official Python SDK
 //! (`a2a-sdk`, see server/tests/a2a_client.py) as the client, plus raw JSON-RPC
-//! requests for the 0.3 method names, error codes and authentication.
+//! requests for the 0.3 method names, error codes, push notifications and authentication.
 
 mod common;
 
 use common::Server;
 use serde_json::{json, Value};
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::sync::{Arc, Mutex};
+
+/// One request a [`Receiver`] got: (path, head with lower-cased header names, body).
+type Got = (String, String, String);
+
+/// A tiny HTTP receiver for push notifications on an ephemeral port: records every
+/// request and answers 200.
+struct Receiver {
+    addr: String,
+    got: Arc<Mutex<Vec<Got>>>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let sink = got.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { continue };
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let (mut head, mut line) = (String::new(), String::new());
+                while r.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                    let l = match line.split_once(':') {
+                        Some((k, v)) => format!("{}:{v}", k.to_ascii_lowercase()),
+                        None => line.clone(),
+                    };
+                    head.push_str(&l);
+                    line.clear();
+                }
+                let len = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                let mut body = vec![0; len];
+                let _ = r.read_exact(&mut body);
+                let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                sink.lock().unwrap().push((path, head, String::from_utf8_lossy(&body).to_string()));
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            }
+        });
+        Receiver { addr, got }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Wait (up to 30 s) for a request to `path` whose JSON body satisfies `pred`.
+    fn wait(&self, path: &str, pred: impl Fn(&Value) -> bool) -> (String, Value) {
+        for _ in 0..300 {
+            for (p, head, body) in self.got.lock().unwrap().iter() {
+                let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+                if p == path && pred(&v) {
+                    return (head.clone(), v);
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("no matching push to {path}; got {:?}", self.got.lock().unwrap());
+    }
+}
 
 /// One HTTP/1.1 POST (or GET when `body` is None) over a plain TCP connection:
 /// (status, headers, body).
@@ -55,6 +119,9 @@ fn start(dir: &std::path::Path, extra: &[&str]) -> (Server, String) {
 
 #[test]
 fn a2a_with_the_official_python_sdk_and_raw_json_rpc() {
+    // The push receiver below listens on 127.0.0.1, which the server refuses by default.
+    std::env::set_var("A2A_ALLOW_PRIVATE_PUSH_TARGETS", "1");
+    let push = Receiver::start();
     let dir = tempfile::tempdir().unwrap();
     let (server, addr) = start(&dir.path().join("data"), &[]);
     let ok = |args: &[&str]| {
@@ -81,6 +148,7 @@ fn a2a_with_the_official_python_sdk_and_raw_json_rpc() {
     assert_eq!(status, 200, "{body}");
     let card: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(card["capabilities"]["streaming"], json!(true));
+    assert_eq!(card["capabilities"]["pushNotifications"], json!(true));
     assert_eq!(card["url"], json!(format!("http://{addr}/a2a")));
 
     // The official SDK as the client.
@@ -88,6 +156,7 @@ fn a2a_with_the_official_python_sdk_and_raw_json_rpc() {
     let python = std::env::var("AGENTDB_A2A_PYTHON").unwrap_or_else(|_| "python3".into());
     let out = std::process::Command::new(&python)
         .args([script, &format!("http://{addr}"), "docs", "fruit.txt", "where can I buy bananas?"])
+        .env("A2A_PUSH_URL", push.url("/sdk"))
         .output()
         .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -100,6 +169,9 @@ fn a2a_with_the_official_python_sdk_and_raw_json_rpc() {
         server.log_text()
     );
     assert!(stdout.contains("A2A OK"), "{stdout}");
+    // The SDK's push config got the completed task (1.0 shape: a StreamResponse).
+    let (head, _) = push.wait("/sdk", |v| v["task"]["status"]["state"] == json!("TASK_STATE_COMPLETED"));
+    assert!(head.contains("x-a2a-notification-token: sdk-token"), "{head}");
 
     // Raw JSON-RPC: the 0.3 names and shapes.
     let send = json!({"jsonrpc": "2.0", "id": 7, "method": "message/send", "params": {"message": {
@@ -156,7 +228,158 @@ fn a2a_with_the_official_python_sdk_and_raw_json_rpc() {
     assert_eq!(r["error"]["code"], json!(-32600), "{r}");
     let (_, r) =
         rpc(&addr, &json!({"jsonrpc": "2.0", "id": 6, "method": "SetTaskPushNotificationConfig", "params": {}}), &[]);
-    assert_eq!(r["error"]["code"], json!(-32003), "{r}");
+    assert_eq!(r["error"]["code"], json!(-32601), "{r}");
+
+    push_notifications(&addr, &push);
+}
+
+fn call(addr: &str, method: &str, params: Value) -> Value {
+    let (status, r) = rpc(addr, &json!({"jsonrpc": "2.0", "id": method, "method": method, "params": params}), &[]);
+    assert_eq!(status, 200, "{r}");
+    r
+}
+
+/// Push-notification configs in both name sets, and the notifications themselves.
+fn push_notifications(addr: &str, push: &Receiver) {
+    // A task waiting for input (search without a collection).
+    let r = call(
+        addr,
+        "SendMessage",
+        json!({"message": {"messageId": "p1", "role": "ROLE_USER",
+        "parts": [{"data": {"skill": "search", "text": "locomotive pistons"}}]}}),
+    );
+    let task = &r["result"]["task"];
+    assert_eq!(task["status"]["state"], json!("TASK_STATE_INPUT_REQUIRED"), "{r}");
+    let (tid, ctx) = (task["id"].as_str().unwrap().to_string(), task["contextId"].as_str().unwrap().to_string());
+
+    // 1.0 create (with authentication) and 0.3 set.
+    let r = call(
+        addr,
+        "CreateTaskPushNotificationConfig",
+        json!({"taskId": tid, "id": "v1",
+        "url": push.url("/v1"), "token": "tok-v1", "authentication": {"scheme": "Bearer", "credentials": "secret-1"}}),
+    );
+    let c = &r["result"];
+    assert_eq!(
+        (c["id"].as_str(), c["taskId"].as_str(), c["token"].as_str()),
+        (Some("v1"), Some(&*tid), Some("tok-v1")),
+        "{r}"
+    );
+    assert_eq!(c["authentication"], json!({"scheme": "Bearer"}), "credentials are not echoed: {r}");
+    let r = call(
+        addr,
+        "tasks/pushNotificationConfig/set",
+        json!({"taskId": tid,
+        "pushNotificationConfig": {"id": "v03", "url": push.url("/v03"), "token": "tok-v03"}}),
+    );
+    assert_eq!(r["result"]["pushNotificationConfig"]["id"], json!("v03"), "{r}");
+    assert_eq!(r["result"]["taskId"], json!(tid), "{r}");
+
+    // get / list in both name sets.
+    let r = call(addr, "ListTaskPushNotificationConfigs", json!({"taskId": tid}));
+    let ids: Vec<&str> = r["result"]["configs"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["v1", "v03"], "{r}");
+    let r = call(addr, "tasks/pushNotificationConfig/list", json!({"id": tid}));
+    assert_eq!(r["result"].as_array().map(Vec::len), Some(2), "{r}");
+    assert_eq!(r["result"][0]["pushNotificationConfig"]["authentication"], json!({"schemes": ["Bearer"]}), "{r}");
+    let r = call(addr, "GetTaskPushNotificationConfig", json!({"taskId": tid, "id": "v03"}));
+    assert_eq!(r["result"]["url"], json!(push.url("/v03")), "{r}");
+    let r = call(addr, "tasks/pushNotificationConfig/get", json!({"id": tid, "pushNotificationConfigId": "v1"}));
+    assert_eq!(r["result"]["pushNotificationConfig"]["url"], json!(push.url("/v1")), "{r}");
+    let r = call(addr, "GetTaskPushNotificationConfig", json!({"taskId": tid, "id": "nope"}));
+    assert_eq!(r["error"]["code"], json!(-32602), "{r}");
+
+    // Continue the task: both targets get the completed task, each in its dialect.
+    let r = call(
+        addr,
+        "SendMessage",
+        json!({"message": {"messageId": "p2", "role": "ROLE_USER",
+        "taskId": tid, "contextId": ctx, "parts": [{"data": {"collection": "docs"}}]}}),
+    );
+    assert_eq!(r["result"]["task"]["status"]["state"], json!("TASK_STATE_COMPLETED"), "{r}");
+    let (head, v) = push.wait("/v1", |v| v["task"]["status"]["state"] == json!("TASK_STATE_COMPLETED"));
+    assert_eq!(v["task"]["id"], json!(tid));
+    assert!(head.contains("x-a2a-notification-token: tok-v1"), "{head}");
+    assert!(head.contains("authorization: Bearer secret-1"), "{head}");
+    assert!(head.contains("content-type: application/json"), "{head}");
+    let (head, v) = push.wait("/v03", |v| v["status"]["state"] == json!("completed"));
+    assert_eq!((v["kind"].as_str(), v["id"].as_str()), (Some("task"), Some(&*tid)), "{v}");
+    assert!(head.contains("x-a2a-notification-token: tok-v03"), "{head}");
+    assert!(!head.contains("authorization:"), "{head}");
+    // Intermediate states are pushed too.
+    push.wait("/v1", |v| v["task"]["status"]["state"] == json!("TASK_STATE_WORKING"));
+
+    // delete in both name sets.
+    let r = call(addr, "DeleteTaskPushNotificationConfig", json!({"taskId": tid, "id": "v1"}));
+    assert!(r.get("error").is_none() && r["result"].is_null(), "{r}");
+    let r = call(addr, "tasks/pushNotificationConfig/delete", json!({"id": tid, "pushNotificationConfigId": "v03"}));
+    assert!(r.get("error").is_none(), "{r}");
+    let r = call(addr, "ListTaskPushNotificationConfigs", json!({"taskId": tid}));
+    assert_eq!(r["result"]["configs"], json!([]), "{r}");
+    let r = call(addr, "DeleteTaskPushNotificationConfig", json!({"taskId": tid, "id": "v1"}));
+    assert_eq!(r["error"]["code"], json!(-32602), "{r}");
+
+    // A config inside SendMessage's / message/send's configuration.
+    let r = call(
+        addr,
+        "SendMessage",
+        json!({"message": {"messageId": "p3", "role": "ROLE_USER",
+        "parts": [{"data": {"skill": "search", "collection": "docs", "text": "fruit"}}]},
+        "configuration": {"taskPushNotificationConfig": {"url": push.url("/inline"), "token": "tok-inline"}}}),
+    );
+    let tid = r["result"]["task"]["id"].as_str().unwrap().to_string();
+    let (head, _) = push.wait("/inline", |v| {
+        v["task"]["id"] == json!(tid) && v["task"]["status"]["state"] == json!("TASK_STATE_COMPLETED")
+    });
+    assert!(head.contains("x-a2a-notification-token: tok-inline"), "{head}");
+    let r = call(addr, "ListTaskPushNotificationConfigs", json!({"taskId": tid}));
+    assert_eq!(r["result"]["configs"][0]["id"], json!(tid), "the id defaults to the task id: {r}");
+    let r = call(
+        addr,
+        "message/send",
+        json!({"message": {"kind": "message", "messageId": "p4", "role": "user",
+        "parts": [{"kind": "data", "data": {"skill": "search", "collection": "docs", "text": "fruit"}}]},
+        "configuration": {"pushNotificationConfig": {"url": push.url("/inline03"), "token": "t3"}}}),
+    );
+    let tid = r["result"]["id"].as_str().unwrap().to_string();
+    push.wait("/inline03", |v| v["id"] == json!(tid) && v["status"]["state"] == json!("completed"));
+
+    // Refusals: non-http(s) URLs, unknown tasks, too many configs per task.
+    for (method, params) in [
+        ("CreateTaskPushNotificationConfig", json!({"taskId": tid, "url": "ftp://example.com/hook"})),
+        (
+            "tasks/pushNotificationConfig/set",
+            json!({"taskId": tid, "pushNotificationConfig": {"url": "file:///etc/passwd"}}),
+        ),
+        ("CreateTaskPushNotificationConfig", json!({"taskId": tid, "url": "not a url"})),
+        ("CreateTaskPushNotificationConfig", json!({"taskId": tid})),
+    ] {
+        let r = call(addr, method, params);
+        assert_eq!(r["error"]["code"], json!(-32602), "{method}: {r}");
+    }
+    let r = call(
+        addr,
+        "SendMessage",
+        json!({"message": {"messageId": "p5", "role": "ROLE_USER", "parts": [{"text": "x"}]},
+        "configuration": {"taskPushNotificationConfig": {"url": "gopher://example.com"}}}),
+    );
+    assert_eq!(r["error"]["code"], json!(-32602), "{r}");
+    let r = call(addr, "CreateTaskPushNotificationConfig", json!({"taskId": "nope", "url": push.url("/x")}));
+    assert_eq!(r["error"]["code"], json!(-32001), "{r}");
+    for i in 0..10 {
+        let r = call(
+            addr,
+            "CreateTaskPushNotificationConfig",
+            json!({"taskId": tid, "id": format!("n{i}"), "url": push.url("/n")}),
+        );
+        assert!(r.get("error").is_none() || i == 9, "{r}");
+    }
+    let r = call(
+        addr,
+        "CreateTaskPushNotificationConfig",
+        json!({"taskId": tid, "id": "one-too-many", "url": push.url("/n")}),
+    );
+    assert_eq!(r["error"]["code"], json!(-32602), "{r}");
 }
 
 #[test]

@@ -352,3 +352,97 @@ fn request_rate_quota_gives_resource_exhausted_with_a_retry_hint() {
         assert!(cols.list(v1::ListCollectionsRequest {}).await.is_ok());
     });
 }
+
+#[test]
+fn masked_fields_are_hidden_below_clearance_and_cannot_be_filtered_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server =
+        Server::start(&data, &["--set", "security.auth=api_key", "--set", "security.masked_fields=ssn,contact.email"]);
+    let admin = std::fs::read_to_string(data.join("security/bootstrap-admin.key")).unwrap().trim().to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = server.url();
+    rt.block_on(async {
+        let (mut cols, mut items, mut sec) = channel(&url, Some(&admin)).await;
+        cols.create(v1::CreateCollectionRequest {
+            name: "people".into(),
+            spaces: vec![space("", 4, v1::Metric::L2, "Flat")],
+            multimodal: false,
+        })
+        .await
+        .unwrap();
+        let payload =
+            json!({"name": "Ada", "ssn": "123-45-6789", "contact": {"email": "ada@example.com", "city": "Oslo"}});
+        items
+            .upsert(v1::UpsertRequest {
+                collection: "people".into(),
+                items: vec![item("p1", vec![1.0; 4], payload.clone())],
+            })
+            .await
+            .unwrap();
+        let reader = sec
+            .create_key(v1::CreateKeyRequest { name: "r".into(), role: "reader".into(), ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner()
+            .secret;
+        let get = |items: &mut v1::items_client::ItemsClient<Ch>| {
+            let mut items = items.clone();
+            async move {
+                let r = items
+                    .get(v1::GetRequest { collection: "people".into(), ids: vec!["p1".into()], with_vectors: false })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                serde_json::from_str::<serde_json::Value>(&r.items[0].payload_json).unwrap()
+            }
+        };
+        // The admin (clearance) sees the values.
+        assert_eq!(get(&mut items).await, payload);
+        // A reader sees them masked, in get and in search results.
+        let (_, mut ritems, _) = channel(&url, Some(&reader)).await;
+        let masked = get(&mut ritems).await;
+        assert_eq!(masked["ssn"], json!("***"));
+        assert_eq!(masked["contact"], json!({"email": "***", "city": "Oslo"}));
+        assert_eq!(masked["name"], json!("Ada"));
+        let hits = ritems
+            .search(v1::SearchRequest {
+                collection: "people".into(),
+                vector: Some(v1::Vector { values: vec![1.0; 4], ..Default::default() }),
+                with_payload: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .hits;
+        assert!(hits[0].payload_json.contains("\"ssn\":\"***\"") && !hits[0].payload_json.contains("123-45"));
+        // Filtering on a masked field would leak it one guess at a time: refused.
+        for filter in ["ssn = \"123-45-6789\"", "exists(contact.email)", "contact = \"x\""] {
+            let e = ritems
+                .search(v1::SearchRequest {
+                    collection: "people".into(),
+                    vector: Some(v1::Vector { values: vec![1.0; 4], ..Default::default() }),
+                    filter: filter.into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(e.code(), Code::PermissionDenied, "{filter}: {}", e.message());
+            assert!(e.message().contains("is masked for role reader"), "{}", e.message());
+            let e = ritems
+                .count(v1::CountRequest { collection: "people".into(), filter: filter.into() })
+                .await
+                .unwrap_err();
+            assert_eq!(e.code(), Code::PermissionDenied, "count {filter}");
+        }
+        // Other fields filter as usual.
+        let n = ritems
+            .count(v1::CountRequest { collection: "people".into(), filter: "contact.city = \"Oslo\"".into() })
+            .await
+            .unwrap()
+            .into_inner()
+            .count;
+        assert_eq!(n, 1);
+    });
+}

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod keys;
+pub mod masking;
 pub mod mfa;
 pub mod oidc;
 
