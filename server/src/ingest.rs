@@ -100,11 +100,12 @@ fn ingest_inner(
             return Ok(());
         }
     }
+    let file = File { col, enc, req: &req, sha, mime: media.mime, lim };
     let items = match media.modality {
-        Modality::Text => text_items(col, enc, &req, sha, media.mime, lim)?,
-        Modality::Image => image_items(col, enc, &req, sha, media.mime, lim)?,
-        Modality::Audio => speech_items(col, enc, &req, sha, media.mime, lim)?,
-        Modality::Video => video_items(col, enc, &req, sha, media.mime, lim)?,
+        Modality::Text => text_items(&file)?,
+        Modality::Image => image_items(&file)?,
+        Modality::Audio => speech_items(&file)?,
+        Modality::Video => video_items(&file)?,
     };
     let n = items.len();
     let _upsert = tracing::info_span!("ingest.upsert", items = n).entered();
@@ -119,6 +120,17 @@ fn ingest_inner(
 /// One vector per space of the collection, from the encoder of `modal` in that space's
 /// family (`embed` runs once per family). A space no loaded encoder of this modality
 /// can fill makes the file fail with a message naming it.
+/// One file being ingested: where it goes, what embeds it, its bytes and type.
+#[derive(Clone, Copy)]
+struct File<'a> {
+    col: &'a Collection,
+    enc: &'a Encoders,
+    req: &'a v1::IngestRequest,
+    sha: &'a str,
+    mime: &'a str,
+    lim: IngestLimits,
+}
+
 fn space_vectors(
     col: &Collection,
     enc: &Encoders,
@@ -158,14 +170,8 @@ fn space_vectors(
     Ok(out)
 }
 
-fn text_items(
-    col: &Collection,
-    enc: &Encoders,
-    req: &v1::IngestRequest,
-    sha: &str,
-    mime: &str,
-    lim: IngestLimits,
-) -> Result<Vec<Item>, ApiError> {
+fn text_items(f: &File) -> Result<Vec<Item>, ApiError> {
+    let File { col, enc, req, sha, mime, lim } = *f;
     let src = &req.source;
     let text_svc = enc.text()?;
     let decode = tracing::info_span!("ingest.decode", media_type = mime, chunks = tracing::field::Empty).entered();
@@ -197,14 +203,8 @@ fn text_items(
         .collect())
 }
 
-fn image_items(
-    col: &Collection,
-    enc: &Encoders,
-    req: &v1::IngestRequest,
-    sha: &str,
-    mime: &str,
-    lim: IngestLimits,
-) -> Result<Vec<Item>, ApiError> {
+fn image_items(f: &File) -> Result<Vec<Item>, ApiError> {
+    let File { col, enc, req, sha, mime, lim } = *f;
     let src = &req.source;
     let img = tracing::info_span!("ingest.decode", media_type = mime).in_scope(|| {
         agentdb_models::decode_image(&req.content, lim.image).map_err(|e| crate::status::prefixed(src, e.into()))
@@ -236,14 +236,8 @@ fn image_items(
 /// Words per transcript passage: segments are grouped up to this size before embedding.
 const PASSAGE_WORDS: usize = 60;
 
-fn speech_items(
-    col: &Collection,
-    enc: &Encoders,
-    req: &v1::IngestRequest,
-    sha: &str,
-    mime: &str,
-    lim: IngestLimits,
-) -> Result<Vec<Item>, ApiError> {
+fn speech_items(f: &File) -> Result<Vec<Item>, ApiError> {
+    let File { col, enc, req, sha, mime, lim } = *f;
     let src = &req.source;
     let t = tracing::info_span!("ingest.decode", media_type = mime, transcribe = true)
         .in_scope(|| transcribe(enc, &req.content, lim.audio).map_err(|e| crate::status::prefixed(src, e)))?;
@@ -279,14 +273,8 @@ fn speech_items(
 /// A video: one item per sampled keyframe (image bridge) and one per transcript passage
 /// of its audio track (speech bridge), all under the same source, so a search fuses
 /// what is seen with what is said.
-fn video_items(
-    col: &Collection,
-    enc: &Encoders,
-    req: &v1::IngestRequest,
-    sha: &str,
-    mime: &str,
-    lim: IngestLimits,
-) -> Result<Vec<Item>, ApiError> {
+fn video_items(f: &File) -> Result<Vec<Item>, ApiError> {
+    let File { col, enc, req, sha, mime, lim } = *f;
     let src = &req.source;
     let v = tracing::info_span!("ingest.decode", media_type = mime)
         .in_scope(|| decode_video(&req.content, lim).map_err(|e| crate::status::prefixed(src, e)))?;
