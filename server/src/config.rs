@@ -609,6 +609,22 @@ fn set_path(table: &mut toml::Table, key: &str, value: toml::Value, known: &toml
     Ok(())
 }
 
+/// `AGENTDB_*` environment variables that are not server configuration keys: the CLI's
+/// server address and credentials, the config file path, and the set-up's and tools'
+/// folders (models, test data, wheel cache, the binary the bench scripts run).
+const NOT_CONFIG_KEYS: [&str; 10] = [
+    "URL",
+    "CONFIG",
+    "API_KEY",
+    "CA_CERT",
+    "CLIENT_CERT",
+    "CLIENT_KEY",
+    "MODELS_DIR",
+    "TESTDATA",
+    "WHEEL_CACHE",
+    "BIN",
+];
+
 impl Config {
     /// Build the effective configuration.
     pub fn load(
@@ -627,8 +643,8 @@ impl Config {
         };
         for (k, v) in env {
             let Some(rest) = k.strip_prefix("AGENTDB_") else { continue };
-            if ["URL", "CONFIG", "CA_CERT", "CLIENT_CERT", "CLIENT_KEY"].contains(&rest) {
-                continue; // client address, TLS files and config path, not config keys
+            if NOT_CONFIG_KEYS.contains(&rest) {
+                continue;
             }
             let key = rest.to_ascii_lowercase().replace("__", ".");
             set_path(&mut table, &key, parse_scalar(&v), &known, &format!("environment variable {k}"))?;
@@ -699,6 +715,8 @@ mod tests {
         let env = vec![
             ("AGENTDB_STORAGE__FLUSH_ROWS".to_string(), "7".to_string()),
             ("AGENTDB_URL".to_string(), "http://x".to_string()),
+            ("AGENTDB_API_KEY".to_string(), "adb_x_y".to_string()),
+            ("AGENTDB_MODELS_DIR".to_string(), "/models".to_string()),
             ("OTHER".to_string(), "1".to_string()),
         ];
         let c = Config::load(
