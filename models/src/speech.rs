@@ -56,8 +56,12 @@ impl SpeechService {
     /// Decode any supported audio, resample to 16 kHz and transcribe (blocking).
     pub fn transcribe_bytes_blocking(&self, bytes: &[u8], lim: AudioLimits) -> Result<Transcript> {
         let audio = decode_audio(bytes, lim)?;
-        let pcm = resample(&audio.samples, audio.rate, RATE);
-        self.transcribe_blocking(&pcm)
+        self.transcribe_at(&audio.samples, audio.rate)
+    }
+
+    /// Transcribe mono samples at any `rate` (resampled to 16 kHz first).
+    pub fn transcribe_at(&self, samples: &[f32], rate: u32) -> Result<Transcript> {
+        self.transcribe_blocking(&resample(samples, rate, RATE))
     }
 
     /// Transcribe 16 kHz mono samples: VAD regions → windows → Whisper.
@@ -86,6 +90,13 @@ impl SpeechService {
             }
         }
         Ok(Transcript { segments, seconds, speech_seconds })
+    }
+}
+
+impl Transcript {
+    /// All segments' text, trimmed and joined by spaces ("" when nothing was said).
+    pub fn text(&self) -> String {
+        self.segments.iter().map(|s| s.text.trim()).filter(|t| !t.is_empty()).collect::<Vec<_>>().join(" ")
     }
 }
 

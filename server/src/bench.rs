@@ -221,7 +221,7 @@ fn media_bench(b: MediaBench) -> Result<()> {
             let inputs: Vec<Vec<f32>> = images.iter().map(preprocess).collect();
             bridge.embed(&inputs).map_err(e)?;
             if let Some((samples, rate)) = &v.audio {
-                svc.transcribe_blocking(&agentdb_models::audio::resample(samples, *rate, 16_000)).map_err(e)?;
+                svc.transcribe_at(samples, *rate).map_err(e)?;
             }
             total_s += t.elapsed().as_secs_f64();
             secs += v.duration as f64;

@@ -256,7 +256,7 @@ impl Modal {
 /// The speech in a query recording as text (for searching by audio).
 pub fn transcribe_query(enc: &Encoders, bytes: &[u8], lim: AudioLimits) -> Result<String, crate::status::ApiError> {
     let t = transcribe(enc, bytes, lim).map_err(|e| crate::status::prefixed("query audio", e))?;
-    let text: Vec<&str> = t.segments.iter().map(|s| s.text.trim()).collect();
+    let text = t.text();
     if text.is_empty() {
         return Err(tonic::Status::invalid_argument(format!(
             "query audio: no speech found in {:.1} s of audio (non-speech sound has no text-space vector with the installed models)",
@@ -264,7 +264,7 @@ pub fn transcribe_query(enc: &Encoders, bytes: &[u8], lim: AudioLimits) -> Resul
         ))
         .into());
     }
-    Ok(text.join(" "))
+    Ok(text)
 }
 
 /// Decode, gate with VAD and transcribe a recording (blocking).

@@ -305,8 +305,7 @@ fn video_items(f: &File) -> Result<Vec<Item>, ApiError> {
     }
     let mut speech_note = "no audio track";
     if let Some((samples, rate)) = &v.audio {
-        let pcm = agentdb_models::audio::resample(samples, *rate, agentdb_models::speech::RATE);
-        let t = enc.speech()?.transcribe_blocking(&pcm).map_err(|e| crate::status::prefixed(src, e.into()))?;
+        let t = enc.speech()?.transcribe_at(samples, *rate).map_err(|e| crate::status::prefixed(src, e.into()))?;
         let passages = agentdb_models::speech::passages(&t.segments, PASSAGE_WORDS);
         speech_note = if passages.is_empty() { "no speech in the audio track" } else { "" };
         if !passages.is_empty() {

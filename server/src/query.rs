@@ -253,11 +253,9 @@ fn video_query(enc: &Encoders, bytes: &[u8], lim: IngestLimits) -> Result<Embedd
     let v = crate::ingest::decode_video(bytes, lim).map_err(what)?;
     let mut transcript = None;
     if let (Some((samples, rate)), Some(speech)) = (&v.audio, enc.speech.as_ref()) {
-        let pcm = agentdb_models::audio::resample(samples, *rate, agentdb_models::speech::RATE);
-        let t = speech.transcribe_blocking(&pcm).map_err(|e| what(e.into()))?;
-        let text: Vec<&str> = t.segments.iter().map(|s| s.text.trim()).collect();
+        let text = speech.transcribe_at(samples, *rate).map_err(|e| what(e.into()))?.text();
         if !text.is_empty() {
-            transcript = Some(text.join(" "));
+            transcript = Some(text);
         }
     }
     if v.keyframes.is_empty() && transcript.is_none() {
