@@ -51,7 +51,8 @@ bench-search: build
 # Retrieval quality (recall@1/@5, MRR per query kind) on real photos, texts and speech.
 eval: build
 	@bash .ci/models.sh --testdata
-	bash benches/eval/run.sh
+	bash benches/eval/run.sh --modes dense,keyword,hybrid
+	bash benches/eval/run.sh --descriptive-names --modes dense,keyword,hybrid --metadata both
 
 clean-data:
 	rm -rf $(DATA_DIR)

@@ -14,8 +14,11 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok
 # Video decoding (ffmpeg-next) links FFmpeg's libav*/libsw* libraries; ffmpeg-sys-next
 # generates its bindings with bindgen (libclang) at build time; the ffmpeg CLI makes the
 # video tests' media.
+# OCR links Debian's Tesseract (tesseract-sys generates its bindings with bindgen) and
+# reads English with tesseract-ocr-eng; the OCR tests draw text with DejaVu Sans.
 for p in build-essential cmake libopenblas-dev pkg-config espeak-ng \
-  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev clang libclang-dev ffmpeg; do
+  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev clang libclang-dev ffmpeg \
+  libtesseract-dev libleptonica-dev tesseract-ocr-eng fonts-dejavu-core; do
   have_pkg "$p" || missing+=("$p")
 done
 

@@ -4,7 +4,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()
         .file_descriptor_set_path(out.join("agentdb_descriptor.bin"))
-        .compile_protos(&["proto/agentdb/v1/agentdb.proto"], &["proto"])?;
+        .compile_protos(&["proto/agentdb/v1/agentdb.proto", "proto/agentdb/v1/orchestration.proto"], &["proto"])?;
     println!("cargo:rerun-if-changed=proto");
     Ok(())
 }

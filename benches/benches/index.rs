@@ -167,6 +167,7 @@ fn search_k10(c: &mut Criterion) {
 
 fn spec(index: &str) -> CollectionSpec {
     CollectionSpec {
+        keyword: None,
         name: "bench".into(),
         spaces: vec![SpaceSpec {
             name: "v".into(),

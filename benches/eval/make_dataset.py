@@ -2,11 +2,15 @@
 """Build the labelled evaluation set for `agentdb eval` from real media available
 offline: photographs bundled in scikit-image's wheel (installed by
 `.ci/models.sh --testdata`), short text documents written here, and English speech
-synthesised with espeak-ng (Debian package). File names are neutral (p01.png, s03.wav,
-t02.txt) so descriptive names cannot flatter the results.
+synthesised with espeak-ng (Debian package), and cards with printed text (signs,
+labels, notices) drawn by FFmpeg, whose words only OCR can see. File names are neutral
+(p01.png, s03.wav, t02.txt) so descriptive names cannot flatter the results; with
+--descriptive-names they say what is in the file (the photo's own name, the topic of a
+text or recording), which is what `agentdb eval --metadata both` separates from the
+gain from content.
 
-usage: make_dataset.py OUT_DIR
-Only the standard library and the `espeak-ng` binary are needed.
+usage: make_dataset.py OUT_DIR [--descriptive-names]
+Only the standard library and the `espeak-ng` and `ffmpeg` binaries are needed.
 """
 import json, os, shutil, subprocess, sys
 
@@ -55,6 +59,23 @@ TEXTS = [
      ["weather forecast storm", "will it rain tomorrow"]),
 ]
 
+# Cards with printed text: (name, lines, queries). Their pixels show nothing an
+# ImageNet classifier knows; the words are the content.
+CARDS = [
+    ("closed-sign", ["CLOSED FOR RENOVATION", "Reopening on 3 March"], ["shop closed for renovation", "when does it reopen"]),
+    ("platform-board", ["Platform 4", "Airport Express 10:42"], ["airport express departure platform"]),
+    ("invoice", ["INVOICE 2291", "Harbour Street Bakery"], ["bakery invoice", "invoice 2291"]),
+    ("wifi-card", ["Guest WiFi", "Password: blue-otter-77"], ["guest wifi password"]),
+    ("allergy-label", ["Contains peanuts", "and tree nuts"], ["does this contain nuts", "peanut allergy warning"]),
+    ("parking-notice", ["NO PARKING", "Fire exit keep clear"], ["no parking sign", "fire exit"]),
+]
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+
+# Topic names for --descriptive-names (texts and recordings, in list order).
+TEXT_NAMES = ["sourdough-bread", "quarterly-report", "tomato-garden", "jupiter-probe", "bicycle-chain",
+              "symphony-concert", "password-policy", "storm-forecast"]
+SPEECH_NAMES = ["budget-meeting", "airport-train", "roast-chicken", "waterfall-trail", "football-final", "fever-advice"]
+
 SPEECH = [
     ("Please remember to book the conference room for the budget meeting on Thursday morning.",
      ["scheduling a meeting about the budget"], "We need a room for Thursday's budget discussion."),
@@ -76,8 +97,18 @@ def espeak(text, path, voice="en-us"):
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def card(lines, path):
+    draws = ",".join(
+        f"drawtext=fontfile={FONT}:text='{l.replace(':', chr(92) + ':')}':fontsize=56:x=40:y={40 + 90 * i}"
+        for i, l in enumerate(lines))
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "color=white:s=960x280",
+                    "-vf", draws, "-frames:v", "1", "-y", path], check=True)
+
+
 def main():
-    out = sys.argv[1] if len(sys.argv) > 1 else "eval-dataset"
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    descriptive = "--descriptive-names" in sys.argv
+    out = args[0] if args else "eval-dataset"
     media, qdir = os.path.join(out, "media"), os.path.join(out, "queries")
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(media)
@@ -86,7 +117,7 @@ def main():
     if not os.path.isdir(PHOTOS):
         sys.exit(f"{PHOTOS} is missing: run `bash .ci/models.sh --testdata`")
     for i, (photo, texts) in enumerate(sorted(IMAGES.items()), 1):
-        name = f"p{i:02d}{os.path.splitext(photo)[1]}"
+        name = photo if descriptive else f"p{i:02d}{os.path.splitext(photo)[1]}"
         shutil.copy(os.path.join(PHOTOS, photo), os.path.join(media, name))
         for t in texts:
             queries.append({"kind": "text→image", "text": t, "relevant": [f"media/{name}"], "note": photo})
@@ -95,7 +126,7 @@ def main():
                 shutil.copy(os.path.join(PHOTOS, q), os.path.join(qdir, q))
                 queries.append({"kind": "image→image", "image": f"queries/{q}", "relevant": [f"media/{name}"]})
     for i, (doc, texts) in enumerate(TEXTS, 1):
-        name = f"t{i:02d}.txt"
+        name = f"{TEXT_NAMES[i - 1]}.txt" if descriptive else f"t{i:02d}.txt"
         with open(os.path.join(media, name), "w") as f:
             f.write(doc + "\n")
         for t in texts:
@@ -103,7 +134,7 @@ def main():
     have_espeak = shutil.which("espeak-ng") is not None
     if have_espeak:
         for i, (said, texts, spoken_query) in enumerate(SPEECH, 1):
-            name = f"s{i:02d}.wav"
+            name = f"{SPEECH_NAMES[i - 1]}.wav" if descriptive else f"s{i:02d}.wav"
             espeak(said, os.path.join(media, name))
             for t in texts:
                 queries.append({"kind": "text→speech", "text": t, "relevant": [f"media/{name}"]})
@@ -112,6 +143,14 @@ def main():
             queries.append({"kind": "audio→speech", "audio": f"queries/{q}", "relevant": [f"media/{name}"]})
     else:
         print("espeak-ng not found: the dataset has no speech (install it with .ci/setup.sh)", file=sys.stderr)
+    if shutil.which("ffmpeg") and os.path.exists(FONT):
+        for i, (cname, lines, texts) in enumerate(CARDS, 1):
+            name = f"{cname}.png" if descriptive else f"c{i:02d}.png"
+            card(lines, os.path.join(media, name))
+            for t in texts:
+                queries.append({"kind": "text→image+text", "text": t, "relevant": [f"media/{name}"]})
+    else:
+        print("ffmpeg or fonts-dejavu-core missing: the dataset has no text cards", file=sys.stderr)
     with open(os.path.join(out, "queries.jsonl"), "w") as f:
         for q in queries:
             f.write(json.dumps(q, ensure_ascii=False) + "\n")

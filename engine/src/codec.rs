@@ -4,13 +4,22 @@
 //! · body · CRC-32C (u32 LE) of everything before it. A reader checks all of it and
 //! names the file in the error, so a damaged file never turns into a panic or silently
 //! wrong data.
+//!
+//! Encrypted files (a data directory with a `KEYRING`, see `crypto`) set the top bit of
+//! the version field ([`ENCRYPTED`]) and their body is `nonce · AES-256-GCM ciphertext ·
+//! tag` of the plaintext body, authenticated with associated data `kind · version ·
+//! context` (the context names the file's place, e.g. `seg-000000000003/ids.bin`). The
+//! CRC still covers the stored bytes, so plain damage is reported the same way.
 
+use crate::crypto::Cipher;
 use crate::error::{Error, Result};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 
 pub const MAGIC: &[u8; 4] = b"AGDB";
+/// Version-field flag of an encrypted file.
+pub const ENCRYPTED: u32 = 0x8000_0000;
 const HEADER: usize = 4 + 4 + 4 + 8;
 
 /// Little-endian writer.
@@ -115,8 +124,29 @@ pub fn seal(kind: &[u8; 4], version: u32, body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Check the envelope of `data` read from `path` and return (version, body).
+/// Check the envelope of `data` read from `path` and return (version, body). An
+/// encrypted file is refused (use [`open_crypt`]).
 pub fn open<'a>(path: &Path, kind: &[u8; 4], max_version: u32, data: &'a [u8]) -> Result<(u32, &'a [u8])> {
+    open_envelope(path, kind, max_version, data, None)
+}
+
+fn no_key(path: &Path) -> Error {
+    Error::Encryption(format!(
+        "{} is encrypted but no encryption key was given; set {} or {}",
+        path.display(),
+        crate::crypto::KEY_FILE_CONFIG,
+        crate::crypto::KEY_ENV
+    ))
+}
+
+/// The envelope checks; `cipher` is the data key when the directory is encrypted.
+fn open_envelope<'a>(
+    path: &Path,
+    kind: &[u8; 4],
+    max_version: u32,
+    data: &'a [u8],
+    cipher: Option<&Cipher>,
+) -> Result<(u32, &'a [u8])> {
     let bad = |reason: String| Error::corrupted(path, reason);
     if data.len() < HEADER + 4 {
         return Err(bad(format!("file is {} bytes, too short for a header", data.len())));
@@ -131,7 +161,11 @@ pub fn open<'a>(path: &Path, kind: &[u8; 4], max_version: u32, data: &'a [u8]) -
             String::from_utf8_lossy(kind)
         )));
     }
-    let version = u32::from_le_bytes(data[8..12].try_into().expect("4 bytes"));
+    let stored = u32::from_le_bytes(data[8..12].try_into().expect("4 bytes"));
+    if stored & ENCRYPTED != 0 && cipher.is_none() && stored & !ENCRYPTED <= max_version {
+        return Err(no_key(path));
+    }
+    let version = if cipher.is_some() { stored & !ENCRYPTED } else { stored };
     if version == 0 || version > max_version {
         return Err(bad(format!(
             "format version {version} is not supported by this build (max {max_version}); upgrade agentdb"
@@ -151,6 +185,74 @@ pub fn open<'a>(path: &Path, kind: &[u8; 4], max_version: u32, data: &'a [u8]) -
         return Err(bad(format!("checksum mismatch (stored {want:08x}, computed {got:08x})")));
     }
     Ok((version, &data[HEADER..split]))
+}
+
+/// Associated data binding an encrypted body to its kind, version and place.
+fn aad(kind: &[u8; 4], version: u32, context: &str) -> Vec<u8> {
+    let mut a = Vec::with_capacity(8 + context.len());
+    a.extend_from_slice(kind);
+    a.extend_from_slice(&version.to_le_bytes());
+    a.extend_from_slice(context.as_bytes());
+    a
+}
+
+/// [`seal`], encrypting the body when `cipher` is set. `context` names the file's place
+/// (the same string must be given to [`open_crypt`]).
+pub fn seal_crypt(kind: &[u8; 4], version: u32, body: &[u8], cipher: Option<&Cipher>, context: &str) -> Vec<u8> {
+    match cipher {
+        None => seal(kind, version, body),
+        Some(c) => seal(kind, version | ENCRYPTED, &c.encrypt(&aad(kind, version, context), body)),
+    }
+}
+
+/// [`open`], then decrypt the body. With a cipher every file must be encrypted; without
+/// one an encrypted file is refused with a clear error (no key configured).
+pub fn open_crypt(
+    path: &Path,
+    kind: &[u8; 4],
+    max_version: u32,
+    data: &[u8],
+    cipher: Option<&Cipher>,
+    context: &str,
+) -> Result<(u32, Vec<u8>)> {
+    let (version, body) = open_envelope(path, kind, max_version, data, cipher)?;
+    let encrypted = u32::from_le_bytes(data[8..12].try_into().expect("4 bytes")) & ENCRYPTED != 0;
+    match (encrypted, cipher) {
+        (false, None) => Ok((version, body.to_vec())),
+        (true, Some(c)) => {
+            let plain = c.decrypt(&aad(kind, version, context), body).map_err(|e| Error::corrupted(path, e))?;
+            Ok((version, plain))
+        }
+        (true, None) => Err(no_key(path)),
+        (false, Some(_)) => Err(Error::corrupted(
+            path,
+            "file is not encrypted but this data directory is (a plaintext file put in place of an encrypted one?)",
+        )),
+    }
+}
+
+/// Read a whole enveloped, possibly encrypted file and return its plaintext body.
+pub fn read_file_crypt(
+    path: &Path,
+    kind: &[u8; 4],
+    max_version: u32,
+    cipher: Option<&Cipher>,
+    context: &str,
+) -> Result<(u32, Vec<u8>)> {
+    let data = fs::read(path).map_err(|e| Error::io(path, e))?;
+    open_crypt(path, kind, max_version, &data, cipher, context)
+}
+
+/// Seal (encrypting when `cipher` is set) and write atomically.
+pub fn write_file_crypt(
+    path: &Path,
+    kind: &[u8; 4],
+    version: u32,
+    body: &[u8],
+    cipher: Option<&Cipher>,
+    context: &str,
+) -> Result<()> {
+    write_atomic(path, &seal_crypt(kind, version, body, cipher, context))
 }
 
 /// Read a whole enveloped file and return its body.
@@ -211,6 +313,34 @@ mod tests {
         let err = read_file(&p, b"TEST", 1).unwrap_err().to_string();
         assert!(err.contains("format version 9"), "{err}");
         assert!(read_file(&p, b"OTHR", 9).unwrap_err().to_string().contains("wrong file kind"));
+    }
+
+    #[test]
+    fn encrypted_envelope_round_trip_mismatch_and_tamper() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.bin");
+        let c = Cipher::random();
+        write_file_crypt(&p, b"TEST", 1, b"marker-plaintext", Some(&c), "x.bin").unwrap();
+        let raw = fs::read(&p).unwrap();
+        assert!(!raw.windows(6).any(|w| w == b"marker"));
+        assert_eq!(read_file_crypt(&p, b"TEST", 1, Some(&c), "x.bin").unwrap().1, b"marker-plaintext");
+        // Wrong place, wrong key, no key, plaintext in an encrypted directory.
+        let e = read_file_crypt(&p, b"TEST", 1, Some(&c), "y.bin").unwrap_err().to_string();
+        assert!(e.contains("decryption failed") && e.contains("x.bin"), "{e}");
+        assert!(read_file_crypt(&p, b"TEST", 1, Some(&Cipher::random()), "x.bin").is_err());
+        let e = read_file_crypt(&p, b"TEST", 1, None, "x.bin").unwrap_err().to_string();
+        assert!(e.contains("is encrypted but no encryption key"), "{e}");
+        write_file(&p, b"TEST", 1, b"plain").unwrap();
+        let e = read_file_crypt(&p, b"TEST", 1, Some(&c), "x.bin").unwrap_err().to_string();
+        assert!(e.contains("not encrypted"), "{e}");
+        // Tampering with the ciphertext and fixing the CRC: authentication still fails.
+        let mut data = seal_crypt(b"TEST", 1, b"hello", Some(&c), "x.bin");
+        data[HEADER + 14] ^= 1;
+        let n = data.len() - 4;
+        let crc = crc32c::crc32c(&data[..n]);
+        data[n..].copy_from_slice(&crc.to_le_bytes());
+        let e = open_crypt(&p, b"TEST", 1, &data, Some(&c), "x.bin").unwrap_err().to_string();
+        assert!(e.contains("corrupted file") && e.contains("decryption failed"), "{e}");
     }
 
     #[test]

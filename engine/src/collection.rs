@@ -43,7 +43,7 @@ impl Default for Limits {
 }
 
 /// Tuning for storage and search.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct CollectionOptions {
     /// Seal the write buffer into an indexed segment at this many rows...
     pub flush_rows: usize,
@@ -57,6 +57,9 @@ pub struct CollectionOptions {
     pub exact_threshold: usize,
     pub tuning: IndexTuning,
     pub limits: Limits,
+    /// The data key when the data directory is encrypted (set by `Database::open_with_key`
+    /// from the KEYRING); `None` reads and writes plaintext files.
+    pub cipher: Option<Arc<crate::crypto::Cipher>>,
 }
 
 impl Default for CollectionOptions {
@@ -69,6 +72,7 @@ impl Default for CollectionOptions {
             exact_threshold: 2_048,
             tuning: IndexTuning::default(),
             limits: Limits::default(),
+            cipher: None,
         }
     }
 }
@@ -263,6 +267,8 @@ pub struct Collection {
     /// One flush or compaction at a time.
     pub(crate) maintenance: Mutex<()>,
     pub(crate) dropped: AtomicBool,
+    /// BM25 over the items' text, derived from the live items (see `keyword.rs`).
+    pub(crate) keyword: Option<crate::keyword::KeywordIndex>,
 }
 
 impl std::fmt::Debug for Collection {
@@ -305,13 +311,13 @@ impl Collection {
     pub fn create(dir: &Path, spec: CollectionSpec, options: CollectionOptions) -> Result<Collection> {
         spec.validate()?;
         std::fs::create_dir_all(dir.join("segments")).map_err(|e| Error::io(dir, e))?;
-        Manifest::new(spec).write(dir)?;
+        Manifest::new(spec).write(dir, options.cipher.as_deref())?;
         Self::open(dir, options)
     }
 
     /// Open an existing collection: load the manifest and segments, replay the WAL.
     pub fn open(dir: &Path, options: CollectionOptions) -> Result<Collection> {
-        let manifest = Manifest::read(dir)?;
+        let manifest = Manifest::read(dir, options.cipher.as_deref())?;
         let spec = manifest.spec.clone();
         let segments_dir = dir.join("segments");
         std::fs::create_dir_all(&segments_dir).map_err(|e| Error::io(&segments_dir, e))?;
@@ -329,7 +335,9 @@ impl Collection {
         let loaded: Vec<Result<Segment>> = manifest
             .segments
             .par_iter()
-            .map(|(id, del)| Segment::load(&segments_dir, *id, &spec, del.clone(), options.tuning))
+            .map(|(id, del)| {
+                Segment::load(&segments_dir, *id, &spec, del.clone(), options.tuning, options.cipher.as_deref())
+            })
             .collect();
         let mut segments = BTreeMap::new();
         let mut locations = HashMap::new();
@@ -360,7 +368,7 @@ impl Collection {
             checkpoint: manifest.checkpoint_lsn,
             unpersisted: Vec::new(),
         };
-        let (wal, replay) = Wal::open(&dir.join("wal"), manifest.checkpoint_lsn)?;
+        let (wal, replay) = Wal::open(&dir.join("wal"), manifest.checkpoint_lsn, options.cipher.clone())?;
         let replayed = replay.len();
         for (lsn, rec) in replay {
             match rec {
@@ -388,6 +396,7 @@ impl Collection {
                 }
             }
         }
+        let keyword = crate::keyword::build_for(&spec, &state)?;
         tracing::info!(collection = %spec.name, segments = state.segments.len(), items = state.locations.len(), wal_records_replayed = replayed, "collection opened");
         Ok(Collection {
             spec,
@@ -398,6 +407,7 @@ impl Collection {
             maintenance: Mutex::new(()),
             dropped: AtomicBool::new(false),
             stats: CollectionStats::default(),
+            keyword,
         })
     }
 
@@ -517,8 +527,16 @@ impl Collection {
         wal.append(&rec)?;
         let WalRecord::Upsert(items) = rec else { unreachable!("built as upsert above") };
         let ids: Vec<String> = items.iter().map(|i| i.id.clone()).collect();
-        let rows = items.into_iter().zip(prepared.payloads).map(|(it, p)| (it.id, it.vectors, p)).collect();
-        self.state.write().apply_upsert(rows);
+        let rows: Vec<_> = items.into_iter().zip(prepared.payloads).map(|(it, p)| (it.id, it.vectors, p)).collect();
+        let mut st = self.state.write();
+        if let Some(k) = &self.keyword {
+            for (id, _, p) in &rows {
+                if let Err(e) = k.upsert(id, p) {
+                    tracing::error!(collection = %self.spec.name, id = %id, error = %e, "keyword index update failed; rebuilt at the next open");
+                }
+            }
+        }
+        st.apply_upsert(rows);
         self.stats.upserted.fetch_add(ids.len() as u64, Ordering::Relaxed);
         Ok(ids)
     }
@@ -547,7 +565,11 @@ impl Collection {
             return Ok(0);
         }
         wal.append(&WalRecord::Delete(present.clone()))?;
-        let n = self.state.write().apply_delete(&present);
+        let mut st = self.state.write();
+        if let Some(k) = &self.keyword {
+            present.iter().for_each(|id| k.delete(id));
+        }
+        let n = st.apply_delete(&present);
         self.stats.deleted.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
@@ -573,7 +595,11 @@ impl Collection {
         let mut total = 0;
         for chunk in ids.chunks(self.options.limits.max_batch.max(1)) {
             wal.append(&WalRecord::Delete(chunk.to_vec()))?;
-            total += self.state.write().apply_delete(chunk);
+            let mut st = self.state.write();
+            if let Some(k) = &self.keyword {
+                chunk.iter().for_each(|id| k.delete(id));
+            }
+            total += st.apply_delete(chunk);
         }
         self.stats.deleted.fetch_add(total as u64, Ordering::Relaxed);
         Ok(total)
@@ -650,6 +676,7 @@ impl Collection {
         Ok(CollectionInfo {
             name: self.spec.name.clone(),
             spaces,
+            keyword: self.spec.keyword.clone(),
             count: st.locations.len() as u64,
             unindexed: (mem_live + unindexed_segments) as u64,
             segments: st.segments.len() as u64,

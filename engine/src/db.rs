@@ -2,6 +2,7 @@
 //! lock file, with a background thread doing flushes and compactions.
 
 use crate::collection::{Collection, CollectionOptions};
+use crate::crypto::{self, MasterKey};
 use crate::error::{Error, Result};
 use crate::types::{CollectionInfo, CollectionSpec};
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -52,11 +53,24 @@ fn acquire_lock(dir: &Path) -> Result<File> {
 }
 
 impl Database {
-    /// Open (creating if needed) the data directory and every collection in it.
+    /// Open (creating if needed) an unencrypted data directory and every collection in
+    /// it. An encrypted one (with a KEYRING) is refused: use [`Database::open_with_key`].
     pub fn open(dir: &Path, options: CollectionOptions) -> Result<Arc<Database>> {
+        Self::open_with_key(dir, options, None)
+    }
+
+    /// Open the data directory with an optional encryption master key (see `crypto`):
+    /// the key is checked against the KEYRING before any collection is read or any file
+    /// changed; a fresh directory opened with a key becomes encrypted.
+    pub fn open_with_key(dir: &Path, mut options: CollectionOptions, key: Option<&MasterKey>) -> Result<Arc<Database>> {
         fs::create_dir_all(dir.join("collections")).map_err(|e| Error::io(dir, e))?;
         let lock = acquire_lock(dir)?;
         let cdir = dir.join("collections");
+        let has_data = fs::read_dir(&cdir)
+            .map_err(|e| Error::io(&cdir, e))?
+            .flatten()
+            .any(|e| !e.file_name().to_string_lossy().starts_with('.'));
+        options.cipher = crypto::open_keyring(dir, key, has_data)?;
         let mut collections = BTreeMap::new();
         for e in fs::read_dir(&cdir).map_err(|e| Error::io(&cdir, e))? {
             let e = e.map_err(|e| Error::io(&cdir, e))?;
@@ -67,7 +81,7 @@ impl Database {
                 let _ = fs::remove_dir_all(e.path());
                 continue;
             }
-            let c = Collection::open(&e.path(), options)?;
+            let c = Collection::open(&e.path(), options.clone())?;
             collections.insert(name, Arc::new(c));
         }
         let db = Arc::new(Database {
@@ -80,6 +94,23 @@ impl Database {
             worker: Mutex::new(None),
         });
         Ok(db)
+    }
+
+    /// Re-wrap the data key of the encrypted data directory `dir` under `new_key`. The
+    /// server must be stopped (the directory's lock is taken, so a running server makes
+    /// this fail with `Locked`); `old_key` must be the current key. Data files are not
+    /// rewritten; the KEYRING is replaced atomically.
+    pub fn rotate_encryption_key(dir: &Path, old_key: &MasterKey, new_key: &MasterKey) -> Result<()> {
+        if !dir.join("collections").is_dir() {
+            return Err(Error::invalid(format!("{} is not an AgentDB data directory", dir.display())));
+        }
+        let _lock = acquire_lock(dir)?;
+        crypto::rotate_keyring(dir, old_key, new_key)
+    }
+
+    /// Whether the data is encrypted at rest.
+    pub fn encrypted(&self) -> bool {
+        self.options.cipher.is_some()
     }
 
     /// Start the background flush/compaction thread, ticking every `every`.
@@ -129,12 +160,12 @@ impl Database {
         let cdir = self.dir.join("collections");
         let tmp = cdir.join(format!(".tmp-{}-{}", spec.name, uuid::Uuid::new_v4().simple()));
         let name = spec.name.clone();
-        let c = Collection::create(&tmp, spec, self.options)?;
+        let c = Collection::create(&tmp, spec, self.options.clone())?;
         drop(c);
         let final_dir = cdir.join(&name);
         fs::rename(&tmp, &final_dir).map_err(|e| Error::io(&final_dir, e))?;
         crate::codec::fsync_dir(&cdir)?;
-        let c = Arc::new(Collection::open(&final_dir, self.options)?);
+        let c = Arc::new(Collection::open(&final_dir, self.options.clone())?);
         self.collections.write().insert(name, c.clone());
         Ok(c)
     }
@@ -192,5 +223,122 @@ impl Drop for Database {
         let (m, cv) = &*self.stop;
         *m.lock() = true;
         cv.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Item;
+
+    fn spec() -> CollectionSpec {
+        serde_json::from_value(serde_json::json!({
+            "name": "secret-col",
+            "spaces": [{"name": "v", "dim": 4, "metric": "cosine", "index": "Flat"}]
+        }))
+        .unwrap()
+    }
+
+    fn item(i: usize) -> Item {
+        Item {
+            id: format!("MARKERID{i}"),
+            vectors: [("v".to_string(), vec![1.0, i as f32, 0.5, -1.0])].into(),
+            payload: serde_json::json!({"text": format!("MARKERPAYLOAD{i}")}),
+        }
+    }
+
+    /// Every file under `dir`, path -> bytes.
+    fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.insert(p.clone(), fs::read(&p).unwrap());
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn encrypted_database_hides_data_and_checks_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let (k1, k2) = (MasterKey::generate(), MasterKey::generate());
+        {
+            let db = Database::open_with_key(dir.path(), CollectionOptions::default(), Some(&k1)).unwrap();
+            assert!(db.encrypted());
+            let c = db.create_collection(spec()).unwrap();
+            c.upsert((0..20).map(item).collect()).unwrap();
+            assert!(c.flush().unwrap(), "a segment was written");
+            c.upsert((20..30).map(item).collect()).unwrap();
+            db.close();
+        }
+        let files = snapshot(dir.path());
+        assert!(files.keys().any(|p| p.ends_with("ids.bin")) && files.keys().any(|p| p.ends_with("MANIFEST")));
+        for (p, bytes) in &files {
+            for m in [&b"MARKER"[..], b"text", b"secret-col"] {
+                assert!(!bytes.windows(m.len()).any(|w| w == m), "{} holds {:?}", p.display(), m);
+            }
+        }
+        let keep: BTreeMap<_, _> = files.iter().filter(|(p, _)| !p.ends_with("LOCK")).collect();
+
+        let err = Database::open_with_key(dir.path(), CollectionOptions::default(), None).err().unwrap().to_string();
+        assert!(err.contains("no encryption key was given") && err.contains("AGENTDB_ENCRYPTION_KEY"), "{err}");
+        let err = Database::open(dir.path(), CollectionOptions::default()).err().unwrap().to_string();
+        assert!(err.contains("no encryption key was given"), "{err}");
+        let err =
+            Database::open_with_key(dir.path(), CollectionOptions::default(), Some(&k2)).err().unwrap().to_string();
+        assert!(err.contains("does not match this data directory") && err.contains(k1.id()), "{err}");
+        let after = snapshot(dir.path());
+        assert_eq!(keep, after.iter().filter(|(p, _)| !p.ends_with("LOCK")).collect(), "nothing changed on disk");
+
+        // Rotation: the old key stops working, the new one opens everything.
+        assert!(Database::rotate_encryption_key(dir.path(), &k2, &k1).is_err());
+        Database::rotate_encryption_key(dir.path(), &k1, &k2).unwrap();
+        let err =
+            Database::open_with_key(dir.path(), CollectionOptions::default(), Some(&k1)).err().unwrap().to_string();
+        assert!(err.contains("does not match"), "{err}");
+        let db = Database::open_with_key(dir.path(), CollectionOptions::default(), Some(&k2)).unwrap();
+        // Rotation needs the directory unlocked.
+        let err = Database::rotate_encryption_key(dir.path(), &k2, &k1).unwrap_err().to_string();
+        assert!(err.contains("locked"), "{err}");
+        let c = db.collection("secret-col").unwrap();
+        let ids: Vec<String> = (0..30).map(|i| format!("MARKERID{i}")).collect();
+        let got = c.get(&ids, true).unwrap();
+        assert_eq!(got.len(), 30);
+        assert_eq!(got[25].payload, serde_json::json!({"text": "MARKERPAYLOAD25"}));
+        drop(db);
+
+        // Tampering with a segment file is reported as corruption, never a panic.
+        let ids_file = files.keys().find(|p| p.ends_with("ids.bin")).unwrap().clone();
+        let mut data = fs::read(&ids_file).unwrap();
+        let n = data.len();
+        data[n - 8] ^= 1;
+        let crc = crc32c::crc32c(&data[..n - 4]);
+        data[n - 4..].copy_from_slice(&crc.to_le_bytes());
+        fs::write(&ids_file, &data).unwrap();
+        let err =
+            Database::open_with_key(dir.path(), CollectionOptions::default(), Some(&k2)).err().unwrap().to_string();
+        assert!(err.contains("corrupted file") && err.contains("decryption failed"), "{err}");
+    }
+
+    #[test]
+    fn key_for_existing_plaintext_data_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Database::open(dir.path(), CollectionOptions::default()).unwrap();
+            db.create_collection(spec()).unwrap();
+        }
+        let k = MasterKey::generate();
+        let err =
+            Database::open_with_key(dir.path(), CollectionOptions::default(), Some(&k)).err().unwrap().to_string();
+        assert!(err.contains("already holds unencrypted collections"), "{err}");
+        assert!(!dir.path().join(crypto::KEYRING_FILE).exists());
+        let db = Database::open(dir.path(), CollectionOptions::default()).unwrap();
+        assert!(!db.encrypted() && db.collection("secret-col").is_ok());
     }
 }

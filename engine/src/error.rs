@@ -36,6 +36,9 @@ pub enum Error {
     Locked { path: PathBuf, holder: String },
     #[error("FAISS error: {0}")]
     Faiss(String),
+    /// Encryption at rest: a missing, wrong or unusable key (see `crypto`).
+    #[error("{0}")]
+    Encryption(String),
     /// The collection was dropped or the database is shutting down.
     #[error("{0}")]
     Unavailable(String),

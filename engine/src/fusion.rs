@@ -26,15 +26,46 @@ pub struct RankedList {
     pub name: String,
     pub weight: f32,
     pub hits: Vec<Hit>,
+    /// Weighted fusion multiplies raw scores by this, bringing unbounded scores (BM25)
+    /// to the 0–1 range of similarities: 1 / the list's best score for keyword lists.
+    pub scale: f32,
+    /// Per hit (parallel to `hits`, or empty): matched terms and a snippet, for explain.
+    pub details: Vec<(Vec<String>, String)>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+impl RankedList {
+    pub fn new(name: impl Into<String>, weight: f32, hits: Vec<Hit>) -> RankedList {
+        RankedList { name: name.into(), weight, hits, scale: 1.0, details: Vec::new() }
+    }
+
+    /// The keyword (BM25) list: scores normalised by the best one for weighted fusion.
+    pub fn keyword(weight: f32, hits: Vec<crate::keyword::KeywordHit>) -> RankedList {
+        let best = hits.iter().map(|h| h.hit.score).fold(0f32, f32::max);
+        let details = hits
+            .iter()
+            .map(|h| (h.matched.iter().map(|(f, t)| format!("{f}: {}", t.join(" "))).collect(), h.snippet.clone()))
+            .collect();
+        RankedList {
+            name: "keyword".into(),
+            weight,
+            hits: hits.into_iter().map(|h| h.hit).collect(),
+            scale: if best > 0.0 { 1.0 / best } else { 1.0 },
+            details,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ListScore {
     pub list: String,
     /// 1-based rank of the source in the list.
     pub rank: usize,
-    /// Raw similarity of the source's best part in the list.
+    /// Raw similarity of the source's best part in the list (BM25 for keyword lists).
     pub score: f32,
+    /// Keyword lists: "field: term term" per matched field.
+    pub matched: Vec<String>,
+    /// Keyword lists: a passage of the best field, matched words in `**`.
+    pub snippet: String,
 }
 
 #[derive(Debug, Clone)]
@@ -60,7 +91,9 @@ pub fn fuse(lists: Vec<RankedList>, mode: FusionMode, key: impl Fn(&Hit) -> Stri
     for list in lists {
         let mut rank = 0usize;
         let mut in_list: HashMap<String, ()> = HashMap::new();
+        let mut details = list.details.into_iter();
         for hit in list.hits {
+            let (matched, snippet) = details.next().unwrap_or_default();
             let key = key(&hit);
             if in_list.insert(key.clone(), ()).is_some() {
                 continue; // a later, worse part of a source already ranked in this list
@@ -68,9 +101,9 @@ pub fn fuse(lists: Vec<RankedList>, mode: FusionMode, key: impl Fn(&Hit) -> Stri
             rank += 1;
             let contribution = match mode {
                 FusionMode::Rrf => list.weight / (RRF_K + rank as f32),
-                FusionMode::Weighted => list.weight * hit.score,
+                FusionMode::Weighted => list.weight * hit.score * list.scale,
             };
-            let entry = ListScore { list: list.name.clone(), rank, score: hit.score };
+            let entry = ListScore { list: list.name.clone(), rank, score: hit.score, matched, snippet };
             match acc.get_mut(&key) {
                 Some(a) => {
                     a.score += contribution;
@@ -118,16 +151,9 @@ mod tests {
     fn rrf_rewards_sources_found_in_several_lists() {
         // "video" is 2nd by what is seen and 2nd by what is said; "photo" and "doc" are
         // first in one list each and absent from the other.
-        let seen = RankedList {
-            name: "text/image".into(),
-            weight: 1.0,
-            hits: vec![hit("photo#0", 0.5), hit("video#frame3", 0.45)],
-        };
-        let said = RankedList {
-            name: "text/text".into(),
-            weight: 1.0,
-            hits: vec![hit("doc#0", 0.7), hit("video#seg1", 0.6), hit("doc#1", 0.55)],
-        };
+        let seen = RankedList::new("text/image", 1.0, vec![hit("photo#0", 0.5), hit("video#frame3", 0.45)]);
+        let said =
+            RankedList::new("text/text", 1.0, vec![hit("doc#0", 0.7), hit("video#seg1", 0.6), hit("doc#1", 0.55)]);
         let f = fuse(vec![seen, said], FusionMode::Rrf, src, 10);
         assert_eq!(f[0].key, "video");
         assert_eq!(f[0].explain.len(), 2);
@@ -136,14 +162,17 @@ mod tests {
         assert_eq!(f[0].hit.id, "video#seg1");
         // A source's second part does not take a rank of its own: doc ranks 1 only.
         let doc = f.iter().find(|h| h.key == "doc").unwrap();
-        assert_eq!(doc.explain, vec![ListScore { list: "text/text".into(), rank: 1, score: 0.7 }]);
+        assert_eq!(
+            doc.explain,
+            vec![ListScore { list: "text/text".into(), rank: 1, score: 0.7, ..Default::default() }]
+        );
         assert_eq!(f.len(), 3);
     }
 
     #[test]
     fn weights_and_weighted_mode() {
-        let a = RankedList { name: "a".into(), weight: 1.0, hits: vec![hit("x", 0.9), hit("y", 0.8)] };
-        let b = RankedList { name: "b".into(), weight: 3.0, hits: vec![hit("y", 0.3), hit("x", 0.2)] };
+        let a = RankedList::new("a", 1.0, vec![hit("x", 0.9), hit("y", 0.8)]);
+        let b = RankedList::new("b", 3.0, vec![hit("y", 0.3), hit("x", 0.2)]);
         // RRF: the heavier list decides.
         let f = fuse(vec![a.clone(), b.clone()], FusionMode::Rrf, |h| h.id.clone(), 10);
         assert_eq!(f[0].key, "y");

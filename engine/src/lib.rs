@@ -8,13 +8,16 @@
 pub mod bitmap;
 pub mod codec;
 pub mod collection;
+pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod filter;
 pub mod fusion;
 pub mod index;
+pub mod keyword;
 mod maintenance;
 pub mod manifest;
+mod scan;
 pub mod search;
 pub mod segment;
 pub mod types;

@@ -78,7 +78,7 @@ impl Collection {
         let mut checkpoint = 0;
         for (seg, cp) in &pending {
             seg.build_indexes(&self.spec, self.options.tuning)?;
-            seg.persist(&self.segments_dir(), &self.spec)?;
+            seg.persist(&self.segments_dir(), &self.spec, self.options.cipher.as_deref())?;
             checkpoint = checkpoint.max(*cp);
         }
         {
@@ -110,7 +110,7 @@ impl Collection {
                     .collect(),
             }
         };
-        m.write(&self.dir)
+        m.write(&self.dir, self.options.cipher.as_deref())
     }
 
     /// Pick segments to rewrite: all of them when `all`; otherwise those with many
@@ -182,7 +182,7 @@ impl Collection {
             let n = ids.len();
             let seg = Segment::new(new_id, ids, payloads, vectors, Bitmap::new(n));
             seg.build_indexes(&self.spec, self.options.tuning)?;
-            seg.persist(&self.segments_dir(), &self.spec)?;
+            seg.persist(&self.segments_dir(), &self.spec, self.options.cipher.as_deref())?;
             Some(Arc::new(seg))
         };
         {

@@ -3,6 +3,7 @@
 
 use crate::bitmap::Bitmap;
 use crate::codec::{self, Reader, Writer};
+use crate::crypto::Cipher;
 use crate::error::{Error, Result};
 use crate::types::CollectionSpec;
 use std::path::Path;
@@ -25,7 +26,8 @@ impl Manifest {
         Manifest { spec, next_segment_id: 1, checkpoint_lsn: 0, segments: Vec::new() }
     }
 
-    pub fn write(&self, dir: &Path) -> Result<()> {
+    /// Write atomically; encrypted when `cipher` is set.
+    pub fn write(&self, dir: &Path, cipher: Option<&Cipher>) -> Result<()> {
         let mut w = Writer::default();
         w.str(&serde_json::to_string(&self.spec).expect("spec serialises"));
         w.u64(self.next_segment_id);
@@ -36,12 +38,12 @@ impl Manifest {
             w.u64(del.len() as u64);
             w.bytes(del.bytes());
         }
-        codec::write_file(&dir.join(FILE), b"MANI", VERSION, &w.0)
+        codec::write_file_crypt(&dir.join(FILE), b"MANI", VERSION, &w.0, cipher, FILE)
     }
 
-    pub fn read(dir: &Path) -> Result<Manifest> {
+    pub fn read(dir: &Path, cipher: Option<&Cipher>) -> Result<Manifest> {
         let path = dir.join(FILE);
-        let (_, body) = codec::read_file(&path, b"MANI", VERSION)?;
+        let (_, body) = codec::read_file_crypt(&path, b"MANI", VERSION, cipher, FILE)?;
         let mut r = Reader::new(&body);
         let m = (|| {
             let spec: CollectionSpec = serde_json::from_str(r.str()?).map_err(|e| format!("collection spec: {e}"))?;

@@ -7,6 +7,7 @@
 
 use crate::bitmap::Bitmap;
 use crate::codec::{self, Reader, Writer};
+use crate::crypto::Cipher;
 use crate::error::{Error, Result};
 use crate::index::{AnnIndex, IndexTuning};
 use crate::types::CollectionSpec;
@@ -85,8 +86,9 @@ impl Segment {
     }
 
     /// Write the segment under `segments_dir/seg-N` (via a temporary folder and an
-    /// atomic rename). Indexes must be built.
-    pub fn persist(&self, segments_dir: &Path, spec: &CollectionSpec) -> Result<()> {
+    /// atomic rename). Indexes must be built. Every file is encrypted when `cipher` is
+    /// set, bound to its segment and file name.
+    pub fn persist(&self, segments_dir: &Path, spec: &CollectionSpec, cipher: Option<&Cipher>) -> Result<()> {
         let final_dir = segments_dir.join(dir_name(self.id));
         let tmp = segments_dir.join(format!("{}.tmp", dir_name(self.id)));
         if tmp.exists() {
@@ -97,7 +99,8 @@ impl Segment {
         let mut total = 0u64;
         let mut put = |name: &str, kind: &[u8; 4], body: &[u8]| -> Result<()> {
             let p = tmp.join(name);
-            let sealed = codec::seal(kind, SEG_VERSION, body);
+            let context = format!("{}/{name}", dir_name(self.id));
+            let sealed = codec::seal_crypt(kind, SEG_VERSION, body, cipher, &context);
             total += sealed.len() as u64;
             write_synced(&p, &sealed)
         };
@@ -155,13 +158,15 @@ impl Segment {
         spec: &CollectionSpec,
         deleted: Bitmap,
         tuning: IndexTuning,
+        cipher: Option<&Cipher>,
     ) -> Result<Segment> {
         let dir = segments_dir.join(dir_name(id));
         let mut total = 0u64;
         let mut read = |name: &str, kind: &[u8; 4]| -> Result<(PathBuf, Vec<u8>)> {
             let p = dir.join(name);
-            let (_, body) = codec::read_file(&p, kind, SEG_VERSION)?;
-            total += body.len() as u64 + 24;
+            let context = format!("{}/{name}", dir_name(id));
+            let (_, body) = codec::read_file_crypt(&p, kind, SEG_VERSION, cipher, &context)?;
+            total += body.len() as u64 + 24 + if cipher.is_some() { crate::crypto::OVERHEAD as u64 } else { 0 };
             Ok((p, body))
         };
         let bad = |p: &Path, e: String| Error::corrupted(p, e);

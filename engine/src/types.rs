@@ -64,11 +64,14 @@ pub struct SpaceSpec {
     pub encoder: Option<String>,
 }
 
-/// What a collection is: its name and its vector spaces.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What a collection is: its name, its vector spaces and its keyword index (if any).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CollectionSpec {
     pub name: String,
     pub spaces: Vec<SpaceSpec>,
+    /// BM25 over the items' text (see [`crate::keyword`]); None = no keyword index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyword: Option<crate::keyword::KeywordSpec>,
 }
 
 /// Names of collections and spaces end up in file names: keep them boring.
@@ -92,6 +95,9 @@ impl CollectionSpec {
         validate_name("collection", &self.name)?;
         if self.spaces.is_empty() {
             return Err(Error::invalid("a collection needs at least one vector space"));
+        }
+        if let Some(k) = &self.keyword {
+            k.validate()?;
         }
         let mut seen = std::collections::HashSet::new();
         for s in &self.spaces {
@@ -194,6 +200,8 @@ pub struct SpaceInfo {
 pub struct CollectionInfo {
     pub name: String,
     pub spaces: Vec<SpaceInfo>,
+    /// The keyword index, if the collection has one.
+    pub keyword: Option<crate::keyword::KeywordSpec>,
     /// Live items.
     pub count: u64,
     /// Items still in the write buffer (not yet in an indexed segment).

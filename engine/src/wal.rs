@@ -7,12 +7,20 @@
 //! record at the end of the newest file (a crash during a write that was never
 //! acknowledged) is cut off at recovery; damage anywhere else is reported as corruption
 //! naming the file and offset.
+//!
+//! Encrypted logs (the data directory has a `KEYRING`) set the top bit of the header's
+//! version ([`crate::codec::ENCRYPTED`]) and each record's payload is `nonce ·
+//! AES-256-GCM ciphertext · tag` with associated data `"WAL " · LSN`; the record CRC
+//! covers the stored (encrypted) bytes. A record whose CRC is right but which does not
+//! decrypt is an error wherever it is (it was written whole, so it is not a torn tail).
 
-use crate::codec::{Reader, Writer};
+use crate::codec::{Reader, Writer, ENCRYPTED};
+use crate::crypto::Cipher;
 use crate::error::{Error, Result};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const WAL_VERSION: u32 = 1;
 const FILE_HEADER: usize = 24;
@@ -117,19 +125,28 @@ fn list_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     Ok(out)
 }
 
-fn header(first_lsn: u64) -> [u8; FILE_HEADER] {
+fn header(first_lsn: u64, encrypted: bool) -> [u8; FILE_HEADER] {
     let mut h = [0u8; FILE_HEADER];
     h[0..4].copy_from_slice(b"AGDB");
     h[4..8].copy_from_slice(b"WAL ");
-    h[8..12].copy_from_slice(&WAL_VERSION.to_le_bytes());
+    let version = if encrypted { WAL_VERSION | ENCRYPTED } else { WAL_VERSION };
+    h[8..12].copy_from_slice(&version.to_le_bytes());
     h[12..20].copy_from_slice(&first_lsn.to_le_bytes());
     let crc = crc32c::crc32c(&h[..20]);
     h[20..24].copy_from_slice(&crc.to_le_bytes());
     h
 }
 
+fn record_aad(lsn: u64) -> [u8; 12] {
+    let mut a = [0u8; 12];
+    a[..4].copy_from_slice(b"WAL ");
+    a[4..].copy_from_slice(&lsn.to_le_bytes());
+    a
+}
+
 pub struct Wal {
     dir: PathBuf,
+    cipher: Option<Arc<Cipher>>,
     file: File,
     path: PathBuf,
     len: u64,
@@ -144,7 +161,9 @@ pub type Replay = Vec<(u64, WalRecord)>;
 
 impl Wal {
     /// Open (or create) the log in `dir` and return the records after `checkpoint`.
-    pub fn open(dir: &Path, checkpoint: u64) -> Result<(Wal, Replay)> {
+    /// With a cipher every file must be encrypted, without one none may be.
+    pub fn open(dir: &Path, checkpoint: u64, cipher: Option<Arc<Cipher>>) -> Result<(Wal, Replay)> {
+        let encrypted = cipher.is_some();
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let files = list_files(dir)?;
         let mut replay = Vec::new();
@@ -162,7 +181,19 @@ impl Wal {
                 }
                 return Err(Error::corrupted(path, "WAL file shorter than its header"));
             }
-            if data[..FILE_HEADER] != header(*first) {
+            if data[..FILE_HEADER] == header(*first, !encrypted) {
+                return Err(if encrypted {
+                    Error::corrupted(path, "WAL file is not encrypted but this data directory is")
+                } else {
+                    Error::Encryption(format!(
+                        "{} is encrypted but no encryption key was given; set {} or {}",
+                        path.display(),
+                        crate::crypto::KEY_FILE_CONFIG,
+                        crate::crypto::KEY_ENV
+                    ))
+                });
+            }
+            if data[..FILE_HEADER] != header(*first, encrypted) {
                 return Err(Error::corrupted(path, "bad WAL file header (magic, version, LSN or checksum)"));
             }
             if let Some(e) = expected {
@@ -173,7 +204,7 @@ impl Wal {
             let mut pos = FILE_HEADER;
             let mut lsn_next = *first;
             while pos < data.len() {
-                let problem = Self::check_record(&data, pos, lsn_next);
+                let problem = Self::check_record(&data, pos, lsn_next, cipher.as_deref());
                 match problem {
                     Ok((rec, size)) => {
                         if lsn_next > checkpoint {
@@ -182,12 +213,12 @@ impl Wal {
                         lsn_next += 1;
                         pos += size;
                     }
-                    Err(reason) if last_file => {
+                    Err((reason, false)) if last_file => {
                         tracing::warn!(file = %path.display(), offset = pos, %reason,
                             "cutting torn record at the end of the WAL (it was never acknowledged)");
                         break;
                     }
-                    Err(reason) => {
+                    Err((reason, _)) => {
                         return Err(Error::corrupted(path, format!("record at offset {pos}: {reason}")));
                     }
                 }
@@ -205,40 +236,56 @@ impl Wal {
                 f.sync_all().map_err(|e| Error::io(&path, e))?;
                 (f, path, len)
             }
-            None => Self::create_file(dir, next_lsn)?,
+            None => Self::create_file(dir, next_lsn, encrypted)?,
         };
-        let mut wal = Wal { dir: dir.to_path_buf(), file, path, len, next_lsn, poisoned: None };
+        let mut wal = Wal { dir: dir.to_path_buf(), cipher, file, path, len, next_lsn, poisoned: None };
         use std::io::Seek;
         wal.file.seek(std::io::SeekFrom::Start(len)).map_err(|e| Error::io(&wal.path, e))?;
         Ok((wal, replay))
     }
 
-    fn check_record(data: &[u8], pos: usize, lsn: u64) -> std::result::Result<(WalRecord, usize), String> {
+    /// The record at `pos`, or (reason, fatal): a fatal problem (a whole record that
+    /// does not decrypt) is never cut off as a torn tail.
+    fn check_record(
+        data: &[u8],
+        pos: usize,
+        lsn: u64,
+        cipher: Option<&Cipher>,
+    ) -> std::result::Result<(WalRecord, usize), (String, bool)> {
         if data.len() - pos < RECORD_HEADER {
-            return Err("incomplete record header".into());
+            return Err(("incomplete record header".into(), false));
         }
         let len = u32::from_le_bytes(data[pos..pos + 4].try_into().expect("4")) as usize;
         let crc = u32::from_le_bytes(data[pos + 4..pos + 8].try_into().expect("4"));
         let rec_lsn = u64::from_le_bytes(data[pos + 8..pos + 16].try_into().expect("8"));
         if len > MAX_RECORD || data.len() - pos - RECORD_HEADER < len {
-            return Err(format!("record length {len} runs past the end of the file"));
+            return Err((format!("record length {len} runs past the end of the file"), false));
         }
         let body = &data[pos + 8..pos + RECORD_HEADER + len];
         if crc32c::crc32c(body) != crc {
-            return Err("record checksum mismatch".into());
+            return Err(("record checksum mismatch".into(), false));
         }
         if rec_lsn != lsn {
-            return Err(format!("record has LSN {rec_lsn}, expected {lsn}"));
+            return Err((format!("record has LSN {rec_lsn}, expected {lsn}"), false));
         }
-        let rec = WalRecord::decode(&data[pos + RECORD_HEADER..pos + RECORD_HEADER + len])?;
+        let stored = &data[pos + RECORD_HEADER..pos + RECORD_HEADER + len];
+        let plain;
+        let payload = match cipher {
+            Some(c) => {
+                plain = c.decrypt(&record_aad(lsn), stored).map_err(|e| (e, true))?;
+                &plain[..]
+            }
+            None => stored,
+        };
+        let rec = WalRecord::decode(payload).map_err(|e| (e, false))?;
         Ok((rec, RECORD_HEADER + len))
     }
 
-    fn create_file(dir: &Path, first_lsn: u64) -> Result<(File, PathBuf, u64)> {
+    fn create_file(dir: &Path, first_lsn: u64, encrypted: bool) -> Result<(File, PathBuf, u64)> {
         let path = dir.join(file_name(first_lsn));
         let mut f =
             OpenOptions::new().create(true).truncate(true).write(true).open(&path).map_err(|e| Error::io(&path, e))?;
-        f.write_all(&header(first_lsn)).map_err(|e| Error::io(&path, e))?;
+        f.write_all(&header(first_lsn, encrypted)).map_err(|e| Error::io(&path, e))?;
         f.sync_all().map_err(|e| Error::io(&path, e))?;
         crate::codec::fsync_dir(dir)?;
         Ok((f, path, FILE_HEADER as u64))
@@ -254,11 +301,14 @@ impl Wal {
         if let Some(why) = &self.poisoned {
             return Err(Error::Unavailable(format!("write-ahead log is unusable after an earlier I/O error: {why}")));
         }
-        let payload = rec.encode();
+        let lsn = self.next_lsn;
+        let payload = match &self.cipher {
+            Some(c) => c.encrypt(&record_aad(lsn), &rec.encode()),
+            None => rec.encode(),
+        };
         if payload.len() > MAX_RECORD {
             return Err(Error::LimitExceeded(format!("write of {} bytes exceeds the WAL record limit", payload.len())));
         }
-        let lsn = self.next_lsn;
         let mut buf = Vec::with_capacity(RECORD_HEADER + payload.len());
         buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         buf.extend_from_slice(&[0; 4]);
@@ -286,7 +336,7 @@ impl Wal {
     /// Start a new file; later records go there. Returns the last LSN of the old files.
     pub fn rotate(&mut self) -> Result<u64> {
         let last = self.last_lsn();
-        let (f, p, len) = Self::create_file(&self.dir, self.next_lsn)?;
+        let (f, p, len) = Self::create_file(&self.dir, self.next_lsn, self.cipher.is_some())?;
         self.file = f;
         self.path = p;
         self.len = len;
@@ -324,7 +374,7 @@ mod tests {
     #[test]
     fn append_replay_rotate_truncate() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut w, r) = Wal::open(dir.path(), 0).unwrap();
+        let (mut w, r) = Wal::open(dir.path(), 0, None).unwrap();
         assert!(r.is_empty());
         assert_eq!(w.append(&up("a")).unwrap(), 1);
         assert_eq!(w.append(&WalRecord::Delete(vec!["a".into()])).unwrap(), 2);
@@ -332,12 +382,12 @@ mod tests {
         assert_eq!(last, 2);
         assert_eq!(w.append(&up("b")).unwrap(), 3);
         drop(w);
-        let (w, r) = Wal::open(dir.path(), 0).unwrap();
+        let (w, r) = Wal::open(dir.path(), 0, None).unwrap();
         assert_eq!(r.len(), 3);
         assert_eq!(r[2], (3, up("b")));
         w.remove_up_to(2).unwrap();
         drop(w);
-        let (mut w, r) = Wal::open(dir.path(), 2).unwrap();
+        let (mut w, r) = Wal::open(dir.path(), 2, None).unwrap();
         assert_eq!(r, vec![(3, up("b"))]);
         assert_eq!(w.append(&up("c")).unwrap(), 4);
     }
@@ -345,7 +395,7 @@ mod tests {
     #[test]
     fn torn_tail_is_cut_but_middle_damage_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut w, _) = Wal::open(dir.path(), 0).unwrap();
+        let (mut w, _) = Wal::open(dir.path(), 0, None).unwrap();
         for i in 0..5 {
             w.append(&up(&format!("id{i}"))).unwrap();
         }
@@ -354,7 +404,7 @@ mod tests {
         // Torn last record: chop a few bytes.
         let data = fs::read(&path).unwrap();
         fs::write(&path, &data[..data.len() - 3]).unwrap();
-        let (mut w, r) = Wal::open(dir.path(), 0).unwrap();
+        let (mut w, r) = Wal::open(dir.path(), 0, None).unwrap();
         assert_eq!(r.len(), 4);
         assert_eq!(w.append(&up("next")).unwrap(), 5, "LSN continues after the cut");
         w.rotate().unwrap();
@@ -364,7 +414,34 @@ mod tests {
         let mut data = fs::read(&path).unwrap();
         data[FILE_HEADER + 20] ^= 0xff;
         fs::write(&path, &data).unwrap();
-        let err = Wal::open(dir.path(), 0).err().unwrap().to_string();
+        let err = Wal::open(dir.path(), 0, None).err().unwrap().to_string();
         assert!(err.contains("corrupted file") && err.contains("wal-"), "{err}");
+    }
+
+    #[test]
+    fn encrypted_log_round_trip_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Arc::new(Cipher::random());
+        let (mut w, _) = Wal::open(dir.path(), 0, Some(c.clone())).unwrap();
+        for i in 0..3 {
+            w.append(&up(&format!("marker-{i}"))).unwrap();
+        }
+        let path = w.path.clone();
+        drop(w);
+        let raw = fs::read(&path).unwrap();
+        assert!(!raw.windows(6).any(|x| x == b"marker"), "ids are not in the clear");
+        let (_, r) = Wal::open(dir.path(), 0, Some(c.clone())).unwrap();
+        assert_eq!(r, (1..=3).map(|i| (i as u64, up(&format!("marker-{}", i - 1)))).collect::<Vec<_>>());
+        let e = Wal::open(dir.path(), 0, None).err().unwrap().to_string();
+        assert!(e.contains("no encryption key"), "{e}");
+        // A wrong data key: the last record is whole (CRC fine), so this is an error, not
+        // a torn tail to cut, and the file is left as it was.
+        let e = Wal::open(dir.path(), 0, Some(Arc::new(Cipher::random()))).err().unwrap().to_string();
+        assert!(e.contains("decryption failed"), "{e}");
+        assert_eq!(fs::read(&path).unwrap(), raw);
+        // A plaintext log in an encrypted directory is refused.
+        let d2 = tempfile::tempdir().unwrap();
+        drop(Wal::open(d2.path(), 0, None).unwrap());
+        assert!(Wal::open(d2.path(), 0, Some(c)).err().unwrap().to_string().contains("not encrypted"));
     }
 }

@@ -8,6 +8,7 @@ use std::path::Path;
 
 fn spec(index: &str, dim: usize, metric: Metric) -> CollectionSpec {
     CollectionSpec {
+        keyword: None,
         name: "c".into(),
         spaces: vec![SpaceSpec { name: "v".into(), dim, metric, index: index.into(), encoder: None }],
     }
@@ -187,7 +188,9 @@ fn bad_input_is_refused_with_a_clear_error() {
         Error::SpaceNotFound { .. }
     ));
     assert_eq!(c.count(None).unwrap(), 0, "nothing half-written");
-    assert!(CollectionSpec { name: "bad/name".into(), spaces: spec("Flat", 4, Metric::L2).spaces }.validate().is_err());
+    assert!(CollectionSpec { name: "bad/name".into(), spaces: spec("Flat", 4, Metric::L2).spaces, keyword: None }
+        .validate()
+        .is_err());
     assert!(spec("HNSW32,Bogus", 4, Metric::L2).validate().is_err());
 }
 

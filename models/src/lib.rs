@@ -12,6 +12,7 @@ pub mod clip;
 pub mod detect;
 pub mod error;
 pub mod image;
+pub mod ocr;
 pub mod onnx;
 pub mod registry;
 pub mod speech;

@@ -56,6 +56,8 @@ pub fn info_to_wire(i: engine::CollectionInfo) -> v1::CollectionInfo {
         deleted_rows: i.deleted_rows,
         disk_bytes: i.disk_bytes,
         last_lsn: i.last_lsn,
+        keyword_language: i.keyword.as_ref().map(|k| k.language.clone()).unwrap_or_default(),
+        keyword_searchable: i.keyword.map(|k| k.searchable).unwrap_or_default(),
     }
 }
 

@@ -258,7 +258,7 @@ impl TaskRec {
             return;
         }
         let mut bodies: [Option<Arc<String>>; 2] = [None, None];
-        let batch: PushBatch = self
+        let targets: Vec<(PushConfig, Arc<String>)> = self
             .push
             .iter()
             .map(|c| {
@@ -277,6 +277,9 @@ impl TaskRec {
                 (c.clone(), body)
             })
             .collect();
+        // The trace of the request (or task) whose span changed the task: its POSTs
+        // carry that `traceparent` (nothing is captured when telemetry is off).
+        let batch: PushBatch = (crate::telemetry::capture(), targets);
         if tx.try_send(batch).is_err() {
             tracing::warn!(task = %self.id, "A2A push: notification queue full, notification dropped");
         }
@@ -522,6 +525,7 @@ async fn rpc(State(st): State<Arc<A2a>>, headers: HeaderMap, body: Body) -> Resp
                 principal = Some(p);
             }
             Err(why) => {
+                crate::telemetry::record_principal("anonymous");
                 security.audit("anonymous", "A2A", "", "fail", &why);
                 let mut r = rpc_error(StatusCode::UNAUTHORIZED, &Value::Null, RpcError::new(UNAUTHENTICATED, why));
                 r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -585,6 +589,8 @@ async fn rpc(State(st): State<Arc<A2a>>, headers: HeaderMap, body: Body) -> Resp
         Some(Value::Object(m)) => m.clone(),
         Some(_) => return rpc_error(StatusCode::OK, &id, RpcError::params("params must be an object")),
     };
+    crate::telemetry::record_principal(&who);
+    crate::telemetry::record_rpc_method(method);
     let owner = principal.as_ref().map_or("local".to_string(), |p: &Principal| p.id.clone());
     let ctx = Caller { principal, owner };
     use Dialect::*;
@@ -935,7 +941,22 @@ impl A2a {
         let rx = t.events.subscribe();
         let context_id = t.context_id.clone();
         let (me, principal, id) = (self.clone(), ctx.principal.clone(), task_id.clone());
-        let handle = tokio::spawn(async move { me.run_task(&id, principal, job).await });
+        // The task's work runs in an `a2a.task` span, a child of the request's span in the
+        // trace (its OpenTelemetry parent), though it may outlive the HTTP response
+        // (non-blocking sends, streams): `parent: None` keeps the request's own span from
+        // waiting for it.
+        let span = tracing::info_span!(
+            parent: None,
+            "a2a.task",
+            task = %task_id,
+            skill = job.skill.as_deref().unwrap_or("recall"),
+            request_id = %crate::telemetry::current_request_id().unwrap_or_default(),
+            agentdb.collection = tracing::field::Empty,
+            a2a.state = tracing::field::Empty,
+        );
+        crate::telemetry::capture().parent(&span);
+        let work = async move { me.run_task(&id, principal, job).await };
+        let handle = tokio::spawn(tracing::Instrument::instrument(work, span));
         t.abort = Some(handle.abort_handle());
         Ok((task_id, context_id, snapshot, rx))
     }
@@ -954,6 +975,7 @@ impl A2a {
             if state.terminal() {
                 t.abort = None;
             }
+            tracing::Span::current().record("a2a.state", state.name(Dialect::V03));
             let _ = t.events.send(Event::Status(t.status.clone()));
             t.notify();
         }
@@ -1077,7 +1099,11 @@ impl A2a {
                 if db.collection(&name).is_ok() {
                     return Ok(());
                 }
-                match db.create_collection(agentdb_engine::CollectionSpec { name: name.clone(), spaces }) {
+                match db.create_collection(agentdb_engine::CollectionSpec {
+                    name: name.clone(),
+                    spaces,
+                    keyword: Some(Default::default()),
+                }) {
                     Ok(_) => {
                         tracing::info!(collection = %name, "A2A: memory collection created");
                         Ok(())
@@ -1093,6 +1119,7 @@ impl A2a {
 
     async fn search(&self, p: Option<&Principal>, skill: &'static str, collection: &str, job: &Job) -> Outcome {
         let method = format!("A2A/{skill}");
+        crate::telemetry::record_collection(collection);
         if let Err(st) = self.svc.security.authorize(p, Action::Read, collection, &method) {
             return status_outcome(st);
         }
@@ -1124,13 +1151,15 @@ impl A2a {
         };
         let (db, enc, lim, name) =
             (self.svc.db.clone(), self.svc.encoders.clone(), self.svc.ingest, collection.to_string());
+        let hidden = self.svc.security.hidden_keys(p);
         let res = self
             .svc
             .gate
             .run(move || {
                 let c = db.collection(&name)?;
                 let q = CrossQuery {
-                    input,
+                    input: Some(input),
+                    keyword: crate::query::KeywordQuery { hidden, ..Default::default() },
                     space: String::new(),
                     k,
                     filter,
@@ -1178,12 +1207,17 @@ impl A2a {
         source: String,
         content: Vec<u8>,
     ) -> Outcome {
+        crate::telemetry::record_collection(collection);
         if let Err(st) = self.svc.security.authorize(p, Action::Write, collection, &format!("A2A/{skill}")) {
             return status_outcome(st);
         }
         if p.is_some_and(|p| p.row_filter.is_some()) {
             return Outcome::Rejected("keys with a row policy cannot ingest files; upsert items instead".into());
         }
+        if let Err(st) = self.svc.security.check_ingest(p, content.len()) {
+            return status_outcome(st);
+        }
+        let content_len = content.len();
         let (db, enc, lim) = (self.svc.db.clone(), self.svc.encoders.clone(), self.svc.ingest);
         let req = agentdb_proto::v1::IngestRequest { collection: collection.to_string(), source, content };
         let name = collection.to_string();
@@ -1199,6 +1233,9 @@ impl A2a {
             Ok(r) => r,
             Err(st) => return status_outcome(st),
         };
+        if r.status == "ingested" {
+            self.svc.security.charge_ingest(p, content_len, r.items);
+        }
         self.svc.metrics.observe_ingest(&r.status, &r.media_type, r.items as u64);
         tracing::info!(collection = %collection, source = %r.source, status = %r.status, items = r.items, error = %r.error, "A2A ingest");
         if r.status == "failed" {
@@ -1378,8 +1415,8 @@ const MAX_PUSH_SECRET: usize = 4096;
 pub const ALLOW_PRIVATE_PUSH_TARGETS: bool = false;
 pub const ALLOW_PRIVATE_PUSH_TARGETS_ENV: &str = "A2A_ALLOW_PRIVATE_PUSH_TARGETS";
 
-/// One notification for each target: (config, JSON body).
-type PushBatch = Vec<(PushConfig, Arc<String>)>;
+/// One notification: the trace context it continues, and its targets with their bodies.
+type PushBatch = (crate::telemetry::Captured, Vec<(PushConfig, Arc<String>)>);
 
 /// A push-notification target of a task.
 #[derive(Clone, Debug)]
@@ -1545,7 +1582,13 @@ fn push_room(tasks: &Tasks, owner: &str) -> Result<(), RpcError> {
 
 /// One POST: check where the host resolves (unless private targets are allowed), then
 /// send with the token and authorization headers. Blocking (run in spawn_blocking).
-fn post_once(agent: &ureq::Agent, c: &PushConfig, body: &str, allow_private: bool) -> Result<(), String> {
+fn post_once(
+    agent: &ureq::Agent,
+    c: &PushConfig,
+    body: &str,
+    allow_private: bool,
+    trace: &HeaderMap,
+) -> Result<(), String> {
     if !allow_private {
         let uri: axum::http::Uri = c.url.parse().map_err(|e| format!("{e}"))?;
         let host = uri.host().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
@@ -1563,15 +1606,46 @@ fn post_once(agent: &ureq::Agent, c: &PushConfig, body: &str, allow_private: boo
     if let Some((scheme, Some(creds))) = &c.auth {
         req = req.header("Authorization", format!("{scheme} {creds}"));
     }
+    // W3C `traceparent` / `tracestate` (empty when telemetry is off).
+    if let Some(h) = req.headers_mut() {
+        h.extend(trace.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
     req.send(body).map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// Deliver one notification to one target, with [`PUSH_ATTEMPTS`] tries and backoff.
-async fn deliver(agent: ureq::Agent, c: PushConfig, body: Arc<String>, allow_private: bool, task_id: String) {
+/// With telemetry on, an `a2a.push` client span (a child of the captured context) covers
+/// the tries, and each POST carries its `traceparent`.
+async fn deliver(
+    agent: ureq::Agent,
+    c: PushConfig,
+    body: Arc<String>,
+    allow_private: bool,
+    task_id: String,
+    trace: crate::telemetry::Captured,
+) {
+    let (span, headers) = if trace.is_some() {
+        let span = tracing::info_span!(
+            parent: None,
+            "a2a.push",
+            otel.kind = "client",
+            task = %task_id,
+            push.config = %c.id,
+            attempts = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        trace.parent(&span);
+        let mut h = HeaderMap::new();
+        crate::telemetry::inject_span(&span, &mut h);
+        (span, Arc::new(h))
+    } else {
+        (tracing::Span::none(), Arc::new(HeaderMap::new()))
+    };
     let mut delay = PUSH_BACKOFF;
     for attempt in 1..=PUSH_ATTEMPTS {
-        let (a, cfg, b) = (agent.clone(), c.clone(), body.clone());
-        let res = tokio::task::spawn_blocking(move || post_once(&a, &cfg, &b, allow_private))
+        span.record("attempts", attempt);
+        let (a, cfg, b, h) = (agent.clone(), c.clone(), body.clone(), headers.clone());
+        let res = tokio::task::spawn_blocking(move || post_once(&a, &cfg, &b, allow_private, &h))
             .await
             .unwrap_or_else(|e| Err(e.to_string()));
         match res {
@@ -1585,6 +1659,7 @@ async fn deliver(agent: ureq::Agent, c: PushConfig, body: Arc<String>, allow_pri
                 delay *= 2;
             }
             Err(why) => {
+                span.record("otel.status_code", "error");
                 tracing::warn!(task = %task_id, url = %c.url, error = %why, "A2A push notification dropped after {PUSH_ATTEMPTS} attempts");
             }
         }
@@ -1598,10 +1673,10 @@ impl A2a {
         let (tx, mut rx) = mpsc::channel::<PushBatch>(PUSH_QUEUE);
         let (agent, allow_private, task_id) = (self.push_agent.clone(), self.allow_private_push, task_id.to_string());
         tokio::spawn(async move {
-            while let Some(batch) = rx.recv().await {
+            while let Some((trace, batch)) = rx.recv().await {
                 let mut set = tokio::task::JoinSet::new();
                 for (c, body) in batch {
-                    set.spawn(deliver(agent.clone(), c, body, allow_private, task_id.clone()));
+                    set.spawn(deliver(agent.clone(), c, body, allow_private, task_id.clone(), trace.clone()));
                 }
                 while set.join_next().await.is_some() {}
             }
@@ -1763,7 +1838,8 @@ fn sse_error(id: Value, e: RpcError) -> Response {
 /// turn ends (completed, failed, canceled, rejected, input-required, auth-required).
 fn sse(d: Dialect, id: Value, first: Value, follow: Option<(broadcast::Receiver<Event>, String, String)>) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::convert::Infallible>>(16);
-    tokio::spawn(async move {
+    // Forwarded in the request's span: a streamed response lasts until its stream ends.
+    let forward = async move {
         let wrap = |r: Value| json!({ "jsonrpc": "2.0", "id": id, "result": r });
         if tx.send(Ok(sse_frame(&wrap(first)))).await.is_err() {
             return;
@@ -1784,7 +1860,8 @@ fn sse(d: Dialect, id: Value, first: Value, follow: Option<(broadcast::Receiver<
                 Err(broadcast::error::RecvError::Closed) => return,
             }
         }
-    });
+    };
+    tokio::spawn(tracing::Instrument::in_current_span(forward));
     sse_response(Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)))
 }
 

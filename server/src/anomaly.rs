@@ -156,6 +156,7 @@ impl AlertManager {
                 a.clone()
             }
         };
+        crate::orchestration::alert_changed(&alert);
         if let Some(url) = self.webhook.clone() {
             tokio::spawn(async move {
                 if let Err(e) = post_json(&url, &serde_json::to_string(&alert).unwrap_or_default()).await {

@@ -26,6 +26,9 @@ pub enum BenchCmd {
     /// Exact top-k on the GPU (cuBLAS GEMM + fused selection kernel) against the CPU
     /// kernel and the memory-bandwidth roofline (needs a `cuda` build and a GPU).
     Gpu(GpuBench),
+    /// Keyword (BM25), dense and hybrid search over the same text items, and upsert
+    /// throughput with and without the keyword index.
+    Hybrid(crate::bench_hybrid::HybridBench),
 }
 
 #[derive(Args, Clone)]
@@ -139,6 +142,10 @@ pub fn run(server: &str, cmd: BenchCmd) -> Result<()> {
         BenchCmd::Embed(b) => embed_bench(b),
         BenchCmd::Media(b) => media_bench(b),
         BenchCmd::Gpu(b) => gpu_bench(b),
+        BenchCmd::Hybrid(b) => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(crate::bench_hybrid::hybrid_bench(server, b))
+        }
     }
 }
 
@@ -329,7 +336,7 @@ fn recall(found: &[u32], truth: &[u32], k: usize) -> f64 {
     found.iter().take(k).filter(|x| t.contains(x)).count() as f64 / t.len() as f64
 }
 
-fn summarize(name: &str, mut lat: Vec<Duration>, elapsed: f64, recalls: &[f64]) -> Phase {
+pub(crate) fn summarize(name: &str, mut lat: Vec<Duration>, elapsed: f64, recalls: &[f64]) -> Phase {
     lat.sort();
     Phase {
         name: name.into(),
@@ -373,6 +380,7 @@ async fn search_bench(server: &str, b: SearchBench) -> Result<()> {
                 index: b.index.clone(),
                 ..Default::default()
             }],
+            keyword: Some(v1::KeywordOptions { disabled: true, ..Default::default() }),
             multimodal: false,
         })
         .await

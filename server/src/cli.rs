@@ -47,6 +47,15 @@ pub enum CollectionCmd {
         /// The default spaces of the installed encoders (text, ...) for `agentdb ingest`.
         #[arg(long)]
         multimodal: bool,
+        /// No keyword (BM25) index over the items' text.
+        #[arg(long)]
+        no_keyword: bool,
+        /// Keyword stemming and stop-word language (english, french, german, spanish, ...).
+        #[arg(long, default_value = "english")]
+        language: String,
+        /// Payload field to index into the `meta` keyword field (repeatable).
+        #[arg(long = "searchable", value_name = "FIELD")]
+        searchable: Vec<String>,
     },
     /// List collections.
     List {
@@ -105,7 +114,7 @@ pub struct CountArgs {
 }
 
 #[derive(Args)]
-#[command(group(clap::ArgGroup::new("query").required(true).args(["vector", "text", "image", "audio", "video"])))]
+#[command(group(clap::ArgGroup::new("query").required(true).args(["vector", "text", "image", "audio", "video", "keyword"]).multiple(true)))]
 pub struct SearchArgs {
     pub collection: String,
     /// Query vector as a JSON array.
@@ -123,9 +132,22 @@ pub struct SearchArgs {
     /// Query by a video: its keyframes and speech, embedded by the server.
     #[arg(long)]
     pub video: Option<PathBuf>,
-    /// Show each ranked list's rank and score behind a fused result.
+    /// Show each ranked list's rank and score behind a fused result (and, for the
+    /// keyword list, the matched terms and a highlighted snippet).
     #[arg(long)]
     pub explain: bool,
+    /// dense, keyword or hybrid (default: hybrid when the collection has a keyword index
+    /// and the query has text, else dense).
+    #[arg(long, value_parser = ["dense", "keyword", "hybrid"])]
+    pub mode: Option<String>,
+    /// Keyword query (words, "phrases", field:word, +must, -not, word^2); default: the
+    /// --text query. Alone, a keyword-only search.
+    #[arg(long)]
+    pub keyword: Option<String>,
+    /// Weight of one keyword field, FIELD=W (text, transcript, ocr, labels, filename,
+    /// title, tags, meta); 0 leaves it out; repeatable.
+    #[arg(long = "field", value_name = "FIELD=W")]
+    pub fields: Vec<String>,
     /// How ranked lists are fused: rrf (reciprocal rank, default) or weighted (sum of weighted scores).
     #[arg(long, default_value = "rrf", value_parser = ["rrf", "weighted"])]
     pub fusion: String,
@@ -181,7 +203,7 @@ pub enum KeysCmd {
     /// Create a key; the secret is printed once.
     Create {
         name: String,
-        /// reader, writer or admin.
+        /// reader, writer, admin or a custom role from the server's `[security.roles.<name>]`.
         #[arg(long, default_value = "reader")]
         role: String,
         /// Restrict to these collections (repeatable; default: all).
@@ -198,6 +220,43 @@ pub enum KeysCmd {
     Revoke {
         id: String,
     },
+    /// Re-wrap the data directory's encryption data key under a new master key (offline:
+    /// the server must be stopped). The current key comes from --key-file or
+    /// AGENTDB_ENCRYPTION_KEY; data files are not rewritten.
+    RotateEncryption {
+        /// The data directory (the server's data_dir).
+        #[arg(long)]
+        data_dir: std::path::PathBuf,
+        /// File holding the current master key (else AGENTDB_ENCRYPTION_KEY).
+        #[arg(long)]
+        key_file: Option<std::path::PathBuf>,
+        /// File holding the new master key (64 hex characters or 32 raw bytes).
+        #[arg(long)]
+        new_key_file: std::path::PathBuf,
+    },
+}
+
+/// `agentdb keys rotate-encryption`: runs on the data directory, not through a server.
+pub fn rotate_encryption(
+    data_dir: &std::path::Path,
+    key_file: Option<&std::path::Path>,
+    new_key_file: &std::path::Path,
+) -> Result<()> {
+    use agentdb_engine::crypto::{MasterKey, KEY_ENV};
+    let err = |e: agentdb_engine::Error| anyhow::anyhow!("{e}");
+    let old = match key_file {
+        Some(f) => MasterKey::from_file(f).map_err(err)?,
+        None => MasterKey::from_env()
+            .map_err(err)?
+            .with_context(|| format!("give the current encryption key with --key-file or {KEY_ENV}"))?,
+    };
+    let new = MasterKey::from_file(new_key_file).map_err(err)?;
+    if old.id() == new.id() {
+        bail!("the new key is the same as the current one (key id {})", old.id());
+    }
+    agentdb_engine::Database::rotate_encryption_key(data_dir, &old, &new).map_err(err)?;
+    println!("re-wrapped the data key of {} under key id {} (was {})", data_dir.display(), new.id(), old.id());
+    Ok(())
 }
 
 pub enum Cmd {
@@ -435,6 +494,8 @@ fn info_json(i: &v1::CollectionInfo) -> serde_json::Value {
         "deleted_rows": i.deleted_rows,
         "disk_bytes": i.disk_bytes,
         "last_lsn": i.last_lsn,
+        "keyword_language": i.keyword_language,
+        "keyword_searchable": i.keyword_searchable,
         "spaces": i.spaces.iter().map(|s| {
             let spec = s.spec.clone().unwrap_or_default();
             serde_json::json!({"name": spec.name, "dim": spec.dim, "metric": metric_name(spec.metric), "index": spec.index, "index_kinds": s.index_kinds, "encoder": spec.encoder})
@@ -447,6 +508,13 @@ fn print_info(i: &v1::CollectionInfo) {
     println!("items       {} ({} not yet indexed)", i.count, i.unindexed);
     println!("segments    {} ({} deleted rows awaiting compaction)", i.segments, i.deleted_rows);
     println!("disk        {}", human_bytes(i.disk_bytes));
+    if i.keyword_language.is_empty() {
+        println!("keyword     none");
+    } else if i.keyword_searchable.is_empty() {
+        println!("keyword     BM25, {}", i.keyword_language);
+    } else {
+        println!("keyword     BM25, {} (also indexes: {})", i.keyword_language, i.keyword_searchable.join(", "));
+    }
     for s in &i.spaces {
         let spec = s.spec.clone().unwrap_or_default();
         println!("space       {}: dim {}, {}, index {}", spec.name, spec.dim, metric_name(spec.metric), spec.index);
@@ -476,7 +544,7 @@ fn human_bytes(b: u64) -> String {
 
 async fn collection(c: &mut CollectionsClient, cmd: CollectionCmd) -> Result<()> {
     match cmd {
-        CollectionCmd::Create { name, dim, metric, index, spaces, multimodal } => {
+        CollectionCmd::Create { name, dim, metric, index, spaces, multimodal, no_keyword, language, searchable } => {
             let spaces = match (dim, spaces.is_empty()) {
                 (Some(_), false) => bail!("give either --dim or --space, not both"),
                 (None, true) if multimodal => Vec::new(),
@@ -492,7 +560,11 @@ async fn collection(c: &mut CollectionsClient, cmd: CollectionCmd) -> Result<()>
                 }
                 (None, false) => spaces.iter().map(|s| parse_space(s)).collect::<Result<_>>()?,
             };
-            let r = c.create(v1::CreateCollectionRequest { name, spaces, multimodal }).await.map_err(status_err)?;
+            let keyword = Some(v1::KeywordOptions { disabled: no_keyword, language, searchable });
+            let r = c
+                .create(v1::CreateCollectionRequest { name, spaces, multimodal, keyword })
+                .await
+                .map_err(status_err)?;
             let info = r.into_inner().info.unwrap_or_default();
             println!("created collection {}", info.name);
         }
@@ -664,6 +736,18 @@ async fn search(items: &mut ItemsClient, a: SearchArgs) -> Result<()> {
         weights.insert(list.to_string(), v.parse::<f32>().with_context(|| format!("--weight {w}: W is not a number"))?);
     }
     let fusion = if a.fusion == "weighted" { v1::Fusion::Weighted } else { v1::Fusion::Rrf };
+    let mut keyword_fields = std::collections::HashMap::new();
+    for w in &a.fields {
+        let (f, v) = w.split_once('=').context("--field takes FIELD=W, e.g. ocr=2 or filename=0")?;
+        keyword_fields
+            .insert(f.to_string(), v.parse::<f32>().with_context(|| format!("--field {w}: W is not a number"))?);
+    }
+    let mode = match a.mode.as_deref() {
+        Some("dense") => v1::RetrievalMode::RetrievalDense,
+        Some("keyword") => v1::RetrievalMode::RetrievalKeyword,
+        Some("hybrid") => v1::RetrievalMode::RetrievalHybrid,
+        _ => v1::RetrievalMode::RetrievalDefault,
+    };
     let r = items
         .search(v1::SearchRequest {
             collection: a.collection,
@@ -681,14 +765,27 @@ async fn search(items: &mut ItemsClient, a: SearchArgs) -> Result<()> {
             explain: a.explain,
             fusion: fusion as i32,
             weights,
+            mode: mode as i32,
+            keyword_query: a.keyword.unwrap_or_default(),
+            keyword_fields,
         })
         .await
         .map_err(status_err)?;
     let hits = r.into_inner().hits;
     for (rank, h) in hits.iter().enumerate() {
         let payload: serde_json::Value = serde_json::from_str(&h.payload_json).unwrap_or(serde_json::Value::Null);
-        let explain: Vec<serde_json::Value> =
-            h.explain.iter().map(|e| serde_json::json!({"list": e.list, "rank": e.rank, "score": e.score})).collect();
+        let explain: Vec<serde_json::Value> = h
+            .explain
+            .iter()
+            .map(|e| {
+                let mut o = serde_json::json!({"list": e.list, "rank": e.rank, "score": e.score});
+                if !e.matched.is_empty() {
+                    o["matched"] = serde_json::json!(e.matched);
+                    o["snippet"] = e.snippet.clone().into();
+                }
+                o
+            })
+            .collect();
         if a.json {
             let mut o = serde_json::json!({"id": h.id, "score": h.score, "payload": payload});
             if !h.source.is_empty() {
@@ -712,6 +809,10 @@ async fn search(items: &mut ItemsClient, a: SearchArgs) -> Result<()> {
             }
             for e in &h.explain {
                 println!("               {:<16} rank {:>3}  score {:.4}", e.list, e.rank, e.score);
+                if !e.matched.is_empty() {
+                    println!("                 matched {}", e.matched.join("; "));
+                    println!("                 «{}»", e.snippet.replace('\n', " "));
+                }
             }
         } else {
             println!("{:>3}  {:<36}  {:>10.6}  {}", rank + 1, h.id, h.score, payload);
@@ -824,6 +925,7 @@ async fn keys(server: &str, cmd: KeysCmd) -> Result<()> {
             c.revoke_key(v1::RevokeKeyRequest { id: id.clone() }).await.map_err(status_err)?;
             println!("revoked key {id}");
         }
+        KeysCmd::RotateEncryption { .. } => bail!("keys rotate-encryption runs without a server (see main)"),
     }
     Ok(())
 }

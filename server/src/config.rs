@@ -36,6 +36,8 @@ pub struct Config {
     pub alerts: AlertsConfig,
     pub telemetry: TelemetryConfig,
     pub debug: DebugConfig,
+    /// Agents, the event bus and message queues (docs/AGENTS.md).
+    pub orchestration: crate::orchestration::OrchestrationConfig,
 }
 
 /// OpenTelemetry traces (see docs/OPERATIONS.md, "Traces").
@@ -125,8 +127,47 @@ pub struct SecurityConfig {
     pub masked_fields: Vec<String>,
     /// The role that sees masked fields: reader, writer or admin.
     pub mask_clearance: String,
+    /// Storage quota per principal, in bytes (items' ids, payload JSON and vectors as
+    /// written); 0 = none. Custom roles may override it. See docs/SECURITY.md, "Quotas".
+    pub storage_quota_bytes: u64,
+    /// Storage quota per principal, in items; 0 = none.
+    pub storage_quota_items: u64,
+    /// Custom roles, `[security.roles.<name>]`, usable wherever a role is named.
+    pub roles: std::collections::BTreeMap<String, RoleConfig>,
     pub oidc: OidcConfig,
     pub tls: TlsConfig,
+}
+
+/// `[security.roles.<name>]`: a custom role. Its permissions are `grants` (each: actions
+/// × collection patterns) plus the shorthands `read`, `write` and `admin` (collection
+/// patterns: a name, `prefix*` or `*`). An action includes the lower ones (write ⊇ read).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoleConfig {
+    pub grants: Vec<GrantConfig>,
+    #[serde(deserialize_with = "string_list")]
+    pub read: Vec<String>,
+    #[serde(deserialize_with = "string_list")]
+    pub write: Vec<String>,
+    #[serde(deserialize_with = "string_list")]
+    pub admin: Vec<String>,
+    /// Overrides `security.storage_quota_bytes` for this role (0 = no quota).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_quota_bytes: Option<u64>,
+    /// Overrides `security.storage_quota_items` for this role (0 = no quota).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_quota_items: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrantConfig {
+    /// read, write and/or admin.
+    #[serde(deserialize_with = "string_list")]
+    pub actions: Vec<String>,
+    /// Collection patterns: a name, `prefix*` or `*`.
+    #[serde(deserialize_with = "string_list")]
+    pub collections: Vec<String>,
 }
 
 impl Default for SecurityConfig {
@@ -141,6 +182,9 @@ impl Default for SecurityConfig {
             mfa_exempt_api_keys: false,
             masked_fields: Vec::new(),
             mask_clearance: "admin".into(),
+            storage_quota_bytes: 0,
+            storage_quota_items: 0,
+            roles: Default::default(),
             oidc: OidcConfig::default(),
             tls: TlsConfig::default(),
         }
@@ -152,6 +196,32 @@ impl SecurityConfig {
         let role = agentdb_orchestrator::security::Role::parse(&self.mask_clearance)
             .map_err(|e| anyhow::anyhow!("security.mask_clearance: {e}"))?;
         Ok(agentdb_orchestrator::security::masking::Masking::new(&self.masked_fields, role))
+    }
+
+    /// The built-in roles plus `[security.roles]`; invalid definitions are refused.
+    pub fn role_table(&self) -> Result<std::sync::Arc<agentdb_orchestrator::security::RoleTable>> {
+        use agentdb_orchestrator::security::{Action, CustomRole, Grant, RoleTable};
+        let mut custom = Vec::new();
+        for (name, rc) in &self.roles {
+            let e = |e: agentdb_orchestrator::security::Error| anyhow::anyhow!("security.roles.{name}: {e}");
+            let mut grants = Vec::new();
+            for g in &rc.grants {
+                let actions = g.actions.iter().map(|a| Action::parse(a)).collect::<Result<Vec<_>, _>>().map_err(e)?;
+                grants.push(Grant::new(actions, g.collections.clone()).map_err(e)?);
+            }
+            for (a, pats) in [(Action::Read, &rc.read), (Action::Write, &rc.write), (Action::Admin, &rc.admin)] {
+                if !pats.is_empty() {
+                    grants.push(Grant::new(vec![a], pats.clone()).map_err(e)?);
+                }
+            }
+            custom.push(CustomRole {
+                name: name.clone(),
+                grants,
+                storage_quota_bytes: rc.storage_quota_bytes,
+                storage_quota_items: rc.storage_quota_items,
+            });
+        }
+        Ok(std::sync::Arc::new(RoleTable::new(custom).map_err(|e| anyhow::anyhow!("security.roles: {e}"))?))
     }
 
     /// Whether requests must carry credentials (API keys or OIDC tokens).
@@ -167,10 +237,11 @@ impl SecurityConfig {
         }
         agentdb_orchestrator::security::MfaPolicy::new(&self.mfa_required_for, self.mfa_exempt_api_keys)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let roles = self.role_table()?;
         if self.oidc.enabled {
-            self.oidc.settings()?;
+            self.oidc.settings(&roles)?;
         }
-        self.tls.validate()?;
+        self.tls.validate(&roles)?;
         self.masking()?;
         Ok(())
     }
@@ -227,10 +298,14 @@ impl TlsConfig {
     }
 
     /// The `client_auth` mode, `client_default_role` and `client_roles` as checked values.
-    pub fn validate(&self) -> Result<()> {
-        use agentdb_orchestrator::security::Role;
+    pub fn validate(&self, roles: &agentdb_orchestrator::security::RoleTable) -> Result<()> {
         if !["", "optional", "required"].contains(&self.client_auth.as_str()) {
             bail!("security.tls.client_auth must be \"optional\" or \"required\", got \"{}\"", self.client_auth);
+        }
+        // Role names are checked even while TLS is off: an unknown role is a mistake.
+        roles.resolve(self.default_role()).map_err(|e| anyhow::anyhow!("security.tls.client_default_role: {e}"))?;
+        for (who, role) in &self.client_roles {
+            roles.resolve(role).map_err(|e| anyhow::anyhow!("security.tls.client_roles.{who}: {e}"))?;
         }
         if !self.enabled() {
             if !self.key_file.trim().is_empty() || !self.client_ca_file.trim().is_empty() {
@@ -243,10 +318,6 @@ impl TlsConfig {
         }
         if self.client_auth == "required" && self.client_ca_file.trim().is_empty() {
             bail!("security.tls.client_auth = \"required\" needs security.tls.client_ca_file");
-        }
-        Role::parse(self.default_role()).map_err(|e| anyhow::anyhow!("security.tls.client_default_role: {e}"))?;
-        for (who, role) in &self.client_roles {
-            Role::parse(role).map_err(|e| anyhow::anyhow!("security.tls.client_roles.{who}: {e}"))?;
         }
         Ok(())
     }
@@ -332,8 +403,11 @@ impl Default for OidcConfig {
 
 impl OidcConfig {
     /// The verifier's settings; refuses `none`/HS* algorithms and unknown roles.
-    pub fn settings(&self) -> Result<agentdb_orchestrator::security::OidcSettings> {
-        use agentdb_orchestrator::security::{oidc, Role};
+    pub fn settings(
+        &self,
+        roles: &std::sync::Arc<agentdb_orchestrator::security::RoleTable>,
+    ) -> Result<agentdb_orchestrator::security::OidcSettings> {
+        use agentdb_orchestrator::security::oidc;
         let e = |e: agentdb_orchestrator::security::Error| anyhow::anyhow!("security.oidc: {e}");
         let nonempty = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
         let mut s = oidc::OidcSettings::new(self.issuer.trim(), self.audience.clone());
@@ -346,7 +420,8 @@ impl OidcConfig {
         s.leeway_secs = self.leeway_secs;
         s.principal_claim = self.principal_claim.trim().to_string();
         s.role_claim = self.role_claim.trim().to_string();
-        s.default_role = nonempty(&self.default_role).map(|r| Role::parse(&r)).transpose().map_err(e)?;
+        s.default_role = nonempty(&self.default_role).map(|r| roles.resolve(&r)).transpose().map_err(e)?;
+        s.roles = roles.clone();
         s.collections_claim = self.collections_claim.trim().to_string();
         s.row_filter_claim = nonempty(&self.row_filter_claim);
         s.mfa_amr_values = self.mfa_amr_values.clone();
@@ -428,6 +503,21 @@ pub struct IngestConfig {
     pub keyframe_interval_secs: f32,
     pub scene_threshold: f32,
     pub max_keyframes: usize,
+    /// Read the text in images and video keyframes with Tesseract (into the keyword
+    /// index's `ocr` field); off, or no language data installed: no OCR.
+    pub ocr: bool,
+    /// Also OCR video keyframes (each costs a recognition).
+    pub ocr_keyframes: bool,
+    /// Tesseract languages (`eng`, `eng+deu`, ...; needs tesseract-ocr-<lang>).
+    pub ocr_languages: String,
+    /// Folder with the `.traineddata` files ("" = Debian's locations).
+    pub ocr_tessdata: String,
+    /// Words recognised below this confidence (0-100) are dropped.
+    pub ocr_min_confidence: f32,
+    /// Recognition deadline per image; past it the file fails with a message naming it.
+    pub ocr_timeout_ms: u64,
+    /// Images above this many pixels are reduced before recognition (bounds its work).
+    pub ocr_max_pixels: u64,
 }
 
 impl Default for IngestConfig {
@@ -440,6 +530,13 @@ impl Default for IngestConfig {
             keyframe_interval_secs: 10.0,
             scene_threshold: 0.3,
             max_keyframes: 256,
+            ocr: true,
+            ocr_keyframes: true,
+            ocr_languages: "eng".into(),
+            ocr_tessdata: String::new(),
+            ocr_min_confidence: 60.0,
+            ocr_timeout_ms: 10_000,
+            ocr_max_pixels: 8_000_000,
         }
     }
 }
@@ -457,6 +554,10 @@ pub struct StorageConfig {
     pub max_segments: usize,
     /// Rewrite a segment once this share of its rows is deleted.
     pub compact_deleted_ratio: f64,
+    /// Encryption at rest (AES-256-GCM): a file holding the 32-byte master key as 64 hex
+    /// characters (or 32 raw bytes). Empty = not encrypted, unless AGENTDB_ENCRYPTION_KEY
+    /// (64 hex characters) is set. A data directory created with a key needs it to open.
+    pub encryption_key_file: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -514,6 +615,7 @@ impl Default for Config {
             alerts: AlertsConfig::default(),
             telemetry: TelemetryConfig::default(),
             debug: DebugConfig::default(),
+            orchestration: Default::default(),
         }
     }
 }
@@ -527,6 +629,7 @@ impl Default for StorageConfig {
             maintenance_interval_ms: 500,
             max_segments: d.max_segments,
             compact_deleted_ratio: d.compact_deleted_ratio,
+            encryption_key_file: String::new(),
         }
     }
 }
@@ -580,8 +683,14 @@ fn set_path(table: &mut toml::Table, key: &str, value: toml::Value, known: &toml
     let parts: Vec<&str> = key.split('.').collect();
     let mut t = table;
     let mut k = known;
+    let free = toml::Value::Table(Default::default());
     for (i, p) in parts.iter().enumerate() {
-        let Some(kv) = k.get(*p) else { bail!("{origin}: unknown configuration key '{key}'") };
+        // Below a map section (an empty table in the defaults, e.g. `security.roles`) any
+        // key is accepted; the section's own type checks it.
+        let in_map = k.is_empty() && i > 0;
+        let Some(kv) = k.get(*p).or(in_map.then_some(&free)) else {
+            bail!("{origin}: unknown configuration key '{key}'")
+        };
         if i + 1 == parts.len() {
             // Keep the type of the default where the text is ambiguous ("10" for a string).
             let v = match (kv, value) {
@@ -612,7 +721,7 @@ fn set_path(table: &mut toml::Table, key: &str, value: toml::Value, known: &toml
 /// `AGENTDB_*` environment variables that are not server configuration keys: the CLI's
 /// server address and credentials, the config file path, and the set-up's and tools'
 /// folders (models, test data, wheel cache, the binary the bench scripts run).
-const NOT_CONFIG_KEYS: [&str; 10] = [
+const NOT_CONFIG_KEYS: [&str; 11] = [
     "URL",
     "CONFIG",
     "API_KEY",
@@ -623,6 +732,8 @@ const NOT_CONFIG_KEYS: [&str; 10] = [
     "TESTDATA",
     "WHEEL_CACHE",
     "BIN",
+    // The encryption master key itself (hex), read by `Config::encryption_key`.
+    "ENCRYPTION_KEY",
 ];
 
 impl Config {
@@ -695,6 +806,25 @@ impl Config {
                 max_top_k: self.limits.max_top_k,
                 max_id_len: self.limits.max_id_len,
             },
+            // Set by Database::open_with_key from the data directory's KEYRING.
+            cipher: None,
+        }
+    }
+
+    /// The encryption master key: `storage.encryption_key_file` or AGENTDB_ENCRYPTION_KEY
+    /// (giving both is refused as ambiguous); `None` when neither is set.
+    pub fn encryption_key(&self) -> Result<Option<agentdb_engine::crypto::MasterKey>> {
+        use agentdb_engine::crypto::{MasterKey, KEY_ENV};
+        let file = self.storage.encryption_key_file.trim();
+        let env = MasterKey::from_env().map_err(|e| anyhow::anyhow!("{e}"))?;
+        match (file.is_empty(), env) {
+            (true, env) => Ok(env),
+            (false, None) => {
+                Ok(Some(MasterKey::from_file(std::path::Path::new(file)).map_err(|e| anyhow::anyhow!("{e}"))?))
+            }
+            (false, Some(_)) => {
+                bail!("both storage.encryption_key_file and {KEY_ENV} are set; give the encryption key one way")
+            }
         }
     }
 
@@ -735,6 +865,48 @@ mod tests {
     }
 
     #[test]
+    fn custom_roles_and_quotas() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(
+            file.path(),
+            r#"
+[security]
+storage_quota_bytes = 1000
+[security.roles.tenant_a_writer]
+write = ["a*"]
+read = "shared"
+storage_quota_items = 5
+[security.roles.ops]
+grants = [{ actions = ["admin"], collections = ["*"] }]
+[security.tls]
+client_roles = { "bot" = "tenant_a_writer" }
+"#,
+        )
+        .unwrap();
+        let env = [("AGENTDB_SECURITY__ROLES__AUDITOR__READ".to_string(), "logs*,audit".to_string())];
+        let c = Config::load(Some(file.path()), env.into_iter(), &[]).unwrap();
+        let t = c.security.role_table().unwrap();
+        assert_eq!(t.custom_names(), vec!["auditor", "ops", "tenant_a_writer"]);
+        let r = t.resolve("tenant_a_writer").unwrap();
+        assert_eq!(r.custom().unwrap().storage_quota_items, Some(5));
+        use agentdb_orchestrator::security::Action;
+        assert!(r.allows(Action::Write, "alpha") && r.allows(Action::Read, "shared") && !r.allows(Action::Write, "b"));
+        assert!(t.resolve("auditor").unwrap().allows(Action::Read, "logs_1"));
+        let again: Config = toml::from_str(&c.to_toml()).unwrap();
+        assert_eq!(again.security.roles.len(), 3);
+        let sets = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        for (bad, why) in [
+            (&["security.oidc.enabled=true", "security.oidc.default_role=nope"][..], "unknown role 'nope'"),
+            (&["security.roles.admin.read=*"][..], "built in"),
+            (&["security.roles.x.write=a*b"][..], "collection pattern 'a*b'"),
+            (&["security.roles.x.storage_quota_items=3"][..], "no grants"),
+        ] {
+            let err = Config::load(None, std::iter::empty(), &sets(bad)).unwrap_err();
+            assert!(format!("{err:#}").contains(why), "{bad:?}: {err:#}");
+        }
+    }
+
+    #[test]
     fn oidc_and_mfa_settings() {
         let sets = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let c = Config::load(
@@ -753,8 +925,9 @@ mod tests {
         assert!(c.security.auth_enabled() && c.security.auth == "none");
         assert_eq!(c.security.oidc.audience, vec!["agentdb", "agentdb-test"]);
         assert_eq!(c.security.mfa_required_for, vec!["admin", "delete"]);
-        assert_eq!(c.security.oidc.settings().unwrap().algorithms.len(), 2);
-        assert!(Config::default().security.oidc.settings().unwrap().algorithms.len() == 2, "RS256, ES256");
+        let roles = c.security.role_table().unwrap();
+        assert_eq!(c.security.oidc.settings(&roles).unwrap().algorithms.len(), 2);
+        assert!(Config::default().security.oidc.settings(&roles).unwrap().algorithms.len() == 2, "RS256, ES256");
         // Defaults round-trip through TOML (`agentdb config`), lists included.
         let again: Config = toml::from_str(&c.to_toml()).unwrap();
         assert_eq!(again.security.oidc.algorithms, vec!["RS256", "PS256"]);

@@ -22,6 +22,10 @@ pub struct Encoders {
     pub speech_problem: Option<String>,
     /// A user-supplied CLIP model (`models.clip`): its own space, text and image towers.
     pub clip: Option<Arc<agentdb_models::clip::Clip>>,
+    /// Tesseract OCR for text in images and keyframes (`ingest.ocr`).
+    pub ocr: Option<Arc<agentdb_models::ocr::Ocr>>,
+    /// Also OCR video keyframes.
+    pub ocr_keyframes: bool,
 }
 
 impl Encoders {
@@ -35,6 +39,8 @@ impl Encoders {
             speech: None,
             speech_problem: Some(why.to_string()),
             clip: None,
+            ocr: None,
+            ocr_keyframes: false,
         }
     }
 
@@ -123,7 +129,34 @@ impl Encoders {
             speech,
             speech_problem,
             clip,
+            ocr: None,
+            ocr_keyframes: false,
         }
+    }
+
+    /// Start OCR as `ingest.ocr*` configures it (a missing language pack is logged, and
+    /// ingestion goes on without OCR).
+    pub fn with_ocr(mut self, cfg: &crate::config::IngestConfig) -> Encoders {
+        if !cfg.ocr {
+            tracing::info!("OCR off (ingest.ocr = false)");
+            return self;
+        }
+        let oc = agentdb_models::ocr::OcrConfig {
+            tessdata: Some(cfg.ocr_tessdata.trim()).filter(|s| !s.is_empty()).map(std::path::PathBuf::from),
+            languages: cfg.ocr_languages.clone(),
+            min_confidence: cfg.ocr_min_confidence,
+            timeout_ms: cfg.ocr_timeout_ms.max(1),
+            max_pixels: cfg.ocr_max_pixels.max(10_000),
+        };
+        match agentdb_models::ocr::Ocr::new(oc) {
+            Ok(o) => {
+                tracing::info!(languages = %cfg.ocr_languages, keyframes = cfg.ocr_keyframes, "OCR ready (Tesseract, CPU)");
+                self.ocr = Some(Arc::new(o));
+                self.ocr_keyframes = cfg.ocr_keyframes;
+            }
+            Err(e) => tracing::warn!(error = %e, "OCR unavailable; images are indexed without their text"),
+        }
+        self
     }
 
     pub fn text(&self) -> Result<&Arc<TextService>, tonic::Status> {

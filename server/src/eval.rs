@@ -38,6 +38,14 @@ pub struct EvalArgs {
     /// images only): measures each bridge apart from the fusion across modalities.
     #[arg(long)]
     pub within_modality: bool,
+    /// Retrieval modes to compare, comma-separated: default (the server's: hybrid for
+    /// text when the collection has a keyword index), dense, keyword, hybrid.
+    #[arg(long, value_delimiter = ',', default_value = "default", value_parser = ["default", "dense", "keyword", "hybrid"])]
+    pub modes: Vec<String>,
+    /// Keyword metadata fields (file name, title, tags, searchable payload): on, off
+    /// (content only: text, transcripts, OCR, labels) or both.
+    #[arg(long, default_value = "on", value_parser = ["on", "off", "both"])]
+    pub metadata: String,
     /// Print the per-query ranks too.
     #[arg(long)]
     pub verbose: bool,
@@ -74,9 +82,14 @@ pub async fn eval(cols: &mut CollectionsClient, items: &mut ItemsClient, a: Eval
     });
     let exists = cols.list(v1::ListCollectionsRequest {}).await.map_err(status_err)?.into_inner();
     if !exists.collections.iter().any(|c| c.name == name) {
-        cols.create(v1::CreateCollectionRequest { name: name.clone(), spaces: Vec::new(), multimodal: true })
-            .await
-            .map_err(status_err)?;
+        cols.create(v1::CreateCollectionRequest {
+            name: name.clone(),
+            spaces: Vec::new(),
+            multimodal: true,
+            keyword: None,
+        })
+        .await
+        .map_err(status_err)?;
     }
     let ing = crate::cli_ingest::run_ingest(
         items,
@@ -95,15 +108,141 @@ pub async fn eval(cols: &mut CollectionsClient, items: &mut ItemsClient, a: Eval
         eprintln!("eval: failed: {s}: {e}");
     }
     let fusion = if a.fusion == "weighted" { v1::Fusion::Weighted } else { v1::Fusion::Rrf };
+    let metadata: Vec<bool> = match a.metadata.as_str() {
+        "off" => vec![false],
+        "both" => vec![true, false],
+        _ => vec![true],
+    };
+    let mut runs = Vec::new();
+    for mode in &a.modes {
+        for &md in &metadata {
+            let started = std::time::Instant::now();
+            let (by_kind, per_query) = run_queries(items, &name, &root, &queries, &a, fusion, mode, md).await?;
+            runs.push(Run {
+                mode: mode.clone(),
+                metadata: md,
+                by_kind,
+                per_query,
+                secs: started.elapsed().as_secs_f64(),
+            });
+        }
+    }
+    if !a.keep {
+        cols.drop(v1::DropCollectionRequest { name: name.clone() }).await.map_err(status_err)?;
+    }
+    let row = |t: &Tally| {
+        let n = t.n.max(1) as f64;
+        (t.r1 as f64 / n, t.r5 as f64 / n, t.rr / n)
+    };
+    let mut json_runs = Vec::new();
+    for run in runs {
+        let mut all = Tally::default();
+        for t in run.by_kind.values() {
+            all.n += t.n;
+            all.r1 += t.r1;
+            all.r5 += t.r5;
+            all.rr += t.rr;
+            all.errors += t.errors;
+        }
+        let meta = if run.metadata { "with metadata" } else { "without metadata (file names, titles, tags)" };
+        if a.json {
+            let mut kinds = serde_json::Map::new();
+            for (k, t) in run.by_kind.iter().chain(std::iter::once((&"all".to_string(), &all))) {
+                let (r1, r5, mrr) = row(t);
+                kinds.insert(
+                    k.clone(),
+                    serde_json::json!({"queries": t.n, "errors": t.errors, "recall@1": r1, "recall@5": r5, "mrr": mrr}),
+                );
+            }
+            let mut o = serde_json::json!({
+                "mode": run.mode, "metadata": run.metadata, "kinds": kinds, "query_seconds": run.secs,
+            });
+            if a.verbose {
+                o["queries"] = run.per_query.into();
+            }
+            json_runs.push(o);
+            continue;
+        }
+        println!("\nmode {}, {meta}", run.mode);
+        if a.verbose {
+            for q in &run.per_query {
+                println!(
+                    "{:<16} rank {:<4} top {:<28} {}",
+                    q["kind"].as_str().unwrap_or(""),
+                    q["rank"],
+                    q["top"].as_str().unwrap_or(""),
+                    q["query"].as_str().unwrap_or("")
+                );
+            }
+        }
+        println!("{:<16} {:>7} {:>9} {:>9} {:>7} {:>7}", "kind", "queries", "recall@1", "recall@5", "MRR", "errors");
+        for (k, t) in run.by_kind.iter().chain(std::iter::once((&"all".to_string(), &all))) {
+            let (r1, r5, mrr) = row(t);
+            println!("{k:<16} {:>7} {r1:>9.3} {r5:>9.3} {mrr:>7.3} {:>7}", t.n, t.errors);
+        }
+        let scope = if a.within_modality { "target modality only" } else { "all modalities, fused" };
+        println!("({} queries in {:.1}s, fusion {}, {scope})", all.n, run.secs, a.fusion);
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "dataset": root, "fusion": a.fusion, "within_modality": a.within_modality, "runs": json_runs,
+            })
+        );
+    }
+    Ok(())
+}
+
+struct Run {
+    mode: String,
+    metadata: bool,
+    by_kind: BTreeMap<String, Tally>,
+    per_query: Vec<serde_json::Value>,
+    secs: f64,
+}
+
+/// Every query once in one retrieval mode; image queries have no words, so a
+/// keyword-only run leaves them out (they are not counted as misses).
+#[allow(clippy::too_many_arguments)]
+async fn run_queries(
+    items: &mut ItemsClient,
+    name: &str,
+    root: &Path,
+    queries: &[Query],
+    a: &EvalArgs,
+    fusion: v1::Fusion,
+    mode: &str,
+    metadata: bool,
+) -> Result<(BTreeMap<String, Tally>, Vec<serde_json::Value>)> {
     let mut by_kind: BTreeMap<String, Tally> = BTreeMap::new();
     let mut per_query = Vec::new();
-    let started = std::time::Instant::now();
-    for q in &queries {
+    let wire_mode = match mode {
+        "dense" => v1::RetrievalMode::RetrievalDense,
+        "keyword" => v1::RetrievalMode::RetrievalKeyword,
+        "hybrid" => v1::RetrievalMode::RetrievalHybrid,
+        _ => v1::RetrievalMode::RetrievalDefault,
+    };
+    for q in queries {
+        if mode == "keyword" && q.image.is_some() {
+            continue;
+        }
         let read = |p: &PathBuf| std::fs::read(root.join(p)).with_context(|| format!("query file {}", p.display()));
-        let mut req =
-            v1::SearchRequest { collection: name.clone(), top_k: 10, fusion: fusion as i32, ..Default::default() };
+        let mut req = v1::SearchRequest {
+            collection: name.to_string(),
+            top_k: 10,
+            fusion: fusion as i32,
+            mode: wire_mode as i32,
+            ..Default::default()
+        };
+        if !metadata {
+            for f in ["filename", "title", "tags", "meta"] {
+                req.keyword_fields.insert(f.to_string(), 0.0);
+            }
+        }
         if a.within_modality {
-            if let Some(target) = q.kind.split('→').nth(1) {
+            // "text→image+text" targets images (those with text in them).
+            if let Some(target) = q.kind.split('→').nth(1).and_then(|t| t.split('+').next()) {
                 req.filter = format!("modality = {}", serde_json::Value::from(target));
             }
         }
@@ -143,59 +282,7 @@ pub async fn eval(cols: &mut CollectionsClient, items: &mut ItemsClient, a: Eval
         let top = hits.first().map(|h| h.source.rsplit('/').next().unwrap_or("").to_string()).unwrap_or_default();
         per_query.push(serde_json::json!({"kind": q.kind, "query": label, "rank": rank, "top": top}));
     }
-    let secs = started.elapsed().as_secs_f64();
-    if !a.keep {
-        cols.drop(v1::DropCollectionRequest { name: name.clone() }).await.map_err(status_err)?;
-    }
-    let mut all = Tally::default();
-    for t in by_kind.values() {
-        all.n += t.n;
-        all.r1 += t.r1;
-        all.r5 += t.r5;
-        all.rr += t.rr;
-        all.errors += t.errors;
-    }
-    let row = |t: &Tally| {
-        let n = t.n.max(1) as f64;
-        (t.r1 as f64 / n, t.r5 as f64 / n, t.rr / n)
-    };
-    if a.json {
-        let mut kinds = serde_json::Map::new();
-        for (k, t) in by_kind.iter().chain(std::iter::once((&"all".to_string(), &all))) {
-            let (r1, r5, mrr) = row(t);
-            kinds.insert(
-                k.clone(),
-                serde_json::json!({"queries": t.n, "errors": t.errors, "recall@1": r1, "recall@5": r5, "mrr": mrr}),
-            );
-        }
-        let mut o = serde_json::json!({
-            "dataset": root, "fusion": a.fusion, "within_modality": a.within_modality, "kinds": kinds, "query_seconds": secs,
-        });
-        if a.verbose {
-            o["queries"] = per_query.into();
-        }
-        println!("{o}");
-    } else {
-        if a.verbose {
-            for q in &per_query {
-                println!(
-                    "{:<14} rank {:<4} top {:<28} {}",
-                    q["kind"].as_str().unwrap_or(""),
-                    q["rank"],
-                    q["top"].as_str().unwrap_or(""),
-                    q["query"].as_str().unwrap_or("")
-                );
-            }
-        }
-        println!("{:<16} {:>7} {:>9} {:>9} {:>7} {:>7}", "kind", "queries", "recall@1", "recall@5", "MRR", "errors");
-        for (k, t) in by_kind.iter().chain(std::iter::once((&"all".to_string(), &all))) {
-            let (r1, r5, mrr) = row(t);
-            println!("{k:<16} {:>7} {r1:>9.3} {r5:>9.3} {mrr:>7.3} {:>7}", t.n, t.errors);
-        }
-        let scope = if a.within_modality { "target modality only" } else { "all modalities, fused" };
-        println!("({} queries in {secs:.1}s, fusion {}, {scope})", all.n, a.fusion);
-    }
-    Ok(())
+    Ok((by_kind, per_query))
 }
 
 fn read_queries(root: &Path) -> Result<Vec<Query>> {

@@ -6,7 +6,7 @@
 
 use crate::encoders::Encoders;
 use crate::ingest::{ingest_file, IngestLimits};
-use crate::query::{CrossQuery, QueryInput};
+use crate::query::{CrossQuery, KeywordQuery, QueryInput, Retrieval};
 use crate::security::{row_policy, Security};
 use crate::status::{to_status, ApiError};
 use agentdb_engine::fusion::FusionMode;
@@ -81,6 +81,16 @@ fn need(name: &str, what: &str) -> Result<(), Status> {
     Ok(())
 }
 
+/// Internal collections (`_agents`, `_queues`) are managed by the orchestrator only.
+fn internal_name(name: &str) -> Result<(), Status> {
+    if agentdb_orchestrator::is_internal(name) {
+        return Err(Status::invalid_argument(format!(
+            "collection names starting with '_' are reserved for internal use ('{name}')"
+        )));
+    }
+    Ok(())
+}
+
 /// Refuse vectors that name an encoder other than the one their space is bound to.
 fn check_encoders(col: &Collection, items: &[v1::Item]) -> Result<(), Status> {
     for (i, it) in items.iter().enumerate() {
@@ -113,6 +123,7 @@ impl v1::collections_server::Collections for Services {
         let principal = req.extensions().get::<Principal>().cloned();
         let r = req.into_inner();
         need(&r.name, "collection name")?;
+        internal_name(&r.name)?;
         self.security.authorize(principal.as_ref(), Action::Admin, &r.name, "CreateCollection")?;
         let mut spaces = r
             .spaces
@@ -126,11 +137,16 @@ impl v1::collections_server::Collections for Services {
         if spaces.is_empty() {
             return Err(Status::invalid_argument("at least one vector space is required (or multimodal)"));
         }
+        let kw = r.keyword.unwrap_or_default();
+        let keyword = (!kw.disabled).then(|| agentdb_engine::keyword::KeywordSpec {
+            language: if kw.language.is_empty() { "english".into() } else { kw.language },
+            searchable: kw.searchable,
+        });
         let db = self.db.clone();
         let info = self
             .gate
             .run(move || {
-                let c = db.create_collection(agentdb_engine::CollectionSpec { name: r.name, spaces })?;
+                let c = db.create_collection(agentdb_engine::CollectionSpec { name: r.name, spaces, keyword })?;
                 tracing::info!(collection = %c.name(), "collection created");
                 Ok(c.info()?)
             })
@@ -145,7 +161,9 @@ impl v1::collections_server::Collections for Services {
         let principal = req.extensions().get::<Principal>().cloned();
         let db = self.db.clone();
         let list = self.gate.run(move || Ok(db.list())).await?;
-        let visible = list.into_iter().filter(|i| self.security.visible(principal.as_ref(), &i.name));
+        let visible = list.into_iter().filter(|i| {
+            !agentdb_orchestrator::is_internal(&i.name) && self.security.visible(principal.as_ref(), &i.name)
+        });
         Ok(Response::new(v1::ListCollectionsResponse { collections: visible.map(info_to_wire).collect() }))
     }
 
@@ -169,6 +187,7 @@ impl v1::collections_server::Collections for Services {
         let principal = req.extensions().get::<Principal>().cloned();
         let r = req.into_inner();
         need(&r.name, "collection name")?;
+        internal_name(&r.name)?;
         self.security.authorize(principal.as_ref(), Action::Admin, &r.name, "DropCollection")?;
         let db = self.db.clone();
         self.gate.run(move || Ok(db.drop_collection(&r.name)?)).await?;
@@ -209,6 +228,7 @@ impl v1::items_server::Items for Services {
         crate::telemetry::record_collection(&r.collection);
         self.security.authorize(principal.as_ref(), Action::Write, &r.collection, "Upsert")?;
         let db = self.db.clone();
+        let security = self.security.clone();
         let ids = self
             .gate
             .run(move || {
@@ -238,7 +258,17 @@ impl v1::items_server::Items for Services {
                         .into());
                     }
                 }
-                Ok(c.upsert(items)?)
+                let charge = security.charge_upsert(principal.as_ref(), &c, &items)?;
+                // A copy for standing-query matching, only when a query watches this collection.
+                let watched = crate::orchestration::watched(c.name()).then(|| items.clone());
+                let ids = c.upsert(items).map_err(|e| {
+                    security.refund(charge);
+                    ApiError::from(e)
+                })?;
+                if let Some(items) = watched {
+                    crate::orchestration::items_written(c.name(), &items, &ids);
+                }
+                Ok(ids)
             })
             .await?;
         Ok(Response::new(v1::UpsertResponse { ids }))
@@ -279,6 +309,7 @@ impl v1::items_server::Items for Services {
         }
         let db = self.db.clone();
         let scoped = self.security.scoped_filter(principal.as_ref(), &r.filter)?;
+        let security = self.security.clone();
         let n = self
             .gate
             .run(move || {
@@ -296,6 +327,14 @@ impl v1::items_server::Items for Services {
                                 .map(|it| it.id)
                                 .collect();
                             c.delete(&ids)?
+                        }
+                        // Tracked storage: the deleted items' size goes back to the quota.
+                        None if security.storage_tracked(principal.as_ref()) => {
+                            let gone = c.get(&r.ids, true)?;
+                            let ids: Vec<String> = gone.iter().map(|it| it.id.clone()).collect();
+                            let n = c.delete(&ids)?;
+                            security.credit_deleted(principal.as_ref(), &gone);
+                            n
                         }
                         None => c.delete(&r.ids)?,
                     },
@@ -331,9 +370,16 @@ impl v1::items_server::Items for Services {
             .iter()
             .filter(|g| **g)
             .count();
-        if given != 1 {
+        let keyword_only = given == 0 && !r.keyword_query.trim().is_empty();
+        if given > 1 || (given == 0 && !keyword_only) {
             return Err(Status::invalid_argument(
-                "search needs a query: exactly one of `vector`, `text`, `image`, `audio` or `video`",
+                "search needs a query: exactly one of `vector`, `text`, `image`, `audio` or `video` \
+                 (or `keyword_query` alone for a keyword search)",
+            ));
+        }
+        if r.vector.is_some() && (!r.keyword_query.is_empty() || r.mode != 0) {
+            return Err(Status::invalid_argument(
+                "`keyword_query` and `mode` go with text, image, audio or video queries, not with `vector`",
             ));
         }
         let delay = self.fault_delay_ms.load(Ordering::Relaxed);
@@ -342,12 +388,12 @@ impl v1::items_server::Items for Services {
         }
         let db = self.db.clone();
         let k = if r.top_k == 0 { 10 } else { r.top_k as usize };
-        if let Some(input) = text
+        let input = text
             .map(QueryInput::Text)
             .or(image.map(QueryInput::Image))
             .or(audio.map(QueryInput::Audio))
-            .or(video.map(QueryInput::Video))
-        {
+            .or(video.map(QueryInput::Video));
+        if input.is_some() || keyword_only {
             let enc = self.encoders.clone();
             let lim = self.ingest;
             let mode = match v1::Fusion::try_from(r.fusion) {
@@ -355,12 +401,19 @@ impl v1::items_server::Items for Services {
                 _ => FusionMode::Rrf,
             };
             let filter = self.security.scoped_filter(principal.as_ref(), &r.filter)?;
+            let hidden = self.security.hidden_keys(principal.as_ref());
             let mut hits = self
                 .gate
                 .run(move || {
                     let c = db.collection(&r.collection)?;
                     let q = CrossQuery {
                         input,
+                        keyword: KeywordQuery {
+                            mode: Retrieval::from_wire(r.mode),
+                            query: r.keyword_query,
+                            fields: r.keyword_fields.into_iter().collect(),
+                            hidden,
+                        },
                         space: r.space,
                         k,
                         filter,
@@ -463,6 +516,7 @@ impl v1::items_server::Items for Services {
             // busy the request stream is not read, and HTTP/2 flow control holds the
             // client back.
             let slots = Arc::new(Semaphore::new(svc.ingest_concurrency.max(1)));
+            let summary = Arc::new(parking_lot::Mutex::new(crate::orchestration::IngestSummary::default()));
             let mut tasks = tokio::task::JoinSet::new();
             loop {
                 let permit = match slots.clone().acquire_owned().await {
@@ -477,10 +531,11 @@ impl v1::items_server::Items for Services {
                         break;
                     }
                 };
-                let (svc, tx) = (svc.clone(), tx.clone());
+                let (svc, tx, summary) = (svc.clone(), tx.clone(), summary.clone());
                 let allowed = svc
                     .security
                     .authorize(principal.as_ref(), Action::Write, &msg.collection, "Ingest")
+                    .and_then(|_| svc.security.check_ingest(principal.as_ref(), msg.content.len()))
                     .and_then(|_| {
                         if principal.as_ref().is_some_and(|p| p.row_filter.is_some()) {
                             // Ingested items carry server-made payloads that no row policy names.
@@ -501,8 +556,10 @@ impl v1::items_server::Items for Services {
                     let _ = tx.send(Ok(r)).await;
                     continue;
                 }
+                let principal = principal.clone();
                 let job = async move {
                     let source = msg.source.clone();
+                    let content_len = msg.content.len();
                     let collection = msg.collection.clone();
                     let (db, enc, lim) = (svc.db.clone(), svc.encoders.clone(), svc.ingest);
                     let result = svc
@@ -521,7 +578,11 @@ impl v1::items_server::Items for Services {
                             ..Default::default()
                         },
                     };
+                    if result.status == "ingested" {
+                        svc.security.charge_ingest(principal.as_ref(), content_len, result.items);
+                    }
                     svc.metrics.observe_ingest(&result.status, &result.media_type, result.items as u64);
+                    summary.lock().record(&collection, &result);
                     tracing::info!(collection = %collection, source = %result.source, status = %result.status, items = result.items, error = %result.error, "ingest");
                     let _ = tx.send(Ok(result)).await;
                     drop(permit);
@@ -529,6 +590,7 @@ impl v1::items_server::Items for Services {
                 tasks.spawn(tracing::Instrument::in_current_span(job));
             }
             while tasks.join_next().await.is_some() {}
+            summary.lock().finish();
         };
         tokio::spawn(tracing::Instrument::instrument(work, request_span));
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))

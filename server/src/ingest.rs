@@ -110,7 +110,8 @@ fn ingest_inner(
     let n = items.len();
     let _upsert = tracing::info_span!("ingest.upsert", items = n).entered();
     for batch in items.chunks(col.options().limits.max_batch.max(1)) {
-        col.upsert(batch.to_vec())?;
+        let ids = col.upsert(batch.to_vec())?;
+        crate::orchestration::items_written(col.name(), batch, &ids);
     }
     res.items = n as u32;
     res.status = "ingested".into();
@@ -222,15 +223,25 @@ fn image_items(f: &File) -> Result<Vec<Item>, ApiError> {
     let names: Vec<&str> = labels.iter().take(5).map(|(l, _)| l.as_str()).collect();
     let scores: Vec<f32> = labels.iter().take(5).map(|(_, p)| (p * 1e4).round() / 1e4).collect();
     let encoders: Vec<String> = col.spec.spaces.iter().filter_map(|s| enc.for_space(s, Modal::Image)).collect();
-    Ok(vec![Item {
-        id: item_id(sha, 0),
-        vectors: vectors.into_iter().next().unwrap_or_default(),
-        payload: json!({
-            "source": src, "modality": "image", "media_type": mime, "content_sha256": sha,
-            "chunk": 0, "chunks": 1, "width": w, "height": h,
-            "labels": names, "label_scores": scores, "encoder": encoders.join(" "),
-        }),
-    }])
+    let mut payload = json!({
+        "source": src, "modality": "image", "media_type": mime, "content_sha256": sha,
+        "chunk": 0, "chunks": 1, "width": w, "height": h,
+        "labels": names, "label_scores": scores, "encoder": encoders.join(" "),
+    });
+    if let Some(text) = ocr(enc, &img, src)? {
+        payload["ocr"] = text.into();
+    }
+    Ok(vec![Item { id: item_id(sha, 0), vectors: vectors.into_iter().next().unwrap_or_default(), payload }])
+}
+
+/// The text in an image (None: OCR off, or nothing confidently read). A recognition
+/// that runs past `ingest.ocr_timeout_ms` fails the file with a message naming it.
+fn ocr(enc: &Encoders, img: &agentdb_models::image::RgbImage, src: &str) -> Result<Option<String>, ApiError> {
+    let Some(o) = &enc.ocr else { return Ok(None) };
+    let span = tracing::info_span!("ingest.ocr", words = tracing::field::Empty).entered();
+    let t = o.read(img).map_err(|e| crate::status::prefixed(src, e.into()))?;
+    span.record("words", t.words);
+    Ok((!t.text.is_empty()).then_some(t.text))
 }
 
 /// Words per transcript passage: segments are grouped up to this size before embedding.
@@ -294,13 +305,16 @@ fn video_items(f: &File) -> Result<Vec<Item>, ApiError> {
         let encoder = encoder.join(" ");
         for ((k, l), vectors) in v.keyframes.iter().zip(&labels).zip(vectors) {
             let labels: Vec<&str> = l.iter().take(5).map(|(l, _)| l.as_str()).collect();
-            parts.push((
-                vectors,
-                json!({
-                    "modality": "keyframe", "t_s": (k.t * 100.0).round() / 100.0, "scene_change": k.scene_change,
-                    "width": v.width, "height": v.height, "labels": labels, "encoder": encoder,
-                }),
-            ));
+            let mut p = json!({
+                "modality": "keyframe", "t_s": (k.t * 100.0).round() / 100.0, "scene_change": k.scene_change,
+                "width": v.width, "height": v.height, "labels": labels, "encoder": encoder,
+            });
+            if enc.ocr_keyframes {
+                if let Some(text) = ocr(enc, &k.image, src)? {
+                    p["ocr"] = text.into();
+                }
+            }
+            parts.push((vectors, p));
         }
     }
     let mut speech_note = "no audio track";

@@ -4,6 +4,7 @@
 mod a2a;
 mod anomaly;
 mod bench;
+mod bench_hybrid;
 mod cli;
 mod cli_ingest;
 mod config;
@@ -13,6 +14,7 @@ mod eval;
 mod grpc;
 mod ingest;
 mod metrics;
+mod orchestration;
 mod query;
 mod quota;
 mod security;
@@ -86,15 +88,27 @@ enum Command {
     },
     /// Change the server's log filter at run time, e.g. `debug` or `agentdb_engine=debug,info`.
     LogLevel { filter: String },
-    /// Manage API keys (needs an admin key).
+    /// Manage API keys (needs an admin key); `keys rotate-encryption` works offline on a
+    /// stopped server's data directory.
     #[command(subcommand)]
     Keys(cli::KeysCmd),
     /// The hash-chained audit log.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Per-principal storage quotas.
+    #[command(subcommand)]
+    Quota(QuotaCmd),
     /// Installed models.
     #[command(subcommand)]
     Models(cli::ModelsCmd),
+    /// Register and manage agents (docs/AGENTS.md).
+    #[command(subcommand)]
+    Agent(orchestration::AgentCmd),
+    /// Durable message queues: create, send, receive, ack, stats.
+    #[command(subcommand)]
+    Queue(orchestration::QueueCmd),
+    /// Tail the event bus (agent health and lifecycle, ingestion, alerts, ...).
+    Events(orchestration::EventsArgs),
     /// Benchmarks against a running server.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -107,6 +121,41 @@ enum AuditCmd {
         #[arg(default_value = "./agentdb-data")]
         path: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum QuotaCmd {
+    /// Storage used by each principal and its limits (offline: reads
+    /// <data dir>/security/storage-usage.json; 0 = no limit).
+    Show {
+        #[arg(default_value = "./agentdb-data")]
+        data_dir: PathBuf,
+        /// Only this principal (e.g. key:<id>, oidc:<sub>, mtls:<name>).
+        #[arg(long)]
+        principal: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn quota_show(data_dir: &std::path::Path, principal: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let all = quota::read_usage(&data_dir.join("security"))?;
+    let rows: Vec<_> = all.iter().filter(|(who, _)| principal.is_none_or(|p| p == who.as_str())).collect();
+    for (who, u) in &rows {
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"principal": who, "bytes": u.bytes, "items": u.items, "limit_bytes": u.limit_bytes, "limit_items": u.limit_items})
+            );
+        } else {
+            let lim = |v: u64| if v == 0 { "unlimited".to_string() } else { v.to_string() };
+            println!("{who}\tbytes {} / {}\titems {} / {}", u.bytes, lim(u.limit_bytes), u.items, lim(u.limit_items));
+        }
+    }
+    if rows.is_empty() && !json {
+        println!("no storage usage recorded (no storage quota configured, or nothing written yet)");
+    }
+    Ok(())
 }
 
 fn audit_verify(path: &std::path::Path) -> anyhow::Result<()> {
@@ -170,12 +219,21 @@ fn main() {
         Command::Eval(a) => cli::run(&args.server, cli::Cmd::Eval(a)),
         Command::Models(m) => cli::run(&args.server, cli::Cmd::Models(m)),
         Command::Status { json } => cli::run(&args.server, cli::Cmd::Status { json }),
+        Command::Keys(cli::KeysCmd::RotateEncryption { data_dir, key_file, new_key_file }) => {
+            cli::rotate_encryption(&data_dir, key_file.as_deref(), &new_key_file)
+        }
         Command::Keys(k) => cli::run(&args.server, cli::Cmd::Keys(k)),
         Command::LogLevel { filter } => cli::run(&args.server, cli::Cmd::LogLevel(filter)),
         Command::Alerts { json } => cli::run(&args.server, cli::Cmd::Alerts { json }),
         Command::InjectFault { search_delay_ms } => cli::run(&args.server, cli::Cmd::InjectFault(search_delay_ms)),
         Command::Audit(AuditCmd::Verify { path }) => audit_verify(&path),
+        Command::Quota(QuotaCmd::Show { data_dir, principal, json }) => {
+            quota_show(&data_dir, principal.as_deref(), json)
+        }
         Command::Bench(b) => bench::run(&args.server, b),
+        Command::Agent(c) => orchestration::cli(&args.server, orchestration::Cli::Agent(c)),
+        Command::Queue(c) => orchestration::cli(&args.server, orchestration::Cli::Queue(c)),
+        Command::Events(a) => orchestration::cli(&args.server, orchestration::Cli::Events(a)),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -25,8 +25,43 @@ pub enum QueryInput {
     Video(Vec<u8>),
 }
 
+/// Which retrieval a query uses (see `SearchRequest.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Retrieval {
+    /// Hybrid when the collection has a keyword index and the query has text, else dense.
+    #[default]
+    Auto,
+    Dense,
+    Keyword,
+    Hybrid,
+}
+
+impl Retrieval {
+    pub fn from_wire(m: i32) -> Retrieval {
+        match v1::RetrievalMode::try_from(m) {
+            Ok(v1::RetrievalMode::RetrievalDense) => Retrieval::Dense,
+            Ok(v1::RetrievalMode::RetrievalKeyword) => Retrieval::Keyword,
+            Ok(v1::RetrievalMode::RetrievalHybrid) => Retrieval::Hybrid,
+            _ => Retrieval::Auto,
+        }
+    }
+}
+
+/// The keyword side of a query.
+#[derive(Debug, Clone, Default)]
+pub struct KeywordQuery {
+    pub mode: Retrieval,
+    /// Explicit keyword query ("" = the text query or the query recording's transcript).
+    pub query: String,
+    pub fields: Vec<(String, f32)>,
+    /// Payload keys the principal may not read: their keyword fields are left out.
+    pub hidden: Vec<String>,
+}
+
 pub struct CrossQuery {
-    pub input: QueryInput,
+    /// None: a keyword-only query (`keyword.query`).
+    pub input: Option<QueryInput>,
+    pub keyword: KeywordQuery,
     /// Only this space ("" = all spaces with an encoder).
     pub space: String,
     pub k: usize,
@@ -46,15 +81,68 @@ enum Embeddable {
     Video(Vec<agentdb_models::image::RgbImage>, Option<String>),
 }
 
-pub fn run(col: &Collection, enc: &Encoders, q: CrossQuery, lim: IngestLimits) -> Result<Vec<v1::Hit>, ApiError> {
-    let input = match q.input {
-        QueryInput::Text(t) => Embeddable::Text(t),
-        QueryInput::Image(b) => Embeddable::Image(
+pub fn run(col: &Collection, enc: &Encoders, mut q: CrossQuery, lim: IngestLimits) -> Result<Vec<v1::Hit>, ApiError> {
+    let input = match q.input.take() {
+        None => None,
+        Some(QueryInput::Text(t)) => Some(Embeddable::Text(t)),
+        Some(QueryInput::Image(b)) => Some(Embeddable::Image(
             agentdb_models::decode_image(&b, lim.image)
                 .map_err(|e| crate::status::prefixed("query image", e.into()))?,
-        ),
-        QueryInput::Audio(b) => Embeddable::Text(crate::encoders::transcribe_query(enc, &b, lim.audio)?),
-        QueryInput::Video(b) => video_query(enc, &b, lim)?,
+        )),
+        Some(QueryInput::Audio(b)) => Some(Embeddable::Text(crate::encoders::transcribe_query(enc, &b, lim.audio)?)),
+        Some(QueryInput::Video(b)) => Some(video_query(enc, &b, lim)?),
+    };
+    // The keyword side: an explicit keyword query, else the query's own text.
+    let kw_text = if !q.keyword.query.trim().is_empty() {
+        Some(q.keyword.query.clone())
+    } else {
+        match &input {
+            Some(Embeddable::Text(t)) => Some(t.clone()),
+            Some(Embeddable::Video(_, Some(t))) => Some(t.clone()),
+            _ => None,
+        }
+    };
+    let (dense, keyword) = match q.keyword.mode {
+        Retrieval::Dense => (true, false),
+        Retrieval::Keyword => (false, true),
+        // Hybrid uses the keyword side wherever the query has words (an image has none).
+        Retrieval::Hybrid => (input.is_some(), kw_text.is_some() || input.is_none()),
+        // A keyword query alone is a keyword search (and says so if there is no index).
+        Retrieval::Auto => (input.is_some(), kw_text.is_some() && (col.has_keyword_index() || input.is_none())),
+    };
+    if keyword && kw_text.is_none() {
+        return Err(Status::invalid_argument(
+            "keyword retrieval needs text: a text query, a recording or video with speech, or `keyword_query`",
+        )
+        .into());
+    }
+    let mut lists = Vec::new();
+    if keyword {
+        let text = kw_text.as_deref().unwrap_or_default();
+        let mut fields = q.keyword.fields.clone();
+        let searchable = col.spec.keyword.as_ref().map(|k| k.searchable.clone()).unwrap_or_default();
+        for (field, keys) in keyword_field_keys(&searchable) {
+            if keys.iter().any(|k| q.keyword.hidden.contains(k)) {
+                fields.push((field.to_string(), 0.0));
+            }
+        }
+        let weights = agentdb_engine::keyword::FieldWeights::default().with(&fields)?;
+        let span = tracing::info_span!("search.keyword", k = q.k * 4, hits = tracing::field::Empty).entered();
+        let hits = col.keyword_search(
+            text,
+            &weights,
+            (q.k * 4).min(col.options().limits.max_top_k.max(q.k)),
+            q.filter.as_ref(),
+        )?;
+        span.record("hits", hits.len());
+        drop(span);
+        if !hits.is_empty() {
+            let weight = q.weights.get("keyword").copied().unwrap_or(1.0);
+            lists.push(RankedList::keyword(weight, hits));
+        }
+    }
+    let Some(input) = input.filter(|_| dense) else {
+        return Ok(finish(lists, &q));
     };
     let modal = match input {
         Embeddable::Text(_) => Modal::Text,
@@ -122,7 +210,6 @@ pub fn run(col: &Collection, enc: &Encoders, q: CrossQuery, lim: IngestLimits) -
         vectors.insert(fam, v);
     }
     let per_list = (q.k * 4).clamp(q.k, col.options().limits.max_top_k.max(q.k));
-    let mut lists = Vec::new();
     for (space, id) in &targets {
         let v = &vectors[agentdb_engine::embedding_family(id)];
         let mut groups: Vec<(String, Filter)> = ITEM_MODALITIES
@@ -166,11 +253,11 @@ pub fn run(col: &Collection, enc: &Encoders, q: CrossQuery, lim: IngestLimits) -
             }
             let name = format!("{}/{m}", space.name);
             let weight = q.weights.get(&name).copied().unwrap_or(1.0);
-            lists.push(RankedList { name, weight, hits });
+            lists.push(RankedList::new(name, weight, hits));
         }
     }
     for name in q.weights.keys() {
-        if !targets.iter().any(|(s, _)| name.starts_with(&format!("{}/", s.name))) {
+        if name != "keyword" && !targets.iter().any(|(s, _)| name.starts_with(&format!("{}/", s.name))) {
             return Err(Status::invalid_argument(format!(
                 "weight for unknown list '{name}': lists are named SPACE/MODALITY, e.g. '{}/image'",
                 targets[0].0.name
@@ -178,12 +265,32 @@ pub fn run(col: &Collection, enc: &Encoders, q: CrossQuery, lim: IngestLimits) -
             .into());
         }
     }
+    Ok(finish(lists, &q))
+}
+
+/// The payload keys behind each keyword field (masked keys take their field out).
+fn keyword_field_keys(searchable: &[String]) -> Vec<(&'static str, Vec<String>)> {
+    let one = |k: &str| vec![k.to_string()];
+    vec![
+        ("text", one("text")),
+        ("transcript", one("text")),
+        ("ocr", one("ocr")),
+        ("labels", one("labels")),
+        ("filename", one("source")),
+        ("title", one("title")),
+        ("tags", one("tags")),
+        ("meta", searchable.to_vec()),
+    ]
+}
+
+/// Fuse the ranked lists by source and shape the hits for the wire.
+fn finish(lists: Vec<RankedList>, q: &CrossQuery) -> Vec<v1::Hit> {
     let fuse_span =
         tracing::info_span!("search.fuse", lists = lists.len(), k = q.k, results = tracing::field::Empty).entered();
     let fused = fuse(lists, q.mode, source_of, q.k);
     fuse_span.record("results", fused.len());
     drop(fuse_span);
-    Ok(fused
+    fused
         .into_iter()
         .map(|f| {
             let payload = f.hit.payload.clone().unwrap_or(Value::Null);
@@ -198,14 +305,20 @@ pub fn run(col: &Collection, enc: &Encoders, q: CrossQuery, lim: IngestLimits) -
                 explain: if q.explain {
                     f.explain
                         .into_iter()
-                        .map(|e| v1::ListScore { list: e.list, rank: e.rank as u32, score: e.score })
+                        .map(|e| v1::ListScore {
+                            list: e.list,
+                            rank: e.rank as u32,
+                            score: e.score,
+                            matched: e.matched,
+                            snippet: e.snippet,
+                        })
                         .collect()
                 } else {
                     Vec::new()
                 },
             }
         })
-        .collect())
+        .collect()
 }
 
 /// The source a hit belongs to: the ingested file (payload `source`), else the item.

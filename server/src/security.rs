@@ -3,7 +3,9 @@
 //! authentication failure, every decision on a mutation and every admin action written
 //! to the hash-chained audit log. Policy itself lives in `agentdb_orchestrator::security`.
 
-use agentdb_orchestrator::security::{Action, ApiKey, AuditLog, KeyStore, MfaPolicy, OidcVerifier, Principal, Role};
+use agentdb_orchestrator::security::{
+    Action, ApiKey, AuditLog, KeyStore, MfaPolicy, OidcVerifier, Principal, RoleTable,
+};
 use agentdb_proto::v1;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -22,6 +24,18 @@ pub struct Security {
     pub mtls_required: bool,
     /// Payload fields hidden from principals below a clearance role.
     pub masking: agentdb_orchestrator::security::masking::Masking,
+    /// Built-in and custom (`[security.roles]`) roles, for role names in requests.
+    pub roles: Arc<RoleTable>,
+    /// Per-principal storage quotas; `None` when no quota is configured.
+    pub storage: Option<crate::quota::StorageQuotas>,
+}
+
+/// What an upsert charged a principal, to give back if the write fails.
+pub struct StorageCharge {
+    who: String,
+    limit: crate::quota::Limit,
+    bytes: i64,
+    items: i64,
 }
 
 /// The principal's row-level policy, if any.
@@ -50,6 +64,11 @@ impl Security {
     /// Mask the payload fields `p` may not see (see `security.masked_fields`).
     pub fn mask(&self, p: Option<&Principal>, payload: &mut serde_json::Value) {
         self.masking.mask(p, payload);
+    }
+
+    /// Top-level payload keys hidden from `p` (keyword search leaves their fields out).
+    pub fn hidden_keys(&self, p: Option<&Principal>) -> Vec<String> {
+        self.masking.hidden_keys(p)
     }
 
     /// [`Security::mask`] for a payload already serialised (fused search hits).
@@ -136,6 +155,72 @@ impl Security {
         }
     }
 
+    /// Whether writes by `p` are counted against a storage quota.
+    pub fn storage_tracked(&self, p: Option<&Principal>) -> bool {
+        self.storage.is_some() && p.is_some()
+    }
+
+    /// Charge `p` for upserting `items` into `c`: their size, less that of the items they
+    /// replace. RESOURCE_EXHAUSTED when that crosses the principal's storage quota.
+    pub fn charge_upsert(
+        &self,
+        p: Option<&Principal>,
+        c: &agentdb_engine::Collection,
+        items: &[agentdb_engine::Item],
+    ) -> Result<Option<StorageCharge>, crate::status::ApiError> {
+        let (Some(q), Some(p)) = (&self.storage, p) else { return Ok(None) };
+        let ids: Vec<String> = items.iter().map(|it| it.id.clone()).filter(|id| !id.is_empty()).collect();
+        let old = if ids.is_empty() { Vec::new() } else { c.get(&ids, true)? };
+        let new_bytes: u64 = items.iter().map(|it| crate::quota::item_bytes(&it.id, &it.vectors, &it.payload)).sum();
+        let old_bytes: u64 = old.iter().map(|it| crate::quota::item_bytes(&it.id, &it.vectors, &it.payload)).sum();
+        let mut distinct = ids.clone();
+        distinct.sort();
+        distinct.dedup();
+        let new_items = (items.len() - (ids.len() - distinct.len())) as i64;
+        let ch = StorageCharge {
+            who: p.id.clone(),
+            limit: q.limit_for(&p.role),
+            bytes: new_bytes as i64 - old_bytes as i64,
+            items: new_items - old.len() as i64,
+        };
+        q.charge(&ch.who, ch.limit, ch.bytes, ch.items, true, true).map_err(|m| {
+            self.audit(&ch.who, "Upsert", "", "deny", &m);
+            Status::resource_exhausted(m)
+        })?;
+        Ok(Some(ch))
+    }
+
+    /// Give back a charge whose write failed.
+    pub fn refund(&self, ch: Option<StorageCharge>) {
+        if let (Some(q), Some(ch)) = (&self.storage, ch) {
+            let _ = q.charge(&ch.who, ch.limit, -ch.bytes, -ch.items, false, true);
+        }
+    }
+
+    /// Credit `p` with the size of items it deleted.
+    pub fn credit_deleted(&self, p: Option<&Principal>, gone: &[agentdb_engine::StoredItem]) {
+        if let (Some(q), Some(p)) = (&self.storage, p) {
+            let bytes: u64 = gone.iter().map(|it| crate::quota::item_bytes(&it.id, &it.vectors, &it.payload)).sum();
+            let _ = q.charge(&p.id, q.limit_for(&p.role), -(bytes as i64), -(gone.len() as i64), false, true);
+        }
+    }
+
+    /// Before an ingest of `bytes` of content: refused (RESOURCE_EXHAUSTED) when the
+    /// principal is at its item quota or the content would cross its byte quota.
+    pub fn check_ingest(&self, p: Option<&Principal>, bytes: usize) -> Result<(), Status> {
+        let (Some(q), Some(p)) = (&self.storage, p) else { return Ok(()) };
+        q.charge(&p.id, q.limit_for(&p.role), bytes as i64, 1, true, false).map_err(Status::resource_exhausted)
+    }
+
+    /// After an ingest: charge the content's size and the items it wrote.
+    pub fn charge_ingest(&self, p: Option<&Principal>, bytes: usize, items: u32) {
+        if let (Some(q), Some(p)) = (&self.storage, p) {
+            if items > 0 {
+                let _ = q.charge(&p.id, q.limit_for(&p.role), bytes as i64, items as i64, false, true);
+            }
+        }
+    }
+
     /// Whether the principal may see `collection` in listings.
     pub fn visible(&self, p: Option<&Principal>, collection: &str) -> bool {
         !self.auth_enabled() || p.is_some_and(|p| p.authorize(Action::Read, collection).is_ok())
@@ -146,7 +231,7 @@ fn key_info(k: ApiKey) -> v1::ApiKeyInfo {
     v1::ApiKeyInfo {
         id: k.id,
         name: k.name,
-        role: k.role.as_str().into(),
+        role: k.role,
         collections: k.collections,
         created_unix: k.created_unix,
         revoked: k.revoked,
@@ -182,17 +267,17 @@ impl v1::security_server::Security for SecurityService {
     async fn create_key(&self, req: Request<v1::CreateKeyRequest>) -> Result<Response<v1::CreateKeyResponse>, Status> {
         let keys = self.admin(&req, "CreateKey")?;
         let r = req.into_inner();
-        let role = Role::parse(&r.role).map_err(sec_status)?;
+        let role = self.0.roles.resolve(&r.role).map_err(sec_status)?;
         for c in &r.collections {
             agentdb_engine::types::validate_name("collection", c)
                 .map_err(|e| Status::invalid_argument(e.to_string()))?;
         }
         let row_filter = Some(r.row_filter).filter(|f| !f.trim().is_empty());
-        let (key, secret) = tokio::task::spawn_blocking(move || keys.create(&r.name, role, r.collections, row_filter))
+        let (key, secret) = tokio::task::spawn_blocking(move || keys.create(&r.name, &role, r.collections, row_filter))
             .await
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(sec_status)?;
-        self.0.audit("admin", "CreateKey", &format!("key:{}", key.id), "allow", &format!("role {}", key.role.as_str()));
+        self.0.audit("admin", "CreateKey", &format!("key:{}", key.id), "allow", &format!("role {}", key.role));
         Ok(Response::new(v1::CreateKeyResponse { key: Some(key_info(key)), secret }))
     }
 

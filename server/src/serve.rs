@@ -279,9 +279,16 @@ pub fn run(cfg: Config) -> Result<()> {
 async fn serve(cfg: Config, threads: usize) -> Result<()> {
     let data_dir = cfg.data_dir.clone();
     let opts = cfg.collection_options();
-    let db = tokio::task::spawn_blocking(move || agentdb_engine::Database::open(&data_dir, opts))
-        .await?
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Encryption at rest: the master key (if any) is checked against the data
+    // directory's KEYRING before anything in it is read or changed.
+    let key = cfg.encryption_key()?;
+    let db =
+        tokio::task::spawn_blocking(move || agentdb_engine::Database::open_with_key(&data_dir, opts, key.as_ref()))
+            .await?
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if db.encrypted() {
+        tracing::info!("data directory is encrypted at rest (AES-256-GCM)");
+    }
     db.start_maintenance(Duration::from_millis(cfg.storage.maintenance_interval_ms.max(10)));
 
     let listener =
@@ -292,14 +299,16 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
     let security = Arc::new(tokio::task::block_in_place(|| open_security(&cfg))?);
     // TLS: certificate, key and client CA read now (a bad one stops the start, naming
     // the file), then watched for changes.
-    let tls = tokio::task::block_in_place(|| crate::tls::Tls::from_config(&cfg.security.tls))?;
+    let tls = tokio::task::block_in_place(|| crate::tls::Tls::from_config(&cfg.security.tls, &security.roles))?;
     if let Some(t) = &tls {
         t.spawn_reload();
     }
     let max_concurrent = if cfg.limits.max_concurrent == 0 { threads * 2 } else { cfg.limits.max_concurrent };
     let device = crate::device::select(&cfg.device)?;
-    let models_cfg = cfg.models.clone();
-    let encoders = Arc::new(tokio::task::spawn_blocking(move || crate::encoders::Encoders::load(&models_cfg)).await?);
+    let (models_cfg, ingest_cfg) = (cfg.models.clone(), cfg.ingest.clone());
+    let encoders = Arc::new(
+        tokio::task::spawn_blocking(move || crate::encoders::Encoders::load(&models_cfg).with_ocr(&ingest_cfg)).await?,
+    );
     let metrics = Arc::new(Metrics::default());
     let fault_delay_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let svc = Services {
@@ -361,9 +370,18 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
         );
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Agents, event bus and queues (state in the internal collections _agents, _queues).
+    let orchestration = crate::orchestration::Orchestration::start(
+        db.clone(),
+        security.clone(),
+        svc.encoders.clone(),
+        &cfg.orchestration,
+        stop_rx.clone(),
+    )
+    .await?;
     tokio::spawn(shutdown_signal(stop_tx)?);
 
-    // HTTP listener: Prometheus metrics and a liveness probe.
+    // HTTP listener: Prometheus metrics, a liveness probe and A2A.
     let http_task = if cfg.http_listen.trim().is_empty() {
         None
     } else {
@@ -390,7 +408,10 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
                 svc.clone(),
                 limit.saturating_add(limit / 3).saturating_add(64 * 1024),
                 tls.is_some(),
-            ));
+            ))
+            // Every request: an `http.request` span (parent: the caller's traceparent),
+            // x-request-id, and one log line (crate::telemetry::http_layer).
+            .layer(axum::middleware::from_fn(crate::telemetry::http_layer));
         tracing::info!(listen = %http_addr, "serving HTTP (/metrics, /healthz, A2A at {})", crate::a2a::RPC_PATH);
         println!("agentdb http listening on {http_addr}");
         let rx = stop_rx.clone();
@@ -428,7 +449,11 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
             cfg.debug.allow_fault_injection.then(|| fault_delay_ms.clone()),
             device.label.clone(),
         )))
-        .add_service(v1::security_server::SecurityServer::new(crate::security::SecurityService(security.clone())));
+        .add_service(v1::security_server::SecurityServer::new(crate::security::SecurityService(security.clone())))
+        .add_service(v1::agents_server::AgentsServer::new(orchestration.clone()))
+        .add_service(v1::events_server::EventsServer::new(orchestration.clone()))
+        .add_service(v1::queues_server::QueuesServer::new(orchestration.clone()))
+        .add_service(v1::standing_queries_server::StandingQueriesServer::new(orchestration));
     match &tls {
         Some(t) => router.serve_with_incoming_shutdown(t.grpc_incoming(listener), stopped(stop_rx)).await,
         None => {
@@ -451,6 +476,7 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
 fn open_security(cfg: &Config) -> Result<crate::security::Security> {
     use agentdb_orchestrator::security::{AuditLog, KeyStore, Role};
     let dir = cfg.data_dir.join("security");
+    let roles = cfg.security.role_table()?;
     let audit = if cfg.security.audit {
         Some(Arc::new(AuditLog::open(&dir.join("audit.log")).map_err(|e| anyhow::anyhow!("audit log: {e}"))?))
     } else {
@@ -460,11 +486,15 @@ fn open_security(cfg: &Config) -> Result<crate::security::Security> {
         "none" => None,
         "api_key" => {
             let ks = KeyStore::open(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+            ks.set_roles(roles.clone());
+            for (id, role) in ks.undefined_roles() {
+                tracing::warn!(key_id = %id, role = %role, "API key names a role the configuration does not define; it is refused until the role is defined again");
+            }
             if ks.is_empty() {
                 // First start with authentication on: create an admin key, readable only
                 // by this user, and say where it is (it is never logged).
                 let (key, secret) =
-                    ks.create("bootstrap-admin", Role::Admin, vec![], None).map_err(|e| anyhow::anyhow!("{e}"))?;
+                    ks.create("bootstrap-admin", &Role::Admin, vec![], None).map_err(|e| anyhow::anyhow!("{e}"))?;
                 let path = dir.join("bootstrap-admin.key");
                 {
                     use std::io::Write;
@@ -481,7 +511,7 @@ fn open_security(cfg: &Config) -> Result<crate::security::Security> {
         other => anyhow::bail!("security.auth must be \"none\" or \"api_key\", got \"{other}\""),
     };
     let oidc = if cfg.security.oidc.enabled {
-        let settings = cfg.security.oidc.settings()?;
+        let settings = cfg.security.oidc.settings(&roles)?;
         let v = agentdb_orchestrator::security::OidcVerifier::new(settings)
             .map_err(|e| anyhow::anyhow!("security.oidc: {e}"))?;
         tracing::info!(issuer = %cfg.security.oidc.issuer, kids = ?v.key_ids(), "OIDC bearer tokens enabled");
@@ -497,5 +527,16 @@ fn open_security(cfg: &Config) -> Result<crate::security::Security> {
     let rate = crate::quota::RateLimiter::new(cfg.security.rate_limit_per_sec, cfg.security.rate_limit_burst);
     let mtls_required = cfg.security.tls.client_cert_required();
     let masking = cfg.security.masking()?;
-    Ok(crate::security::Security { keys, oidc, mfa, audit, rate, mtls_required, masking })
+    let storage = {
+        let default =
+            crate::quota::Limit { bytes: cfg.security.storage_quota_bytes, items: cfg.security.storage_quota_items };
+        let any_role =
+            cfg.security.roles.values().any(|r| r.storage_quota_bytes.is_some() || r.storage_quota_items.is_some());
+        if default != crate::quota::Limit::default() || any_role {
+            Some(crate::quota::StorageQuotas::open(&dir, default)?)
+        } else {
+            None
+        }
+    };
+    Ok(crate::security::Security { keys, oidc, mfa, audit, rate, mtls_required, masking, roles, storage })
 }

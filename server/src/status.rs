@@ -36,7 +36,7 @@ pub fn engine_code(e: &agentdb_engine::Error) -> Code {
         E::LimitExceeded(_) => Code::ResourceExhausted,
         E::Corrupted { .. } => Code::DataLoss,
         E::Io { .. } | E::Faiss(_) => Code::Internal,
-        E::Locked { .. } => Code::FailedPrecondition,
+        E::Locked { .. } | E::Encryption(_) => Code::FailedPrecondition,
         E::Unavailable(_) => Code::Unavailable,
     }
 }

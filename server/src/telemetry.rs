@@ -6,7 +6,10 @@
 //! exporter, no thread, and `traceparent` is not even parsed.
 //!
 //! Each gRPC request gets a request id (returned as `x-request-id`), a `grpc.request`
-//! span whose parent is the caller's W3C `traceparent`, and one log line on completion.
+//! span whose parent is the caller's W3C `traceparent`, and one log line on completion;
+//! each request to the HTTP listener (A2A, agent card, metrics) likewise gets an
+//! `http.request` span ([`http_layer`]). Outgoing A2A push notifications carry the
+//! `traceparent` of the request that produced them ([`capture`], [`Captured`]).
 
 use crate::config::TelemetryConfig;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
@@ -147,7 +150,6 @@ impl Extractor for HeaderExtractor<'_> {
     }
 }
 
-#[allow(dead_code)] // used by inject_current
 struct HeaderInjector<'a>(&'a mut tonic::codegen::http::HeaderMap);
 
 impl Injector for HeaderInjector<'_> {
@@ -171,15 +173,54 @@ pub fn set_parent_from(span: &tracing::Span, headers: &tonic::codegen::http::Hea
 }
 
 /// Write the current span's context as `traceparent` (and `tracestate`) into outgoing
-/// headers, so that a downstream service continues the trace. For outgoing calls (A2A);
-/// not called yet.
-#[allow(dead_code)]
+/// headers, so that a downstream service continues the trace.
+#[allow(dead_code)] // for outgoing calls made inside the request's span
 pub fn inject_current(headers: &mut tonic::codegen::http::HeaderMap) {
+    inject_span(&tracing::Span::current(), headers);
+}
+
+/// Write `span`'s context as `traceparent` (and `tracestate`) into outgoing headers
+/// (nothing when telemetry is off).
+pub fn inject_span(span: &tracing::Span, headers: &mut tonic::codegen::http::HeaderMap) {
     if !enabled() {
         return;
     }
-    let cx = tracing::Span::current().context();
+    let cx = span.context();
     TraceContextPropagator::new().inject_context(&cx, &mut HeaderInjector(headers));
+}
+
+/// A span's trace context, captured for work that outlives the span (A2A push
+/// notifications sent after the HTTP response). Empty, and free, when telemetry is off.
+#[derive(Clone, Default)]
+pub struct Captured(Option<opentelemetry::Context>);
+
+impl std::fmt::Debug for Captured {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Captured(context)" } else { "Captured(none)" })
+    }
+}
+
+/// The current span's context (nothing when telemetry is off). Holds no reference to the
+/// `tracing` span: the span still ends when its request does.
+pub fn capture() -> Captured {
+    if !enabled() {
+        return Captured(None);
+    }
+    Captured(Some(tracing::Span::current().context()))
+}
+
+impl Captured {
+    /// Whether a context was captured (telemetry is on).
+    pub fn is_some(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Make the captured context the parent of `span` (a span created with `parent: None`).
+    pub fn parent(&self, span: &tracing::Span) {
+        if let Some(cx) = &self.0 {
+            let _ = span.set_parent(cx.clone());
+        }
+    }
 }
 
 /// The request id: the caller's `x-request-id` when it is short and printable, else a new one.
@@ -197,6 +238,13 @@ pub fn request_id(headers: &tonic::codegen::http::HeaderMap) -> String {
 pub struct RequestCtx {
     pub principal: OnceLock<String>,
     pub collection: OnceLock<String>,
+    /// Set for HTTP requests ([`http_layer`]), for spans started by the request's work.
+    pub request_id: OnceLock<String>,
+}
+
+/// The request id of the HTTP request being served, if any.
+pub fn current_request_id() -> Option<String> {
+    REQUEST.try_with(|c| c.request_id.get().cloned()).ok().flatten()
 }
 
 tokio::task_local! {
@@ -233,6 +281,11 @@ pub fn finish(
     if code != "0" {
         span.record("otel.status_code", "error");
     }
+    log_line(ctx, method, request_id, code, latency_ms);
+}
+
+/// The one log line of a request (gRPC or HTTP).
+fn log_line(ctx: &RequestCtx, method: &str, request_id: &str, status: &str, latency_ms: f64) {
     let principal = ctx.principal.get().map(String::as_str).unwrap_or("");
     let collection = ctx.collection.get().map(String::as_str).unwrap_or("");
     tracing::info!(
@@ -241,10 +294,61 @@ pub fn finish(
         method,
         principal,
         collection,
-        status = code,
+        status,
         latency_ms = (latency_ms * 1000.0).round() / 1000.0,
         "request"
     );
+}
+
+/// Middleware of the HTTP listener (`axum::middleware::from_fn(telemetry::http_layer)`):
+/// an `http.request` span per request whose parent is the caller's `traceparent`, the
+/// request id (the caller's `x-request-id` or a new one) echoed as `x-request-id`, and
+/// the same one-line request log as gRPC (`method` is "VERB /path", `status` the HTTP
+/// status). The handler runs inside the span; work it spawns must carry the span (or a
+/// [`capture`]d context) itself.
+pub async fn http_layer(mut req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use tracing::Instrument;
+    let started = std::time::Instant::now();
+    let request_id = request_id(req.headers());
+    // The handler sees the id that is answered (a new one replaces a missing or bad one).
+    if let Ok(v) = tonic::codegen::http::HeaderValue::from_str(&request_id) {
+        req.headers_mut().insert("x-request-id", v);
+    }
+    let method = format!("{} {}", req.method(), req.uri().path());
+    let span = tracing::info_span!(
+        "http.request",
+        otel.kind = "server",
+        http.request.method = %req.method(),
+        url.path = %req.uri().path(),
+        request_id = %request_id,
+        rpc.method = tracing::field::Empty,
+        agentdb.principal = tracing::field::Empty,
+        agentdb.collection = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+        latency_ms = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    set_parent_from(&span, req.headers());
+    let ctx = Arc::new(RequestCtx::default());
+    let _ = ctx.request_id.set(request_id.clone());
+    let mut resp = REQUEST.scope(ctx.clone(), next.run(req)).instrument(span.clone()).await;
+    if let Ok(v) = tonic::codegen::http::HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    let status = resp.status();
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.record("http.response.status_code", status.as_u16());
+    span.record("latency_ms", latency_ms);
+    if status.is_server_error() {
+        span.record("otel.status_code", "error");
+    }
+    log_line(&ctx, &method, &request_id, status.as_str(), latency_ms);
+    resp
+}
+
+/// Note the JSON-RPC method of an A2A request on its `http.request` span.
+pub fn record_rpc_method(method: &str) {
+    tracing::Span::current().record("rpc.method", method);
 }
 
 #[cfg(test)]
@@ -271,5 +375,6 @@ mod tests {
         let mut h = tonic::codegen::http::HeaderMap::new();
         inject_current(&mut h);
         assert!(h.is_empty());
+        assert!(!capture().is_some());
     }
 }

@@ -55,11 +55,14 @@ pub struct Tls {
 impl Tls {
     /// Load the certificate, key and client CA named in `cfg` (an error names the file at
     /// fault). `None` when TLS is not configured.
-    pub fn from_config(cfg: &TlsConfig) -> Result<Option<Arc<Tls>>> {
+    pub fn from_config(
+        cfg: &TlsConfig,
+        role_table: &agentdb_orchestrator::security::RoleTable,
+    ) -> Result<Option<Arc<Tls>>> {
         if !cfg.enabled() {
             return Ok(None);
         }
-        cfg.validate()?;
+        cfg.validate(role_table)?;
         let provider = provider();
         let cert_path = PathBuf::from(cfg.cert_file.trim());
         let key_path = PathBuf::from(cfg.key_file.trim());
@@ -102,10 +105,13 @@ impl Tls {
 
         let mut roles = BTreeMap::new();
         for (who, role) in &cfg.client_roles {
-            roles.insert(who.clone(), Role::parse(role).map_err(|e| anyhow!("security.tls.client_roles.{who}: {e}"))?);
+            roles.insert(
+                who.clone(),
+                role_table.resolve(role).map_err(|e| anyhow!("security.tls.client_roles.{who}: {e}"))?,
+            );
         }
         let default_role =
-            Role::parse(cfg.default_role()).map_err(|e| anyhow!("security.tls.client_default_role: {e}"))?;
+            role_table.resolve(cfg.default_role()).map_err(|e| anyhow!("security.tls.client_default_role: {e}"))?;
         tracing::info!(
             client_ca = %cfg.client_ca_file,
             client_auth = if cfg.client_ca_file.trim().is_empty() { "off" } else if cfg.client_cert_required() { "required" } else { "optional" },
@@ -272,7 +278,7 @@ impl ClientRoles {
         })?;
         Some(Principal {
             id: format!("mtls:{name}"),
-            role: self.roles.get(&name).copied().unwrap_or(self.default_role),
+            role: self.roles.get(&name).cloned().unwrap_or_else(|| self.default_role.clone()),
             name,
             collections: Vec::new(),
             row_filter: None,

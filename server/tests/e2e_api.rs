@@ -53,6 +53,7 @@ async fn collections_items_search_health_reflection() {
             name: "media".into(),
             spaces: vec![space("text", 16, v1::Metric::Cosine, ""), space("image", 8, v1::Metric::L2, "Flat")],
             multimodal: false,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -153,6 +154,7 @@ async fn bad_input_gets_the_right_status_and_a_clear_message() {
         name: "c".into(),
         spaces: vec![space("", 4, v1::Metric::Cosine, "Flat")],
         multimodal: false,
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -213,6 +215,7 @@ async fn bad_input_gets_the_right_status_and_a_clear_message() {
             name: "c".into(),
             spaces: vec![space("", 4, v1::Metric::Cosine, "")],
             multimodal: false,
+            ..Default::default()
         })
         .await,
         Code::AlreadyExists,
@@ -223,6 +226,7 @@ async fn bad_input_gets_the_right_status_and_a_clear_message() {
             name: "x".into(),
             spaces: vec![space("", 4, v1::Metric::Cosine, "HNSW32,Nope")],
             multimodal: false,
+            ..Default::default()
         })
         .await,
         Code::InvalidArgument,
@@ -233,6 +237,7 @@ async fn bad_input_gets_the_right_status_and_a_clear_message() {
             name: "../etc".into(),
             spaces: vec![space("", 4, v1::Metric::Cosine, "")],
             multimodal: false,
+            ..Default::default()
         })
         .await,
         Code::InvalidArgument,
@@ -243,6 +248,7 @@ async fn bad_input_gets_the_right_status_and_a_clear_message() {
             name: "x".into(),
             spaces: vec![space("", 0, v1::Metric::Cosine, "")],
             multimodal: false,
+            ..Default::default()
         })
         .await,
         Code::InvalidArgument,
@@ -357,6 +363,7 @@ fn sigterm_drains_and_exits_zero_and_the_lock_refuses_a_second_server() {
             name: "c".into(),
             spaces: vec![space("", 8, v1::Metric::Cosine, "")],
             multimodal: false,
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -60,6 +60,7 @@ fn acknowledged_writes_survive_sigkill() {
                 name: "c".into(),
                 spaces: vec![space("v", DIM as u32, v1::Metric::L2, "HNSW16")],
                 multimodal: false,
+                ..Default::default()
             })
             .await
             .unwrap();

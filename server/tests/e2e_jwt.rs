@@ -184,6 +184,7 @@ fn create(name: &str) -> v1::CreateCollectionRequest {
         name: name.into(),
         spaces: vec![space("", 4, v1::Metric::L2, "Flat")],
         multimodal: false,
+        ..Default::default()
     }
 }
 

@@ -20,6 +20,7 @@ fn metrics_are_valid_prometheus_text_and_status_reports_the_server() {
             name: "m".into(),
             spaces: vec![space("", 4, v1::Metric::L2, "Flat")],
             multimodal: false,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -197,6 +198,7 @@ fn latency_fault_raises_an_alert_that_then_clears() {
             name: "q".into(),
             spaces: vec![space("", 4, v1::Metric::L2, "Flat")],
             multimodal: false,
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -95,6 +95,7 @@ fn api_keys_roles_scopes_revocation_and_audit() {
                 name: name.into(),
                 spaces: vec![space("", 4, v1::Metric::L2, "Flat")],
                 multimodal: false,
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -195,6 +196,7 @@ fn a_tenant_key_never_reaches_another_tenants_items() {
             name: "shared".into(),
             spaces: vec![space("", 4, v1::Metric::L2, "Flat")],
             multimodal: false,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -368,6 +370,7 @@ fn masked_fields_are_hidden_below_clearance_and_cannot_be_filtered_on() {
             name: "people".into(),
             spaces: vec![space("", 4, v1::Metric::L2, "Flat")],
             multimodal: false,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -444,5 +447,222 @@ fn masked_fields_are_hidden_below_clearance_and_cannot_be_filtered_on() {
             .into_inner()
             .count;
         assert_eq!(n, 1);
+    });
+}
+
+const TENANT_ROLES: &str = r#"
+[security]
+auth = "api_key"
+[security.roles.tenant_a_writer]
+write = ["a*"]
+read = ["shared"]
+"#;
+
+#[test]
+fn custom_role_grants_write_on_a_prefix_and_read_on_shared_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("agentdb.toml");
+    std::fs::write(&config, TENANT_ROLES).unwrap();
+    let server = Server::start(&data, &["--config", config.to_str().unwrap()]);
+    let admin = std::fs::read_to_string(data.join("security/bootstrap-admin.key")).unwrap().trim().to_string();
+    let url = server.url();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let tenant = rt.block_on(async {
+        let (mut cols, mut items, mut sec) = channel(&url, Some(&admin)).await;
+        for name in ["a1", "shared", "b1"] {
+            cols.create(v1::CreateCollectionRequest {
+                name: name.into(),
+                spaces: vec![space("", 4, v1::Metric::L2, "Flat")],
+                multimodal: false,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+            items
+                .upsert(v1::UpsertRequest { collection: name.into(), items: vec![item("x", vec![1.0; 4], json!({}))] })
+                .await
+                .unwrap();
+        }
+        // Unknown roles are refused at key creation, naming the known ones.
+        let e = sec
+            .create_key(v1::CreateKeyRequest { name: "t".into(), role: "tenant_b".into(), ..Default::default() })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument);
+        assert!(e.message().contains("unknown role 'tenant_b'") && e.message().contains("tenant_a_writer"));
+        let tenant = sec
+            .create_key(v1::CreateKeyRequest { name: "t".into(), role: "tenant_a_writer".into(), ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(tenant.key.unwrap().role, "tenant_a_writer");
+        let (mut cols, mut items, mut sec) = channel(&url, Some(&tenant.secret)).await;
+        let up = |c: &str| v1::UpsertRequest { collection: c.into(), items: vec![item("y", vec![2.0; 4], json!({}))] };
+        items.upsert(up("a1")).await.unwrap();
+        let get = |c: &str| v1::GetRequest { collection: c.into(), ids: vec!["x".into()], with_vectors: false };
+        assert_eq!(items.get(get("a1")).await.unwrap().into_inner().items.len(), 1, "write includes read");
+        assert_eq!(items.get(get("shared")).await.unwrap().into_inner().items.len(), 1);
+        for (c, action) in [("shared", "write"), ("b1", "write")] {
+            let e = items.upsert(up(c)).await.unwrap_err();
+            assert_eq!(e.code(), Code::PermissionDenied);
+            let want = format!("(role tenant_a_writer) may not {action} on collection '{c}'");
+            assert!(e.message().contains(&want), "{}", e.message());
+        }
+        let e = items.get(get("b1")).await.unwrap_err();
+        assert!(e.message().contains("may not read on collection 'b1'"), "{}", e.message());
+        let e = cols
+            .create(v1::CreateCollectionRequest {
+                name: "a2".into(),
+                spaces: vec![space("", 4, v1::Metric::L2, "Flat")],
+                multimodal: false,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert!(e.message().contains("may not admin on collection 'a2'"), "{}", e.message());
+        assert_eq!(sec.list_keys(v1::ListKeysRequest {}).await.unwrap_err().code(), Code::PermissionDenied);
+        let listed: Vec<String> = cols
+            .list(v1::ListCollectionsRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .collections
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(listed.len(), 2, "only a1 and shared are listed: {listed:?}");
+        tenant.secret
+    });
+    // The CLI shows the custom role.
+    let out = std::process::Command::new(BIN)
+        .args(["keys", "list", "--json"])
+        .env("AGENTDB_URL", &url)
+        .env("AGENTDB_API_KEY", &admin)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tenant_a_writer"));
+    drop(server);
+    drop(tenant);
+
+    // Removing the role from the configuration: serve refuses a config that names an
+    // unknown role (exit non-zero, the role named), and the key no longer works.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[security]\nauth = \"api_key\"\noidc.default_role = \"tenant_c\"\noidc.enabled = true\noidc.issuer = \"https://idp\"\noidc.audience = [\"x\"]\noidc.jwks_file = \"/nonexistent\"\n").unwrap();
+    for (cfg, want) in [
+        (bad.clone(), "unknown role 'tenant_c'"),
+        (
+            {
+                let p = dir.path().join("bad2.toml");
+                std::fs::write(&p, "[security.tls]\nclient_roles = { ops = \"superuser\" }\n").unwrap();
+                p
+            },
+            "unknown role 'superuser'",
+        ),
+        (
+            {
+                let p = dir.path().join("bad3.toml");
+                std::fs::write(&p, "[security.roles.t]\nwrite = [\"a*b\"]\n").unwrap();
+                p
+            },
+            "collection pattern 'a*b'",
+        ),
+    ] {
+        let out = std::process::Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--set", "http_listen=", "--config"])
+            .arg(&cfg)
+            .arg("--data-dir")
+            .arg(dir.path().join("other"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "serve must refuse {}", cfg.display());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{want}: {err}");
+    }
+}
+
+#[test]
+fn storage_quota_refuses_the_crossing_upsert_per_principal_and_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("agentdb.toml");
+    // Items of 4 floats and {"n":i}: 1 + 7 + 16 = 24 bytes each (id, payload, vector).
+    std::fs::write(
+        &config,
+        "[security]\nauth = \"api_key\"\n[security.roles.small]\nwrite = [\"*\"]\nstorage_quota_bytes = 100\n",
+    )
+    .unwrap();
+    let args = ["--config", config.to_str().unwrap()];
+    let mut server = Server::start(&data, &args);
+    let admin = std::fs::read_to_string(data.join("security/bootstrap-admin.key")).unwrap().trim().to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = server.url();
+    let up = |ids: std::ops::Range<u32>| v1::UpsertRequest {
+        collection: "c".into(),
+        items: ids.map(|i| item(&format!("{i}"), vec![1.0; 4], json!({"n": i}))).collect(),
+    };
+    let (small, other) = rt.block_on(async {
+        let (mut cols, _, mut sec) = channel(&url, Some(&admin)).await;
+        cols.create(v1::CreateCollectionRequest {
+            name: "c".into(),
+            spaces: vec![space("", 4, v1::Metric::L2, "Flat")],
+            multimodal: false,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let mut secrets = Vec::new();
+        for role in ["small", "small"] {
+            let k = sec
+                .create_key(v1::CreateKeyRequest { name: "q".into(), role: role.into(), ..Default::default() })
+                .await
+                .unwrap()
+                .into_inner();
+            secrets.push((k.secret, k.key.unwrap().id));
+        }
+        let (small, other) = (secrets[0].clone(), secrets[1].clone());
+        let (_, mut items, _) = channel(&url, Some(&small.0)).await;
+        items.upsert(up(0..3)).await.unwrap(); // 72 bytes
+        let e = items.upsert(up(3..5)).await.unwrap_err(); // +48 > 100
+        assert_eq!(e.code(), Code::ResourceExhausted);
+        let m = e.message();
+        assert!(
+            m.contains(&format!("key:{}", small.1))
+                && m.contains("from 72 to 120 bytes")
+                && m.contains("limit of 100 bytes")
+                && m.contains("storage_quota_bytes")
+                && m.contains("delete data"),
+            "{m}"
+        );
+        // Replacing an item costs only the difference; another principal is unaffected.
+        items.upsert(up(0..1)).await.unwrap();
+        let (_, mut oitems, _) = channel(&url, Some(&other.0)).await;
+        oitems.upsert(up(10..13)).await.unwrap();
+        (small, other)
+    });
+    // The usage survives a restart.
+    assert_eq!(server.terminate().code(), Some(0));
+    let out = std::process::Command::new(BIN).args(["quota", "show", "--json"]).arg(&data).output().unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(shown.contains(&format!("\"principal\":\"key:{}\"", small.1)) && shown.contains("\"bytes\":72"), "{shown}");
+    let server = Server::start(&data, &args);
+    let url = server.url();
+    rt.block_on(async {
+        let (_, mut items, _) = channel(&url, Some(&small.0)).await;
+        let e = items.upsert(up(3..5)).await.unwrap_err();
+        assert_eq!(e.code(), Code::ResourceExhausted, "{}", e.message());
+        // Deleting gives the quota back.
+        items
+            .delete(v1::DeleteRequest {
+                collection: "c".into(),
+                ids: vec!["0".into(), "1".into()],
+                filter: String::new(),
+            })
+            .await
+            .unwrap();
+        items.upsert(up(3..5)).await.unwrap();
+        let (_, mut oitems, _) = channel(&url, Some(&other.0)).await;
+        let e = oitems.upsert(up(13..15)).await.unwrap_err();
+        assert!(e.message().contains(&format!("key:{}", other.1)), "{}", e.message());
     });
 }

@@ -85,6 +85,7 @@ fn ingest_folder_then_search_by_text_and_resume() {
             name: "raw".into(),
             spaces: vec![space("", 4, v1::Metric::Cosine, "")],
             multimodal: false,
+            ..Default::default()
         })
         .await
         .unwrap();

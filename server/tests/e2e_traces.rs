@@ -1,6 +1,8 @@
 //! OpenTelemetry traces through the real binary: an in-test OTLP/gRPC trace receiver,
 //! a search that carries a W3C `traceparent`, and the span tree that arrives; plus the
-//! per-request JSON log line and the `x-request-id` response metadata.
+//! per-request JSON log line and the `x-request-id` response metadata. And the same over
+//! the HTTP listener: an A2A `SendMessage` with a `traceparent` header, its span tree
+//! (http.request -> a2a.task -> search.*) and the `traceparent` of its push notification.
 
 mod common;
 
@@ -11,6 +13,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use serde_json::json;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -66,17 +69,7 @@ fn hex(b: &[u8]) -> String {
 fn a_search_with_traceparent_exports_its_span_tree_and_logs_one_line() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     // The OTLP/gRPC receiver on an ephemeral port.
-    let receiver = Receiver::default();
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let r = receiver.clone();
-    rt.spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(TraceServiceServer::new(r))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-            .await
-            .unwrap();
-    });
+    let (receiver, port) = otlp_receiver(&rt);
 
     let dir = tempfile::tempdir().unwrap();
     let endpoint = format!("telemetry.otlp_endpoint=http://127.0.0.1:{port}");
@@ -93,6 +86,7 @@ fn a_search_with_traceparent_exports_its_span_tree_and_logs_one_line() {
             name: "traced".into(),
             spaces: vec![space("", 4, v1::Metric::L2, "Flat")],
             multimodal: false,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -176,4 +170,212 @@ fn a_search_with_traceparent_exports_its_span_tree_and_logs_one_line() {
     // Every request logs its line: the create and the upsert did too.
     let lines = log.lines().filter(|l| l.contains("\"target\":\"agentdb::request\"")).count();
     assert!(lines >= 3, "expected a line per request:\n{log}");
+}
+
+/// The OTLP/gRPC receiver on an ephemeral port, served on `rt`: (receiver, port).
+fn otlp_receiver(rt: &tokio::runtime::Runtime) -> (Receiver, u16) {
+    let receiver = Receiver::default();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let r = receiver.clone();
+    rt.spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(r))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+            .await
+            .unwrap();
+    });
+    (receiver, port)
+}
+
+/// What the push receiver got: (head with lower-cased header names, body) per request.
+type Pushes = Arc<Mutex<Vec<(String, String)>>>;
+
+/// A tiny HTTP server for push notifications: records each request and answers 200.
+fn push_receiver() -> (String, Pushes) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let sink = got.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let (mut head, mut line) = (String::new(), String::new());
+            while r.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                head.push_str(&match line.split_once(':') {
+                    Some((k, v)) => format!("{}:{v}", k.to_ascii_lowercase()),
+                    None => line.clone(),
+                });
+                line.clear();
+            }
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            let mut body = vec![0; len];
+            let _ = r.read_exact(&mut body);
+            sink.lock().unwrap().push((head, String::from_utf8_lossy(&body).to_string()));
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (addr, got)
+}
+
+/// One JSON-RPC POST to the A2A endpoint: (status, response head, JSON body).
+fn a2a_post(addr: &str, body: &serde_json::Value, headers: &[(&str, &str)]) -> (u16, String, serde_json::Value) {
+    let body = body.to_string();
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the HTTP listener");
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let mut req = format!(
+        "POST /a2a HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(&body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let text = String::from_utf8_lossy(&out).to_string();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let v = serde_json::from_str(rest).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    (status, head.to_ascii_lowercase(), v)
+}
+
+/// Whether `span`'s parent chain (within `spans`) reaches `ancestor`.
+fn descends_from(spans: &[(String, Span)], span: &Span, ancestor: &[u8]) -> bool {
+    let mut cur = span.parent_span_id.clone();
+    for _ in 0..32 {
+        if cur == ancestor {
+            return true;
+        }
+        match spans.iter().find(|(_, s)| s.span_id == cur) {
+            Some((_, p)) => cur = p.parent_span_id.clone(),
+            None => return false,
+        }
+    }
+    false
+}
+
+#[test]
+fn an_a2a_send_with_traceparent_continues_the_trace_into_its_work_and_push_notifications() {
+    // The push receiver listens on 127.0.0.1, which the server refuses by default.
+    std::env::set_var("A2A_ALLOW_PRIVATE_PUSH_TARGETS", "1");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (receiver, port) = otlp_receiver(&rt);
+    let (push_addr, pushes) = push_receiver();
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = format!("telemetry.otlp_endpoint=http://127.0.0.1:{port}");
+    let mut server = Server::start(
+        &dir.path().join("data"),
+        &["--set", &endpoint, "--set", "log_format=json", "--set", "http_listen=127.0.0.1:0"],
+    );
+    let http = server.http_addr.clone().expect("the server printed 'agentdb http listening on ADDR'");
+    let out = server.cli(&["collection", "create", "docs", "--multimodal"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ingest = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": {
+        "messageId": "m1", "role": "ROLE_USER",
+        "parts": [{"data": {"skill": "ingest", "collection": "docs", "source": "engines.txt",
+                   "text": "The diesel engine of the locomotive needs new pistons and a fuel injector."}}]}}});
+    let (status, _, r) = a2a_post(&http, &ingest, &[]);
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["result"]["task"]["status"]["state"], json!("TASK_STATE_COMPLETED"), "{r}");
+
+    // A search with the caller's traceparent and an inline push config.
+    const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
+    const PARENT_ID: &str = "b7ad6b7169203331";
+    let traceparent = format!("00-{TRACE_ID}-{PARENT_ID}-01");
+    let search = json!({"jsonrpc": "2.0", "id": 2, "method": "SendMessage", "params": {"message": {
+        "messageId": "m2", "role": "ROLE_USER",
+        "parts": [{"data": {"skill": "search", "collection": "docs", "text": "locomotive pistons"}}]},
+        "configuration": {"taskPushNotificationConfig": {"url": format!("http://{push_addr}/hook"), "token": "t"}}}});
+    let (status, head, r) = a2a_post(&http, &search, &[("traceparent", &traceparent), ("x-request-id", "a2a-req-1")]);
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["result"]["task"]["status"]["state"], json!("TASK_STATE_COMPLETED"), "{r}");
+    // (c) The request id is echoed.
+    assert!(head.contains("\r\nx-request-id: a2a-req-1"), "{head}");
+    // A request without one gets a new one.
+    let (_, head2, _) = a2a_post(&http, &json!({"jsonrpc": "2.0", "id": 3, "method": "ListTasks"}), &[]);
+    let rid = head2.lines().find_map(|l| l.strip_prefix("x-request-id: ")).expect("x-request-id");
+    assert_eq!(rid.trim().len(), 32, "{head2}");
+
+    // (b) The push notification of the completed task carries the caller's trace.
+    let t = Instant::now();
+    let push_parent = loop {
+        let got = pushes.lock().unwrap().clone();
+        let done = got.iter().find(|(_, b)| b.contains("TASK_STATE_COMPLETED"));
+        if let Some((head, _)) = done {
+            let tp = head
+                .lines()
+                .find_map(|l| l.strip_prefix("traceparent:"))
+                .unwrap_or_else(|| panic!("no traceparent in the push: {head}"))
+                .trim()
+                .to_string();
+            let f: Vec<&str> = tp.split('-').collect();
+            assert_eq!(f.len(), 4, "{tp}");
+            assert_eq!(f[1], TRACE_ID, "{tp}");
+            assert_ne!(f[2], PARENT_ID, "{tp}");
+            break f[2].to_string();
+        }
+        if t.elapsed() > Duration::from_secs(30) {
+            panic!("no completed-task push within 30 s; got {got:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+
+    // (a) The span tree: http.request (child of the caller's span) -> a2a.task -> search.*,
+    // and the push's a2a.push span in the same trace.
+    let t = Instant::now();
+    loop {
+        let spans: Vec<(String, Span)> =
+            receiver.spans.lock().unwrap().iter().filter(|(_, s)| hex(&s.trace_id) == TRACE_ID).cloned().collect();
+        let root = spans.iter().map(|(_, s)| s).find(|s| s.name == "http.request");
+        let task = root
+            .and_then(|r| spans.iter().map(|(_, s)| s).find(|s| s.name == "a2a.task" && s.parent_span_id == r.span_id));
+        let embed = task.and_then(|tk| {
+            spans.iter().map(|(_, s)| s).find(|s| s.name == "search.embed" && descends_from(&spans, s, &tk.span_id))
+        });
+        let push = spans.iter().map(|(_, s)| s).find(|s| s.name == "a2a.push" && hex(&s.span_id) == push_parent);
+        if let (Some(root), Some(task), Some(_), Some(push)) = (root, task, embed, push) {
+            assert_eq!(hex(&root.parent_span_id), PARENT_ID);
+            assert_eq!(attr(root, "request_id").as_deref(), Some("a2a-req-1"));
+            assert_eq!(attr(root, "http.request.method").as_deref(), Some("POST"));
+            assert_eq!(attr(root, "url.path").as_deref(), Some("/a2a"));
+            assert_eq!(attr(root, "rpc.method").as_deref(), Some("SendMessage"));
+            assert_eq!(attr(root, "http.response.status_code").as_deref(), Some("200"));
+            assert_eq!(attr(task, "skill").as_deref(), Some("search"));
+            assert_eq!(attr(task, "agentdb.collection").as_deref(), Some("docs"));
+            assert_eq!(attr(task, "request_id").as_deref(), Some("a2a-req-1"));
+            assert!(descends_from(&spans, push, &root.span_id), "{push:?}");
+            assert!(spans.iter().any(|(_, s)| s.name == "search.list" && descends_from(&spans, s, &task.span_id)));
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(30) {
+            let names: Vec<String> = spans
+                .iter()
+                .map(|(_, s)| format!("{} id={} parent={}", s.name, hex(&s.span_id), hex(&s.parent_span_id)))
+                .collect();
+            panic!("no http.request span tree within 30 s; got {names:?}\nlog:\n{}", server.log_text());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The HTTP request's one log line, as for gRPC.
+    server.terminate();
+    let log = server.log_text();
+    let line = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["fields"]["request_id"] == "a2a-req-1" && v["target"] == "agentdb::request")
+        .unwrap_or_else(|| panic!("no request log line with request_id a2a-req-1:\n{log}"));
+    let f = &line["fields"];
+    assert_eq!(f["method"], "POST /a2a", "{line}");
+    assert_eq!(f["status"], "200", "{line}");
+    assert_eq!(f["principal"], "local", "{line}");
+    assert!(f["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{line}");
 }

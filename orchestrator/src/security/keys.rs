@@ -3,7 +3,7 @@
 //! key costs one Argon2 evaluation; successful verifications are cached by the key's
 //! SHA-256 so requests after the first are cheap, and a revocation clears the cache.
 
-use super::{AuthMethod, Error, Principal, Role};
+use super::{AuthMethod, Error, Principal, Role, RoleTable};
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use parking_lot::RwLock;
@@ -12,12 +12,15 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiKey {
     pub id: String,
     pub name: String,
-    pub role: Role,
+    /// Role name: reader, writer, admin or a custom role (`[security.roles.<name>]`),
+    /// resolved against the server's role table on every verification.
+    pub role: String,
     /// Empty = every collection.
     #[serde(default)]
     pub collections: Vec<String>,
@@ -42,6 +45,7 @@ pub struct KeyStore {
     keys: RwLock<Vec<ApiKey>>,
     /// sha256(full key) -> key id, for keys verified since start.
     verified: RwLock<HashMap<[u8; 32], String>>,
+    roles: RwLock<Arc<RoleTable>>,
 }
 
 fn now() -> u64 {
@@ -69,7 +73,29 @@ impl KeyStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(Error::Storage { path, reason: e.to_string() }),
         };
-        Ok(KeyStore { path, keys: RwLock::new(keys), verified: RwLock::new(HashMap::new()) })
+        Ok(KeyStore {
+            path,
+            keys: RwLock::new(keys),
+            verified: RwLock::new(HashMap::new()),
+            roles: RwLock::new(Arc::new(RoleTable::default())),
+        })
+    }
+
+    /// The roles keys may name (default: the built-ins only).
+    pub fn set_roles(&self, roles: Arc<RoleTable>) {
+        *self.roles.write() = roles;
+    }
+
+    /// Active keys whose role the role table does not define (e.g. a custom role removed
+    /// from the configuration): `(key id, role)`. Such keys fail verification.
+    pub fn undefined_roles(&self) -> Vec<(String, String)> {
+        let roles = self.roles.read().clone();
+        self.keys
+            .read()
+            .iter()
+            .filter(|k| !k.revoked && roles.resolve(&k.role).is_err())
+            .map(|k| (k.id.clone(), k.role.clone()))
+            .collect()
     }
 
     fn save(&self, keys: &[ApiKey]) -> Result<(), Error> {
@@ -103,7 +129,7 @@ impl KeyStore {
     pub fn create(
         &self,
         name: &str,
-        role: Role,
+        role: &Role,
         collections: Vec<String>,
         row_filter: Option<String>,
     ) -> Result<(ApiKey, String), Error> {
@@ -124,7 +150,7 @@ impl KeyStore {
         let key = ApiKey {
             id: id.clone(),
             name: name.to_string(),
-            role,
+            role: role.as_str().to_string(),
             collections,
             hash,
             row_filter,
@@ -173,10 +199,16 @@ impl KeyStore {
             Argon2::default().verify_password(secret.as_bytes(), &parsed).map_err(|_| denied())?;
             self.verified.write().insert(digest, id.to_string());
         }
+        let role = self.roles.read().resolve(&key.role).map_err(|_| {
+            Error::Unauthenticated(format!(
+                "API key {} has role '{}', which the server configuration does not define",
+                key.id, key.role
+            ))
+        })?;
         Ok(Principal {
             id: format!("key:{}", key.id),
             name: key.name,
-            role: key.role,
+            role,
             collections: key.collections,
             row_filter: key.row_filter,
             auth: AuthMethod::ApiKey,
@@ -194,10 +226,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ks = KeyStore::open(dir.path()).unwrap();
         assert!(ks.is_empty());
-        let (k, secret) = ks.create("ci", Role::Writer, vec!["a".into()], None).unwrap();
-        assert!(ks.create("bad", Role::Reader, vec![], Some("tenant = ".into())).is_err(), "row filters are validated");
+        let (k, secret) = ks.create("ci", &Role::Writer, vec!["a".into()], None).unwrap();
+        assert!(
+            ks.create("bad", &Role::Reader, vec![], Some("tenant = ".into())).is_err(),
+            "row filters are validated"
+        );
         let p = ks.verify(&secret).unwrap();
         assert_eq!((p.role, p.collections.clone()), (Role::Writer, vec!["a".to_string()]));
+        assert_eq!(ks.list()[0].role, "writer");
         assert!(ks.verify(&secret).is_ok(), "cached path");
         let stored = std::fs::read_to_string(dir.path().join("api-keys.json")).unwrap();
         assert!(!stored.contains(secret.split('_').nth(2).unwrap()), "the secret is not stored");
@@ -214,5 +250,30 @@ mod tests {
         ks.revoke(&k.id).unwrap();
         assert!(ks.verify(&secret).is_err(), "revoked keys fail even when cached");
         assert!(KeyStore::open(dir.path()).unwrap().verify(&secret).is_err());
+    }
+
+    #[test]
+    fn custom_role_keys() {
+        use crate::security::{Action, CustomRole, Grant};
+        let dir = tempfile::tempdir().unwrap();
+        let table = Arc::new(
+            RoleTable::new(vec![CustomRole {
+                name: "tenant".into(),
+                grants: vec![Grant::new(vec![Action::Write], vec!["t_*".into()]).unwrap()],
+                storage_quota_bytes: None,
+                storage_quota_items: None,
+            }])
+            .unwrap(),
+        );
+        let ks = KeyStore::open(dir.path()).unwrap();
+        ks.set_roles(table.clone());
+        let (_, secret) = ks.create("t", &table.resolve("tenant").unwrap(), vec![], None).unwrap();
+        let p = ks.verify(&secret).unwrap();
+        assert_eq!(p.role.as_str(), "tenant");
+        assert!(p.authorize(Action::Write, "t_1").is_ok() && p.authorize(Action::Write, "u").is_err());
+        // The role removed from the configuration: the key no longer verifies.
+        let ks2 = KeyStore::open(dir.path()).unwrap();
+        assert_eq!(ks2.undefined_roles().len(), 1);
+        assert!(ks2.verify(&secret).unwrap_err().to_string().contains("role 'tenant'"));
     }
 }

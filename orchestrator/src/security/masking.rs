@@ -28,7 +28,15 @@ impl Masking {
 
     /// Whether `p` sees masked values.
     pub fn applies(&self, p: Option<&Principal>) -> bool {
-        !self.fields.is_empty() && p.is_some_and(|p| p.role < self.clearance)
+        !self.fields.is_empty() && p.is_some_and(|p| p.role.rank() < self.clearance.rank())
+    }
+
+    /// The top-level payload keys `p` may not read (empty when nothing is masked for it).
+    pub fn hidden_keys(&self, p: Option<&Principal>) -> Vec<String> {
+        if !self.applies(p) {
+            return Vec::new();
+        }
+        self.fields.iter().filter_map(|f| f.first().cloned()).collect()
     }
 
     /// Replace every masked field present in `payload` (objects only; arrays are left
@@ -62,7 +70,7 @@ impl Masking {
                     return Err(format!(
                         "payload field '{}' is masked for role {}; it cannot be used in a filter",
                         masked.join("."),
-                        p.map(|p| p.role).unwrap_or(Role::Reader).as_str()
+                        p.map_or("reader", |p| p.role.as_str())
                     ));
                 }
             }

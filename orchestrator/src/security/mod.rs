@@ -15,8 +15,9 @@ pub use oidc::{OidcSettings, OidcVerifier};
 
 use serde::{Deserialize, Serialize};
 
-/// What a request does, for authorization.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What a request does, for authorization. Each action includes the ones before it in a
+/// grant: a grant of `write` also allows `read`, `admin` allows all three.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// search, get, count, describe, list
@@ -35,39 +36,187 @@ impl Action {
             Action::Admin => "admin",
         }
     }
+    pub fn parse(s: &str) -> Result<Action, Error> {
+        match s.trim() {
+            "read" => Ok(Action::Read),
+            "write" => Ok(Action::Write),
+            "admin" => Ok(Action::Admin),
+            other => Err(Error::Invalid(format!("unknown action '{other}' (read, write or admin)"))),
+        }
+    }
 }
 
-/// Built-in roles: each includes the ones below it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// A collection pattern in a grant: an exact name, `prefix*`, or `*` for every collection.
+pub fn pattern_matches(pattern: &str, collection: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => collection.starts_with(prefix),
+        None => pattern == collection,
+    }
+}
+
+fn validate_pattern(p: &str) -> Result<(), Error> {
+    let body = p.strip_suffix('*').unwrap_or(p);
+    if p.is_empty() || body.contains('*') || body.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::Invalid(format!(
+            "collection pattern '{p}' must be a collection name, 'prefix*' or '*' (one trailing '*' at most)"
+        )));
+    }
+    Ok(())
+}
+
+/// One permission of a custom role: these actions on the collections matching these patterns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub actions: Vec<Action>,
+    pub collections: Vec<String>,
+}
+
+impl Grant {
+    pub fn new(actions: Vec<Action>, collections: Vec<String>) -> Result<Grant, Error> {
+        if actions.is_empty() || collections.is_empty() {
+            return Err(Error::Invalid("a grant needs at least one action and one collection pattern".into()));
+        }
+        for c in &collections {
+            validate_pattern(c)?;
+        }
+        Ok(Grant { actions, collections })
+    }
+
+    /// `collection` "" = not collection-specific (listings, key management): allowed when
+    /// the grant has the action, and for `admin` only when it covers every collection (`*`).
+    pub fn allows(&self, a: Action, collection: &str) -> bool {
+        self.actions.iter().any(|g| *g >= a)
+            && if collection.is_empty() {
+                a != Action::Admin || self.collections.iter().any(|p| p == "*")
+            } else {
+                self.collections.iter().any(|p| pattern_matches(p, collection))
+            }
+    }
+}
+
+/// A role defined in `[security.roles.<name>]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomRole {
+    pub name: String,
+    pub grants: Vec<Grant>,
+    /// Storage quota overrides for principals with this role (`None` = the server default).
+    pub storage_quota_bytes: Option<u64>,
+    pub storage_quota_items: Option<u64>,
+}
+
+/// A role: a built-in one (reader ⊂ writer ⊂ admin, on every collection) or a custom one
+/// (its grants), resolved by name against a [`RoleTable`].
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {
     Reader,
     Writer,
     Admin,
+    Custom(std::sync::Arc<CustomRole>),
 }
 
+pub const BUILTIN_ROLES: [&str; 3] = ["reader", "writer", "admin"];
+
 impl Role {
+    /// A built-in role by name; custom roles resolve through [`RoleTable::resolve`].
     pub fn parse(s: &str) -> Result<Role, Error> {
-        match s {
+        match s.trim() {
             "reader" => Ok(Role::Reader),
             "writer" => Ok(Role::Writer),
             "admin" => Ok(Role::Admin),
             other => Err(Error::Invalid(format!("unknown role '{other}' (reader, writer or admin)"))),
         }
     }
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             Role::Reader => "reader",
             Role::Writer => "writer",
             Role::Admin => "admin",
+            Role::Custom(c) => &c.name,
         }
     }
-    pub fn allows(self, a: Action) -> bool {
-        match a {
-            Action::Read => true,
-            Action::Write => self >= Role::Writer,
-            Action::Admin => self == Role::Admin,
+    /// Clearance level for data masking: reader 0, writer 1, admin 2; custom roles rank
+    /// as readers.
+    pub fn rank(&self) -> u8 {
+        match self {
+            Role::Reader | Role::Custom(_) => 0,
+            Role::Writer => 1,
+            Role::Admin => 2,
         }
+    }
+    /// Whether the role allows `a` on `collection` ("" = not collection-specific).
+    pub fn allows(&self, a: Action, collection: &str) -> bool {
+        match self {
+            Role::Custom(c) => c.grants.iter().any(|g| g.allows(a, collection)),
+            builtin => match a {
+                Action::Read => true,
+                Action::Write => builtin.rank() >= 1,
+                Action::Admin => builtin.rank() >= 2,
+            },
+        }
+    }
+    pub fn custom(&self) -> Option<&CustomRole> {
+        match self {
+            Role::Custom(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+impl Serialize for Role {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// The roles a server knows: the built-ins plus the custom roles of its configuration.
+#[derive(Debug, Clone, Default)]
+pub struct RoleTable {
+    custom: std::collections::BTreeMap<String, Role>,
+}
+
+impl RoleTable {
+    pub fn new(custom: Vec<CustomRole>) -> Result<RoleTable, Error> {
+        let mut t = RoleTable::default();
+        for r in custom {
+            let ok_name = !r.name.is_empty()
+                && r.name.len() <= 64
+                && r.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
+            if !ok_name {
+                return Err(Error::Invalid(format!(
+                    "role name '{}' must be 1 to 64 of a-z, A-Z, 0-9, '_', '-', '.'",
+                    r.name
+                )));
+            }
+            if BUILTIN_ROLES.contains(&r.name.as_str()) {
+                return Err(Error::Invalid(format!("role '{}' is built in and cannot be redefined", r.name)));
+            }
+            if r.grants.is_empty() {
+                return Err(Error::Invalid(format!("role '{}' has no grants", r.name)));
+            }
+            t.custom.insert(r.name.clone(), Role::Custom(std::sync::Arc::new(r)));
+        }
+        Ok(t)
+    }
+
+    /// The role called `name`: built-in or custom; unknown names are refused.
+    pub fn resolve(&self, name: &str) -> Result<Role, Error> {
+        let name = name.trim();
+        if let Ok(r) = Role::parse(name) {
+            return Ok(r);
+        }
+        self.custom.get(name).cloned().ok_or_else(|| {
+            let mut known: Vec<&str> = BUILTIN_ROLES.to_vec();
+            known.extend(self.custom.keys().map(String::as_str));
+            Error::Invalid(format!(
+                "unknown role '{name}' (known roles: {}; custom roles are defined in [security.roles.<name>])",
+                known.join(", ")
+            ))
+        })
+    }
+
+    /// Custom role names.
+    pub fn custom_names(&self) -> Vec<String> {
+        self.custom.keys().cloned().collect()
     }
 }
 
@@ -108,9 +257,14 @@ pub struct Principal {
 impl Principal {
     /// Decide whether `self` may do `action` on `collection` ("" = not collection-specific).
     pub fn authorize(&self, action: Action, collection: &str) -> Result<(), String> {
-        if !self.role.allows(action) {
+        if !self.role.allows(action, collection) {
+            let on = match (&self.role, collection) {
+                (Role::Custom(_), c) if !c.is_empty() => format!(" on collection '{c}'"),
+                (Role::Custom(_), _) => " server-wide".to_string(),
+                _ => String::new(),
+            };
             return Err(format!(
-                "{} '{}' (role {}) may not {}",
+                "{} '{}' (role {}) may not {}{on}",
                 self.id,
                 self.name,
                 self.role.as_str(),
@@ -163,7 +317,90 @@ mod tests {
         let w = Principal { role: Role::Writer, collections: vec![], ..p.clone() };
         assert!(w.authorize(Action::Write, "anything").is_ok());
         assert!(w.authorize(Action::Admin, "").is_err());
-        let a = Principal { role: Role::Admin, collections: vec![], ..p };
+        let a = Principal { role: Role::Admin, collections: vec![], ..p.clone() };
         assert!(a.authorize(Action::Admin, "").is_ok());
+    }
+
+    fn tenant_table() -> RoleTable {
+        RoleTable::new(vec![CustomRole {
+            name: "tenant_a_writer".into(),
+            grants: vec![
+                Grant::new(vec![Action::Write], vec!["a*".into()]).unwrap(),
+                Grant::new(vec![Action::Read], vec!["shared".into()]).unwrap(),
+            ],
+            storage_quota_bytes: None,
+            storage_quota_items: None,
+        }])
+        .unwrap()
+    }
+
+    #[test]
+    fn patterns() {
+        assert!(pattern_matches("*", "x"));
+        assert!(pattern_matches("a*", "a") && pattern_matches("a*", "alpha"));
+        assert!(!pattern_matches("a*", "beta"));
+        assert!(pattern_matches("shared", "shared") && !pattern_matches("shared", "shared2"));
+        assert!(validate_pattern("a*b").is_err() && validate_pattern("**").is_err() && validate_pattern("").is_err());
+        assert!(validate_pattern("*").is_ok() && validate_pattern("logs_*").is_ok());
+    }
+
+    #[test]
+    fn custom_roles_resolve_and_authorize() {
+        let t = tenant_table();
+        assert_eq!(t.resolve("admin").unwrap(), Role::Admin);
+        let err = t.resolve("nope").unwrap_err().to_string();
+        assert!(err.contains("unknown role 'nope'") && err.contains("tenant_a_writer"), "{err}");
+        let role = t.resolve("tenant_a_writer").unwrap();
+        assert_eq!(role.as_str(), "tenant_a_writer");
+        assert_eq!(serde_json::to_string(&role).unwrap(), "\"tenant_a_writer\"");
+        let p = Principal { role, collections: vec![], ..principal() };
+        assert!(p.authorize(Action::Write, "a1").is_ok());
+        assert!(p.authorize(Action::Read, "a1").is_ok(), "write includes read");
+        assert!(p.authorize(Action::Read, "shared").is_ok());
+        let e = p.authorize(Action::Write, "shared").unwrap_err();
+        assert!(e.contains("role tenant_a_writer") && e.contains("may not write on collection 'shared'"), "{e}");
+        assert!(p.authorize(Action::Read, "b").is_err());
+        assert!(p.authorize(Action::Admin, "a1").is_err());
+        assert!(p.authorize(Action::Read, "").is_ok(), "listings are filtered per collection");
+        assert!(p.authorize(Action::Admin, "").unwrap_err().contains("may not admin server-wide"));
+        // admin on '*' allows server-wide admin actions.
+        let ops = RoleTable::new(vec![CustomRole {
+            name: "ops".into(),
+            grants: vec![Grant::new(vec![Action::Admin], vec!["*".into()]).unwrap()],
+            storage_quota_bytes: None,
+            storage_quota_items: None,
+        }])
+        .unwrap()
+        .resolve("ops")
+        .unwrap();
+        assert!(ops.allows(Action::Admin, "") && ops.allows(Action::Write, "x"));
+    }
+
+    #[test]
+    fn role_table_refuses_bad_definitions() {
+        let mk = |name: &str, grants: Vec<Grant>| CustomRole {
+            name: name.into(),
+            grants,
+            storage_quota_bytes: None,
+            storage_quota_items: None,
+        };
+        let g = || vec![Grant::new(vec![Action::Read], vec!["*".into()]).unwrap()];
+        assert!(RoleTable::new(vec![mk("admin", g())]).unwrap_err().to_string().contains("built in"));
+        assert!(RoleTable::new(vec![mk("x", vec![])]).unwrap_err().to_string().contains("no grants"));
+        assert!(RoleTable::new(vec![mk("bad name", g())]).is_err());
+        assert!(Grant::new(vec![], vec!["a".into()]).is_err());
+        assert!(Action::parse("delete").is_err() && Action::parse("write").unwrap() == Action::Write);
+    }
+
+    fn principal() -> Principal {
+        Principal {
+            id: "key:1".into(),
+            name: "t".into(),
+            role: Role::Reader,
+            collections: vec![],
+            row_filter: None,
+            auth: AuthMethod::ApiKey,
+            mfa: false,
+        }
     }
 }

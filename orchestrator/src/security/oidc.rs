@@ -71,6 +71,8 @@ pub struct OidcSettings {
     pub role_claim: String,
     /// Role for tokens without `role_claim`; `None` refuses them.
     pub default_role: Option<Role>,
+    /// Roles the claim may name: the built-ins and the configuration's custom roles.
+    pub roles: std::sync::Arc<super::RoleTable>,
     /// Claim listing the collections the principal may touch (absent = all).
     pub collections_claim: String,
     /// Claim holding a row-level filter expression (e.g. `tenant = "acme"`), ANDed into
@@ -98,6 +100,7 @@ impl OidcSettings {
             principal_claim: "sub".into(),
             role_claim: "agentdb_role".into(),
             default_role: None,
+            roles: Default::default(),
             collections_claim: "agentdb_collections".into(),
             row_filter_claim: None,
             mfa_amr_values: vec!["mfa".into(), "otp".into(), "hwk".into()],
@@ -358,17 +361,17 @@ impl OidcVerifier {
             return Err(unauthenticated(format!("claim '{}' is not a usable identifier", s.principal_claim)));
         }
         let role = match claim(claims, &s.role_claim) {
-            None | Some(Value::Null) => s.default_role.ok_or_else(|| {
+            None | Some(Value::Null) => s.default_role.clone().ok_or_else(|| {
                 unauthenticated(format!("token has no '{}' claim (reader, writer or admin)", s.role_claim))
             })?,
             Some(Value::String(r)) => {
-                Role::parse(r).map_err(|e| unauthenticated(format!("claim '{}': {e}", s.role_claim)))?
+                s.roles.resolve(r).map_err(|e| unauthenticated(format!("claim '{}': {e}", s.role_claim)))?
             }
             Some(Value::Array(list)) => list
                 .iter()
-                .filter_map(|v| v.as_str().and_then(|r| Role::parse(r).ok()))
-                .max()
-                .or(s.default_role)
+                .filter_map(|v| v.as_str().and_then(|r| s.roles.resolve(r).ok()))
+                .reduce(|a: Role, b| if b.rank() > a.rank() { b } else { a })
+                .or_else(|| s.default_role.clone())
                 .ok_or_else(|| {
                     unauthenticated(format!("claim '{}' names no role (reader, writer or admin)", s.role_claim))
                 })?,
@@ -584,6 +587,31 @@ mod tests {
         assert!(!key_fits(ec, Algorithm::ES384) && !key_fits(ec, Algorithm::RS256));
         assert!(parse_jwks("{}", &mut out).is_err());
         assert!(parse_jwks("nope", &mut out).is_err());
+    }
+
+    #[test]
+    fn role_claims_may_name_custom_roles() {
+        use crate::security::{Action, CustomRole, Grant, RoleTable};
+        let mut s = OidcSettings::new("https://idp", vec!["agentdb".into()]);
+        s.jwks_url = Some("http://127.0.0.1:1/jwks".into());
+        s.roles = std::sync::Arc::new(
+            RoleTable::new(vec![CustomRole {
+                name: "tenant".into(),
+                grants: vec![Grant::new(vec![Action::Write], vec!["t*".into()]).unwrap()],
+                storage_quota_bytes: None,
+                storage_quota_items: None,
+            }])
+            .unwrap(),
+        );
+        let v = OidcVerifier::new(s).unwrap();
+        let claims = |role: Value| -> Map<String, Value> {
+            serde_json::from_value(serde_json::json!({"sub": "u1", "agentdb_role": role})).unwrap()
+        };
+        assert_eq!(v.principal(&claims("tenant".into())).unwrap().role.as_str(), "tenant");
+        assert_eq!(v.principal(&claims(serde_json::json!(["tenant", "writer"]))).unwrap().role, Role::Writer);
+        assert_eq!(v.principal(&claims(serde_json::json!(["nope", "tenant"]))).unwrap().role.as_str(), "tenant");
+        let e = v.principal(&claims("nope".into())).unwrap_err().to_string();
+        assert!(e.contains("unknown role 'nope'"), "{e}");
     }
 
     #[test]

@@ -1,0 +1,757 @@
+//! The keyword index: BM25 over every piece of text an item carries (text chunks,
+//! transcripts, OCR, image labels, metadata), one `tantivy` field per kind so a query can
+//! weight or exclude each.
+//!
+//! The index lives in memory and is derived data: the items' payloads (in the WAL and the
+//! segments, encrypted at rest like everything else) are the source of truth. A collection
+//! builds it at open from its live items after WAL replay, and every upsert and delete
+//! updates it under the same lock that applies the write, so it is never behind an
+//! acknowledged write and a kill -9 cannot leave it out of step.
+//!
+//! Queries use a small syntax of our own (so errors can name their position):
+//! `word`, `"a phrase"`, `field:word`, `field:"a phrase"`, `+must`, `-must_not`, `word^2`.
+
+use crate::collection::State;
+use crate::error::{Error, Result};
+use crate::filter::Filter;
+use crate::types::Hit;
+use crate::Collection;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tantivy::collector::TopDocs;
+use tantivy::query::{BooleanQuery, BoostQuery, EmptyQuery, Occur, PhraseQuery, Query, TermQuery};
+use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value as _, STORED, STRING};
+use tantivy::tokenizer::{
+    Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
+};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+
+/// The text fields of the keyword index, in the order `--explain` lists them.
+pub const FIELDS: [&str; 8] = ["text", "transcript", "ocr", "labels", "filename", "title", "tags", "meta"];
+
+/// What a collection's keyword index does (stored in its spec; absent = no index).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeywordSpec {
+    /// Stemming and stop-word language (`english`, `french`, `german`, ...).
+    #[serde(default = "default_language")]
+    pub language: String,
+    /// Payload fields (beyond the built-in ones) indexed into the `meta` field.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub searchable: Vec<String>,
+}
+
+fn default_language() -> String {
+    "english".into()
+}
+
+impl Default for KeywordSpec {
+    fn default() -> Self {
+        KeywordSpec { language: default_language(), searchable: Vec::new() }
+    }
+}
+
+impl KeywordSpec {
+    pub fn validate(&self) -> Result<()> {
+        language(&self.language)?;
+        for f in &self.searchable {
+            if f.is_empty() || f.len() > 256 {
+                return Err(Error::InvalidArgument(format!("searchable payload field '{f}' must be 1-256 bytes")));
+            }
+        }
+        Ok(())
+    }
+}
+
+const LANGUAGES: [(&str, Language); 18] = [
+    ("arabic", Language::Arabic),
+    ("danish", Language::Danish),
+    ("dutch", Language::Dutch),
+    ("english", Language::English),
+    ("finnish", Language::Finnish),
+    ("french", Language::French),
+    ("german", Language::German),
+    ("greek", Language::Greek),
+    ("hungarian", Language::Hungarian),
+    ("italian", Language::Italian),
+    ("norwegian", Language::Norwegian),
+    ("portuguese", Language::Portuguese),
+    ("romanian", Language::Romanian),
+    ("russian", Language::Russian),
+    ("spanish", Language::Spanish),
+    ("swedish", Language::Swedish),
+    ("tamil", Language::Tamil),
+    ("turkish", Language::Turkish),
+];
+
+fn language(name: &str) -> Result<Language> {
+    LANGUAGES.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, l)| *l).ok_or_else(|| {
+        let known: Vec<&str> = LANGUAGES.iter().map(|(n, _)| *n).collect();
+        Error::InvalidArgument(format!("unknown keyword language '{name}' (one of: {})", known.join(", ")))
+    })
+}
+
+/// Lower-case, drop stop words (where the language has a list) and stem.
+fn analyzer(lang: Language) -> TextAnalyzer {
+    let b = TextAnalyzer::builder(SimpleTokenizer::default()).filter(RemoveLongFilter::limit(40)).filter(LowerCaser);
+    match StopWordFilter::new(lang) {
+        Some(stop) => b.filter(stop).filter(Stemmer::new(lang)).build(),
+        None => TextAnalyzer::builder(SimpleTokenizer::default())
+            .filter(RemoveLongFilter::limit(40))
+            .filter(LowerCaser)
+            .filter(Stemmer::new(lang))
+            .build(),
+    }
+}
+
+const TOKENIZER: &str = "agentdb";
+
+/// The text of each field for one item's payload.
+pub fn field_texts(payload: &Value, searchable: &[String]) -> [String; 8] {
+    let mut out: [String; 8] = Default::default();
+    let s = |k: &str| payload.get(k).map(flatten).unwrap_or_default();
+    let speech = payload.get("modality").and_then(Value::as_str) == Some("speech");
+    out[if speech { 1 } else { 0 }] = s("text");
+    out[2] = s("ocr");
+    out[3] = s("labels");
+    if let Some(src) = payload.get("source").and_then(Value::as_str) {
+        let name = src.rsplit(['/', '\\']).next().unwrap_or(src);
+        out[4] = name.rsplit_once('.').map_or(name, |(stem, _)| stem).to_string();
+    }
+    out[5] = s("title");
+    out[6] = s("tags");
+    out[7] = searchable.iter().filter_map(|k| payload.get(k).map(flatten)).collect::<Vec<_>>().join(". ");
+    out
+}
+
+/// Strings (and numbers) anywhere in a JSON value, joined into one text.
+fn flatten(v: &Value) -> String {
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => out.push(s.clone()),
+            Value::Number(n) => out.push(n.to_string()),
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            Value::Object(o) => o.values().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(v, &mut out);
+    out.join(". ")
+}
+
+// ---------------------------------------------------------------------------------------
+// Query syntax
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Occurs {
+    Should,
+    Must,
+    MustNot,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Clause {
+    pub occur: Occurs,
+    /// One of [`FIELDS`], or every weighted field.
+    pub field: Option<String>,
+    /// The raw words (a phrase when quoted).
+    pub text: String,
+    pub phrase: bool,
+    pub boost: f32,
+}
+
+fn syntax(pos: usize, msg: impl std::fmt::Display) -> Error {
+    Error::InvalidArgument(format!("keyword query syntax error at position {pos}: {msg}"))
+}
+
+/// Parse the keyword query syntax. Positions in errors are 1-based character offsets.
+pub fn parse_query(q: &str) -> Result<Vec<Clause>> {
+    let chars: Vec<char> = q.chars().collect();
+    let mut i = 0;
+    let mut out = Vec::new();
+    while i < chars.len() {
+        if chars[i].is_whitespace() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let occur = match chars[i] {
+            '+' => {
+                i += 1;
+                Occurs::Must
+            }
+            '-' => {
+                i += 1;
+                Occurs::MustNot
+            }
+            _ => Occurs::Should,
+        };
+        if i >= chars.len() || chars[i].is_whitespace() {
+            return Err(syntax(start + 1, format!("'{}' must be followed by a word or a phrase", chars[start])));
+        }
+        let mut field = None;
+        // field:...
+        let word_end = (i..chars.len()).find(|&j| chars[j].is_whitespace() || chars[j] == '"').unwrap_or(chars.len());
+        if let Some(colon) = (i..word_end).find(|&j| chars[j] == ':') {
+            let name: String = chars[i..colon].iter().collect();
+            if !FIELDS.contains(&name.as_str()) {
+                return Err(syntax(i + 1, format!("unknown field '{name}' (fields: {})", FIELDS.join(", "))));
+            }
+            field = Some(name);
+            i = colon + 1;
+            if i >= chars.len() || chars[i].is_whitespace() {
+                return Err(syntax(i + 1, "a field name must be followed by a word or a phrase"));
+            }
+        }
+        let (text, phrase) = if chars[i] == '"' {
+            let open = i;
+            let close = (i + 1..chars.len())
+                .find(|&j| chars[j] == '"')
+                .ok_or_else(|| syntax(open + 1, "unterminated phrase (no closing '\"')"))?;
+            i = close + 1;
+            (chars[open + 1..close].iter().collect::<String>(), true)
+        } else {
+            let end = (i..chars.len())
+                .find(|&j| chars[j].is_whitespace() || chars[j] == '^' || chars[j] == '"')
+                .unwrap_or(chars.len());
+            if end < chars.len() && chars[end] == '"' {
+                return Err(syntax(end + 1, "a quote must start a phrase, not end a word"));
+            }
+            let t: String = chars[i..end].iter().collect();
+            i = end;
+            (t, false)
+        };
+        let mut boost = 1.0f32;
+        if i < chars.len() && chars[i] == '^' {
+            let bstart = i + 1;
+            let end = (bstart..chars.len()).find(|&j| chars[j].is_whitespace()).unwrap_or(chars.len());
+            let s: String = chars[bstart..end].iter().collect();
+            boost = s
+                .parse::<f32>()
+                .ok()
+                .filter(|b| b.is_finite() && *b >= 0.0 && *b <= 1000.0)
+                .ok_or_else(|| syntax(bstart + 1, format!("boost '{s}' is not a number between 0 and 1000")))?;
+            i = end;
+        }
+        if i < chars.len() && !chars[i].is_whitespace() {
+            return Err(syntax(i + 1, format!("unexpected '{}'", chars[i])));
+        }
+        if text.trim().is_empty() {
+            return Err(syntax(start + 1, "empty phrase"));
+        }
+        out.push(Clause { occur, field, text, phrase, boost });
+    }
+    if out.is_empty() {
+        return Err(Error::InvalidArgument("keyword query is empty".into()));
+    }
+    if out.iter().all(|c| c.occur == Occurs::MustNot) {
+        return Err(Error::InvalidArgument(
+            "keyword query has only excluded terms ('-'); add a term to search for".into(),
+        ));
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------
+// The index
+
+/// Per-field weights for one query; a weight of 0 leaves the field out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldWeights(pub [f32; 8]);
+
+impl Default for FieldWeights {
+    fn default() -> Self {
+        FieldWeights([1.0; 8])
+    }
+}
+
+impl FieldWeights {
+    /// Apply `name=weight` overrides; unknown names are an error.
+    pub fn with(mut self, overrides: &[(String, f32)]) -> Result<FieldWeights> {
+        for (name, w) in overrides {
+            let i = FIELDS.iter().position(|f| f == name).ok_or_else(|| {
+                Error::InvalidArgument(format!("unknown keyword field '{name}' (fields: {})", FIELDS.join(", ")))
+            })?;
+            if !w.is_finite() || *w < 0.0 {
+                return Err(Error::InvalidArgument(format!("keyword field weight for '{name}' must be >= 0")));
+            }
+            self.0[i] = *w;
+        }
+        Ok(self)
+    }
+}
+
+/// A keyword hit with what it matched, for `--explain`.
+#[derive(Debug, Clone)]
+pub struct KeywordHit {
+    pub hit: Hit,
+    /// (field, analysed terms of the query found in it)
+    pub matched: Vec<(String, Vec<String>)>,
+    /// A short passage of the best matching field with the matched words in `**`.
+    pub snippet: String,
+}
+
+pub struct KeywordIndex {
+    spec: KeywordSpec,
+    _index: Index,
+    id: Field,
+    fields: [Field; 8],
+    analyzer: Mutex<TextAnalyzer>,
+    writer: Mutex<IndexWriter<TantivyDocument>>,
+    reader: IndexReader,
+    dirty: AtomicBool,
+}
+
+fn tv(e: tantivy::TantivyError) -> Error {
+    Error::Unavailable(format!("keyword index: {e}"))
+}
+
+impl KeywordIndex {
+    pub fn new(spec: &KeywordSpec) -> Result<KeywordIndex> {
+        spec.validate()?;
+        let lang = language(&spec.language)?;
+        let mut sb = Schema::builder();
+        let id = sb.add_text_field("_id", STRING | STORED);
+        let opts = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(TOKENIZER)
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        );
+        let fields = FIELDS.map(|f| sb.add_text_field(f, opts.clone()));
+        let index = Index::create_in_ram(sb.build());
+        index.tokenizers().register(TOKENIZER, analyzer(lang));
+        let writer = index.writer_with_num_threads(1, 15_000_000).map_err(tv)?;
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(tv)?;
+        Ok(KeywordIndex {
+            spec: spec.clone(),
+            _index: index,
+            id,
+            fields,
+            analyzer: Mutex::new(analyzer(lang)),
+            writer: Mutex::new(writer),
+            reader,
+            dirty: AtomicBool::new(false),
+        })
+    }
+
+    pub fn spec(&self) -> &KeywordSpec {
+        &self.spec
+    }
+
+    fn document(&self, id: &str, payload: &Value) -> Option<TantivyDocument> {
+        let texts = field_texts(payload, &self.spec.searchable);
+        if texts.iter().all(|t| t.is_empty()) {
+            return None;
+        }
+        let mut doc = TantivyDocument::default();
+        doc.add_text(self.id, id);
+        for (f, t) in self.fields.iter().zip(texts) {
+            if !t.is_empty() {
+                doc.add_text(*f, t);
+            }
+        }
+        Some(doc)
+    }
+
+    /// Replace the item's text (callers hold the collection's state write lock).
+    pub fn upsert(&self, id: &str, payload: &Value) -> Result<()> {
+        let w = self.writer.lock();
+        w.delete_term(Term::from_field_text(self.id, id));
+        if let Some(doc) = self.document(id, payload) {
+            w.add_document(doc).map_err(tv)?;
+        }
+        self.dirty.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    pub fn delete(&self, id: &str) {
+        self.writer.lock().delete_term(Term::from_field_text(self.id, id));
+        self.dirty.store(true, Ordering::Release);
+    }
+
+    /// Make every write so far visible to searches.
+    pub fn refresh(&self) -> Result<()> {
+        if !self.dirty.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut w = self.writer.lock();
+        if self.dirty.swap(false, Ordering::AcqRel) {
+            if let Err(e) = w.commit() {
+                self.dirty.store(true, Ordering::Release);
+                return Err(tv(e));
+            }
+            self.reader.reload().map_err(tv)?;
+        }
+        Ok(())
+    }
+
+    /// Documents in the index (after a refresh).
+    pub fn num_docs(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    fn analyse(&self, text: &str) -> Vec<String> {
+        let mut a = self.analyzer.lock();
+        let mut ts = a.token_stream(text);
+        let mut out = Vec::new();
+        while ts.advance() {
+            out.push(ts.token().text.clone());
+        }
+        out
+    }
+
+    /// The analysed tokens of `text` with their positions (stop words leave gaps).
+    fn positions(&self, text: &str) -> Vec<(usize, String)> {
+        let mut a = self.analyzer.lock();
+        let mut ts = a.token_stream(text);
+        let mut out = Vec::new();
+        while ts.advance() {
+            out.push((ts.token().position, ts.token().text.clone()));
+        }
+        let base = out.first().map_or(0, |(p, _)| *p);
+        out.into_iter().map(|(p, t)| (p - base, t)).collect()
+    }
+
+    /// The analysed tokens of `text` with their byte ranges.
+    fn tokens(&self, text: &str) -> Vec<(String, usize, usize)> {
+        let mut a = self.analyzer.lock();
+        let mut ts = a.token_stream(text);
+        let mut out = Vec::new();
+        while ts.advance() {
+            let t = ts.token();
+            out.push((t.text.clone(), t.offset_from, t.offset_to));
+        }
+        out
+    }
+
+    fn build_query(&self, clauses: &[Clause], weights: &FieldWeights) -> (Box<dyn Query>, BTreeSet<String>) {
+        let mut parts: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let mut terms = BTreeSet::new();
+        for c in clauses {
+            let fields: Vec<(usize, f32)> = match &c.field {
+                // An explicit field keeps its own boost, unless its weight left it out.
+                Some(name) => FIELDS
+                    .iter()
+                    .position(|f| f == name)
+                    .filter(|&i| weights.0[i] > 0.0)
+                    .map(|i| vec![(i, 1.0)])
+                    .unwrap_or_default(),
+                None => weights.0.iter().enumerate().filter(|(_, w)| **w > 0.0).map(|(i, w)| (i, *w)).collect(),
+            };
+            let words = self.analyse(&c.text);
+            if words.is_empty() {
+                // Only stop words: nothing to look for (a required one cannot fail).
+                continue;
+            }
+            if c.occur != Occurs::MustNot {
+                terms.extend(words.iter().cloned());
+            }
+            let mut alts: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+            for (fi, w) in fields {
+                let f = self.fields[fi];
+                let q: Box<dyn Query> = if words.len() == 1 {
+                    Box::new(TermQuery::new(Term::from_field_text(f, &words[0]), IndexRecordOption::WithFreqs))
+                } else if c.phrase || c.occur != Occurs::Should {
+                    // A quoted phrase, or one word the analyser split ("e-mail"): in order.
+                    let ts: Vec<(usize, Term)> =
+                        self.positions(&c.text).into_iter().map(|(p, t)| (p, Term::from_field_text(f, &t))).collect();
+                    Box::new(PhraseQuery::new_with_offset(ts))
+                } else {
+                    let ws: Vec<(Occur, Box<dyn Query>)> = words
+                        .iter()
+                        .map(|t| {
+                            let q: Box<dyn Query> =
+                                Box::new(TermQuery::new(Term::from_field_text(f, t), IndexRecordOption::WithFreqs));
+                            (Occur::Should, q)
+                        })
+                        .collect();
+                    Box::new(BooleanQuery::new(ws))
+                };
+                let boost = w * c.boost;
+                alts.push((Occur::Should, if boost == 1.0 { q } else { Box::new(BoostQuery::new(q, boost)) }));
+            }
+            if alts.is_empty() {
+                continue;
+            }
+            let q: Box<dyn Query> = Box::new(BooleanQuery::new(alts));
+            let occur = match c.occur {
+                Occurs::Should => Occur::Should,
+                Occurs::Must => Occur::Must,
+                Occurs::MustNot => Occur::MustNot,
+            };
+            parts.push((occur, q));
+        }
+        if parts.iter().all(|(o, _)| *o == Occur::MustNot) {
+            return (Box::new(EmptyQuery), terms);
+        }
+        (Box::new(BooleanQuery::new(parts)), terms)
+    }
+
+    /// BM25 search. `lookup(id)` returns the live payload of an item that the caller's
+    /// filter admits (None skips the hit), so filters and row policies apply here exactly
+    /// as in vector search; the candidate window grows until `k` hits pass or every
+    /// matching document was seen.
+    pub fn search(
+        &self,
+        query: &str,
+        weights: &FieldWeights,
+        k: usize,
+        lookup: impl Fn(&str) -> Option<Value>,
+    ) -> Result<Vec<KeywordHit>> {
+        let clauses = parse_query(query)?;
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        self.refresh()?;
+        let (q, terms) = self.build_query(&clauses, weights);
+        let searcher = self.reader.searcher();
+        let mut window = (k * 4).max(32);
+        let mut out: Vec<KeywordHit> = Vec::new();
+        loop {
+            out.clear();
+            let top = searcher.search(&*q, &TopDocs::with_limit(window).order_by_score()).map_err(tv)?;
+            let exhausted = top.len() < window;
+            for (score, addr) in &top {
+                let doc: TantivyDocument = searcher.doc(*addr).map_err(tv)?;
+                let Some(id) = doc.get_first(self.id).and_then(|v| v.as_str()).map(str::to_string) else { continue };
+                let Some(payload) = lookup(&id) else { continue };
+                out.push(KeywordHit {
+                    hit: Hit { id, score: *score, payload: Some(payload), vector: None },
+                    matched: Vec::new(),
+                    snippet: String::new(),
+                });
+                if out.len() == k {
+                    break;
+                }
+            }
+            if out.len() >= k || exhausted {
+                break;
+            }
+            window = window.saturating_mul(4);
+        }
+        for h in &mut out {
+            if let Some(p) = &h.hit.payload {
+                let (m, s) = self.explain(p, &terms, weights);
+                h.matched = m;
+                h.snippet = s;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Which query terms each field of `payload` contains, and a highlighted snippet of
+    /// the first (most heavily weighted) field that matched.
+    fn explain(
+        &self,
+        payload: &Value,
+        terms: &BTreeSet<String>,
+        weights: &FieldWeights,
+    ) -> (Vec<(String, Vec<String>)>, String) {
+        let texts = field_texts(payload, &self.spec.searchable);
+        let mut matched = Vec::new();
+        // (weight, field, matched byte spans) of the best field so far.
+        type Best = (f32, usize, Vec<(usize, usize)>);
+        let mut best: Option<Best> = None;
+        for (i, t) in texts.iter().enumerate() {
+            // A field left out (weight 0, e.g. masked for this principal) is not shown.
+            if t.is_empty() || weights.0[i] <= 0.0 {
+                continue;
+            }
+            let toks = self.tokens(t);
+            let hits: Vec<&(String, usize, usize)> = toks.iter().filter(|(w, _, _)| terms.contains(w)).collect();
+            if hits.is_empty() {
+                continue;
+            }
+            let found: BTreeSet<String> = hits.iter().map(|(w, _, _)| w.clone()).collect();
+            matched.push((FIELDS[i].to_string(), found.into_iter().collect()));
+            let w = weights.0[i];
+            if best.as_ref().is_none_or(|(bw, _, _)| w > *bw) {
+                best = Some((w, i, hits.iter().map(|(_, a, b)| (*a, *b)).collect()));
+            }
+        }
+        let snippet = best.map(|(_, i, spans)| highlight(&texts[i], &spans)).unwrap_or_default();
+        (matched, snippet)
+    }
+}
+
+/// Up to ~200 bytes of `text` around the first span, matched spans wrapped in `**`.
+fn highlight(text: &str, spans: &[(usize, usize)]) -> String {
+    let Some(&(first, _)) = spans.first() else { return String::new() };
+    let floor = |mut i: usize| {
+        while i > 0 && !text.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    };
+    let start = floor(first.saturating_sub(60));
+    let start = if start == 0 { 0 } else { text[start..].find(' ').map_or(start, |p| start + p + 1) };
+    let end = floor((start + 200).min(text.len()));
+    let end = if end == text.len() { end } else { text[..end].rfind(' ').filter(|&p| p > first).unwrap_or(end) };
+    let mut out = String::new();
+    if start > 0 {
+        out.push('…');
+    }
+    let mut at = start;
+    for &(a, b) in spans.iter().filter(|(a, b)| *a >= start && *b <= end) {
+        out.push_str(&text[at..a]);
+        out.push_str("**");
+        out.push_str(&text[a..b]);
+        out.push_str("**");
+        at = b;
+    }
+    out.push_str(&text[at..end]);
+    if end < text.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// Build a collection's keyword index from its live items (at open, after WAL replay).
+pub(crate) fn build_for(spec: &crate::CollectionSpec, st: &State) -> Result<Option<KeywordIndex>> {
+    let Some(ks) = &spec.keyword else { return Ok(None) };
+    let t = std::time::Instant::now();
+    let k = KeywordIndex::new(ks)?;
+    let sources = st.sources();
+    for (id, &(sid, row)) in &st.locations {
+        if let Some(src) = sources.iter().find(|s| s.id() == sid) {
+            k.upsert(id, &src.payloads()[row as usize])?;
+        }
+    }
+    k.refresh()?;
+    tracing::info!(collection = %spec.name, docs = k.num_docs(), ms = t.elapsed().as_millis() as u64, "keyword index built");
+    Ok(Some(k))
+}
+
+impl Collection {
+    /// Whether this collection has a keyword index.
+    pub fn has_keyword_index(&self) -> bool {
+        self.keyword.is_some()
+    }
+
+    /// BM25 search over the collection's text; `filter` (the caller's filter and row
+    /// policy) applies exactly as in vector search.
+    pub fn keyword_search(
+        &self,
+        query: &str,
+        weights: &FieldWeights,
+        k: usize,
+        filter: Option<&Filter>,
+    ) -> Result<Vec<KeywordHit>> {
+        self.check_open()?;
+        let Some(kw) = &self.keyword else {
+            return Err(Error::InvalidArgument(format!(
+                "collection '{}' has no keyword index (create it with one, e.g. `agentdb collection create --keyword`)",
+                self.spec.name
+            )));
+        };
+        if k > self.options.limits.max_top_k {
+            return Err(Error::LimitExceeded(format!(
+                "top_k {k} exceeds the limit of {}",
+                self.options.limits.max_top_k
+            )));
+        }
+        let st = self.state.read();
+        let sources = st.sources();
+        kw.search(query, weights, k, |id| {
+            let &(sid, row) = st.locations.get(id)?;
+            let p = &sources.iter().find(|s| s.id() == sid)?.payloads()[row as usize];
+            filter.is_none_or(|f| f.matches(p)).then(|| p.clone())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn idx() -> KeywordIndex {
+        KeywordIndex::new(&KeywordSpec { language: "english".into(), searchable: vec!["description".into()] }).unwrap()
+    }
+
+    #[test]
+    fn parse_and_errors_name_positions() {
+        let c = parse_query(r#"cat +title:"red fox" -dog^2 labels:tabby^1.5"#).unwrap();
+        assert_eq!(c.len(), 4);
+        assert_eq!((c[1].occur, c[1].field.as_deref(), c[1].phrase), (Occurs::Must, Some("title"), true));
+        assert_eq!((c[2].occur, c[2].boost), (Occurs::MustNot, 2.0));
+        assert_eq!(c[3].boost, 1.5);
+        let e = parse_query(r#"cat "red fox"#).unwrap_err().to_string();
+        assert!(e.contains("position 5") && e.contains("unterminated"), "{e}");
+        let e = parse_query("cat colour:red").unwrap_err().to_string();
+        assert!(e.contains("position 5") && e.contains("unknown field 'colour'"), "{e}");
+        let e = parse_query("cat^x").unwrap_err().to_string();
+        assert!(e.contains("position 5") && e.contains("boost"), "{e}");
+        assert!(parse_query("   ").unwrap_err().to_string().contains("empty"));
+        assert!(parse_query("-dog").unwrap_err().to_string().contains("only excluded"));
+        assert!(parse_query("cat + dog").unwrap_err().to_string().contains("position 5"));
+    }
+
+    #[test]
+    fn bm25_fields_stemming_phrases_and_deletes() {
+        let k = idx();
+        k.upsert("a", &json!({"text": "The running foxes jumped over a lazy dog", "source": "/x/notes.txt"})).unwrap();
+        k.upsert("b", &json!({"modality": "speech", "text": "invoice number AX-4471 was paid"})).unwrap();
+        k.upsert("c", &json!({"labels": ["tabby cat", "tiger cat"], "source": "/p/golden_retriever.jpg"})).unwrap();
+        k.upsert("d", &json!({"ocr": "EXIT ONLY", "description": "a red fox in snow"})).unwrap();
+        let all = |_: &str| Some(json!({}));
+        let ids = |q: &str, w: &FieldWeights| -> Vec<String> {
+            k.search(q, w, 10, all).unwrap().into_iter().map(|h| h.hit.id).collect()
+        };
+        let w = FieldWeights::default();
+        assert_eq!(ids("fox run", &w), vec!["a", "d"], "stemming: foxes/running");
+        assert_eq!(ids("\"ax 4471\"", &w), vec!["b"], "phrase over a transcript");
+        assert_eq!(ids("transcript:invoice", &w), vec!["b"]);
+        assert!(ids("text:invoice", &w).is_empty(), "transcripts are their own field");
+        assert_eq!(ids("retriever", &w), vec!["c"], "file names are indexed");
+        assert_eq!(ids("exit", &w), vec!["d"]);
+        assert_eq!(ids("fox -snow", &w), vec!["a"]);
+        let no_meta = FieldWeights::default().with(&[("meta".into(), 0.0)]).unwrap();
+        assert_eq!(ids("fox", &no_meta), vec!["a"], "a zero weight excludes the field");
+        assert!(FieldWeights::default().with(&[("colour".into(), 1.0)]).is_err());
+        let text = json!({"text": "The running foxes jumped over a lazy dog", "source": "/x/notes.txt"});
+        let h = &k.search("lazy dogs", &w, 1, |_: &str| Some(text.clone())).unwrap()[0];
+        assert_eq!(h.matched, vec![("text".to_string(), vec!["dog".to_string(), "lazi".to_string()])]);
+        assert!(h.snippet.contains("**lazy** **dog**"), "{}", h.snippet);
+        // Replace and delete.
+        k.upsert("a", &json!({"text": "nothing here"})).unwrap();
+        k.delete("d");
+        assert!(ids("fox", &w).is_empty());
+        assert_eq!(k.num_docs(), 3);
+    }
+
+    #[test]
+    fn filters_apply_and_window_grows() {
+        let k = idx();
+        for i in 0..300 {
+            k.upsert(&format!("i{i}"), &json!({"text": format!("common word {i}")})).unwrap();
+        }
+        // Only every 100th item is admitted: the window must grow past the first 32.
+        let hits = k
+            .search("common", &FieldWeights::default(), 5, |id: &str| {
+                let n: usize = id[1..].parse().unwrap();
+                n.is_multiple_of(100).then(|| json!({}))
+            })
+            .unwrap();
+        assert_eq!(hits.len(), 3);
+    }
+
+    #[test]
+    fn languages() {
+        assert!(KeywordIndex::new(&KeywordSpec { language: "klingon".into(), searchable: vec![] }).is_err());
+        let k = KeywordIndex::new(&KeywordSpec { language: "french".into(), searchable: vec![] }).unwrap();
+        k.upsert("x", &json!({"text": "les chevaux mangeaient"})).unwrap();
+        assert_eq!(k.search("cheval", &FieldWeights::default(), 3, |_: &str| Some(json!({}))).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn highlight_is_char_safe() {
+        let t = "é".repeat(100) + " target " + &"ü".repeat(200);
+        let p = t.find("target").unwrap();
+        let s = highlight(&t, &[(p, p + 6)]);
+        assert!(s.contains("**target**"));
+    }
+}

@@ -1,0 +1,1228 @@
+//! gRPC services `agentdb.v1.Agents`, `agentdb.v1.Events`, `agentdb.v1.Queues` and
+//! `agentdb.v1.StandingQueries` (the agent registry, the event bus, durable queues and
+//! standing queries of `agentdb_orchestrator`), the producers the rest of the server
+//! calls ([`publish`], [`IngestSummary`], [`alert_changed`], [`items_written`]) and the
+//! `agentdb agent|queue|events` commands.
+//!
+//! Authorization (see docs/AGENTS.md): registering and retiring agents and creating
+//! queues need `admin`; heartbeats, suspend/activate, publishing, send, receive and
+//! ack need `write`; listing, showing, subscribing and queue stats need `read`.
+
+use crate::security::Security;
+use agentdb_orchestrator::agents::{self, AgentCard, AgentInfo, AgentState, Registry, Skill};
+use agentdb_orchestrator::bus::{Bus, Read, Topic};
+use agentdb_orchestrator::queue::{self, QueueConfig, Queues};
+use agentdb_orchestrator::security::{Action, Principal};
+use agentdb_orchestrator::standing::{self, NewStandingQuery, StandingQueries, Written};
+use agentdb_orchestrator::Error as OrchError;
+use agentdb_proto::v1;
+use serde::{Deserialize, Serialize};
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+/// `[orchestration]` in the server configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OrchestrationConfig {
+    /// An active agent without a heartbeat for this long becomes unhealthy (agents may
+    /// set their own at registration).
+    pub heartbeat_timeout_ms: u64,
+    /// How often agents' heartbeats are checked.
+    pub health_check_interval_ms: u64,
+    /// Recent events kept per topic; a subscriber further behind gets `lagged`.
+    pub event_ring_capacity: usize,
+    /// Events buffered per subscriber stream before the server stops reading for it.
+    pub subscriber_buffer: usize,
+    /// Queue defaults: deliveries before a message goes to `<queue>.dlq` (0 = never)...
+    pub queue_max_attempts: u32,
+    /// ...how long a received message stays invisible unless acked...
+    pub queue_visibility_timeout_ms: u64,
+    /// ...and the most messages one queue holds.
+    pub queue_max_messages: u64,
+}
+
+impl Default for OrchestrationConfig {
+    fn default() -> Self {
+        OrchestrationConfig {
+            heartbeat_timeout_ms: 30_000,
+            health_check_interval_ms: 1_000,
+            event_ring_capacity: 1024,
+            subscriber_buffer: 64,
+            queue_max_attempts: 5,
+            queue_visibility_timeout_ms: 30_000,
+            queue_max_messages: 100_000,
+        }
+    }
+}
+
+static BUS: OnceLock<Arc<Bus>> = OnceLock::new();
+
+/// Standing-query matching: written items go through a bounded channel to one
+/// background task; when it is full the batch is dropped (counted and logged), so a
+/// write never waits for matching.
+struct Watch {
+    queries: Arc<StandingQueries>,
+    tx: tokio::sync::mpsc::Sender<(String, Vec<Written>)>,
+    dropped: std::sync::atomic::AtomicU64,
+}
+
+static WATCH: OnceLock<Watch> = OnceLock::new();
+/// Write batches queued for standing-query evaluation at most.
+const WATCH_QUEUE: usize = 1024;
+
+/// Whether a standing query watches `collection` (callers copy written items only then).
+pub fn watched(collection: &str) -> bool {
+    WATCH.get().is_some_and(|w| w.queries.watches(collection))
+}
+
+/// Items were written to `collection` (`ids`: the ids the engine returned, in order):
+/// queue them for standing-query matching. Cheap when nothing watches the collection.
+pub fn items_written(collection: &str, items: &[agentdb_engine::Item], ids: &[String]) {
+    let Some(w) = WATCH.get() else { return };
+    if !w.queries.watches(collection) || items.is_empty() {
+        return;
+    }
+    let batch = items
+        .iter()
+        .zip(ids)
+        .map(|(it, id)| Written { id: id.clone(), vectors: it.vectors.clone(), payload: it.payload.clone() })
+        .collect();
+    if w.tx.try_send((collection.to_string(), batch)).is_err() {
+        let n = w.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        tracing::warn!(
+            collection,
+            items = items.len(),
+            dropped_total = n,
+            "standing-query evaluation queue full; batch not evaluated"
+        );
+    }
+}
+
+/// Publish an event on the server's bus (a no-op before the server has started one).
+pub fn publish(topic: Topic, kind: &str, subject: &str, data: serde_json::Value) {
+    if let Some(bus) = BUS.get() {
+        bus.publish(topic, kind, subject, data);
+    }
+}
+
+/// An alert raised or cleared by the anomaly detector (`alerts` topic).
+pub fn alert_changed(alert: &crate::anomaly::Alert) {
+    let kind = format!("alert.{}", alert.state);
+    publish(Topic::Alerts, &kind, &alert.signal, serde_json::to_value(alert).unwrap_or_default());
+}
+
+/// What one ingest stream did, published on the `ingestion` topic when it ends.
+#[derive(Debug, Default, Serialize)]
+pub struct IngestSummary {
+    pub files: u64,
+    pub ok: u64,
+    pub failed: u64,
+    pub items: u64,
+    pub collections: std::collections::BTreeSet<String>,
+}
+
+impl IngestSummary {
+    pub fn record(&mut self, collection: &str, r: &v1::IngestResult) {
+        self.files += 1;
+        if r.status == "failed" {
+            self.failed += 1;
+        } else {
+            self.ok += 1;
+        }
+        self.items += r.items as u64;
+        if !collection.is_empty() {
+            self.collections.insert(collection.to_string());
+        }
+    }
+
+    /// Publish `ingest.finished` (nothing for a stream that carried no file).
+    pub fn finish(&self) {
+        if self.files > 0 {
+            let subject = self.collections.iter().cloned().collect::<Vec<_>>().join(",");
+            publish(Topic::Ingestion, "ingest.finished", &subject, serde_json::to_value(self).unwrap_or_default());
+        }
+    }
+}
+
+fn orch_status(e: OrchError) -> Status {
+    match e {
+        OrchError::Invalid(m) => Status::invalid_argument(m),
+        OrchError::NotFound(m) => Status::not_found(m),
+        OrchError::AlreadyExists(m) => Status::already_exists(m),
+        OrchError::FailedPrecondition(m) => Status::failed_precondition(m),
+        OrchError::LimitExceeded(m) => Status::resource_exhausted(m),
+        OrchError::Engine(e) => crate::status::to_status(e.into()),
+    }
+}
+
+/// Engine work (an fsync per change) runs on the blocking pool.
+async fn blocking<T, F>(f: F) -> Result<T, Status>
+where
+    F: FnOnce() -> Result<T, OrchError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(format!("task failed: {e}")))?
+        .map_err(orch_status)
+}
+
+#[derive(Clone)]
+pub struct Orchestration {
+    db: Arc<agentdb_engine::Database>,
+    bus: Arc<Bus>,
+    agents: Arc<Registry>,
+    queues: Arc<Queues>,
+    standing: Arc<StandingQueries>,
+    security: Arc<Security>,
+    encoders: Arc<crate::encoders::Encoders>,
+    subscriber_buffer: usize,
+    stop: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Orchestration {
+    /// Load agents and queues from the engine, start the bus and the health checker.
+    pub async fn start(
+        db: Arc<agentdb_engine::Database>,
+        security: Arc<Security>,
+        encoders: Arc<crate::encoders::Encoders>,
+        cfg: &OrchestrationConfig,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> anyhow::Result<Orchestration> {
+        let bus = BUS.get_or_init(|| Arc::new(Bus::new(cfg.event_ring_capacity))).clone();
+        let defaults = QueueConfig {
+            max_attempts: cfg.queue_max_attempts,
+            visibility_timeout_ms: cfg.queue_visibility_timeout_ms.max(1),
+            max_messages: cfg.queue_max_messages.max(1),
+        };
+        let (db2, bus2, timeout) = (db.clone(), bus.clone(), cfg.heartbeat_timeout_ms);
+        let (agents, queues) = tokio::task::spawn_blocking(move || -> Result<_, OrchError> {
+            Ok((Registry::open(db2.clone(), bus2, timeout)?, Queues::open(db2, defaults)?))
+        })
+        .await?
+        .map_err(|e| anyhow::anyhow!("orchestration state: {e}"))?;
+        let agents = Arc::new(agents);
+        let (db2, bus2, agents2) = (db.clone(), bus.clone(), agents.clone());
+        let standing = tokio::task::spawn_blocking(move || StandingQueries::open(db2, bus2, agents2))
+            .await?
+            .map_err(|e| anyhow::anyhow!("standing queries: {e}"))?;
+        let standing = Arc::new(standing);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, Vec<Written>)>(WATCH_QUEUE);
+        if WATCH.set(Watch { queries: standing.clone(), tx, dropped: Default::default() }).is_ok() {
+            let q = standing.clone();
+            tokio::spawn(async move {
+                while let Some((collection, items)) = rx.recv().await {
+                    let q = q.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        let n = q.evaluate(&collection, &items).len();
+                        if n > 0 {
+                            tracing::debug!(collection = %collection, items = items.len(), matches = n, "standing queries matched");
+                        }
+                    })
+                    .await;
+                }
+            });
+        }
+        let every = Duration::from_millis(cfg.health_check_interval_ms.max(10));
+        let (a, mut s) = (agents.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => { a.check_health(agentdb_orchestrator::now_ms()); }
+                    _ = s.changed() => return,
+                }
+            }
+        });
+        Ok(Orchestration {
+            db,
+            bus,
+            agents,
+            queues: Arc::new(queues),
+            standing,
+            security,
+            encoders,
+            subscriber_buffer: cfg.subscriber_buffer.max(1),
+            stop,
+        })
+    }
+
+    fn authorize<T>(&self, req: &Request<T>, action: Action, collection: &str, method: &str) -> Result<(), Status> {
+        self.security.authorize(req.extensions().get::<Principal>(), action, collection, method)
+    }
+}
+
+fn card_from_wire(c: v1::AgentCard) -> AgentCard {
+    AgentCard {
+        name: c.name,
+        description: c.description,
+        version: c.version,
+        skills: c
+            .skills
+            .into_iter()
+            .map(|s| Skill { id: s.id, name: s.name, description: s.description, tags: s.tags })
+            .collect(),
+        capabilities: c.capabilities,
+        endpoint: c.endpoint,
+    }
+}
+
+fn agent_to_wire(a: AgentInfo) -> v1::AgentInfo {
+    let r = a.record;
+    v1::AgentInfo {
+        card: Some(v1::AgentCard {
+            name: r.card.name,
+            description: r.card.description,
+            version: r.card.version,
+            skills: r
+                .card
+                .skills
+                .into_iter()
+                .map(|s| v1::AgentSkill { id: s.id, name: s.name, description: s.description, tags: s.tags })
+                .collect(),
+            capabilities: r.card.capabilities,
+            endpoint: r.card.endpoint,
+        }),
+        state: r.state.as_str().into(),
+        healthy: a.healthy,
+        registered_unix_ms: r.registered_unix_ms,
+        updated_unix_ms: r.updated_unix_ms,
+        last_heartbeat_unix_ms: a.last_heartbeat_unix_ms,
+        heartbeat_timeout_ms: r.heartbeat_timeout_ms,
+        memory_collection: r.memory_collection,
+    }
+}
+
+fn stats_to_wire(s: queue::QueueStats) -> v1::QueueStats {
+    v1::QueueStats {
+        name: s.name,
+        max_attempts: s.config.max_attempts,
+        visibility_timeout_ms: s.config.visibility_timeout_ms,
+        max_messages: s.config.max_messages,
+        messages: s.messages,
+        ready: s.ready,
+        in_flight: s.in_flight,
+        dead_letter_queue: s.dead_letter_queue,
+        oldest_sent_unix_ms: s.oldest_sent_unix_ms,
+        created_unix_ms: s.created_unix_ms,
+    }
+}
+
+#[tonic::async_trait]
+impl v1::agents_server::Agents for Orchestration {
+    async fn register(
+        &self,
+        req: Request<v1::RegisterAgentRequest>,
+    ) -> Result<Response<v1::RegisterAgentResponse>, Status> {
+        let r = req.get_ref();
+        let card = card_from_wire(r.card.clone().ok_or_else(|| Status::invalid_argument("card is required"))?);
+        agents::validate_agent_name(&card.name).map_err(orch_status)?;
+        let memory = agents::memory_collection(&card.name);
+        self.authorize(&req, Action::Admin, &memory, "Agents/Register")?;
+        if let Ok(a) = self.agents.get(&card.name) {
+            if a.record.state == AgentState::Retired {
+                return Err(Status::failed_precondition(format!(
+                    "agent '{}' is retired; a retired agent's name is not reused",
+                    card.name
+                )));
+            }
+        }
+        let r = req.into_inner();
+        let spaces = if r.no_memory {
+            Vec::new()
+        } else if !r.memory_spaces.is_empty() {
+            r.memory_spaces
+                .into_iter()
+                .map(agentdb_proto::convert::space_from_wire)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| crate::status::to_status(e.into()))?
+        } else {
+            // The installed encoders' spaces, so `agentdb ingest` works on the memory.
+            self.encoders.multimodal_spaces().unwrap_or_default()
+        };
+        let (db, registry) = (self.db.clone(), self.agents.clone());
+        let timeout = r.heartbeat_timeout_ms;
+        let (info, created) = blocking(move || {
+            let mem = if spaces.is_empty() {
+                String::new()
+            } else {
+                let spec = agentdb_engine::CollectionSpec { name: memory.clone(), spaces, keyword: None };
+                match db.create_collection(spec) {
+                    Ok(_) | Err(agentdb_engine::Error::CollectionExists(_)) => memory,
+                    Err(e) => return Err(e.into()),
+                }
+            };
+            registry.register(card, timeout, mem)
+        })
+        .await?;
+        tracing::info!(agent = %info.record.card.name, created, "agent registered");
+        Ok(Response::new(v1::RegisterAgentResponse { agent: Some(agent_to_wire(info)), created }))
+    }
+
+    async fn list(&self, req: Request<v1::ListAgentsRequest>) -> Result<Response<v1::ListAgentsResponse>, Status> {
+        self.authorize(&req, Action::Read, "", "Agents/List")?;
+        let r = req.into_inner();
+        let state = if r.state.is_empty() { None } else { Some(AgentState::parse(&r.state).map_err(orch_status)?) };
+        let agents = self.agents.list(state).into_iter().map(agent_to_wire).collect();
+        Ok(Response::new(v1::ListAgentsResponse { agents }))
+    }
+
+    async fn get(&self, req: Request<v1::GetAgentRequest>) -> Result<Response<v1::GetAgentResponse>, Status> {
+        self.authorize(&req, Action::Read, "", "Agents/Get")?;
+        let a = self.agents.get(&req.into_inner().name).map_err(orch_status)?;
+        Ok(Response::new(v1::GetAgentResponse { agent: Some(agent_to_wire(a)) }))
+    }
+
+    async fn set_state(
+        &self,
+        req: Request<v1::SetAgentStateRequest>,
+    ) -> Result<Response<v1::SetAgentStateResponse>, Status> {
+        let to = AgentState::parse(&req.get_ref().state).map_err(orch_status)?;
+        let action = if to == AgentState::Retired { Action::Admin } else { Action::Write };
+        self.authorize(&req, action, "", "Agents/SetState")?;
+        let r = req.into_inner();
+        let registry = self.agents.clone();
+        let info = blocking(move || registry.transition(&r.name, to, &r.reason)).await?;
+        Ok(Response::new(v1::SetAgentStateResponse { agent: Some(agent_to_wire(info)) }))
+    }
+
+    async fn heartbeat(
+        &self,
+        req: Request<v1::AgentHeartbeatRequest>,
+    ) -> Result<Response<v1::AgentHeartbeatResponse>, Status> {
+        self.authorize(&req, Action::Write, "", "Agents/Heartbeat")?;
+        let name = req.into_inner().name;
+        let registry = self.agents.clone();
+        let info = blocking(move || registry.heartbeat(&name)).await?;
+        Ok(Response::new(v1::AgentHeartbeatResponse { agent: Some(agent_to_wire(info)) }))
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<v1::SubscribeResponse, Status>> + Send>>;
+
+fn parse_topics(topics: &[String]) -> Result<Vec<Topic>, Status> {
+    topics.iter().map(|t| Topic::parse(t.trim()).map_err(orch_status)).collect()
+}
+
+#[tonic::async_trait]
+impl v1::events_server::Events for Orchestration {
+    type SubscribeStream = EventStream;
+
+    async fn subscribe(&self, req: Request<v1::SubscribeRequest>) -> Result<Response<EventStream>, Status> {
+        self.authorize(&req, Action::Read, "", "Events/Subscribe")?;
+        let r = req.into_inner();
+        let topics = parse_topics(&r.topics)?;
+        let bus = self.bus.clone();
+        let mut cursor = r.from_offset.unwrap_or_else(|| bus.next_offset());
+        let (tx, rx) = tokio::sync::mpsc::channel(self.subscriber_buffer);
+        let mut stop = self.stop.clone();
+        tokio::spawn(async move {
+            let mut watch = bus.watch();
+            loop {
+                if *stop.borrow() {
+                    return;
+                }
+                watch.borrow_and_update();
+                match bus.read(&topics, cursor, 256) {
+                    Read::Lagged { from, first_available } => {
+                        tracing::debug!(from, first_available, "event subscriber lagged");
+                        let msg = v1::subscribe_response::Msg::Lagged(v1::Lagged {
+                            requested_offset: from,
+                            first_available_offset: first_available,
+                        });
+                        if tx.send(Ok(v1::SubscribeResponse { msg: Some(msg) })).await.is_err() {
+                            return;
+                        }
+                        cursor = first_available;
+                    }
+                    Read::Events(events) if events.is_empty() => {
+                        tokio::select! {
+                            r = watch.changed() => if r.is_err() { return },
+                            _ = tx.closed() => return,
+                            _ = stop.changed() => return,
+                        }
+                    }
+                    Read::Events(events) => {
+                        for e in events {
+                            let ev = v1::Event {
+                                offset: e.offset,
+                                topic: e.topic.as_str().into(),
+                                kind: e.kind.clone(),
+                                subject: e.subject.clone(),
+                                data_json: e.data.to_string(),
+                                unix_ms: e.unix_ms,
+                            };
+                            let msg = v1::subscribe_response::Msg::Event(ev);
+                            // Blocks while the client is slow: the ring moves on and the
+                            // next read reports the lag.
+                            tokio::select! {
+                                r = tx.send(Ok(v1::SubscribeResponse { msg: Some(msg) })) => if r.is_err() { return },
+                                _ = stop.changed() => return,
+                            }
+                            cursor = e.offset + 1;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
+    async fn publish(&self, req: Request<v1::PublishRequest>) -> Result<Response<v1::PublishResponse>, Status> {
+        self.authorize(&req, Action::Write, "", "Events/Publish")?;
+        let r = req.into_inner();
+        if r.events.len() > 10_000 {
+            return Err(Status::resource_exhausted("at most 10000 events per publish"));
+        }
+        let mut parsed = Vec::with_capacity(r.events.len());
+        for (i, e) in r.events.into_iter().enumerate() {
+            let topic = Topic::parse(&e.topic).map_err(orch_status)?;
+            if !topic.client_publishable() {
+                return Err(Status::permission_denied(format!(
+                    "event {i}: topic '{}' is published by the server only",
+                    e.topic
+                )));
+            }
+            let data = if e.data_json.trim().is_empty() {
+                serde_json::Value::Null
+            } else {
+                serde_json::from_str(&e.data_json)
+                    .map_err(|err| Status::invalid_argument(format!("event {i}: data_json is not JSON: {err}")))?
+            };
+            parsed.push((topic, e.kind, e.subject, data));
+        }
+        let offsets = parsed.into_iter().map(|(t, k, s, d)| self.bus.publish(t, &k, &s, d)).collect();
+        Ok(Response::new(v1::PublishResponse { offsets }))
+    }
+
+    async fn topics(&self, req: Request<v1::TopicsRequest>) -> Result<Response<v1::TopicsResponse>, Status> {
+        self.authorize(&req, Action::Read, "", "Events/Topics")?;
+        let topics = self
+            .bus
+            .stats()
+            .into_iter()
+            .map(|s| v1::TopicInfo {
+                name: s.topic.as_str().into(),
+                retained: s.retained,
+                first_offset: s.first_offset,
+                last_offset: s.last_offset,
+                client_publishable: s.topic.client_publishable(),
+            })
+            .collect();
+        Ok(Response::new(v1::TopicsResponse {
+            topics,
+            next_offset: self.bus.next_offset(),
+            ring_capacity: self.bus.capacity() as u64,
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl v1::queues_server::Queues for Orchestration {
+    async fn create(&self, req: Request<v1::CreateQueueRequest>) -> Result<Response<v1::CreateQueueResponse>, Status> {
+        self.authorize(&req, Action::Admin, "", "Queues/Create")?;
+        let r = req.into_inner();
+        let d = self.queues.defaults();
+        let cfg = QueueConfig {
+            max_attempts: r.max_attempts.unwrap_or(d.max_attempts),
+            visibility_timeout_ms: if r.visibility_timeout_ms == 0 {
+                d.visibility_timeout_ms
+            } else {
+                r.visibility_timeout_ms
+            },
+            max_messages: if r.max_messages == 0 { d.max_messages } else { r.max_messages },
+        };
+        let q = self.queues.clone();
+        let (created, stats) = blocking(move || {
+            let created = q.create(&r.name, cfg)?;
+            Ok((created, q.stats(&r.name, agentdb_orchestrator::now_ms())?))
+        })
+        .await?;
+        Ok(Response::new(v1::CreateQueueResponse { queue: Some(stats_to_wire(stats)), created }))
+    }
+
+    async fn send(&self, req: Request<v1::SendMessageRequest>) -> Result<Response<v1::SendMessageResponse>, Status> {
+        self.authorize(&req, Action::Write, "", "Queues/Send")?;
+        let r = req.into_inner();
+        let q = self.queues.clone();
+        let id = blocking(move || q.send(&r.queue, r.body, r.attributes.into_iter().collect())).await?;
+        Ok(Response::new(v1::SendMessageResponse { id }))
+    }
+
+    async fn receive(
+        &self,
+        req: Request<v1::ReceiveMessagesRequest>,
+    ) -> Result<Response<v1::ReceiveMessagesResponse>, Status> {
+        self.authorize(&req, Action::Write, "", "Queues/Receive")?;
+        let r = req.into_inner();
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(r.wait_ms.min(20_000));
+        let mut stop = self.stop.clone();
+        loop {
+            let (q, name) = (self.queues.clone(), r.queue.clone());
+            let (max, vis) = (r.max_messages.max(1) as usize, r.visibility_timeout_ms);
+            let got = blocking(move || q.receive(&name, max, vis, agentdb_orchestrator::now_ms())).await?;
+            if !got.is_empty() || tokio::time::Instant::now() >= deadline || *stop.borrow() {
+                let messages = got
+                    .into_iter()
+                    .map(|d| v1::QueueMessage {
+                        id: d.id,
+                        body: d.body,
+                        attributes: d.attributes.into_iter().collect(),
+                        attempt: d.attempt,
+                        receipt: d.receipt,
+                        sent_unix_ms: d.sent_unix_ms,
+                        invisible_until_unix_ms: d.invisible_until_ms,
+                    })
+                    .collect();
+                return Ok(Response::new(v1::ReceiveMessagesResponse { messages }));
+            }
+            // Long poll: look again shortly (sends and expiring timeouts both make messages ready).
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    async fn ack(&self, req: Request<v1::AckMessageRequest>) -> Result<Response<v1::AckMessageResponse>, Status> {
+        self.authorize(&req, Action::Write, "", "Queues/Ack")?;
+        let r = req.into_inner();
+        let q = self.queues.clone();
+        blocking(move || q.ack(&r.queue, &r.receipt)).await?;
+        Ok(Response::new(v1::AckMessageResponse {}))
+    }
+
+    async fn stats(&self, req: Request<v1::QueueStatsRequest>) -> Result<Response<v1::QueueStatsResponse>, Status> {
+        self.authorize(&req, Action::Read, "", "Queues/Stats")?;
+        let name = req.into_inner().name;
+        let now = agentdb_orchestrator::now_ms();
+        let queues = if name.is_empty() {
+            self.queues.list(now)
+        } else {
+            vec![self.queues.stats(&name, now).map_err(orch_status)?]
+        };
+        Ok(Response::new(v1::QueueStatsResponse { queues: queues.into_iter().map(stats_to_wire).collect() }))
+    }
+}
+
+fn standing_to_wire(q: standing::StandingQuery) -> v1::StandingQuery {
+    v1::StandingQuery {
+        dim: q.vector.len() as u32,
+        id: q.id,
+        agent: q.agent,
+        name: q.name,
+        collection: q.collection,
+        space: q.space,
+        metric: q.metric.as_str().into(),
+        text: q.text,
+        filter: q.filter,
+        threshold: q.threshold,
+        created_unix_ms: q.created_unix_ms,
+    }
+}
+
+#[tonic::async_trait]
+impl v1::standing_queries_server::StandingQueries for Orchestration {
+    async fn create(
+        &self,
+        req: Request<v1::CreateStandingQueryRequest>,
+    ) -> Result<Response<v1::CreateStandingQueryResponse>, Status> {
+        self.authorize(&req, Action::Write, &req.get_ref().collection, "StandingQueries/Create")?;
+        if req.extensions().get::<Principal>().is_some_and(|p| p.row_filter.is_some()) {
+            // Match events name items regardless of row policies.
+            return Err(Status::permission_denied("keys with a row policy cannot create standing queries"));
+        }
+        let r = req.into_inner();
+        let (db, enc, sq) = (self.db.clone(), self.encoders.clone(), self.standing.clone());
+        let q = tokio::task::spawn_blocking(move || -> Result<_, Status> {
+            let mut new = NewStandingQuery {
+                agent: r.agent,
+                name: r.name,
+                collection: r.collection,
+                space: r.space,
+                filter: r.filter,
+                threshold: r.threshold,
+                ..Default::default()
+            };
+            match r.query {
+                None => return Err(Status::invalid_argument("a text or a vector query is required")),
+                Some(v1::create_standing_query_request::Query::Vector(v)) => new.vector = v.values,
+                Some(v1::create_standing_query_request::Query::Text(t)) => {
+                    if t.trim().is_empty() {
+                        return Err(Status::invalid_argument("the query text is empty"));
+                    }
+                    // Embed once, with the encoder of the query's space.
+                    let c = db.collection(&new.collection).map_err(|e| crate::status::to_status(e.into()))?;
+                    let text_encoder = |s: &agentdb_engine::SpaceSpec| enc.for_space(s, crate::encoders::Modal::Text);
+                    let (space, id) = if new.space.is_empty() {
+                        c.spec.spaces.iter().find_map(|s| text_encoder(s).map(|id| (s.name.clone(), id))).ok_or_else(
+                            || {
+                                Status::failed_precondition(format!(
+                                    "no space of collection '{}' has a loaded text encoder",
+                                    new.collection
+                                ))
+                            },
+                        )?
+                    } else {
+                        let s = c.spec.spaces.iter().find(|s| s.name == new.space).ok_or_else(|| {
+                            Status::not_found(format!("collection '{}' has no space '{}'", new.collection, new.space))
+                        })?;
+                        let id = text_encoder(s).ok_or_else(|| {
+                            Status::failed_precondition(format!(
+                                "space '{}' of '{}' has no loaded text encoder; give a vector",
+                                s.name, new.collection
+                            ))
+                        })?;
+                        (s.name.clone(), id)
+                    };
+                    new.vector = enc
+                        .embed_texts_as(&id, vec![t.clone()])
+                        .map_err(crate::status::to_status)?
+                        .pop()
+                        .ok_or_else(|| Status::internal("the encoder returned no vector"))?;
+                    new.space = space;
+                    new.text = t;
+                }
+            }
+            sq.create(new).map_err(orch_status)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("task failed: {e}")))??;
+        tracing::info!(id = %q.id, collection = %q.collection, space = %q.space, "standing query created");
+        Ok(Response::new(v1::CreateStandingQueryResponse { query: Some(standing_to_wire(q)) }))
+    }
+
+    async fn list(
+        &self,
+        req: Request<v1::ListStandingQueriesRequest>,
+    ) -> Result<Response<v1::ListStandingQueriesResponse>, Status> {
+        self.authorize(&req, Action::Read, "", "StandingQueries/List")?;
+        let agent = req.into_inner().agent;
+        let queries = self.standing.list((!agent.is_empty()).then_some(agent.as_str()));
+        let dropped_evaluations = WATCH.get().map_or(0, |w| w.dropped.load(std::sync::atomic::Ordering::Relaxed));
+        Ok(Response::new(v1::ListStandingQueriesResponse {
+            queries: queries.into_iter().map(standing_to_wire).collect(),
+            dropped_evaluations,
+        }))
+    }
+
+    async fn delete(
+        &self,
+        req: Request<v1::DeleteStandingQueryRequest>,
+    ) -> Result<Response<v1::DeleteStandingQueryResponse>, Status> {
+        let id = req.get_ref().id.clone();
+        let q = self.standing.get(&id).map_err(orch_status)?;
+        self.authorize(&req, Action::Write, &q.collection, "StandingQueries/Delete")?;
+        let sq = self.standing.clone();
+        let q = blocking(move || sq.delete(&id)).await?;
+        Ok(Response::new(v1::DeleteStandingQueryResponse { query: Some(standing_to_wire(q)) }))
+    }
+}
+
+// ---------------------------------------------------------------- CLI
+
+use clap::{Args, Subcommand};
+
+#[derive(Subcommand)]
+pub enum AgentCmd {
+    /// Register an agent (or update the card of a registered one).
+    Register {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[arg(long = "agent-version", default_value = "")]
+        version: String,
+        /// A skill ID[:NAME[:DESCRIPTION]] (repeatable).
+        #[arg(long = "skill")]
+        skills: Vec<String>,
+        /// A capability, e.g. streaming (repeatable).
+        #[arg(long = "capability")]
+        capabilities: Vec<String>,
+        #[arg(long, default_value = "")]
+        endpoint: String,
+        /// Heartbeat timeout in ms (0 = the server's orchestration.heartbeat_timeout_ms).
+        #[arg(long, default_value_t = 0)]
+        heartbeat_timeout_ms: u64,
+        /// Memory collection space NAME:DIM[:METRIC[:INDEX]] (repeatable; default: the installed encoders' spaces).
+        #[arg(long = "memory-space")]
+        memory_spaces: Vec<String>,
+        /// Do not create a memory collection.
+        #[arg(long)]
+        no_memory: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List agents.
+    List {
+        /// Only agents in this state.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one agent.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Activate a registered or suspended agent.
+    Activate {
+        name: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Suspend an active agent.
+    Suspend {
+        name: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Retire an agent (final).
+    Retire {
+        name: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Send a heartbeat (the first one activates a registered agent).
+    Heartbeat { name: String },
+    /// Create a standing query: every item later written to COLLECTION that matches
+    /// publishes a `standing_query` event (id: AGENT.NAME).
+    Watch {
+        agent: String,
+        name: String,
+        collection: String,
+        /// Query text, embedded once by the space's text encoder.
+        #[arg(long, conflicts_with = "vector", required_unless_present = "vector")]
+        text: Option<String>,
+        /// Query vector as a JSON array, e.g. '[0.1, 0.2]'.
+        #[arg(long)]
+        vector: Option<String>,
+        /// The space to match in (default: the first text space for --text, the only
+        /// space or the first of the vector's dimension for --vector).
+        #[arg(long, default_value = "")]
+        space: String,
+        /// Payload filter expression, as `search --filter`.
+        #[arg(long, default_value = "")]
+        filter: String,
+        /// Lowest similarity (cosine, ip) or largest squared distance (l2) that matches.
+        #[arg(long, allow_negative_numbers = true)]
+        threshold: f32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List standing queries (of AGENT, or all).
+    Watches {
+        agent: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a standing query by id (AGENT.NAME).
+    Unwatch { id: String },
+}
+
+#[derive(Subcommand)]
+pub enum QueueCmd {
+    /// Create a queue (and NAME.dlq when --max-attempts > 0).
+    Create {
+        name: String,
+        /// Deliveries before a message moves to NAME.dlq (0 = never; default: the server's).
+        #[arg(long)]
+        max_attempts: Option<u32>,
+        #[arg(long, default_value_t = 0)]
+        visibility_timeout_ms: u64,
+        #[arg(long, default_value_t = 0)]
+        max_messages: u64,
+    },
+    /// Send a message (BODY as UTF-8 text).
+    Send {
+        queue: String,
+        body: String,
+        /// Attribute KEY=VALUE (repeatable).
+        #[arg(long = "attr")]
+        attributes: Vec<String>,
+    },
+    /// Receive messages: one JSON line each, with the receipt to ack.
+    Receive {
+        queue: String,
+        #[arg(long, default_value_t = 1)]
+        max: u32,
+        #[arg(long, default_value_t = 0)]
+        visibility_timeout_ms: u64,
+        /// Wait up to this long for a message.
+        #[arg(long, default_value_t = 0)]
+        wait_ms: u64,
+    },
+    /// Acknowledge a received message.
+    Ack { queue: String, receipt: String },
+    /// Queue statistics (all queues without NAME).
+    Stats {
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct EventsArgs {
+    /// Topic to follow (repeatable; default all).
+    #[arg(long = "topic")]
+    topics: Vec<String>,
+    /// Start at this offset (default: only new events).
+    #[arg(long = "from")]
+    from: Option<u64>,
+    /// Exit after this many events.
+    #[arg(long)]
+    limit: Option<u64>,
+    /// One JSON object per line.
+    #[arg(long)]
+    json: bool,
+}
+
+pub enum Cli {
+    Agent(AgentCmd),
+    Queue(QueueCmd),
+    Events(EventsArgs),
+}
+
+fn agent_json(a: &v1::AgentInfo) -> serde_json::Value {
+    let c = a.card.clone().unwrap_or_default();
+    serde_json::json!({
+        "name": c.name, "description": c.description, "version": c.version, "endpoint": c.endpoint,
+        "skills": c.skills.iter().map(|s| serde_json::json!({"id": s.id, "name": s.name, "description": s.description, "tags": s.tags})).collect::<Vec<_>>(),
+        "capabilities": c.capabilities, "state": a.state, "healthy": a.healthy,
+        "registered_unix_ms": a.registered_unix_ms, "updated_unix_ms": a.updated_unix_ms,
+        "last_heartbeat_unix_ms": a.last_heartbeat_unix_ms, "heartbeat_timeout_ms": a.heartbeat_timeout_ms,
+        "memory_collection": a.memory_collection,
+    })
+}
+
+fn print_agent(a: &v1::AgentInfo, json: bool) {
+    if json {
+        println!("{}", agent_json(a));
+    } else {
+        let c = a.card.clone().unwrap_or_default();
+        println!(
+            "{}\t{}\t{}\tversion={}\tmemory={}\tendpoint={}",
+            c.name,
+            a.state,
+            if a.healthy { "healthy" } else { "UNHEALTHY" },
+            c.version,
+            if a.memory_collection.is_empty() { "-" } else { &a.memory_collection },
+            c.endpoint
+        );
+    }
+}
+
+fn print_standing(q: &v1::StandingQuery, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "id": q.id, "agent": q.agent, "name": q.name, "collection": q.collection, "space": q.space,
+                "metric": q.metric, "dim": q.dim, "text": q.text, "filter": q.filter, "threshold": q.threshold,
+                "created_unix_ms": q.created_unix_ms,
+            })
+        );
+    } else {
+        println!(
+            "{}\t{}\tspace={}\t{}\tthreshold={}\tfilter={}\t{}",
+            q.id,
+            q.collection,
+            q.space,
+            q.metric,
+            q.threshold,
+            if q.filter.is_empty() { "-" } else { &q.filter },
+            if q.text.is_empty() { format!("vector[{}]", q.dim) } else { format!("text={:?}", q.text) }
+        );
+    }
+}
+
+fn queue_json(q: &v1::QueueStats) -> serde_json::Value {
+    serde_json::json!({
+        "name": q.name, "messages": q.messages, "ready": q.ready, "in_flight": q.in_flight,
+        "max_attempts": q.max_attempts, "visibility_timeout_ms": q.visibility_timeout_ms,
+        "max_messages": q.max_messages, "dead_letter_queue": q.dead_letter_queue,
+        "oldest_sent_unix_ms": q.oldest_sent_unix_ms, "created_unix_ms": q.created_unix_ms,
+    })
+}
+
+pub fn cli(server: &str, cmd: Cli) -> anyhow::Result<()> {
+    use crate::cli::status_err;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let ch = crate::cli::connect(server).await?;
+        match cmd {
+            Cli::Agent(c) => {
+                let mut sq = v1::standing_queries_client::StandingQueriesClient::new(ch.clone());
+                let mut a = v1::agents_client::AgentsClient::new(ch);
+                match c {
+                    AgentCmd::Register {
+                        name,
+                        description,
+                        version,
+                        skills,
+                        capabilities,
+                        endpoint,
+                        heartbeat_timeout_ms,
+                        memory_spaces,
+                        no_memory,
+                        json,
+                    } => {
+                        let skills = skills
+                            .iter()
+                            .map(|s| {
+                                let mut p = s.splitn(3, ':');
+                                let id = p.next().unwrap_or_default().to_string();
+                                let name = p.next().map(str::to_string).unwrap_or_else(|| id.clone());
+                                let description = p.next().unwrap_or_default().to_string();
+                                v1::AgentSkill { id, name, description, tags: vec![] }
+                            })
+                            .collect();
+                        let memory_spaces = memory_spaces.iter().map(|s| parse_space(s)).collect::<Result<_, _>>()?;
+                        let r = a
+                            .register(v1::RegisterAgentRequest {
+                                card: Some(v1::AgentCard { name, description, version, skills, capabilities, endpoint }),
+                                heartbeat_timeout_ms,
+                                memory_spaces,
+                                no_memory,
+                            })
+                            .await
+                            .map_err(status_err)?
+                            .into_inner();
+                        let info = r.agent.unwrap_or_default();
+                        if json {
+                            let mut v = agent_json(&info);
+                            v["created"] = r.created.into();
+                            println!("{v}");
+                        } else {
+                            print!("{} ", if r.created { "registered" } else { "updated" });
+                            print_agent(&info, false);
+                        }
+                    }
+                    AgentCmd::List { state, json } => {
+                        let r = a
+                            .list(v1::ListAgentsRequest { state: state.unwrap_or_default() })
+                            .await
+                            .map_err(status_err)?;
+                        for ag in &r.into_inner().agents {
+                            print_agent(ag, json);
+                        }
+                    }
+                    AgentCmd::Show { name, json } => {
+                        let r = a.get(v1::GetAgentRequest { name }).await.map_err(status_err)?.into_inner();
+                        let info = r.agent.unwrap_or_default();
+                        if json {
+                            println!("{}", agent_json(&info));
+                        } else {
+                            println!("{}", serde_json::to_string_pretty(&agent_json(&info))?);
+                        }
+                    }
+                    AgentCmd::Activate { name, reason } => set_state(&mut a, name, "active", reason).await?,
+                    AgentCmd::Suspend { name, reason } => set_state(&mut a, name, "suspended", reason).await?,
+                    AgentCmd::Retire { name, reason } => set_state(&mut a, name, "retired", reason).await?,
+                    AgentCmd::Heartbeat { name } => {
+                        let r = a.heartbeat(v1::AgentHeartbeatRequest { name }).await.map_err(status_err)?;
+                        print_agent(&r.into_inner().agent.unwrap_or_default(), false);
+                    }
+                    AgentCmd::Watch { agent, name, collection, text, vector, space, filter, threshold, json } => {
+                        use v1::create_standing_query_request::Query;
+                        let query = match (text, vector) {
+                            (Some(t), _) => Query::Text(t),
+                            (None, Some(v)) => Query::Vector(v1::Vector {
+                                values: serde_json::from_str(&v)
+                                    .map_err(|e| anyhow::anyhow!("--vector wants a JSON array of numbers: {e}"))?,
+                                ..Default::default()
+                            }),
+                            (None, None) => anyhow::bail!("give --text or --vector"),
+                        };
+                        let r = sq
+                            .create(v1::CreateStandingQueryRequest {
+                                agent,
+                                name,
+                                collection,
+                                space,
+                                query: Some(query),
+                                filter,
+                                threshold,
+                            })
+                            .await
+                            .map_err(status_err)?
+                            .into_inner();
+                        print_standing(&r.query.unwrap_or_default(), json);
+                    }
+                    AgentCmd::Watches { agent, json } => {
+                        let r = sq
+                            .list(v1::ListStandingQueriesRequest { agent: agent.unwrap_or_default() })
+                            .await
+                            .map_err(status_err)?
+                            .into_inner();
+                        for q in &r.queries {
+                            print_standing(q, json);
+                        }
+                        if r.dropped_evaluations > 0 {
+                            eprintln!("{} write batches were not evaluated (queue full)", r.dropped_evaluations);
+                        }
+                    }
+                    AgentCmd::Unwatch { id } => {
+                        let r = sq.delete(v1::DeleteStandingQueryRequest { id }).await.map_err(status_err)?;
+                        println!("deleted standing query {}", r.into_inner().query.unwrap_or_default().id);
+                    }
+                }
+            }
+            Cli::Queue(c) => {
+                let mut q = v1::queues_client::QueuesClient::new(ch);
+                match c {
+                    QueueCmd::Create { name, max_attempts, visibility_timeout_ms, max_messages } => {
+                        let r = q
+                            .create(v1::CreateQueueRequest { name, max_attempts, visibility_timeout_ms, max_messages })
+                            .await
+                            .map_err(status_err)?
+                            .into_inner();
+                        let s = r.queue.unwrap_or_default();
+                        println!(
+                            "{} queue {} (max_attempts {}, visibility_timeout_ms {}{})",
+                            if r.created { "created" } else { "exists:" },
+                            s.name,
+                            s.max_attempts,
+                            s.visibility_timeout_ms,
+                            if s.dead_letter_queue.is_empty() {
+                                String::new()
+                            } else {
+                                format!(", dead letters to {}", s.dead_letter_queue)
+                            }
+                        );
+                    }
+                    QueueCmd::Send { queue, body, attributes } => {
+                        let mut attrs = std::collections::HashMap::new();
+                        for a in attributes {
+                            let (k, v) = a.split_once('=').ok_or_else(|| anyhow::anyhow!("--attr wants KEY=VALUE"))?;
+                            attrs.insert(k.to_string(), v.to_string());
+                        }
+                        let r = q
+                            .send(v1::SendMessageRequest { queue, body: body.into_bytes(), attributes: attrs })
+                            .await
+                            .map_err(status_err)?;
+                        println!("{}", r.into_inner().id);
+                    }
+                    QueueCmd::Receive { queue, max, visibility_timeout_ms, wait_ms } => {
+                        let r = q
+                            .receive(v1::ReceiveMessagesRequest {
+                                queue,
+                                max_messages: max,
+                                visibility_timeout_ms,
+                                wait_ms,
+                            })
+                            .await
+                            .map_err(status_err)?;
+                        for m in r.into_inner().messages {
+                            println!(
+                                "{}",
+                                serde_json::json!({"id": m.id, "body": String::from_utf8_lossy(&m.body), "attempt": m.attempt,
+                                    "receipt": m.receipt, "attributes": m.attributes, "sent_unix_ms": m.sent_unix_ms,
+                                    "invisible_until_unix_ms": m.invisible_until_unix_ms})
+                            );
+                        }
+                    }
+                    QueueCmd::Ack { queue, receipt } => {
+                        q.ack(v1::AckMessageRequest { queue, receipt: receipt.clone() }).await.map_err(status_err)?;
+                        println!("acked {receipt}");
+                    }
+                    QueueCmd::Stats { name, json } => {
+                        let r = q
+                            .stats(v1::QueueStatsRequest { name: name.unwrap_or_default() })
+                            .await
+                            .map_err(status_err)?;
+                        for s in r.into_inner().queues {
+                            if json {
+                                println!("{}", queue_json(&s));
+                            } else {
+                                println!(
+                                    "{}\tmessages={}\tready={}\tin_flight={}\tmax_attempts={}\tvisibility_timeout_ms={}",
+                                    s.name, s.messages, s.ready, s.in_flight, s.max_attempts, s.visibility_timeout_ms
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+            Cli::Events(a) => {
+                let mut e = v1::events_client::EventsClient::new(ch);
+                let mut stream = e
+                    .subscribe(v1::SubscribeRequest { topics: a.topics, from_offset: a.from })
+                    .await
+                    .map_err(status_err)?
+                    .into_inner();
+                let mut n = 0;
+                while a.limit.is_none_or(|l| n < l) {
+                    let Some(m) = stream.message().await.map_err(status_err)? else { break };
+                    match m.msg {
+                        Some(v1::subscribe_response::Msg::Event(ev)) => {
+                            n += 1;
+                            if a.json {
+                                let data: serde_json::Value =
+                                    serde_json::from_str(&ev.data_json).unwrap_or(serde_json::Value::Null);
+                                println!(
+                                    "{}",
+                                    serde_json::json!({"offset": ev.offset, "topic": ev.topic, "kind": ev.kind,
+                                        "subject": ev.subject, "data": data, "unix_ms": ev.unix_ms})
+                                );
+                            } else {
+                                println!("{}\t{}\t{}\t{}\t{}", ev.offset, ev.topic, ev.kind, ev.subject, ev.data_json);
+                            }
+                        }
+                        Some(v1::subscribe_response::Msg::Lagged(l)) => {
+                            if a.json {
+                                println!(
+                                    "{}",
+                                    serde_json::json!({"lagged": {"requested_offset": l.requested_offset,
+                                        "first_available_offset": l.first_available_offset}})
+                                );
+                            } else {
+                                eprintln!(
+                                    "lagged: events from offset {} are gone; continuing at {}",
+                                    l.requested_offset, l.first_available_offset
+                                );
+                            }
+                        }
+                        None => {}
+                    }
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+async fn set_state(
+    a: &mut v1::agents_client::AgentsClient<crate::cli::Ch>,
+    name: String,
+    state: &str,
+    reason: String,
+) -> anyhow::Result<()> {
+    let r = a
+        .set_state(v1::SetAgentStateRequest { name, state: state.into(), reason })
+        .await
+        .map_err(crate::cli::status_err)?;
+    print_agent(&r.into_inner().agent.unwrap_or_default(), false);
+    Ok(())
+}
+
+/// NAME:DIM[:METRIC[:INDEX]], as `agentdb collection create --space`.
+fn parse_space(s: &str) -> anyhow::Result<v1::SpaceSpec> {
+    let p: Vec<&str> = s.splitn(4, ':').collect();
+    if p.len() < 2 {
+        anyhow::bail!("--memory-space wants NAME:DIM[:METRIC[:INDEX]], got '{s}'");
+    }
+    let metric = agentdb_engine::Metric::parse(p.get(2).copied().unwrap_or("cosine"))?;
+    Ok(v1::SpaceSpec {
+        name: p[0].to_string(),
+        dim: p[1].parse().map_err(|_| anyhow::anyhow!("bad dimension in '{s}'"))?,
+        metric: agentdb_proto::convert::metric_to_wire(metric) as i32,
+        index: p.get(3).copied().unwrap_or(agentdb_engine::DEFAULT_INDEX).to_string(),
+        ..Default::default()
+    })
+}
