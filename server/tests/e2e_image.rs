@@ -61,6 +61,8 @@ fn ingest_photos_then_search_by_text_and_by_example() {
             "3",
             "--json",
             "--explain",
+            "--mode",
+            "dense", // the label bridge on its own (hybrid is tested in e2e_hybrid)
         ]));
         assert!(hits[0]["source"].as_str().unwrap().ends_with(want), "{query}: {hits:#?}");
         assert_eq!(hits[0]["modality"], json!("image"));
