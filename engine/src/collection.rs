@@ -203,6 +203,18 @@ impl Source<'_> {
     }
     /// Rows that are live and pass `filter`; `None` means every row qualifies.
     pub fn allowed(&self, filter: Option<&Filter>) -> Option<Bitmap> {
+        if let (Source::Seg(s), Some(f)) = (self, filter) {
+            // Immutable payloads: the rows matching `f` are cached on the segment.
+            let matched = s.matching(f);
+            let deleted = s.deleted.read();
+            let mut allowed = Bitmap::new(self.rows());
+            for row in matched.iter_ones() {
+                if !deleted.get(row) {
+                    allowed.set(row);
+                }
+            }
+            return Some(allowed);
+        }
         let guard;
         let deleted = match self {
             Source::Mem(m) => &m.deleted,

@@ -29,7 +29,16 @@ pub struct Segment {
     /// One index per space; `None` while it is being built.
     pub indexes: RwLock<Vec<Option<Arc<AnnIndex>>>>,
     pub disk_bytes: AtomicU64,
+    /// Rows whose payload matches a filter, for the last few filters (a segment's
+    /// payloads never change, so the answer holds until the segment is replaced).
+    /// Cross-modal search runs the same per-modality filters on every query.
+    filter_cache: parking_lot::Mutex<Vec<(String, Arc<Bitmap>)>>,
 }
+
+/// Filters whose row sets a segment remembers.
+const FILTER_CACHE_ENTRIES: usize = 16;
+/// Longer filter descriptions (huge `in` lists) are not cached.
+const FILTER_CACHE_MAX_KEY: usize = 4096;
 
 impl std::fmt::Debug for Segment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -58,7 +67,33 @@ impl Segment {
             deleted: RwLock::new(deleted),
             indexes: RwLock::new(vec![None; spaces]),
             disk_bytes: AtomicU64::new(0),
+            filter_cache: parking_lot::Mutex::new(Vec::new()),
         }
+    }
+
+    /// Rows whose payload matches `f`, deleted or not (cached per filter).
+    pub fn matching(&self, f: &crate::filter::Filter) -> Arc<Bitmap> {
+        let key = format!("{f:?}");
+        if let Some((_, b)) = self.filter_cache.lock().iter().find(|(k, _)| *k == key) {
+            return b.clone();
+        }
+        let mut b = Bitmap::new(self.rows());
+        for (row, p) in self.payloads.iter().enumerate() {
+            if f.matches(p) {
+                b.set(row);
+            }
+        }
+        let b = Arc::new(b);
+        if key.len() <= FILTER_CACHE_MAX_KEY {
+            let mut c = self.filter_cache.lock();
+            if !c.iter().any(|(k, _)| *k == key) {
+                if c.len() >= FILTER_CACHE_ENTRIES {
+                    c.remove(0);
+                }
+                c.push((key, b.clone()));
+            }
+        }
+        b
     }
 
     pub fn rows(&self) -> usize {

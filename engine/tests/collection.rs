@@ -126,6 +126,13 @@ fn filtered_search_returns_k_whenever_k_match() {
     // k larger than the matches: all of them.
     let f = filter::parse("bucket = 7").unwrap();
     assert_eq!(search(&c, q, 100, Some(&f), false).len(), 20);
+    // Segments cache the rows a filter matches; a delete is never hidden by the cache.
+    let gone: Vec<String> = search(&c, q, 5, Some(&f), true).iter().map(|h| h.id.clone()).collect();
+    assert_eq!(c.delete(&gone).unwrap(), 5);
+    assert_eq!(c.count(Some(&f)).unwrap(), 15);
+    let hits = search(&c, q, 100, Some(&f), false);
+    assert_eq!(hits.len(), 15);
+    assert!(hits.iter().all(|h| !gone.contains(&h.id)));
 }
 
 #[test]

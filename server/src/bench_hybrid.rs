@@ -149,9 +149,10 @@ pub async fn hybrid_bench(server: &str, b: HybridBench) -> Result<()> {
             items.upsert(v1::UpsertRequest { collection: name.clone(), items: batch }).await.map_err(status_err)?;
         }
         let secs = t.elapsed().as_secs_f64();
-        // Measure search on built indexes, as a settled collection is searched.
+        // Measure search on built indexes, as a settled collection is searched (sealed
+        // and indexed segments; not merged into one, which would rebuild the graph).
         let ti = Instant::now();
-        cols.flush(v1::FlushRequest { collection: name.clone(), optimize: true }).await.map_err(status_err)?;
+        cols.flush(v1::FlushRequest { collection: name.clone(), optimize: false }).await.map_err(status_err)?;
         let index_secs = ti.elapsed().as_secs_f64();
         eprintln!("  upserted in {secs:.1}s, HNSW built in {index_secs:.1}s");
         load.push(serde_json::json!({"collection": name, "keyword": keyword, "seconds": secs, "items_per_s": b.n as f64 / secs, "index_seconds": index_secs}));

@@ -341,7 +341,7 @@ fn describe_part(p: &Value) -> String {
                 .as_array()
                 .map(|a| a.iter().take(3).filter_map(Value::as_str).collect())
                 .unwrap_or_default();
-            format!("image {}x{} (looks like: {})", p["width"], p["height"], labels.join(", "))
+            format!("image {}x{} (looks like: {}){}", p["width"], p["height"], labels.join(", "), reads(p))
         }
         Some("keyframe") => {
             let labels: Vec<&str> = p["labels"]
@@ -349,7 +349,12 @@ fn describe_part(p: &Value) -> String {
                 .map(|a| a.iter().take(3).filter_map(Value::as_str).collect())
                 .unwrap_or_default();
             let cut = if p["scene_change"].as_bool() == Some(true) { ", scene change" } else { "" };
-            format!("keyframe at {:.1} s{cut} (looks like: {})", p["t_s"].as_f64().unwrap_or(0.0), labels.join(", "))
+            format!(
+                "keyframe at {:.1} s{cut} (looks like: {}){}",
+                p["t_s"].as_f64().unwrap_or(0.0),
+                labels.join(", "),
+                reads(p)
+            )
         }
         Some("speech") => {
             let (i, n) = (p["chunk"].as_u64().unwrap_or(0), p["chunks"].as_u64().unwrap_or(1));
@@ -357,6 +362,17 @@ fn describe_part(p: &Value) -> String {
             format!("speech {a:.1}-{b:.1} s (passage {}/{n})", i + 1)
         }
         _ => "item".into(),
+    }
+}
+
+/// `; reads "…"`: the start of the text OCR found in an image or keyframe, if any.
+fn reads(p: &Value) -> String {
+    match p["ocr"].as_str().map(|t| t.split_whitespace().collect::<Vec<_>>().join(" ")) {
+        Some(t) if !t.is_empty() => {
+            let short: String = t.chars().take(60).collect();
+            format!("; reads \"{short}{}\"", if short.len() < t.len() { "…" } else { "" })
+        }
+        _ => String::new(),
     }
 }
 

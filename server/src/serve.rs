@@ -420,7 +420,13 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
                 let l = t.http_listener(l)?;
                 tokio::spawn(async move { axum::serve(l, app).with_graceful_shutdown(stopped(rx)).await })
             }
-            None => tokio::spawn(async move { axum::serve(l, app).with_graceful_shutdown(stopped(rx)).await }),
+            None => {
+                use axum::serve::ListenerExt;
+                let l = l.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+                tokio::spawn(async move { axum::serve(l, app).with_graceful_shutdown(stopped(rx)).await })
+            }
         })
     };
 
@@ -457,7 +463,15 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
     match &tls {
         Some(t) => router.serve_with_incoming_shutdown(t.grpc_incoming(listener), stopped(stop_rx)).await,
         None => {
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            // No Nagle: a response written in several pieces (headers, a multi-KB
+            // message) must not wait for the client's delayed ACK (a 40 ms stall).
+            use tokio_stream::StreamExt;
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| {
+                if let Ok(s) = &s {
+                    let _ = s.set_nodelay(true);
+                }
+                s
+            });
             router.serve_with_incoming_shutdown(incoming, stopped(stop_rx)).await
         }
     }

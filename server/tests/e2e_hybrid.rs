@@ -69,6 +69,7 @@ fn hybrid_search_over_text_ocr_labels_and_file_names() {
     assert_eq!(e["matched"], serde_json::json!(["ocr: 4471 ax"]), "{e}");
     assert!(e["snippet"].as_str().unwrap().contains("**AX**-**4471**"), "{e}");
     assert!(hits[0]["payload"]["ocr"].as_str().unwrap().contains("Harbour Street Bakery"), "{hits:?}");
+    assert!(hits[0]["part"].as_str().unwrap().contains("reads \"INVOICE AX-4471 Harbour"), "{}", hits[0]["part"]);
 
     // Hybrid is the default for text: an exact code ranks its document first, with the
     // keyword list beside the dense ones; --mode dense leaves it out.
