@@ -449,6 +449,8 @@ impl KeywordIndex {
             if c.occur != Occurs::MustNot {
                 terms.extend(words.iter().cloned());
             }
+            // Token positions for a phrase (stop words leave gaps), once per clause.
+            let positions = if words.len() > 1 { self.positions(&c.text) } else { Vec::new() };
             let mut alts: Vec<(Occur, Box<dyn Query>)> = Vec::new();
             for (fi, w) in fields {
                 let f = self.fields[fi];
@@ -457,7 +459,7 @@ impl KeywordIndex {
                 } else if c.phrase || c.occur != Occurs::Should {
                     // A quoted phrase, or one word the analyser split ("e-mail"): in order.
                     let ts: Vec<(usize, Term)> =
-                        self.positions(&c.text).into_iter().map(|(p, t)| (p, Term::from_field_text(f, &t))).collect();
+                        positions.iter().map(|(p, t)| (*p, Term::from_field_text(f, t))).collect();
                     Box::new(PhraseQuery::new_with_offset(ts))
                 } else {
                     let ws: Vec<(Occur, Box<dyn Query>)> = words
