@@ -126,6 +126,13 @@ pub fn field_texts(payload: &Value, searchable: &[String]) -> [String; 8] {
     out
 }
 
+/// The payload keys each field (in [`FIELDS`] order) is read from by [`field_texts`]; a
+/// caller that hides a key (masking) leaves out the fields reading it.
+pub fn field_payload_keys(searchable: &[String]) -> [Vec<String>; 8] {
+    let one = |k: &str| vec![k.to_string()];
+    [one("text"), one("text"), one("ocr"), one("labels"), one("source"), one("title"), one("tags"), searchable.to_vec()]
+}
+
 /// Strings (and numbers) anywhere in a JSON value, joined into one text.
 fn flatten(v: &Value) -> String {
     fn walk(v: &Value, out: &mut Vec<String>) {
@@ -393,36 +400,15 @@ impl KeywordIndex {
         self.reader.searcher().num_docs()
     }
 
-    fn analyse(&self, text: &str) -> Vec<String> {
-        let mut a = self.analyzer.lock();
-        let mut ts = a.token_stream(text);
-        let mut out = Vec::new();
-        while ts.advance() {
-            out.push(ts.token().text.clone());
-        }
-        out
-    }
-
-    /// The analysed tokens of `text` with their positions (stop words leave gaps).
-    fn positions(&self, text: &str) -> Vec<(usize, String)> {
-        let mut a = self.analyzer.lock();
-        let mut ts = a.token_stream(text);
-        let mut out = Vec::new();
-        while ts.advance() {
-            out.push((ts.token().position, ts.token().text.clone()));
-        }
-        let base = out.first().map_or(0, |(p, _)| *p);
-        out.into_iter().map(|(p, t)| (p - base, t)).collect()
-    }
-
-    /// The analysed tokens of `text` with their byte ranges.
-    fn tokens(&self, text: &str) -> Vec<(String, usize, usize)> {
+    /// The analysed tokens of `text`: (term, position, byte range). Stop words leave
+    /// gaps in the positions.
+    fn tokens(&self, text: &str) -> Vec<(String, usize, usize, usize)> {
         let mut a = self.analyzer.lock();
         let mut ts = a.token_stream(text);
         let mut out = Vec::new();
         while ts.advance() {
             let t = ts.token();
-            out.push((t.text.clone(), t.offset_from, t.offset_to));
+            out.push((t.text.clone(), t.position, t.offset_from, t.offset_to));
         }
         out
     }
@@ -441,7 +427,8 @@ impl KeywordIndex {
                     .unwrap_or_default(),
                 None => weights.0.iter().enumerate().filter(|(_, w)| **w > 0.0).map(|(i, w)| (i, *w)).collect(),
             };
-            let words = self.analyse(&c.text);
+            let tokens = self.tokens(&c.text);
+            let words: Vec<String> = tokens.iter().map(|(t, ..)| t.clone()).collect();
             if words.is_empty() {
                 // Only stop words: nothing to look for (a required one cannot fail).
                 continue;
@@ -449,8 +436,7 @@ impl KeywordIndex {
             if c.occur != Occurs::MustNot {
                 terms.extend(words.iter().cloned());
             }
-            // Token positions for a phrase (stop words leave gaps), once per clause.
-            let positions = if words.len() > 1 { self.positions(&c.text) } else { Vec::new() };
+            let base = tokens.first().map_or(0, |(_, p, ..)| *p);
             let mut alts: Vec<(Occur, Box<dyn Query>)> = Vec::new();
             for (fi, w) in fields {
                 let f = self.fields[fi];
@@ -459,7 +445,7 @@ impl KeywordIndex {
                 } else if c.phrase || c.occur != Occurs::Should {
                     // A quoted phrase, or one word the analyser split ("e-mail"): in order.
                     let ts: Vec<(usize, Term)> =
-                        positions.iter().map(|(p, t)| (*p, Term::from_field_text(f, t))).collect();
+                        tokens.iter().map(|(t, p, ..)| (p - base, Term::from_field_text(f, t))).collect();
                     Box::new(PhraseQuery::new_with_offset(ts))
                 } else {
                     let ws: Vec<(Occur, Box<dyn Query>)> = words
@@ -563,15 +549,15 @@ impl KeywordIndex {
                 continue;
             }
             let toks = self.tokens(t);
-            let hits: Vec<&(String, usize, usize)> = toks.iter().filter(|(w, _, _)| terms.contains(w)).collect();
+            let hits: Vec<&(String, usize, usize, usize)> = toks.iter().filter(|(w, ..)| terms.contains(w)).collect();
             if hits.is_empty() {
                 continue;
             }
-            let found: BTreeSet<String> = hits.iter().map(|(w, _, _)| w.clone()).collect();
+            let found: BTreeSet<String> = hits.iter().map(|(w, ..)| w.clone()).collect();
             matched.push((FIELDS[i].to_string(), found.into_iter().collect()));
             let w = weights.0[i];
             if best.as_ref().is_none_or(|(bw, _, _)| w > *bw) {
-                best = Some((w, i, hits.iter().map(|(_, a, b)| (*a, *b)).collect()));
+                best = Some((w, i, hits.iter().map(|(_, _, a, b)| (*a, *b)).collect()));
             }
         }
         let snippet = best.map(|(_, i, spans)| highlight(&texts[i], &spans)).unwrap_or_default();

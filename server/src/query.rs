@@ -121,7 +121,8 @@ pub fn run(col: &Collection, enc: &Encoders, mut q: CrossQuery, lim: IngestLimit
         let text = kw_text.as_deref().unwrap_or_default();
         let mut fields = q.keyword.fields.clone();
         let searchable = col.spec.keyword.as_ref().map(|k| k.searchable.clone()).unwrap_or_default();
-        for (field, keys) in keyword_field_keys(&searchable) {
+        let keys = agentdb_engine::keyword::field_payload_keys(&searchable);
+        for (field, keys) in agentdb_engine::keyword::FIELDS.iter().zip(keys) {
             if keys.iter().any(|k| q.keyword.hidden.contains(k)) {
                 fields.push((field.to_string(), 0.0));
             }
@@ -266,21 +267,6 @@ pub fn run(col: &Collection, enc: &Encoders, mut q: CrossQuery, lim: IngestLimit
         }
     }
     Ok(finish(lists, &q))
-}
-
-/// The payload keys behind each keyword field (masked keys take their field out).
-fn keyword_field_keys(searchable: &[String]) -> Vec<(&'static str, Vec<String>)> {
-    let one = |k: &str| vec![k.to_string()];
-    vec![
-        ("text", one("text")),
-        ("transcript", one("text")),
-        ("ocr", one("ocr")),
-        ("labels", one("labels")),
-        ("filename", one("source")),
-        ("title", one("title")),
-        ("tags", one("tags")),
-        ("meta", searchable.to_vec()),
-    ]
 }
 
 /// Fuse the ranked lists by source and shape the hits for the wire.
