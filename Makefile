@@ -32,6 +32,8 @@ test: build
 	# their CPU twins (on a GPU too, where there is one).
 	LD_LIBRARY_PATH=$(HOME)/.cache/agentdb/cuda/lib:$$LD_LIBRARY_PATH $(CARGO) test --release -p agentdb-kernels --features cuda
 	$(CARGO) check --release -p agentdb-server --features cuda
+	# The lean GPU server (no FFmpeg, no Tesseract) that benches/gpu/gpu.sh carries.
+	$(CARGO) check --release -p agentdb-server --no-default-features --features cuda
 
 lint:
 	$(CARGO) fmt --all -- --check

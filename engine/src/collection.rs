@@ -60,6 +60,9 @@ pub struct CollectionOptions {
     /// The data key when the data directory is encrypted (set by `Database::open_with_key`
     /// from the KEYRING); `None` reads and writes plaintext files.
     pub cipher: Option<Arc<crate::crypto::Cipher>>,
+    /// Exact search on another device (the GPU) for sealed segments of `Flat` spaces
+    /// and exact searches; `None` searches on the CPU.
+    pub accelerator: Option<Arc<dyn crate::accel::ExactAccelerator>>,
 }
 
 impl Default for CollectionOptions {
@@ -73,6 +76,7 @@ impl Default for CollectionOptions {
             tuning: IndexTuning::default(),
             limits: Limits::default(),
             cipher: None,
+            accelerator: None,
         }
     }
 }

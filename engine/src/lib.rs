@@ -5,6 +5,7 @@
 //! This crate knows nothing of gRPC, HTTP, tokio or CUDA: the server converts at the
 //! edge, and GPU kernels live in `agentdb-kernels`.
 
+pub mod accel;
 pub mod bitmap;
 pub mod codec;
 pub mod collection;

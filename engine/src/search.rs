@@ -144,6 +144,9 @@ impl Collection {
                 .map(|v| v.into_iter().map(|n| (n.row, n.score)).collect())
                 .collect()
         };
+        if let Some(out) = self.search_accelerated(src, s, space, queries, k, allowed, candidates, params, &exact) {
+            return Ok(out);
+        }
         let index = match src {
             Source::Seg(seg) => seg.indexes.read()[s].clone(),
             Source::Mem(_) => None,
@@ -183,18 +186,72 @@ impl Collection {
                 .into_iter()
                 .map(|(row, _)| (row, exact_score(distance, qv, &base[row as usize * dim..(row as usize + 1) * dim])))
                 .collect();
-            scored.sort_by(|a, b| {
-                if distance.better(a.1, b.1) {
-                    std::cmp::Ordering::Less
-                } else if distance.better(b.1, a.1) {
-                    std::cmp::Ordering::Greater
-                } else {
-                    a.0.cmp(&b.0)
-                }
-            });
+            sort_scored(distance, &mut scored);
             scored.truncate(k);
             out.push(scored);
         }
         Ok(out)
     }
+
+    /// A sealed segment of a `Flat` space (or an exact search) on the accelerator: it
+    /// names candidate rows, enough to survive the rows deletions and the filter drop;
+    /// scores are computed here from the stored fp32 vectors. `None`: search on the CPU.
+    #[allow(clippy::too_many_arguments)]
+    fn search_accelerated(
+        &self,
+        src: &Source<'_>,
+        s: usize,
+        space: &SpaceSpec,
+        queries: &[f32],
+        k: usize,
+        allowed: Option<&crate::bitmap::Bitmap>,
+        candidates: usize,
+        params: SearchParams,
+        exact: &ExactFn<'_>,
+    ) -> Option<Vec<Vec<(u32, f32)>>> {
+        let (Source::Seg(seg), Some(acc)) = (src, self.options.accelerator.as_ref()) else { return None };
+        if !(params.exact || space.index.trim().eq_ignore_ascii_case("flat")) {
+            return None;
+        }
+        let fetch = k + (src.rows() - candidates);
+        if fetch > acc.max_fetch() {
+            return None;
+        }
+        let (dim, distance) = (space.dim, space.metric.distance());
+        let base = src.vectors(s);
+        let rows = acc.candidates(seg, s, dim, queries, fetch, distance)?;
+        let want = k.min(candidates);
+        let mut out = Vec::with_capacity(rows.len());
+        for (q, cand) in rows.into_iter().enumerate() {
+            let qv = &queries[q * dim..(q + 1) * dim];
+            let mut scored: Vec<(u32, f32)> = cand
+                .into_iter()
+                .filter(|&r| allowed.is_none_or(|b| b.get(r as usize)))
+                .map(|r| (r, exact_score(distance, qv, &base[r as usize * dim..(r as usize + 1) * dim])))
+                .collect();
+            sort_scored(distance, &mut scored);
+            scored.truncate(k);
+            if scored.len() < want {
+                scored = exact(qv).pop().unwrap_or_default();
+            }
+            out.push(scored);
+        }
+        Some(out)
+    }
+}
+
+/// The CPU exact search of one source for a batch of queries: (row, score) per query.
+type ExactFn<'a> = dyn Fn(&[f32]) -> Vec<Vec<(u32, f32)>> + 'a;
+
+/// Best first; equal scores by row.
+fn sort_scored(distance: Distance, scored: &mut [(u32, f32)]) {
+    scored.sort_by(|a, b| {
+        if distance.better(a.1, b.1) {
+            std::cmp::Ordering::Less
+        } else if distance.better(b.1, a.1) {
+            std::cmp::Ordering::Greater
+        } else {
+            a.0.cmp(&b.0)
+        }
+    });
 }

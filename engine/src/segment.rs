@@ -21,6 +21,9 @@ const SEG_VERSION: u32 = 1;
 
 pub struct Segment {
     pub id: u64,
+    /// Unique in this process (ids repeat across collections and after a drop and
+    /// re-create): what device caches key a segment's vectors by.
+    pub uid: u64,
     pub ids: Vec<String>,
     pub payloads: Vec<serde_json::Value>,
     /// Row-major vectors, one buffer per space in the collection's space order.
@@ -59,8 +62,10 @@ impl Segment {
         deleted: Bitmap,
     ) -> Segment {
         let spaces = vectors.len();
+        static NEXT_UID: AtomicU64 = AtomicU64::new(1);
         Segment {
             id,
+            uid: NEXT_UID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             ids,
             payloads,
             vectors,

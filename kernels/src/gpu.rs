@@ -13,56 +13,130 @@
 
 use crate::topk::{dot, Distance, Neighbor};
 
-/// Base rows per GEMM block (bounds the score matrix: queries × BLOCK_ROWS floats).
+/// Base rows per GEMM block of the CPU twin (the GPU sizes its blocks from
+/// [`SCORE_FLOATS`]; blocking changes only the order of equal scores).
 pub const BLOCK_ROWS: usize = 65_536;
-/// Columns each selection thread block reduces to its k best.
+/// Columns each selection thread block reduces to its k best (256 threads × 16 registers).
 pub const CHUNK: usize = 4_096;
+/// The largest k the device selects; larger k runs on the CPU.
+pub const MAX_GPU_K: usize = 1_024;
+/// Upper bound on the score matrix (queries × block rows) the GPU holds at once.
+pub const SCORE_FLOATS: usize = 1 << 28;
 
-/// The selection kernel. One thread block per (column chunk, query): k rounds of a
-/// block-wide arg-max over the chunk's keys, each winner masked out for the next round.
+/// Storage precision of vectors on the device. `F16` halves memory and bandwidth; the
+/// GEMM still accumulates in fp32 (cuBLAS `GemmEx`, compute type 32F).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    F32,
+    F16,
+}
+
+impl Precision {
+    pub fn parse(s: &str) -> Result<Precision, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "fp32" | "f32" => Ok(Precision::F32),
+            "fp16" | "f16" | "half" => Ok(Precision::F16),
+            other => Err(format!("precision '{other}' is not fp32 or fp16")),
+        }
+    }
+    pub fn bytes(self) -> usize {
+        match self {
+            Precision::F32 => 4,
+            Precision::F16 => 2,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "fp32",
+            Precision::F16 => "fp16",
+        }
+    }
+}
+
+/// Round every value to fp16 and back: what the device sees of an fp16 upload.
+pub fn round_f16(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect()
+}
+
+/// The selection kernel. One thread block of 256 threads per (chunk of 4096 columns,
+/// query): each thread keeps its 16 keys in registers; k rounds of a warp-shuffle
+/// arg-max pick the chunk's k best (ties: lower column first). The output of one launch
+/// (queries × chunks·k keys, with their original columns) is the input of the next
+/// until one chunk is left, so only queries × k results leave the device.
+/// Stage 1 reads GEMM scores (L2 turns them into −‖x‖² + 2·q·x); later stages carry
+/// the column each key came from in `idx_in`.
 pub const SELECT_KERNEL: &str = r#"
 #define NEG_INF __int_as_float(0xff800000)
-extern "C" __global__ void topk_select(const float* scores, const float* norms, int n_cols, int chunk, int k,
-                                       int l2, float* scratch, float* out_key, unsigned int* out_idx) {
+#define THREADS 256
+#define PER 16
+#define CHUNK (THREADS * PER)
+__device__ __forceinline__ void better(float& bk, int& bi, float ok, int oi) {
+    if (oi >= 0 && (bi < 0 || ok > bk || (ok == bk && oi < bi))) { bk = ok; bi = oi; }
+}
+extern "C" __global__ void topk_select(const float* keys, const unsigned int* idx_in, int has_idx,
+                                       const float* norms, int l2, int n_cols, int k,
+                                       float* out_key, unsigned int* out_idx) {
     const int q = blockIdx.y;
-    const int c0 = blockIdx.x * chunk;
-    const int c1 = min(c0 + chunk, n_cols);
-    const float* row = scores + (size_t)q * n_cols;
-    float* s = scratch + (size_t)q * n_cols;
-    for (int c = c0 + threadIdx.x; c < c1; c += blockDim.x) {
-        float v = row[c];
-        s[c] = l2 ? -(norms[c] - 2.0f * v) : v;
+    const int c0 = blockIdx.x * CHUNK;
+    const float* row = keys + (size_t)q * n_cols;
+    float v[PER];
+#pragma unroll
+    for (int j = 0; j < PER; j++) {
+        const int c = c0 + j * THREADS + threadIdx.x;
+        float x = NEG_INF;
+        if (c < n_cols) {
+            x = row[c];
+            if (l2) x = -(norms[c] - 2.0f * x);
+            if (x != x) x = NEG_INF;
+        }
+        v[j] = x;
     }
-    __syncthreads();
-    __shared__ float bk[256];
-    __shared__ int bi[256];
+    __shared__ float wk[THREADS / 32];
+    __shared__ int wi[THREADS / 32];
+    __shared__ int winner;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const size_t obase = ((size_t)q * gridDim.x + blockIdx.x) * (size_t)k;
     for (int r = 0; r < k; r++) {
         float best = NEG_INF;
-        int besti = -1;
-        for (int c = c0 + threadIdx.x; c < c1; c += blockDim.x) {
-            float v = s[c];
-            if (v > best || (v == best && besti >= 0 && c < besti)) { best = v; besti = c; }
+        int bi = -1;
+#pragma unroll
+        for (int j = 0; j < PER; j++) {
+            if (v[j] > best) { best = v[j]; bi = c0 + j * THREADS + threadIdx.x; }
         }
-        bk[threadIdx.x] = best;
-        bi[threadIdx.x] = besti;
+        for (int off = 16; off > 0; off >>= 1) {
+            const float ok = __shfl_down_sync(0xffffffffu, best, off);
+            const int oi = __shfl_down_sync(0xffffffffu, bi, off);
+            better(best, bi, ok, oi);
+        }
+        if (lane == 0) { wk[warp] = best; wi[warp] = bi; }
         __syncthreads();
-        for (int w = blockDim.x / 2; w > 0; w >>= 1) {
-            if (threadIdx.x < w) {
-                float ov = bk[threadIdx.x + w];
-                int oi = bi[threadIdx.x + w];
-                if (oi >= 0 && (bi[threadIdx.x] < 0 || ov > bk[threadIdx.x] ||
-                                (ov == bk[threadIdx.x] && oi < bi[threadIdx.x]))) {
-                    bk[threadIdx.x] = ov;
-                    bi[threadIdx.x] = oi;
-                }
+        if (warp == 0) {
+            best = lane < THREADS / 32 ? wk[lane] : NEG_INF;
+            bi = lane < THREADS / 32 ? wi[lane] : -1;
+            for (int off = 16; off > 0; off >>= 1) {
+                const float ok = __shfl_down_sync(0xffffffffu, best, off);
+                const int oi = __shfl_down_sync(0xffffffffu, bi, off);
+                better(best, bi, ok, oi);
             }
-            __syncthreads();
+            if (lane == 0) {
+                out_key[obase + r] = best;
+                out_idx[obase + r] = bi < 0 ? 0xffffffffu : (has_idx ? idx_in[(size_t)q * n_cols + bi] : (unsigned int)bi);
+                winner = bi;
+            }
         }
-        if (threadIdx.x == 0) {
-            out_key[obase + r] = bk[0];
-            out_idx[obase + r] = (unsigned int)bi[0];
-            if (bi[0] >= 0) s[bi[0]] = NEG_INF;
+        __syncthreads();
+        const int w = winner;
+        if (w < 0) {
+            for (int r2 = r + 1 + threadIdx.x; r2 < k; r2 += THREADS) {
+                out_key[obase + r2] = NEG_INF;
+                out_idx[obase + r2] = 0xffffffffu;
+            }
+            break;
+        }
+        const int rel = w - c0;
+        if (rel % THREADS == (int)threadIdx.x) {
+#pragma unroll
+            for (int j = 0; j < PER; j++) if (j == rel / THREADS) v[j] = NEG_INF;
         }
         __syncthreads();
     }
@@ -118,14 +192,22 @@ pub fn topk_blocked(queries: &[f32], base: &[f32], dim: usize, k: usize, distanc
     queries.chunks_exact(dim).zip(cands.iter_mut()).map(|(q, c)| merge(c, k, distance, dot(q, q))).collect()
 }
 
+/// CPU twin of fp16 storage: the same algorithm over the fp16-rounded queries and base.
+pub fn topk_blocked_f16(queries: &[f32], base: &[f32], dim: usize, k: usize, distance: Distance) -> Vec<Vec<Neighbor>> {
+    topk_blocked(&round_f16(queries), &round_f16(base), dim, k, distance)
+}
+
 #[cfg(feature = "cuda")]
 pub use cuda::{probe, GpuBase, GpuInfo, GpuTopK};
 
 #[cfg(feature = "cuda")]
 mod cuda {
     use super::*;
-    use cudarc::cublas::{sys::cublasOperation_t, CudaBlas, Gemm, GemmConfig};
-    use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
+    use cudarc::cublas::sys::{cublasComputeType_t, cublasGemmAlgo_t, cublasOperation_t, cudaDataType_t};
+    use cudarc::cublas::CudaBlas;
+    use cudarc::driver::{
+        CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg,
+    };
     use std::sync::Arc;
 
     /// A usable GPU.
@@ -166,12 +248,33 @@ mod cuda {
         Ok(GpuInfo { ordinal, name, total_bytes, free_bytes })
     }
 
+    enum Data {
+        F32(CudaSlice<f32>),
+        F16(CudaSlice<half::f16>),
+    }
+
     /// Base vectors resident on the GPU.
     pub struct GpuBase {
         rows: usize,
         dim: usize,
-        data: CudaSlice<f32>,
+        data: Data,
         norms: CudaSlice<f32>,
+    }
+
+    impl GpuBase {
+        pub fn rows(&self) -> usize {
+            self.rows
+        }
+        pub fn precision(&self) -> Precision {
+            match self.data {
+                Data::F32(_) => Precision::F32,
+                Data::F16(_) => Precision::F16,
+            }
+        }
+        /// Device memory the vectors and their norms take.
+        pub fn bytes(&self) -> usize {
+            self.rows * self.dim * self.precision().bytes() + self.rows * 4
+        }
     }
 
     pub struct GpuTopK {
@@ -197,24 +300,103 @@ mod cuda {
             Ok(GpuTopK { info, stream, blas, select })
         }
 
-        /// Copy `base` (row-major, `rows × dim`) and its row norms to the device.
+        /// Free and total device memory now.
+        pub fn mem_info(&self) -> Result<(usize, usize), String> {
+            self.stream.context().bind_to_thread().map_err(err)?;
+            self.stream.context().mem_get_info().map_err(err)
+        }
+
+        /// Copy `base` (row-major, `rows × dim`) and its row norms to the device, fp32.
         pub fn upload(&self, base: &[f32], dim: usize) -> Result<GpuBase, String> {
+            self.upload_as(base, dim, Precision::F32)
+        }
+
+        /// Copy `base` to the device in `precision` (norms from the stored values, so L2
+        /// is exact for what the device holds).
+        pub fn upload_as(&self, base: &[f32], dim: usize, precision: Precision) -> Result<GpuBase, String> {
+            // Callers come from any thread (the server's blocking pool).
+            self.stream.context().bind_to_thread().map_err(err)?;
             let rows = base.len() / dim.max(1);
-            let need = (base.len() + rows) * 4;
-            let (free, _) = self.stream.context().mem_get_info().map_err(err)?;
+            let need = rows * dim * precision.bytes() + rows * 4;
+            let (free, _) = self.mem_info()?;
             if need > free {
                 return Err(format!("{need} bytes of vectors do not fit in {free} bytes of free GPU memory"));
             }
-            let norms: Vec<f32> = base.chunks_exact(dim).map(|r| dot(r, r)).collect();
-            Ok(GpuBase {
-                rows,
-                dim,
-                data: self.stream.clone_htod(base).map_err(err)?,
-                norms: self.stream.clone_htod(&norms).map_err(err)?,
-            })
+            let (data, norms) = match precision {
+                Precision::F32 => {
+                    let norms: Vec<f32> = base.chunks_exact(dim).map(|r| dot(r, r)).collect();
+                    (Data::F32(self.stream.clone_htod(base).map_err(err)?), norms)
+                }
+                Precision::F16 => {
+                    let h: Vec<half::f16> = base.iter().map(|&x| half::f16::from_f32(x)).collect();
+                    let norms: Vec<f32> =
+                        h.chunks_exact(dim).map(|r| r.iter().map(|x| x.to_f32() * x.to_f32()).sum::<f32>()).collect();
+                    (Data::F16(self.stream.clone_htod(&h).map_err(err)?), norms)
+                }
+            };
+            Ok(GpuBase { rows, dim, data, norms: self.stream.clone_htod(&norms).map_err(err)? })
         }
 
-        /// Exact top-k of each query against a resident base.
+        /// Rows per GEMM block for `nq` queries: the score matrix stays under
+        /// [`SCORE_FLOATS`], a whole number of selection chunks.
+        fn block_rows(n: usize, nq: usize) -> usize {
+            let r = (SCORE_FLOATS / nq.max(1)).max(CHUNK) / CHUNK * CHUNK;
+            r.min(n)
+        }
+
+        /// `C (rows × nq, column-major) = A^T · Q`: the row-major nq × rows score matrix.
+        unsafe fn gemm(
+            &self,
+            base: &GpuBase,
+            b0: usize,
+            rows: usize,
+            q: &QueryBuf,
+            nq: usize,
+            scores: &mut CudaSlice<f32>,
+        ) -> Result<(), String> {
+            let dim = base.dim;
+            let (alpha, beta) = (1.0f32, 0.0f32);
+            let (c, _rc) = scores.device_ptr_mut(&self.stream);
+            let offset = (b0 * dim * base.precision().bytes()) as u64;
+            let (a, _ra, qp, _rq, ty) = match (&base.data, q) {
+                (Data::F32(d), QueryBuf::F32(qd)) => {
+                    let (a, ra) = d.device_ptr(&self.stream);
+                    let (qp, rq) = qd.device_ptr(&self.stream);
+                    (a + offset, ra, qp, rq, cudaDataType_t::CUDA_R_32F)
+                }
+                (Data::F16(d), QueryBuf::F16(qd)) => {
+                    let (a, ra) = d.device_ptr(&self.stream);
+                    let (qp, rq) = qd.device_ptr(&self.stream);
+                    (a + offset, ra, qp, rq, cudaDataType_t::CUDA_R_16F)
+                }
+                _ => return Err("query and base precision differ".into()),
+            };
+            cudarc::cublas::result::gemm_ex(
+                *self.blas.handle(),
+                cublasOperation_t::CUBLAS_OP_T,
+                cublasOperation_t::CUBLAS_OP_N,
+                rows as i32,
+                nq as i32,
+                dim as i32,
+                (&alpha) as *const f32 as *const _,
+                a as *const _,
+                ty,
+                dim as i32,
+                qp as *const _,
+                ty,
+                dim as i32,
+                (&beta) as *const f32 as *const _,
+                c as *mut _,
+                cudaDataType_t::CUDA_R_32F,
+                rows as i32,
+                cublasComputeType_t::CUBLAS_COMPUTE_32F,
+                cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+            )
+            .map_err(err)
+        }
+
+        /// Exact top-k of each query against a resident base. Queries are rounded to
+        /// the base's precision; scores are the device's (fp32 accumulation).
         pub fn search(
             &self,
             base: &GpuBase,
@@ -227,60 +409,97 @@ mod cuda {
             if nq == 0 || n == 0 || k == 0 {
                 return Ok(vec![Vec::new(); nq]);
             }
-            let k_sel = k.min(CHUNK) as i32;
-            let q_dev = self.stream.clone_htod(queries).map_err(err)?;
-            let block = BLOCK_ROWS.min(n);
+            if k > MAX_GPU_K {
+                return Err(format!("k {k} exceeds the GPU selection limit of {MAX_GPU_K}"));
+            }
+            self.stream.context().bind_to_thread().map_err(err)?;
+            let (q_host, q_dev) = match base.precision() {
+                Precision::F32 => (queries.to_vec(), QueryBuf::F32(self.stream.clone_htod(queries).map_err(err)?)),
+                Precision::F16 => {
+                    let h: Vec<half::f16> = queries.iter().map(|&x| half::f16::from_f32(x)).collect();
+                    (h.iter().map(|x| x.to_f32()).collect(), QueryBuf::F16(self.stream.clone_htod(&h).map_err(err)?))
+                }
+            };
+            let block = Self::block_rows(n, nq);
             let mut scores = self.stream.alloc_zeros::<f32>(nq * block).map_err(err)?;
-            let mut scratch = self.stream.alloc_zeros::<f32>(nq * block).map_err(err)?;
-            let mut cands: Vec<Vec<(f32, u32)>> = vec![Vec::new(); nq];
-            for b0 in (0..n).step_by(BLOCK_ROWS) {
-                let rows = (n - b0).min(BLOCK_ROWS);
-                // Column-major view: C (rows × nq) = A^T (rows × dim) · Q (dim × nq), which
-                // is the row-major nq × rows score matrix.
-                let cfg = GemmConfig {
-                    transa: cublasOperation_t::CUBLAS_OP_T,
-                    transb: cublasOperation_t::CUBLAS_OP_N,
-                    m: rows as i32,
-                    n: nq as i32,
-                    k: dim as i32,
-                    alpha: 1.0f32,
-                    lda: dim as i32,
-                    ldb: dim as i32,
-                    beta: 0.0f32,
-                    ldc: rows as i32,
-                };
-                let a = base.data.slice(b0 * dim..(b0 + rows) * dim);
-                // Safety: the shapes above match the buffers' lengths.
-                unsafe { self.blas.gemm(cfg, &a, &q_dev, &mut scores) }.map_err(err)?;
-                let chunks = rows.div_ceil(CHUNK);
-                let mut out_key = self.stream.alloc_zeros::<f32>(nq * chunks * k_sel as usize).map_err(err)?;
-                let mut out_idx = self.stream.alloc_zeros::<u32>(nq * chunks * k_sel as usize).map_err(err)?;
+            // Stage buffers: the first stage leaves nq × chunks·k candidates.
+            let stage_cols = block.div_ceil(CHUNK) * k;
+            let mut key_a = self.stream.alloc_zeros::<f32>(nq * stage_cols).map_err(err)?;
+            let mut idx_a = self.stream.alloc_zeros::<u32>(nq * stage_cols).map_err(err)?;
+            let mut key_b = self.stream.alloc_zeros::<f32>(nq * stage_cols.div_ceil(CHUNK) * k).map_err(err)?;
+            let mut idx_b = self.stream.alloc_zeros::<u32>(nq * stage_cols.div_ceil(CHUNK) * k).map_err(err)?;
+            let mut cands: Vec<Vec<(f32, u32)>> = vec![Vec::with_capacity(k * n.div_ceil(block)); nq];
+            let (k_i, l2) = (k as i32, (distance == Distance::L2) as i32);
+            for b0 in (0..n).step_by(block) {
+                let rows = (n - b0).min(block);
+                // Safety: the shapes match the buffers' lengths.
+                unsafe { self.gemm(base, b0, rows, &q_dev, nq, &mut scores)? };
                 let norms = base.norms.slice(b0..b0 + rows);
-                let (n_cols, chunk, l2) = (rows as i32, CHUNK as i32, (distance == Distance::L2) as i32);
-                let launch = LaunchConfig {
-                    grid_dim: (chunks as u32, nq as u32, 1),
-                    block_dim: (256, 1, 1),
-                    shared_mem_bytes: 0,
+                // Stage 1: scores -> A.
+                let mut cols = rows;
+                let mut chunks = cols.div_ceil(CHUNK);
+                {
+                    let (has_idx, n_cols) = (0i32, cols as i32);
+                    let mut b = self.stream.launch_builder(&self.select);
+                    b.arg(&scores).arg(&idx_b).arg(&has_idx).arg(&norms).arg(&l2).arg(&n_cols).arg(&k_i);
+                    b.arg(&mut key_a).arg(&mut idx_a);
+                    let cfg = LaunchConfig {
+                        grid_dim: (chunks as u32, nq as u32, 1),
+                        block_dim: (256, 1, 1),
+                        shared_mem_bytes: 0,
+                    };
+                    // Safety: arguments match the kernel's signature and buffer sizes.
+                    unsafe { b.launch(cfg) }.map_err(err)?;
+                }
+                // Later stages: A -> B -> A ... until one chunk is left.
+                let mut in_a = true;
+                while chunks > 1 {
+                    cols = chunks * k;
+                    chunks = cols.div_ceil(CHUNK);
+                    let (has_idx, no_l2, n_cols) = (1i32, 0i32, cols as i32);
+                    let cfg = LaunchConfig {
+                        grid_dim: (chunks as u32, nq as u32, 1),
+                        block_dim: (256, 1, 1),
+                        shared_mem_bytes: 0,
+                    };
+                    let mut b = self.stream.launch_builder(&self.select);
+                    if in_a {
+                        b.arg(&key_a).arg(&idx_a).arg(&has_idx).arg(&norms).arg(&no_l2).arg(&n_cols).arg(&k_i);
+                        b.arg(&mut key_b).arg(&mut idx_b);
+                    } else {
+                        b.arg(&key_b).arg(&idx_b).arg(&has_idx).arg(&norms).arg(&no_l2).arg(&n_cols).arg(&k_i);
+                        b.arg(&mut key_a).arg(&mut idx_a);
+                    }
+                    // Safety: as above; each stage's output fits the other buffer.
+                    unsafe { b.launch(cfg) }.map_err(err)?;
+                    in_a = !in_a;
+                }
+                let (keys, idx) = if in_a {
+                    (
+                        self.stream.clone_dtoh(&key_a.slice(..nq * k)).map_err(err)?,
+                        self.stream.clone_dtoh(&idx_a.slice(..nq * k)).map_err(err)?,
+                    )
+                } else {
+                    (
+                        self.stream.clone_dtoh(&key_b.slice(..nq * k)).map_err(err)?,
+                        self.stream.clone_dtoh(&idx_b.slice(..nq * k)).map_err(err)?,
+                    )
                 };
-                let mut b = self.stream.launch_builder(&self.select);
-                b.arg(&scores).arg(&norms).arg(&n_cols).arg(&chunk).arg(&k_sel).arg(&l2);
-                b.arg(&mut scratch).arg(&mut out_key).arg(&mut out_idx);
-                // Safety: the kernel's arguments match its signature and buffer sizes.
-                unsafe { b.launch(launch) }.map_err(err)?;
-                let keys = self.stream.clone_dtoh(&out_key).map_err(err)?;
-                let idx = self.stream.clone_dtoh(&out_idx).map_err(err)?;
-                let per_q = chunks * k_sel as usize;
                 for (qi, c) in cands.iter_mut().enumerate() {
-                    for j in 0..per_q {
-                        let i = idx[qi * per_q + j];
-                        if i != u32::MAX {
-                            c.push((keys[qi * per_q + j], b0 as u32 + i));
+                    for j in qi * k..(qi + 1) * k {
+                        if idx[j] != u32::MAX {
+                            c.push((keys[j], b0 as u32 + idx[j]));
                         }
                     }
                 }
             }
-            Ok(queries.chunks_exact(dim).zip(cands.iter_mut()).map(|(q, c)| merge(c, k, distance, dot(q, q))).collect())
+            Ok(q_host.chunks_exact(dim).zip(cands.iter_mut()).map(|(q, c)| merge(c, k, distance, dot(q, q))).collect())
         }
+    }
+
+    enum QueryBuf {
+        F32(CudaSlice<f32>),
+        F16(CudaSlice<half::f16>),
     }
 }
 

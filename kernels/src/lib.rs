@@ -6,6 +6,7 @@
 //! index would cost more than scanning.
 
 pub mod gpu;
+pub mod preprocess;
 pub mod topk;
 
 pub use topk::{topk_exact, Candidates, Distance, Neighbor};

@@ -4,7 +4,9 @@
 //! `nvidia-cuda-nvrtc` wheel the test set-up installs), and on a machine with a GPU the
 //! GPU results must equal the twin's.
 
-use agentdb_kernels::gpu::topk_blocked;
+#[cfg(feature = "cuda")]
+use agentdb_kernels::gpu::Precision;
+use agentdb_kernels::gpu::{topk_blocked, topk_blocked_f16};
 use agentdb_kernels::{topk_exact, Candidates, Distance, Neighbor};
 
 fn vecs(n: usize, dim: usize, seed: u64) -> Vec<f32> {
@@ -32,14 +34,28 @@ fn same(a: &[Vec<Neighbor>], b: &[Vec<Neighbor>], what: &str) {
 fn gpu_topk_matches_its_cpu_twins() {
     let (n, dim) = (70_000, 64);
     let base = vecs(n, dim, 7);
-    for (nq, k) in [(1, 10), (64, 10), (5, 100)] {
+    // (2, 1000): the device needs several selection stages (18 chunks × 1000 keys).
+    for (nq, k) in [(1, 10), (64, 10), (5, 100), (2, 1000)] {
         let q = vecs(nq, dim, 11 + nq as u64);
         for d in [Distance::InnerProduct, Distance::L2] {
             let exact = topk_exact(&q, &base, dim, Candidates::All, k, d);
             let twin = topk_blocked(&q, &base, dim, k, d);
             same(&exact, &twin, &format!("CPU twin, {nq} queries, k {k}, {d:?}"));
             #[cfg(feature = "cuda")]
-            gpu::check(&base, dim, &q, k, d, &twin);
+            gpu::check(&base, dim, &q, k, d, &twin, Precision::F32);
+            // fp16 storage: the twin over the rounded values; its scores stay within
+            // fp16 rounding of the exact ones.
+            let twin16 = topk_blocked_f16(&q, &base, dim, k, d);
+            for (a, b) in exact.iter().zip(&twin16) {
+                assert!(
+                    (a[0].score - b[0].score).abs() <= 2e-2 * (1.0 + a[0].score.abs()),
+                    "fp16 twin: {:?} vs {:?}",
+                    a[0],
+                    b[0]
+                );
+            }
+            #[cfg(feature = "cuda")]
+            gpu::check(&base, dim, &q, k, d, &twin16, Precision::F16);
         }
     }
 }
@@ -53,7 +69,7 @@ mod gpu {
 
     static GPU: OnceLock<Option<GpuTopK>> = OnceLock::new();
 
-    pub fn check(base: &[f32], dim: usize, q: &[f32], k: usize, d: Distance, twin: &[Vec<Neighbor>]) {
+    pub fn check(base: &[f32], dim: usize, q: &[f32], k: usize, d: Distance, twin: &[Vec<Neighbor>], p: Precision) {
         let gpu = GPU.get_or_init(|| match GpuTopK::new(0) {
             Ok(g) => {
                 eprintln!("GPU parity on {} ({} MiB)", g.info.name, g.info.total_bytes >> 20);
@@ -65,9 +81,9 @@ mod gpu {
             }
         });
         if let Some(g) = gpu {
-            let b = g.upload(base, dim).expect("upload");
+            let b = g.upload_as(base, dim, p).expect("upload");
             let got = g.search(&b, q, k, d).expect("GPU search");
-            same(twin, &got, &format!("GPU, k {k}, {d:?}"));
+            same(twin, &got, &format!("GPU {}, {} queries, k {k}, {d:?}", p.name(), q.len() / dim));
         }
     }
 

@@ -9,14 +9,15 @@
 //! under a deadline (Tesseract's own monitor), so a hostile image costs at most that.
 //! Words below a confidence threshold are dropped: natural photos otherwise yield
 //! a scatter of made-up short words.
+//!
+//! Recognition needs the `ocr` cargo feature (on by default), which links Debian's
+//! libtesseract and liblept. Without it the types and [`find_tessdata`] are still here
+//! and [`Ocr::new`] returns [`Error::ModelNotFound`] saying that OCR is not in this build.
 
 use crate::error::{Error, Result};
 use image::imageops::FilterType;
 use image::RgbImage;
-use parking_lot::Mutex;
-use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
-use tesseract_sys as ts;
 
 #[derive(Debug, Clone)]
 pub struct OcrConfig {
@@ -69,29 +70,10 @@ pub fn find_tessdata(explicit: Option<&Path>, languages: &str) -> Result<PathBuf
     )))
 }
 
-/// One initialised Tesseract engine (not thread-safe: the pool hands each to one
-/// caller at a time).
-struct Engine(*mut ts::TessBaseAPI);
-
-// SAFETY: a TessBaseAPI may move between threads; it is only used by one at a time
-// (it lives in the pool's mutex or in exactly one caller's hands).
-unsafe impl Send for Engine {}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        // SAFETY: created by TessBaseAPICreate and not yet deleted.
-        unsafe {
-            ts::TessBaseAPIEnd(self.0);
-            ts::TessBaseAPIDelete(self.0);
-        }
-    }
-}
-
 pub struct Ocr {
     config: OcrConfig,
-    tessdata: CString,
-    languages: CString,
-    pool: Mutex<Vec<Engine>>,
+    #[cfg(feature = "ocr")]
+    engines: tess::Engines,
 }
 
 /// Recognised text and its mean word confidence.
@@ -102,94 +84,163 @@ pub struct OcrText {
     pub mean_confidence: f32,
 }
 
+#[cfg(not(feature = "ocr"))]
+fn not_in_build() -> Error {
+    Error::ModelNotFound("OCR is not in this build (built without the `ocr` feature)".into())
+}
+
 impl Ocr {
     pub fn new(config: OcrConfig) -> Result<Ocr> {
-        let dir = find_tessdata(config.tessdata.as_deref(), &config.languages)?;
-        let cstr = |s: &str| CString::new(s).map_err(|_| Error::InvalidInput(format!("'{s}' contains a NUL byte")));
-        let ocr = Ocr {
-            tessdata: cstr(&dir.to_string_lossy())?,
-            languages: cstr(&config.languages)?,
-            config,
-            pool: Mutex::new(Vec::new()),
-        };
-        // Fail now (not on the first image) if the data does not load.
-        let e = ocr.engine()?;
-        ocr.pool.lock().push(e);
-        Ok(ocr)
+        #[cfg(feature = "ocr")]
+        {
+            let dir = find_tessdata(config.tessdata.as_deref(), &config.languages)?;
+            let engines = tess::Engines::new(&dir, &config.languages)?;
+            Ok(Ocr { config, engines })
+        }
+        #[cfg(not(feature = "ocr"))]
+        {
+            let _ = config;
+            Err(not_in_build())
+        }
     }
 
     pub fn config(&self) -> &OcrConfig {
         &self.config
     }
 
-    fn engine(&self) -> Result<Engine> {
-        if let Some(e) = self.pool.lock().pop() {
-            return Ok(e);
+    /// Read the text in `img` (blocking; seconds at most, see [`OcrConfig::timeout_ms`]).
+    pub fn read(&self, img: &RgbImage) -> Result<OcrText> {
+        #[cfg(feature = "ocr")]
+        {
+            let grey = prepare(img, self.config.max_pixels);
+            let (w, h) = grey.dimensions();
+            if w < 8 || h < 8 {
+                return Ok(OcrText { text: String::new(), words: 0, mean_confidence: 0.0 });
+            }
+            let tsv = self.engines.recognize(&grey, self.config.timeout_ms)?;
+            Ok(parse_tsv(&tsv, self.config.min_confidence))
         }
-        // SAFETY: plain C API calls on a handle we own; strings outlive the calls.
-        unsafe {
-            let h = ts::TessBaseAPICreate();
-            if h.is_null() {
-                return Err(Error::Inference("Tesseract: cannot create an engine".into()));
+        #[cfg(not(feature = "ocr"))]
+        {
+            let _ = img;
+            Err(not_in_build())
+        }
+    }
+}
+
+/// The Tesseract side: a pool of initialised engines and one recognition.
+#[cfg(feature = "ocr")]
+mod tess {
+    use crate::error::{Error, Result};
+    use parking_lot::Mutex;
+    use std::ffi::{CStr, CString};
+    use std::path::{Path, PathBuf};
+    use tesseract_sys as ts;
+
+    /// One initialised Tesseract engine (not thread-safe: the pool hands each to one
+    /// caller at a time).
+    struct Engine(*mut ts::TessBaseAPI);
+
+    // SAFETY: a TessBaseAPI may move between threads; it is only used by one at a time
+    // (it lives in the pool's mutex or in exactly one caller's hands).
+    unsafe impl Send for Engine {}
+
+    impl Drop for Engine {
+        fn drop(&mut self) {
+            // SAFETY: created by TessBaseAPICreate and not yet deleted.
+            unsafe {
+                ts::TessBaseAPIEnd(self.0);
+                ts::TessBaseAPIDelete(self.0);
             }
-            let e = Engine(h);
-            if ts::TessBaseAPIInit3(h, self.tessdata.as_ptr(), self.languages.as_ptr()) != 0 {
-                return Err(Error::ModelLoad {
-                    path: PathBuf::from(self.tessdata.to_string_lossy().to_string()),
-                    reason: format!("Tesseract cannot load '{}'", self.config.languages),
-                });
-            }
-            let (name, value) = (CString::new("debug_file").unwrap(), CString::new("/dev/null").unwrap());
-            ts::TessBaseAPISetVariable(h, name.as_ptr(), value.as_ptr());
-            ts::TessBaseAPISetPageSegMode(h, ts::TessPageSegMode_PSM_AUTO);
-            Ok(e)
         }
     }
 
-    /// Read the text in `img` (blocking; seconds at most, see [`OcrConfig::timeout_ms`]).
-    pub fn read(&self, img: &RgbImage) -> Result<OcrText> {
-        let grey = prepare(img, self.config.max_pixels);
-        let (w, h) = grey.dimensions();
-        if w < 8 || h < 8 {
-            return Ok(OcrText { text: String::new(), words: 0, mean_confidence: 0.0 });
-        }
-        let engine = self.engine()?;
-        let deadline = self.config.timeout_ms.min(i32::MAX as u64) as i32;
-        // SAFETY: the pixel buffer outlives recognition (TessBaseAPIClear below drops
-        // Tesseract's reference before `grey` goes); the monitor is deleted after use.
-        let tsv = unsafe {
-            let api = engine.0;
-            ts::TessBaseAPISetImage(api, grey.as_raw().as_ptr(), w as i32, h as i32, 1, w as i32);
-            ts::TessBaseAPISetSourceResolution(api, 300);
-            let monitor = ts::TessMonitorCreate();
-            ts::TessMonitorSetDeadlineMSecs(monitor, deadline);
-            let rc = ts::TessBaseAPIRecognize(api, monitor);
-            ts::TessMonitorDelete(monitor);
-            let out = if rc != 0 {
-                Err(Error::Inference(format!(
-                    "OCR did not finish within {} ms on a {w}x{h} image (ingest.ocr_timeout_ms)",
-                    self.config.timeout_ms
-                )))
-            } else {
-                let p = ts::TessBaseAPIGetTsvText(api, 0);
-                if p.is_null() {
-                    Ok(String::new())
-                } else {
-                    let s = CStr::from_ptr(p).to_string_lossy().into_owned();
-                    ts::TessDeleteText(p);
-                    Ok(s)
-                }
+    /// Engines for one tessdata folder and language set, created on demand and reused.
+    pub(super) struct Engines {
+        tessdata: CString,
+        languages: CString,
+        pool: Mutex<Vec<Engine>>,
+    }
+
+    impl Engines {
+        pub(super) fn new(tessdata: &Path, languages: &str) -> Result<Engines> {
+            let cstr = |s: &str| CString::new(s).map_err(|_| Error::InvalidInput(format!("'{s}' contains a NUL byte")));
+            let engines = Engines {
+                tessdata: cstr(&tessdata.to_string_lossy())?,
+                languages: cstr(languages)?,
+                pool: Mutex::new(Vec::new()),
             };
-            ts::TessBaseAPIClear(api);
-            out
-        };
-        self.pool.lock().push(engine);
-        Ok(parse_tsv(&tsv?, self.config.min_confidence))
+            // Fail now (not on the first image) if the data does not load.
+            let e = engines.engine()?;
+            engines.pool.lock().push(e);
+            Ok(engines)
+        }
+
+        fn engine(&self) -> Result<Engine> {
+            if let Some(e) = self.pool.lock().pop() {
+                return Ok(e);
+            }
+            // SAFETY: plain C API calls on a handle we own; strings outlive the calls.
+            unsafe {
+                let h = ts::TessBaseAPICreate();
+                if h.is_null() {
+                    return Err(Error::Inference("Tesseract: cannot create an engine".into()));
+                }
+                let e = Engine(h);
+                if ts::TessBaseAPIInit3(h, self.tessdata.as_ptr(), self.languages.as_ptr()) != 0 {
+                    return Err(Error::ModelLoad {
+                        path: PathBuf::from(self.tessdata.to_string_lossy().to_string()),
+                        reason: format!("Tesseract cannot load '{}'", self.languages.to_string_lossy()),
+                    });
+                }
+                let (name, value) = (CString::new("debug_file").unwrap(), CString::new("/dev/null").unwrap());
+                ts::TessBaseAPISetVariable(h, name.as_ptr(), value.as_ptr());
+                ts::TessBaseAPISetPageSegMode(h, ts::TessPageSegMode_PSM_AUTO);
+                Ok(e)
+            }
+        }
+
+        /// Recognise `grey` under a `timeout_ms` deadline; Tesseract's TSV output.
+        pub(super) fn recognize(&self, grey: &image::GrayImage, timeout_ms: u64) -> Result<String> {
+            let (w, h) = grey.dimensions();
+            let engine = self.engine()?;
+            let deadline = timeout_ms.min(i32::MAX as u64) as i32;
+            // SAFETY: the pixel buffer outlives recognition (TessBaseAPIClear below drops
+            // Tesseract's reference before `grey` goes); the monitor is deleted after use.
+            let tsv = unsafe {
+                let api = engine.0;
+                ts::TessBaseAPISetImage(api, grey.as_raw().as_ptr(), w as i32, h as i32, 1, w as i32);
+                ts::TessBaseAPISetSourceResolution(api, 300);
+                let monitor = ts::TessMonitorCreate();
+                ts::TessMonitorSetDeadlineMSecs(monitor, deadline);
+                let rc = ts::TessBaseAPIRecognize(api, monitor);
+                ts::TessMonitorDelete(monitor);
+                let out = if rc != 0 {
+                    Err(Error::Inference(format!(
+                        "OCR did not finish within {timeout_ms} ms on a {w}x{h} image (ingest.ocr_timeout_ms)"
+                    )))
+                } else {
+                    let p = ts::TessBaseAPIGetTsvText(api, 0);
+                    if p.is_null() {
+                        Ok(String::new())
+                    } else {
+                        let s = CStr::from_ptr(p).to_string_lossy().into_owned();
+                        ts::TessDeleteText(p);
+                        Ok(s)
+                    }
+                };
+                ts::TessBaseAPIClear(api);
+                out
+            };
+            self.pool.lock().push(engine);
+            tsv
+        }
     }
 }
 
 /// Grey pixels at a size Tesseract reads well: small images (video keyframes are at most
 /// 512 px) enlarged so text gets enough pixels, large ones reduced to `max_pixels`.
+#[cfg_attr(not(feature = "ocr"), allow(dead_code))]
 fn prepare(img: &RgbImage, max_pixels: u64) -> image::GrayImage {
     let grey = image::DynamicImage::ImageRgb8(img.clone()).into_luma8();
     let (w, h) = grey.dimensions();
@@ -208,6 +259,7 @@ fn prepare(img: &RgbImage, max_pixels: u64) -> image::GrayImage {
 
 /// Words from Tesseract's TSV (level 5 rows) at or above `min_conf`, one line of text
 /// per recognised line.
+#[cfg_attr(not(feature = "ocr"), allow(dead_code))]
 fn parse_tsv(tsv: &str, min_conf: f32) -> OcrText {
     let mut lines: Vec<((u32, u32, u32), Vec<String>)> = Vec::new();
     let (mut words, mut conf_sum) = (0usize, 0f32);

@@ -49,6 +49,12 @@ pub struct GpuBench {
     /// Seconds per measurement.
     #[arg(long, default_value_t = 3.0)]
     pub seconds: f64,
+    /// Storage precisions to measure (comma-separated: fp16, fp32).
+    #[arg(long, value_delimiter = ',', default_value = "fp16,fp32")]
+    pub precision: Vec<String>,
+    /// Skip the CPU baseline (the exact CPU kernel, batch 64).
+    #[arg(long)]
+    pub no_cpu: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -755,66 +761,96 @@ fn gpu_bench(_b: GpuBench) -> Result<()> {
 
 #[cfg(feature = "cuda")]
 fn gpu_bench(b: GpuBench) -> Result<()> {
-    use agentdb_kernels::gpu::GpuTopK;
+    use agentdb_kernels::gpu::{round_f16, GpuTopK, Precision};
     use agentdb_kernels::{topk_exact, Candidates, Distance};
     use rand::Rng;
     let gpu = GpuTopK::new(b.gpu).map_err(|e| anyhow::anyhow!("GPU {}: {e}", b.gpu))?;
+    let precisions: Vec<Precision> = b
+        .precision
+        .iter()
+        .map(|p| Precision::parse(p))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(anyhow::Error::msg)?;
     let gen = |rows: usize, seed: u64| -> Vec<f32> {
         use rand::SeedableRng;
         let mut r = rand::rngs::StdRng::seed_from_u64(seed);
         (0..rows * b.dim).map(|_| r.random_range(-1.0f32..1.0)).collect()
     };
     let base = gen(b.n, 1);
-    let t = Instant::now();
-    let resident = gpu.upload(&base, b.dim).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let upload_s = t.elapsed().as_secs_f64();
-    let bytes = (b.n * b.dim * 4) as f64;
     let mut rows = Vec::new();
-    for &bs in &b.batches {
-        let q = gen(bs, 100 + bs as u64);
-        let first = gpu.search(&resident, &q, b.k, Distance::InnerProduct).map_err(|e| anyhow::anyhow!("{e}"))?;
-        // Parity on up to 4 queries against the CPU kernel.
-        let nq = bs.min(4);
-        let cpu = topk_exact(&q[..nq * b.dim], &base, b.dim, Candidates::All, b.k, Distance::InnerProduct);
-        let agree = cpu
-            .iter()
-            .zip(&first)
-            .all(|(c, g)| c.iter().zip(g).all(|(x, y)| (x.score - y.score).abs() <= 1e-3 * (1.0 + x.score.abs())));
-        let (mut reps, t) = (0usize, Instant::now());
-        while t.elapsed().as_secs_f64() < b.seconds {
-            gpu.search(&resident, &q, b.k, Distance::InnerProduct).map_err(|e| anyhow::anyhow!("{e}"))?;
-            reps += 1;
+    let mut uploads = serde_json::Map::new();
+    for &p in &precisions {
+        let t = Instant::now();
+        let resident = gpu.upload_as(&base, b.dim, p).map_err(|e| anyhow::anyhow!("{e}"))?;
+        uploads.insert(p.name().into(), serde_json::json!(t.elapsed().as_secs_f64()));
+        // What the device holds, for the parity check.
+        let held = match p {
+            Precision::F32 => None,
+            Precision::F16 => Some(round_f16(&base)),
+        };
+        let bytes = (b.n * b.dim * p.bytes()) as f64;
+        for &bs in &b.batches {
+            let q = gen(bs, 100 + bs as u64);
+            let first = gpu.search(&resident, &q, b.k, Distance::InnerProduct).map_err(|e| anyhow::anyhow!("{e}"))?;
+            // Parity on up to 4 queries against the CPU kernel over the same values.
+            let nq = bs.min(4);
+            let (qh, bh) = match &held {
+                None => (q[..nq * b.dim].to_vec(), &base),
+                Some(h) => (round_f16(&q[..nq * b.dim]), h),
+            };
+            let cpu = topk_exact(&qh, bh, b.dim, Candidates::All, b.k, Distance::InnerProduct);
+            let agree = cpu
+                .iter()
+                .zip(&first)
+                .all(|(c, g)| c.iter().zip(g).all(|(x, y)| (x.score - y.score).abs() <= 1e-3 * (1.0 + x.score.abs())));
+            let mut times = Vec::new();
+            let t = Instant::now();
+            while t.elapsed().as_secs_f64() < b.seconds || times.len() < 3 {
+                let t1 = Instant::now();
+                gpu.search(&resident, &q, b.k, Distance::InnerProduct).map_err(|e| anyhow::anyhow!("{e}"))?;
+                times.push(t1.elapsed().as_secs_f64());
+            }
+            times.sort_by(f64::total_cmp);
+            let median = times[times.len() / 2];
+            let qps = bs as f64 / median;
+            let roofline_qps = b.bandwidth_gbs * 1e9 / bytes * bs as f64;
+            rows.push(serde_json::json!({
+                "precision": p.name(), "batch": bs, "qps": qps, "ms_per_batch": median * 1e3,
+                "reps": times.len(), "effective_gbs": bytes / median / 1e9, "roofline_qps": roofline_qps,
+                "fraction_of_roofline": qps / roofline_qps, "matches_cpu": agree,
+            }));
         }
-        let secs = t.elapsed().as_secs_f64();
-        let qps = (reps * bs) as f64 / secs;
-        let roofline_qps = b.bandwidth_gbs * 1e9 / bytes * bs as f64;
-        rows.push(serde_json::json!({
-            "batch": bs, "qps": qps, "ms_per_batch": secs * 1e3 / reps as f64,
-            "effective_gbs": bytes * reps as f64 / secs / 1e9, "roofline_qps": roofline_qps,
-            "fraction_of_roofline": qps / roofline_qps, "matches_cpu": agree,
-        }));
     }
     // CPU baseline in the same run: batch 64 through the exact CPU kernel.
-    let q = gen(64, 7);
-    let t = Instant::now();
-    topk_exact(&q, &base, b.dim, Candidates::All, b.k, Distance::InnerProduct);
-    let cpu_qps = 64.0 / t.elapsed().as_secs_f64();
+    let cpu_qps = if b.no_cpu {
+        None
+    } else {
+        let q = gen(64, 7);
+        let t = Instant::now();
+        topk_exact(&q, &base, b.dim, Candidates::All, b.k, Distance::InnerProduct);
+        Some(64.0 / t.elapsed().as_secs_f64())
+    };
     let out = serde_json::json!({
-        "gpu": gpu.info.name, "n": b.n, "dim": b.dim, "k": b.k, "upload_seconds": upload_s,
-        "cpu_threads": rayon::current_num_threads(), "cpu_qps_batch64": cpu_qps, "rows": rows,
+        "gpu": gpu.info.name, "n": b.n, "dim": b.dim, "k": b.k, "upload_seconds": uploads,
+        "bandwidth_gbs": b.bandwidth_gbs,
+        "cpu_threads": rayon::current_num_threads(), "cpu_qps_batch64_fp32": cpu_qps, "rows": rows,
     });
     if b.json {
         println!("{out}");
         return Ok(());
     }
-    println!("GPU exact top-{} over {} x {} fp32 on {} (upload {upload_s:.1}s)", b.k, b.n, b.dim, gpu.info.name);
     println!(
-        "{:>6} {:>12} {:>10} {:>10} {:>14} {:>9} {:>8}",
-        "batch", "QPS", "ms/batch", "GB/s", "roofline QPS", "fraction", "= CPU"
+        "GPU exact top-{} over {} x {} on {} (roofline at {} GB/s)",
+        b.k, b.n, b.dim, gpu.info.name, b.bandwidth_gbs
+    );
+    println!(
+        "{:>6} {:>6} {:>12} {:>10} {:>10} {:>14} {:>9} {:>8}",
+        "prec", "batch", "QPS", "ms/batch", "GB/s", "roofline QPS", "fraction", "= CPU"
     );
     for r in &rows {
         println!(
-            "{:>6} {:>12.1} {:>10.3} {:>10.1} {:>14.1} {:>9.3} {:>8}",
+            "{:>6} {:>6} {:>12.1} {:>10.3} {:>10.1} {:>14.1} {:>9.3} {:>8}",
+            r["precision"].as_str().unwrap_or(""),
             r["batch"],
             r["qps"].as_f64().unwrap_or(0.0),
             r["ms_per_batch"].as_f64().unwrap_or(0.0),
@@ -824,6 +860,8 @@ fn gpu_bench(b: GpuBench) -> Result<()> {
             r["matches_cpu"]
         );
     }
-    println!("CPU exact kernel, batch 64, {} threads: {cpu_qps:.2} QPS", rayon::current_num_threads());
+    if let Some(c) = cpu_qps {
+        println!("CPU exact kernel, fp32, batch 64, {} threads: {c:.2} QPS", rayon::current_num_threads());
+    }
     Ok(())
 }

@@ -36,6 +36,8 @@ pub struct Config {
     pub alerts: AlertsConfig,
     pub telemetry: TelemetryConfig,
     pub debug: DebugConfig,
+    /// What runs on the GPU when `device` selects one.
+    pub gpu: GpuConfig,
     /// Agents, the event bus and message queues (docs/AGENTS.md).
     pub orchestration: crate::orchestration::OrchestrationConfig,
 }
@@ -89,6 +91,26 @@ impl Default for AlertsConfig {
             alpha: 0.1,
             webhook: String::new(),
         }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GpuConfig {
+    /// Vectors on the GPU in `fp16` (half the memory and bandwidth; results are
+    /// re-scored in fp32 on the host) or `fp32`.
+    pub precision: String,
+    /// Share of the GPU memory free at start that resident vectors may use; the least
+    /// recently searched segments are evicted beyond it, and a segment larger than all
+    /// of it is searched on the CPU (logged).
+    pub memory_fraction: f64,
+    /// Segments with fewer rows are searched on the CPU.
+    pub min_rows: usize,
+}
+
+impl Default for GpuConfig {
+    fn default() -> Self {
+        GpuConfig { precision: "fp16".into(), memory_fraction: 0.8, min_rows: 16_384 }
     }
 }
 
@@ -615,6 +637,7 @@ impl Default for Config {
             alerts: AlertsConfig::default(),
             telemetry: TelemetryConfig::default(),
             debug: DebugConfig::default(),
+            gpu: GpuConfig::default(),
             orchestration: Default::default(),
         }
     }
@@ -784,6 +807,12 @@ impl Config {
             bail!("log_format must be auto, text or json, got '{}'", self.log_format);
         }
         self.security.validate()?;
+        if !["fp16", "fp32"].contains(&self.gpu.precision.as_str()) {
+            bail!("gpu.precision must be fp16 or fp32, got '{}'", self.gpu.precision);
+        }
+        if !(self.gpu.memory_fraction > 0.0 && self.gpu.memory_fraction <= 1.0) {
+            bail!("gpu.memory_fraction must be in (0, 1], got {}", self.gpu.memory_fraction);
+        }
         Ok(())
     }
 
@@ -808,6 +837,8 @@ impl Config {
             },
             // Set by Database::open_with_key from the data directory's KEYRING.
             cipher: None,
+            // Set by `serve` from the selected device.
+            accelerator: None,
         }
     }
 

@@ -3,9 +3,10 @@
 //! the log which device it chose and, if it fell back to the CPU, why. An explicit
 //! `cuda:N` that cannot be honoured refuses to start.
 //!
-//! What runs on the chosen GPU in this build: the exact top-k kernels
-//! (`agentdb bench gpu`). The engine's searches and the encoders still run on the CPU;
-//! see docs/PERFORMANCE.md and the GPU issue.
+//! What runs on the chosen GPU: exact search of sealed segments of `Flat` spaces (and
+//! of exact searches), through the engine's `GpuAccelerator` (`[gpu]` settings), and
+//! `agentdb bench gpu`. ANN indexes (HNSW, IVF) and the encoders run on the CPU; see
+//! docs/GPU.md.
 
 use anyhow::{bail, Result};
 
@@ -13,12 +14,57 @@ use anyhow::{bail, Result};
 pub struct Device {
     /// `cpu` or `cuda:N (name, memory)`: what `status` reports.
     pub label: String,
+    /// The GPU's ordinal; `None` on the CPU.
+    pub ordinal: Option<usize>,
+    /// Whether the user named this GPU (then a GPU that cannot be used stops the start).
+    pub explicit: bool,
 }
 
 impl Device {
     fn cpu() -> Device {
-        Device { label: "cpu".into() }
+        Device { label: "cpu".into(), ordinal: None, explicit: false }
     }
+
+    /// The engine's exact-search accelerator on this device (`None` on the CPU). A GPU
+    /// chosen by `auto` that fails here falls back to the CPU, saying why.
+    pub fn accelerator(
+        &mut self,
+        gpu: &crate::config::GpuConfig,
+    ) -> Result<Option<std::sync::Arc<dyn agentdb_engine::accel::ExactAccelerator>>> {
+        let Some(n) = self.ordinal else { return Ok(None) };
+        match make_accelerator(n, gpu) {
+            Ok(a) => Ok(Some(a)),
+            Err(why) if !self.explicit => {
+                tracing::warn!(device = "cpu", reason = %why, "device: GPU search unavailable, running on the CPU ({why})");
+                *self = Device::cpu();
+                Ok(None)
+            }
+            Err(why) => bail!("device cuda:{n} was requested but GPU search cannot start: {why}"),
+        }
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn make_accelerator(
+    n: usize,
+    gpu: &crate::config::GpuConfig,
+) -> std::result::Result<std::sync::Arc<dyn agentdb_engine::accel::ExactAccelerator>, String> {
+    use agentdb_engine::accel::{GpuAccelerator, GpuAcceleratorConfig};
+    let cfg = GpuAcceleratorConfig {
+        ordinal: n,
+        precision: agentdb_kernels::gpu::Precision::parse(&gpu.precision)?,
+        memory_fraction: gpu.memory_fraction,
+        min_rows: gpu.min_rows,
+    };
+    Ok(std::sync::Arc::new(GpuAccelerator::new(cfg)?))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn make_accelerator(
+    _n: usize,
+    _gpu: &crate::config::GpuConfig,
+) -> std::result::Result<std::sync::Arc<dyn agentdb_engine::accel::ExactAccelerator>, String> {
+    Err("this binary was built without the `cuda` feature".into())
 }
 
 pub fn select(spec: &str) -> Result<Device> {
@@ -43,8 +89,9 @@ pub fn select(spec: &str) -> Result<Device> {
                 bail!("device '{other}' is not one of auto, cpu, cuda:N");
             };
             match probe(n) {
-                Ok(d) => {
+                Ok(mut d) => {
                     tracing::info!(device = %d.label, "device: GPU selected");
+                    d.explicit = true;
                     Ok(d)
                 }
                 Err(why) => bail!("device cuda:{n} was requested but cannot be used: {why}"),
@@ -56,7 +103,11 @@ pub fn select(spec: &str) -> Result<Device> {
 #[cfg(feature = "cuda")]
 fn probe(n: usize) -> std::result::Result<Device, String> {
     let i = agentdb_kernels::gpu::probe(n)?;
-    Ok(Device { label: format!("cuda:{n} ({}, {} MiB)", i.name, i.total_bytes >> 20) })
+    Ok(Device {
+        label: format!("cuda:{n} ({}, {} MiB)", i.name, i.total_bytes >> 20),
+        ordinal: Some(n),
+        explicit: false,
+    })
 }
 
 #[cfg(not(feature = "cuda"))]

@@ -208,8 +208,21 @@ impl Metrics {
         let _ = writeln!(o, "process_cpu_seconds_total {}", p.cpu_seconds);
         family(&mut o, "process_open_fds", "gauge", "Open file descriptors.");
         let _ = writeln!(o, "process_open_fds {}", p.open_fds);
-        family(&mut o, "agentdb_gpu_memory_used_bytes", "gauge", "GPU memory in use (0: this server runs on the CPU).");
-        let _ = writeln!(o, "agentdb_gpu_memory_used_bytes 0");
+        let gpu = db.options().accelerator.as_ref().map(|a| a.memory()).unwrap_or_default();
+        for (name, help, v) in [
+            (
+                "agentdb_gpu_memory_used_bytes",
+                "GPU memory holding vectors (0: this server runs on the CPU).",
+                gpu.resident_bytes,
+            ),
+            ("agentdb_gpu_memory_budget_bytes", "GPU memory vectors may use (gpu.memory_fraction).", gpu.budget_bytes),
+            ("agentdb_gpu_resident_segments", "Segments whose vectors are on the GPU.", gpu.resident_segments),
+            ("agentdb_gpu_device_free_bytes", "Free memory on the GPU, all users.", gpu.device_free_bytes),
+            ("agentdb_gpu_device_total_bytes", "Total memory of the GPU.", gpu.device_total_bytes),
+        ] {
+            family(&mut o, name, "gauge", help);
+            let _ = writeln!(o, "{name} {v}");
+        }
         o
     }
 }

@@ -278,7 +278,9 @@ pub fn run(cfg: Config) -> Result<()> {
 
 async fn serve(cfg: Config, threads: usize) -> Result<()> {
     let data_dir = cfg.data_dir.clone();
-    let opts = cfg.collection_options();
+    let mut opts = cfg.collection_options();
+    let mut device = crate::device::select(&cfg.device)?;
+    opts.accelerator = device.accelerator(&cfg.gpu)?;
     // Encryption at rest: the master key (if any) is checked against the data
     // directory's KEYRING before anything in it is read or changed.
     let key = cfg.encryption_key()?;
@@ -304,7 +306,6 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
         t.spawn_reload();
     }
     let max_concurrent = if cfg.limits.max_concurrent == 0 { threads * 2 } else { cfg.limits.max_concurrent };
-    let device = crate::device::select(&cfg.device)?;
     let (models_cfg, ingest_cfg) = (cfg.models.clone(), cfg.ingest.clone());
     let encoders = Arc::new(
         tokio::task::spawn_blocking(move || crate::encoders::Encoders::load(&models_cfg).with_ocr(&ingest_cfg)).await?,
