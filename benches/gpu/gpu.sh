@@ -7,6 +7,12 @@
 #   bash benches/gpu/gpu.sh run     # on the GPU machine (carry gpu-bundle): parity tests,
 #                                   # PyTorch baseline, exact top-k benchmark, served search
 #                                   # CPU vs GPU; JSON lines into $OUT (or ./gpu-results)
+#   bash benches/gpu/gpu.sh build-embed   # here: lean binary, the GPU text-encoder parity test
+#                                         # and all-MiniLM-L6-v2 stored as fp16 (benches/gpu/model_f16.py)
+#                                         # into gpu-bundle-embed/ (~60 MB: the transfer limit is 64 MiB)
+#   bash benches/gpu/gpu.sh run-embed     # there (carry gpu-bundle-embed): parity on the GPU, CPU vs
+#                                         # GPU embedding throughput and cosine per GEMM mode, and
+#                                         # sentence-transformers on the same GPU
 #
 # Record the numbers in docs/PERFORMANCE.md.
 set -uo pipefail
@@ -34,6 +40,52 @@ for l in sys.stdin:
     tar -C "$B/stage" -cf - . | xz -T2 -6 > "$B/bundle.tar.xz"
     rm -rf "$B/stage"
     ls -la "$B"
+    ;;
+  build-embed)
+    set -e
+    E=gpu-bundle-embed
+    export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/agentdb/target}
+    cargo build --release -p agentdb-server --no-default-features --features cuda
+    rm -rf "$E" && mkdir -p "$E/stage/lib" "$E/stage/models"
+    cp "$CARGO_TARGET_DIR/release/agentdb" "$E/stage/agentdb"
+    exe=$(cargo test --release -p agentdb-models --no-default-features --features cuda --test gpu_text --no-run --message-format=json 2>/dev/null \
+      | python3 -c 'import sys, json
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m.get("executable"):
+        print(m["executable"])' | tail -1)
+    cp "$exe" "$E/stage/models-gpu-text"
+    strip "$E/stage/agentdb" "$E/stage/models-gpu-text"
+    for f in "$E"/stage/agentdb "$E"/stage/models-gpu-text; do ldd "$f"; done | awk '/=> \//{print $3}' | sort -u \
+      | grep -v -E '/(libc|libm|libpthread|libdl|librt|ld-linux[^/]*)\.so' | xargs -r -I{} cp -L {} "$E/stage/lib/"
+    python3 benches/gpu/model_f16.py "${AGENTDB_MODELS_DIR:-$HOME/.cache/agentdb/models}/all-minilm-l6-v2" "$E/stage/models/all-minilm-l6-v2"
+    rm -f "$E"/stage/models/all-minilm-l6-v2/{README.md,data_config.json}
+    tar -C "$E/stage" -cf - . | xz -T2 -6 > "$E/bundle.tar.xz"
+    rm -rf "$E/stage"
+    ls -la "$E"
+    ;;
+  run-embed)
+    R=${OUT:-gpu-results}
+    mkdir -p "$R" /tmp/ge && tar -C /tmp/ge -xJf gpu-bundle-embed/bundle.tar.xz
+    G=/tmp/ge
+    cudalibs=$( (ls -d /usr/local/cuda*/lib64 /usr/local/cuda*/targets/x86_64-linux/lib 2>/dev/null;
+                 find /usr/local /opt /usr/lib -xdev \( -name 'libcublas.so.1*' -o -name 'libnvrtc.so.1*' \) -printf '%h\n' 2>/dev/null) | sort -u | paste -sd:)
+    export GPU_LD="$G/lib:$cudalibs" AGENTDB_MODELS_DIR=$G/models
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$R/results.txt"
+    echo "== GPU text encoder parity"
+    LD_LIBRARY_PATH="$GPU_LD" timeout 120 $G/models-gpu-text --nocapture 2>&1 | tail -20 | tee -a "$R/results.txt"
+    echo "== agentdb bench embed: CPU vs GPU"
+    LD_LIBRARY_PATH="$GPU_LD" timeout 240 $G/agentdb bench embed --model $G/models/all-minilm-l6-v2 --device cuda:0 \
+      --texts 4096 --batch-sizes 1,32,256 --math fp32,tf32,fp16 --json | tee -a "$R/results.txt"
+    echo "== sentence-transformers on the same GPU"
+    timeout 180 python3 benches/gpu/st_baseline.py $G/models/all-minilm-l6-v2 --texts 4096 --batches 1,32,256 | tee -a "$R/results.txt"
+    echo "== served: text encoder on the GPU"
+    D=$(mktemp -d)
+    LD_LIBRARY_PATH="$GPU_LD" $G/agentdb serve --data-dir "$D" --listen 127.0.0.1:7791 --set http_listen= --device cuda:0 > "$R/serve-embed.log" 2>&1 &
+    PID=$!
+    for _ in $(seq 1 600); do grep -q "agentdb listening on" "$R/serve-embed.log" && break; kill -0 $PID 2>/dev/null || break; sleep 0.1; done
+    grep -m3 'text encoder\|GPU' "$R/serve-embed.log" | cut -c1-300 | tee -a "$R/results.txt"
+    kill $PID; wait $PID 2>/dev/null
     ;;
   run)
     R=${OUT:-gpu-results}

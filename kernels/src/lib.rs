@@ -5,6 +5,7 @@
 //! search over small or filtered candidate sets, where building or querying an ANN
 //! index would cost more than scanning.
 
+pub mod bert;
 pub mod gpu;
 pub mod preprocess;
 pub mod topk;

@@ -11,6 +11,9 @@ use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 /// A loaded sentence encoder.
 pub struct TextEncoder {
     model: BertModel,
+    /// The same model on the GPU (`use_gpu`); the Candle model stays as the fallback.
+    #[cfg(feature = "cuda")]
+    gpu: Option<std::sync::Mutex<agentdb_kernels::bert::GpuBert>>,
     tokenizer: Tokenizer,
     device: Device,
     pub info: ModelInfo,
@@ -62,7 +65,66 @@ impl TextEncoder {
             .map_err(|e| load_err(&info, "weights", e))?;
         let model = BertModel::load(vb, &config).map_err(|e| load_err(&info, "weights", e))?;
         tracing::info!(model = %info.encoder_id(), device = ?device, dim = info.manifest.dim, "text encoder loaded");
-        Ok(TextEncoder { model, tokenizer, device, info, max_tokens })
+        Ok(TextEncoder {
+            model,
+            #[cfg(feature = "cuda")]
+            gpu: None,
+            tokenizer,
+            device,
+            info,
+            max_tokens,
+        })
+    }
+
+    /// Run the encoder on GPU `ordinal` from now on (`math`: fp32, tf32 or fp16 GEMMs);
+    /// the CPU model stays loaded as the fallback when a GPU batch fails.
+    #[cfg(feature = "cuda")]
+    pub fn use_gpu(&mut self, ordinal: usize, math: &str) -> Result<String> {
+        use agentdb_kernels::bert::{BertShape, GemmMath, GpuBert};
+        let fail = |e: String| Error::ModelLoad { path: self.info.dir.clone(), reason: format!("GPU: {e}") };
+        let math = GemmMath::parse(math).map_err(fail)?;
+        let cfg: serde_json::Value = std::fs::read_to_string(self.info.dir.join("config.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .ok_or_else(|| fail("config.json unreadable".into()))?;
+        let u = |k: &str| cfg[k].as_u64().map(|v| v as usize).ok_or_else(|| fail(format!("config.json lacks {k}")));
+        let shape = BertShape {
+            hidden: u("hidden_size")?,
+            layers: u("num_hidden_layers")?,
+            heads: u("num_attention_heads")?,
+            intermediate: u("intermediate_size")?,
+            vocab: u("vocab_size")?,
+            max_positions: u("max_position_embeddings")?,
+            type_vocab: u("type_vocab_size")?,
+            eps: cfg["layer_norm_eps"].as_f64().unwrap_or(1e-12) as f32,
+        };
+        if cfg["hidden_act"].as_str().unwrap_or("gelu") != "gelu" {
+            return Err(fail(format!("activation {} is not supported on the GPU", cfg["hidden_act"])));
+        }
+        let weights = self.info.dir.join(&self.info.manifest.weights);
+        let tensors = candle_core::safetensors::load(&weights, &Device::Cpu).map_err(|e| fail(e.to_string()))?;
+        let get = |name: &str| -> std::result::Result<Vec<f32>, String> {
+            let t = tensors
+                .get(name)
+                .or_else(|| tensors.get(&format!("bert.{name}")))
+                .ok_or_else(|| format!("weights lack {name}"))?;
+            t.to_dtype(DType::F32)
+                .and_then(|t| t.flatten_all())
+                .and_then(|t| t.to_vec1::<f32>())
+                .map_err(|e| e.to_string())
+        };
+        let gpu = GpuBert::new(ordinal, shape, math, &get).map_err(fail)?;
+        let label = format!("cuda:{ordinal} ({}, {} GEMMs)", gpu.device_name, math.name());
+        self.gpu = Some(std::sync::Mutex::new(gpu));
+        Ok(label)
+    }
+
+    /// Whether batches run on the GPU.
+    pub fn on_gpu(&self) -> bool {
+        #[cfg(feature = "cuda")]
+        return self.gpu.is_some();
+        #[cfg(not(feature = "cuda"))]
+        false
     }
 
     pub fn dim(&self) -> usize {
@@ -92,6 +154,14 @@ impl TextEncoder {
             ids.extend(e.get_ids().iter().copied().chain(std::iter::repeat_n(0, pad)));
             types.extend(e.get_type_ids().iter().copied().chain(std::iter::repeat_n(0, pad)));
             mask.extend(e.get_attention_mask().iter().copied().chain(std::iter::repeat_n(0, pad)));
+        }
+        #[cfg(feature = "cuda")]
+        if let Some(gpu) = &self.gpu {
+            let g = gpu.lock().unwrap_or_else(|p| p.into_inner());
+            match g.embed(&ids, &types, &mask, n, len) {
+                Ok(v) => return Ok(v),
+                Err(e) => tracing::warn!(error = %e, "text encoder: GPU batch failed; embedding on the CPU"),
+            }
         }
         let ids = Tensor::from_vec(ids, (n, len), &self.device)?;
         let types = Tensor::from_vec(types, (n, len), &self.device)?;

@@ -84,6 +84,19 @@ pub enum Read {
     Lagged { from: u64, first_available: u64 },
 }
 
+/// The result of [`Bus::read_resuming`]: an optional lag notice and the events that
+/// follow it, taken from one snapshot of the rings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resume {
+    /// `Some(first_available)` when events at or after the requested offset were
+    /// evicted; `events` then start at `first_available` (the reader lost the events
+    /// between the requested offset and it, and must be told so before `events`).
+    pub lagged: Option<u64>,
+    /// Events with offsets at or after the requested offset (or `first_available`
+    /// when lagged), in offset order; never empty when `lagged` is set.
+    pub events: Vec<Arc<Event>>,
+}
+
 struct Ring {
     events: VecDeque<Arc<Event>>,
     /// One past the highest evicted offset (0 = nothing evicted yet).
@@ -162,20 +175,29 @@ impl Bus {
     pub fn read(&self, topics: &[Topic], from: u64, max: usize) -> Read {
         let from = from.max(1);
         let g = self.inner.lock();
-        let selected: Vec<&Ring> =
-            g.rings.iter().filter(|(t, _)| topics.is_empty() || topics.contains(t)).map(|(_, r)| r).collect();
-        let first_available = selected.iter().map(|r| r.evicted_upto).max().unwrap_or(0);
+        let first_available = first_available(&g, topics);
         if first_available > from {
             return Read::Lagged { from, first_available };
         }
-        let mut out: Vec<Arc<Event>> = Vec::new();
-        for r in selected {
-            let start = r.events.partition_point(|e| e.offset < from);
-            out.extend(r.events.range(start..).take(max).cloned());
-        }
-        out.sort_by_key(|e| e.offset);
-        out.truncate(max);
-        Read::Events(out)
+        Read::Events(collect(&g, topics, from, max))
+    }
+
+    /// Like [`Bus::read`], but a reader that lagged also gets the events from the
+    /// first available offset on, under the same lock as the lag was noticed. A
+    /// streaming reader that reports the lag and then read again would race the
+    /// publishers: by the time the notice is delivered (a slow client blocks the
+    /// send) the ring may have moved past `first_available` too, and the next read
+    /// would lag again, so the notice would never be followed by the events it
+    /// names (and a slow enough client would get only notices). The events returned
+    /// here are kept alive by their `Arc`s, so they can be delivered after the
+    /// notice however long that takes.
+    pub fn read_resuming(&self, topics: &[Topic], from: u64, max: usize) -> Resume {
+        let from = from.max(1);
+        let g = self.inner.lock();
+        let first_available = first_available(&g, topics);
+        let (lagged, start) =
+            if first_available > from { (Some(first_available), first_available) } else { (None, from) };
+        Resume { lagged, events: collect(&g, topics, start, max.max(1)) }
     }
 
     /// A receiver that changes whenever an event is published.
@@ -195,6 +217,28 @@ impl Bus {
             })
             .collect()
     }
+}
+
+fn selected<'a>(g: &'a Inner, topics: &'a [Topic]) -> impl Iterator<Item = &'a Ring> + 'a {
+    g.rings.iter().filter(move |(t, _)| topics.is_empty() || topics.contains(t)).map(|(_, r)| r)
+}
+
+/// The first offset of `topics` still retained: every event of those topics at or
+/// after it is in its ring (each ring only ever evicts from its front).
+fn first_available(g: &Inner, topics: &[Topic]) -> u64 {
+    selected(g, topics).map(|r| r.evicted_upto).max().unwrap_or(0)
+}
+
+/// Up to `max` retained events of `topics` with offset >= `from`, in offset order.
+fn collect(g: &Inner, topics: &[Topic], from: u64, max: usize) -> Vec<Arc<Event>> {
+    let mut out: Vec<Arc<Event>> = Vec::new();
+    for r in selected(g, topics) {
+        let start = r.events.partition_point(|e| e.offset < from);
+        out.extend(r.events.range(start..).take(max).cloned());
+    }
+    out.sort_by_key(|e| e.offset);
+    out.truncate(max);
+    out
 }
 
 #[cfg(test)]
@@ -238,6 +282,120 @@ mod tests {
         let st = bus.stats();
         let alerts = st.iter().find(|s| s.topic == Topic::Alerts).unwrap();
         assert_eq!((alerts.retained, alerts.first_offset, alerts.last_offset), (4, 7, 10));
+    }
+
+    #[test]
+    fn a_lag_notice_comes_with_the_events_it_names() {
+        let bus = Bus::new(4);
+        let publish = |n: usize| {
+            for _ in 0..n {
+                bus.publish(Topic::Workflow, "w", "", serde_json::json!({}));
+            }
+        };
+        publish(10);
+        // Noticing the lag and reading on from it in two steps races the publishers:
+        // the notice names 7, but the ring moves on while it waits for a slow client,
+        // so the read from 7 lags again and the notice is never followed by 7.
+        assert_eq!(bus.read(&[Topic::Workflow], 1, 100), Read::Lagged { from: 1, first_available: 7 });
+        publish(10);
+        assert_eq!(bus.read(&[Topic::Workflow], 7, 100), Read::Lagged { from: 7, first_available: 17 });
+        // One snapshot: the notice and the events from its first available offset.
+        let r = bus.read_resuming(&[Topic::Workflow], 7, 100);
+        assert_eq!(r.lagged, Some(17));
+        let held: Vec<u64> = r.events.iter().map(|e| e.offset).collect();
+        assert_eq!(held, vec![17, 18, 19, 20]);
+        // Evicting them from the ring does not take them from the reader.
+        publish(10);
+        assert_eq!(r.events.iter().map(|e| e.offset).collect::<Vec<_>>(), held);
+        // Having delivered 20, the reader is told again, with the next events.
+        let r = bus.read_resuming(&[Topic::Workflow], 21, 2);
+        assert_eq!((r.lagged, r.events.iter().map(|e| e.offset).collect::<Vec<_>>()), (Some(27), vec![27, 28]));
+        let r = bus.read_resuming(&[Topic::Workflow], 29, 100);
+        assert_eq!((r.lagged, r.events.iter().map(|e| e.offset).collect::<Vec<_>>()), (None, vec![29, 30]));
+        let r = bus.read_resuming(&[Topic::Workflow], 31, 100);
+        assert_eq!((r.lagged, r.events.len()), (None, 0));
+        // An evicted-from offset exactly at the ring's start is not a lag.
+        let r = bus.read_resuming(&[Topic::Workflow], 27, 1);
+        assert_eq!((r.lagged, r.events[0].offset), (None, 27));
+    }
+
+    /// A streaming reader (as `Events/Subscribe` drives it) interleaved with
+    /// publishers on several topics, in a fixed pseudo-random schedule: every event of
+    /// its topics is delivered exactly once, in order, unless a lag notice covering it
+    /// was delivered first; each notice is followed by the events from its first
+    /// available offset.
+    #[test]
+    fn a_streaming_reader_is_told_about_every_event_it_misses() {
+        #[derive(Debug, Clone, Copy, PartialEq)]
+        enum Msg {
+            Lag { from: u64, first_available: u64 },
+            Event(u64),
+        }
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rand = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let all = [Topic::Workflow, Topic::Alerts, Topic::Ingestion];
+        for wanted in [vec![Topic::Workflow], vec![Topic::Workflow, Topic::Alerts], vec![]] {
+            let bus = Bus::new(8);
+            let mut published: Vec<(u64, Topic)> = Vec::new();
+            let mut log: Vec<Msg> = Vec::new();
+            let mut cursor = 1;
+            let mut pending: VecDeque<Msg> = VecDeque::new();
+            for _ in 0..20_000 {
+                if rand(3) == 0 {
+                    for _ in 0..rand(20) {
+                        let t = all[rand(all.len() as u64) as usize];
+                        published.push((bus.publish(t, "k", "", serde_json::Value::Null), t));
+                    }
+                    continue;
+                }
+                if pending.is_empty() {
+                    let r = bus.read_resuming(&wanted, cursor, 1 + rand(6) as usize);
+                    if let Some(first_available) = r.lagged {
+                        pending.push_back(Msg::Lag { from: cursor, first_available });
+                        cursor = first_available;
+                    }
+                    pending.extend(r.events.iter().map(|e| Msg::Event(e.offset)));
+                }
+                // Deliver a few (a slow client), then let the publishers run again.
+                for _ in 0..rand(4) {
+                    let Some(m) = pending.pop_front() else { break };
+                    if let Msg::Event(o) = m {
+                        cursor = o + 1;
+                    }
+                    log.push(m);
+                }
+            }
+            let ours: Vec<u64> =
+                published.iter().filter(|(_, t)| wanted.is_empty() || wanted.contains(t)).map(|(o, _)| *o).collect();
+            let lags = log.iter().filter(|m| matches!(m, Msg::Lag { .. })).count();
+            assert!(lags > 10 && log.len() > lags + 1000, "{wanted:?}: {lags} lags in {} messages", log.len());
+            // Walk the log against what was published: every event in order, or a
+            // notice naming where it resumes, followed by exactly that event.
+            let mut next = ours.iter().peekable();
+            let mut expected_from = 1;
+            for (i, m) in log.iter().enumerate() {
+                match *m {
+                    Msg::Lag { from, first_available } => {
+                        assert_eq!(from, expected_from, "{wanted:?}: message {i}");
+                        assert!(first_available > from, "{wanted:?}: message {i}");
+                        while next.next_if(|o| **o < first_available).is_some() {}
+                        let Some(Msg::Event(o)) = log.get(i + 1) else {
+                            panic!("{wanted:?}: message {i}: a notice is followed by an event")
+                        };
+                        assert_eq!(Some(o), next.peek().copied(), "{wanted:?}: message {i}");
+                    }
+                    Msg::Event(o) => {
+                        assert_eq!(Some(&o), next.next(), "{wanted:?}: message {i}: no silent gap, no duplicate");
+                        expected_from = o + 1;
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -87,6 +87,13 @@ pub struct EmbedBench {
     /// Model folder (default: the installed all-minilm-l6-v2).
     #[arg(long)]
     pub model: Option<std::path::PathBuf>,
+    /// Also run the encoder on this GPU (`cuda:N`, needs a `cuda` build): GPU rows for
+    /// each `--math` against the CPU rows of the same run, and the cosine between them.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// GEMM modes to measure on the GPU (comma-separated: fp32, tf32, fp16).
+    #[arg(long, value_delimiter = ',', default_value = "fp32,tf32,fp16")]
+    pub math: Vec<String>,
     #[arg(long)]
     pub json: bool,
 }
@@ -683,9 +690,97 @@ fn sentences(n: usize) -> Vec<String> {
         .collect()
 }
 
+/// CPU vs GPU text embedding: throughput per batch size (direct calls) and the cosine
+/// between the CPU's and the GPU's embedding of every sentence.
+#[cfg(feature = "cuda")]
+fn embed_gpu_bench(b: &EmbedBench, dir: &std::path::Path, device: &str) -> Result<()> {
+    use agentdb_models::{registry, TextEncoder};
+    let ordinal: usize = device
+        .strip_prefix("cuda:")
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("--device must be cuda:N, got '{device}'"))?;
+    let load = || -> Result<TextEncoder> {
+        let info = registry::read_model(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+        TextEncoder::load(info, candle_core::Device::Cpu).map_err(|e| anyhow::anyhow!("{e}"))
+    };
+    let texts = sentences(b.texts);
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let rate = |enc: &TextEncoder, bs: usize| -> Result<f64> {
+        enc.embed(&refs[..bs.min(refs.len())]).map_err(|e| anyhow::anyhow!("{e}"))?; // warm-up
+        let t = Instant::now();
+        for chunk in refs.chunks(bs.max(1)) {
+            enc.embed(chunk).map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        Ok(texts.len() as f64 / t.elapsed().as_secs_f64())
+    };
+    let cpu = load()?;
+    let cpu_vecs = cpu.embed(&refs).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cpu_rows: Vec<(usize, f64)> =
+        b.batch_sizes.iter().map(|&bs| Ok((bs, rate(&cpu, bs)?))).collect::<Result<_>>()?;
+    let mut gpu_rows = Vec::new();
+    for math in &b.math {
+        let mut enc = load()?;
+        let label = enc.use_gpu(ordinal, math).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let vecs = enc.embed(&refs).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let cos: Vec<f64> = cpu_vecs
+            .iter()
+            .zip(&vecs)
+            .map(|(a, g)| a.iter().zip(g).map(|(x, y)| (*x as f64) * (*y as f64)).sum::<f64>())
+            .collect();
+        let min_cos = cos.iter().cloned().fold(f64::INFINITY, f64::min);
+        let mean_cos = cos.iter().sum::<f64>() / cos.len().max(1) as f64;
+        for &bs in &b.batch_sizes {
+            let r = rate(&enc, bs)?;
+            let cpu_r = cpu_rows.iter().find(|(c, _)| *c == bs).map(|x| x.1).unwrap_or(f64::NAN);
+            gpu_rows.push(serde_json::json!({
+                "math": math, "device": label, "batch": bs, "texts_per_s": r, "cpu_texts_per_s": cpu_r,
+                "speedup_vs_cpu": r / cpu_r, "min_cosine_vs_cpu": min_cos, "mean_cosine_vs_cpu": mean_cos,
+            }));
+        }
+    }
+    let out = serde_json::json!({
+        "encoder": cpu.info.encoder_id(), "texts": b.texts, "cpu_threads": rayon::current_num_threads(),
+        "cpu": cpu_rows.iter().map(|(bs, r)| serde_json::json!({"batch": bs, "texts_per_s": r})).collect::<Vec<_>>(),
+        "gpu": gpu_rows,
+    });
+    if b.json {
+        println!("{out}");
+        return Ok(());
+    }
+    println!(
+        "text encoder {}, {} sentences: GPU vs CPU ({} threads)",
+        cpu.info.encoder_id(),
+        b.texts,
+        rayon::current_num_threads()
+    );
+    println!(
+        "{:>6} {:>6} {:>12} {:>12} {:>8} {:>10} {:>10}",
+        "math", "batch", "GPU texts/s", "CPU texts/s", "speedup", "min cos", "mean cos"
+    );
+    for r in &gpu_rows {
+        println!(
+            "{:>6} {:>6} {:>12.1} {:>12.1} {:>8.2} {:>10.6} {:>10.6}",
+            r["math"].as_str().unwrap_or(""),
+            r["batch"],
+            r["texts_per_s"].as_f64().unwrap_or(0.0),
+            r["cpu_texts_per_s"].as_f64().unwrap_or(0.0),
+            r["speedup_vs_cpu"].as_f64().unwrap_or(0.0),
+            r["min_cosine_vs_cpu"].as_f64().unwrap_or(0.0),
+            r["mean_cosine_vs_cpu"].as_f64().unwrap_or(0.0)
+        );
+    }
+    Ok(())
+}
+
 fn embed_bench(b: EmbedBench) -> Result<()> {
     use agentdb_models::{registry, BatcherConfig, TextEncoder, TextService};
     let dir = b.model.clone().unwrap_or_else(|| registry::default_dir().join("all-minilm-l6-v2"));
+    if let Some(device) = &b.device {
+        #[cfg(feature = "cuda")]
+        return embed_gpu_bench(&b, &dir, device);
+        #[cfg(not(feature = "cuda"))]
+        anyhow::bail!("--device {device} needs a binary built with the `cuda` feature (make build FEATURES=cuda)");
+    }
     let info = registry::read_model(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
     let enc = TextEncoder::load(info, candle_core::Device::Cpu).map_err(|e| anyhow::anyhow!("{e}"))?;
     let texts = sentences(b.texts);

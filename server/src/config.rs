@@ -106,11 +106,22 @@ pub struct GpuConfig {
     pub memory_fraction: f64,
     /// Segments with fewer rows are searched on the CPU.
     pub min_rows: usize,
+    /// Run the text encoder on the GPU (the image bridge and speech embed through it).
+    pub text_encoder: bool,
+    /// Its dense layers: `fp32`, `tf32` or `fp16` tensor-core GEMMs (fp32 storage and
+    /// accumulation; cosine to the CPU embeddings in docs/PERFORMANCE.md).
+    pub encoder_math: String,
 }
 
 impl Default for GpuConfig {
     fn default() -> Self {
-        GpuConfig { precision: "fp16".into(), memory_fraction: 0.8, min_rows: 16_384 }
+        GpuConfig {
+            precision: "fp16".into(),
+            memory_fraction: 0.8,
+            min_rows: 16_384,
+            text_encoder: true,
+            encoder_math: "tf32".into(),
+        }
     }
 }
 
@@ -809,6 +820,9 @@ impl Config {
         self.security.validate()?;
         if !["fp16", "fp32"].contains(&self.gpu.precision.as_str()) {
             bail!("gpu.precision must be fp16 or fp32, got '{}'", self.gpu.precision);
+        }
+        if !["fp32", "tf32", "fp16"].contains(&self.gpu.encoder_math.as_str()) {
+            bail!("gpu.encoder_math must be fp32, tf32 or fp16, got '{}'", self.gpu.encoder_math);
         }
         if !(self.gpu.memory_fraction > 0.0 && self.gpu.memory_fraction <= 1.0) {
             bail!("gpu.memory_fraction must be in (0, 1], got {}", self.gpu.memory_fraction);

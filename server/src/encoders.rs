@@ -46,7 +46,9 @@ impl Encoders {
 
     /// Load what the configuration names. A missing model is not fatal: vector
     /// collections work without it, and text operations say how to install it.
-    pub fn load(cfg: &crate::config::ModelsConfig) -> Encoders {
+    /// With `gpu`, the text encoder runs on GPU `gpu.0` (GEMM mode `gpu.1`); a GPU that
+    /// fails here leaves it on the CPU, saying why.
+    pub fn load(cfg: &crate::config::ModelsConfig, gpu: Option<(usize, &str)>) -> Encoders {
         let dir = cfg.dir.clone().unwrap_or_else(registry::default_dir);
         if cfg.text.is_empty() {
             return Encoders::none(dir, "no text encoder configured (models.text is empty)");
@@ -59,7 +61,8 @@ impl Encoders {
         };
         let path = dir.join(&cfg.text);
         let loaded = registry::read_model(&path).and_then(|info| TextEncoder::load(info, candle_core::Device::Cpu));
-        let text = match loaded {
+        #[allow(unused_mut)]
+        let mut text = match loaded {
             Ok(enc) => enc,
             Err(e) => {
                 let why =
@@ -68,7 +71,20 @@ impl Encoders {
                 return Encoders::none(dir, &why);
             }
         };
-        tracing::info!(encoder = %text.info.encoder_id(), device = "cpu", "text encoder ready (CPU)");
+        #[cfg(feature = "cuda")]
+        if let Some((n, math)) = gpu {
+            match text.use_gpu(n, math) {
+                Ok(label) => {
+                    tracing::info!(encoder = %text.info.encoder_id(), device = %label, "text encoder ready (GPU)")
+                }
+                Err(e) => tracing::warn!(error = %e, "text encoder: the GPU cannot run it; staying on the CPU"),
+            }
+        }
+        #[cfg(not(feature = "cuda"))]
+        let _ = gpu;
+        if !text.on_gpu() {
+            tracing::info!(encoder = %text.info.encoder_id(), device = "cpu", "text encoder ready (CPU)");
+        }
         let (image, image_problem) = if cfg.image.is_empty() {
             (None, Some("no image encoder configured (models.image is empty)".to_string()))
         } else {

@@ -10,7 +10,7 @@
 
 use crate::security::Security;
 use agentdb_orchestrator::agents::{self, AgentCard, AgentInfo, AgentState, Registry, Skill};
-use agentdb_orchestrator::bus::{Bus, Read, Topic};
+use agentdb_orchestrator::bus::{Bus, Topic};
 use agentdb_orchestrator::queue::{self, QueueConfig, Queues};
 use agentdb_orchestrator::security::{Action, Principal};
 use agentdb_orchestrator::standing::{self, NewStandingQuery, StandingQueries, Written};
@@ -426,45 +426,49 @@ impl v1::events_server::Events for Orchestration {
                     return;
                 }
                 watch.borrow_and_update();
-                match bus.read(&topics, cursor, 256) {
-                    Read::Lagged { from, first_available } => {
-                        tracing::debug!(from, first_available, "event subscriber lagged");
-                        let msg = v1::subscribe_response::Msg::Lagged(v1::Lagged {
-                            requested_offset: from,
-                            first_available_offset: first_available,
-                        });
-                        if tx.send(Ok(v1::SubscribeResponse { msg: Some(msg) })).await.is_err() {
-                            return;
-                        }
-                        cursor = first_available;
+                // The notice and the events it resumes with come from one snapshot of
+                // the ring: the notice may wait a long time for a slow client, and the
+                // ring may move past its first available offset meanwhile, but the
+                // events are held here and delivered right after it. Events read here
+                // and evicted before they are sent are still delivered, and a reader is
+                // told about every event evicted before it was read.
+                let batch = bus.read_resuming(&topics, cursor, 256);
+                if let Some(first_available) = batch.lagged {
+                    tracing::debug!(from = cursor, first_available, "event subscriber lagged");
+                    let msg = v1::subscribe_response::Msg::Lagged(v1::Lagged {
+                        requested_offset: cursor.max(1),
+                        first_available_offset: first_available,
+                    });
+                    tokio::select! {
+                        r = tx.send(Ok(v1::SubscribeResponse { msg: Some(msg) })) => if r.is_err() { return },
+                        _ = stop.changed() => return,
                     }
-                    Read::Events(events) if events.is_empty() => {
-                        tokio::select! {
-                            r = watch.changed() => if r.is_err() { return },
-                            _ = tx.closed() => return,
-                            _ = stop.changed() => return,
-                        }
+                    cursor = first_available;
+                } else if batch.events.is_empty() {
+                    tokio::select! {
+                        r = watch.changed() => if r.is_err() { return },
+                        _ = tx.closed() => return,
+                        _ = stop.changed() => return,
                     }
-                    Read::Events(events) => {
-                        for e in events {
-                            let ev = v1::Event {
-                                offset: e.offset,
-                                topic: e.topic.as_str().into(),
-                                kind: e.kind.clone(),
-                                subject: e.subject.clone(),
-                                data_json: e.data.to_string(),
-                                unix_ms: e.unix_ms,
-                            };
-                            let msg = v1::subscribe_response::Msg::Event(ev);
-                            // Blocks while the client is slow: the ring moves on and the
-                            // next read reports the lag.
-                            tokio::select! {
-                                r = tx.send(Ok(v1::SubscribeResponse { msg: Some(msg) })) => if r.is_err() { return },
-                                _ = stop.changed() => return,
-                            }
-                            cursor = e.offset + 1;
-                        }
+                    continue;
+                }
+                for e in batch.events {
+                    let ev = v1::Event {
+                        offset: e.offset,
+                        topic: e.topic.as_str().into(),
+                        kind: e.kind.clone(),
+                        subject: e.subject.clone(),
+                        data_json: e.data.to_string(),
+                        unix_ms: e.unix_ms,
+                    };
+                    let msg = v1::subscribe_response::Msg::Event(ev);
+                    // Blocks while the client is slow: the ring moves on and the next
+                    // read reports the lag.
+                    tokio::select! {
+                        r = tx.send(Ok(v1::SubscribeResponse { msg: Some(msg) })) => if r.is_err() { return },
+                        _ = stop.changed() => return,
                     }
+                    cursor = e.offset + 1;
                 }
             }
         });
