@@ -31,7 +31,7 @@ test: build
 	# The GPU build compiles everywhere; its kernels compile to PTX with NVRTC and match
 	# their CPU twins (on a GPU too, where there is one).
 	LD_LIBRARY_PATH=$(HOME)/.cache/agentdb/cuda/lib:$$LD_LIBRARY_PATH $(CARGO) test --release -p agentdb-kernels --features cuda
-	LD_LIBRARY_PATH=$(HOME)/.cache/agentdb/cuda/lib:$$LD_LIBRARY_PATH $(CARGO) test --release -p agentdb-models --features cuda --test gpu_text
+	LD_LIBRARY_PATH=$(HOME)/.cache/agentdb/cuda/lib:$$LD_LIBRARY_PATH $(CARGO) test --release -p agentdb-models --features cuda --test gpu_text --test gpu_image
 	$(CARGO) check --release -p agentdb-server --features cuda
 	# The lean GPU server (no FFmpeg, no Tesseract) that benches/gpu/gpu.sh carries.
 	$(CARGO) check --release -p agentdb-server --no-default-features --features cuda

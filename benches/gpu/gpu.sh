@@ -64,6 +64,46 @@ for l in sys.stdin:
     rm -rf "$E/stage"
     ls -la "$E"
     ;;
+  build-image)
+    set -e
+    I=gpu-bundle-image
+    export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/agentdb/target}
+    cargo build --release -p agentdb-server --no-default-features --features cuda
+    rm -rf "$I" && mkdir -p "$I/stage/lib" "$I/stage/models" "$I/stage/testdata"
+    cp "$CARGO_TARGET_DIR/release/agentdb" "$I/stage/agentdb"
+    exe=$(cargo test --release -p agentdb-models --no-default-features --features cuda --test gpu_image --no-run --message-format=json 2>/dev/null \
+      | python3 -c 'import sys, json
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m.get("executable"):
+        print(m["executable"])' | tail -1)
+    cp "$exe" "$I/stage/models-gpu-image"
+    strip "$I/stage/agentdb" "$I/stage/models-gpu-image"
+    for f in "$I"/stage/agentdb "$I"/stage/models-gpu-image; do ldd "$f"; done | awk '/=> \//{print $3}' | sort -u \
+      | grep -v -E '/(libc|libm|libpthread|libdl|librt|ld-linux[^/]*)\.so' | xargs -r -I{} cp -L {} "$I/stage/lib/"
+    M=${AGENTDB_MODELS_DIR:-$HOME/.cache/agentdb/models}
+    mkdir -p "$I/stage/models/efficientnet-lite0"
+    cp "$M"/efficientnet-lite0/{agentdb-model.json,imagenet-labels.txt,model.safetensors} "$I/stage/models/efficientnet-lite0/"
+    cp -r "${AGENTDB_TESTDATA:-$HOME/.cache/agentdb/testdata}/photos" "$I/stage/testdata/"
+    tar -C "$I/stage" -cf - . | xz -T2 -6 > "$I/bundle.tar.xz"
+    rm -rf "$I/stage"
+    ls -la "$I"
+    ;;
+  run-image)
+    R=${OUT:-gpu-results}
+    mkdir -p "$R" /tmp/gi && tar -C /tmp/gi -xJf gpu-bundle-image/bundle.tar.xz
+    G=/tmp/gi
+    cudalibs=$( (ls -d /usr/local/cuda*/lib64 /usr/local/cuda*/targets/x86_64-linux/lib 2>/dev/null;
+                 find /usr/local /opt /usr/lib -xdev \( -name 'libcublas.so.1*' -o -name 'libnvrtc.so.1*' \) -printf '%h\n' 2>/dev/null) | sort -u | paste -sd:)
+    export GPU_LD="$G/lib:$cudalibs" AGENTDB_MODELS_DIR=$G/models AGENTDB_TESTDATA=$G/testdata
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$R/results.txt"
+    echo "== GPU image encoder parity"
+    LD_LIBRARY_PATH="$GPU_LD" timeout 120 $G/models-gpu-image --nocapture 2>&1 | tail -40 | tee -a "$R/results.txt"
+    echo "== agentdb bench gpu-image: synthetic scenes, then photographs"
+    LD_LIBRARY_PATH="$GPU_LD" timeout 150 $G/agentdb bench gpu-image --images 512 --batch-sizes 1,32,128 --math fp32,tf32,fp16 --json | tee -a "$R/results.txt"
+    LD_LIBRARY_PATH="$GPU_LD" timeout 120 $G/agentdb bench gpu-image --images 256 --batch-sizes 32 --math tf32 \
+      --photos $G/testdata/photos --json | tee -a "$R/results.txt"
+    ;;
   run-embed)
     R=${OUT:-gpu-results}
     mkdir -p "$R" /tmp/ge && tar -C /tmp/ge -xJf gpu-bundle-embed/bundle.tar.xz

@@ -6,6 +6,7 @@
 //! index would cost more than scanning.
 
 pub mod bert;
+pub mod convnet;
 pub mod gpu;
 pub mod preprocess;
 pub mod topk;

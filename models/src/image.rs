@@ -143,6 +143,9 @@ pub struct EfficientNet {
     /// [1280, 1000]
     fc_w: Tensor,
     fc_b: Vec<f32>,
+    /// The same network on the GPU (`use_gpu`); the CPU layers stay as the fallback.
+    #[cfg(feature = "cuda")]
+    gpu: Option<std::sync::Mutex<agentdb_kernels::convnet::GpuConvNet>>,
 }
 
 /// (repeats, kernel, stride, expand ratio, in, out) for EfficientNet-Lite0.
@@ -254,7 +257,75 @@ impl EfficientNet {
         let fc = wts.get("_fc.weight", &[1000, 1280])?;
         let fc_w = Tensor::from_vec(fc, (1000, 1280), &Device::Cpu)?.t()?.contiguous()?;
         let fc_b = wts.get("_fc.bias", &[1000])?;
-        Ok(EfficientNet { info, stem, blocks, head, fc_w, fc_b })
+        Ok(EfficientNet {
+            info,
+            stem,
+            blocks,
+            head,
+            fc_w,
+            fc_b,
+            #[cfg(feature = "cuda")]
+            gpu: None,
+        })
+    }
+
+    /// Run the network on GPU `ordinal` from now on (1×1 convolutions in `math`: fp32,
+    /// tf32 or fp16 GEMMs), with the same folded weights as the CPU layers.
+    #[cfg(feature = "cuda")]
+    pub fn use_gpu(&mut self, ordinal: usize, math: &str) -> Result<String> {
+        use agentdb_kernels::bert::GemmMath;
+        use agentdb_kernels::convnet::{ConvLayer, GpuConvNet};
+        let fail = |e: String| Error::ModelLoad { path: self.info.dir.clone(), reason: format!("GPU: {e}") };
+        let math = GemmMath::parse(math).map_err(fail)?;
+        let pw = |c: &Conv, relu6: bool| -> Result<ConvLayer> {
+            let w = c.pw.as_ref().ok_or_else(|| fail("pointwise weights missing".into()))?;
+            Ok(ConvLayer::Pointwise {
+                w: w.flatten_all()?.to_vec1::<f32>()?,
+                bias: c.bias.clone(),
+                cin: c.cin,
+                cout: c.cout,
+                relu6,
+            })
+        };
+        let sp = |c: &Conv, depthwise: bool| ConvLayer::Spatial {
+            w: c.raw.clone(),
+            bias: c.bias.clone(),
+            k: c.k,
+            stride: c.stride,
+            cin: c.cin,
+            cout: c.cout,
+            depthwise,
+            relu6: true,
+        };
+        let mut layers = vec![sp(&self.stem, false)];
+        for b in &self.blocks {
+            if b.skip {
+                layers.push(ConvLayer::SaveSkip);
+            }
+            if let Some(e) = &b.expand {
+                layers.push(pw(e, true)?);
+            }
+            layers.push(sp(&b.depthwise, true));
+            layers.push(pw(&b.project, false)?);
+            if b.skip {
+                layers.push(ConvLayer::AddSkip);
+            }
+        }
+        layers.push(pw(&self.head, true)?);
+        let fc_w = self.fc_w.flatten_all()?.to_vec1::<f32>()?;
+        let net =
+            GpuConvNet::new(ordinal, math, (INPUT_SIZE, INPUT_SIZE, 3), &layers, &fc_w, &self.fc_b).map_err(fail)?;
+        let label = format!("cuda:{ordinal} ({}, {} GEMMs)", net.device_name, math.name());
+        self.gpu = Some(std::sync::Mutex::new(net));
+        Ok(label)
+    }
+
+    /// Whether batches run on the GPU.
+    pub fn on_gpu(&self) -> bool {
+        #[cfg(feature = "cuda")]
+        return self.gpu.is_some();
+        #[cfg(not(feature = "cuda"))]
+        false
     }
 
     pub fn classes(&self) -> usize {
@@ -273,6 +344,14 @@ impl EfficientNet {
                 return Err(Error::InvalidInput(format!("image tensor has {} values, expected 224x224x3", x.len())));
             }
             data.extend_from_slice(x);
+        }
+        #[cfg(feature = "cuda")]
+        if let Some(gpu) = &self.gpu {
+            let g = gpu.lock().unwrap_or_else(|p| p.into_inner());
+            match g.logits(&data, n) {
+                Ok(v) => return Ok(v),
+                Err(e) => tracing::warn!(error = %e, "image encoder: GPU batch failed; running on the CPU"),
+            }
         }
         let x = Fm { n, h: INPUT_SIZE, w: INPUT_SIZE, c: 3, data };
         let mut x = spatial(&x, &self.stem, false, true);

@@ -29,6 +29,32 @@ pub enum BenchCmd {
     /// Keyword (BM25), dense and hybrid search over the same text items, and upsert
     /// throughput with and without the keyword index.
     Hybrid(crate::bench_hybrid::HybridBench),
+    /// The image classifier (EfficientNet-Lite0) and the preprocessing kernel on the GPU
+    /// against the CPU in the same run, with the agreement of their outputs (needs a
+    /// `cuda` build and a GPU).
+    GpuImage(GpuImageBench),
+}
+
+#[derive(Args, Clone)]
+pub struct GpuImageBench {
+    /// Images per measurement (synthetic 640×480 scenes, or `--photos`).
+    #[arg(long, default_value_t = 256)]
+    pub images: usize,
+    #[arg(long, value_delimiter = ',', default_value = "1,32,128")]
+    pub batch_sizes: Vec<usize>,
+    /// Model folder (default: the installed efficientnet-lite0).
+    #[arg(long)]
+    pub model: Option<std::path::PathBuf>,
+    /// A folder of photographs to cycle through instead of synthetic scenes.
+    #[arg(long)]
+    pub photos: Option<std::path::PathBuf>,
+    #[arg(long, default_value_t = 0)]
+    pub gpu: usize,
+    /// GEMM modes (comma-separated: fp32, tf32, fp16).
+    #[arg(long, value_delimiter = ',', default_value = "fp32,tf32")]
+    pub math: Vec<String>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Clone)]
@@ -155,6 +181,7 @@ pub fn run(server: &str, cmd: BenchCmd) -> Result<()> {
         BenchCmd::Embed(b) => embed_bench(b),
         BenchCmd::Media(b) => media_bench(b),
         BenchCmd::Gpu(b) => gpu_bench(b),
+        BenchCmd::GpuImage(b) => gpu_image_bench(b),
         BenchCmd::Hybrid(b) => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(crate::bench_hybrid::hybrid_bench(server, b))
@@ -846,6 +873,103 @@ fn embed_bench(b: EmbedBench) -> Result<()> {
     for ((bs, d), (_, r, m)) in direct.iter().zip(&batched) {
         println!("{:>10} {:>16.1} {:>22.1} ({:>3}) {:>12.1}", bs, d, r, b.callers, m);
     }
+    Ok(())
+}
+
+#[cfg(not(feature = "cuda"))]
+fn gpu_image_bench(_b: GpuImageBench) -> Result<()> {
+    anyhow::bail!("this binary was built without the `cuda` feature: build with `make build FEATURES=cuda`")
+}
+
+#[cfg(feature = "cuda")]
+fn gpu_image_bench(b: GpuImageBench) -> Result<()> {
+    use agentdb_kernels::preprocess::{GpuPreprocess, ImageRef, PreprocessParams};
+    use agentdb_models::image::{decode_image, preprocess, EfficientNet, ImageLimits, RgbImage};
+    use agentdb_models::registry;
+    use rayon::prelude::*;
+    let e = |e: agentdb_models::Error| anyhow::anyhow!("{e}");
+    let dir = b.model.clone().unwrap_or_else(|| registry::default_dir().join("efficientnet-lite0"));
+    let load = || -> Result<EfficientNet> { EfficientNet::load(registry::read_model(&dir).map_err(e)?).map_err(e) };
+    // Decoded images: photographs, or deterministic synthetic scenes.
+    let images: Vec<RgbImage> = match &b.photos {
+        Some(d) => {
+            let mut v = Vec::new();
+            for p in std::fs::read_dir(d)?.flatten().filter(|p| p.path().is_file()) {
+                if let Ok(img) = decode_image(&std::fs::read(p.path())?, ImageLimits::default()) {
+                    v.push(img);
+                }
+            }
+            anyhow::ensure!(!v.is_empty(), "no decodable images in {}", d.display());
+            (0..b.images).map(|i| v[i % v.len()].clone()).collect()
+        }
+        None => (0..b.images)
+            .map(|i| {
+                let mut px = Vec::with_capacity(640 * 480 * 3);
+                for y in 0..480u32 {
+                    for x in 0..640u32 {
+                        let t = (x * 3 + y * 5 + (i as u32) * 17) ^ (x * y / 97);
+                        px.extend([(t % 251) as u8, ((x + i as u32 * 7) % 256) as u8, ((y * 2 + t / 3) % 256) as u8]);
+                    }
+                }
+                RgbImage::from_raw(640, 480, px).expect("640x480x3 bytes")
+            })
+            .collect(),
+    };
+    // Preprocessing: the CPU path the server runs (image-rs, rayon over images) vs the kernel.
+    let t = Instant::now();
+    let inputs: Vec<Vec<f32>> = images.par_iter().map(preprocess).collect();
+    let cpu_pre = images.len() as f64 / t.elapsed().as_secs_f64();
+    let pre = GpuPreprocess::new(b.gpu).map_err(anyhow::Error::msg)?;
+    let refs: Vec<ImageRef> =
+        images.iter().map(|i| ImageRef { width: i.width(), height: i.height(), rgb: i.as_raw() }).collect();
+    pre.run(&refs[..1], &PreprocessParams::default()).map_err(anyhow::Error::msg)?; // warm-up
+    let t = Instant::now();
+    let gpu_in = pre.run(&refs, &PreprocessParams::default()).map_err(anyhow::Error::msg)?;
+    let gpu_pre = images.len() as f64 / t.elapsed().as_secs_f64();
+    let pre_diff = inputs.iter().flatten().zip(&gpu_in).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    // The network.
+    let rate = |net: &EfficientNet, bs: usize| -> Result<f64> {
+        net.logits(&inputs[..bs.min(inputs.len())]).map_err(e)?; // warm-up
+        let t = Instant::now();
+        for chunk in inputs.chunks(bs.max(1)) {
+            net.logits(chunk).map_err(e)?;
+        }
+        Ok(inputs.len() as f64 / t.elapsed().as_secs_f64())
+    };
+    let cpu = load()?;
+    let want = cpu.logits(&inputs).map_err(e)?;
+    let cpu_rows: Vec<(usize, f64)> =
+        b.batch_sizes.iter().map(|&bs| Ok((bs, rate(&cpu, bs)?))).collect::<Result<_>>()?;
+    let argmax = |v: &[f32]| (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap_or(0);
+    let mut rows = Vec::new();
+    for math in &b.math {
+        let mut net = load()?;
+        let label = net.use_gpu(b.gpu, math).map_err(e)?;
+        let got = net.logits(&inputs).map_err(e)?;
+        let same_top1 =
+            want.iter().zip(&got).filter(|(a, b)| argmax(a) == argmax(b)).count() as f64 / want.len() as f64;
+        let max_diff = want.iter().flatten().zip(got.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        for &bs in &b.batch_sizes {
+            let r = rate(&net, bs)?;
+            let c = cpu_rows.iter().find(|(x, _)| *x == bs).map(|x| x.1).unwrap_or(f64::NAN);
+            rows.push(serde_json::json!({
+                "math": math, "device": label, "batch": bs, "images_per_s": r, "cpu_images_per_s": c,
+                "speedup_vs_cpu": r / c, "top1_agreement": same_top1, "max_abs_logit_diff": max_diff,
+            }));
+        }
+    }
+    let out = serde_json::json!({
+        "model": cpu.info.encoder_id(), "images": images.len(), "cpu_threads": rayon::current_num_threads(),
+        "preprocess": {"cpu_images_per_s": cpu_pre, "gpu_images_per_s": gpu_pre, "max_abs_diff": pre_diff,
+                       "input": format!("{}x{}", images[0].width(), images[0].height())},
+        "cpu": cpu_rows.iter().map(|(bs, r)| serde_json::json!({"batch": bs, "images_per_s": r})).collect::<Vec<_>>(),
+        "gpu": rows,
+    });
+    if b.json {
+        println!("{out}");
+        return Ok(());
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }
 

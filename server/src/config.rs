@@ -108,6 +108,8 @@ pub struct GpuConfig {
     pub min_rows: usize,
     /// Run the text encoder on the GPU (the image bridge and speech embed through it).
     pub text_encoder: bool,
+    /// Run the image classifier (EfficientNet-Lite0 of the label bridge) on the GPU.
+    pub image_encoder: bool,
     /// Its dense layers: `fp32`, `tf32` or `fp16` tensor-core GEMMs (fp32 storage and
     /// accumulation; cosine to the CPU embeddings in docs/PERFORMANCE.md).
     pub encoder_math: String,
@@ -120,6 +122,7 @@ impl Default for GpuConfig {
             memory_fraction: 0.8,
             min_rows: 16_384,
             text_encoder: true,
+            image_encoder: true,
             encoder_math: "tf32".into(),
         }
     }

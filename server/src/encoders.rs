@@ -9,6 +9,16 @@ use agentdb_models::{
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// Which encoders run on which GPU (`[gpu]` settings and the selected device).
+#[derive(Debug, Clone)]
+pub struct GpuChoice {
+    pub ordinal: usize,
+    /// GEMM mode: fp32, tf32 or fp16.
+    pub math: String,
+    pub text: bool,
+    pub image: bool,
+}
+
 pub struct Encoders {
     pub dir: PathBuf,
     pub text: Option<Arc<TextService>>,
@@ -46,9 +56,9 @@ impl Encoders {
 
     /// Load what the configuration names. A missing model is not fatal: vector
     /// collections work without it, and text operations say how to install it.
-    /// With `gpu`, the text encoder runs on GPU `gpu.0` (GEMM mode `gpu.1`); a GPU that
-    /// fails here leaves it on the CPU, saying why.
-    pub fn load(cfg: &crate::config::ModelsConfig, gpu: Option<(usize, &str)>) -> Encoders {
+    /// With `gpu`, the text encoder and the image classifier run on that GPU (each as
+    /// `gpu` allows); a GPU that fails here leaves the model on the CPU, saying why.
+    pub fn load(cfg: &crate::config::ModelsConfig, gpu: Option<&GpuChoice>) -> Encoders {
         let dir = cfg.dir.clone().unwrap_or_else(registry::default_dir);
         if cfg.text.is_empty() {
             return Encoders::none(dir, "no text encoder configured (models.text is empty)");
@@ -72,8 +82,8 @@ impl Encoders {
             }
         };
         #[cfg(feature = "cuda")]
-        if let Some((n, math)) = gpu {
-            match text.use_gpu(n, math) {
+        if let Some(g) = gpu.filter(|g| g.text) {
+            match text.use_gpu(g.ordinal, &g.math) {
                 Ok(label) => {
                     tracing::info!(encoder = %text.info.encoder_id(), device = %label, "text encoder ready (GPU)")
                 }
@@ -90,9 +100,27 @@ impl Encoders {
         } else {
             let idir = dir.join(&cfg.image);
             match registry::read_model(&idir).and_then(|info| LabelBridge::load(info, &text, Some(&idir))) {
-                Ok(bridge) => {
-                    tracing::info!(encoder = %bridge.encoder_id(), device = "cpu", "image encoder ready (CPU): ImageNet label bridge into the text space");
-                    let cfg = BatcherConfig { max_batch: cfg.image_max_batch.max(1), ..batch };
+                #[allow(unused_mut)]
+                Ok(mut bridge) => {
+                    #[cfg(feature = "cuda")]
+                    if let Some(g) = gpu.filter(|g| g.image) {
+                        match bridge.net.use_gpu(g.ordinal, &g.math) {
+                            Ok(label) => {
+                                tracing::info!(encoder = %bridge.encoder_id(), device = %label, "image encoder ready (GPU): ImageNet label bridge into the text space")
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "image encoder: the GPU cannot run it; staying on the CPU")
+                            }
+                        }
+                    }
+                    // One image at a time is fastest on the CPU; the GPU wants batches.
+                    let max_batch = if bridge.net.on_gpu() {
+                        cfg.max_batch.max(cfg.image_max_batch).max(1)
+                    } else {
+                        tracing::info!(encoder = %bridge.encoder_id(), device = "cpu", "image encoder ready (CPU): ImageNet label bridge into the text space");
+                        cfg.image_max_batch.max(1)
+                    };
+                    let cfg = BatcherConfig { max_batch, ..batch };
                     (Some(Arc::new(ImageService::new(bridge, cfg))), None)
                 }
                 Err(e) => {

@@ -307,11 +307,15 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
     }
     let max_concurrent = if cfg.limits.max_concurrent == 0 { threads * 2 } else { cfg.limits.max_concurrent };
     let (models_cfg, ingest_cfg) = (cfg.models.clone(), cfg.ingest.clone());
-    let text_gpu = device.ordinal.filter(|_| cfg.gpu.text_encoder).map(|n| (n, cfg.gpu.encoder_math.clone()));
+    let gpu = device.ordinal.map(|ordinal| crate::encoders::GpuChoice {
+        ordinal,
+        math: cfg.gpu.encoder_math.clone(),
+        text: cfg.gpu.text_encoder,
+        image: cfg.gpu.image_encoder,
+    });
     let encoders = Arc::new(
         tokio::task::spawn_blocking(move || {
-            let gpu = text_gpu.as_ref().map(|(n, m)| (*n, m.as_str()));
-            crate::encoders::Encoders::load(&models_cfg, gpu).with_ocr(&ingest_cfg)
+            crate::encoders::Encoders::load(&models_cfg, gpu.as_ref()).with_ocr(&ingest_cfg)
         })
         .await?,
     );
