@@ -3,12 +3,10 @@
 //! weights by the caller; TensorFlow SAME padding) on the GPU, NHWC.
 //!
 //! 1×1 convolutions and the classifier are cuBLAS `GemmEx` over all pixels of the batch
-//! (in a [`GemmMath`] mode); the stem and depthwise convolutions, bias + ReLU6, the
+//! (in a [`GemmMath`](crate::bert::GemmMath) mode); the stem and depthwise convolutions, bias + ReLU6, the
 //! residual add and the global average pool are NVRTC kernels. The CPU twin is
 //! `agentdb_models::image::EfficientNet`, which describes its layers to [`GpuConvNet`]
 //! with the same folded weights (`models/tests/gpu_image.rs` compares the logits).
-
-use crate::bert::GemmMath;
 
 /// One layer, weights already folded with BatchNorm.
 #[derive(Debug, Clone)]
@@ -102,6 +100,7 @@ pub use cuda::GpuConvNet;
 #[cfg(feature = "cuda")]
 mod cuda {
     use super::*;
+    use crate::bert::GemmMath;
     use cudarc::cublas::sys::{cublasComputeType_t, cublasGemmAlgo_t, cublasOperation_t, cudaDataType_t};
     use cudarc::cublas::CudaBlas;
     use cudarc::driver::{

@@ -33,6 +33,9 @@ pub enum BenchCmd {
     /// against the CPU in the same run, with the agreement of their outputs (needs a
     /// `cuda` build and a GPU).
     GpuImage(GpuImageBench),
+    /// Agents and event subscriptions at scale against a running server: registration
+    /// rate, resident memory per idle agent and per subscription, delivery to all.
+    Agents(crate::bench_agents::AgentsBench),
 }
 
 #[derive(Args, Clone)]
@@ -182,6 +185,10 @@ pub fn run(server: &str, cmd: BenchCmd) -> Result<()> {
         BenchCmd::Media(b) => media_bench(b),
         BenchCmd::Gpu(b) => gpu_bench(b),
         BenchCmd::GpuImage(b) => gpu_image_bench(b),
+        BenchCmd::Agents(b) => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(crate::bench_agents::agents_bench(server, b))
+        }
         BenchCmd::Hybrid(b) => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(crate::bench_hybrid::hybrid_bench(server, b))

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 /// Which encoders run on which GPU (`[gpu]` settings and the selected device).
 #[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 pub struct GpuChoice {
     pub ordinal: usize,
     /// GEMM mode: fp32, tf32 or fp16.

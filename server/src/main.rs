@@ -4,6 +4,7 @@
 mod a2a;
 mod anomaly;
 mod bench;
+mod bench_agents;
 mod bench_hybrid;
 mod cli;
 mod cli_ingest;

@@ -36,6 +36,8 @@ pub struct OrchestrationConfig {
     pub event_ring_capacity: usize,
     /// Events buffered per subscriber stream before the server stops reading for it.
     pub subscriber_buffer: usize,
+    /// Event subscriptions held at once; more are refused (RESOURCE_EXHAUSTED).
+    pub max_subscriptions: usize,
     /// Queue defaults: deliveries before a message goes to `<queue>.dlq` (0 = never)...
     pub queue_max_attempts: u32,
     /// ...how long a received message stays invisible unless acked...
@@ -51,6 +53,7 @@ impl Default for OrchestrationConfig {
             health_check_interval_ms: 1_000,
             event_ring_capacity: 1024,
             subscriber_buffer: 64,
+            max_subscriptions: 50_000,
             queue_max_attempts: 5,
             queue_visibility_timeout_ms: 30_000,
             queue_max_messages: 100_000,
@@ -180,7 +183,19 @@ pub struct Orchestration {
     security: Arc<Security>,
     encoders: Arc<crate::encoders::Encoders>,
     subscriber_buffer: usize,
+    max_subscriptions: usize,
+    /// Subscriptions held now (each stream's task holds a [`SubscriptionGuard`]).
+    subscriptions: Arc<std::sync::atomic::AtomicUsize>,
     stop: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Counts one held subscription until its stream's task ends.
+struct SubscriptionGuard(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for SubscriptionGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Orchestration {
@@ -246,6 +261,8 @@ impl Orchestration {
             security,
             encoders,
             subscriber_buffer: cfg.subscriber_buffer.max(1),
+            max_subscriptions: cfg.max_subscriptions.max(1),
+            subscriptions: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             stop,
         })
     }
@@ -417,9 +434,18 @@ impl v1::events_server::Events for Orchestration {
         let topics = parse_topics(&r.topics)?;
         let bus = self.bus.clone();
         let mut cursor = r.from_offset.unwrap_or_else(|| bus.next_offset());
+        let held = self.subscriptions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let guard = SubscriptionGuard(self.subscriptions.clone());
+        if held >= self.max_subscriptions {
+            return Err(Status::resource_exhausted(format!(
+                "{held} event subscriptions are open, the limit (orchestration.max_subscriptions) is {}",
+                self.max_subscriptions
+            )));
+        }
         let (tx, rx) = tokio::sync::mpsc::channel(self.subscriber_buffer);
         let mut stop = self.stop.clone();
         tokio::spawn(async move {
+            let _guard = guard;
             let mut watch = bus.watch();
             loop {
                 if *stop.borrow() {

@@ -648,3 +648,35 @@ fn standing_queries_fire_on_matching_writes_and_survive_restart() {
     let o = server.cli(&["agent", "watch", "watcher", "y", "feed", "--vector", "[1,0,0,0]", "--threshold", "0.1"]);
     assert!(!o.status.success() && stderr(&o).contains("retired"), "{}", stderr(&o));
 }
+
+#[test]
+fn subscriptions_beyond_the_limit_are_refused_and_freed_on_disconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &["--set", "orchestration.max_subscriptions=2"]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = server.url();
+    rt.block_on(async {
+        let a = subscribe(&url, &["workflow"], None).await;
+        let _b = subscribe(&url, &["workflow"], None).await;
+        let mut c = events_client(&url).await;
+        let err = c
+            .subscribe(v1::SubscribeRequest { topics: vec!["workflow".into()], from_offset: None })
+            .await
+            .expect_err("a third subscription is over the limit");
+        assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+        assert!(err.message().contains("orchestration.max_subscriptions"), "{}", err.message());
+        // A client that goes away frees its place (the server notices the closed stream).
+        drop(a);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = c.subscribe(v1::SubscribeRequest { topics: vec!["workflow".into()], from_offset: None }).await;
+            match r {
+                Ok(_) => break,
+                Err(e) if e.code() == Code::ResourceExhausted && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                Err(e) => panic!("the freed place was not reused: {e:?}"),
+            }
+        }
+    });
+}
