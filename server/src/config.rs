@@ -624,6 +624,10 @@ pub struct LimitsConfig {
     pub max_concurrent: usize,
     /// Requests allowed to wait for a slot; more get RESOURCE_EXHAUSTED.
     pub max_queued: usize,
+    /// Waiting requests are served round-robin across tenants (principal id such as
+    /// `key:ab12…`, or `conn:IP:PORT` without authentication); a tenant named here gets this
+    /// many turns per round instead of 1.
+    pub tenant_weights: std::collections::HashMap<String, u32>,
     /// Images (ingested or queries) above this many pixels are refused from their header,
     /// before decoding (decompression bombs).
     pub max_image_pixels: u64,
@@ -695,6 +699,7 @@ impl Default for LimitsConfig {
             max_id_len: d.max_id_len,
             max_concurrent: 0,
             max_queued: 1024,
+            tenant_weights: Default::default(),
             max_image_pixels: 50_000_000,
             max_audio_seconds: 3600.0,
             max_video_seconds: 3600.0,

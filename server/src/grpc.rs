@@ -15,22 +15,108 @@ use agentdb_orchestrator::security::{Action, Principal};
 use agentdb_proto::convert::*;
 use agentdb_proto::v1;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
-/// Admission control for CPU-bound work.
+/// Admission control for CPU-bound work, fair across tenants.
+///
+/// At most `max_concurrent` requests run; the rest wait in one queue per tenant (the
+/// authenticated principal, or the client connection without authentication) and a
+/// freed slot goes to the next tenant in round-robin order, `weight` turns at a time
+/// (`limits.tenant_weights`, default 1). So a client flooding the server waits behind
+/// its own requests, and a quiet one gets the next free slot. At most `max_waiting`
+/// requests wait in all; beyond that RESOURCE_EXHAUSTED.
 pub struct Gate {
-    running: Semaphore,
-    waiting: AtomicUsize,
+    max_concurrent: usize,
     max_waiting: usize,
+    weights: std::collections::HashMap<String, u32>,
+    state: parking_lot::Mutex<GateState>,
+}
+
+#[derive(Default)]
+struct GateState {
+    running: usize,
+    waiting: usize,
+    queues: std::collections::HashMap<String, TenantQueue>,
+    /// Tenants with waiting requests, in service order.
+    ring: std::collections::VecDeque<String>,
+}
+
+#[derive(Default)]
+struct TenantQueue {
+    waiters: std::collections::VecDeque<tokio::sync::oneshot::Sender<()>>,
+    /// Turns left in this round.
+    turns: u32,
+}
+
+/// A running request's slot; handed to the next waiter when dropped.
+struct Slot<'a>(&'a Gate);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
+/// A waiting request; if it is dropped after being handed a slot (the client went
+/// away), the slot is passed on.
+struct Pending<'a> {
+    gate: &'a Gate,
+    rx: Option<tokio::sync::oneshot::Receiver<()>>,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if let Some(mut rx) = self.rx.take() {
+            rx.close();
+            if rx.try_recv().is_ok() {
+                self.gate.release();
+            }
+        }
+    }
 }
 
 impl Gate {
-    pub fn new(max_concurrent: usize, max_waiting: usize) -> Self {
-        Gate { running: Semaphore::new(max_concurrent.max(1)), waiting: AtomicUsize::new(0), max_waiting }
+    pub fn new(max_concurrent: usize, max_waiting: usize, weights: std::collections::HashMap<String, u32>) -> Self {
+        Gate { max_concurrent: max_concurrent.max(1), max_waiting, weights, state: Default::default() }
+    }
+
+    fn weight(&self, tenant: &str) -> u32 {
+        self.weights.get(tenant).copied().unwrap_or(1).max(1)
+    }
+
+    /// Give a finished request's slot to the next tenant's oldest waiter.
+    fn release(&self) {
+        let mut st = self.state.lock();
+        loop {
+            let Some(t) = st.ring.pop_front() else {
+                st.running -= 1;
+                return;
+            };
+            let w = self.weight(&t);
+            let Some(q) = st.queues.get_mut(&t) else { continue };
+            let tx = q.waiters.pop_front();
+            q.turns = q.turns.saturating_sub(1);
+            let (empty, turns_left) = (q.waiters.is_empty(), q.turns);
+            if empty {
+                st.queues.remove(&t);
+            } else if turns_left > 0 {
+                st.ring.push_front(t);
+            } else {
+                if let Some(q) = st.queues.get_mut(&t) {
+                    q.turns = w;
+                }
+                st.ring.push_back(t);
+            }
+            let Some(tx) = tx else { continue };
+            st.waiting -= 1;
+            if tx.send(()).is_ok() {
+                return; // the slot (still counted in `running`) is theirs now
+            }
+        }
     }
 
     /// Run `f` on the blocking pool once a slot is free.
@@ -39,16 +125,41 @@ impl Gate {
         F: FnOnce() -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
-        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
-            return Err(Status::resource_exhausted(format!(
-                "server overloaded: more than {} requests waiting; retry with backoff",
-                self.max_waiting
-            )));
+        let tenant = crate::telemetry::current_tenant().unwrap_or_else(|| "anonymous".into());
+        let rx = {
+            let mut st = self.state.lock();
+            if st.running < self.max_concurrent && st.waiting == 0 {
+                st.running += 1;
+                None
+            } else {
+                if st.waiting >= self.max_waiting {
+                    return Err(Status::resource_exhausted(format!(
+                        "server overloaded: more than {} requests waiting; retry with backoff",
+                        self.max_waiting
+                    )));
+                }
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let w = self.weight(&tenant);
+                let q = st
+                    .queues
+                    .entry(tenant.clone())
+                    .or_insert_with(|| TenantQueue { waiters: Default::default(), turns: w });
+                let first = q.waiters.is_empty();
+                q.waiters.push_back(tx);
+                if first {
+                    st.ring.push_back(tenant);
+                }
+                st.waiting += 1;
+                Some(rx)
+            }
+        };
+        if let Some(rx) = rx {
+            let mut pending = Pending { gate: self, rx: Some(rx) };
+            let got = pending.rx.as_mut().expect("set above").await;
+            pending.rx = None;
+            got.map_err(|_| Status::unavailable("server is shutting down"))?;
         }
-        let permit = self.running.acquire().await;
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
-        let _permit = permit.map_err(|_| Status::unavailable("server is shutting down"))?;
+        let _slot = Slot(self);
         // The request's span goes with the work to the blocking pool.
         let span = tracing::Span::current();
         match tokio::task::spawn_blocking(move || span.in_scope(f)).await {
@@ -382,10 +493,8 @@ impl v1::items_server::Items for Services {
                 "`keyword_query` and `mode` go with text, image, audio or video queries, not with `vector`",
             ));
         }
-        let delay = self.fault_delay_ms.load(Ordering::Relaxed);
-        if delay > 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
-        }
+        // Injected delay: inside the gate, so a slow search holds its slot as a real one does.
+        let delay = std::time::Duration::from_millis(self.fault_delay_ms.load(Ordering::Relaxed));
         let db = self.db.clone();
         let k = if r.top_k == 0 { 10 } else { r.top_k as usize };
         let input = text
@@ -405,6 +514,7 @@ impl v1::items_server::Items for Services {
             let mut hits = self
                 .gate
                 .run(move || {
+                    std::thread::sleep(delay);
                     let c = db.collection(&r.collection)?;
                     let q = CrossQuery {
                         input,
@@ -435,6 +545,7 @@ impl v1::items_server::Items for Services {
         let mut res = self
             .gate
             .run(move || {
+                std::thread::sleep(delay);
                 let list = tracing::info_span!(
                     "search.list",
                     space = %r.space,
@@ -622,5 +733,96 @@ impl v1::models_server::Models for Services {
             })
             .collect();
         Ok(Response::new(v1::ListModelsResponse { models }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::{RequestCtx, REQUEST};
+
+    /// Run `f` through the gate as `tenant`; returns the order in which it finished.
+    async fn as_tenant(gate: Arc<Gate>, tenant: &str, done: Arc<parking_lot::Mutex<Vec<String>>>, ms: u64) {
+        let ctx = Arc::new(RequestCtx::default());
+        let _ = ctx.principal.set(tenant.to_string());
+        let name = tenant.to_string();
+        REQUEST
+            .scope(ctx, async move {
+                gate.run(move || {
+                    std::thread::sleep(std::time::Duration::from_millis(ms));
+                    Ok(())
+                })
+                .await
+                .unwrap();
+                done.lock().push(name);
+            })
+            .await
+    }
+
+    async fn flood_then_quiet(weights: std::collections::HashMap<String, u32>, quiet: usize) -> Vec<String> {
+        let gate = Arc::new(Gate::new(1, 1000, weights));
+        let done = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..30 {
+            tasks.spawn(as_tenant(gate.clone(), "flood", done.clone(), 5));
+        }
+        // Every flood request is queued (one runs) before the quiet tenant arrives.
+        while gate.state.lock().waiting < 29 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        for _ in 0..quiet {
+            tasks.spawn(as_tenant(gate.clone(), "quiet", done.clone(), 5));
+        }
+        while tasks.join_next().await.is_some() {}
+        let order = done.lock().clone();
+        order
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_quiet_tenant_is_not_starved_by_a_flooding_one() {
+        let order = flood_then_quiet(Default::default(), 3).await;
+        assert_eq!(order.len(), 33);
+        // Round robin: the quiet tenant's 3 requests alternate with the flood's, right
+        // after the request that was running when they arrived (FIFO would put them last).
+        let quiet_at: Vec<usize> = order.iter().enumerate().filter(|(_, t)| *t == "quiet").map(|(i, _)| i).collect();
+        assert!(quiet_at.len() == 3 && quiet_at[2] <= 8, "quiet finished at {quiet_at:?}: {order:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn weights_give_a_tenant_more_turns() {
+        // The quiet tenant with weight 1 and the flood with weight 3: once both wait,
+        // the flood gets 3 turns per quiet turn.
+        let weights = std::collections::HashMap::from([("flood".to_string(), 3)]);
+        let order = flood_then_quiet(weights, 6).await;
+        let quiet_at: Vec<usize> = order.iter().enumerate().filter(|(_, t)| *t == "quiet").map(|(i, _)| i).collect();
+        let gaps: Vec<usize> = quiet_at.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(gaps.iter().all(|&g| g == 4), "quiet finished at {quiet_at:?}: {order:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_waiter_that_goes_away_passes_its_slot_on() {
+        let gate = Arc::new(Gate::new(1, 10, Default::default()));
+        let g = gate.clone();
+        let running = tokio::spawn(async move {
+            g.run(|| {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                Ok(())
+            })
+            .await
+        });
+        while gate.state.lock().running == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let g = gate.clone();
+        let abandoned = tokio::spawn(async move { g.run(|| Ok(())).await });
+        while gate.state.lock().waiting == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        abandoned.abort();
+        running.await.unwrap().unwrap();
+        // The slot is free again: a new request runs.
+        tokio::time::timeout(std::time::Duration::from_secs(5), gate.run(|| Ok(()))).await.unwrap().unwrap();
+        let st = gate.state.lock();
+        assert_eq!((st.running, st.waiting), (0, 0));
     }
 }

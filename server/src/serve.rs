@@ -106,12 +106,12 @@ where
         let (limit, metrics, security) = (self.limit, self.metrics.clone(), self.security.clone());
         // Over TLS the connection info is ours (crate::tls), with the client certificate's identity.
         let tls_info = req.extensions().get::<crate::tls::TlsConnectInfo>().cloned();
-        let peer = req
+        let peer_addr = req
             .extensions()
             .get::<tonic::transport::server::TcpConnectInfo>()
             .and_then(|c| c.remote_addr())
-            .or_else(|| tls_info.as_ref().and_then(|t| t.remote_addr))
-            .map(|a| a.ip().to_string());
+            .or_else(|| tls_info.as_ref().and_then(|t| t.remote_addr));
+        let peer = peer_addr.map(|a| a.ip().to_string());
         // One span and one log line per request (crate::telemetry); the caller's
         // traceparent, if any, is the span's parent.
         let request_id = crate::telemetry::request_id(req.headers());
@@ -157,6 +157,13 @@ where
                 }
             }
             crate::telemetry::record_principal(&who);
+            // Fair admission (grpc::Gate) queues per principal; without one, per connection.
+            let tenant = if who.starts_with("peer:") {
+                format!("conn:{}", peer_addr.map(|a| a.to_string()).unwrap_or_default())
+            } else {
+                who.clone()
+            };
+            crate::telemetry::record_tenant(&tenant);
             if let (Some(rate), true) = (&security.rate, needs_auth(&method)) {
                 if let Err(wait_ms) = rate.check(&who) {
                     metrics.observe_request(&method, "8", started.elapsed().as_secs_f64());
@@ -326,7 +333,7 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
         security: security.clone(),
         metrics: metrics.clone(),
         db: db.clone(),
-        gate: Arc::new(Gate::new(max_concurrent, cfg.limits.max_queued)),
+        gate: Arc::new(Gate::new(max_concurrent, cfg.limits.max_queued, cfg.limits.tenant_weights.clone())),
         encoders,
         ingest: crate::ingest::IngestLimits {
             max_file_bytes: cfg.ingest.max_file_bytes.min(cfg.limits.max_message_bytes),

@@ -237,9 +237,21 @@ pub fn request_id(headers: &tonic::codegen::http::HeaderMap) -> String {
 #[derive(Default)]
 pub struct RequestCtx {
     pub principal: OnceLock<String>,
+    /// Whose queue the request waits in at the admission gate (`grpc::Gate`).
+    pub tenant: OnceLock<String>,
     pub collection: OnceLock<String>,
     /// Set for HTTP requests ([`http_layer`]), for spans started by the request's work.
     pub request_id: OnceLock<String>,
+}
+
+/// The tenant of the request being served: its principal, or `conn:IP:PORT` without
+/// authentication.
+pub fn current_tenant() -> Option<String> {
+    REQUEST.try_with(|c| c.tenant.get().or(c.principal.get()).cloned()).ok().flatten()
+}
+
+pub fn record_tenant(tenant: &str) {
+    let _ = REQUEST.try_with(|c| c.tenant.set(tenant.to_string()));
 }
 
 /// The request id of the HTTP request being served, if any.

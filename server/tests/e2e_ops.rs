@@ -6,6 +6,7 @@ mod common;
 use agentdb_proto::v1;
 use common::*;
 use serde_json::json;
+use std::time::Duration;
 
 #[test]
 fn metrics_are_valid_prometheus_text_and_status_reports_the_server() {
@@ -249,4 +250,69 @@ fn latency_fault_raises_an_alert_that_then_clears() {
         "webhook got {got:?}"
     );
     assert!(server.log_text().contains("ALERT firing"));
+}
+
+/// Admission is fair across tenants: with one slot and every search held for 20 ms
+/// (fault injection), a client flooding 40 searches does not make a second client wait
+/// behind all of them. Tenants here are client connections (no authentication); with
+/// API keys or OIDC they are principals.
+#[test]
+fn a_flooding_client_does_not_starve_a_quiet_one() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--set", "limits.max_concurrent=1", "--set", "debug.allow_fault_injection=true"],
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = server.url();
+    rt.block_on(async {
+        let (mut cols, mut items) = server.clients().await;
+        cols.create(v1::CreateCollectionRequest {
+            name: "f".into(),
+            spaces: vec![space("", 4, v1::Metric::L2, "Flat")],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        items
+            .upsert(v1::UpsertRequest { collection: "f".into(), items: vec![item("a", vec![1.0; 4], json!({}))] })
+            .await
+            .unwrap();
+        let ch = tonic::transport::Channel::from_shared(url.clone()).unwrap().connect().await.unwrap();
+        v1::server_client::ServerClient::new(ch)
+            .inject_fault(v1::InjectFaultRequest { search_delay_ms: 20 })
+            .await
+            .unwrap();
+        let search = || v1::SearchRequest {
+            collection: "f".into(),
+            vector: Some(v1::Vector { values: vec![1.0; 4], ..Default::default() }),
+            ..Default::default()
+        };
+        // The flooding client: 40 concurrent searches on its own connection.
+        let (_, flood) = server.clients().await;
+        let done = Arc::new(AtomicUsize::new(0));
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..40 {
+            let (mut c, done, req) = (flood.clone(), done.clone(), search());
+            tasks.spawn(async move {
+                c.search(req).await.unwrap();
+                done.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        // Let the flood queue up, then the quiet client (another connection) asks once.
+        while done.load(Ordering::SeqCst) < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let (_, mut quiet) = server.clients().await;
+        let before = done.load(Ordering::SeqCst);
+        quiet.search(search()).await.unwrap();
+        let after = done.load(Ordering::SeqCst);
+        while tasks.join_next().await.is_some() {}
+        assert!(40 - before >= 10, "the flood was still queued when the quiet client asked ({before} of 40 done)");
+        // FIFO would finish every queued flood search first (~{40 - before}); round robin
+        // serves the quiet client after at most the running one and one more.
+        assert!(after - before <= 3, "{} flood searches finished while the quiet one waited", after - before);
+    });
 }
