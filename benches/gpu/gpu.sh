@@ -10,6 +10,8 @@
 #   bash benches/gpu/gpu.sh build-embed   # here: lean binary, the GPU text-encoder parity test
 #                                         # and all-MiniLM-L6-v2 stored as fp16 (benches/gpu/model_f16.py)
 #                                         # into gpu-bundle-embed/ (~60 MB: the transfer limit is 64 MiB)
+#   bash benches/gpu/gpu.sh build-parity / run-parity   # only the two encoder parity tests
+#   bash benches/gpu/gpu.sh build-image / run-image     # EfficientNet parity + agentdb bench gpu-image
 #   bash benches/gpu/gpu.sh run-embed     # there (carry gpu-bundle-embed): parity on the GPU, CPU vs
 #                                         # GPU embedding throughput and cosine per GEMM mode, and
 #                                         # sentence-transformers on the same GPU
@@ -103,6 +105,43 @@ for l in sys.stdin:
     LD_LIBRARY_PATH="$GPU_LD" timeout 150 $G/agentdb bench gpu-image --images 512 --batch-sizes 1,32,128 --math fp32,tf32,fp16 --json | tee -a "$R/results.txt"
     LD_LIBRARY_PATH="$GPU_LD" timeout 120 $G/agentdb bench gpu-image --images 256 --batch-sizes 32 --math tf32 \
       --photos $G/testdata/photos --json | tee -a "$R/results.txt"
+    ;;
+  build-parity)
+    # Only the GPU encoder parity tests, with both models stored as fp16 (~55 MB).
+    set -e
+    P=gpu-bundle-parity
+    export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/agentdb/target}
+    rm -rf "$P" && mkdir -p "$P/stage/lib" "$P/stage/models/efficientnet-lite0" "$P/stage/testdata/photos"
+    for t in gpu_text gpu_image; do
+      exe=$(cargo test --release -p agentdb-models --no-default-features --features cuda --test $t --no-run --message-format=json 2>/dev/null \
+        | python3 -c 'import sys, json
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m.get("executable"):
+        print(m["executable"])' | tail -1)
+      cp "$exe" "$P/stage/$t"
+    done
+    strip "$P"/stage/gpu_*
+    for f in "$P"/stage/gpu_*; do ldd "$f"; done | awk '/=> \//{print $3}' | sort -u \
+      | grep -v -E '/(libc|libm|libpthread|libdl|librt|ld-linux[^/]*)\.so' | xargs -r -I{} cp -L {} "$P/stage/lib/"
+    M=${AGENTDB_MODELS_DIR:-$HOME/.cache/agentdb/models}
+    python3 benches/gpu/model_f16.py "$M/all-minilm-l6-v2" "$P/stage/models/all-minilm-l6-v2"
+    rm -f "$P"/stage/models/all-minilm-l6-v2/{README.md,data_config.json}
+    python3 benches/gpu/model_f16.py "$M/efficientnet-lite0" "$P/stage/models/efficientnet-lite0"
+    for f in chelsea.png coffee.png astronaut.png motorcycle_left.png horse.png; do
+      cp "${AGENTDB_TESTDATA:-$HOME/.cache/agentdb/testdata}/photos/$f" "$P/stage/testdata/photos/"
+    done
+    tar -C "$P/stage" -cf - . | xz -T2 -6 > "$P/bundle.tar.xz"
+    rm -rf "$P/stage"
+    ls -la "$P"
+    ;;
+  run-parity)
+    mkdir -p /tmp/gp && tar -C /tmp/gp -xJf gpu-bundle-parity/bundle.tar.xz
+    cl=$( (ls -d /usr/local/cuda*/lib64 2>/dev/null;
+           find /usr/local /opt -xdev \( -name 'libcublas.so.1*' -o -name 'libnvrtc.so.1*' \) -printf '%h\n' 2>/dev/null) | sort -u | paste -sd:)
+    export LD_LIBRARY_PATH=/tmp/gp/lib:$cl AGENTDB_MODELS_DIR=/tmp/gp/models AGENTDB_TESTDATA=/tmp/gp/testdata
+    /tmp/gp/gpu_text --nocapture 2>&1 | tail -20
+    /tmp/gp/gpu_image --nocapture 2>&1 | tail -30
     ;;
   run-embed)
     R=${OUT:-gpu-results}

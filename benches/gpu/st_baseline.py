@@ -1,27 +1,19 @@
 """sentence-transformers on the GPU over the same sentences `agentdb bench embed` uses
-(its generator, reproduced), fp32 and fp16, per batch size. Prints one JSON object.
+(benches/text/st_baseline.py's copy of its generator), fp32 and fp16, per batch size. Prints one JSON object.
 
     python3 benches/gpu/st_baseline.py MODEL_DIR --texts 4096 --batches 1,32,256
 """
 import argparse
 import json
+import os
+import sys
 import time
 
 import torch
 from sentence_transformers import SentenceTransformer
 
-SUBJECTS = ["The engineer", "A small dog", "Our quarterly report", "The river", "My neighbour",
-            "The new database", "A violinist", "The committee"]
-VERBS = ["describes", "crosses", "improves", "ignores", "celebrates", "measures", "questions", "repairs"]
-OBJECTS = ["the old bridge near the station", "a surprising increase in cloud revenue",
-           "the melody of an early symphony", "every index in the cluster", "the garden after a long winter",
-           "a forecast of heavy rain", "the latency of each request", "the rules of the tournament"]
-TAILS = ["", " before the meeting on Friday", " while everyone else was asleep",
-         " with great care and a lot of patience", " because nobody else had time to do it properly this year"]
-
-
-def sentences(n):
-    return [f"{SUBJECTS[i % 8]} {VERBS[(i // 8) % 8]} {OBJECTS[(i // 64) % 8]}{TAILS[(i // 7) % 5]}." for i in range(n)]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "text"))
+from st_baseline import sentences  # noqa: E402  the recipe of server/src/bench.rs `sentences`
 
 
 def main():

@@ -193,6 +193,8 @@ extern "C" __global__ void bert_pool(const float* x, const unsigned int* mask, f
 "#;
 
 #[cfg(feature = "cuda")]
+pub(crate) use cuda::sgemm;
+#[cfg(feature = "cuda")]
 pub use cuda::GpuBert;
 
 #[cfg(feature = "cuda")]
@@ -207,6 +209,56 @@ mod cuda {
 
     fn err(e: impl std::fmt::Display) -> String {
         e.to_string()
+    }
+
+    /// Column-major `C (m × n) = op(A) · B (k × n)` on fp32 buffers, `op(A)` = Aᵀ when
+    /// `a_t` (A stored `k × m`) else A (`m × k`), in `math`'s tensor-core mode.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn sgemm(
+        blas: &CudaBlas,
+        stream: &Arc<CudaStream>,
+        math: GemmMath,
+        a_t: bool,
+        (m, n, k): (usize, usize, usize),
+        (a, lda): (&CudaSlice<f32>, usize),
+        (b, ldb): (&CudaSlice<f32>, usize),
+        (c, ldc): (&mut CudaSlice<f32>, usize),
+    ) -> Result<(), String> {
+        let (alpha, beta) = (1.0f32, 0.0f32);
+        let compute = match math {
+            GemmMath::F32 => cublasComputeType_t::CUBLAS_COMPUTE_32F,
+            GemmMath::Tf32 => cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32,
+            GemmMath::F16 => cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_16F,
+        };
+        let op_a = if a_t { cublasOperation_t::CUBLAS_OP_T } else { cublasOperation_t::CUBLAS_OP_N };
+        let (ap, _ra) = a.device_ptr(stream);
+        let (bp, _rb) = b.device_ptr(stream);
+        let (cp, _rc) = c.device_ptr_mut(stream);
+        // Safety: the callers pass buffers holding m·k, k·n and m·n floats.
+        unsafe {
+            cudarc::cublas::result::gemm_ex(
+                *blas.handle(),
+                op_a,
+                cublasOperation_t::CUBLAS_OP_N,
+                m as i32,
+                n as i32,
+                k as i32,
+                (&alpha) as *const f32 as *const _,
+                ap as *const _,
+                cudaDataType_t::CUDA_R_32F,
+                lda as i32,
+                bp as *const _,
+                cudaDataType_t::CUDA_R_32F,
+                ldb as i32,
+                (&beta) as *const f32 as *const _,
+                cp as *mut _,
+                cudaDataType_t::CUDA_R_32F,
+                ldc as i32,
+                compute,
+                cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+            )
+        }
+        .map_err(err)
     }
 
     struct Layer {
@@ -343,40 +395,7 @@ mod cuda {
             inp: usize,
             out: usize,
         ) -> Result<(), String> {
-            let (alpha, beta) = (1.0f32, 0.0f32);
-            let compute = match self.math {
-                GemmMath::F32 => cublasComputeType_t::CUBLAS_COMPUTE_32F,
-                GemmMath::Tf32 => cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32,
-                GemmMath::F16 => cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_16F,
-            };
-            let (wp, _rw) = w.device_ptr(&self.stream);
-            let (xp, _rx) = x.device_ptr(&self.stream);
-            let (yp, _ry) = y.device_ptr_mut(&self.stream);
-            // Safety: the buffers hold rows·inp, out·inp and rows·out floats.
-            unsafe {
-                cudarc::cublas::result::gemm_ex(
-                    *self.blas.handle(),
-                    cublasOperation_t::CUBLAS_OP_T,
-                    cublasOperation_t::CUBLAS_OP_N,
-                    out as i32,
-                    rows as i32,
-                    inp as i32,
-                    (&alpha) as *const f32 as *const _,
-                    wp as *const _,
-                    cudaDataType_t::CUDA_R_32F,
-                    inp as i32,
-                    xp as *const _,
-                    cudaDataType_t::CUDA_R_32F,
-                    inp as i32,
-                    (&beta) as *const f32 as *const _,
-                    yp as *mut _,
-                    cudaDataType_t::CUDA_R_32F,
-                    out as i32,
-                    compute,
-                    cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
-                )
-            }
-            .map_err(err)
+            sgemm(&self.blas, &self.stream, self.math, true, (out, rows, inp), (w, inp), (x, inp), (y, out))
         }
 
         fn bias_act(

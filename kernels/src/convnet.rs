@@ -101,11 +101,8 @@ pub use cuda::GpuConvNet;
 mod cuda {
     use super::*;
     use crate::bert::GemmMath;
-    use cudarc::cublas::sys::{cublasComputeType_t, cublasGemmAlgo_t, cublasOperation_t, cudaDataType_t};
     use cudarc::cublas::CudaBlas;
-    use cudarc::driver::{
-        CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg,
-    };
+    use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
     use std::sync::Arc;
 
     fn err(e: impl std::fmt::Display) -> String {
@@ -237,7 +234,8 @@ mod cuda {
             })
         }
 
-        /// `y [rows × cout] = x [rows × cin] · w [cin × cout]` (all row-major).
+        /// `y [rows × cout] = x [rows × cin] · w [cin × cout]` (all row-major): column-major
+        /// `yᵀ (cout × rows) = wᵀ (cout × cin) · xᵀ (cin × rows)`.
         fn matmul(
             &self,
             x: &CudaSlice<f32>,
@@ -247,41 +245,16 @@ mod cuda {
             cin: usize,
             cout: usize,
         ) -> Result<(), String> {
-            let (alpha, beta) = (1.0f32, 0.0f32);
-            let compute = match self.math {
-                GemmMath::F32 => cublasComputeType_t::CUBLAS_COMPUTE_32F,
-                GemmMath::Tf32 => cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32,
-                GemmMath::F16 => cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_16F,
-            };
-            let (wp, _rw) = w.device_ptr(&self.stream);
-            let (xp, _rx) = x.device_ptr(&self.stream);
-            let (yp, _ry) = y.device_ptr_mut(&self.stream);
-            // Column-major: Yᵀ (cout × rows) = Wᵀ (cout × cin) · Xᵀ (cin × rows).
-            // Safety: the buffers hold rows·cin, cin·cout and rows·cout floats.
-            unsafe {
-                cudarc::cublas::result::gemm_ex(
-                    *self.blas.handle(),
-                    cublasOperation_t::CUBLAS_OP_N,
-                    cublasOperation_t::CUBLAS_OP_N,
-                    cout as i32,
-                    rows as i32,
-                    cin as i32,
-                    (&alpha) as *const f32 as *const _,
-                    wp as *const _,
-                    cudaDataType_t::CUDA_R_32F,
-                    cout as i32,
-                    xp as *const _,
-                    cudaDataType_t::CUDA_R_32F,
-                    cin as i32,
-                    (&beta) as *const f32 as *const _,
-                    yp as *mut _,
-                    cudaDataType_t::CUDA_R_32F,
-                    cout as i32,
-                    compute,
-                    cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
-                )
-            }
-            .map_err(err)
+            crate::bert::sgemm(
+                &self.blas,
+                &self.stream,
+                self.math,
+                false,
+                (cout, rows, cin),
+                (w, cout),
+                (x, cin),
+                (y, cout),
+            )
         }
 
         fn bias_act(
