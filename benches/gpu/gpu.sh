@@ -20,6 +20,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 B=gpu-bundle
+# The lean builds overwrite $CARGO_TARGET_DIR/release/agentdb, which the e2e tests run:
+# rebuild the default binary afterwards so the shared target dir stays as `make` left it.
+restore_default_bin() { cargo build --release -p agentdb-server >/dev/null 2>&1 || true; }
 case "${1:-}" in
   build)
     set -e
@@ -42,6 +45,7 @@ for l in sys.stdin:
     tar -C "$B/stage" -cf - . | xz -T2 -6 > "$B/bundle.tar.xz"
     rm -rf "$B/stage"
     ls -la "$B"
+    restore_default_bin
     ;;
   build-embed)
     set -e
@@ -65,6 +69,7 @@ for l in sys.stdin:
     tar -C "$E/stage" -cf - . | xz -T2 -6 > "$E/bundle.tar.xz"
     rm -rf "$E/stage"
     ls -la "$E"
+    restore_default_bin
     ;;
   build-image)
     set -e
@@ -90,6 +95,7 @@ for l in sys.stdin:
     tar -C "$I/stage" -cf - . | xz -T2 -6 > "$I/bundle.tar.xz"
     rm -rf "$I/stage"
     ls -la "$I"
+    restore_default_bin
     ;;
   run-image)
     R=${OUT:-gpu-results}
@@ -134,6 +140,7 @@ for l in sys.stdin:
     tar -C "$P/stage" -cf - . | xz -T2 -6 > "$P/bundle.tar.xz"
     rm -rf "$P/stage"
     ls -la "$P"
+    restore_default_bin
     ;;
   run-parity)
     mkdir -p /tmp/gp && tar -C /tmp/gp -xJf gpu-bundle-parity/bundle.tar.xz
@@ -176,13 +183,21 @@ for l in sys.stdin:
     export GPU_LD="$G/lib:$cudalibs"
     run() { LD_LIBRARY_PATH="$GPU_LD" "$@"; }
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$R/results.txt"
+    # PARTS picks what runs (default: all); CONC the served-search concurrencies.
+    want() { [[ " ${PARTS:-parity torch kernel served budget} " == *" $1 "* ]]; }
+    if want parity; then
     echo "== parity"; run $G/kernels-parity --nocapture 2>&1 | tail -8; run $G/kernels-preprocess --nocapture 2>&1 | tail -8
+    fi
+    if want torch; then
     echo "== torch baseline"
     timeout 240 python3 benches/gpu/torch_baseline.py --n 1000000 --dim 768 --batches 1,64,1024 --seconds 1.5 | tee "$R/torch.json" | tee -a "$R/results.txt"
+    fi
     bw=$(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["copy_gbs"]))' "$R/torch.json" 2>/dev/null || echo 4000)
+    if want kernel; then
     echo "== agentdb bench gpu (roofline $bw GB/s)"
     timeout 300 env LD_LIBRARY_PATH="$GPU_LD" $G/agentdb bench gpu --n 1000000 --dim 768 --batches 1,64,1024 \
       --seconds 1.5 --bandwidth-gbs "$bw" --json | tee -a "$R/results.txt"
+    fi
     echo "== served search, CPU then GPU, same data directory"
     D=$(mktemp -d)
     serve() {
@@ -196,20 +211,24 @@ for l in sys.stdin:
       timeout 200 env LD_LIBRARY_PATH="$GPU_LD" $G/agentdb --server http://127.0.0.1:7791 bench search --n "${N:-200000}" --dim 768 \
         --index Flat --metric ip --k 10 --queries 200 --duration "${DUR:-5}" --collection gpubench --keep "$@" --json
     }
+    if want served; then
     serve cpu
-    for c in 1 8; do bench --concurrency $c | tee -a "$R/results.txt"; done
+    for c in ${CONC:-1 8}; do bench --concurrency $c | tee -a "$R/results.txt"; done
     kill $PID; wait $PID 2>/dev/null
     serve cuda:0
-    for c in 1 8; do bench --concurrency $c --no-baseline | tee -a "$R/results.txt"; done
+    for c in ${CONC:-1 8}; do bench --concurrency $c --no-baseline | tee -a "$R/results.txt"; done
     curl -s http://127.0.0.1:7792/metrics | grep agentdb_gpu | tee -a "$R/results.txt"
     grep -m5 'GPU' "$R/serve-cuda0.log" | cut -c1-300
     kill $PID; wait $PID 2>/dev/null
+    fi
+    if want budget; then
     echo "== served search on a GPU memory budget smaller than the collection (eviction / CPU fallback)"
     mv "$R/serve-cuda0.log" "$R/serve-cuda0-full.log"
     serve cuda:0 --set gpu.memory_fraction=0.0005
     DUR=2 bench --concurrency 1 --no-baseline | tee -a "$R/results.txt"
     grep -m4 'budget\|evicted' "$R/serve-cuda0.log" | cut -c1-300
     kill $PID; wait $PID 2>/dev/null
+    fi
     ;;
   *)
     echo "usage: $0 build|run" >&2; exit 2 ;;

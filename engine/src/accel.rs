@@ -7,7 +7,8 @@
 //! (fp16 or fp32) within a memory budget: the least recently searched segments are
 //! evicted to make room; a segment larger than the whole budget stays on the CPU, with
 //! a log line saying so; dropped segments (merged, compacted, collection dropped) are
-//! freed on the next search.
+//! freed on the next search. Concurrent searches are combined: whichever caller holds
+//! the GPU runs every pending query of a segment as one GEMM ([`crate::combine`]).
 
 use crate::segment::Segment;
 use agentdb_kernels::Distance;
@@ -88,8 +89,9 @@ mod gpu {
     pub struct GpuAccelerator {
         cfg: GpuAcceleratorConfig,
         budget: usize,
-        /// One stream: searches take turns (a search saturates the device anyway).
+        /// One stream; concurrent searches are combined into batches (`combiner`).
         gpu: Mutex<GpuTopK>,
+        combiner: crate::combine::Combiner<Job, Rows>,
         cache: Mutex<Cache>,
         name: String,
         total: usize,
@@ -114,7 +116,15 @@ mod gpu {
                 gpu = %name, budget_mib = budget >> 20, free_mib = free >> 20, precision = cfg.precision.name(),
                 "GPU exact search: sealed segments of Flat spaces (and exact searches) run on the GPU"
             );
-            Ok(GpuAccelerator { cfg, budget, gpu: Mutex::new(gpu), cache: Mutex::new(Cache::default()), name, total })
+            Ok(GpuAccelerator {
+                cfg,
+                budget,
+                gpu: Mutex::new(gpu),
+                combiner: Default::default(),
+                cache: Mutex::new(Cache::default()),
+                name,
+                total,
+            })
         }
 
         /// Free the vectors of segments that no longer exist.
@@ -134,6 +144,127 @@ mod gpu {
         }
     }
 
+    /// One caller's search, run in a batch with the others pending (`Combiner`).
+    struct Job {
+        seg: Arc<Segment>,
+        space: usize,
+        dim: usize,
+        queries: Vec<f32>,
+        fetch: usize,
+        distance: Distance,
+    }
+
+    type Rows = Option<Vec<Vec<u32>>>;
+
+    impl GpuAccelerator {
+        /// Make `seg`'s vectors of `space` resident (evicting the least recently used
+        /// segments to fit the budget); false when they cannot be (logged).
+        fn ensure_resident(
+            &self,
+            gpu: &GpuTopK,
+            cache: &mut Cache,
+            seg: &Arc<Segment>,
+            space: usize,
+            dim: usize,
+        ) -> bool {
+            let key = (seg.uid, space);
+            cache.clock += 1;
+            let now = cache.clock;
+            if let Some(e) = cache.entries.get_mut(&key) {
+                e.last_used = now;
+                return true;
+            }
+            if cache.too_big.contains(&key) {
+                return false;
+            }
+            let rows = seg.rows();
+            let need = rows * dim * self.cfg.precision.bytes() + rows * 4;
+            if need > self.budget {
+                tracing::warn!(
+                    segment = seg.id,
+                    rows,
+                    bytes = need,
+                    budget = self.budget,
+                    "GPU: segment is larger than the GPU memory budget; it is searched on the CPU"
+                );
+                cache.too_big.insert(key);
+                return false;
+            }
+            while cache.resident + need > self.budget {
+                let Some((&victim, _)) = cache.entries.iter().min_by_key(|(_, e)| e.last_used) else { break };
+                if let Some(e) = cache.entries.remove(&victim) {
+                    cache.resident -= e.base.bytes();
+                    tracing::info!(
+                        segment_uid = victim.0,
+                        bytes = e.base.bytes(),
+                        "GPU: evicted the least recently searched segment to make room"
+                    );
+                }
+            }
+            let t = std::time::Instant::now();
+            match gpu.upload_as(&seg.vectors[space], dim, self.cfg.precision) {
+                Ok(base) => {
+                    tracing::info!(
+                        segment = seg.id,
+                        rows,
+                        bytes = base.bytes(),
+                        ms = t.elapsed().as_millis() as u64,
+                        "GPU: segment vectors uploaded"
+                    );
+                    cache.resident += base.bytes();
+                    cache.entries.insert(key, Entry { seg: Arc::downgrade(seg), base, last_used: now });
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!(segment = seg.id, error = %e, "GPU: upload failed; searching on the CPU");
+                    false
+                }
+            }
+        }
+
+        /// Run pending searches: one GEMM per (segment, space, metric) for all their queries.
+        fn run_batch(&self, gpu: &mut GpuTopK, jobs: Vec<Job>) -> Vec<Rows> {
+            let mut out: Vec<Rows> = vec![None; jobs.len()];
+            let mut cache = self.cache.lock();
+            Self::sweep(&mut cache);
+            let mut groups: Vec<((u64, usize, bool), Vec<usize>)> = Vec::new();
+            for (i, j) in jobs.iter().enumerate() {
+                let key = (j.seg.uid, j.space, j.distance == Distance::L2);
+                match groups.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, v)) => v.push(i),
+                    None => groups.push((key, vec![i])),
+                }
+            }
+            for ((uid, space, _), idx) in groups {
+                let first = &jobs[idx[0]];
+                if !self.ensure_resident(gpu, &mut cache, &first.seg, space, first.dim) {
+                    continue;
+                }
+                let Some(entry) = cache.entries.get(&(uid, space)) else { continue };
+                let all: Vec<f32> = idx.iter().flat_map(|&i| jobs[i].queries.iter().copied()).collect();
+                let fetch = idx.iter().map(|&i| jobs[i].fetch).max().unwrap_or(1);
+                match gpu.search(&entry.base, &all, fetch, first.distance) {
+                    Ok(res) => {
+                        let mut res = res.into_iter();
+                        for &i in &idx {
+                            let nq = jobs[i].queries.len() / jobs[i].dim.max(1);
+                            out[i] = Some(
+                                res.by_ref()
+                                    .take(nq)
+                                    .map(|v| v.into_iter().take(jobs[i].fetch).map(|n| n.row).collect())
+                                    .collect(),
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(segment = first.seg.id, error = %e, "GPU search failed; searching on the CPU")
+                    }
+                }
+            }
+            out
+        }
+    }
+
     impl ExactAccelerator for GpuAccelerator {
         fn candidates(
             &self,
@@ -148,72 +279,16 @@ mod gpu {
             if rows < self.cfg.min_rows || fetch == 0 || fetch > MAX_GPU_K {
                 return None;
             }
-            let key = (seg.uid, space);
-            let need = rows * dim * self.cfg.precision.bytes() + rows * 4;
-            let gpu = self.gpu.lock();
-            let mut cache = self.cache.lock();
-            Self::sweep(&mut cache);
-            cache.clock += 1;
-            let now = cache.clock;
-            if !cache.entries.contains_key(&key) {
-                if cache.too_big.contains(&key) {
-                    return None;
-                }
-                if need > self.budget {
-                    tracing::warn!(
-                        segment = seg.id,
-                        rows,
-                        bytes = need,
-                        budget = self.budget,
-                        "GPU: segment is larger than the GPU memory budget; it is searched on the CPU"
-                    );
-                    cache.too_big.insert(key);
-                    return None;
-                }
-                while cache.resident + need > self.budget {
-                    let Some((&victim, _)) = cache.entries.iter().min_by_key(|(_, e)| e.last_used) else { break };
-                    if let Some(e) = cache.entries.remove(&victim) {
-                        cache.resident -= e.base.bytes();
-                        tracing::info!(
-                            segment_uid = victim.0,
-                            bytes = e.base.bytes(),
-                            "GPU: evicted the least recently searched segment to make room"
-                        );
-                    }
-                }
-                let t = std::time::Instant::now();
-                match gpu.upload_as(&seg.vectors[space], dim, self.cfg.precision) {
-                    Ok(base) => {
-                        tracing::info!(
-                            segment = seg.id,
-                            rows,
-                            bytes = base.bytes(),
-                            ms = t.elapsed().as_millis() as u64,
-                            "GPU: segment vectors uploaded"
-                        );
-                        cache.resident += base.bytes();
-                        cache.entries.insert(key, Entry { seg: Arc::downgrade(seg), base, last_used: now });
-                    }
-                    Err(e) => {
-                        tracing::warn!(segment = seg.id, error = %e, "GPU: upload failed; searching on the CPU");
-                        return None;
-                    }
-                }
-            }
-            let entry = cache.entries.get_mut(&key)?;
-            entry.last_used = now;
             // fp16 scores can reorder near-ties: fetch a margin; the engine re-scores in fp32.
             let fetch = match self.cfg.precision {
                 Precision::F16 => (fetch * 2).max(fetch + 16),
                 Precision::F32 => fetch,
-            };
-            match gpu.search(&entry.base, queries, fetch.min(MAX_GPU_K).min(rows), distance) {
-                Ok(res) => Some(res.into_iter().map(|v| v.into_iter().map(|n| n.row).collect()).collect()),
-                Err(e) => {
-                    tracing::warn!(segment = seg.id, error = %e, "GPU search failed; searching on the CPU");
-                    None
-                }
             }
+            .min(MAX_GPU_K)
+            .min(rows);
+            let job = Job { seg: seg.clone(), space, dim, queries: queries.to_vec(), fetch, distance };
+            // Concurrent searches share one GEMM: whoever holds the GPU runs them all.
+            self.combiner.run(job, &self.gpu, |gpu, jobs| self.run_batch(gpu, jobs))
         }
 
         fn max_fetch(&self) -> usize {

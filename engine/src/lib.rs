@@ -7,6 +7,7 @@
 
 pub mod accel;
 pub mod bitmap;
+pub mod combine;
 pub mod codec;
 pub mod collection;
 pub mod crypto;
