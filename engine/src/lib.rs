@@ -7,9 +7,9 @@
 
 pub mod accel;
 pub mod bitmap;
-pub mod combine;
 pub mod codec;
 pub mod collection;
+pub mod combine;
 pub mod crypto;
 pub mod db;
 pub mod error;
