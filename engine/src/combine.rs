@@ -25,9 +25,11 @@ impl<J, R> Default for Combiner<J, R> {
     }
 }
 
-impl<J, R> Combiner<J, R> {
+impl<J, R: Default> Combiner<J, R> {
     /// Queue `job` and return its result. `exec` runs a batch of jobs with the resource
-    /// behind `lock` and returns one result per job, in order.
+    /// behind `lock` and returns one result per job, in order. If `exec` panics, the
+    /// other jobs of its batch get `R::default()` (for the GPU: "search on the CPU") and
+    /// the panic continues in the caller that ran it.
     pub fn run<L>(&self, job: J, lock: &Mutex<L>, mut exec: impl FnMut(&mut L, Vec<J>) -> Vec<R>) -> R {
         let slot = Arc::new(Slot { result: Mutex::new(None), ready: Condvar::new() });
         self.pending.lock().push((job, slot.clone()));
@@ -43,11 +45,18 @@ impl<J, R> Combiner<J, R> {
                     }
                     let (jobs, slots): (Vec<J>, Vec<Arc<Slot<R>>>) = batch.into_iter().unzip();
                     let n = jobs.len();
-                    let results = exec(&mut res, jobs);
-                    assert_eq!(results.len(), n, "a combined batch returns one result per job");
+                    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| exec(&mut res, jobs)));
+                    let (results, panic) = match run {
+                        Ok(r) if r.len() == n => (r, None),
+                        Ok(_) => ((0..n).map(|_| R::default()).collect(), None),
+                        Err(p) => ((0..n).map(|_| R::default()).collect(), Some(p)),
+                    };
                     for (s, r) in slots.into_iter().zip(results) {
                         *s.result.lock() = Some(r);
                         s.ready.notify_one();
+                    }
+                    if let Some(p) = panic {
+                        std::panic::resume_unwind(p);
                     }
                 }
                 continue;
@@ -93,5 +102,36 @@ mod tests {
         let sizes = resource.lock();
         assert_eq!(sizes.iter().sum::<usize>(), 8 * 500, "every job ran exactly once");
         assert!(sizes.iter().any(|&s| s > 1), "concurrent jobs were combined: {:?}", &sizes[..sizes.len().min(20)]);
+    }
+
+    #[test]
+    fn a_panicking_batch_releases_the_other_callers() {
+        let combiner = Arc::new(Combiner::<u64, Option<u64>>::default());
+        let resource = Arc::new(Mutex::new(()));
+        let threads: Vec<_> = (0..4u64)
+            .map(|t| {
+                let (c, r) = (combiner.clone(), resource.clone());
+                std::thread::spawn(move || {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        c.run(t, &r, |_, jobs| {
+                            std::thread::sleep(Duration::from_millis(5));
+                            if jobs.contains(&0) {
+                                panic!("device error");
+                            }
+                            jobs.iter().map(|j| Some(j * 10)).collect()
+                        })
+                    }))
+                })
+            })
+            .collect();
+        // Every caller returns: with its result, with None (its batch panicked), or by
+        // panicking itself (it ran the batch that panicked); none hangs.
+        let outcomes: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        for (t, o) in outcomes.iter().enumerate() {
+            if let Ok(Some(v)) = o {
+                assert_eq!(*v, t as u64 * 10);
+            }
+        }
+        assert!(outcomes.iter().any(|o| o.is_err()), "the panic reached the caller that ran the batch");
     }
 }
