@@ -145,15 +145,39 @@ impl TextEncoder {
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| Error::InvalidInput(format!("tokenizer: {e}")))?;
         let n = enc.len();
-        let len = enc.iter().map(|e| e.get_ids().len()).max().unwrap_or(0).max(1);
+        // The tokenizer pads every text to the longest of the call; a large call is run in
+        // sub-batches of similar lengths instead, each padded only to its own longest
+        // (what sentence-transformers does by sorting), which saves the padded work.
+        let real: Vec<usize> =
+            enc.iter().map(|e| e.get_attention_mask().iter().rposition(|&m| m != 0).map_or(1, |p| p + 1)).collect();
+        let sub = if self.on_gpu() { GPU_SUB_BATCH } else { CPU_SUB_BATCH };
+        let mut order: Vec<usize> = (0..n).collect();
+        if n > sub {
+            order.sort_by_key(|&i| real[i]);
+        }
+        let mut out = vec![Vec::new(); n];
+        for chunk in order.chunks(sub) {
+            let rows = self.forward(&enc, chunk, &real)?;
+            for (&i, r) in chunk.iter().zip(rows) {
+                out[i] = r;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Embed texts `idx` of `enc`, padded to the longest of them (`real` = token counts).
+    fn forward(&self, enc: &[tokenizers::Encoding], idx: &[usize], real: &[usize]) -> Result<Vec<Vec<f32>>> {
+        let n = idx.len();
+        let len = idx.iter().map(|&i| real[i]).max().unwrap_or(1).max(1);
         let mut ids = Vec::with_capacity(n * len);
         let mut types = Vec::with_capacity(n * len);
         let mut mask = Vec::with_capacity(n * len);
-        for e in &enc {
-            let pad = len - e.get_ids().len();
-            ids.extend(e.get_ids().iter().copied().chain(std::iter::repeat_n(0, pad)));
-            types.extend(e.get_type_ids().iter().copied().chain(std::iter::repeat_n(0, pad)));
-            mask.extend(e.get_attention_mask().iter().copied().chain(std::iter::repeat_n(0, pad)));
+        for &i in idx {
+            let (e, r) = (&enc[i], real[i]);
+            let pad = len - r;
+            ids.extend(e.get_ids()[..r].iter().copied().chain(std::iter::repeat_n(0, pad)));
+            types.extend(e.get_type_ids()[..r].iter().copied().chain(std::iter::repeat_n(0, pad)));
+            mask.extend(e.get_attention_mask()[..r].iter().copied().chain(std::iter::repeat_n(0, pad)));
         }
         #[cfg(feature = "cuda")]
         if let Some(gpu) = &self.gpu {
@@ -176,6 +200,11 @@ impl TextEncoder {
         Ok(out)
     }
 }
+
+/// Texts per forward pass on the CPU when a call brings more (sorted by length first).
+const CPU_SUB_BATCH: usize = 16;
+/// On the GPU larger batches keep the device busy.
+const GPU_SUB_BATCH: usize = 256;
 
 /// A piece of a longer text.
 #[derive(Debug, Clone, PartialEq)]

@@ -74,3 +74,19 @@ fn batcher_serves_concurrent_callers() {
     }
     assert_eq!(svc.batcher.stats.items.load(std::sync::atomic::Ordering::Relaxed), 8);
 }
+
+#[test]
+fn a_large_call_is_sub_batched_by_length_and_keeps_its_order() {
+    let enc = encoder();
+    // 24 texts of very different lengths, longest first, so sorting moves them around.
+    let texts: Vec<String> = (0..24)
+        .map(|i| format!("item {i}: {}", "the quick brown fox jumps over the lazy dog ".repeat(24 - i)))
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let all = enc.embed(&refs).unwrap();
+    assert_eq!(all.len(), 24);
+    for (i, t) in refs.iter().enumerate() {
+        let alone = enc.embed(&[t]).unwrap().remove(0);
+        assert!(cos(&all[i], &alone) > 0.99999, "text {i}: {}", cos(&all[i], &alone));
+    }
+}
