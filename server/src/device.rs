@@ -4,9 +4,9 @@
 //! `cuda:N` that cannot be honoured refuses to start.
 //!
 //! What runs on the chosen GPU: exact search of sealed segments of `Flat` spaces (and
-//! of exact searches), through the engine's `GpuAccelerator` (`[gpu]` settings), and
-//! `agentdb bench gpu`. ANN indexes (HNSW, IVF) and the encoders run on the CPU; see
-//! docs/GPU.md.
+//! of exact searches), through the engine's `GpuAccelerator`, the text encoder and the
+//! image classifier (`[gpu]` settings). ANN indexes (HNSW, IVF), Whisper, the VAD and
+//! CLIP run on the CPU; see docs/GPU.md.
 
 use anyhow::{bail, Result};
 
