@@ -23,86 +23,86 @@ B=gpu-bundle
 # The lean builds overwrite $CARGO_TARGET_DIR/release/agentdb, which the e2e tests run:
 # rebuild the default binary afterwards so the shared target dir stays as `make` left it.
 restore_default_bin() { cargo build --release -p agentdb-server >/dev/null 2>&1 || true; }
+# Bundle pieces, shared by the build modes.
+target() { export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/agentdb/target}; }
+# lean_server DIR: the `cuda` server without FFmpeg/Tesseract into DIR/stage/agentdb.
+lean_server() {
+  cargo build --release -p agentdb-server --no-default-features --features cuda
+  cp "$CARGO_TARGET_DIR/release/agentdb" "$1/stage/agentdb"
+}
+# test_exe DEST CARGO-TEST-ARGS...: build one test target and copy its executable to DEST.
+test_exe() {
+  local dest=$1; shift
+  local exe
+  exe=$(cargo test --release "$@" --no-run --message-format=json 2>/dev/null \
+    | python3 -c 'import sys, json
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m.get("executable"):
+        print(m["executable"])' | tail -1)
+  cp "$exe" "$dest"
+}
+# ship_libs DIR EXE...: the executables' non-glibc shared libraries (BLAS for FAISS,
+# libgomp, libstdc++...) into DIR/stage/lib.
+ship_libs() {
+  local dir=$1; shift
+  for f in "$@"; do ldd "$f"; done | awk '/=> \//{print $3}' | sort -u \
+    | grep -v -E '/(libc|libm|libpthread|libdl|librt|ld-linux[^/]*)\.so' | xargs -r -I{} cp -L {} "$dir/stage/lib/"
+}
+# pack DIR: DIR/stage into DIR/bundle.tar.xz.
+pack() {
+  tar -C "$1/stage" -cf - . | xz -T2 -6 > "$1/bundle.tar.xz"
+  rm -rf "$1/stage"
+  ls -la "$1"
+  restore_default_bin
+}
+# cuda_libs: cuBLAS and NVRTC folders on a GPU machine (the toolkit's or the Python wheels').
+cuda_libs() {
+  (ls -d /usr/local/cuda*/lib64 /usr/local/cuda*/targets/x86_64-linux/lib 2>/dev/null;
+   find /usr/local /opt /usr/lib -xdev \( -name 'libcublas.so.1*' -o -name 'libnvrtc.so.1*' \) -printf '%h\n' 2>/dev/null) | sort -u | paste -sd:
+}
 case "${1:-}" in
   build)
-    set -e
-    export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/agentdb/target}
-    cargo build --release -p agentdb-server --no-default-features --features cuda
+    set -e; target
     rm -rf "$B" && mkdir -p "$B/stage/lib"
-    cp "$CARGO_TARGET_DIR/release/agentdb" "$B/stage/agentdb"
+    lean_server "$B"
     for t in parity preprocess; do
-      exe=$(cargo test --release -p agentdb-kernels --features cuda --test $t --no-run --message-format=json 2>/dev/null \
-        | python3 -c 'import sys, json
-for l in sys.stdin:
-    m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m.get("executable"):
-        print(m["executable"])' | tail -1)
-      cp "$exe" "$B/stage/kernels-$t"
+      test_exe "$B/stage/kernels-$t" -p agentdb-kernels --features cuda --test $t
     done
-    # Non-glibc shared libraries (BLAS for FAISS, libgomp, libstdc++...) travel along.
-    for f in "$B"/stage/agentdb "$B"/stage/kernels-*; do ldd "$f"; done | awk '/=> \//{print $3}' | sort -u \
-      | grep -v -E '/(libc|libm|libpthread|libdl|librt|ld-linux[^/]*)\.so' | xargs -r -I{} cp -L {} "$B/stage/lib/"
-    tar -C "$B/stage" -cf - . | xz -T2 -6 > "$B/bundle.tar.xz"
-    rm -rf "$B/stage"
-    ls -la "$B"
-    restore_default_bin
+    ship_libs "$B" "$B"/stage/agentdb "$B"/stage/kernels-*
+    pack "$B"
     ;;
   build-embed)
-    set -e
+    set -e; target
     E=gpu-bundle-embed
-    export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/agentdb/target}
-    cargo build --release -p agentdb-server --no-default-features --features cuda
     rm -rf "$E" && mkdir -p "$E/stage/lib" "$E/stage/models"
-    cp "$CARGO_TARGET_DIR/release/agentdb" "$E/stage/agentdb"
-    exe=$(cargo test --release -p agentdb-models --no-default-features --features cuda --test gpu_text --no-run --message-format=json 2>/dev/null \
-      | python3 -c 'import sys, json
-for l in sys.stdin:
-    m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m.get("executable"):
-        print(m["executable"])' | tail -1)
-    cp "$exe" "$E/stage/models-gpu-text"
+    lean_server "$E"
+    test_exe "$E/stage/models-gpu-text" -p agentdb-models --no-default-features --features cuda --test gpu_text
     strip "$E/stage/agentdb" "$E/stage/models-gpu-text"
-    for f in "$E"/stage/agentdb "$E"/stage/models-gpu-text; do ldd "$f"; done | awk '/=> \//{print $3}' | sort -u \
-      | grep -v -E '/(libc|libm|libpthread|libdl|librt|ld-linux[^/]*)\.so' | xargs -r -I{} cp -L {} "$E/stage/lib/"
+    ship_libs "$E" "$E"/stage/agentdb "$E"/stage/models-gpu-text
     python3 benches/gpu/model_f16.py "${AGENTDB_MODELS_DIR:-$HOME/.cache/agentdb/models}/all-minilm-l6-v2" "$E/stage/models/all-minilm-l6-v2"
     rm -f "$E"/stage/models/all-minilm-l6-v2/{README.md,data_config.json}
-    tar -C "$E/stage" -cf - . | xz -T2 -6 > "$E/bundle.tar.xz"
-    rm -rf "$E/stage"
-    ls -la "$E"
-    restore_default_bin
+    pack "$E"
     ;;
   build-image)
-    set -e
+    set -e; target
     I=gpu-bundle-image
-    export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/agentdb/target}
-    cargo build --release -p agentdb-server --no-default-features --features cuda
     rm -rf "$I" && mkdir -p "$I/stage/lib" "$I/stage/models" "$I/stage/testdata"
-    cp "$CARGO_TARGET_DIR/release/agentdb" "$I/stage/agentdb"
-    exe=$(cargo test --release -p agentdb-models --no-default-features --features cuda --test gpu_image --no-run --message-format=json 2>/dev/null \
-      | python3 -c 'import sys, json
-for l in sys.stdin:
-    m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m.get("executable"):
-        print(m["executable"])' | tail -1)
-    cp "$exe" "$I/stage/models-gpu-image"
+    lean_server "$I"
+    test_exe "$I/stage/models-gpu-image" -p agentdb-models --no-default-features --features cuda --test gpu_image
     strip "$I/stage/agentdb" "$I/stage/models-gpu-image"
-    for f in "$I"/stage/agentdb "$I"/stage/models-gpu-image; do ldd "$f"; done | awk '/=> \//{print $3}' | sort -u \
-      | grep -v -E '/(libc|libm|libpthread|libdl|librt|ld-linux[^/]*)\.so' | xargs -r -I{} cp -L {} "$I/stage/lib/"
+    ship_libs "$I" "$I"/stage/agentdb "$I"/stage/models-gpu-image
     M=${AGENTDB_MODELS_DIR:-$HOME/.cache/agentdb/models}
     mkdir -p "$I/stage/models/efficientnet-lite0"
     cp "$M"/efficientnet-lite0/{agentdb-model.json,imagenet-labels.txt,model.safetensors} "$I/stage/models/efficientnet-lite0/"
     cp -r "${AGENTDB_TESTDATA:-$HOME/.cache/agentdb/testdata}/photos" "$I/stage/testdata/"
-    tar -C "$I/stage" -cf - . | xz -T2 -6 > "$I/bundle.tar.xz"
-    rm -rf "$I/stage"
-    ls -la "$I"
-    restore_default_bin
+    pack "$I"
     ;;
   run-image)
     R=${OUT:-gpu-results}
     mkdir -p "$R" /tmp/gi && tar -C /tmp/gi -xJf gpu-bundle-image/bundle.tar.xz
     G=/tmp/gi
-    cudalibs=$( (ls -d /usr/local/cuda*/lib64 /usr/local/cuda*/targets/x86_64-linux/lib 2>/dev/null;
-                 find /usr/local /opt /usr/lib -xdev \( -name 'libcublas.so.1*' -o -name 'libnvrtc.so.1*' \) -printf '%h\n' 2>/dev/null) | sort -u | paste -sd:)
+    cudalibs=$(cuda_libs)
     export GPU_LD="$G/lib:$cudalibs" AGENTDB_MODELS_DIR=$G/models AGENTDB_TESTDATA=$G/testdata
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$R/results.txt"
     echo "== GPU image encoder parity"
@@ -114,22 +114,14 @@ for l in sys.stdin:
     ;;
   build-parity)
     # Only the GPU encoder parity tests, with both models stored as fp16 (~55 MB).
-    set -e
+    set -e; target
     P=gpu-bundle-parity
-    export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/agentdb/target}
     rm -rf "$P" && mkdir -p "$P/stage/lib" "$P/stage/models/efficientnet-lite0" "$P/stage/testdata/photos"
     for t in gpu_text gpu_image; do
-      exe=$(cargo test --release -p agentdb-models --no-default-features --features cuda --test $t --no-run --message-format=json 2>/dev/null \
-        | python3 -c 'import sys, json
-for l in sys.stdin:
-    m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m.get("executable"):
-        print(m["executable"])' | tail -1)
-      cp "$exe" "$P/stage/$t"
+      test_exe "$P/stage/$t" -p agentdb-models --no-default-features --features cuda --test $t
     done
     strip "$P"/stage/gpu_*
-    for f in "$P"/stage/gpu_*; do ldd "$f"; done | awk '/=> \//{print $3}' | sort -u \
-      | grep -v -E '/(libc|libm|libpthread|libdl|librt|ld-linux[^/]*)\.so' | xargs -r -I{} cp -L {} "$P/stage/lib/"
+    ship_libs "$P" "$P"/stage/gpu_*
     M=${AGENTDB_MODELS_DIR:-$HOME/.cache/agentdb/models}
     python3 benches/gpu/model_f16.py "$M/all-minilm-l6-v2" "$P/stage/models/all-minilm-l6-v2"
     rm -f "$P"/stage/models/all-minilm-l6-v2/{README.md,data_config.json}
@@ -137,15 +129,11 @@ for l in sys.stdin:
     for f in chelsea.png coffee.png astronaut.png motorcycle_left.png horse.png; do
       cp "${AGENTDB_TESTDATA:-$HOME/.cache/agentdb/testdata}/photos/$f" "$P/stage/testdata/photos/"
     done
-    tar -C "$P/stage" -cf - . | xz -T2 -6 > "$P/bundle.tar.xz"
-    rm -rf "$P/stage"
-    ls -la "$P"
-    restore_default_bin
+    pack "$P"
     ;;
   run-parity)
     mkdir -p /tmp/gp && tar -C /tmp/gp -xJf gpu-bundle-parity/bundle.tar.xz
-    cl=$( (ls -d /usr/local/cuda*/lib64 2>/dev/null;
-           find /usr/local /opt -xdev \( -name 'libcublas.so.1*' -o -name 'libnvrtc.so.1*' \) -printf '%h\n' 2>/dev/null) | sort -u | paste -sd:)
+    cl=$(cuda_libs)
     export LD_LIBRARY_PATH=/tmp/gp/lib:$cl AGENTDB_MODELS_DIR=/tmp/gp/models AGENTDB_TESTDATA=/tmp/gp/testdata
     /tmp/gp/gpu_text --nocapture 2>&1 | tail -20
     /tmp/gp/gpu_image --nocapture 2>&1 | tail -30
@@ -154,8 +142,7 @@ for l in sys.stdin:
     R=${OUT:-gpu-results}
     mkdir -p "$R" /tmp/ge && tar -C /tmp/ge -xJf gpu-bundle-embed/bundle.tar.xz
     G=/tmp/ge
-    cudalibs=$( (ls -d /usr/local/cuda*/lib64 /usr/local/cuda*/targets/x86_64-linux/lib 2>/dev/null;
-                 find /usr/local /opt /usr/lib -xdev \( -name 'libcublas.so.1*' -o -name 'libnvrtc.so.1*' \) -printf '%h\n' 2>/dev/null) | sort -u | paste -sd:)
+    cudalibs=$(cuda_libs)
     export GPU_LD="$G/lib:$cudalibs" AGENTDB_MODELS_DIR=$G/models
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$R/results.txt"
     echo "== GPU text encoder parity"
@@ -177,9 +164,7 @@ for l in sys.stdin:
     R=${OUT:-gpu-results}
     mkdir -p "$R" /tmp/gb && tar -C /tmp/gb -xJf "$B/bundle.tar.xz"
     G=/tmp/gb
-    # cuBLAS and NVRTC: the CUDA toolkit's or the Python wheels'.
-    cudalibs=$( (ls -d /usr/local/cuda*/lib64 /usr/local/cuda*/targets/x86_64-linux/lib 2>/dev/null;
-                 find /usr/local /opt /usr/lib -xdev \( -name 'libcublas.so.1*' -o -name 'libnvrtc.so.1*' \) -printf '%h\n' 2>/dev/null) | sort -u | paste -sd:)
+    cudalibs=$(cuda_libs)
     export GPU_LD="$G/lib:$cudalibs"
     run() { LD_LIBRARY_PATH="$GPU_LD" "$@"; }
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$R/results.txt"
