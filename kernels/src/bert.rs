@@ -202,9 +202,7 @@ mod cuda {
     use super::*;
     use cudarc::cublas::sys::{cublasComputeType_t, cublasGemmAlgo_t, cublasOperation_t, cudaDataType_t};
     use cudarc::cublas::CudaBlas;
-    use cudarc::driver::{
-        CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg,
-    };
+    use cudarc::driver::{CudaFunction, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg};
     use std::sync::Arc;
 
     fn err(e: impl std::fmt::Display) -> String {
@@ -310,7 +308,7 @@ mod cuda {
             math: GemmMath,
             get: &dyn Fn(&str) -> Result<Vec<f32>, String>,
         ) -> Result<GpuBert, String> {
-            let info = crate::gpu::probe(ordinal)?;
+            let crate::gpu::Opened { info, stream, blas, module } = crate::gpu::open(ordinal, BERT_KERNELS)?;
             if shape.heads == 0
                 || !shape.hidden.is_multiple_of(shape.heads)
                 || shape.hidden > 4096
@@ -318,11 +316,6 @@ mod cuda {
             {
                 return Err(format!("unsupported BERT shape {shape:?}"));
             }
-            let ctx = CudaContext::new(ordinal).map_err(err)?;
-            let stream = ctx.default_stream();
-            let blas = CudaBlas::new(stream.clone()).map_err(err)?;
-            let ptx = cudarc::nvrtc::compile_ptx(BERT_KERNELS).map_err(|e| format!("NVRTC: {e}"))?;
-            let module = ctx.load_module(ptx).map_err(err)?;
             let f = |n: &str| module.load_function(n).map_err(err);
             let fns = Fns {
                 embed: f("bert_embed")?,

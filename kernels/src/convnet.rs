@@ -102,7 +102,7 @@ mod cuda {
     use super::*;
     use crate::bert::GemmMath;
     use cudarc::cublas::CudaBlas;
-    use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
+    use cudarc::driver::{CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
     use std::sync::Arc;
 
     fn err(e: impl std::fmt::Display) -> String {
@@ -167,12 +167,7 @@ mod cuda {
             fc_w: &[f32],
             fc_b: &[f32],
         ) -> Result<GpuConvNet, String> {
-            let info = crate::gpu::probe(ordinal)?;
-            let ctx = CudaContext::new(ordinal).map_err(err)?;
-            let stream = ctx.default_stream();
-            let blas = CudaBlas::new(stream.clone()).map_err(err)?;
-            let ptx = cudarc::nvrtc::compile_ptx(CONVNET_KERNELS).map_err(|e| format!("NVRTC: {e}"))?;
-            let module = ctx.load_module(ptx).map_err(err)?;
+            let crate::gpu::Opened { info, stream, blas, module } = crate::gpu::open(ordinal, CONVNET_KERNELS)?;
             let f = |n: &str| module.load_function(n).map_err(err);
             let up = |v: &[f32]| stream.clone_htod(v).map_err(err);
             let mut c = input.2;

@@ -198,6 +198,8 @@ pub fn topk_blocked_f16(queries: &[f32], base: &[f32], dim: usize, k: usize, dis
 }
 
 #[cfg(feature = "cuda")]
+pub(crate) use cuda::{open, Opened};
+#[cfg(feature = "cuda")]
 pub use cuda::{probe, GpuBase, GpuInfo, GpuTopK};
 
 #[cfg(feature = "cuda")]
@@ -288,14 +290,28 @@ mod cuda {
         e.to_string()
     }
 
+    /// GPU `ordinal` opened for one family of kernels: its default stream, a cuBLAS
+    /// handle on that stream and `src` compiled with NVRTC.
+    pub(crate) struct Opened {
+        pub info: GpuInfo,
+        pub stream: Arc<CudaStream>,
+        pub blas: CudaBlas,
+        pub module: Arc<cudarc::driver::CudaModule>,
+    }
+
+    pub(crate) fn open(ordinal: usize, src: &str) -> Result<Opened, String> {
+        let info = probe(ordinal)?;
+        let ctx = CudaContext::new(ordinal).map_err(err)?;
+        let stream = ctx.default_stream();
+        let blas = CudaBlas::new(stream.clone()).map_err(err)?;
+        let ptx = cudarc::nvrtc::compile_ptx(src).map_err(|e| format!("NVRTC: {e}"))?;
+        let module = ctx.load_module(ptx).map_err(err)?;
+        Ok(Opened { info, stream, blas, module })
+    }
+
     impl GpuTopK {
         pub fn new(ordinal: usize) -> Result<GpuTopK, String> {
-            let info = probe(ordinal)?;
-            let ctx = CudaContext::new(ordinal).map_err(err)?;
-            let stream = ctx.default_stream();
-            let blas = CudaBlas::new(stream.clone()).map_err(err)?;
-            let ptx = cudarc::nvrtc::compile_ptx(SELECT_KERNEL).map_err(|e| format!("NVRTC: {e}"))?;
-            let module = ctx.load_module(ptx).map_err(err)?;
+            let Opened { info, stream, blas, module } = open(ordinal, SELECT_KERNEL)?;
             let select = module.load_function("topk_select").map_err(err)?;
             Ok(GpuTopK { info, stream, blas, select })
         }
