@@ -9,9 +9,11 @@
 
 pub mod agents;
 pub mod bus;
+pub mod cron;
 pub mod queue;
 pub mod security;
 pub mod standing;
+pub mod workflow;
 
 use agentdb_engine::{Collection, CollectionSpec, Database, Item, Metric, SpaceSpec};
 use std::sync::Arc;

@@ -376,10 +376,9 @@ pub struct A2a {
     tls: bool,
 }
 
-/// The A2A routes, to merge into the HTTP listener's router. `max_body` bounds the
-/// JSON-RPC request body (base64 file parts included); `tls` says whether the listener
-/// serves HTTPS (for the URL in the card).
-pub fn router(svc: Services, max_body: usize, tls: bool) -> axum::Router {
+/// The A2A service state. `max_body` bounds the JSON-RPC request body (base64 file parts
+/// included); `tls` says whether the HTTP listener serves HTTPS (for the URL in the card).
+pub fn service(svc: Services, max_body: usize, tls: bool) -> Arc<A2a> {
     let allow_private_push = std::env::var(ALLOW_PRIVATE_PUSH_TARGETS_ENV)
         .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
         .unwrap_or(ALLOW_PRIVATE_PUSH_TARGETS);
@@ -396,14 +395,18 @@ pub fn router(svc: Services, max_body: usize, tls: bool) -> axum::Router {
             .proxy(None)
             .build(),
     );
-    let st = Arc::new(A2a {
+    Arc::new(A2a {
         svc,
         push_agent,
         allow_private_push,
         tasks: parking_lot::Mutex::new(Tasks::default()),
         max_body,
         tls,
-    });
+    })
+}
+
+/// The A2A routes (agent card, JSON-RPC), to merge into the HTTP listener's router.
+pub fn router(st: Arc<A2a>) -> axum::Router {
     axum::Router::new()
         .route(CARD_PATH, axum::routing::get(card))
         .route(LEGACY_CARD_PATH, axum::routing::get(card))
@@ -1013,6 +1016,26 @@ impl A2a {
             }
             Outcome::Rejected(why) => self.set_status(task_id, TaskState::Rejected, Some(agent_text(why))),
             Outcome::Failed(why) => self.set_status(task_id, TaskState::Failed, Some(agent_text(why))),
+        }
+    }
+
+    /// Run one of AgentDB's own skills (search, ingest, remember, recall) in-process as
+    /// `p`, for a workflow step: the summary and data of its artifact, or why it did not
+    /// complete. Authorization, row policies and quotas apply as for an A2A request.
+    pub async fn run_skill(
+        &self,
+        task_id: &str,
+        p: Option<&Principal>,
+        skill: &str,
+        params: Map<String, Value>,
+        file: Option<(String, String, Vec<u8>)>,
+    ) -> Result<(String, Value), String> {
+        let job =
+            Job { skill: Some(skill.to_string()), params, text: String::new(), files: file.into_iter().collect() };
+        match self.execute(task_id, p, &job).await {
+            Outcome::Done { summary, data, .. } => Ok((summary, data)),
+            Outcome::NeedInput(m) | Outcome::Failed(m) => Err(m),
+            Outcome::Rejected(m) => Err(format!("refused: {m}")),
         }
     }
 

@@ -40,6 +40,8 @@ pub struct Config {
     pub gpu: GpuConfig,
     /// Agents, the event bus and message queues (docs/AGENTS.md).
     pub orchestration: crate::orchestration::OrchestrationConfig,
+    /// Workflow runs and triggers (docs/WORKFLOWS.md).
+    pub workflows: crate::workflows::WorkflowsConfig,
 }
 
 /// OpenTelemetry traces (see docs/OPERATIONS.md, "Traces").
@@ -657,6 +659,7 @@ impl Default for Config {
             debug: DebugConfig::default(),
             gpu: GpuConfig::default(),
             orchestration: Default::default(),
+            workflows: Default::default(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! gRPC client of a running server (`--server URL` or `AGENTDB_URL`).
 
 mod a2a;
+mod a2a_client;
 mod anomaly;
 mod bench;
 mod bench_agents;
@@ -24,6 +25,7 @@ mod status;
 mod status_rpc;
 mod telemetry;
 mod tls;
+mod workflows;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -110,6 +112,9 @@ enum Command {
     Queue(orchestration::QueueCmd),
     /// Tail the event bus (agent health and lifecycle, ingestion, alerts, ...).
     Events(orchestration::EventsArgs),
+    /// Workflows: apply definitions, run them, follow and cancel runs (docs/WORKFLOWS.md).
+    #[command(subcommand)]
+    Workflow(workflows::WorkflowCmd),
     /// Benchmarks against a running server.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -235,6 +240,7 @@ fn main() {
         Command::Agent(c) => orchestration::cli(&args.server, orchestration::Cli::Agent(c)),
         Command::Queue(c) => orchestration::cli(&args.server, orchestration::Cli::Queue(c)),
         Command::Events(a) => orchestration::cli(&args.server, orchestration::Cli::Events(a)),
+        Command::Workflow(c) => workflows::cli(&args.server, c),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -267,6 +267,11 @@ impl Orchestration {
         })
     }
 
+    /// The bus, the agent registry and the queues (for the workflow engine).
+    pub fn parts(&self) -> (Arc<Bus>, Arc<Registry>, Arc<Queues>) {
+        (self.bus.clone(), self.agents.clone(), self.queues.clone())
+    }
+
     fn authorize<T>(&self, req: &Request<T>, action: Action, collection: &str, method: &str) -> Result<(), Status> {
         self.security.authorize(req.extensions().get::<Principal>(), action, collection, method)
     }

@@ -397,6 +397,20 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
     )
     .await?;
     tokio::spawn(shutdown_signal(stop_tx)?);
+    // A2A (HTTP routes below) and the workflow engine, whose steps run its skills.
+    let a2a =
+        crate::a2a::service(svc.clone(), limit.saturating_add(limit / 3).saturating_add(64 * 1024), tls.is_some());
+    let workflows = crate::workflows::Workflows::start(
+        db.clone(),
+        a2a.clone(),
+        security.clone(),
+        svc.encoders.clone(),
+        orchestration.parts(),
+        &cfg.workflows,
+        svc.ingest.max_file_bytes,
+        stop_rx.clone(),
+    )
+    .await?;
 
     // HTTP listener: Prometheus metrics, a liveness probe and A2A.
     let http_task = if cfg.http_listen.trim().is_empty() {
@@ -421,11 +435,7 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
             .route("/healthz", axum::routing::get(|| async { "ok" }))
             // A2A: agent card and JSON-RPC (authenticated like gRPC; see src/a2a.rs).
             // Bodies carry base64 file parts: allow the message limit plus a third.
-            .merge(crate::a2a::router(
-                svc.clone(),
-                limit.saturating_add(limit / 3).saturating_add(64 * 1024),
-                tls.is_some(),
-            ))
+            .merge(crate::a2a::router(a2a.clone()))
             // Every request: an `http.request` span (parent: the caller's traceparent),
             // x-request-id, and one log line (crate::telemetry::http_layer).
             .layer(axum::middleware::from_fn(crate::telemetry::http_layer));
@@ -476,7 +486,8 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
         .add_service(v1::agents_server::AgentsServer::new(orchestration.clone()))
         .add_service(v1::events_server::EventsServer::new(orchestration.clone()))
         .add_service(v1::queues_server::QueuesServer::new(orchestration.clone()))
-        .add_service(v1::standing_queries_server::StandingQueriesServer::new(orchestration));
+        .add_service(v1::standing_queries_server::StandingQueriesServer::new(orchestration))
+        .add_service(v1::workflows_server::WorkflowsServer::new(crate::workflows::WorkflowService(workflows)));
     match &tls {
         Some(t) => router.serve_with_incoming_shutdown(t.grpc_incoming(listener), stopped(stop_rx)).await,
         None => {

@@ -199,6 +199,22 @@ impl KeyStore {
             Argon2::default().verify_password(secret.as_bytes(), &parsed).map_err(|_| denied())?;
             self.verified.write().insert(digest, id.to_string());
         }
+        self.principal_of(key)
+    }
+
+    /// The principal of the live (not revoked) key `id`, without its secret: for work
+    /// that acts later on behalf of whoever started it (workflow runs after a restart,
+    /// triggered runs), so a revoked key or a changed role takes effect.
+    pub fn principal(&self, id: &str) -> Result<Principal, Error> {
+        let key = self.keys.read().iter().find(|k| k.id == id).cloned();
+        match key {
+            Some(k) if !k.revoked => self.principal_of(k),
+            Some(_) => Err(Error::Unauthenticated(format!("API key {id} was revoked"))),
+            None => Err(Error::Unauthenticated(format!("API key {id} no longer exists"))),
+        }
+    }
+
+    fn principal_of(&self, key: ApiKey) -> Result<Principal, Error> {
         let role = self.roles.read().resolve(&key.role).map_err(|_| {
             Error::Unauthenticated(format!(
                 "API key {} has role '{}', which the server configuration does not define",
