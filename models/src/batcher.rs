@@ -2,11 +2,19 @@
 //! batch (up to `max_batch`, waiting at most `max_wait` after the first), run on the
 //! batcher's own threads (never on tokio workers), and answered one by one. The queue
 //! is bounded: when it is full, `submit` fails fast with `Overloaded`.
+//!
+//! **Fair share.** Inputs wait in one queue per tenant (the agent or principal the
+//! calling thread works for, see [`with_tenant`]); a batch is filled by deficit round
+//! robin across the tenants with inputs waiting, each taking up to its weight
+//! ([`set_tenant_weights`], default 1) per round. So when the encoder is busy, tenants
+//! get encoder (and GPU) time in proportion to their weights, whatever their request
+//! sizes: one tenant's 10,000-chunk ingest does not delay another's one-line query by
+//! more than a batch.
 
 use crate::error::{Error, Result};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 type Run<I, O> = dyn Fn(Vec<I>) -> Result<Vec<O>> + Send + Sync;
@@ -14,6 +22,42 @@ type Run<I, O> = dyn Fn(Vec<I>) -> Result<Vec<O>> + Send + Sync;
 struct Job<I, O> {
     input: I,
     reply: tokio::sync::oneshot::Sender<Result<O>>,
+}
+
+thread_local! {
+    static TENANT: std::cell::RefCell<Option<Arc<str>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Inputs submitted without a tenant wait in this one's queue.
+pub const DEFAULT_TENANT: &str = "default";
+
+static WEIGHTS: RwLock<Option<HashMap<String, u32>>> = RwLock::new(None);
+
+/// Run `f` with inputs it submits counted against `tenant` (for the fair share).
+pub fn with_tenant<T>(tenant: &str, f: impl FnOnce() -> T) -> T {
+    let prev = TENANT.with(|t| t.replace(Some(Arc::from(tenant))));
+    struct Restore(Option<Arc<str>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let p = self.0.take();
+            TENANT.with(|t| *t.borrow_mut() = p);
+        }
+    }
+    let _restore = Restore(prev);
+    f()
+}
+
+fn current_tenant() -> Arc<str> {
+    TENANT.with(|t| t.borrow().clone()).unwrap_or_else(|| Arc::from(DEFAULT_TENANT))
+}
+
+/// Each tenant's weight in every batcher (absent: 1).
+pub fn set_tenant_weights(weights: HashMap<String, u32>) {
+    *WEIGHTS.write().unwrap_or_else(|e| e.into_inner()) = Some(weights);
+}
+
+fn weight(tenant: &str) -> usize {
+    WEIGHTS.read().ok().and_then(|w| w.as_ref().and_then(|w| w.get(tenant).copied())).unwrap_or(1).max(1) as usize
 }
 
 /// Counters for metrics and benchmarks.
@@ -39,40 +83,107 @@ impl Default for BatcherConfig {
     }
 }
 
+/// The waiting inputs, one FIFO per tenant, and the round-robin order of the tenants
+/// that have some.
+struct Queues<I, O> {
+    tenants: HashMap<Arc<str>, VecDeque<Job<I, O>>>,
+    ring: VecDeque<Arc<str>>,
+    len: usize,
+    closed: bool,
+}
+
+impl<I, O> Queues<I, O> {
+    /// Up to `max` inputs, each tenant in turn taking up to its weight.
+    fn take(&mut self, max: usize) -> Vec<Job<I, O>> {
+        let mut out = Vec::new();
+        while out.len() < max {
+            let Some(t) = self.ring.pop_front() else { break };
+            let Some(q) = self.tenants.get_mut(&t) else { continue };
+            let n = weight(&t).min(max - out.len()).min(q.len());
+            out.extend(q.drain(..n));
+            if q.is_empty() {
+                self.tenants.remove(&t);
+            } else {
+                self.ring.push_back(t);
+            }
+        }
+        self.len -= out.len();
+        out
+    }
+}
+
+struct Shared<I, O> {
+    q: Mutex<Queues<I, O>>,
+    cv: Condvar,
+}
+
 pub struct Batcher<I, O> {
     name: String,
-    tx: SyncSender<Job<I, O>>,
+    shared: Arc<Shared<I, O>>,
+    capacity: usize,
     pub stats: Arc<BatcherStats>,
+}
+
+impl<I, O> Drop for Batcher<I, O> {
+    fn drop(&mut self) {
+        if let Ok(mut q) = self.shared.q.lock() {
+            q.closed = true;
+        }
+        self.shared.cv.notify_all();
+    }
 }
 
 impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
     pub fn new(name: &str, cfg: BatcherConfig, run: Arc<Run<I, O>>) -> Self {
-        let (tx, rx) = sync_channel::<Job<I, O>>(cfg.queue.max(1));
-        let rx = Arc::new(Mutex::new(rx));
+        let shared = Arc::new(Shared {
+            q: Mutex::new(Queues { tenants: HashMap::new(), ring: VecDeque::new(), len: 0, closed: false }),
+            cv: Condvar::new(),
+        });
         let stats = Arc::new(BatcherStats::default());
         for w in 0..cfg.workers.max(1) {
-            let (rx, run, stats) = (rx.clone(), run.clone(), stats.clone());
+            let (shared, run, stats) = (shared.clone(), run.clone(), stats.clone());
             std::thread::Builder::new()
                 .name(format!("batcher-{name}-{w}"))
-                .spawn(move || worker(rx, run, stats, cfg))
+                .spawn(move || worker(shared, run, stats, cfg))
                 .expect("spawn batcher thread");
         }
-        Batcher { name: name.to_string(), tx, stats }
+        Batcher { name: name.to_string(), shared, capacity: cfg.queue.max(1), stats }
+    }
+
+    /// Queue inputs as one unit (all or none), for the calling thread's tenant.
+    fn enqueue_all(&self, inputs: Vec<I>) -> Result<Vec<tokio::sync::oneshot::Receiver<Result<O>>>> {
+        let tenant = current_tenant();
+        let mut q = self.shared.q.lock().map_err(|_| Error::Inference(format!("encoder '{}' stopped", self.name)))?;
+        if q.closed {
+            return Err(Error::Inference(format!("encoder '{}' stopped", self.name)));
+        }
+        // A call larger than the whole queue is still taken when the queue is empty (it
+        // would never fit otherwise); anything else must fit.
+        if q.len + inputs.len() > self.capacity && q.len > 0 {
+            self.stats.rejected.fetch_add(inputs.len() as u64, Ordering::Relaxed);
+            return Err(Error::Overloaded(format!("encoder '{}' queue is full; retry with backoff", self.name)));
+        }
+        let n = inputs.len();
+        let mut rxs = Vec::with_capacity(n);
+        let tq = q.tenants.entry(tenant.clone()).or_default();
+        let first = tq.is_empty();
+        for input in inputs {
+            let (reply, rx) = tokio::sync::oneshot::channel();
+            tq.push_back(Job { input, reply });
+            rxs.push(rx);
+        }
+        if first && n > 0 {
+            q.ring.push_back(tenant);
+        }
+        q.len += n;
+        drop(q);
+        self.stats.queued.fetch_add(n as u64, Ordering::Relaxed);
+        self.shared.cv.notify_all();
+        Ok(rxs)
     }
 
     fn enqueue(&self, input: I) -> Result<tokio::sync::oneshot::Receiver<Result<O>>> {
-        let (reply, rx) = tokio::sync::oneshot::channel();
-        match self.tx.try_send(Job { input, reply }) {
-            Ok(()) => {
-                self.stats.queued.fetch_add(1, Ordering::Relaxed);
-                Ok(rx)
-            }
-            Err(TrySendError::Full(_)) => {
-                self.stats.rejected.fetch_add(1, Ordering::Relaxed);
-                Err(Error::Overloaded(format!("encoder '{}' queue is full; retry with backoff", self.name)))
-            }
-            Err(TrySendError::Disconnected(_)) => Err(Error::Inference(format!("encoder '{}' stopped", self.name))),
-        }
+        Ok(self.enqueue_all(vec![input])?.remove(0))
     }
 
     /// Submit one input and wait for its output.
@@ -89,7 +200,7 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
 
     /// Submit many inputs at once (they may be split across batches).
     pub fn submit_many_blocking(&self, inputs: Vec<I>) -> Result<Vec<O>> {
-        let rxs = inputs.into_iter().map(|i| self.enqueue(i)).collect::<Result<Vec<_>>>()?;
+        let rxs = self.enqueue_all(inputs)?;
         rxs.into_iter()
             .map(|rx| {
                 rx.blocking_recv()
@@ -99,31 +210,37 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
     }
 }
 
-fn worker<I, O>(
-    rx: Arc<Mutex<Receiver<Job<I, O>>>>,
-    run: Arc<Run<I, O>>,
-    stats: Arc<BatcherStats>,
-    cfg: BatcherConfig,
-) {
+fn worker<I, O>(shared: Arc<Shared<I, O>>, run: Arc<Run<I, O>>, stats: Arc<BatcherStats>, cfg: BatcherConfig) {
+    let max = cfg.max_batch.max(1);
     loop {
         let jobs = {
-            let rx = match rx.lock() {
-                Ok(g) => g,
-                Err(_) => return,
-            };
-            let Ok(first) = rx.recv() else { return };
-            let mut jobs = vec![first];
-            let deadline = Instant::now() + cfg.max_wait;
-            while jobs.len() < cfg.max_batch {
-                let left = deadline.saturating_duration_since(Instant::now());
-                match rx.recv_timeout(left) {
-                    Ok(j) => jobs.push(j),
-                    Err(RecvTimeoutError::Timeout) => break,
-                    Err(RecvTimeoutError::Disconnected) => break,
+            let Ok(mut q) = shared.q.lock() else { return };
+            while q.len == 0 {
+                if q.closed {
+                    return;
                 }
+                q = match shared.cv.wait(q) {
+                    Ok(g) => g,
+                    Err(_) => return,
+                };
             }
-            jobs
+            // Wait (at most max_wait after the first input) for a full batch.
+            let deadline = Instant::now() + cfg.max_wait;
+            while q.len < max && !q.closed {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                q = match shared.cv.wait_timeout(q, left) {
+                    Ok((g, _)) => g,
+                    Err(_) => return,
+                };
+            }
+            q.take(max)
         };
+        if jobs.is_empty() {
+            continue;
+        }
         stats.queued.fetch_sub(jobs.len() as u64, Ordering::Relaxed);
         stats.batches.fetch_add(1, Ordering::Relaxed);
         stats.items.fetch_add(jobs.len() as u64, Ordering::Relaxed);
@@ -210,5 +327,57 @@ mod tests {
         for rx in pending {
             assert!(rx.await.unwrap().is_ok());
         }
+    }
+
+    /// A tenant that floods the encoder does not delay another's few inputs behind its
+    /// backlog, and weights split the encoder between busy tenants.
+    #[test]
+    fn tenants_share_the_encoder_by_weight() {
+        let order = Arc::new(Mutex::new(Vec::<String>::new()));
+        let o2 = order.clone();
+        let b = Arc::new(Batcher::new(
+            "fair",
+            BatcherConfig { max_batch: 4, max_wait: Duration::ZERO, queue: 10_000, workers: 1 },
+            Arc::new(move |xs: Vec<String>| {
+                std::thread::sleep(Duration::from_millis(2));
+                o2.lock().unwrap().extend(xs.iter().cloned());
+                Ok(xs)
+            }),
+        ));
+        let flood = {
+            let b = b.clone();
+            std::thread::spawn(move || {
+                with_tenant("flood", || b.submit_many_blocking((0..400).map(|i| format!("flood-{i}")).collect()))
+            })
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        let quiet = with_tenant("quiet", || b.submit_many_blocking((0..4).map(|i| format!("quiet-{i}")).collect()));
+        assert_eq!(quiet.unwrap().len(), 4);
+        assert_eq!(flood.join().unwrap().unwrap().len(), 400);
+        let seen = order.lock().unwrap().clone();
+        let last_quiet = seen.iter().rposition(|x| x.starts_with("quiet")).unwrap();
+        let flood_before = seen[..last_quiet].iter().filter(|x| x.starts_with("flood")).count();
+        assert!(flood_before < 100, "the quiet tenant waited behind {flood_before} flood inputs");
+
+        // Weights: while both are backlogged, "big" (weight 3) gets 3 of every 4 slots.
+        set_tenant_weights([("big".to_string(), 3)].into());
+        order.lock().unwrap().clear();
+        let hold = Arc::new(std::sync::Barrier::new(3));
+        let spawn = |t: &'static str| {
+            let (b, hold) = (b.clone(), hold.clone());
+            std::thread::spawn(move || {
+                hold.wait();
+                with_tenant(t, || b.submit_many_blocking((0..200).map(|i| format!("{t}-{i}")).collect()))
+            })
+        };
+        let (x, y) = (spawn("big"), spawn("small"));
+        hold.wait();
+        x.join().unwrap().unwrap();
+        y.join().unwrap().unwrap();
+        set_tenant_weights(HashMap::new());
+        let seen = order.lock().unwrap().clone();
+        // Look at a window where both were waiting: the first 160 inputs.
+        let big = seen[..160].iter().filter(|x| x.starts_with("big")).count();
+        assert!((100..=140).contains(&big), "big got {big} of the first 160");
     }
 }

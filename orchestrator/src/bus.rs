@@ -14,13 +14,13 @@ use std::sync::Arc;
 pub enum Topic {
     /// An ingest stream finished (files, items, failures).
     Ingestion,
-    /// An item matched a standing query (topic reserved; no producer yet).
+    /// An item matched a standing query.
     StandingQuery,
     /// An agent became unhealthy (missed heartbeats) or healthy again.
     AgentHealth,
     /// An agent was registered or changed lifecycle state.
     AgentLifecycle,
-    /// A workflow changed state (topic reserved; no producer yet).
+    /// A workflow run or step changed state, or a workflow step notified.
     Workflow,
     /// The anomaly detector raised or cleared an alert.
     Alerts,

@@ -915,6 +915,7 @@ impl Run {
         now: u64,
     ) -> AttemptOutcome {
         let retry = def.steps.iter().find(|s| s.id == id).map(|s| s.retry.clone()).unwrap_or_default();
+        let canceling = self.cancel_requested;
         let Some(s) = self.step_mut(id) else { return AttemptOutcome::Failed };
         match result {
             Ok(out) => {
@@ -922,6 +923,12 @@ impl Run {
                 s.output = out;
                 s.finished_unix_ms = now;
                 AttemptOutcome::Succeeded
+            }
+            Err(e) if canceling => {
+                s.state = StepState::Canceled;
+                s.error = e;
+                s.finished_unix_ms = now;
+                AttemptOutcome::Failed
             }
             Err(e) => {
                 s.attempt_errors.push(format!("attempt {}: {e}", s.attempts));
@@ -1431,6 +1438,7 @@ steps:
         r.cancel_requested = true;
         assert_eq!(r.settle(&d, 6), None, "waits for the running step");
         r.finish_attempt(&d, "a", Err("canceled".into()), 7);
+        assert_eq!(r.step("a").unwrap().state, StepState::Canceled);
         assert_eq!(r.settle(&d, 7), Some(RunState::Canceled));
         assert_eq!(r.step("b").unwrap().state, StepState::Canceled);
     }

@@ -628,7 +628,8 @@ pub struct LimitsConfig {
     pub max_queued: usize,
     /// Waiting requests are served round-robin across tenants (principal id such as
     /// `key:ab12…`, or `conn:IP:PORT` without authentication); a tenant named here gets this
-    /// many turns per round instead of 1.
+    /// many turns per round instead of 1. The encoders' batchers use the same weights: a
+    /// tenant's share of encoder (and GPU) time when several are waiting.
     pub tenant_weights: std::collections::HashMap<String, u32>,
     /// Images (ingested or queries) above this many pixels are refused from their header,
     /// before decoding (decompression bombs).

@@ -147,7 +147,7 @@ impl Gate {
                 let first = q.waiters.is_empty();
                 q.waiters.push_back(tx);
                 if first {
-                    st.ring.push_back(tenant);
+                    st.ring.push_back(tenant.clone());
                 }
                 st.waiting += 1;
                 Some(rx)
@@ -160,9 +160,12 @@ impl Gate {
             got.map_err(|_| Status::unavailable("server is shutting down"))?;
         }
         let _slot = Slot(self);
-        // The request's span goes with the work to the blocking pool.
+        // The request's span goes with the work to the blocking pool, and its tenant to
+        // the encoders' fair queues.
         let span = tracing::Span::current();
-        match tokio::task::spawn_blocking(move || span.in_scope(f)).await {
+        match tokio::task::spawn_blocking(move || agentdb_models::batcher::with_tenant(&tenant, || span.in_scope(f)))
+            .await
+        {
             Ok(r) => r.map_err(to_status),
             Err(e) => {
                 tracing::error!(error = %e, "request task panicked");

@@ -328,6 +328,8 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
     );
     let metrics = Arc::new(Metrics::default());
     let fault_delay_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    // The encoders' fair queues weigh tenants like the admission gate does.
+    agentdb_models::batcher::set_tenant_weights(cfg.limits.tenant_weights.clone());
     let svc = Services {
         fault_delay_ms: fault_delay_ms.clone(),
         security: security.clone(),
@@ -362,6 +364,7 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(agentdb_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(agentdb_proto::a2a::FILE_DESCRIPTOR_SET)
         .build_v1()
         .context("building reflection service")?;
 
@@ -487,7 +490,8 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
         .add_service(v1::events_server::EventsServer::new(orchestration.clone()))
         .add_service(v1::queues_server::QueuesServer::new(orchestration.clone()))
         .add_service(v1::standing_queries_server::StandingQueriesServer::new(orchestration))
-        .add_service(v1::workflows_server::WorkflowsServer::new(crate::workflows::WorkflowService(workflows)));
+        .add_service(v1::workflows_server::WorkflowsServer::new(crate::workflows::WorkflowService(workflows)))
+        .add_service(crate::a2a_grpc::server(a2a.clone(), limit));
     match &tls {
         Some(t) => router.serve_with_incoming_shutdown(t.grpc_incoming(listener), stopped(stop_rx)).await,
         None => {

@@ -250,6 +250,14 @@ pub fn current_tenant() -> Option<String> {
     REQUEST.try_with(|c| c.tenant.get().or(c.principal.get()).cloned()).ok().flatten()
 }
 
+/// Run `fut` as work of `tenant` (background work on behalf of someone, e.g. a workflow
+/// step of an agent): the admission gate and the encoders queue it as theirs.
+pub async fn as_tenant<T>(tenant: &str, fut: impl std::future::Future<Output = T>) -> T {
+    let ctx = RequestCtx::default();
+    let _ = ctx.tenant.set(tenant.to_string());
+    REQUEST.scope(Arc::new(ctx), fut).await
+}
+
 pub fn record_tenant(tenant: &str) {
     let _ = REQUEST.try_with(|c| c.tenant.set(tenant.to_string()));
 }

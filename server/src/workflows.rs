@@ -84,6 +84,10 @@ where
     tokio::task::spawn_blocking(f).await.map_err(|e| Status::internal(e.to_string()))?.map_err(orch_status)
 }
 
+/// How long a step may take to wind down after a cancel (or, for `call_agent`, past its
+/// time-out) before it is dropped.
+const CLEANUP_GRACE: Duration = Duration::from_secs(3);
+
 /// A run being executed: how to stop it.
 struct Live {
     cancel: tokio::sync::watch::Sender<bool>,
@@ -291,7 +295,8 @@ impl Workflows {
                     let step = def.steps.iter().find(|s| s.id == sid).expect("step of the definition").clone();
                     let (kind, params) = step.action();
                     let me = self.clone();
-                    let (p, run_id, wf) = (principal.clone(), run.id.clone(), def.name.clone());
+                    let (p, run_id, wf, agent) =
+                        (principal.clone(), run.id.clone(), def.name.clone(), run.agent.clone());
                     let stop = step_cancel_rx.clone();
                     let resolved = workflow::resolve(&params, &ctx);
                     let timeout = step.timeout_ms();
@@ -301,14 +306,27 @@ impl Workflows {
                             Ok(v) => v,
                             Err(e) => return (sid, Err(e)),
                         };
-                        let ctx = StepCtx { principal: p, run: run_id, workflow: wf, step: sid.clone(), attempt };
-                        let work = me.exec(&ctx, kind, params, timeout, stop.clone());
+                        let ctx =
+                            StepCtx { principal: p, run: run_id, workflow: wf, step: sid.clone(), attempt, agent };
+                        // The step's work counts against the run's agent at the admission
+                        // gate and in the encoders' fair queues.
+                        let agent = ctx.agent.clone();
+                        let work =
+                            crate::telemetry::as_tenant(&agent, me.exec(&ctx, kind, params, timeout, stop.clone()));
+                        let mut work = std::pin::pin!(work);
+                        // A call_agent step enforces the time-out itself (and then cancels
+                        // the agent's task): give it a moment past the deadline to do so.
+                        let grace = if kind == "call_agent" { CLEANUP_GRACE } else { Duration::ZERO };
                         let res = tokio::select! {
-                            r = tokio::time::timeout(Duration::from_millis(timeout), work) => match r {
-                                Ok(r) => r,
-                                Err(_) => Err(format!("timed out after {}", fmt_ms(timeout))),
-                            },
-                            _ = cancelled(stop) => Err("canceled".to_string()),
+                            r = &mut work => r,
+                            _ = tokio::time::sleep(Duration::from_millis(timeout) + grace) => {
+                                Err(format!("timed out after {}", fmt_ms(timeout)))
+                            }
+                            _ = cancelled(stop) => {
+                                // Let the step wind down (an A2A task is canceled at the agent).
+                                let _ = tokio::time::timeout(CLEANUP_GRACE, &mut work).await;
+                                Err("canceled".to_string())
+                            }
                         };
                         (sid, res)
                     });
@@ -432,10 +450,13 @@ impl Workflows {
                 let text_svc = enc.text().map_err(|s| s.message().to_string())?.clone();
                 let id = text_svc.encoder_id();
                 let id2 = id.clone();
-                let v = tokio::task::spawn_blocking(move || enc.embed_texts_as(&id2, vec![text]))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| crate::status::to_status(e).message().to_string())?;
+                let tenant = ctx.agent.clone();
+                let v = tokio::task::spawn_blocking(move || {
+                    agentdb_models::batcher::with_tenant(&tenant, || enc.embed_texts_as(&id2, vec![text]))
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| crate::status::to_status(e).message().to_string())?;
                 let v = v.into_iter().next().unwrap_or_default();
                 Ok(json!({ "encoder": id, "dim": v.len(), "vector": v }))
             }
@@ -445,8 +466,10 @@ impl Workflows {
             "notify" => self.notify(ctx, &p).await,
             "sleep" => {
                 let ms = params.as_u64().unwrap_or(0);
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-                Ok(json!({ "slept_ms": ms }))
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(ms)) => Ok(json!({ "slept_ms": ms })),
+                    _ = cancelled(cancel) => Err("canceled".into()),
+                }
             }
             other => Err(format!("unknown step kind '{other}'")),
         }
@@ -734,6 +757,8 @@ impl Workflows {
 
 struct StepCtx {
     principal: Arc<Option<Principal>>,
+    /// The run's fair-share owner.
+    agent: String,
     run: String,
     workflow: String,
     step: String,
