@@ -174,6 +174,24 @@ fn syntax(pos: usize, msg: impl std::fmt::Display) -> Error {
     Error::InvalidArgument(format!("keyword query syntax error at position {pos}: {msg}"))
 }
 
+/// Natural-language text (a text query, a transcript) as a keyword query of plain words:
+/// the syntax characters (`+`/`-` in front, quotes, `field:`, `^boost`) lose their
+/// meaning, so "recall: who feeds the cats?" searches those words instead of failing on
+/// an unknown field. Words keep inner hyphens ("ZX-9921"). None when no word is left.
+pub fn plain_query(text: &str) -> Option<String> {
+    let mut words = Vec::new();
+    for tok in text.split_whitespace() {
+        let tok = tok.trim_start_matches(['+', '-']).replace(['"', ':', '^'], " ");
+        for w in tok.split_whitespace() {
+            let w = w.trim_start_matches(['+', '-']);
+            if w.chars().any(char::is_alphanumeric) {
+                words.push(w.to_string());
+            }
+        }
+    }
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
 /// Parse the keyword query syntax. Positions in errors are 1-based character offsets.
 pub fn parse_query(q: &str) -> Result<Vec<Clause>> {
     let chars: Vec<char> = q.chars().collect();
@@ -658,6 +676,18 @@ mod tests {
 
     fn idx() -> KeywordIndex {
         KeywordIndex::new(&KeywordSpec { language: "english".into(), searchable: vec!["description".into()] }).unwrap()
+    }
+
+    #[test]
+    fn plain_queries_have_no_syntax() {
+        assert_eq!(plain_query("recall: who feeds the cats?").as_deref(), Some("recall who feeds the cats?"));
+        assert_eq!(plain_query("+title:\"red fox\" -dog^2 ZX-9921").as_deref(), Some("title red fox dog 2 ZX-9921"));
+        assert_eq!(plain_query(" -- : ^ \"\" "), None);
+        for q in ["recall: who", "a:b:c", "x^y", "\"unterminated", "+ -", "- dog"] {
+            if let Some(p) = plain_query(q) {
+                parse_query(&p).unwrap();
+            }
+        }
     }
 
     #[test]

@@ -92,13 +92,14 @@ pub fn run(col: &Collection, enc: &Encoders, mut q: CrossQuery, lim: IngestLimit
         Some(QueryInput::Audio(b)) => Some(Embeddable::Text(crate::encoders::transcribe_query(enc, &b, lim.audio)?)),
         Some(QueryInput::Video(b)) => Some(video_query(enc, &b, lim)?),
     };
-    // The keyword side: an explicit keyword query, else the query's own text.
+    // The keyword side: an explicit keyword query (with its syntax), else the words of
+    // the query's own text (natural language: no syntax).
     let kw_text = if !q.keyword.query.trim().is_empty() {
         Some(q.keyword.query.clone())
     } else {
         match &input {
-            Some(Embeddable::Text(t)) => Some(t.clone()),
-            Some(Embeddable::Video(_, Some(t))) => Some(t.clone()),
+            Some(Embeddable::Text(t)) => agentdb_engine::keyword::plain_query(t),
+            Some(Embeddable::Video(_, Some(t))) => agentdb_engine::keyword::plain_query(t),
             _ => None,
         }
     };

@@ -249,7 +249,7 @@ steps:
     call_agent: { agent: peer, text: "remember: the lighthouse keeper feeds three cats" }
   - id: recall
     needs: [remember]
-    call_agent: { agent: peer, text: "who feeds the cats", data: { skill: recall } }
+    call_agent: { agent: peer, text: "recall: who feeds the cats?", data: { skill: recall } }
   - id: flaky
     needs: [echo]
     call_agent: { agent: sdk-agent, text: "flaky 2 tag1" }
