@@ -46,11 +46,14 @@ if ! python3 -c "import prometheus_client" 2>/dev/null; then
 fi
 
 # The official A2A Python SDK: the client that server/tests/e2e_a2a.rs drives AgentDB's
-# A2A server with (server/tests/a2a_client.py), and, with its `http-server` extra
-# (Starlette) and uvicorn, the test agent that the A2A client tests and workflow tests
-# call (server/tests/a2a_agent.py). Pinned: the tests check the wire format.
-if ! python3 -c "import a2a.client, a2a.server.routes, starlette, sse_starlette, uvicorn, sys; from importlib.metadata import version; sys.exit(version('a2a-sdk') != '1.3.0' or version('uvicorn') != '0.54.0')" 2>/dev/null; then
-  echo "setup: installing a2a-sdk[http-server] 1.3.0 and uvicorn 0.54.0 (A2A test client and agent) from PyPI"
-  python3 -m pip install --quiet --disable-pip-version-check 'a2a-sdk[http-server]==1.3.0' uvicorn==0.54.0 2>/dev/null \
-    || python3 -m pip install --quiet --break-system-packages 'a2a-sdk[http-server]==1.3.0' uvicorn==0.54.0
+# A2A server with (server/tests/a2a_client.py; with its `grpc` extra, the gRPC binding:
+# server/tests/a2a_grpc_client.py), and, with its `http-server` extra (Starlette) and
+# uvicorn, the test agent that the A2A client tests and workflow tests call
+# (server/tests/a2a_agent.py). Pinned: the tests check the wire format (grpcio and its
+# tools at the versions pip resolved for a2a-sdk[grpc] 1.3.0).
+if ! python3 -c "import a2a.client, a2a.server.routes, a2a.client.transports.grpc, grpc, starlette, sse_starlette, uvicorn, sys; from importlib.metadata import version; sys.exit(version('a2a-sdk') != '1.3.0' or version('uvicorn') != '0.54.0' or version('grpcio') != '1.85.3')" 2>/dev/null; then
+  echo "setup: installing a2a-sdk[http-server,grpc] 1.3.0, grpcio 1.85.3 and uvicorn 0.54.0 (A2A test client and agent) from PyPI"
+  a2a_pkgs=('a2a-sdk[http-server,grpc]==1.3.0' grpcio==1.85.3 grpcio-tools==1.85.1 grpcio-reflection==1.85.1 uvicorn==0.54.0)
+  python3 -m pip install --quiet --disable-pip-version-check "${a2a_pkgs[@]}" 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages "${a2a_pkgs[@]}"
 fi

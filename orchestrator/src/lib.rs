@@ -7,6 +7,7 @@
 //! collections whose names start with `_` (see [`is_internal`]): every change is a WAL
 //! record, so it survives a crash and is encrypted at rest like user data.
 
+pub mod a2a_tasks;
 pub mod agents;
 pub mod bus;
 pub mod cron;

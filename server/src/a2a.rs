@@ -19,17 +19,29 @@
 //!
 //! Skills call the same code as gRPC: `crate::query::run` for search and recall,
 //! `crate::ingest::ingest_file` for ingest and remember, behind the same admission gate
-//! and the same RBAC checks (`Security::authorize`). Tasks live in memory, in a map
-//! bounded by [`MAX_TASKS`] (oldest evicted first). See docs/A2A.md.
+//! and the same RBAC checks (`Security::authorize`).
+//!
+//! Tasks live in memory, in a map bounded by [`MAX_TASKS`] (the oldest finished ones
+//! evicted first), and each task's durable part (ids, owner, status, artifacts, the last
+//! [`MAX_STORED_HISTORY`] messages) is written to the internal collection `_a2a_tasks`
+//! on every change (`agentdb_orchestrator::a2a_tasks`), so GetTask / ListTasks survive a
+//! restart; a task that was still running (or waiting for input) when the server
+//! stopped comes back failed, saying so. Push configs are not kept across restarts.
+//!
+//! The same methods are served over gRPC (`lf.a2a.v1.A2AService`, src/a2a_grpc.rs),
+//! which converts to and from the 1.0 ProtoJSON that [`A2a::dispatch`] and the
+//! streaming methods speak. See docs/A2A.md.
 
 use crate::grpc::Services;
 use crate::query::{CrossQuery, QueryInput};
+use agentdb_orchestrator::a2a_tasks::A2aTaskStore;
 use agentdb_orchestrator::security::{Action, Principal};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, ToSocketAddrs};
@@ -43,8 +55,11 @@ pub const RPC_PATH: &str = "/a2a";
 pub const CARD_PATH: &str = "/.well-known/agent-card.json";
 /// The card's pre-0.3 location, served too.
 const LEGACY_CARD_PATH: &str = "/.well-known/agent.json";
-/// Tasks kept in memory; beyond this the oldest are forgotten.
+/// Tasks kept (in memory and in the `_a2a_tasks` collection); beyond this the oldest
+/// finished ones are forgotten (the oldest of all when none has finished).
 pub const MAX_TASKS: usize = 10_000;
+/// Messages of a task's history that are stored (the newest); the artifacts are all kept.
+pub const MAX_STORED_HISTORY: usize = 100;
 /// Buffered events per task for streaming subscribers.
 const TASK_EVENTS: usize = 64;
 /// Default and largest number of hits a search or recall returns.
@@ -60,7 +75,8 @@ enum Dialect {
     V03,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 enum TaskState {
     Submitted,
     Working,
@@ -123,7 +139,8 @@ impl TaskState {
 }
 
 /// A message or artifact part, independent of the wire dialect.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 enum Part {
     Text(String),
     Data(Value),
@@ -156,14 +173,14 @@ impl Part {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct MessageRec {
     id: String,
     agent: bool,
     parts: Vec<Part>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct ArtifactRec {
     id: String,
     name: String,
@@ -183,7 +200,7 @@ impl ArtifactRec {
 }
 
 /// A status: the state, an optional agent message explaining it, and when.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct StatusRec {
     state: TaskState,
     message: Option<MessageRec>,
@@ -229,7 +246,34 @@ struct TaskRec {
     push_tx: Option<mpsc::Sender<PushBatch>>,
 }
 
+/// The durable part of a task: what `_a2a_tasks` keeps (not its subscribers, worker,
+/// push configs or pending input).
+#[derive(Serialize, Deserialize)]
+struct StoredTask {
+    id: String,
+    context_id: String,
+    owner: String,
+    seq: u64,
+    status: StatusRec,
+    artifacts: Vec<ArtifactRec>,
+    history: Vec<MessageRec>,
+}
+
 impl TaskRec {
+    fn stored(&self) -> Value {
+        let skip = self.history.len().saturating_sub(MAX_STORED_HISTORY);
+        let t = StoredTask {
+            id: self.id.clone(),
+            context_id: self.context_id.clone(),
+            owner: self.owner.clone(),
+            seq: self.seq,
+            status: self.status.clone(),
+            artifacts: self.artifacts.clone(),
+            history: self.history[skip..].to_vec(),
+        };
+        serde_json::to_value(t).unwrap_or(Value::Null)
+    }
+
     fn render(&self, d: Dialect, history_length: Option<usize>, with_artifacts: bool) -> Value {
         let history: Vec<Value> = {
             let skip = history_length.map_or(0, |n| self.history.len().saturating_sub(n));
@@ -336,21 +380,23 @@ struct Tasks {
 }
 
 impl Tasks {
-    fn insert(&mut self, t: TaskRec) {
+    /// Add a task, evicting the oldest finished ones (or the oldest of all) beyond
+    /// [`MAX_TASKS`]: returns the evicted ids.
+    fn insert(&mut self, t: TaskRec) -> Vec<String> {
+        let mut evicted = Vec::new();
         while self.map.len() >= MAX_TASKS {
-            match self.order.pop_front() {
-                Some(old) => {
-                    if let Some(r) = self.map.remove(&old) {
-                        if let Some(a) = r.abort {
-                            a.abort();
-                        }
-                    }
+            let finished = self.order.iter().position(|id| self.map.get(id).is_none_or(|r| r.status.state.terminal()));
+            let Some(old) = self.order.remove(finished.unwrap_or(0)) else { break };
+            if let Some(r) = self.map.remove(&old) {
+                if let Some(a) = r.abort {
+                    a.abort();
                 }
-                None => break,
             }
+            evicted.push(old);
         }
         self.order.push_back(t.id.clone());
         self.map.insert(t.id.clone(), t);
+        evicted
     }
 
     /// The caller's task, or the spec's task-not-found error.
@@ -370,6 +416,9 @@ pub struct A2a {
     /// Push URLs may target loopback / private addresses.
     allow_private_push: bool,
     tasks: parking_lot::Mutex<Tasks>,
+    /// The tasks' durable copies (`_a2a_tasks`), and the version counter of the writes.
+    store: A2aTaskStore,
+    versions: std::sync::atomic::AtomicU64,
     /// Largest accepted JSON-RPC request body, in bytes.
     max_body: usize,
     /// The listener speaks TLS: the card's URL is https.
@@ -395,14 +444,19 @@ pub fn service(svc: Services, max_body: usize, tls: bool) -> Arc<A2a> {
             .proxy(None)
             .build(),
     );
-    Arc::new(A2a {
+    let store = A2aTaskStore::open(svc.db.clone());
+    let a2a = A2a {
         svc,
         push_agent,
         allow_private_push,
         tasks: parking_lot::Mutex::new(Tasks::default()),
+        store,
+        versions: std::sync::atomic::AtomicU64::new(1),
         max_body,
         tls,
-    })
+    };
+    a2a.load();
+    Arc::new(a2a)
 }
 
 /// The A2A routes (agent card, JSON-RPC), to merge into the HTTP listener's router.
@@ -416,23 +470,24 @@ pub fn router(st: Arc<A2a>) -> axum::Router {
 
 // ---- JSON-RPC errors ----------------------------------------------------------------
 
-const PARSE_ERROR: i64 = -32700;
-const INVALID_REQUEST: i64 = -32600;
-const METHOD_NOT_FOUND: i64 = -32601;
-const INVALID_PARAMS: i64 = -32602;
-const INTERNAL_ERROR: i64 = -32603;
+pub(crate) const PARSE_ERROR: i64 = -32700;
+pub(crate) const INVALID_REQUEST: i64 = -32600;
+pub(crate) const METHOD_NOT_FOUND: i64 = -32601;
+pub(crate) const INVALID_PARAMS: i64 = -32602;
+pub(crate) const INTERNAL_ERROR: i64 = -32603;
 /// Server-defined: the request carried no valid credentials (sent with HTTP 401).
-const UNAUTHENTICATED: i64 = -32000;
-const TASK_NOT_FOUND: i64 = -32001;
-const TASK_NOT_CANCELABLE: i64 = -32002;
-const UNSUPPORTED_OPERATION: i64 = -32004;
-const EXTENDED_CARD_NOT_CONFIGURED: i64 = -32007;
-const VERSION_NOT_SUPPORTED: i64 = -32009;
+pub(crate) const UNAUTHENTICATED: i64 = -32000;
+pub(crate) const TASK_NOT_FOUND: i64 = -32001;
+pub(crate) const TASK_NOT_CANCELABLE: i64 = -32002;
+pub(crate) const UNSUPPORTED_OPERATION: i64 = -32004;
+pub(crate) const EXTENDED_CARD_NOT_CONFIGURED: i64 = -32007;
+pub(crate) const VERSION_NOT_SUPPORTED: i64 = -32009;
 
+/// An A2A error: its JSON-RPC code (the gRPC binding maps it to a status) and message.
 #[derive(Debug)]
-struct RpcError {
-    code: i64,
-    message: String,
+pub(crate) struct RpcError {
+    pub(crate) code: i64,
+    pub(crate) message: String,
 }
 
 impl RpcError {
@@ -594,35 +649,22 @@ async fn rpc(State(st): State<Arc<A2a>>, headers: HeaderMap, body: Body) -> Resp
     };
     crate::telemetry::record_principal(&who);
     crate::telemetry::record_rpc_method(method);
-    let owner = principal.as_ref().map_or("local".to_string(), |p: &Principal| p.id.clone());
-    let ctx = Caller { principal, owner };
+    let ctx = Caller::new(principal);
     use Dialect::*;
-    let result = match method {
-        "SendMessage" => st.send(V1, &ctx, &params).await,
-        "message/send" => st.send(V03, &ctx, &params).await,
-        "SendStreamingMessage" => return st.send_stream(V1, ctx, &params, id).await,
-        "message/stream" => return st.send_stream(V03, ctx, &params, id).await,
-        "GetTask" => st.get_task(V1, &ctx, &params),
-        "tasks/get" => st.get_task(V03, &ctx, &params),
-        "ListTasks" => st.list_tasks(V1, &ctx, &params),
-        "tasks/list" => st.list_tasks(V03, &ctx, &params),
-        "CancelTask" => st.cancel(V1, &ctx, &params),
-        "tasks/cancel" => st.cancel(V03, &ctx, &params),
-        "SubscribeToTask" => return st.subscribe(V1, &ctx, &params, id),
-        "tasks/resubscribe" => return st.subscribe(V03, &ctx, &params, id),
-        "CreateTaskPushNotificationConfig" => st.push_set(V1, &ctx, &params),
-        "tasks/pushNotificationConfig/set" => st.push_set(V03, &ctx, &params),
-        "GetTaskPushNotificationConfig" => st.push_get(V1, &ctx, &params),
-        "tasks/pushNotificationConfig/get" => st.push_get(V03, &ctx, &params),
-        "ListTaskPushNotificationConfigs" | "ListTaskPushNotificationConfig" => st.push_list(V1, &ctx, &params),
-        "tasks/pushNotificationConfig/list" => st.push_list(V03, &ctx, &params),
-        "DeleteTaskPushNotificationConfig" => st.push_delete(V1, &ctx, &params),
-        "tasks/pushNotificationConfig/delete" => st.push_delete(V03, &ctx, &params),
-        "GetExtendedAgentCard" | "agent/getAuthenticatedExtendedCard" => {
-            Err(RpcError::new(EXTENDED_CARD_NOT_CONFIGURED, "there is no extended agent card"))
-        }
-        m => Err(RpcError::new(METHOD_NOT_FOUND, format!("method '{m}' not found"))),
+    let streaming = match method {
+        "SendStreamingMessage" => Some((V1, true)),
+        "message/stream" => Some((V03, true)),
+        "SubscribeToTask" => Some((V1, false)),
+        "tasks/resubscribe" => Some((V03, false)),
+        _ => None,
     };
+    if let Some((d, send)) = streaming {
+        return match st.open_stream(d, &ctx, send, &params) {
+            Ok(values) => sse(id, values),
+            Err(e) => sse_error(id, e),
+        };
+    }
+    let result = st.dispatch(&ctx, method, &params).await;
     match result {
         Ok(r) => json_response(StatusCode::OK, &json!({ "jsonrpc": "2.0", "id": id, "result": r })),
         Err(e) => rpc_error(StatusCode::OK, &id, e),
@@ -631,9 +673,17 @@ async fn rpc(State(st): State<Arc<A2a>>, headers: HeaderMap, body: Body) -> Resp
 
 /// Who is calling: the authenticated principal (none with authentication off) and the
 /// owner id its tasks are filed under.
-struct Caller {
+pub(crate) struct Caller {
     principal: Option<Principal>,
     owner: String,
+}
+
+impl Caller {
+    /// The caller `principal` (none with authentication off: owner "local").
+    pub(crate) fn new(principal: Option<Principal>) -> Caller {
+        let owner = principal.as_ref().map_or("local".to_string(), |p| p.id.clone());
+        Caller { principal, owner }
+    }
 }
 
 fn str_param<'a>(p: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
@@ -873,7 +923,98 @@ pub fn memory_collection(owner: &str) -> String {
     name
 }
 
+/// A task's durable record at a version: (task id, version, record).
+type Snapshot = (String, u64, Value);
+
 impl A2a {
+    /// Read the stored tasks back (on start). Tasks that were not finished when the
+    /// server stopped cannot go on (their work is gone): they become failed, saying so.
+    fn load(&self) {
+        let records = match self.store.load() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "A2A: cannot read the stored tasks; starting without them");
+                return;
+            }
+        };
+        let mut stored: Vec<StoredTask> = records
+            .into_iter()
+            .filter_map(|(id, v)| match serde_json::from_value::<StoredTask>(v) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!(task = %id, error = %e, "A2A: unreadable stored task skipped");
+                    None
+                }
+            })
+            .collect();
+        stored.sort_by_key(|t| t.seq);
+        let (mut failed, mut evicted) = (Vec::new(), Vec::new());
+        {
+            let mut tasks = self.tasks.lock();
+            for t in stored {
+                let mut rec = TaskRec {
+                    id: t.id,
+                    context_id: t.context_id,
+                    owner: t.owner,
+                    status: t.status,
+                    artifacts: t.artifacts,
+                    history: t.history,
+                    pending: None,
+                    events: broadcast::channel(TASK_EVENTS).0,
+                    abort: None,
+                    seq: t.seq,
+                    push: Vec::new(),
+                    push_tx: None,
+                };
+                if !rec.status.state.terminal() {
+                    let m = agent_text(format!(
+                        "the server restarted while the task was {}; send the request again",
+                        rec.status.state.name(Dialect::V03)
+                    ));
+                    rec.history.push(m.clone());
+                    rec.status = StatusRec { state: TaskState::Failed, message: Some(m), timestamp: now_rfc3339() };
+                    failed.push(rec.id.clone());
+                }
+                tasks.seq = tasks.seq.max(rec.seq);
+                evicted.extend(tasks.insert(rec));
+            }
+            let n = tasks.map.len();
+            if n > 0 {
+                tracing::info!(tasks = n, failed = failed.len(), "A2A tasks loaded");
+            }
+        }
+        let snaps: Vec<Snapshot> = {
+            let tasks = self.tasks.lock();
+            failed.iter().filter_map(|id| tasks.map.get(id)).map(|t| self.snapshot(t)).collect()
+        };
+        for s in snaps {
+            self.save(s);
+        }
+        self.forget(&evicted);
+    }
+
+    /// The task's durable record, at the next version (call under the table lock, so
+    /// versions follow the order of the changes).
+    fn snapshot(&self, t: &TaskRec) -> Snapshot {
+        let v = self.versions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        (t.id.clone(), v, t.stored())
+    }
+
+    /// Write a snapshot to `_a2a_tasks` (outside the table lock); a failure is logged,
+    /// the task goes on in memory.
+    fn save(&self, (id, version, record): Snapshot) {
+        if let Err(e) = self.store.put(&id, version, record) {
+            tracing::warn!(task = %id, error = %e, "A2A: cannot store the task");
+        }
+    }
+
+    /// Delete evicted tasks from `_a2a_tasks`.
+    fn forget(&self, ids: &[String]) {
+        if let Err(e) = self.store.delete(ids) {
+            tracing::warn!(tasks = ids.len(), error = %e, "A2A: cannot delete evicted tasks");
+        }
+    }
+
     /// Register a task for `msg` (new, or the continuation of one waiting for input),
     /// start its skill, and return (task id, context id, snapshot, event receiver).
     fn start(
@@ -886,6 +1027,7 @@ impl A2a {
         let new_job = job_from_parts(&msg.parts);
         let user_msg =
             MessageRec { id: msg.message_id, agent: false, parts: msg.parts.iter().map(Part::for_history).collect() };
+        let mut evicted = Vec::new();
         let mut tasks = self.tasks.lock();
         let (task_id, job) = match &msg.task_id {
             Some(tid) => {
@@ -917,7 +1059,7 @@ impl A2a {
                 let id = new_id();
                 tasks.seq += 1;
                 let seq = tasks.seq;
-                tasks.insert(TaskRec {
+                evicted = tasks.insert(TaskRec {
                     id: id.clone(),
                     context_id: msg.context_id.unwrap_or_else(new_id),
                     owner: ctx.owner.clone(),
@@ -961,6 +1103,10 @@ impl A2a {
         let work = async move { me.run_task(&id, principal, job).await };
         let handle = tokio::spawn(tracing::Instrument::instrument(work, span));
         t.abort = Some(handle.abort_handle());
+        let stored = self.snapshot(t);
+        drop(tasks);
+        self.save(stored);
+        self.forget(&evicted);
         Ok((task_id, context_id, snapshot, rx))
     }
 
@@ -979,6 +1125,9 @@ impl A2a {
                 t.abort = None;
             }
             tracing::Span::current().record("a2a.state", state.name(Dialect::V03));
+            // Stored before anyone hears of it: a client told "completed" finds the task
+            // completed after a restart, however abrupt.
+            self.save(self.snapshot(t));
             let _ = t.events.send(Event::Status(t.status.clone()));
             t.notify();
         }
@@ -1282,6 +1431,50 @@ impl A2a {
 
     // ---- methods --------------------------------------------------------------------
 
+    /// A unary (non-streaming) method, by its 1.0 or 0.3 name: the result object, in
+    /// the dialect of the name (1.0: ProtoJSON, which the gRPC binding converts from).
+    pub(crate) async fn dispatch(
+        self: &Arc<Self>,
+        ctx: &Caller,
+        method: &str,
+        params: &Map<String, Value>,
+    ) -> Result<Value, RpcError> {
+        use Dialect::*;
+        match method {
+            "SendMessage" => self.send(V1, ctx, params).await,
+            "message/send" => self.send(V03, ctx, params).await,
+            "GetTask" => self.get_task(V1, ctx, params),
+            "tasks/get" => self.get_task(V03, ctx, params),
+            "ListTasks" => self.list_tasks(V1, ctx, params),
+            "tasks/list" => self.list_tasks(V03, ctx, params),
+            "CancelTask" => self.cancel(V1, ctx, params),
+            "tasks/cancel" => self.cancel(V03, ctx, params),
+            "CreateTaskPushNotificationConfig" => self.push_set(V1, ctx, params),
+            "tasks/pushNotificationConfig/set" => self.push_set(V03, ctx, params),
+            "GetTaskPushNotificationConfig" => self.push_get(V1, ctx, params),
+            "tasks/pushNotificationConfig/get" => self.push_get(V03, ctx, params),
+            "ListTaskPushNotificationConfigs" | "ListTaskPushNotificationConfig" => self.push_list(V1, ctx, params),
+            "tasks/pushNotificationConfig/list" => self.push_list(V03, ctx, params),
+            "DeleteTaskPushNotificationConfig" => self.push_delete(V1, ctx, params),
+            "tasks/pushNotificationConfig/delete" => self.push_delete(V03, ctx, params),
+            "GetExtendedAgentCard" | "agent/getAuthenticatedExtendedCard" => {
+                Err(RpcError::new(EXTENDED_CARD_NOT_CONFIGURED, "there is no extended agent card"))
+            }
+            m => Err(RpcError::new(METHOD_NOT_FOUND, format!("method '{m}' not found"))),
+        }
+    }
+
+    /// A 1.0 streaming method (`send`: SendStreamingMessage, else SubscribeToTask) for
+    /// another transport: its `StreamResponse` objects in ProtoJSON form.
+    pub(crate) fn stream_v1(
+        self: &Arc<Self>,
+        ctx: &Caller,
+        send: bool,
+        params: &Map<String, Value>,
+    ) -> Result<mpsc::Receiver<Value>, RpcError> {
+        self.open_stream(Dialect::V1, ctx, send, params)
+    }
+
     async fn send(self: &Arc<Self>, d: Dialect, ctx: &Caller, params: &Map<String, Value>) -> Result<Value, RpcError> {
         let msg = parse_message(params)?;
         let cfg = params.get("configuration").and_then(Value::as_object);
@@ -1311,46 +1504,34 @@ impl A2a {
         })
     }
 
-    async fn send_stream(
+    /// Start a streaming method (`send`: a new message, else a subscription to a task):
+    /// the answers it streams, rendered in `d` (the task first, then its events until
+    /// its turn ends), or the error it fails with before it starts.
+    fn open_stream(
         self: &Arc<Self>,
         d: Dialect,
-        ctx: Caller,
+        ctx: &Caller,
+        send: bool,
         params: &Map<String, Value>,
-        id: Value,
-    ) -> Response {
-        let started = parse_message(params)
-            .and_then(|m| Ok((m, self.message_push(d, params)?)))
-            .and_then(|(m, push)| self.start(d, &ctx, m, push));
-        match started {
-            Ok((task_id, context_id, snapshot, rx)) => {
-                let first = match d {
-                    Dialect::V1 => json!({ "task": snapshot }),
-                    Dialect::V03 => snapshot,
-                };
-                sse(d, id, first, Some((rx, task_id, context_id)))
-            }
-            Err(e) => sse_error(id, e),
-        }
-    }
-
-    fn subscribe(self: &Arc<Self>, d: Dialect, ctx: &Caller, params: &Map<String, Value>, id: Value) -> Response {
-        let found = task_id_param(params).and_then(|tid| {
+    ) -> Result<mpsc::Receiver<Value>, RpcError> {
+        let (snapshot, follow) = if send {
+            let msg = parse_message(params)?;
+            let push = self.message_push(d, params)?;
+            let (task_id, context_id, snapshot, rx) = self.start(d, ctx, msg, push)?;
+            (snapshot, Some((rx, task_id, context_id)))
+        } else {
+            let tid = task_id_param(params)?;
             let mut tasks = self.tasks.lock();
             let t = tasks.owned(&tid, &ctx.owner)?;
             let snapshot = t.render(d, None, true);
             let rx = (!t.status.state.ends_turn()).then(|| (t.events.subscribe(), t.id.clone(), t.context_id.clone()));
-            Ok((snapshot, rx))
-        });
-        match found {
-            Ok((snapshot, rx)) => {
-                let first = match d {
-                    Dialect::V1 => json!({ "task": snapshot }),
-                    Dialect::V03 => snapshot,
-                };
-                sse(d, id, first, rx)
-            }
-            Err(e) => sse_error(id, e),
-        }
+            (snapshot, rx)
+        };
+        let first = match d {
+            Dialect::V1 => json!({ "task": snapshot }),
+            Dialect::V03 => snapshot,
+        };
+        Ok(stream_values(d, first, follow))
     }
 
     fn get_task(&self, d: Dialect, ctx: &Caller, params: &Map<String, Value>) -> Result<Value, RpcError> {
@@ -1410,6 +1591,8 @@ impl A2a {
         t.history.push(m.clone());
         t.pending = None;
         t.status = StatusRec { state: TaskState::Canceled, message: Some(m), timestamp: now_rfc3339() };
+        let stored = self.snapshot(t);
+        self.save(stored);
         let _ = t.events.send(Event::Status(t.status.clone()));
         t.notify();
         Ok(t.render(d, None, true))
@@ -1857,14 +2040,18 @@ fn sse_error(id: Value, e: RpcError) -> Response {
     sse_response(Body::from(frame))
 }
 
-/// The SSE answer of a streaming method: `first`, then the task's events until its
-/// turn ends (completed, failed, canceled, rejected, input-required, auth-required).
-fn sse(d: Dialect, id: Value, first: Value, follow: Option<(broadcast::Receiver<Event>, String, String)>) -> Response {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::convert::Infallible>>(16);
+/// The answers of a streaming method, rendered in `d`: `first`, then the task's events
+/// until its turn ends (completed, failed, canceled, rejected, input-required,
+/// auth-required). Shared by the SSE (JSON-RPC) and gRPC bindings.
+fn stream_values(
+    d: Dialect,
+    first: Value,
+    follow: Option<(broadcast::Receiver<Event>, String, String)>,
+) -> mpsc::Receiver<Value> {
+    let (tx, rx) = mpsc::channel::<Value>(16);
     // Forwarded in the request's span: a streamed response lasts until its stream ends.
     let forward = async move {
-        let wrap = |r: Value| json!({ "jsonrpc": "2.0", "id": id, "result": r });
-        if tx.send(Ok(sse_frame(&wrap(first)))).await.is_err() {
+        if tx.send(first).await.is_err() {
             return;
         }
         let Some((mut events, task_id, context_id)) = follow else { return };
@@ -1872,8 +2059,7 @@ fn sse(d: Dialect, id: Value, first: Value, follow: Option<(broadcast::Receiver<
             match events.recv().await {
                 Ok(ev) => {
                     let end = matches!(&ev, Event::Status(s) if s.state.ends_turn());
-                    if tx.send(Ok(sse_frame(&wrap(render_event(&ev, d, &task_id, &context_id))))).await.is_err() || end
-                    {
+                    if tx.send(render_event(&ev, d, &task_id, &context_id)).await.is_err() || end {
                         return;
                     }
                 }
@@ -1885,7 +2071,16 @@ fn sse(d: Dialect, id: Value, first: Value, follow: Option<(broadcast::Receiver<
         }
     };
     tokio::spawn(tracing::Instrument::in_current_span(forward));
-    sse_response(Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)))
+    rx
+}
+
+/// The SSE answer of a streaming method: each value as a JSON-RPC result frame.
+fn sse(id: Value, values: mpsc::Receiver<Value>) -> Response {
+    use tokio_stream::StreamExt as _;
+    let frames = tokio_stream::wrappers::ReceiverStream::new(values).map(move |r| {
+        Ok::<_, std::convert::Infallible>(sse_frame(&json!({ "jsonrpc": "2.0", "id": id, "result": r })))
+    });
+    sse_response(Body::from_stream(frames))
 }
 
 #[cfg(test)]
@@ -1903,6 +2098,49 @@ mod tests {
         assert_eq!(j.skill.as_deref(), Some("search"));
         let j = job_from_parts(&[Part::File { name: "a.txt".into(), mime: "text/plain".into(), bytes: b"x".to_vec() }]);
         assert_eq!(j.skill.as_deref(), Some("ingest"));
+    }
+
+    fn task(id: &str, seq: u64, state: TaskState) -> TaskRec {
+        TaskRec {
+            id: id.into(),
+            context_id: "c".into(),
+            owner: "local".into(),
+            status: StatusRec { state, message: Some(agent_text("why")), timestamp: now_rfc3339() },
+            artifacts: vec![ArtifactRec {
+                id: "a".into(),
+                name: "recall".into(),
+                description: "d".into(),
+                parts: vec![Part::Text("t".into()), Part::Data(json!({"hits": []}))],
+            }],
+            history: (0..MAX_STORED_HISTORY + 5).map(|i| agent_text(format!("m{i}"))).collect(),
+            pending: None,
+            events: broadcast::channel(1).0,
+            abort: None,
+            seq,
+            push: Vec::new(),
+            push_tx: None,
+        }
+    }
+
+    #[test]
+    fn stored_tasks_round_trip_with_bounded_history() {
+        let t = task("t1", 7, TaskState::InputRequired);
+        let back: StoredTask = serde_json::from_value(t.stored()).unwrap();
+        assert_eq!((back.id.as_str(), back.seq, back.status.state), ("t1", 7, TaskState::InputRequired));
+        assert_eq!(back.history.len(), MAX_STORED_HISTORY);
+        assert!(matches!(&back.history[0].parts[0], Part::Text(m) if m == "m5"));
+        assert_eq!(back.artifacts[0].render(Dialect::V1), t.artifacts[0].render(Dialect::V1));
+    }
+
+    #[test]
+    fn eviction_prefers_finished_tasks() {
+        let mut tasks = Tasks::default();
+        for i in 0..MAX_TASKS {
+            let state = if i == 0 || i == 1 { TaskState::Working } else { TaskState::Completed };
+            assert!(tasks.insert(task(&format!("t{i}"), i as u64, state)).is_empty());
+        }
+        assert_eq!(tasks.insert(task("new", 0, TaskState::Submitted)), ["t2"]);
+        assert!(tasks.map.contains_key("t0") && tasks.map.contains_key("t1"));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! gRPC client of a running server (`--server URL` or `AGENTDB_URL`).
 
 mod a2a;
+mod a2a_grpc;
 mod a2a_client;
 mod anomaly;
 mod bench;

@@ -415,3 +415,249 @@ fn a2a_sits_behind_the_same_authentication_as_grpc() {
     let coll = task["artifacts"][0]["parts"][1]["data"]["collection"].as_str().unwrap();
     assert!(coll.starts_with("memory-key-"), "{r}");
 }
+
+/// A collection `docs` of two text files (fruit.txt, engines.txt) on `server`.
+fn two_docs(server: &Server, dir: &std::path::Path) {
+    let media = dir.join("media");
+    std::fs::create_dir_all(&media).unwrap();
+    std::fs::write(
+        media.join("fruit.txt"),
+        "Apples, pears and ripe bananas are sold at the fruit market every morning.",
+    )
+    .unwrap();
+    std::fs::write(
+        media.join("engines.txt"),
+        "The diesel engine of the locomotive needs new pistons and a fuel injector.",
+    )
+    .unwrap();
+    server.ok(&["collection", "create", "docs", "--multimodal"]);
+    server.ok(&["ingest", "docs", media.to_str().unwrap()]);
+}
+
+#[test]
+fn a2a_grpc_binding_with_the_official_python_sdk() {
+    // The SDK's push configs name 127.0.0.1, which the server refuses by default.
+    std::env::set_var("A2A_ALLOW_PRIVATE_PUSH_TARGETS", "1");
+    let dir = tempfile::tempdir().unwrap();
+    let (server, http_addr) = start(&dir.path().join("data"), &[]);
+    two_docs(&server, dir.path());
+
+    // The official SDK's gRPC transport against lf.a2a.v1.A2AService on the gRPC listener.
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/a2a_grpc_client.py");
+    let python = std::env::var("AGENTDB_A2A_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = std::process::Command::new(&python)
+        .args([script, &server.addr, "docs", "fruit.txt", "where can I buy bananas?"])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if out.status.code() == Some(3) {
+        panic!("the A2A gRPC test needs a2a-sdk[grpc] (pinned in .ci/setup.sh: pip install 'a2a-sdk[grpc]==1.3.0'): {stderr}");
+    }
+    assert!(
+        out.status.success(),
+        "a2a_grpc_client.py failed\nstdout:\n{stdout}\nstderr:\n{stderr}\nserver log:\n{}",
+        server.log_text()
+    );
+    assert!(stdout.contains("A2A GRPC OK"), "{stdout}");
+
+    // One task table for both bindings: the task made over gRPC, read over JSON-RPC.
+    let id = stdout.lines().find_map(|l| l.strip_prefix("TASK ")).expect("TASK line").trim().to_string();
+    let r = call(&http_addr, "GetTask", json!({"id": id}));
+    assert_eq!(r["result"]["status"]["state"], json!("TASK_STATE_COMPLETED"), "{r}");
+    assert!(r["result"]["artifacts"][0]["parts"][1]["data"]["hits"][0]["source"]
+        .as_str()
+        .unwrap()
+        .ends_with("fruit.txt"));
+}
+
+#[test]
+fn a2a_grpc_binding_with_the_tonic_client_behind_authentication() {
+    use agentdb_proto::a2a::v1 as pb;
+    use pb::a2a_service_client::A2aServiceClient;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (server, http_addr) = start(&data, &["--set", "security.auth=api_key"]);
+    let admin = std::fs::read_to_string(data.join("security/bootstrap-admin.key")).unwrap().trim().to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_agentdb"))
+        .args(["keys", "create", "other", "--role", "writer"])
+        .env("AGENTDB_URL", server.url())
+        .env("AGENTDB_API_KEY", &admin)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let other = String::from_utf8(out.stdout).unwrap().trim().to_string();
+
+    fn req<T>(msg: T, key: Option<&str>) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(msg);
+        if let Some(k) = key {
+            r.metadata_mut().insert("authorization", format!("Bearer {k}").parse().unwrap());
+        }
+        r.metadata_mut().insert("a2a-version", "1.0".parse().unwrap());
+        r
+    }
+    fn text_message(text: &str) -> pb::SendMessageRequest {
+        pb::SendMessageRequest {
+            message: Some(pb::Message {
+                message_id: uuid_like(text),
+                role: pb::Role::User as i32,
+                parts: vec![pb::Part { content: Some(pb::part::Content::Text(text.into())), ..Default::default() }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+    fn uuid_like(s: &str) -> String {
+        format!("m-{}-{}", s.len(), std::process::id())
+    }
+    /// The ErrorInfo reason in a status's details (`google.rpc.Status` bytes).
+    fn has_reason(st: &tonic::Status, reason: &str) -> bool {
+        st.details().windows(reason.len()).any(|w| w == reason.as_bytes())
+            && st.details().windows(16).any(|w| w == b"a2a-protocol.org")
+    }
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let ch = tonic::transport::Channel::from_shared(server.url()).unwrap().connect().await.unwrap();
+        let mut c = A2aServiceClient::new(ch);
+        let get = |id: &str| pb::GetTaskRequest { id: id.into(), ..Default::default() };
+
+        // No credentials: the edge layer refuses, as for every other gRPC service.
+        let st = c.get_task(req(get("x"), None)).await.unwrap_err();
+        assert_eq!(st.code(), tonic::Code::Unauthenticated, "{st:?}");
+        let st = c.get_task(req(get("x"), Some("adb_not_a_real_key"))).await.unwrap_err();
+        assert_eq!(st.code(), tonic::Code::Unauthenticated, "{st:?}");
+        let st = c.get_task(req(get("x"), Some(&admin))).await.unwrap_err();
+        assert_eq!(st.code(), tonic::Code::NotFound, "{st:?}");
+        assert!(has_reason(&st, "TASK_NOT_FOUND"), "{st:?}");
+        let mut bad = req(get("x"), Some(&admin));
+        bad.metadata_mut().insert("a2a-version", "9.9".parse().unwrap());
+        let st = c.get_task(bad).await.unwrap_err();
+        assert_eq!(st.code(), tonic::Code::FailedPrecondition, "{st:?}");
+        assert!(has_reason(&st, "VERSION_NOT_SUPPORTED"), "{st:?}");
+
+        // Blocking SendMessage: remember, in the caller's memory collection.
+        let r = c.send_message(req(text_message("remember: tonic speaks A2A"), Some(&admin))).await.unwrap();
+        let Some(pb::send_message_response::Payload::Task(task)) = r.into_inner().payload else {
+            panic!("expected a task")
+        };
+        assert_eq!(task.status.as_ref().unwrap().state, pb::TaskState::Completed as i32, "{task:?}");
+        let v = agentdb_proto::a2a::json::to_json("lf.a2a.v1.Task", &task).unwrap();
+        let coll = v["artifacts"][0]["parts"][1]["data"]["collection"].as_str().unwrap_or_default();
+        assert!(coll.starts_with("memory-key-"), "{v}");
+        let id = task.id.clone();
+
+        // GetTask / ListTasks: the owner sees it; another principal does not.
+        let t = c.get_task(req(get(&id), Some(&admin))).await.unwrap().into_inner();
+        assert_eq!((t.id.as_str(), t.artifacts.len()), (id.as_str(), 1));
+        let st = c.get_task(req(get(&id), Some(&other))).await.unwrap_err();
+        assert_eq!(st.code(), tonic::Code::NotFound, "{st:?}");
+        let list = |key: &str| req(pb::ListTasksRequest::default(), Some(key));
+        let mine = c.list_tasks(list(&admin)).await.unwrap().into_inner();
+        assert!(mine.tasks.iter().any(|t| t.id == id), "{mine:?}");
+        let theirs = c.list_tasks(list(&other)).await.unwrap().into_inner();
+        assert!(theirs.tasks.is_empty(), "{theirs:?}");
+        let st = c
+            .cancel_task(req(pb::CancelTaskRequest { id: id.clone(), ..Default::default() }, Some(&other)))
+            .await
+            .unwrap_err();
+        assert_eq!(st.code(), tonic::Code::NotFound, "{st:?}");
+        let st = c
+            .cancel_task(req(pb::CancelTaskRequest { id: id.clone(), ..Default::default() }, Some(&admin)))
+            .await
+            .unwrap_err();
+        assert_eq!(st.code(), tonic::Code::FailedPrecondition, "{st:?}");
+        assert!(has_reason(&st, "TASK_NOT_CANCELABLE"), "{st:?}");
+
+        // The same task over JSON-RPC (one task table, one owner check).
+        let auth = format!("Bearer {admin}");
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": id}});
+        let (_, r) = rpc(&http_addr, &body, &[("Authorization", &auth)]);
+        assert_eq!(r["result"]["status"]["state"], json!("TASK_STATE_COMPLETED"), "{r}");
+
+        // SendStreamingMessage: task, working, artifact, completed.
+        let mut stream = c
+            .send_streaming_message(req(text_message("what does tonic speak?"), Some(&admin)))
+            .await
+            .unwrap()
+            .into_inner();
+        let mut kinds = Vec::new();
+        while let Some(ev) = stream.message().await.unwrap() {
+            kinds.push(match ev.payload.unwrap() {
+                pb::stream_response::Payload::Task(_) => "task".to_string(),
+                pb::stream_response::Payload::Message(_) => "message".to_string(),
+                pb::stream_response::Payload::StatusUpdate(u) => {
+                    format!("{:?}", pb::TaskState::try_from(u.status.unwrap().state).unwrap())
+                }
+                pb::stream_response::Payload::ArtifactUpdate(u) => {
+                    assert!(!u.artifact.unwrap().parts.is_empty());
+                    "artifact".to_string()
+                }
+            });
+        }
+        assert_eq!(kinds, ["task", "Working", "artifact", "Completed"], "{kinds:?}");
+
+        // No extended card; an empty message is an invalid argument.
+        let st =
+            c.get_extended_agent_card(req(pb::GetExtendedAgentCardRequest::default(), Some(&admin))).await.unwrap_err();
+        assert_eq!(st.code(), tonic::Code::FailedPrecondition, "{st:?}");
+        let st = c.send_message(req(pb::SendMessageRequest::default(), Some(&admin))).await.unwrap_err();
+        assert_eq!(st.code(), tonic::Code::InvalidArgument, "{st:?}");
+    });
+}
+
+#[test]
+fn a2a_tasks_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let send = |addr: &str, parts: Value| {
+        let r = call(addr, "SendMessage", json!({"message": {"messageId": "m", "role": "ROLE_USER", "parts": parts}}));
+        assert!(r.get("error").is_none(), "{r}");
+        r["result"]["task"].clone()
+    };
+    let get = |addr: &str, id: &str| {
+        let r = call(addr, "GetTask", json!({"id": id}));
+        assert!(r.get("error").is_none(), "{r}");
+        r["result"].clone()
+    };
+
+    let (mut server, addr) = start(&data, &[]);
+    // A finished task, and one waiting for input (a search without a collection).
+    let done = send(&addr, json!([{"text": "remember: the boiler is serviced in October"}]));
+    assert_eq!(done["status"]["state"], json!("TASK_STATE_COMPLETED"), "{done}");
+    let waiting = send(&addr, json!([{"data": {"skill": "search", "text": "boiler"}}]));
+    assert_eq!(waiting["status"]["state"], json!("TASK_STATE_INPUT_REQUIRED"), "{waiting}");
+    let (done_id, waiting_id) = (done["id"].as_str().unwrap(), waiting["id"].as_str().unwrap());
+
+    // SIGTERM, start again: the finished task is back as it was, artifacts and all; the
+    // waiting one cannot go on and has failed, saying why.
+    assert!(server.terminate().success());
+    let (mut server, addr) = start(&data, &[]);
+    let t = get(&addr, done_id);
+    assert_eq!(t["status"], done["status"], "{t}");
+    assert_eq!(t["artifacts"], done["artifacts"], "{t}");
+    assert_eq!(t["history"], done["history"], "{t}");
+    let t = get(&addr, waiting_id);
+    assert_eq!(t["status"]["state"], json!("TASK_STATE_FAILED"), "{t}");
+    let why = t["status"]["message"]["parts"][0]["text"].as_str().unwrap();
+    assert!(why.contains("restarted"), "{why}");
+    let r = call(&addr, "ListTasks", json!({}));
+    assert_eq!(r["result"]["totalSize"], json!(2), "{r}");
+    assert_eq!(r["result"]["tasks"][0]["id"], json!(waiting_id), "newest first, order kept: {r}");
+    let r = call(&addr, "CancelTask", json!({"id": waiting_id}));
+    assert_eq!(r["error"]["code"], json!(-32002), "{r}");
+
+    // kill -9 right after a task completes: it is there after the restart.
+    let recall = send(&addr, json!([{"text": "when is the boiler serviced?"}]));
+    assert_eq!(recall["status"]["state"], json!("TASK_STATE_COMPLETED"), "{recall}");
+    server.kill9();
+    let (_server, addr) = start(&data, &[]);
+    let t = get(&addr, recall["id"].as_str().unwrap());
+    assert_eq!(t["status"], recall["status"], "{t}");
+    assert_eq!(t["artifacts"], recall["artifacts"], "{t}");
+    assert_eq!(get(&addr, done_id)["status"]["state"], json!("TASK_STATE_COMPLETED"));
+    // New tasks after a restart sort after the old ones.
+    let newer = send(&addr, json!([{"text": "remember: the chimney is swept in May"}]));
+    let r = call(&addr, "ListTasks", json!({}));
+    assert_eq!(r["result"]["tasks"][0]["id"], newer["id"], "{r}");
+    assert_eq!(r["result"]["totalSize"], json!(4), "{r}");
+}
