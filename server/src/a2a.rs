@@ -423,6 +423,8 @@ pub struct A2a {
     max_body: usize,
     /// The listener speaks TLS: the card's URL is https.
     tls: bool,
+    /// The gRPC listener's port, for the card's `GRPC` interface (`lf.a2a.v1.A2AService`).
+    grpc_port: std::sync::OnceLock<u16>,
 }
 
 /// The A2A service state. `max_body` bounds the JSON-RPC request body (base64 file parts
@@ -454,6 +456,7 @@ pub fn service(svc: Services, max_body: usize, tls: bool) -> Arc<A2a> {
         versions: std::sync::atomic::AtomicU64::new(1),
         max_body,
         tls,
+        grpc_port: std::sync::OnceLock::new(),
     };
     a2a.load();
     Arc::new(a2a)
@@ -516,12 +519,30 @@ fn rpc_error(status: StatusCode, id: &Value, e: RpcError) -> Response {
 async fn card(State(st): State<Arc<A2a>>, headers: HeaderMap) -> Response {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
     let scheme = if st.tls { "https" } else { "http" };
-    json_response(StatusCode::OK, &agent_card(&format!("{scheme}://{host}{RPC_PATH}"), st.svc.security.auth_enabled()))
+    // The gRPC binding: the host the client reached us by, the gRPC listener's port.
+    let grpc = st.grpc_port.get().map(|port| format!("{}:{port}", host_name(host)));
+    let card = agent_card(&format!("{scheme}://{host}{RPC_PATH}"), st.svc.security.auth_enabled(), grpc.as_deref());
+    json_response(StatusCode::OK, &card)
+}
+
+/// `example.com:8080` → `example.com`; `[::1]:80` → `[::1]`.
+fn host_name(host: &str) -> &str {
+    match host.rfind(':') {
+        Some(i) if !host[i..].contains(']') => &host[..i],
+        _ => host,
+    }
+}
+
+impl A2a {
+    /// Advertise the gRPC binding (served on the gRPC listener, port `port`) in the card.
+    pub fn advertise_grpc(&self, port: u16) {
+        let _ = self.grpc_port.set(port);
+    }
 }
 
 /// The agent card, in the 0.3 layout with the 1.0 `supportedInterfaces` added: a2a-sdk
 /// 1.x reads the latter (and maps the 0.3 security scheme), 0.3 clients the former.
-fn agent_card(url: &str, auth: bool) -> Value {
+fn agent_card(url: &str, auth: bool, grpc: Option<&str>) -> Value {
     let skill = |id: &str, name: &str, description: &str, tags: &[&str], examples: &[&str]| {
         json!({ "id": id, "name": name, "description": description, "tags": tags, "examples": examples,
                 "inputModes": ["text/plain", "application/json"], "outputModes": ["text/plain", "application/json"] })
@@ -566,6 +587,9 @@ fn agent_card(url: &str, auth: bool) -> Value {
     });
     if auth {
         card["security"] = json!([{ "bearer": [] }]);
+    }
+    if let (Some(g), Some(list)) = (grpc, card["supportedInterfaces"].as_array_mut()) {
+        list.push(json!({ "url": g, "protocolBinding": "GRPC", "protocolVersion": "1.0" }));
     }
     card
 }
@@ -1100,7 +1124,10 @@ impl A2a {
             a2a.state = tracing::field::Empty,
         );
         crate::telemetry::capture().parent(&span);
-        let work = async move { me.run_task(&id, principal, job).await };
+        // The task's work counts against its owner at the admission gate and in the
+        // encoders' fair queues (the request's task-local context does not follow a spawn).
+        let owner = ctx.owner.clone();
+        let work = async move { crate::telemetry::as_tenant(&owner, me.run_task(&id, principal, job)).await };
         let handle = tokio::spawn(tracing::Instrument::instrument(work, span));
         t.abort = Some(handle.abort_handle());
         let stored = self.snapshot(t);

@@ -2,8 +2,8 @@
 //! gRPC client of a running server (`--server URL` or `AGENTDB_URL`).
 
 mod a2a;
-mod a2a_grpc;
 mod a2a_client;
+mod a2a_grpc;
 mod anomaly;
 mod bench;
 mod bench_agents;

@@ -492,6 +492,7 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
         .add_service(v1::standing_queries_server::StandingQueriesServer::new(orchestration))
         .add_service(v1::workflows_server::WorkflowsServer::new(crate::workflows::WorkflowService(workflows)))
         .add_service(crate::a2a_grpc::server(a2a.clone(), limit));
+    a2a.advertise_grpc(addr.port());
     match &tls {
         Some(t) => router.serve_with_incoming_shutdown(t.grpc_incoming(listener), stopped(stop_rx)).await,
         None => {

@@ -460,6 +460,16 @@ fn a2a_grpc_binding_with_the_official_python_sdk() {
     );
     assert!(stdout.contains("A2A GRPC OK"), "{stdout}");
 
+    // The card advertises the gRPC binding at the gRPC listener's port.
+    let (_, _, body) = http(&http_addr, "/.well-known/agent-card.json", None, &[]);
+    let card: Value = serde_json::from_str(&body).unwrap();
+    let port = server.addr.rsplit(':').next().unwrap();
+    assert!(
+        card["supportedInterfaces"].as_array().unwrap().iter().any(|i| i["protocolBinding"] == "GRPC"
+            && i["url"].as_str().unwrap() == format!("127.0.0.1:{port}")),
+        "{card}"
+    );
+
     // One task table for both bindings: the task made over gRPC, read over JSON-RPC.
     let id = stdout.lines().find_map(|l| l.strip_prefix("TASK ")).expect("TASK line").trim().to_string();
     let r = call(&http_addr, "GetTask", json!({"id": id}));
