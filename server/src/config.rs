@@ -491,6 +491,10 @@ pub struct ModelsConfig {
     pub dir: Option<PathBuf>,
     /// Text encoder to load from that folder ("" = none).
     pub text: String,
+    /// Kernels of the text encoder on the CPU: `auto` (ONNX Runtime when the set-up built
+    /// the model's ONNX graph, else Candle), `onnx` (ONNX Runtime, or fail to load) or
+    /// `candle`. Same model and encoder id either way.
+    pub text_backend: String,
     /// Image classifier for the image -> text-space label bridge ("" = none; needs `text`).
     pub image: String,
     /// Speech recogniser for the speech -> transcript -> text-space bridge ("" = none; needs `text`).
@@ -514,6 +518,7 @@ impl Default for ModelsConfig {
         ModelsConfig {
             dir: None,
             text: "all-minilm-l6-v2".into(),
+            text_backend: "auto".into(),
             image: "efficientnet-lite0".into(),
             speech: "whisper-base".into(),
             vad: "silero-vad".into(),

@@ -82,6 +82,34 @@ impl Encoders {
                 return Encoders::none(dir, &why);
             }
         };
+        // The CPU kernels: ONNX Runtime on the graph the set-up built, or Candle.
+        let onnx_dir = text.info.dir.join(agentdb_models::text::ONNX_SUBDIR);
+        match cfg.text_backend.as_str() {
+            "candle" => {}
+            "auto" if !onnx_dir.exists() => {
+                tracing::info!(
+                    encoder = %text.info.encoder_id(),
+                    "text encoder: no ONNX graph at {} (built by `make models`); Candle runs it",
+                    onnx_dir.display()
+                );
+            }
+            want @ ("auto" | "onnx") => match text.use_onnx(&dir) {
+                Ok(label) => {
+                    tracing::info!(encoder = %text.info.encoder_id(), backend = %label, "text encoder: ONNX Runtime on the CPU")
+                }
+                Err(e) if want == "onnx" => {
+                    let why = format!("text encoder '{}': models.text_backend = \"onnx\" but {e}", cfg.text);
+                    tracing::error!("{why}");
+                    return Encoders::none(dir, &why);
+                }
+                Err(e) => tracing::warn!(error = %e, "text encoder: the ONNX graph cannot be used; Candle runs it"),
+            },
+            other => {
+                let why = format!("models.text_backend '{other}' is not one of auto, onnx, candle");
+                tracing::error!("{why}");
+                return Encoders::none(dir, &why);
+            }
+        }
         #[cfg(feature = "cuda")]
         if let Some(g) = gpu.filter(|g| g.text) {
             match text.use_gpu(g.ordinal, &g.math) {
@@ -94,7 +122,7 @@ impl Encoders {
         #[cfg(not(feature = "cuda"))]
         let _ = gpu;
         if !text.on_gpu() {
-            tracing::info!(encoder = %text.info.encoder_id(), device = "cpu", "text encoder ready (CPU)");
+            tracing::info!(encoder = %text.info.encoder_id(), device = "cpu", backend = text.cpu_backend(), "text encoder ready (CPU)");
         }
         let (image, image_problem) = if cfg.image.is_empty() {
             (None, Some("no image encoder configured (models.image is empty)".to_string()))

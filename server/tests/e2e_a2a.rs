@@ -465,8 +465,11 @@ fn a2a_grpc_binding_with_the_official_python_sdk() {
     let card: Value = serde_json::from_str(&body).unwrap();
     let port = server.addr.rsplit(':').next().unwrap();
     assert!(
-        card["supportedInterfaces"].as_array().unwrap().iter().any(|i| i["protocolBinding"] == "GRPC"
-            && i["url"].as_str().unwrap() == format!("127.0.0.1:{port}")),
+        card["supportedInterfaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["protocolBinding"] == "GRPC" && i["url"].as_str().unwrap() == format!("127.0.0.1:{port}")),
         "{card}"
     );
 

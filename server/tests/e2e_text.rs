@@ -40,6 +40,11 @@ fn ingest_folder_then_search_by_text_and_resume() {
     std::fs::write(media.join("noise.bin"), [0u8, 1, 2, 3, 255, 254]).unwrap();
 
     ok(&["collection", "create", "notes", "--multimodal"]);
+    // The default text encoder runs on ONNX Runtime (the graph the set-up built), and the
+    // opt-in int8 model is installed.
+    assert!(server.log_text().contains("text encoder: ONNX Runtime on the CPU"), "{}", server.log_text());
+    let models = String::from_utf8(ok(&["models", "list"])).unwrap();
+    assert!(models.contains("all-minilm-l6-v2-int8"), "{models}");
     let summary: Value = serde_json::from_slice(&ok(&["ingest", "notes", media.to_str().unwrap(), "--json"])).unwrap();
     assert_eq!(summary["ingested"], json!(4), "{summary}");
     assert_eq!(summary["failed"].as_array().unwrap().len(), 2, "{summary}");
