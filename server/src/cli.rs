@@ -462,17 +462,21 @@ pub fn run(server: &str, cmd: Cmd) -> Result<()> {
 fn parse_space(s: &str) -> Result<v1::SpaceSpec> {
     let parts: Vec<&str> = s.splitn(4, ':').collect();
     if parts.len() < 2 {
-        bail!("--space expects NAME:DIM[:METRIC[:INDEX]], got '{s}'");
+        bail!("--space expects NAME:DIM[:METRIC[:INDEX]] or NAME:MODEL[:METRIC[:INDEX]], got '{s}'");
     }
-    let dim: u32 =
-        parts[1].parse().with_context(|| format!("--space '{s}': dimension '{}' is not a number", parts[1]))?;
+    // NAME:DIM holds raw vectors; NAME:MODEL is bound to a loaded encoder (its dimension).
+    let (dim, encoder) = match parts[1].parse::<u32>() {
+        Ok(d) => (d, String::new()),
+        Err(_) if parts[1].chars().next().is_some_and(|c| c.is_ascii_alphabetic()) => (0, parts[1].to_string()),
+        Err(_) => bail!("--space '{s}': '{}' is neither a dimension nor a model name", parts[1]),
+    };
     let metric = parts.get(2).copied().unwrap_or("cosine");
     Ok(v1::SpaceSpec {
         name: parts[0].to_string(),
         dim,
         metric: metric_arg(metric)? as i32,
         index: parts.get(3).copied().unwrap_or(agentdb_engine::DEFAULT_INDEX).to_string(),
-        ..Default::default()
+        encoder,
     })
 }
 

@@ -504,6 +504,10 @@ pub struct ModelsConfig {
     /// A CLIP model folder (Hugging Face layout + agentdb-model.json; a name under `dir`
     /// or an absolute path), "" = none. Multimodal collections then get a `clip` space.
     pub clip: String,
+    /// A user's ONNX image encoder folder (`onnx-image` manifest and onnx-encoder.json, see
+    /// docs/MODELS.md; a name under `dir` or an absolute path), "" = none. Collections use it
+    /// through a space bound to it: `collection create NAME --space images:MODEL_NAME`.
+    pub onnx_image: String,
     /// Largest image batch. On the CPU one image at a time is fastest (batch 8 ran at
     /// ~0.8x the throughput of batch 1 in `agentdb bench media`, docs/PERFORMANCE.md).
     pub image_max_batch: usize,
@@ -523,6 +527,7 @@ impl Default for ModelsConfig {
             speech: "whisper-base".into(),
             vad: "silero-vad".into(),
             clip: String::new(),
+            onnx_image: String::new(),
             image_max_batch: 1,
             max_batch: 32,
             max_wait_ms: 2.0,

@@ -33,6 +33,9 @@ pub struct Encoders {
     pub speech_problem: Option<String>,
     /// A user-supplied CLIP model (`models.clip`): its own space, text and image towers.
     pub clip: Option<Arc<agentdb_models::clip::Clip>>,
+    /// A user-supplied ONNX image encoder (`models.onnx_image`): image vectors in spaces
+    /// bound to it (`collection create NAME --space images:MODEL`), searched by example.
+    pub onnx_image: Option<Arc<agentdb_models::onnx::OnnxImageEncoder>>,
     /// Tesseract OCR for text in images and keyframes (`ingest.ocr`).
     pub ocr: Option<Arc<agentdb_models::ocr::Ocr>>,
     /// Also OCR video keyframes.
@@ -50,6 +53,7 @@ impl Encoders {
             speech: None,
             speech_problem: Some(why.to_string()),
             clip: None,
+            onnx_image: None,
             ocr: None,
             ocr_keyframes: false,
         }
@@ -193,6 +197,25 @@ impl Encoders {
                 }
             }
         };
+        let onnx_image = if cfg.onnx_image.is_empty() {
+            None
+        } else {
+            let p = if std::path::Path::new(&cfg.onnx_image).is_absolute() {
+                cfg.onnx_image.clone().into()
+            } else {
+                dir.join(&cfg.onnx_image)
+            };
+            match registry::read_model(&p).and_then(|info| agentdb_models::onnx::OnnxImageEncoder::load(info, &dir)) {
+                Ok(e) => {
+                    tracing::info!(encoder = %e.info.encoder_id(), dim = e.dim(), "ONNX image encoder ready (ONNX Runtime, CPU): bind a space to it with --space NAME:{}", e.info.manifest.name);
+                    Some(Arc::new(e))
+                }
+                Err(e) => {
+                    tracing::error!(path = %p.display(), error = %e, "ONNX image encoder configured but not loaded");
+                    None
+                }
+            }
+        };
         Encoders {
             dir,
             text: Some(Arc::new(TextService::new(text, batch))),
@@ -202,6 +225,7 @@ impl Encoders {
             speech,
             speech_problem,
             clip,
+            onnx_image,
             ocr: None,
             ocr_keyframes: false,
         }
@@ -282,7 +306,24 @@ impl Encoders {
             v.push(s.vad_info.encoder_id());
         }
         v.extend(self.clip.iter().map(|c| c.info.encoder_id()));
+        v.extend(self.onnx_image.iter().map(|o| o.info.encoder_id()));
         v
+    }
+
+    /// A space bound by model name (`--space NAME:MODEL`): the loaded encoder's id and
+    /// dimension, if a loaded encoder has that name.
+    pub fn by_name(&self, name: &str) -> Option<(String, usize)> {
+        let mut all: Vec<(String, String, usize)> = Vec::new();
+        if let Some(t) = &self.text {
+            all.push((t.encoder.info.manifest.name.clone(), t.encoder_id(), t.dim()));
+        }
+        if let Some(c) = &self.clip {
+            all.push((c.info.manifest.name.clone(), c.info.encoder_id(), c.dim()));
+        }
+        if let Some(o) = &self.onnx_image {
+            all.push((o.info.manifest.name.clone(), o.info.encoder_id(), o.dim()));
+        }
+        all.into_iter().find(|(n, _, _)| n == name).map(|(_, id, dim)| (id, dim))
     }
 
     /// `whisper-base@…>all-minilm-l6-v2@…`: transcripts embedded by the text encoder.
@@ -298,6 +339,13 @@ impl Encoders {
             let id = c.info.encoder_id();
             if id == fam {
                 return Some(id);
+            }
+        }
+        if let Some(o) = &self.onnx_image {
+            // An image encoder alone: images (and keyframes) only.
+            let id = o.info.encoder_id();
+            if id == fam {
+                return (modality == Modal::Image).then_some(id);
             }
         }
         let id = match modality {
@@ -333,6 +381,9 @@ impl Encoders {
     ) -> Result<Vec<(Vec<f32>, Labels)>, crate::status::ApiError> {
         if let Some(c) = self.is_clip(id) {
             return Ok(c.embed_images(images)?.into_iter().map(|v| (v, Vec::new())).collect());
+        }
+        if let Some(o) = self.onnx_image.as_deref().filter(|o| o.info.encoder_id() == embedding_family(id)) {
+            return Ok(o.embed_images(images)?.into_iter().map(|v| (v, Vec::new())).collect());
         }
         Ok(self.image()?.embed_images_blocking(images)?.into_iter().map(|e| (e.vector, e.labels)).collect())
     }

@@ -239,12 +239,30 @@ impl v1::collections_server::Collections for Services {
         need(&r.name, "collection name")?;
         internal_name(&r.name)?;
         self.security.authorize(principal.as_ref(), Action::Admin, &r.name, "CreateCollection")?;
-        let mut spaces = r
-            .spaces
-            .into_iter()
-            .map(space_from_wire)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| to_status(e.into()))?;
+        // A space bound by model name (`--space images:MODEL`, no dimension): the loaded
+        // encoder's id and dimension.
+        let mut wire = r.spaces;
+        for s in &mut wire {
+            if !s.encoder.is_empty() && !s.encoder.contains('@') {
+                let (id, dim) = self.encoders.by_name(&s.encoder).ok_or_else(|| {
+                    Status::invalid_argument(format!(
+                        "space '{}': no loaded encoder is called '{}' (loaded: {})",
+                        s.name,
+                        s.encoder,
+                        self.encoders.loaded_ids().join(", ")
+                    ))
+                })?;
+                if s.dim != 0 && s.dim as usize != dim {
+                    return Err(Status::invalid_argument(format!(
+                        "space '{}': encoder '{}' gives {dim} dimensions, not {}",
+                        s.name, s.encoder, s.dim
+                    )));
+                }
+                (s.encoder, s.dim) = (id, dim as u32);
+            }
+        }
+        let mut spaces =
+            wire.into_iter().map(space_from_wire).collect::<Result<Vec<_>, _>>().map_err(|e| to_status(e.into()))?;
         if r.multimodal {
             spaces.extend(self.encoders.multimodal_spaces()?);
         }
@@ -715,9 +733,17 @@ impl v1::items_server::Items for Services {
 impl v1::models_server::Models for Services {
     async fn list(&self, _req: Request<v1::ListModelsRequest>) -> Result<Response<v1::ListModelsResponse>, Status> {
         let loaded = self.encoders.loaded_ids();
-        let models = self
-            .encoders
-            .installed()
+        let mut infos = self.encoders.installed();
+        // Models loaded from outside the models folder (an absolute `models.clip` or
+        // `models.onnx_image` path) are listed too.
+        let extra = self.encoders.clip.iter().map(|c| c.info.clone());
+        let extra = extra.chain(self.encoders.onnx_image.iter().map(|o| o.info.clone())).collect::<Vec<_>>();
+        for m in extra {
+            if !infos.iter().any(|i| i.encoder_id() == m.encoder_id()) {
+                infos.push(m);
+            }
+        }
+        let models = infos
             .into_iter()
             .map(|m| {
                 let id = m.encoder_id();

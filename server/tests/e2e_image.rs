@@ -166,3 +166,47 @@ fn ingest_photos_then_search_by_text_and_by_example() {
         assert!(payload["encoder"].as_str().unwrap().starts_with("efficientnet-lite0@"));
     });
 }
+
+/// A user's ONNX image encoder (`models.onnx_image`; here the tiny graph the models
+/// crate's ONNX tests use) serves a space bound to it by name: photos are embedded into it
+/// and found by example; text cannot go there, and the errors say why.
+#[test]
+fn a_user_onnx_image_encoder_serves_a_space_bound_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/tests/fixtures/onnx/image-nchw");
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--set", &format!("models.onnx_image={fixture}"), "--set", "ingest.ocr=false"],
+    );
+    let ok = |args: &[&str]| server.ok(args);
+    ok(&["collection", "create", "pics", "--space", "images:tiny-onnx-image", "--no-keyword"]);
+    let info = String::from_utf8(ok(&["collection", "describe", "pics", "--json"])).unwrap();
+    assert!(info.contains("tiny-onnx-image@0.0.1") && info.contains("\"dim\":8"), "{info}");
+    let out = server.cli(&["collection", "create", "bad", "--space", "v:no-such-model"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("no loaded encoder is called 'no-such-model'"), "{err}");
+
+    let media = dir.path().join("media");
+    std::fs::create_dir_all(&media).unwrap();
+    let p = photos();
+    for f in ["chelsea.png", "coffee.png", "rocket.jpg", "horse.png"] {
+        std::fs::copy(p.join(f), media.join(f)).unwrap();
+    }
+    std::fs::write(media.join("note.txt"), "A note about espresso machines.").unwrap();
+    let s: serde_json::Value =
+        serde_json::from_slice(&ok(&["ingest", "pics", media.to_str().unwrap(), "--json"])).unwrap();
+    assert_eq!(s["ingested"], serde_json::json!(4), "{s}");
+    let failed = s["failed"].to_string();
+    assert!(failed.contains("note.txt") && failed.contains("no loaded text encoder"), "{failed}");
+    // Each photo finds itself first.
+    for f in ["coffee.png", "horse.png"] {
+        let hits =
+            json_lines(&ok(&["search", "pics", "--image", media.join(f).to_str().unwrap(), "--json", "--top-k", "4"]));
+        assert!(hits[0]["source"].as_str().unwrap().ends_with(f), "{f}: {hits:#?}");
+        assert!(hits[0]["score"].as_f64().unwrap() > 0.0);
+    }
+    let out = server.cli(&["search", "pics", "--text", "a cat"]);
+    assert!(!out.status.success(), "a text query has no space here");
+    let models = String::from_utf8(ok(&["models", "list"])).unwrap();
+    assert!(models.contains("tiny-onnx-image"), "{models}");
+}
