@@ -150,7 +150,7 @@ impl IngestSummary {
     }
 }
 
-fn orch_status(e: OrchError) -> Status {
+pub(crate) fn orch_status(e: OrchError) -> Status {
     match e {
         OrchError::Invalid(m) => Status::invalid_argument(m),
         OrchError::NotFound(m) => Status::not_found(m),
@@ -162,7 +162,7 @@ fn orch_status(e: OrchError) -> Status {
 }
 
 /// Engine work (an fsync per change) runs on the blocking pool.
-async fn blocking<T, F>(f: F) -> Result<T, Status>
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T, Status>
 where
     F: FnOnce() -> Result<T, OrchError> + Send + 'static,
     T: Send + 'static,

@@ -50,6 +50,10 @@ pub struct WorkflowsConfig {
     /// Weight per agent in the fair queue (default 1): an agent with weight 3 gets three
     /// run slots for each one of an agent with weight 1 when both have runs waiting.
     pub agent_weights: HashMap<String, u32>,
+    /// The bearer token `call_agent` sends to an agent, per agent name: `env:VAR` (an
+    /// environment variable of the server) or `file:/path` (its first line). Agents not
+    /// named here are called without credentials.
+    pub agent_credentials: HashMap<String, String>,
 }
 
 impl Default for WorkflowsConfig {
@@ -61,28 +65,12 @@ impl Default for WorkflowsConfig {
             ingest_dirs: Vec::new(),
             a2a_poll_interval_ms: 250,
             agent_weights: HashMap::new(),
+            agent_credentials: HashMap::new(),
         }
     }
 }
 
-fn orch_status(e: OrchError) -> Status {
-    match e {
-        OrchError::Invalid(m) => Status::invalid_argument(m),
-        OrchError::NotFound(m) => Status::not_found(m),
-        OrchError::AlreadyExists(m) => Status::already_exists(m),
-        OrchError::FailedPrecondition(m) => Status::failed_precondition(m),
-        OrchError::LimitExceeded(m) => Status::resource_exhausted(m),
-        OrchError::Engine(e) => Status::internal(e.to_string()),
-    }
-}
-
-async fn blocking<T, F>(f: F) -> Result<T, Status>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Result<T, OrchError> + Send + 'static,
-{
-    tokio::task::spawn_blocking(f).await.map_err(|e| Status::internal(e.to_string()))?.map_err(orch_status)
-}
+use crate::orchestration::{blocking, orch_status};
 
 /// How long a step may take to wind down after a cancel (or, for `call_agent`, past its
 /// time-out) before it is dropped.
@@ -533,11 +521,17 @@ impl Workflows {
             m.entry("workflow")
                 .or_insert_with(|| json!({ "workflow": ctx.workflow, "run": ctx.run, "step": ctx.step }));
         }
+        let bearer = match self.cfg.agent_credentials.get(name) {
+            None => None,
+            Some(src) => {
+                Some(credential(src).map_err(|e| format!("call_agent: workflows.agent_credentials.{name}: {e}"))?)
+            }
+        };
         let req = crate::a2a_client::CallRequest {
             endpoint: card.endpoint.clone(),
             text,
             data,
-            bearer: None,
+            bearer,
             timeout: Duration::from_millis(timeout_ms),
             poll_interval: Duration::from_millis(self.cfg.a2a_poll_interval_ms.max(10)),
         };
@@ -753,6 +747,22 @@ impl Workflows {
             }
         }
     }
+}
+
+/// A credential from `env:VAR` or `file:/path` (never the secret in the configuration).
+fn credential(src: &str) -> Result<String, String> {
+    let v = if let Some(var) = src.strip_prefix("env:") {
+        std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))?
+    } else if let Some(path) = src.strip_prefix("file:") {
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?
+    } else {
+        return Err("must be env:VAR or file:/path".into());
+    };
+    let v = v.lines().next().unwrap_or("").trim().to_string();
+    if v.is_empty() {
+        return Err(format!("{src} is empty"));
+    }
+    Ok(v)
 }
 
 struct StepCtx {
@@ -1328,6 +1338,20 @@ async fn follow(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_come_from_a_file_or_the_environment_never_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("token");
+        std::fs::write(&f, "adb_abc_def\nignored").unwrap();
+        assert_eq!(credential(&format!("file:{}", f.display())).unwrap(), "adb_abc_def");
+        std::env::set_var("AGENTDB_TEST_WF_CREDENTIAL", " tok ");
+        assert_eq!(credential("env:AGENTDB_TEST_WF_CREDENTIAL").unwrap(), "tok");
+        assert!(credential("env:AGENTDB_TEST_WF_NOT_SET").unwrap_err().contains("is not set"));
+        assert!(credential("adb_literal").unwrap_err().contains("env:VAR or file:/path"));
+        std::fs::write(&f, "\n").unwrap();
+        assert!(credential(&format!("file:{}", f.display())).unwrap_err().contains("empty"));
+    }
 
     #[test]
     fn filter_keeps_scores_and_fields() {

@@ -217,9 +217,14 @@ fn agents_over_a2a_retries_timeouts_and_failure_events() {
     let agent = Agent::start(&state);
     // A second AgentDB is an agent too: its A2A endpoint remembers and recalls.
     let peer_dir = dir.path().join("peer");
-    let peer = Server::start(&peer_dir, &["--set", "http_listen=127.0.0.1:0"]);
+    // It requires an API key: the workflow engine sends the one configured for that agent.
+    let peer = Server::start(&peer_dir, &["--set", "http_listen=127.0.0.1:0", "--set", "security.auth=api_key"]);
     let peer_http = peer.http_addr.clone().unwrap();
-    let server = Server::start(&dir.path().join("data"), &[]);
+    let key_file = peer_dir.join("security/bootstrap-admin.key");
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--set", &format!("workflows.agent_credentials.peer=file:{}", key_file.display())],
+    );
     server.ok(&["agent", "register", "sdk-agent", "--endpoint", &agent.endpoint()]);
     server.ok(&["agent", "register", "peer", "--endpoint", &format!("http://{peer_http}/a2a")]);
     server.ok(&["agent", "register", "away", "--endpoint", &agent.endpoint()]);
