@@ -849,6 +849,17 @@ impl Config {
         if !(self.gpu.memory_fraction > 0.0 && self.gpu.memory_fraction <= 1.0) {
             bail!("gpu.memory_fraction must be in (0, 1], got {}", self.gpu.memory_fraction);
         }
+        if !["auto", "onnx", "candle"].contains(&self.models.text_backend.as_str()) {
+            bail!("models.text_backend must be auto, onnx or candle, got '{}'", self.models.text_backend);
+        }
+        for (agent, src) in &self.workflows.agent_credentials {
+            if !(src.starts_with("env:") || src.starts_with("file:")) {
+                bail!("workflows.agent_credentials.{agent} must be env:VAR or file:/path (not the token itself)");
+            }
+        }
+        if self.workflows.max_concurrent_runs == 0 {
+            bail!("workflows.max_concurrent_runs must be at least 1");
+        }
         Ok(())
     }
 
@@ -929,6 +940,11 @@ mod tests {
         let err = Config::load(None, std::iter::once(("AGENTDB_NOPE".into(), "1".into())), &[]).unwrap_err();
         assert!(format!("{err:#}").contains("unknown configuration key 'nope'"));
         assert!(Config::load(None, std::iter::empty(), &["storage.flush_rows=0".into()]).is_err());
+        let bad = |kv: &str| format!("{:#}", Config::load(None, std::iter::empty(), &[kv.into()]).unwrap_err());
+        assert!(bad("models.text_backend=tpu").contains("auto, onnx or candle"));
+        assert!(bad("workflows.agent_credentials.peer=adb_secret").contains("env:VAR or file:/path"));
+        let c = Config::load(None, std::iter::empty(), &["workflows.agent_credentials.peer=env:X".into()]).unwrap();
+        assert_eq!(c.workflows.agent_credentials["peer"], "env:X");
     }
 
     #[test]
