@@ -36,6 +36,9 @@ pub enum BenchCmd {
     /// Agents and event subscriptions at scale against a running server: registration
     /// rate, resident memory per idle agent and per subscription, delivery to all.
     Agents(crate::bench_agents::AgentsBench),
+    /// The workflow engine's overhead against a running server: runs of no-op steps,
+    /// runs/s, persisted records/s and queue-to-finish latency.
+    Workflows(crate::bench_workflows::WorkflowsBench),
 }
 
 #[derive(Args, Clone)]
@@ -191,6 +194,10 @@ pub fn run(server: &str, cmd: BenchCmd) -> Result<()> {
         BenchCmd::Agents(b) => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(crate::bench_agents::agents_bench(server, b))
+        }
+        BenchCmd::Workflows(b) => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(crate::bench_workflows::workflows_bench(server, b))
         }
         BenchCmd::Hybrid(b) => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

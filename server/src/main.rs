@@ -8,6 +8,7 @@ mod anomaly;
 mod bench;
 mod bench_agents;
 mod bench_hybrid;
+mod bench_workflows;
 mod cli;
 mod cli_ingest;
 mod config;
