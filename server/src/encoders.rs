@@ -179,12 +179,7 @@ impl Encoders {
         let clip = if cfg.clip.is_empty() {
             None
         } else {
-            // A folder name under the models folder, or a path.
-            let p = if std::path::Path::new(&cfg.clip).is_absolute() {
-                cfg.clip.clone().into()
-            } else {
-                dir.join(&cfg.clip)
-            };
+            let p = model_path(&dir, &cfg.clip);
             match registry::read_model(&p).and_then(agentdb_models::clip::Clip::load) {
                 Ok(c) => {
                     tracing::info!(encoder = %c.info.encoder_id(), dim = c.dim(), device = "cpu", "CLIP ready (CPU): text and image towers in their own space");
@@ -200,11 +195,7 @@ impl Encoders {
         let onnx_image = if cfg.onnx_image.is_empty() {
             None
         } else {
-            let p = if std::path::Path::new(&cfg.onnx_image).is_absolute() {
-                cfg.onnx_image.clone().into()
-            } else {
-                dir.join(&cfg.onnx_image)
-            };
+            let p = model_path(&dir, &cfg.onnx_image);
             match registry::read_model(&p).and_then(|info| agentdb_models::onnx::OnnxImageEncoder::load(info, &dir)) {
                 Ok(e) => {
                     tracing::info!(encoder = %e.info.encoder_id(), dim = e.dim(), "ONNX image encoder ready (ONNX Runtime, CPU): bind a space to it with --space NAME:{}", e.info.manifest.name);
@@ -386,6 +377,15 @@ impl Encoders {
             return Ok(o.embed_images(images)?.into_iter().map(|v| (v, Vec::new())).collect());
         }
         Ok(self.image()?.embed_images_blocking(images)?.into_iter().map(|e| (e.vector, e.labels)).collect())
+    }
+}
+
+/// A configured model folder: a name under the models folder, or an absolute path.
+fn model_path(dir: &std::path::Path, name: &str) -> PathBuf {
+    if std::path::Path::new(name).is_absolute() {
+        name.into()
+    } else {
+        dir.join(name)
     }
 }
 
