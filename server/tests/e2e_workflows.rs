@@ -383,25 +383,44 @@ fn runs_resume_after_kill9_and_cancel() {
 fn a_flooding_agent_does_not_starve_a_quiet_one_and_priority_goes_first() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &["--set", "workflows.max_concurrent_runs=1"]);
-    apply(&server, dir.path(), "name: work\nsteps:\n  - {id: s, sleep: 300ms}\n");
-    // Submitted over one connection, faster than they run: a queue builds up.
+    apply(&server, dir.path(), "name: work\nsteps:\n  - {id: s, sleep: 50ms}\n");
+    // A run that holds the only slot until we publish its event, so that everything
+    // below is queued whatever the machine's speed.
+    apply(
+        &server,
+        dir.path(),
+        "name: hold\nsteps:\n  - id: w\n    wait_event: {topic: alerts, kind: test.release}\n    timeout: 60s\n",
+    );
+    let holder = run_id(&server, &["hold", "--agent", "holder"]);
+    wait_run(&server, &holder, Duration::from_secs(10), |r| step(r, "w")["state"] == "running");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (busy, quiet, urgent) = rt.block_on(async {
         let ch = tonic::transport::Channel::from_shared(server.url()).unwrap().connect().await.unwrap();
-        let mut c = v1::workflows_client::WorkflowsClient::new(ch);
+        let c = v1::workflows_client::WorkflowsClient::new(ch.clone());
         let run = |agent: &str, priority: Option<i32>| {
             let req =
                 v1::RunWorkflowRequest { name: "work".into(), agent: agent.into(), priority, ..Default::default() };
             let mut c = c.clone();
             async move { c.run(req).await.unwrap().into_inner().run.unwrap().id }
         };
+        // The busy agent floods first; then the quiet agent's one run; then an urgent one.
         let mut busy = Vec::new();
         for _ in 0..12 {
             busy.push(run("busy", None).await);
         }
         let quiet = run("quiet", None).await;
         let urgent = run("busy", Some(10)).await;
-        let _ = &mut c;
+        v1::events_client::EventsClient::new(ch)
+            .publish(v1::PublishRequest {
+                events: vec![v1::PublishEvent {
+                    topic: "alerts".into(),
+                    kind: "test.release".into(),
+                    subject: "slot".into(),
+                    data_json: "{}".into(),
+                }],
+            })
+            .await
+            .unwrap();
         (busy, quiet, urgent)
     });
     for id in busy.iter().chain([&quiet, &urgent]) {
@@ -414,10 +433,10 @@ fn a_flooding_agent_does_not_starve_a_quiet_one_and_priority_goes_first() {
         .collect();
     order.sort();
     let pos = |id: &str| order.iter().position(|(_, x)| x == id).unwrap();
-    // One busy run had the slot when the others were queued; the quiet agent's run goes
-    // next but one at the latest, not after the eleven queued busy runs.
-    assert!(pos(&quiet) <= 3, "quiet ran at position {} of {}: {order:?}", pos(&quiet), order.len());
-    assert!(pos(&urgent) <= 2, "priority 10 ran at position {}", pos(&urgent));
+    // Priority first; then the agents take turns: one busy run, then the quiet agent's,
+    // not after the twelve queued busy runs.
+    assert_eq!(pos(&urgent), 0, "priority 10 ran at position {}: {order:?}", pos(&urgent));
+    assert!(pos(&quiet) <= 2, "quiet ran at position {} of {}: {order:?}", pos(&quiet), order.len());
 }
 
 #[test]
