@@ -258,7 +258,7 @@ steps:
   - id: flaky
     needs: [echo]
     call_agent: { agent: sdk-agent, text: "flaky 2 tag1" }
-    retry: { max_attempts: 3, backoff: 2s, factor: 1 }
+    retry: { max_attempts: 6, backoff: 2s, factor: 1 }
 "#,
     );
     let out = server.cli(&["workflow", "run", "delegate", "--wait", "--json"]);
@@ -271,9 +271,13 @@ steps:
     let hit = &step(&r, "recall")["output"]["data"][0]["hits"][0];
     assert!(hit["text"].as_str().unwrap().contains("lighthouse keeper"), "{r:#}");
     // The agent crashed mid-task twice (restarted by its supervisor); the third attempt completed.
+    // (An attempt while the agent is still restarting fails too, unreachable: on a loaded
+    // machine there may be more than three attempts.)
     let f = step(&r, "flaky");
-    assert_eq!(f["attempts"], 3, "{r:#}");
-    assert_eq!(f["attempt_errors"].as_array().unwrap().len(), 2);
+    let attempts = f["attempts"].as_u64().unwrap();
+    assert!(attempts >= 3, "{r:#}");
+    assert_eq!(f["attempt_errors"].as_array().unwrap().len() as u64, attempts - 1);
+    assert!(f["attempt_errors"][0].as_str().unwrap().contains("agent 'sdk-agent'"), "{r:#}");
     assert!(f["output"]["text"].as_str().unwrap().contains("ok after 2 failures"), "{r:#}");
     assert!(agent.restarts.load(Ordering::Relaxed) >= 2);
 
