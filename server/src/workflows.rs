@@ -165,13 +165,17 @@ impl Workflows {
         let max = self.cfg.max_concurrent_runs.max(1);
         loop {
             loop {
-                if self.live.lock().len() >= max {
+                // Taken from the queue and marked live under the live lock, so a cancel
+                // finds the run in one place or the other (lock order: live, then queue).
+                let mut live = self.live.lock();
+                if live.len() >= max {
                     break;
                 }
                 let next = self.queue.lock().pop(|a| self.weight(a));
                 let Some((_, id)) = next else { break };
                 let (tx, rx) = tokio::sync::watch::channel(false);
-                self.live.lock().insert(id.clone(), Live { cancel: tx });
+                live.insert(id.clone(), Live { cancel: tx });
+                drop(live);
                 let me = self.clone();
                 tokio::spawn(async move {
                     let span = tracing::info_span!("workflow.run", run = %id);
@@ -633,13 +637,17 @@ impl Workflows {
         if run.state.terminal() {
             return Err(Status::failed_precondition(format!("run '{id}' is {} already", run.state.as_str())));
         }
-        if let Some(l) = self.live.lock().get(id) {
-            let _ = l.cancel.send(true);
-            run.cancel_requested = true;
-            return Ok(run);
+        {
+            let live = self.live.lock();
+            if let Some(l) = live.get(id) {
+                let _ = l.cancel.send(true);
+                run.cancel_requested = true;
+                return Ok(run);
+            }
+            // Queued: take it out of the queue (under the live lock: the dispatcher cannot
+            // start it meanwhile) and finish it here.
+            self.queue.lock().retain(|r| r != id);
         }
-        // Queued: take it out of the queue and finish it here.
-        self.queue.lock().retain(|r| r != id);
         run.cancel_requested = true;
         if let Ok(v) = self.store.get(&run.workflow, run.version) {
             run.settle(&v.definition, now_ms());

@@ -398,7 +398,7 @@ fn a_flooding_agent_does_not_starve_a_quiet_one_and_priority_goes_first() {
     let holder = run_id(&server, &["hold", "--agent", "holder"]);
     wait_run(&server, &holder, Duration::from_secs(10), |r| step(r, "w")["state"] == "running");
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (busy, quiet, urgent) = rt.block_on(async {
+    let (busy, quiet, urgent, gone) = rt.block_on(async {
         let ch = tonic::transport::Channel::from_shared(server.url()).unwrap().connect().await.unwrap();
         let c = v1::workflows_client::WorkflowsClient::new(ch.clone());
         let run = |agent: &str, priority: Option<i32>| {
@@ -414,6 +414,10 @@ fn a_flooding_agent_does_not_starve_a_quiet_one_and_priority_goes_first() {
         }
         let quiet = run("quiet", None).await;
         let urgent = run("busy", Some(10)).await;
+        // A queued run canceled before it got a slot never starts.
+        let gone = busy.pop().unwrap();
+        let r = c.clone().cancel(v1::CancelWorkflowRunRequest { id: gone.clone() }).await.unwrap().into_inner();
+        assert_eq!(r.run.unwrap().state, "canceled");
         v1::events_client::EventsClient::new(ch)
             .publish(v1::PublishRequest {
                 events: vec![v1::PublishEvent {
@@ -425,11 +429,13 @@ fn a_flooding_agent_does_not_starve_a_quiet_one_and_priority_goes_first() {
             })
             .await
             .unwrap();
-        (busy, quiet, urgent)
+        (busy, quiet, urgent, gone)
     });
     for id in busy.iter().chain([&quiet, &urgent]) {
         wait_run(&server, id, Duration::from_secs(60), finished);
     }
+    assert_eq!(status(&server, &gone)["started_unix_ms"], 0);
+    assert_eq!(status(&server, &gone)["steps"][0]["state"], "canceled");
     let mut order: Vec<(u64, String)> = busy
         .iter()
         .chain([&quiet, &urgent])
