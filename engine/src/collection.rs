@@ -335,6 +335,18 @@ impl Collection {
     pub fn open(dir: &Path, options: CollectionOptions) -> Result<Collection> {
         let manifest = Manifest::read(dir, options.cipher.as_deref())?;
         let spec = manifest.spec.clone();
+        // A stored index description is checked like a new one (grammar and bounds,
+        // no FAISS call): one that FAISS would crash on at the next flush makes the
+        // collection unservable instead of crashing the server again at every start.
+        for s in &spec.spaces {
+            crate::index_desc::validate(&s.index, s.dim, s.metric).map_err(|e| {
+                Error::invalid(format!(
+                    "{}: space '{}' has an index description this version refuses: {e}",
+                    dir.join(crate::manifest::FILE).display(),
+                    s.name
+                ))
+            })?;
+        }
         let segments_dir = dir.join("segments");
         std::fs::create_dir_all(&segments_dir).map_err(|e| Error::io(&segments_dir, e))?;
         // Leftovers of a flush or compaction that crashed before the manifest switch.

@@ -19,6 +19,9 @@ pub struct Database {
     dir: PathBuf,
     options: CollectionOptions,
     collections: RwLock<BTreeMap<String, Arc<Collection>>>,
+    /// Collections whose folder could not be opened at start (name -> reason, which
+    /// names the file): not served, never maintained, droppable.
+    damaged: RwLock<BTreeMap<String, String>>,
     /// Serialises create and drop.
     ddl: Mutex<()>,
     _lock: File,
@@ -61,7 +64,11 @@ impl Database {
 
     /// Open the data directory with an optional encryption master key (see `crypto`):
     /// the key is checked against the KEYRING before any collection is read or any file
-    /// changed; a fresh directory opened with a key becomes encrypted.
+    /// changed; a fresh directory opened with a key becomes encrypted. A wrong or
+    /// missing key fails the whole open; a collection that fails to open (a corrupted
+    /// or undecryptable file, an index description this version refuses, an unreadable
+    /// manifest) is logged, left on disk and reported by [`Database::damaged`], and the
+    /// others are served.
     pub fn open_with_key(dir: &Path, mut options: CollectionOptions, key: Option<&MasterKey>) -> Result<Arc<Database>> {
         fs::create_dir_all(dir.join("collections")).map_err(|e| Error::io(dir, e))?;
         let lock = acquire_lock(dir)?;
@@ -72,6 +79,7 @@ impl Database {
             .any(|e| !e.file_name().to_string_lossy().starts_with('.'));
         options.cipher = crypto::open_keyring(dir, key, has_data)?;
         let mut collections = BTreeMap::new();
+        let mut damaged = BTreeMap::new();
         for e in fs::read_dir(&cdir).map_err(|e| Error::io(&cdir, e))? {
             let e = e.map_err(|e| Error::io(&cdir, e))?;
             let name = e.file_name().to_string_lossy().to_string();
@@ -81,13 +89,27 @@ impl Database {
                 let _ = fs::remove_dir_all(e.path());
                 continue;
             }
-            let c = Collection::open(&e.path(), options.clone())?;
-            collections.insert(name, Arc::new(c));
+            match Collection::open(&e.path(), options.clone()) {
+                Ok(c) => {
+                    collections.insert(name, Arc::new(c));
+                }
+                Err(err) => {
+                    let reason = err.to_string();
+                    tracing::error!(
+                        collection = %name,
+                        dir = %e.path().display(),
+                        reason = %reason,
+                        "collection cannot be opened: it is damaged and will not be served (drop it to remove it)"
+                    );
+                    damaged.insert(name, reason);
+                }
+            }
         }
         let db = Arc::new(Database {
             dir: dir.to_path_buf(),
             options,
             collections: RwLock::new(collections),
+            damaged: RwLock::new(damaged),
             ddl: Mutex::new(()),
             _lock: lock,
             stop: Arc::new((Mutex::new(false), Condvar::new())),
@@ -157,6 +179,12 @@ impl Database {
         if self.collections.read().contains_key(&spec.name) {
             return Err(Error::CollectionExists(spec.name));
         }
+        if let Some(reason) = self.damaged.read().get(&spec.name) {
+            return Err(Error::CollectionDamaged {
+                reason: format!("{reason} (the name exists (damaged); drop the collection to reuse it)"),
+                name: spec.name,
+            });
+        }
         let cdir = self.dir.join("collections");
         let tmp = cdir.join(format!(".tmp-{}-{}", spec.name, uuid::Uuid::new_v4().simple()));
         let name = spec.name.clone();
@@ -170,15 +198,29 @@ impl Database {
         Ok(c)
     }
 
+    /// Drop a collection: its folder is moved aside, then removed. A damaged collection
+    /// may be dropped too (that is how an operator clears it).
     pub fn drop_collection(&self, name: &str) -> Result<()> {
         let _g = self.ddl.lock();
+        let cdir = self.dir.join("collections");
+        if self.damaged.read().contains_key(name) {
+            let dir = cdir.join(name);
+            let gone = cdir.join(format!(".dropped-{}-{}", name, uuid::Uuid::new_v4().simple()));
+            fs::rename(&dir, &gone).map_err(|e| Error::io(&dir, e))?;
+            crate::codec::fsync_dir(&cdir)?;
+            self.damaged.write().remove(name);
+            tracing::info!(collection = %name, "damaged collection dropped");
+            if let Err(e) = fs::remove_dir_all(&gone) {
+                tracing::warn!(dir = %gone.display(), error = %e, "could not remove dropped collection; it will be removed at next start");
+            }
+            return Ok(());
+        }
         let c = self.collections.write().remove(name).ok_or_else(|| Error::CollectionNotFound(name.to_string()))?;
         c.dropped.store(true, Ordering::Release);
         // Wait for maintenance and in-flight writes to finish before moving files, taking
         // the locks in the order every other path does (maintenance, WAL, state).
         let _m = c.maintenance.lock();
         let _w = c.wal.lock();
-        let cdir = self.dir.join("collections");
         let gone = cdir.join(format!(".dropped-{}-{}", name, uuid::Uuid::new_v4().simple()));
         fs::rename(&c.dir, &gone).map_err(|e| Error::io(&c.dir, e))?;
         crate::codec::fsync_dir(&cdir)?;
@@ -189,7 +231,18 @@ impl Database {
     }
 
     pub fn collection(&self, name: &str) -> Result<Arc<Collection>> {
-        self.collections.read().get(name).cloned().ok_or_else(|| Error::CollectionNotFound(name.to_string()))
+        if let Some(c) = self.collections.read().get(name) {
+            return Ok(c.clone());
+        }
+        match self.damaged.read().get(name) {
+            Some(reason) => Err(Error::CollectionDamaged { name: name.to_string(), reason: reason.clone() }),
+            None => Err(Error::CollectionNotFound(name.to_string())),
+        }
+    }
+
+    /// Collections that failed to open at start and are not served: (name, reason).
+    pub fn damaged(&self) -> Vec<(String, String)> {
+        self.damaged.read().iter().map(|(n, r)| (n.clone(), r.clone())).collect()
     }
 
     pub fn collections(&self) -> Vec<Arc<Collection>> {
@@ -311,6 +364,11 @@ mod tests {
         let got = c.get(&ids, true).unwrap();
         assert_eq!(got.len(), 30);
         assert_eq!(got[25].payload, serde_json::json!({"text": "MARKERPAYLOAD25"}));
+        let healthy = db.create_collection(CollectionSpec { name: "healthy".into(), ..spec() }).unwrap();
+        healthy.upsert((0..5).map(item).collect()).unwrap();
+        assert!(healthy.flush().unwrap());
+        drop((c, healthy));
+        db.close();
         drop(db);
 
         // Tampering with a segment file is reported as corruption, never a panic.
@@ -321,9 +379,78 @@ mod tests {
         let crc = crc32c::crc32c(&data[..n - 4]);
         data[n - 4..].copy_from_slice(&crc.to_le_bytes());
         fs::write(&ids_file, &data).unwrap();
-        let err =
-            Database::open_with_key(dir.path(), CollectionOptions::default(), Some(&k2)).err().unwrap().to_string();
-        assert!(err.contains("corrupted file") && err.contains("decryption failed"), "{err}");
+        // The damaged collection is reported and not served; the healthy one is.
+        let db = Database::open_with_key(dir.path(), CollectionOptions::default(), Some(&k2)).unwrap();
+        let damaged = db.damaged();
+        assert_eq!(damaged.len(), 1, "{damaged:?}");
+        let (name, reason) = &damaged[0];
+        assert_eq!(name, "secret-col");
+        assert!(reason.contains("corrupted file") && reason.contains("decryption failed"), "{reason}");
+        assert!(reason.contains("ids.bin"), "the reason names the file: {reason}");
+        let err = db.collection("secret-col").unwrap_err();
+        assert!(matches!(err, Error::CollectionDamaged { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.starts_with("collection 'secret-col' is damaged and not served: corrupted file"), "{msg}");
+        assert!(db.collections().iter().all(|c| c.name() != "secret-col"), "not served, not maintained");
+        let h = db.collection("healthy").unwrap();
+        assert_eq!(h.get(&["MARKERID3".to_string()], true).unwrap().len(), 1);
+        assert!(matches!(db.collection("nope").unwrap_err(), Error::CollectionNotFound(_)));
+        // Its name stays taken until an operator drops it; then it can be created anew.
+        let err = db.create_collection(spec()).unwrap_err();
+        assert!(matches!(err, Error::CollectionDamaged { .. }), "{err:?}");
+        assert!(err.to_string().contains("exists (damaged)"), "{err}");
+        db.drop_collection("secret-col").unwrap();
+        assert!(db.damaged().is_empty());
+        assert!(!dir.path().join("collections").join("secret-col").exists());
+        let c = db.create_collection(spec()).unwrap();
+        assert_eq!(c.count(None).unwrap(), 0);
+        drop(c);
+        db.close();
+        drop(db);
+        let db = Database::open_with_key(dir.path(), CollectionOptions::default(), Some(&k2)).unwrap();
+        assert!(db.damaged().is_empty() && db.collection("secret-col").is_ok() && db.collection("healthy").is_ok());
+    }
+
+    #[test]
+    fn stored_index_description_that_would_crash_faiss_is_damaged_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Database::open(dir.path(), CollectionOptions::default()).unwrap();
+            let c = db.create_collection(spec()).unwrap();
+            c.upsert((0..3).map(item).collect()).unwrap();
+        }
+        // A manifest written by an older version that accepted `PQ0` (SIGFPE in FAISS).
+        let bad = dir.path().join("collections").join("bad");
+        fs::create_dir_all(bad.join("segments")).unwrap();
+        let mut s = spec();
+        s.name = "bad".into();
+        s.spaces[0].index = "PQ0".into();
+        crate::manifest::Manifest::new(s).write(&bad, None).unwrap();
+        assert!(Collection::open(&bad, CollectionOptions::default()).is_err());
+        // A folder without a manifest.
+        fs::create_dir_all(dir.path().join("collections").join("empty")).unwrap();
+
+        let db = Database::open(dir.path(), CollectionOptions::default()).unwrap();
+        let damaged: BTreeMap<String, String> = db.damaged().into_iter().collect();
+        assert_eq!(damaged.keys().collect::<Vec<_>>(), ["bad", "empty"], "{damaged:?}");
+        let r = &damaged["bad"];
+        assert!(
+            r.contains("MANIFEST")
+                && r.contains("space 'v'")
+                && r.contains("invalid index description 'PQ0': PQ m (number of sub-quantizers) must be between 1"),
+            "{r}"
+        );
+        assert!(damaged["empty"].contains("MANIFEST"), "{}", damaged["empty"]);
+        let msg = db.collection("bad").unwrap_err().to_string();
+        assert!(msg.starts_with("collection 'bad' is damaged and not served: "), "{msg}");
+        let c = db.collection("secret-col").unwrap();
+        assert_eq!(c.count(None).unwrap(), 3);
+        db.start_maintenance(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(50));
+        db.drop_collection("bad").unwrap();
+        db.drop_collection("empty").unwrap();
+        assert!(db.damaged().is_empty());
+        db.close();
     }
 
     #[test]

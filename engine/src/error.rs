@@ -17,6 +17,11 @@ pub enum Error {
     CollectionNotFound(String),
     #[error("collection '{0}' already exists")]
     CollectionExists(String),
+    /// A collection whose files could not be opened (a corrupted or undecryptable file,
+    /// an index description this version refuses, ...): it is kept on disk, not served,
+    /// and may be dropped. `reason` names the file.
+    #[error("collection '{name}' is damaged and not served: {reason}")]
+    CollectionDamaged { name: String, reason: String },
     #[error("collection '{collection}' has no vector space '{space}' (spaces: {known})")]
     SpaceNotFound { collection: String, space: String, known: String },
     /// A configured limit was exceeded (batch size, payload size, top-k, ...).

@@ -475,6 +475,78 @@ impl Filter {
     }
 }
 
+impl Filter {
+    /// Whether the filter holds for **every** value the payload carries under each field
+    /// it names: the check a row policy applies to writes. [`Filter::matches`] accepts an
+    /// array when any element matches, so `{"tenant": ["acme", "globex"]}` matches both
+    /// `tenant = "acme"` and `tenant = "globex"`; a writer bound to the first must not be
+    /// able to store an item that readers bound to the second then see.
+    ///
+    /// Negations are pushed down to the comparisons (De Morgan), and each comparison is
+    /// then quantified over all the values at its path: a positive one must hold for every
+    /// element of an array, a negated one for none. An empty array counts as an absent
+    /// field. This is sound — an item that passes satisfies the filter whichever single
+    /// value of each array a reader's filter looks at — and slightly stricter than needed
+    /// for `or` of two comparisons on the same field (`a = 1 or a = 2` refuses `[1, 2]`;
+    /// `a in [1, 2]` accepts it).
+    #[must_use]
+    pub fn holds_for_every_value(&self, payload: &Value) -> bool {
+        self.every_value(payload, false)
+    }
+
+    fn every_value(&self, payload: &Value, negated: bool) -> bool {
+        match self {
+            Filter::Not(f) => f.every_value(payload, !negated),
+            Filter::And(fs) if !negated => fs.iter().all(|f| f.every_value(payload, false)),
+            Filter::And(fs) => fs.iter().any(|f| f.every_value(payload, true)),
+            Filter::Or(fs) if !negated => fs.iter().any(|f| f.every_value(payload, false)),
+            Filter::Or(fs) => fs.iter().all(|f| f.every_value(payload, true)),
+            atom => {
+                let values: Vec<&Value> = match atom.path().and_then(|p| resolve(payload, p)) {
+                    None => Vec::new(),
+                    Some(Value::Array(items)) => items.iter().collect(),
+                    Some(v) => vec![v],
+                };
+                if values.is_empty() {
+                    // Absent (or an empty array): the comparison's ordinary reading of a
+                    // missing field, so `tenant != "x"` holds and `tenant = "x"` does not.
+                    let missing = atom.matches(&Value::Null);
+                    return missing != negated;
+                }
+                values.into_iter().all(|v| atom.holds_for_value(v) != negated)
+            }
+        }
+    }
+
+    fn path(&self) -> Option<&[String]> {
+        match self {
+            Filter::Eq { path, .. }
+            | Filter::Ne { path, .. }
+            | Filter::In { path, .. }
+            | Filter::Range { path, .. }
+            | Filter::Exists { path } => Some(path),
+            Filter::And(_) | Filter::Or(_) | Filter::Not(_) => None,
+        }
+    }
+
+    /// A comparison applied to one value (not to an array as a whole).
+    fn holds_for_value(&self, v: &Value) -> bool {
+        match self {
+            Filter::Eq { value, .. } => json_eq(v, value),
+            Filter::Ne { value, .. } => !json_eq(v, value),
+            Filter::In { values, .. } => values.iter().any(|x| json_eq(v, x)),
+            Filter::Range { gt, gte, lt, lte, .. } => v.as_f64().is_some_and(|x| {
+                gt.is_none_or(|b| x > b)
+                    && gte.is_none_or(|b| x >= b)
+                    && lt.is_none_or(|b| x < b)
+                    && lte.is_none_or(|b| x <= b)
+            }),
+            Filter::Exists { .. } => !v.is_null(),
+            Filter::And(_) | Filter::Or(_) | Filter::Not(_) => false,
+        }
+    }
+}
+
 fn resolve<'v>(payload: &'v Value, path: &[String]) -> Option<&'v Value> {
     path.iter().try_fold(payload, |cur, key| cur.as_object()?.get(key))
 }
@@ -674,6 +746,56 @@ mod tests {
         for payload in payloads {
             assert!(!m("a = 1", &payload) && m("a != 1", &payload));
             assert!(!m("exists(a.b)", &payload) && !m("a > 0", &payload));
+        }
+    }
+
+    /// The write-side reading of a row policy: every value the payload carries under the
+    /// policy's fields must satisfy it (issue 16, tenant write escape through arrays).
+    #[test]
+    fn holds_for_every_value() {
+        let w = |expr: &str, payload: Value| parse(expr).unwrap().holds_for_every_value(&payload);
+        let policy = "tenant = \"acme\"";
+        assert!(w(policy, json!({"tenant": "acme"})));
+        assert!(w(policy, json!({"tenant": ["acme"]})));
+        assert!(w(policy, json!({"tenant": ["acme", "acme"]})));
+        // The escape: any-element matching would accept this, and a globex reader sees it.
+        assert!(m(policy, &json!({"tenant": ["acme", "globex"]})));
+        assert!(!w(policy, json!({"tenant": ["acme", "globex"]})));
+        assert!(!w(policy, json!({"tenant": []})) && !w(policy, json!({})) && !w(policy, json!({"tenant": null})));
+        assert!(!w(policy, json!({"tenant": {"acme": 1}})) && !w(policy, json!({"tenant": [["acme"]]})));
+        // Nested paths.
+        let nested = "org.tenant = \"acme\"";
+        assert!(w(nested, json!({"org": {"tenant": "acme"}})));
+        assert!(!w(nested, json!({"org": {"tenant": ["acme", "globex"]}})));
+        assert!(!w(nested, json!({"org": [{"tenant": "acme"}]})));
+        // `!=`, `not in`, `not`: no value may be the excluded one.
+        for (expr, yes, no) in [
+            ("tenant != \"globex\"", json!({"tenant": ["acme", "initech"]}), json!({"tenant": ["acme", "globex"]})),
+            ("tenant not in [\"globex\"]", json!({"tenant": "acme"}), json!({"tenant": ["globex", "acme"]})),
+            ("not tenant = \"globex\"", json!({"tenant": ["a", "b"]}), json!({"tenant": ["a", "globex"]})),
+            ("not (tenant = \"a\" or tenant = \"b\")", json!({"tenant": ["c"]}), json!({"tenant": ["c", "b"]})),
+            (
+                "not (tenant = \"a\" and level = 1)",
+                json!({"tenant": "a", "level": 2}),
+                json!({"tenant": "a", "level": [2, 1]}),
+            ),
+            ("tenant in [\"a\", \"b\"]", json!({"tenant": ["a", "b"]}), json!({"tenant": ["a", "z"]})),
+            ("level >= 2 and level < 5", json!({"level": [2, 4]}), json!({"level": [2, 9]})),
+            ("exists(tenant)", json!({"tenant": ["a"]}), json!({"tenant": ["a", null]})),
+            ("not exists(secret)", json!({"x": 1}), json!({"secret": [null, 1]})),
+        ] {
+            assert!(w(expr, yes.clone()), "{expr} should accept {yes}");
+            assert!(!w(expr, no.clone()), "{expr} should refuse {no}");
+        }
+        // Absent fields read as they do for search: `!=` holds, `=` does not.
+        assert!(w("tenant != \"globex\"", json!({})) && !w("not tenant != \"globex\"", json!({})));
+        // Whatever passes the write check matches the same filter on the read side.
+        for payload in [json!({"tenant": ["acme"]}), json!({"tenant": "acme", "x": [1, 2]}), json!({"a": {"b": [3]}})] {
+            for expr in [policy, "tenant != \"z\"", "a.b in [3, 4]", "not exists(q)"] {
+                if w(expr, payload.clone()) {
+                    assert!(m(expr, &payload), "{expr} / {payload}");
+                }
+            }
         }
     }
 

@@ -46,6 +46,16 @@ enum Family {
 }
 
 fn family_of(desc: &str) -> Family {
+    if let Ok(d) = crate::index_desc::parse(desc) {
+        return if d.is_ivf() {
+            Family::Ivf
+        } else if d.is_hnsw() {
+            Family::Hnsw
+        } else {
+            Family::Other
+        };
+    }
+    // Kinds stored by older versions that the grammar does not know.
     let parts: Vec<&str> = desc.split(',').map(str::trim).collect();
     if parts.iter().any(|p| p.starts_with("IVF")) {
         Family::Ivf
@@ -56,20 +66,14 @@ fn family_of(desc: &str) -> Family {
     }
 }
 
-/// Check an index-factory description without training anything.
+/// Check an index-factory description without training anything: first against
+/// AgentDB's grammar and bounds ([`crate::index_desc`], which never calls FAISS: FAISS
+/// crashes on descriptions such as `PQ0` or `HNSW0`), then by letting FAISS create the
+/// (empty) index, whose memory the grammar's estimate bounds.
 pub fn validate_factory(desc: &str, dim: usize, metric: Metric) -> Result<()> {
+    let parsed = crate::index_desc::validate(desc, dim, metric)?;
     let d = desc.trim();
-    if d.is_empty() {
-        return Err(Error::invalid("empty index description"));
-    }
-    for banned in ["IDMap", "Refine", "RFlat"] {
-        if d.contains(banned) {
-            return Err(Error::invalid(format!(
-                "index description '{d}': '{banned}' is not allowed (AgentDB manages ids and re-ranks itself)"
-            )));
-        }
-    }
-    let raw = RawIndex::factory(d, dim, metric)
+    let raw = RawIndex::factory(&parsed.faiss_string(), dim, metric)
         .map_err(|e| Error::invalid(format!("invalid index description '{d}': {e}")))?;
     drop(raw);
     Ok(())
@@ -179,6 +183,9 @@ pub struct AnnIndex {
     family: Family,
     ntotal: usize,
     dim: usize,
+    /// False for FAISS indexes that refuse an id selector (a standalone `PQ`, FAISS's
+    /// IndexPQ): filtered searches fetch enough extra results and filter them here.
+    selector_ok: bool,
     ef_search: usize,
     nprobe: usize,
     /// Searches hold it shared; a search with its own efSearch holds it exclusively
@@ -202,10 +209,16 @@ impl AnnIndex {
     /// Build `desc` over `vectors` (row-major, `n * dim`). If the description cannot be
     /// trained on this data (too few rows for its clusters or codebooks), fall back to
     /// an exact `Flat` index and say why in `kind`.
+    ///
+    /// A description the grammar ([`crate::index_desc`]) refuses is an error (no
+    /// fallback): it never reaches FAISS.
     pub fn build(desc: &str, dim: usize, metric: Metric, vectors: &[f32], tuning: IndexTuning) -> Result<AnnIndex> {
+        let desc = desc.trim();
+        crate::index_desc::validate(desc, dim, metric)?;
         let n = vectors.len() / dim;
         match Self::try_build(desc, dim, metric, vectors, n, tuning) {
             Ok(ix) => Ok(ix),
+            Err(e @ Error::InvalidArgument(_)) => Err(e),
             Err(e) if desc != "Flat" => {
                 tracing::warn!(index = desc, rows = n, error = %e, "index cannot be built on this segment; using exact Flat instead");
                 let mut ix = Self::try_build("Flat", dim, metric, vectors, n, tuning)?;
@@ -224,7 +237,11 @@ impl AnnIndex {
         n: usize,
         tuning: IndexTuning,
     ) -> Result<AnnIndex> {
-        let mut raw = RawIndex::factory(desc, dim, metric).map_err(Error::Faiss)?;
+        // Defensive: every caller has validated already, but nothing unchecked may
+        // reach FAISS's factory, which gets the canonical spelling without polysemous
+        // training (see `IndexDesc::faiss_string`).
+        let parsed = crate::index_desc::validate(desc, dim, metric)?;
+        let mut raw = RawIndex::factory(&parsed.faiss_string(), dim, metric).map_err(Error::Faiss)?;
         if family_of(desc) == Family::Hnsw
             && tuning.hnsw_ef_construction != 40
             && !set_ef_construction(&mut raw, tuning.hnsw_ef_construction)?
@@ -253,7 +270,20 @@ impl AnnIndex {
         dim: usize,
         tuning: IndexTuning,
     ) -> Result<AnnIndex> {
-        let mut ix = AnnIndex { raw, kind, family, ntotal, dim, ef_search: 0, nprobe: 0, ef_lock: Default::default() };
+        let base = kind.split(" (").next().unwrap_or(&kind);
+        let selector_ok =
+            !matches!(crate::index_desc::parse(base).map(|d| d.main), Ok(crate::index_desc::Main::Pq { .. }));
+        let mut ix = AnnIndex {
+            raw,
+            kind,
+            family,
+            ntotal,
+            dim,
+            selector_ok,
+            ef_search: 0,
+            nprobe: 0,
+            ef_lock: Default::default(),
+        };
         ix.tune(tuning)?;
         Ok(ix)
     }
@@ -338,7 +368,21 @@ impl AnnIndex {
         nprobe: usize,
     ) -> Result<Vec<Vec<(u32, f32)>>> {
         let nq = queries.len() / self.dim;
-        let k = k.min(self.ntotal.max(1));
+        let k_out = k.min(self.ntotal.max(1));
+        // An index that refuses a selector searches unfiltered for k plus the number of
+        // excluded rows (so the k best allowed rows are among them), filtered below.
+        let (filter, post) = match filter {
+            Some(f) if !self.selector_ok => (None, Some(f.bitmap)),
+            f => (f, None),
+        };
+        let row_ok = |row: usize| post.is_none_or(|bm| bm.get(row / 8).is_some_and(|b| b >> (row % 8) & 1 == 1));
+        let k = match post {
+            Some(_) => {
+                let excluded = (0..self.ntotal).filter(|&r| !row_ok(r)).count();
+                (k_out + excluded).min(self.ntotal.max(1))
+            }
+            None => k_out,
+        };
         let mut dist = vec![0f32; nq * k];
         let mut labels = vec![-1i64; nq * k];
         unsafe {
@@ -393,8 +437,10 @@ impl AnnIndex {
                 (0..k)
                     .filter_map(|j| {
                         let l = labels[q * k + j];
-                        (l >= 0 && (l as usize) < self.ntotal).then(|| (l as u32, dist[q * k + j]))
+                        (l >= 0 && (l as usize) < self.ntotal && row_ok(l as usize))
+                            .then(|| (l as u32, dist[q * k + j]))
                     })
+                    .take(k_out)
                     .collect()
             })
             .collect())
@@ -481,6 +527,39 @@ mod tests {
         }
         assert!(bytes.windows(12).any(|w| w == pat.as_slice()), "efConstruction 123 is in the serialised index");
         assert_eq!(ix.search(&v[..dim], 1, None, 0).unwrap()[0][0].0, 0);
+    }
+
+    #[test]
+    fn crashing_descriptions_never_reach_faiss() {
+        let v = data(300, 16, 4);
+        for desc in ["PQ0", "IVF4,PQ0", "HNSW0", "IVF0,Flat", "PQ1x0", "PQ4x0", "OPQ0,PQ2", "HNSW1000000"] {
+            let e = validate_factory(desc, 16, Metric::L2).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("invalid index description '{desc}': ")), "{e}");
+            // No Flat fallback either: the build is refused.
+            let e = AnnIndex::build(desc, 16, Metric::L2, &v, IndexTuning::default()).unwrap_err();
+            assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn pq_filters_without_a_faiss_selector() {
+        // FAISS's IndexPQ refuses id selectors: filtered searches fetch k + excluded rows.
+        let dim = 8;
+        let v = data(600, dim, 5);
+        for desc in ["PQ4", "PCA8,PQ2x6"] {
+            let ix = AnnIndex::build(desc, dim, Metric::L2, &v, IndexTuning::default()).unwrap();
+            assert_eq!(ix.kind, desc);
+            let mut bm = vec![0u8; 600usize.div_ceil(8)];
+            for row in (0..600).step_by(3) {
+                bm[row / 8] |= 1 << (row % 8);
+            }
+            let q = &v[9 * dim..10 * dim];
+            let filtered = ix.search(q, 10, Some(RowFilter { bitmap: &bm }), 0).unwrap();
+            let all = ix.search(q, 600, None, 0).unwrap();
+            let expected: Vec<u32> = all[0].iter().map(|(r, _)| *r).filter(|r| r % 3 == 0).take(10).collect();
+            assert_eq!(filtered[0].iter().map(|(r, _)| *r).collect::<Vec<_>>(), expected, "{desc}");
+            assert_eq!(filtered[0][0].0, 9, "{desc}: an allowed stored vector finds itself");
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod error;
 pub mod filter;
 pub mod fusion;
 pub mod index;
+pub mod index_desc;
 pub mod keyword;
 mod maintenance;
 pub mod manifest;
