@@ -61,6 +61,35 @@ impl Topic {
     }
 }
 
+/// Who may read an event. `Events/Subscribe`, `wait_event` steps and every other reader
+/// acting for a principal deliver only the events whose audience admits it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Audience {
+    /// Everyone who may subscribe: agent health and lifecycle, alerts, and the events
+    /// clients publish themselves (a shared channel by design).
+    #[default]
+    Everyone,
+    /// Principals that may read every one of these collections in full (no collection
+    /// scope excluding one, no row policy): ingest summaries, standing-query matches.
+    Collections(Vec<String>),
+    /// The principal with this id (who started a workflow run, or applied a definition),
+    /// and principals that see everything.
+    Principal(String),
+}
+
+impl Audience {
+    /// Whether `p` may read an event with this audience (`None`: authentication is off,
+    /// everything is visible).
+    pub fn admits(&self, p: Option<&crate::security::Principal>) -> bool {
+        let Some(p) = p else { return true };
+        match self {
+            Audience::Everyone => true,
+            Audience::Collections(cs) => p.reads_all_of(cs),
+            Audience::Principal(id) => p.id == *id || p.sees_everything(),
+        }
+    }
+}
+
 /// One event. Offsets start at 1 and are unique across all topics.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
@@ -72,6 +101,9 @@ pub struct Event {
     pub subject: String,
     pub data: serde_json::Value,
     pub unix_ms: u64,
+    /// Who may read it (not sent to subscribers).
+    #[serde(skip)]
+    pub audience: Audience,
 }
 
 /// The result of a read from an offset.
@@ -139,8 +171,20 @@ impl Bus {
         self.capacity
     }
 
-    /// Publish an event; returns its offset.
+    /// Publish an event everyone may read; returns its offset.
     pub fn publish(&self, topic: Topic, kind: &str, subject: &str, data: serde_json::Value) -> u64 {
+        self.publish_to(topic, kind, subject, data, Audience::Everyone)
+    }
+
+    /// Publish an event that only `audience` may read; returns its offset.
+    pub fn publish_to(
+        &self,
+        topic: Topic,
+        kind: &str,
+        subject: &str,
+        data: serde_json::Value,
+        audience: Audience,
+    ) -> u64 {
         let offset = {
             let mut g = self.inner.lock();
             let offset = g.next;
@@ -153,6 +197,7 @@ impl Bus {
                 subject: subject.to_string(),
                 data,
                 unix_ms: crate::now_ms(),
+                audience,
             }));
             while ring.events.len() > self.capacity {
                 if let Some(old) = ring.events.pop_front() {

@@ -351,7 +351,9 @@ impl StandingQueries {
                         data[k] = v.clone();
                     }
                 }
-                self.bus.publish(Topic::StandingQuery, "standing_query.match", &c.q.id, data);
+                // Only principals that may read the whole collection see the match.
+                let audience = crate::bus::Audience::Collections(vec![collection.to_string()]);
+                self.bus.publish_to(Topic::StandingQuery, "standing_query.match", &c.q.id, data, audience);
                 out.push(Match {
                     agent: c.q.agent.clone(),
                     query_id: c.q.id.clone(),

@@ -1,14 +1,16 @@
 //! Security policy: principals, roles, API keys (stored hashed with Argon2id), OIDC/JWT
 //! bearer tokens verified against a JWKS, the multi-factor policy and the hash-chained
-//! audit log.
+//! audit log with its signed checkpoints.
 
 pub mod audit;
+pub mod audit_checkpoint;
 pub mod keys;
 pub mod masking;
 pub mod mfa;
 pub mod oidc;
 
 pub use audit::{AuditLog, AuditRecord};
+pub use audit_checkpoint::{CheckpointKey, CheckpointSink};
 pub use keys::{ApiKey, KeyStore};
 pub use mfa::MfaPolicy;
 pub use oidc::{OidcSettings, OidcVerifier};
@@ -255,6 +257,30 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// Whether nothing is hidden from this principal: every collection readable (a
+    /// built-in role, or a custom role with a grant on `*`), no collection scope and no
+    /// row policy. Surfaces that mix several collections' data (events, workflow runs,
+    /// server status) show everything only to such principals; the others see what
+    /// concerns the collections they may read, or what they started themselves.
+    pub fn sees_everything(&self) -> bool {
+        self.collections.is_empty()
+            && self.row_filter.is_none()
+            && match &self.role {
+                Role::Custom(c) => c.grants.iter().any(|g| g.collections.iter().any(|p| p == "*")),
+                _ => true,
+            }
+    }
+
+    /// Whether this principal may read every one of `collections` in full: allowed to
+    /// read each, and no row policy (a surface that names items regardless of their
+    /// payload — an ingest summary, a standing-query match — cannot apply one).
+    pub fn reads_all_of(&self, collections: &[String]) -> bool {
+        if collections.is_empty() {
+            return self.sees_everything();
+        }
+        self.row_filter.is_none() && collections.iter().all(|c| self.authorize(Action::Read, c).is_ok())
+    }
+
     /// Decide whether `self` may do `action` on `collection` ("" = not collection-specific).
     pub fn authorize(&self, action: Action, collection: &str) -> Result<(), String> {
         if !self.role.allows(action, collection) {
