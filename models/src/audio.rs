@@ -45,7 +45,24 @@ fn bad(what: &str, e: impl std::fmt::Display) -> Error {
 }
 
 /// Decode the first audio track of `bytes` (format detected from content) to mono.
+///
+/// symphonia panics on some malformed headers (a WAV stating 0 Hz builds a time base
+/// with a zero denominator): such a file is refused as corrupt, like any other.
 pub fn decode_audio(bytes: &[u8], lim: AudioLimits) -> Result<Audio> {
+    match std::panic::catch_unwind(|| decode_audio_unguarded(bytes, lim)) {
+        Ok(r) => r,
+        Err(p) => {
+            let why = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "the decoder failed".into());
+            Err(bad("header", why))
+        }
+    }
+}
+
+fn decode_audio_unguarded(bytes: &[u8], lim: AudioLimits) -> Result<Audio> {
     let mss = MediaSourceStream::new(Box::new(Cursor::new(bytes.to_vec())), MediaSourceStreamOptions::default());
     let probed = symphonia::default::get_probe()
         .format(&Hint::new(), mss, &FormatOptions::default(), &MetadataOptions::default())
@@ -205,6 +222,14 @@ mod tests {
         (0..(rate as f32 * secs) as usize)
             .map(|i| 0.5 * (2.0 * std::f32::consts::PI * freq * i as f32 / rate as f32).sin())
             .collect()
+    }
+
+    #[test]
+    fn a_wav_stating_zero_hz_is_refused_not_a_panic() {
+        let mut wav = encode_wav16(&[0.0; 1000], 16000);
+        wav[24..28].copy_from_slice(&0u32.to_le_bytes());
+        let err = decode_audio(&wav, AudioLimits::default()).unwrap_err().to_string();
+        assert!(err.contains("corrupt or truncated audio"), "{err}");
     }
 
     #[test]

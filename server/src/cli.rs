@@ -851,6 +851,7 @@ async fn status(server: &str, json: bool) -> Result<()> {
                 "upserts_per_second": s.upserts_per_second, "growth_bytes_per_day": s.growth_bytes_per_day,
                 "days_until_disk_full": s.days_until_disk_full,
                 "collections": s.collections.iter().map(info_json).collect::<Vec<_>>(),
+                "damaged": s.damaged.iter().map(|d| serde_json::json!({"name": d.name, "reason": d.reason})).collect::<Vec<_>>(),
             })
         );
         return Ok(());
@@ -880,6 +881,9 @@ async fn status(server: &str, json: bool) -> Result<()> {
     println!("{:<24} {:>12} {:>9} {:>12}", "COLLECTION", "ITEMS", "SEGMENTS", "DISK");
     for i in &s.collections {
         println!("{:<24} {:>12} {:>9} {:>12}", i.name, i.count, i.segments, human_bytes(i.disk_bytes));
+    }
+    for d in &s.damaged {
+        println!("{:<24} DAMAGED, not served: {}", d.name, d.reason);
     }
     Ok(())
 }

@@ -147,6 +147,19 @@ pub struct SecurityConfig {
     pub insecure: bool,
     /// Hash-chained audit log at <data_dir>/security/audit.log.
     pub audit: bool,
+    /// Signed checkpoints of the audit chain's head (record count and last hash, HMAC-SHA256)
+    /// appended to this file, which shows truncation and rewrites of the log (`agentdb
+    /// audit verify --checkpoints`). Keep it apart from the data directory: another volume,
+    /// an append-only/WORM mount, or shipped off the host. "" = off.
+    pub audit_checkpoint_file: String,
+    /// The checkpoints' HMAC key: a file holding 32 or more random bytes as hex
+    /// (`openssl rand -hex 32`), read once at start. Set with `audit_checkpoint_file`.
+    pub audit_checkpoint_key_file: String,
+    /// Checkpoint every this many audit records (0 = no count limit) ...
+    pub audit_checkpoint_every_records: u64,
+    /// ... or this many seconds after the first record no checkpoint covers, whichever
+    /// comes first (0 = no time limit); and at clean shutdown.
+    pub audit_checkpoint_every_secs: u64,
     /// Requests per second per principal (API key, or peer address without auth); 0 = off.
     pub rate_limit_per_sec: f64,
     /// Requests a principal may make at once before the rate applies.
@@ -214,6 +227,10 @@ impl Default for SecurityConfig {
             auth: "none".into(),
             insecure: false,
             audit: true,
+            audit_checkpoint_file: String::new(),
+            audit_checkpoint_key_file: String::new(),
+            audit_checkpoint_every_records: agentdb_orchestrator::security::audit_checkpoint::DEFAULT_EVERY_RECORDS,
+            audit_checkpoint_every_secs: agentdb_orchestrator::security::audit_checkpoint::DEFAULT_EVERY_SECS,
             rate_limit_per_sec: 0.0,
             rate_limit_burst: 20.0,
             mfa_required_for: Vec::new(),
@@ -281,7 +298,34 @@ impl SecurityConfig {
         }
         self.tls.validate(&roles)?;
         self.masking()?;
+        self.audit_checkpoints_enabled()?;
         Ok(())
+    }
+
+    /// Whether audit checkpoints are on; both files set together, with the audit log on
+    /// and at least one interval.
+    pub fn audit_checkpoints_enabled(&self) -> Result<bool> {
+        match (self.audit_checkpoint_file.trim().is_empty(), self.audit_checkpoint_key_file.trim().is_empty()) {
+            (true, true) => return Ok(false),
+            (false, false) => {}
+            (false, true) => bail!(
+                "security.audit_checkpoint_file is set but security.audit_checkpoint_key_file is empty: \
+                 checkpoints are signed, set both (a key: openssl rand -hex 32 > FILE)"
+            ),
+            (true, false) => {
+                bail!("security.audit_checkpoint_key_file is set but security.audit_checkpoint_file is empty: set both")
+            }
+        }
+        if !self.audit {
+            bail!("security.audit_checkpoint_file needs the audit log (security.audit = true)");
+        }
+        if self.audit_checkpoint_every_records == 0 && self.audit_checkpoint_every_secs == 0 {
+            bail!(
+                "security.audit_checkpoint_every_records and security.audit_checkpoint_every_secs are both 0: \
+                 set at least one"
+            );
+        }
+        Ok(true)
     }
 }
 
@@ -776,8 +820,11 @@ fn set_path(table: &mut toml::Table, key: &str, value: toml::Value, known: &toml
 
 /// `AGENTDB_*` environment variables that are not server configuration keys: the CLI's
 /// server address and credentials, the config file path, and the set-up's and tools'
-/// folders (models, test data, wheel cache, the binary the bench scripts run).
-const NOT_CONFIG_KEYS: [&str; 11] = [
+/// folders (models, test data, wheel cache, the binary the bench scripts run, the Python
+/// the A2A tests run), and the log filter (`AGENTDB_LOG`, read by `serve::init_logging`).
+const NOT_CONFIG_KEYS: [&str; 13] = [
+    "LOG",
+    "A2A_PYTHON",
     "URL",
     "CONFIG",
     "API_KEY",
@@ -925,6 +972,8 @@ mod tests {
             ("AGENTDB_URL".to_string(), "http://x".to_string()),
             ("AGENTDB_API_KEY".to_string(), "adb_x_y".to_string()),
             ("AGENTDB_MODELS_DIR".to_string(), "/models".to_string()),
+            // The log filter (docs/OPERATIONS.md) is not a configuration key.
+            ("AGENTDB_LOG".to_string(), "agentdb_engine=debug,info".to_string()),
             ("OTHER".to_string(), "1".to_string()),
         ];
         let c = Config::load(
@@ -1022,6 +1071,43 @@ client_roles = { "bot" = "tenant_a_writer" }
         ] {
             let err = Config::load(None, std::iter::empty(), &sets(&["security.oidc.enabled=true", bad])).unwrap_err();
             assert!(format!("{err:#}").contains(why), "{bad}: {err:#}");
+        }
+    }
+
+    #[test]
+    fn audit_checkpoint_keys() {
+        let sets = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let c = Config::load(None, std::iter::empty(), &[]).unwrap();
+        assert!(!c.security.audit_checkpoints_enabled().unwrap(), "off by default");
+        assert_eq!((c.security.audit_checkpoint_every_records, c.security.audit_checkpoint_every_secs), (1000, 60));
+        let both = ["security.audit_checkpoint_file=/worm/ck.jsonl", "security.audit_checkpoint_key_file=/etc/k.hex"];
+        let c = Config::load(
+            None,
+            std::iter::empty(),
+            &sets(&[both[0], both[1], "security.audit_checkpoint_every_records=5"]),
+        )
+        .unwrap();
+        assert!(c.security.audit_checkpoints_enabled().unwrap());
+        assert_eq!(c.security.audit_checkpoint_every_records, 5);
+        let env = [("AGENTDB_SECURITY__AUDIT_CHECKPOINT_EVERY_SECS".to_string(), "7".to_string())];
+        let c = Config::load(None, env.into_iter(), &sets(&both)).unwrap();
+        assert_eq!(c.security.audit_checkpoint_every_secs, 7);
+        for (set, why) in [
+            (&both[..1], "audit_checkpoint_key_file is empty"),
+            (&both[1..], "audit_checkpoint_file is empty"),
+            (&[both[0], both[1], "security.audit=false"][..], "needs the audit log"),
+            (
+                &[
+                    both[0],
+                    both[1],
+                    "security.audit_checkpoint_every_records=0",
+                    "security.audit_checkpoint_every_secs=0",
+                ][..],
+                "both 0",
+            ),
+        ] {
+            let err = Config::load(None, std::iter::empty(), &sets(set)).unwrap_err();
+            assert!(format!("{err:#}").contains(why), "{set:?}: {err:#}");
         }
     }
 }

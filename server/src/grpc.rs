@@ -291,12 +291,25 @@ impl v1::collections_server::Collections for Services {
         req: Request<v1::ListCollectionsRequest>,
     ) -> Result<Response<v1::ListCollectionsResponse>, Status> {
         let principal = req.extensions().get::<Principal>().cloned();
-        let db = self.db.clone();
-        let list = self.gate.run(move || Ok(db.list())).await?;
-        let visible = list.into_iter().filter(|i| {
-            !agentdb_orchestrator::is_internal(&i.name) && self.security.visible(principal.as_ref(), &i.name)
-        });
-        Ok(Response::new(v1::ListCollectionsResponse { collections: visible.map(info_to_wire).collect() }))
+        let (db, security) = (self.db.clone(), self.security.clone());
+        let list = self
+            .gate
+            .run(move || {
+                let row = row_policy(principal.as_ref())?;
+                let mut out = Vec::new();
+                for c in db.collections() {
+                    if agentdb_orchestrator::is_internal(c.name()) || !security.visible(principal.as_ref(), c.name()) {
+                        continue;
+                    }
+                    if let Ok(mut info) = c.info() {
+                        crate::security::scope_info(row.as_ref(), &c, &mut info);
+                        out.push(info);
+                    }
+                }
+                Ok(out)
+            })
+            .await?;
+        Ok(Response::new(v1::ListCollectionsResponse { collections: list.into_iter().map(info_to_wire).collect() }))
     }
 
     async fn describe(
@@ -308,7 +321,15 @@ impl v1::collections_server::Collections for Services {
         need(&r.name, "collection name")?;
         self.security.authorize(principal.as_ref(), Action::Read, &r.name, "DescribeCollection")?;
         let db = self.db.clone();
-        let info = self.gate.run(move || Ok(db.collection(&r.name)?.info()?)).await?;
+        let info = self
+            .gate
+            .run(move || {
+                let c = db.collection(&r.name)?;
+                let mut info = c.info()?;
+                crate::security::scope_info(row_policy(principal.as_ref())?.as_ref(), &c, &mut info);
+                Ok(info)
+            })
+            .await?;
         Ok(Response::new(v1::DescribeCollectionResponse { info: Some(info_to_wire(info)) }))
     }
 
@@ -373,9 +394,13 @@ impl v1::items_server::Items for Services {
                     .map(|(i, it)| item_from_wire(it, i))
                     .collect::<Result<Vec<_>, _>>()?;
                 if let Some(row) = row_policy(principal.as_ref())? {
-                    if let Some(i) = items.iter().position(|it| !row.matches(&it.payload)) {
+                    // Every value the payload carries under the policy's fields must satisfy
+                    // it (an array with one matching element is not enough: readers of the
+                    // other elements' tenants would see the item).
+                    if let Some(i) = items.iter().position(|it| !row.holds_for_every_value(&it.payload)) {
                         return Err(Status::permission_denied(format!(
-                            "item {i} ('{}'): its payload does not satisfy this key's row policy",
+                            "item {i} ('{}'): its payload does not satisfy this key's row policy (every value \
+                             of a field the policy names, each element of an array included, must satisfy it)",
                             items[i].id
                         ))
                         .into());
@@ -659,6 +684,9 @@ impl v1::items_server::Items for Services {
                     Ok(Some(m)) => m,
                     Ok(None) => break,
                     Err(e) => {
+                        // Not protobuf, over limits.max_message_bytes: the client's fault, said
+                        // so (tonic reports INTERNAL / OUT_OF_RANGE).
+                        let e = crate::status::request_read_error(e.code(), e.message(), None).unwrap_or(e);
                         let _ = tx.send(Err(e)).await;
                         break;
                     }

@@ -124,10 +124,18 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AuditCmd {
-    /// Check the audit log's hash chain (offline; give the data directory or the file).
+    /// Check the audit log's hash chain (offline; give the data directory or the file),
+    /// and with --checkpoints also that it was neither truncated nor rewritten since the
+    /// signed checkpoints (security.audit_checkpoint_file) were written.
     Verify {
         #[arg(default_value = "./agentdb-data")]
         path: PathBuf,
+        /// The checkpoint file (security.audit_checkpoint_file) to check the log against.
+        #[arg(long, requires = "checkpoint_key_file")]
+        checkpoints: Option<PathBuf>,
+        /// The checkpoints' HMAC key file (hex; security.audit_checkpoint_key_file).
+        #[arg(long, requires = "checkpoints")]
+        checkpoint_key_file: Option<PathBuf>,
     },
 }
 
@@ -166,11 +174,41 @@ fn quota_show(data_dir: &std::path::Path, principal: Option<&str>, json: bool) -
     Ok(())
 }
 
-fn audit_verify(path: &std::path::Path) -> anyhow::Result<()> {
+fn audit_verify(
+    path: &std::path::Path,
+    checkpoints: Option<&std::path::Path>,
+    key_file: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    use agentdb_orchestrator::security::audit_checkpoint::{format_time, verify_with_checkpoints, CheckpointKey};
     let file = if path.is_dir() { path.join("security").join("audit.log") } else { path.to_path_buf() };
-    let (n, last) = agentdb_orchestrator::security::audit::verify(&file)
-        .map_err(|e| anyhow::anyhow!("audit log is NOT intact: {e}"))?;
-    println!("audit log intact: {n} records, last hash {last} ({})", file.display());
+    let (Some(ck), Some(key_file)) = (checkpoints, key_file) else {
+        let (n, last) = agentdb_orchestrator::security::audit::verify(&file)
+            .map_err(|e| anyhow::anyhow!("audit log is NOT intact: {e}"))?;
+        println!("audit log intact: {n} records, last hash {last} ({})", file.display());
+        println!("(without --checkpoints, truncation at the end and a rewrite with a recomputed chain go unseen)");
+        return Ok(());
+    };
+    let key = CheckpointKey::load(key_file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let r = verify_with_checkpoints(&file, ck, &key).map_err(|e| anyhow::anyhow!("audit log is NOT intact: {e}"))?;
+    println!("audit log intact: {} records, last hash {} ({})", r.records, r.last_hash, file.display());
+    match &r.last {
+        Some(c) => println!(
+            "checkpoints verified: {} signed with key {} ({}); the last, of {}, covers {} of {} records",
+            r.checkpoints,
+            key.id(),
+            ck.display(),
+            format_time(c.time_unix_ms),
+            c.seq,
+            r.records
+        ),
+        None => println!("checkpoints: none yet in {}", ck.display()),
+    }
+    if r.uncovered() > 0 {
+        println!("{} records after the last checkpoint are not covered by a signature yet", r.uncovered());
+    }
+    if !r.torn_lines.is_empty() {
+        println!("checkpoint lines cut short by a crash (left out): {:?}", r.torn_lines);
+    }
     Ok(())
 }
 
@@ -234,7 +272,9 @@ fn main() {
         Command::LogLevel { filter } => cli::run(&args.server, cli::Cmd::LogLevel(filter)),
         Command::Alerts { json } => cli::run(&args.server, cli::Cmd::Alerts { json }),
         Command::InjectFault { search_delay_ms } => cli::run(&args.server, cli::Cmd::InjectFault(search_delay_ms)),
-        Command::Audit(AuditCmd::Verify { path }) => audit_verify(&path),
+        Command::Audit(AuditCmd::Verify { path, checkpoints, checkpoint_key_file }) => {
+            audit_verify(&path, checkpoints.as_deref(), checkpoint_key_file.as_deref())
+        }
         Command::Quota(QuotaCmd::Show { data_dir, principal, json }) => {
             quota_show(&data_dir, principal.as_deref(), json)
         }

@@ -10,7 +10,7 @@
 
 use crate::security::Security;
 use agentdb_orchestrator::agents::{self, AgentCard, AgentInfo, AgentState, Registry, Skill};
-use agentdb_orchestrator::bus::{Bus, Topic};
+use agentdb_orchestrator::bus::{Audience, Bus, Topic};
 use agentdb_orchestrator::queue::{self, QueueConfig, Queues};
 use agentdb_orchestrator::security::{Action, Principal};
 use agentdb_orchestrator::standing::{self, NewStandingQuery, StandingQueries, Written};
@@ -104,17 +104,19 @@ pub fn items_written(collection: &str, items: &[agentdb_engine::Item], ids: &[St
     }
 }
 
-/// Publish an event on the server's bus (a no-op before the server has started one).
-pub fn publish(topic: Topic, kind: &str, subject: &str, data: serde_json::Value) {
+/// Publish an event for `audience` on the server's bus (a no-op before the server has
+/// started one).
+pub fn publish(topic: Topic, kind: &str, subject: &str, data: serde_json::Value, audience: Audience) {
     if let Some(bus) = BUS.get() {
-        bus.publish(topic, kind, subject, data);
+        bus.publish_to(topic, kind, subject, data, audience);
     }
 }
 
 /// An alert raised or cleared by the anomaly detector (`alerts` topic).
 pub fn alert_changed(alert: &crate::anomaly::Alert) {
     let kind = format!("alert.{}", alert.state);
-    publish(Topic::Alerts, &kind, &alert.signal, serde_json::to_value(alert).unwrap_or_default());
+    // Server-wide signals (latency, error share, encoder queues): no collection's data.
+    publish(Topic::Alerts, &kind, &alert.signal, serde_json::to_value(alert).unwrap_or_default(), Audience::Everyone);
 }
 
 /// What one ingest stream did, published on the `ingestion` topic when it ends.
@@ -145,7 +147,10 @@ impl IngestSummary {
     pub fn finish(&self) {
         if self.files > 0 {
             let subject = self.collections.iter().cloned().collect::<Vec<_>>().join(",");
-            publish(Topic::Ingestion, "ingest.finished", &subject, serde_json::to_value(self).unwrap_or_default());
+            // Only principals that may read every collection the stream wrote to see it.
+            let audience = Audience::Collections(self.collections.iter().cloned().collect());
+            let data = serde_json::to_value(self).unwrap_or_default();
+            publish(Topic::Ingestion, "ingest.finished", &subject, data, audience);
         }
     }
 }
@@ -274,6 +279,11 @@ impl Orchestration {
 
     fn authorize<T>(&self, req: &Request<T>, action: Action, collection: &str, method: &str) -> Result<(), Status> {
         self.security.authorize(req.extensions().get::<Principal>(), action, collection, method)
+    }
+
+    /// Queues are resources of their own: see [`crate::security::Security::authorize_queue`].
+    fn authorize_queue<T>(&self, req: &Request<T>, action: Action, queue: &str, method: &str) -> Result<(), Status> {
+        self.security.authorize_queue(req.extensions().get::<Principal>(), action, queue, method)
     }
 }
 
@@ -435,6 +445,9 @@ impl v1::events_server::Events for Orchestration {
 
     async fn subscribe(&self, req: Request<v1::SubscribeRequest>) -> Result<Response<EventStream>, Status> {
         self.authorize(&req, Action::Read, "", "Events/Subscribe")?;
+        // Events are delivered only where their audience admits the subscriber (other
+        // collections' ingests and matches, other principals' workflow runs are skipped).
+        let principal = req.extensions().get::<Principal>().cloned();
         let r = req.into_inner();
         let topics = parse_topics(&r.topics)?;
         let bus = self.bus.clone();
@@ -484,6 +497,10 @@ impl v1::events_server::Events for Orchestration {
                     continue;
                 }
                 for e in batch.events {
+                    if !e.audience.admits(principal.as_ref()) {
+                        cursor = e.offset + 1;
+                        continue;
+                    }
                     let ev = v1::Event {
                         offset: e.offset,
                         topic: e.topic.as_str().into(),
@@ -580,7 +597,7 @@ impl v1::queues_server::Queues for Orchestration {
     }
 
     async fn send(&self, req: Request<v1::SendMessageRequest>) -> Result<Response<v1::SendMessageResponse>, Status> {
-        self.authorize(&req, Action::Write, "", "Queues/Send")?;
+        self.authorize_queue(&req, Action::Write, &req.get_ref().queue.clone(), "Queues/Send")?;
         let r = req.into_inner();
         let q = self.queues.clone();
         let id = blocking(move || q.send(&r.queue, r.body, r.attributes.into_iter().collect())).await?;
@@ -591,7 +608,7 @@ impl v1::queues_server::Queues for Orchestration {
         &self,
         req: Request<v1::ReceiveMessagesRequest>,
     ) -> Result<Response<v1::ReceiveMessagesResponse>, Status> {
-        self.authorize(&req, Action::Write, "", "Queues/Receive")?;
+        self.authorize_queue(&req, Action::Write, &req.get_ref().queue.clone(), "Queues/Receive")?;
         let r = req.into_inner();
         let deadline = tokio::time::Instant::now() + Duration::from_millis(r.wait_ms.min(20_000));
         let mut stop = self.stop.clone();
@@ -623,7 +640,7 @@ impl v1::queues_server::Queues for Orchestration {
     }
 
     async fn ack(&self, req: Request<v1::AckMessageRequest>) -> Result<Response<v1::AckMessageResponse>, Status> {
-        self.authorize(&req, Action::Write, "", "Queues/Ack")?;
+        self.authorize_queue(&req, Action::Write, &req.get_ref().queue.clone(), "Queues/Ack")?;
         let r = req.into_inner();
         let q = self.queues.clone();
         blocking(move || q.ack(&r.queue, &r.receipt)).await?;
@@ -631,12 +648,17 @@ impl v1::queues_server::Queues for Orchestration {
     }
 
     async fn stats(&self, req: Request<v1::QueueStatsRequest>) -> Result<Response<v1::QueueStatsResponse>, Status> {
-        self.authorize(&req, Action::Read, "", "Queues/Stats")?;
-        let name = req.into_inner().name;
+        let name = req.get_ref().name.clone();
         let now = agentdb_orchestrator::now_ms();
         let queues = if name.is_empty() {
-            self.queues.list(now)
+            self.authorize(&req, Action::Read, "", "Queues/Stats")?;
+            // Only the queues the principal may read.
+            let p = req.extensions().get::<Principal>();
+            let mut all = self.queues.list(now);
+            all.retain(|q| self.security.queue_visible(p, &q.name));
+            all
         } else {
+            self.authorize_queue(&req, Action::Read, &name, "Queues/Stats")?;
             vec![self.queues.stats(&name, now).map_err(orch_status)?]
         };
         Ok(Response::new(v1::QueueStatsResponse { queues: queues.into_iter().map(stats_to_wire).collect() }))
@@ -735,8 +757,14 @@ impl v1::standing_queries_server::StandingQueries for Orchestration {
         req: Request<v1::ListStandingQueriesRequest>,
     ) -> Result<Response<v1::ListStandingQueriesResponse>, Status> {
         self.authorize(&req, Action::Read, "", "StandingQueries/List")?;
+        let principal = req.extensions().get::<Principal>().cloned();
         let agent = req.into_inner().agent;
-        let queries = self.standing.list((!agent.is_empty()).then_some(agent.as_str()));
+        let mut queries = self.standing.list((!agent.is_empty()).then_some(agent.as_str()));
+        // Only queries on collections the principal may read in full (a query's text,
+        // vector and filter describe what its owner looks for in that collection).
+        if self.security.auth_enabled() {
+            queries.retain(|q| principal.as_ref().is_some_and(|p| p.reads_all_of(std::slice::from_ref(&q.collection))));
+        }
         let dropped_evaluations = WATCH.get().map_or(0, |w| w.dropped.load(std::sync::atomic::Ordering::Relaxed));
         Ok(Response::new(v1::ListStandingQueriesResponse {
             queries: queries.into_iter().map(standing_to_wire).collect(),
@@ -751,6 +779,9 @@ impl v1::standing_queries_server::StandingQueries for Orchestration {
         let id = req.get_ref().id.clone();
         let q = self.standing.get(&id).map_err(orch_status)?;
         self.authorize(&req, Action::Write, &q.collection, "StandingQueries/Delete")?;
+        if req.extensions().get::<Principal>().is_some_and(|p| p.row_filter.is_some()) {
+            return Err(Status::permission_denied("keys with a row policy cannot delete standing queries"));
+        }
         let sq = self.standing.clone();
         let q = blocking(move || sq.delete(&id)).await?;
         Ok(Response::new(v1::DeleteStandingQueryResponse { query: Some(standing_to_wire(q)) }))

@@ -38,6 +38,33 @@ pub struct StorageCharge {
     items: i64,
 }
 
+/// Queue names in key scopes and role grants: `queue:<name>`.
+pub const QUEUE_PREFIX: &str = "queue:";
+
+/// A key's scope entry: a collection name, or `queue:<name>` for a queue.
+pub fn validate_scope(entry: &str) -> Result<(), String> {
+    match entry.strip_prefix(QUEUE_PREFIX) {
+        Some(q) => agentdb_orchestrator::queue::validate_queue_name(q).map_err(|e| e.to_string()),
+        None => agentdb_engine::types::validate_name("collection", entry).map_err(|e| e.to_string()),
+    }
+}
+
+/// What a principal with a row policy may know of a collection: its items counted under
+/// the policy, and none of the figures that sum other tenants' items (bytes, buffered and
+/// deleted rows).
+pub fn scope_info(
+    row: Option<&agentdb_engine::Filter>,
+    c: &agentdb_engine::Collection,
+    info: &mut agentdb_engine::CollectionInfo,
+) {
+    if let Some(row) = row {
+        info.count = c.count(Some(row)).unwrap_or(0);
+        info.unindexed = 0;
+        info.deleted_rows = 0;
+        info.disk_bytes = 0;
+    }
+}
+
 /// The principal's row-level policy, if any.
 pub fn row_policy(p: Option<&Principal>) -> Result<Option<agentdb_engine::Filter>, crate::status::ApiError> {
     match p.and_then(|p| p.row_filter.as_deref()) {
@@ -91,6 +118,17 @@ impl Security {
     /// keys, anything else is an OIDC token when OIDC is on. The error is the reason, for
     /// the UNAUTHENTICATED status and the audit log (never the credential itself).
     pub async fn authenticate(&self, headers: &tonic::codegen::http::HeaderMap) -> Result<Principal, String> {
+        // Refused before any verification: nothing is parsed, hashed or looked up for it.
+        for name in ["authorization", "x-api-key"] {
+            for v in headers.get_all(name) {
+                if v.len() > MAX_CREDENTIAL_BYTES {
+                    return Err(format!(
+                        "credentials too large: the {name} header is {} bytes, the limit is {MAX_CREDENTIAL_BYTES}",
+                        v.len()
+                    ));
+                }
+            }
+        }
         let Some(presented) = presented_key(headers) else {
             let what = match (&self.keys, &self.oidc) {
                 (Some(_), Some(_)) => "<api key or OIDC token>",
@@ -221,6 +259,40 @@ impl Security {
         }
     }
 
+    /// Queues are resources of their own, named `queue:<name>` in key scopes and role
+    /// grants: built-in roles without a collection scope keep access to every queue; a key
+    /// scoped to collections reaches only the queues its scope names (`--collection
+    /// queue:jobs`); a custom role needs a grant matching `queue:<name>` (`queue:*`, `*`); a
+    /// key with a row policy only queues its scope names explicitly (a queue's messages
+    /// carry no payload a row policy could filter).
+    pub fn authorize_queue(
+        &self,
+        p: Option<&Principal>,
+        action: Action,
+        queue: &str,
+        method: &str,
+    ) -> Result<(), Status> {
+        let resource = format!("{QUEUE_PREFIX}{queue}");
+        if let (true, Some(p)) = (self.auth_enabled(), p) {
+            if p.row_filter.is_some() && !p.collections.contains(&resource) {
+                let why = format!("{} '{}' has a row policy and no scope for {resource}", p.id, p.name);
+                self.audit(&p.id, method, &resource, "deny", &why);
+                return Err(Status::permission_denied(why));
+            }
+        }
+        self.authorize(p, action, &resource, method)
+    }
+
+    /// Whether `p` may see queue `queue` in listings.
+    pub fn queue_visible(&self, p: Option<&Principal>, queue: &str) -> bool {
+        let resource = format!("{QUEUE_PREFIX}{queue}");
+        !self.auth_enabled()
+            || p.is_some_and(|p| {
+                (p.row_filter.is_none() || p.collections.contains(&resource))
+                    && p.authorize(Action::Read, &resource).is_ok()
+            })
+    }
+
     /// Whether the principal may see `collection` in listings.
     pub fn visible(&self, p: Option<&Principal>, collection: &str) -> bool {
         !self.auth_enabled() || p.is_some_and(|p| p.authorize(Action::Read, collection).is_ok())
@@ -269,8 +341,7 @@ impl v1::security_server::Security for SecurityService {
         let r = req.into_inner();
         let role = self.0.roles.resolve(&r.role).map_err(sec_status)?;
         for c in &r.collections {
-            agentdb_engine::types::validate_name("collection", c)
-                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            validate_scope(c).map_err(Status::invalid_argument)?;
         }
         let row_filter = Some(r.row_filter).filter(|f| !f.trim().is_empty());
         let (key, secret) = tokio::task::spawn_blocking(move || keys.create(&r.name, &role, r.collections, row_filter))
@@ -296,6 +367,11 @@ impl v1::security_server::Security for SecurityService {
 }
 
 /// The credentials on a request: `authorization: Bearer <key>` or `x-api-key: <key>`.
+/// The longest credential header accepted (an API key is ~60 bytes, an OIDC access token a
+/// few KB). The gRPC listener takes header lists up to 256 KiB (`serve`), so a longer one
+/// gets this refusal, UNAUTHENTICATED naming the size, rather than HTTP 431.
+pub const MAX_CREDENTIAL_BYTES: usize = 16 * 1024;
+
 pub fn presented_key(h: &tonic::codegen::http::HeaderMap) -> Option<String> {
     if let Some(v) = h.get("authorization").and_then(|v| v.to_str().ok()) {
         let v = v.trim();

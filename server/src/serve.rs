@@ -179,16 +179,14 @@ where
             }
             let mut resp = inner.call(req).await?;
             let h = resp.headers_mut();
-            let oversize = h.get("grpc-status").is_some_and(|v| v == "11")
-                && h.get("grpc-message")
-                    .and_then(|m| m.to_str().ok())
-                    .is_some_and(|m| m.contains("too%20large") || m.contains("too large"));
-            if oversize {
-                h.insert("grpc-status", http::HeaderValue::from_static("8"));
-                let msg = format!("request message exceeds the limit of {limit} bytes (limits.max_message_bytes)")
-                    .replace(' ', "%20");
-                if let Ok(v) = http::HeaderValue::from_str(&msg) {
-                    h.insert("grpc-message", v);
+            // A request tonic could not read (not protobuf, over the size limit): the
+            // client's fault, said so (crate::status::request_read_error). Unary calls
+            // only; streamed messages are read, and mapped, by their handlers.
+            if h.get("grpc-status").is_some_and(|v| v == "13" || v == "11") {
+                let read_error = tonic::Status::from_header_map(h)
+                    .and_then(|st| crate::status::request_read_error(st.code(), st.message(), Some(limit)));
+                if let Some(st) = read_error {
+                    let _ = st.add_header(h);
                 }
             }
             // Unary errors carry grpc-status in the head; successes and streams carry it
@@ -216,18 +214,22 @@ where
     }
 }
 
-/// Refuse to expose an unauthenticated server beyond this machine.
-pub fn check_exposure(listen: &std::net::SocketAddr, cfg: &Config) -> Result<()> {
+/// Refuse to expose an unauthenticated server beyond this machine. Every listener
+/// (`what`: "listen" for gRPC, "http_listen" for HTTP/A2A/metrics, and any added later)
+/// obeys the same rule and the same `--insecure` override.
+pub fn check_exposure(listen: &std::net::SocketAddr, cfg: &Config, what: &str) -> Result<()> {
     if listen.ip().is_loopback() || cfg.security.auth_enabled() {
         return Ok(());
     }
     if cfg.security.insecure {
-        tracing::warn!(listen = %listen, "INSECURE: serving without authentication on a non-loopback address; anyone who can reach it can read, write and delete everything");
-        eprintln!("WARNING: --insecure: {listen} is reachable from other machines and no authentication is configured");
+        tracing::warn!(listen = %listen, listener = what, "INSECURE: serving without authentication on a non-loopback address; anyone who can reach it can read, write and delete everything");
+        eprintln!(
+            "WARNING: --insecure: {listen} ({what}) is reachable from other machines and no authentication is configured"
+        );
         return Ok(());
     }
     anyhow::bail!(
-        "refusing to listen on {listen} without authentication: set security.auth = \"api_key\" \
+        "refusing to listen on {listen} ({what}) without authentication: set security.auth = \"api_key\" \
          (--set security.auth=api_key; an admin key is created on first start) and/or enable OIDC \
          (security.oidc.enabled, issuer, audience, jwks_file or jwks_url; see docs/SECURITY.md) and/or require \
          mTLS client certificates (security.tls.client_ca_file, security.tls.client_auth = \"required\"; TLS \
@@ -298,12 +300,25 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
     if db.encrypted() {
         tracing::info!("data directory is encrypted at rest (AES-256-GCM)");
     }
+    for (name, reason) in db.damaged() {
+        eprintln!("agentdb: collection '{name}' is damaged and not served: {reason}");
+    }
     db.start_maintenance(Duration::from_millis(cfg.storage.maintenance_interval_ms.max(10)));
 
     let listener =
         tokio::net::TcpListener::bind(&cfg.listen).await.with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    check_exposure(&addr, &cfg)?;
+    check_exposure(&addr, &cfg, "listen")?;
+    // The HTTP listener is checked before anything starts, too: its address is known
+    // from the configuration (a name that does not resolve fails at bind below).
+    if !cfg.http_listen.trim().is_empty() {
+        for a in tokio::net::lookup_host(cfg.http_listen.trim())
+            .await
+            .with_context(|| format!("cannot resolve {} (http_listen)", cfg.http_listen))?
+        {
+            check_exposure(&a, &cfg, "http_listen")?;
+        }
+    }
     // Loading the OIDC JWKS may read a file or the network: not on an async worker.
     let security = Arc::new(tokio::task::block_in_place(|| open_security(&cfg))?);
     // TLS: certificate, key and client CA read now (a bad one stops the start, naming
@@ -423,6 +438,7 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {} (http_listen)", cfg.http_listen))?;
         let http_addr = l.local_addr()?;
+        check_exposure(&http_addr, &cfg, "http_listen")?;
         let (db, enc, m) = (db.clone(), svc.encoders.clone(), metrics.clone());
         let app = axum::Router::new()
             .route(
@@ -464,6 +480,10 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
     // every listener is bound).
     println!("agentdb listening on {addr}");
     let router = Server::builder()
+        // Above hyper's 16 KiB default, so an oversize credential reaches
+        // Security::authenticate and is refused there, by name (UNAUTHENTICATED), not
+        // with an HTTP 431 that clients report as UNKNOWN.
+        .http2_max_header_list_size(256 * 1024)
         .layer(EdgeLayer(limit, metrics.clone(), security.clone()))
         .add_service(health_service)
         .add_service(reflection)
@@ -477,7 +497,7 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
                 .max_decoding_message_size(limit)
                 .max_encoding_message_size(limit),
         )
-        .add_service(v1::models_server::ModelsServer::new(svc))
+        .add_service(v1::models_server::ModelsServer::new(svc).max_decoding_message_size(limit))
         .add_service(v1::server_server::ServerServer::new(crate::status_rpc::StatusService::start(
             db.clone(),
             security.clone(),
@@ -485,12 +505,25 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
             cfg.debug.allow_fault_injection.then(|| fault_delay_ms.clone()),
             device.label.clone(),
         )))
-        .add_service(v1::security_server::SecurityServer::new(crate::security::SecurityService(security.clone())))
-        .add_service(v1::agents_server::AgentsServer::new(orchestration.clone()))
-        .add_service(v1::events_server::EventsServer::new(orchestration.clone()))
-        .add_service(v1::queues_server::QueuesServer::new(orchestration.clone()))
-        .add_service(v1::standing_queries_server::StandingQueriesServer::new(orchestration))
-        .add_service(v1::workflows_server::WorkflowsServer::new(crate::workflows::WorkflowService(workflows)))
+        .add_service(
+            v1::security_server::SecurityServer::new(crate::security::SecurityService(security.clone()))
+                .max_decoding_message_size(limit),
+        )
+        .add_service(v1::agents_server::AgentsServer::new(orchestration.clone()).max_decoding_message_size(limit))
+        .add_service(v1::events_server::EventsServer::new(orchestration.clone()).max_decoding_message_size(limit))
+        .add_service(
+            v1::queues_server::QueuesServer::new(orchestration.clone())
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+        )
+        .add_service(
+            v1::standing_queries_server::StandingQueriesServer::new(orchestration).max_decoding_message_size(limit),
+        )
+        .add_service(
+            v1::workflows_server::WorkflowsServer::new(crate::workflows::WorkflowService(workflows))
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+        )
         .add_service(crate::a2a_grpc::server(a2a.clone(), limit));
     a2a.advertise_grpc(addr.port());
     match &tls {
@@ -525,7 +558,27 @@ fn open_security(cfg: &Config) -> Result<crate::security::Security> {
     let dir = cfg.data_dir.join("security");
     let roles = cfg.security.role_table()?;
     let audit = if cfg.security.audit {
-        Some(Arc::new(AuditLog::open(&dir.join("audit.log")).map_err(|e| anyhow::anyhow!("audit log: {e}"))?))
+        let path = dir.join("audit.log");
+        let log = if cfg.security.audit_checkpoints_enabled()? {
+            // Signed checkpoints of the chain's head to a separate sink; the log is checked
+            // against the ones already there (a truncated or rewritten log stops the start).
+            use agentdb_orchestrator::security::{CheckpointKey, CheckpointSink};
+            let s = &cfg.security;
+            let key = CheckpointKey::load(std::path::Path::new(s.audit_checkpoint_key_file.trim()))
+                .map_err(|e| anyhow::anyhow!("security.audit_checkpoint_key_file: {e}"))?;
+            let sink = CheckpointSink {
+                path: s.audit_checkpoint_file.trim().into(),
+                key,
+                every_records: s.audit_checkpoint_every_records,
+                every_secs: s.audit_checkpoint_every_secs,
+            };
+            tracing::info!(file = %sink.path.display(), key_id = %sink.key.id(), every_records = sink.every_records,
+                every_secs = sink.every_secs, "audit log checkpoints enabled");
+            AuditLog::open_with_checkpoints(&path, sink)
+        } else {
+            AuditLog::open(&path)
+        };
+        Some(Arc::new(log.map_err(|e| anyhow::anyhow!("audit log: {e}"))?))
     } else {
         None
     };

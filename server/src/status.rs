@@ -36,7 +36,7 @@ pub fn engine_code(e: &agentdb_engine::Error) -> Code {
         E::LimitExceeded(_) => Code::ResourceExhausted,
         E::Corrupted { .. } => Code::DataLoss,
         E::Io { .. } | E::Faiss(_) => Code::Internal,
-        E::Locked { .. } | E::Encryption(_) => Code::FailedPrecondition,
+        E::Locked { .. } | E::Encryption(_) | E::CollectionDamaged { .. } => Code::FailedPrecondition,
         E::Unavailable(_) => Code::Unavailable,
     }
 }
@@ -67,4 +67,85 @@ pub fn to_status(e: ApiError) -> Status {
 pub fn prefixed(what: &str, e: ApiError) -> ApiError {
     let st = to_status(e);
     tonic::Status::new(st.code(), format!("{what}: {}", st.message())).into()
+}
+
+/// tonic's errors for a request message it could not read, as this API reports them
+/// (`limit`: limits.max_message_bytes where the caller knows it; the limit named is the
+/// one tonic applied, which is lower for services that keep tonic's 4 MiB default):
+/// bytes that are not valid protobuf (tonic: INTERNAL "failed to decode Protobuf
+/// message: ...", e.g. a string field that is not UTF-8) and a unary call without a
+/// message are the client's fault, INVALID_ARGUMENT; a message over the size limit
+/// (tonic: OUT_OF_RANGE "... message length too large ...") is RESOURCE_EXHAUSTED
+/// naming `limits.max_message_bytes`. Anything else: `None`, left as it is.
+pub fn request_read_error(code: Code, message: &str, limit: Option<usize>) -> Option<Status> {
+    const UNDECODABLE: &str = "failed to decode Protobuf message";
+    match code {
+        Code::Internal if message.starts_with(UNDECODABLE) => {
+            let why = message[UNDECODABLE.len()..].trim_start_matches(':').trim();
+            let why = if why.is_empty() { "undecodable message" } else { why };
+            Some(Status::invalid_argument(format!("request is not valid protobuf: {why}")))
+        }
+        Code::Internal if message == "Missing request message." => {
+            Some(Status::invalid_argument("request is not valid protobuf: the call carries no request message"))
+        }
+        Code::OutOfRange if message.contains("too large") => {
+            // tonic: "... found {len} bytes, the limit is: {limit} bytes".
+            let stated =
+                message.split("the limit is: ").nth(1).and_then(|s| s.split(' ').next()?.parse::<usize>().ok());
+            let found = message.split("found ").nth(1).and_then(|s| s.split(' ').next()?.parse::<usize>().ok());
+            let size = found.map(|n| format!(" of {n} bytes")).unwrap_or_default();
+            let msg = match (stated, limit) {
+                (Some(l), Some(cfg)) if l != cfg => format!("request message{size} exceeds the limit of {l} bytes"),
+                (Some(l), _) | (None, Some(l)) => {
+                    format!("request message{size} exceeds the limit of {l} bytes (limits.max_message_bytes)")
+                }
+                (None, None) => format!("request message{size} exceeds the size limit (limits.max_message_bytes)"),
+            };
+            Some(Status::resource_exhausted(msg))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tonic_read_errors_become_the_clients_fault() {
+        let s = request_read_error(
+            Code::Internal,
+            "failed to decode Protobuf message: Item.id: invalid string value: data is not UTF-8 encoded",
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.code(), Code::InvalidArgument);
+        assert_eq!(
+            s.message(),
+            "request is not valid protobuf: Item.id: invalid string value: data is not UTF-8 encoded"
+        );
+        let s = request_read_error(
+            Code::OutOfRange,
+            "Error, decoded message length too large: found 73400320 bytes, the limit is: 8388608 bytes",
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.code(), Code::ResourceExhausted);
+        assert_eq!(
+            s.message(),
+            "request message of 73400320 bytes exceeds the limit of 8388608 bytes (limits.max_message_bytes)"
+        );
+        let s = request_read_error(Code::OutOfRange, "message too large", Some(1024)).unwrap();
+        assert_eq!(s.message(), "request message exceeds the limit of 1024 bytes (limits.max_message_bytes)");
+        // A service on tonic's default limit: that limit, not the configured one.
+        let s = request_read_error(
+            Code::OutOfRange,
+            "Error, decoded message length too large: found 5000000 bytes, the limit is: 4194304 bytes",
+            Some(67108864),
+        )
+        .unwrap();
+        assert_eq!(s.message(), "request message of 5000000 bytes exceeds the limit of 4194304 bytes");
+        assert!(request_read_error(Code::Internal, "disk on fire", None).is_none());
+        assert!(request_read_error(Code::OutOfRange, "offset past the end", None).is_none());
+    }
 }

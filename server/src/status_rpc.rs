@@ -148,7 +148,11 @@ impl v1::server_server::Server for StatusService {
         Ok(Response::new(v1::SetLogLevelResponse { previous }))
     }
 
-    async fn status(&self, _req: Request<v1::StatusRequest>) -> Result<Response<v1::StatusResponse>, Status> {
+    async fn status(&self, req: Request<v1::StatusRequest>) -> Result<Response<v1::StatusResponse>, Status> {
+        let p = req.extensions().get::<agentdb_orchestrator::security::Principal>().cloned();
+        if self.security.auth_enabled() && !p.as_ref().is_some_and(|p| p.sees_everything()) {
+            return self.scoped_status(p.as_ref()).await;
+        }
         let db = self.db.clone();
         let now =
             tokio::task::spawn_blocking(move || sample(&db)).await.map_err(|e| Status::internal(e.to_string()))?;
@@ -191,6 +195,59 @@ impl v1::server_server::Server for StatusService {
             growth_bytes_per_day: per_day,
             days_until_disk_full: days,
             device: self.device.clone(),
+            damaged: self
+                .db
+                .damaged()
+                .into_iter()
+                .map(|(name, reason)| v1::DamagedCollection { name, reason })
+                .collect(),
+        }))
+    }
+}
+
+impl StatusService {
+    /// Status for a principal that does not see everything: the collections it may read
+    /// (counted under its row policy, if it has one), their bytes, and the process's own
+    /// figures; no data-directory path, no server-wide rates or disk forecast (they sum
+    /// other collections' activity).
+    async fn scoped_status(
+        &self,
+        p: Option<&agentdb_orchestrator::security::Principal>,
+    ) -> Result<Response<v1::StatusResponse>, Status> {
+        let p = p.cloned();
+        let (db, security) = (self.db.clone(), self.security.clone());
+        let collections = tokio::task::spawn_blocking(move || -> Result<Vec<v1::CollectionInfo>, Status> {
+            let row = crate::security::row_policy(p.as_ref()).map_err(crate::status::to_status)?;
+            let mut out = Vec::new();
+            for c in db.collections() {
+                let name = c.name().to_string();
+                if agentdb_orchestrator::is_internal(&name) || !security.visible(p.as_ref(), &name) {
+                    continue;
+                }
+                let Ok(mut info) = c.info() else { continue };
+                // Other tenants' items are not counted, nor their bytes shown.
+                crate::security::scope_info(row.as_ref(), &c, &mut info);
+                out.push(agentdb_proto::convert::info_to_wire(info));
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))??;
+        Ok(Response::new(v1::StatusResponse {
+            version: env!("CARGO_PKG_VERSION").into(),
+            uptime_seconds: self.started.elapsed().as_secs_f64(),
+            rss_bytes: crate::metrics::process_stats().rss_bytes,
+            data_dir: String::new(),
+            data_bytes: collections.iter().map(|c| c.disk_bytes).sum(),
+            disk_free_bytes: 0,
+            disk_total_bytes: 0,
+            collections,
+            queries_per_second: 0.0,
+            upserts_per_second: 0.0,
+            growth_bytes_per_day: 0.0,
+            days_until_disk_full: -1.0,
+            device: self.device.clone(),
+            damaged: Vec::new(),
         }))
     }
 }

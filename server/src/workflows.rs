@@ -16,7 +16,7 @@
 use crate::a2a::A2a;
 use crate::security::Security;
 use agentdb_orchestrator::agents::{AgentState, Registry};
-use agentdb_orchestrator::bus::{Bus, Resume, Topic};
+use agentdb_orchestrator::bus::{Audience, Bus, Resume, Topic};
 use agentdb_orchestrator::cron::Cron;
 use agentdb_orchestrator::queue::Queues;
 use agentdb_orchestrator::security::{Action, Principal};
@@ -197,7 +197,8 @@ impl Workflows {
         data["workflow"] = json!(run.workflow);
         data["version"] = json!(run.version);
         data["state"] = json!(run.state.as_str());
-        self.bus.publish(Topic::Workflow, kind, &run.workflow, data);
+        // A run's events (errors, outputs) are for who started it and who sees everything.
+        self.bus.publish_to(Topic::Workflow, kind, &run.workflow, data, Audience::Principal(run.principal.clone()));
     }
 
     async fn save(&self, run: &Run) {
@@ -454,7 +455,7 @@ impl Workflows {
             }
             "filter" => filter_items(&p),
             "call_agent" => self.call_agent(ctx, &p, timeout_ms, cancel).await,
-            "wait_event" => self.wait_event(&p, cancel).await,
+            "wait_event" => self.wait_event(ctx, &p, cancel).await,
             "notify" => self.notify(ctx, &p).await,
             "sleep" => {
                 let ms = params.as_u64().unwrap_or(0);
@@ -548,6 +549,7 @@ impl Workflows {
 
     async fn wait_event(
         &self,
+        ctx: &StepCtx,
         p: &Map<String, Value>,
         mut cancel: tokio::sync::watch::Receiver<bool>,
     ) -> Result<Value, String> {
@@ -560,7 +562,8 @@ impl Workflows {
             let evs = self.bus.read_resuming(&[topic], from, 256).events;
             for e in &evs {
                 from = e.offset + 1;
-                if m.matches(e.topic, &e.kind, &e.subject) {
+                // Only events the run's principal may read.
+                if e.audience.admits(ctx.principal.as_ref().as_ref()) && m.matches(e.topic, &e.kind, &e.subject) {
                     return Ok(event_json(e));
                 }
             }
@@ -583,10 +586,15 @@ impl Workflows {
         let subject = p.get("subject").and_then(Value::as_str).unwrap_or(&ctx.workflow).to_string();
         let body =
             json!({ "workflow": ctx.workflow, "run": ctx.run, "step": ctx.step, "message": message, "data": data });
-        let offset = self.bus.publish(Topic::Workflow, "workflow.notify", &subject, body.clone());
+        let owner = ctx.principal.as_ref().as_ref().map(|p| p.id.clone()).unwrap_or_default();
+        let offset =
+            self.bus.publish_to(Topic::Workflow, "workflow.notify", &subject, body.clone(), Audience::Principal(owner));
         let mut out = json!({ "offset": offset });
         if let Some(q) = p.get("queue") {
             let q = q.as_str().ok_or("notify: 'queue' must be a string")?.to_string();
+            self.security
+                .authorize_queue(ctx.principal.as_ref().as_ref(), Action::Write, &q, "Workflow/notify")
+                .map_err(|st| format!("notify: queue '{q}': {}", st.message()))?;
             let queues = self.queues.clone();
             let attrs = [("workflow".to_string(), ctx.workflow.clone()), ("run".to_string(), ctx.run.clone())]
                 .into_iter()
@@ -734,6 +742,13 @@ impl Workflows {
                     });
                     if !hit {
                         continue;
+                    }
+                    // The run acts as who applied the definition: only events they may
+                    // read start it (the event becomes part of the run's record).
+                    let who = Self::trigger_principal(&v);
+                    match self.principal_for(&who) {
+                        Ok(p) if e.audience.admits(p.as_ref()) => {}
+                        _ => continue,
                     }
                     let trigger = json!({ "kind": "event", "event": event_json(e) });
                     match self.start_run(&v, Map::new(), trigger, &Self::trigger_principal(&v), None, None).await {
@@ -941,6 +956,25 @@ impl WorkflowService {
     }
 }
 
+impl WorkflowService {
+    /// A run's record (inputs, step outputs with search hits, errors) is visible to the
+    /// principal that started it (or applied the definition that triggered it) and to
+    /// principals that see everything; with authentication off, to everyone.
+    fn run_visible(&self, p: Option<&Principal>, run: &Run) -> bool {
+        !self.0.security.auth_enabled() || p.is_some_and(|p| p.id == run.principal || p.sees_everything())
+    }
+
+    /// NOT_FOUND (not PERMISSION_DENIED: the id's existence is not confirmed) for a run
+    /// the principal may not see.
+    fn check_run_visible(&self, p: Option<&Principal>, run: &Run) -> Result<(), Status> {
+        if self.run_visible(p, run) {
+            Ok(())
+        } else {
+            Err(Status::not_found(format!("workflow run '{}' not found", run.id)))
+        }
+    }
+}
+
 fn principal_id(p: &Option<Principal>) -> String {
     p.as_ref().map(|p| p.id.clone()).unwrap_or_default()
 }
@@ -957,11 +991,12 @@ impl v1::workflows_server::Workflows for WorkflowService {
         let (v, changed) = blocking(move || st.apply(&yaml, &by, now_ms())).await?;
         if changed {
             tracing::info!(workflow = %v.name, version = v.version, "workflow applied");
-            self.0.bus.publish(
+            self.0.bus.publish_to(
                 Topic::Workflow,
                 "workflow.applied",
                 &v.name,
                 json!({ "workflow": v.name, "version": v.version, "applied_by": v.applied_by }),
+                Audience::Principal(v.applied_by.clone()),
             );
         }
         let n = self.0.store.version_count(&v.name);
@@ -1028,10 +1063,11 @@ impl v1::workflows_server::Workflows for WorkflowService {
         &self,
         req: Request<v1::GetWorkflowRunRequest>,
     ) -> Result<Response<v1::GetWorkflowRunResponse>, Status> {
-        self.authorize(&req, Action::Read, "Workflows/GetRun")?;
+        let p = self.authorize(&req, Action::Read, "Workflows/GetRun")?;
         let id = req.into_inner().id;
         let st = self.0.store.clone();
         let run = blocking(move || st.get_run(&id)).await?;
+        self.check_run_visible(p.as_ref(), &run)?;
         Ok(Response::new(v1::GetWorkflowRunResponse { run: Some(run_to_wire(&run)) }))
     }
 
@@ -1039,13 +1075,15 @@ impl v1::workflows_server::Workflows for WorkflowService {
         &self,
         req: Request<v1::ListWorkflowRunsRequest>,
     ) -> Result<Response<v1::ListWorkflowRunsResponse>, Status> {
-        self.authorize(&req, Action::Read, "Workflows/ListRuns")?;
+        let p = self.authorize(&req, Action::Read, "Workflows/ListRuns")?;
         let r = req.into_inner();
         let limit = if r.limit == 0 { 100 } else { r.limit.min(10_000) } as usize;
         let st = self.0.store.clone();
         let mut runs = blocking(move || st.load_runs()).await?;
         runs.retain(|x| {
-            (r.workflow.is_empty() || x.workflow == r.workflow) && (r.state.is_empty() || x.state.as_str() == r.state)
+            (r.workflow.is_empty() || x.workflow == r.workflow)
+                && (r.state.is_empty() || x.state.as_str() == r.state)
+                && self.run_visible(p.as_ref(), x)
         });
         runs.reverse();
         runs.truncate(limit);
@@ -1056,8 +1094,11 @@ impl v1::workflows_server::Workflows for WorkflowService {
         &self,
         req: Request<v1::CancelWorkflowRunRequest>,
     ) -> Result<Response<v1::CancelWorkflowRunResponse>, Status> {
-        self.authorize(&req, Action::Write, "Workflows/Cancel")?;
+        let p = self.authorize(&req, Action::Write, "Workflows/Cancel")?;
         let id = req.into_inner().id;
+        let (st, rid) = (self.0.store.clone(), id.clone());
+        let existing = blocking(move || st.get_run(&rid)).await?;
+        self.check_run_visible(p.as_ref(), &existing)?;
         let run = self.0.cancel_run(&id).await?;
         Ok(Response::new(v1::CancelWorkflowRunResponse { run: Some(run_to_wire(&run)) }))
     }

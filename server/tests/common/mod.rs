@@ -173,3 +173,69 @@ pub fn rand_vec(seed: u64, dim: usize) -> Vec<f32> {
         })
         .collect()
 }
+
+/// An API key as the value of an `authorization: Bearer` header, for authenticated
+/// gRPC clients ([`authed`]).
+#[derive(Clone)]
+pub struct Bearer(pub Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            r.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(r)
+    }
+}
+
+/// A channel to `url` that sends `key` (if any) with every call; wrap it in any
+/// generated client: `v1::items_client::ItemsClient::new(authed(url, Some(k)).await)`.
+pub type Authed = tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>;
+
+pub async fn authed(url: &str, key: Option<&str>) -> Authed {
+    let ch = tonic::transport::Channel::from_shared(url.to_string()).unwrap().connect().await.expect("connect");
+    let v = key.map(|k| format!("Bearer {k}").parse().expect("an ASCII key"));
+    tonic::service::interceptor::InterceptedService::new(ch, Bearer(v))
+}
+
+impl Server {
+    /// The bootstrap admin key of a server started with `security.auth=api_key`.
+    pub fn admin_key(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("security/bootstrap-admin.key"))
+            .expect("bootstrap admin key (start the server with --set security.auth=api_key)")
+            .trim()
+            .to_string()
+    }
+
+    /// Run the CLI with an API key.
+    pub fn cli_as(&self, key: &str, args: &[&str]) -> std::process::Output {
+        Command::new(BIN)
+            .args(args)
+            .env("AGENTDB_URL", self.url())
+            .env("AGENTDB_API_KEY", key)
+            .output()
+            .expect("run agentdb cli")
+    }
+
+    /// [`Server::cli_as`], asserting success; returns stdout.
+    pub fn ok_as(&self, key: &str, args: &[&str]) -> Vec<u8> {
+        let out = self.cli_as(key, args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    }
+
+    /// Create an API key through the admin API; returns its secret.
+    pub async fn create_key(&self, admin: &str, name: &str, role: &str, scope: &[&str], row_filter: &str) -> String {
+        let mut sec = v1::security_client::SecurityClient::new(authed(&self.url(), Some(admin)).await);
+        sec.create_key(v1::CreateKeyRequest {
+            name: name.into(),
+            role: role.into(),
+            collections: scope.iter().map(|s| s.to_string()).collect(),
+            row_filter: row_filter.into(),
+        })
+        .await
+        .expect("create key")
+        .into_inner()
+        .secret
+    }
+}
