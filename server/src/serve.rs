@@ -214,6 +214,26 @@ where
     }
 }
 
+/// Every gRPC service the server registers (health reports each as SERVING; a test
+/// checks the list against what reflection lists).
+pub const SERVICES: &[&str] = &[
+    "",
+    "agentdb.v1.Collections",
+    "agentdb.v1.Items",
+    "agentdb.v1.Models",
+    "agentdb.v1.Server",
+    "agentdb.v1.Security",
+    "agentdb.v1.Agents",
+    "agentdb.v1.Events",
+    "agentdb.v1.Queues",
+    "agentdb.v1.StandingQueries",
+    "agentdb.v1.Workflows",
+    "lf.a2a.v1.A2AService",
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
+
 /// Refuse to expose an unauthenticated server beyond this machine. Every listener
 /// (`what`: "listen" for gRPC, "http_listen" for HTTP/A2A/metrics, and any added later)
 /// obeys the same rule and the same `--insecure` override.
@@ -372,16 +392,26 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
     };
     let limit = cfg.limits.max_message_bytes;
 
+    // Health: one status per service reflection lists (and "" for the whole server), so
+    // a probe of any of them gets SERVING rather than NOT_FOUND.
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter.set_serving::<v1::collections_server::CollectionsServer<Services>>().await;
-    health_reporter.set_serving::<v1::items_server::ItemsServer<Services>>().await;
-    health_reporter.set_serving::<v1::models_server::ModelsServer<Services>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(agentdb_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(agentdb_proto::a2a::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .context("building reflection service")?;
+    for name in SERVICES {
+        health_reporter.set_service_status(*name, tonic_health::ServingStatus::Serving).await;
+    }
+    // Reflection in both versions: v1, and v1alpha for the clients that only speak it
+    // (grpcurl before 1.8.8, Python's grpcio-reflection).
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(agentdb_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(agentdb_proto::a2a::FILE_DESCRIPTOR_SET)
+            // Both reflection services listed by both.
+            .include_reflection_service(false)
+            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1alpha = reflection().build_v1alpha().context("building reflection service (v1alpha)")?;
+    let reflection = reflection().build_v1().context("building reflection service")?;
 
     tracing::info!(listen = %addr, data_dir = %cfg.data_dir.display(), collections = db.list().len(), device = %device.label, "agentdb serving gRPC (agentdb.v1, grpc.health.v1, reflection)");
 
@@ -487,6 +517,7 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
         .layer(EdgeLayer(limit, metrics.clone(), security.clone()))
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(
             v1::collections_server::CollectionsServer::new(svc.clone())
                 .max_decoding_message_size(limit)
@@ -543,7 +574,9 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
     }
     .context("gRPC server failed")?;
 
-    health_reporter.set_not_serving::<v1::items_server::ItemsServer<Services>>().await;
+    for name in SERVICES {
+        health_reporter.set_service_status(*name, tonic_health::ServingStatus::NotServing).await;
+    }
     if let Some(t) = http_task {
         let _ = t.await;
     }

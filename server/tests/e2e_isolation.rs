@@ -310,3 +310,83 @@ async fn every_read_surface_shows_a_principal_only_what_it_may_see() {
     let e = q.send(v1::SendMessageRequest { queue: "jobs".into(), ..Default::default() }).await.unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied);
 }
+
+/// Agent memory is private to its agent (issue 20, point 4): an unscoped reader or writer
+/// cannot search, list or write a registered agent's memory or another principal's A2A
+/// memory; its own memory, an admin, and a key scoped to the memory on purpose can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_memory_is_private_unless_shared_on_purpose() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &["--set", "security.auth=api_key"]);
+    let (admin, url) = (server.admin_key(), server.url());
+    server.ok_as(&admin, &["agent", "register", "scout", "--memory-space", "text:4:cosine:Flat"]);
+    let mem = "agent_scout_memory";
+    let mut items = v1::items_client::ItemsClient::new(authed(&url, Some(&admin)).await);
+    let secret = item("m1", vec![1.0, 0.0, 0.0, 0.0], json!({"note": "scout's private memory"}));
+    items.upsert(v1::UpsertRequest { collection: mem.into(), items: vec![secret] }).await.unwrap();
+    let reader = server.create_key(&admin, "reader", "reader", &[], "").await;
+    let writer = server.create_key(&admin, "writer", "writer", &[], "").await;
+    let scout = server.create_key(&admin, "scout", "writer", &[mem], "").await;
+    let search = |key: String, collection: String| {
+        let url = url.clone();
+        async move {
+            let mut items = v1::items_client::ItemsClient::new(authed(&url, Some(&key)).await);
+            items
+                .search(v1::SearchRequest {
+                    collection,
+                    vector: Some(v1::Vector { values: vec![1.0, 0.0, 0.0, 0.0], ..Default::default() }),
+                    top_k: 5,
+                    with_payload: true,
+                    ..Default::default()
+                })
+                .await
+        }
+    };
+    for key in [&reader, &writer] {
+        let e = search(key.clone(), mem.into()).await.unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied);
+        assert!(e.message().contains("private to its agent"), "{}", e.message());
+        let list = String::from_utf8(server.ok_as(key, &["collection", "list"])).unwrap();
+        assert!(!list.contains(mem), "{list}");
+    }
+    let mut w = v1::items_client::ItemsClient::new(authed(&url, Some(&writer)).await);
+    let e = w
+        .upsert(v1::UpsertRequest { collection: mem.into(), items: vec![item("x", vec![1.0; 4], json!({}))] })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    for key in [&admin, &scout] {
+        let hits = search(key.clone(), mem.into()).await.unwrap().into_inner().hits;
+        assert_eq!(hits.len(), 1, "{hits:?}");
+    }
+    // A2A memory (`remember`) is its principal's own: the writer's, invisible to the reader.
+    let http = Server::start(
+        &dir.path().join("data2"),
+        &["--set", "security.auth=api_key", "--set", "http_listen=127.0.0.1:0"],
+    );
+    let admin2 = http.admin_key();
+    let w2 = http.create_key(&admin2, "w2", "writer", &[], "").await;
+    let r2 = http.create_key(&admin2, "r2", "reader", &[], "").await;
+    let addr = http.http_addr.clone().expect("the HTTP listener");
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{"role":"ROLE_USER","messageId":"m1","parts":[{"text":"remember: the vault code is 4417"}]}}}"#;
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "POST /a2a HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {w2}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    assert!(resp.starts_with("HTTP/1.1 200") && resp.contains("TASK_STATE_COMPLETED"), "{resp}");
+    let own = String::from_utf8(http.ok_as(&w2, &["collection", "list"])).unwrap();
+    let memory = own
+        .lines()
+        .find_map(|l| l.split_whitespace().find(|w| w.starts_with("memory-key-")))
+        .unwrap_or_else(|| panic!("{own}"));
+    let o = http.cli_as(&r2, &["search", memory, "--text", "vault code"]);
+    assert!(!o.status.success() && stderr(&o).contains("private to its agent"), "{}", stderr(&o));
+    let list = String::from_utf8(http.ok_as(&r2, &["collection", "list"])).unwrap();
+    assert!(!list.contains(memory), "{list}");
+}

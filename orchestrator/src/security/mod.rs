@@ -66,6 +66,23 @@ fn validate_pattern(p: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Agent memory collections: `agent_<name>_memory` (a registered agent's) and
+/// `memory-<principal>` (what a principal `remember`s over A2A). They are private to
+/// their agent: see [`Principal::authorize`].
+pub fn is_memory_collection(collection: &str) -> bool {
+    collection.starts_with("memory-") || (collection.starts_with("agent_") && collection.ends_with("_memory"))
+}
+
+/// The memory collection of a principal (`memory-<id>`, characters outside
+/// `[A-Za-z0-9_-]` replaced by `-`; `memory-local` without authentication).
+pub fn principal_memory_collection(owner: &str) -> String {
+    let clean: String =
+        owner.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' }).collect();
+    let mut name = format!("memory-{clean}");
+    name.truncate(128);
+    name
+}
+
 /// One permission of a custom role: these actions on the collections matching these patterns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
@@ -263,12 +280,21 @@ impl Principal {
     /// server status) show everything only to such principals; the others see what
     /// concerns the collections they may read, or what they started themselves.
     pub fn sees_everything(&self) -> bool {
-        self.collections.is_empty()
-            && self.row_filter.is_none()
-            && match &self.role {
-                Role::Custom(c) => c.grants.iter().any(|g| g.collections.iter().any(|p| p == "*")),
-                _ => true,
-            }
+        // Agent memories are private to their agents and admins, so only admins over
+        // every collection (built-in admin, or admin on `*`) see everything.
+        self.collections.is_empty() && self.row_filter.is_none() && self.role.allows(Action::Admin, "")
+    }
+
+    /// Whether this principal may touch the agent memory collection `collection`: its
+    /// own (`memory-<its id>`), one its key scope names, one a custom role grants by a
+    /// pattern other than `*` (sharing is an explicit grant), or as an admin of it.
+    fn may_use_memory(&self, collection: &str) -> bool {
+        principal_memory_collection(&self.id) == collection
+            || self.collections.iter().any(|c| c == collection)
+            || self.role.allows(Action::Admin, collection)
+            || self.role.custom().is_some_and(|c| {
+                c.grants.iter().any(|g| g.collections.iter().any(|p| p != "*" && pattern_matches(p, collection)))
+            })
     }
 
     /// Whether this principal may read every one of `collections` in full: allowed to
@@ -299,6 +325,15 @@ impl Principal {
         }
         if !collection.is_empty() && !self.collections.is_empty() && !self.collections.iter().any(|c| c == collection) {
             return Err(format!("{} '{}' has no access to collection '{collection}'", self.id, self.name));
+        }
+        if is_memory_collection(collection) && !self.may_use_memory(collection) {
+            return Err(format!(
+                "{} '{}' may not {} '{collection}': agent memory is private to its agent and admins; share it \
+                 with a key scoped to it (--collection {collection}) or a role granting it by name",
+                self.id,
+                self.name,
+                action.as_str()
+            ));
         }
         if collection.is_empty() && !self.collections.is_empty() && action == Action::Admin {
             return Err(format!(
@@ -345,6 +380,41 @@ mod tests {
         assert!(w.authorize(Action::Admin, "").is_err());
         let a = Principal { role: Role::Admin, collections: vec![], ..p.clone() };
         assert!(a.authorize(Action::Admin, "").is_ok());
+    }
+
+    #[test]
+    fn agent_memory_is_private_unless_granted() {
+        let reader = Principal { role: Role::Reader, collections: vec![], ..principal() };
+        let writer = Principal { id: "key:w".into(), role: Role::Writer, ..reader.clone() };
+        let admin = Principal { id: "key:a".into(), role: Role::Admin, ..reader.clone() };
+        assert!(is_memory_collection("agent_scout_memory") && is_memory_collection("memory-key-1"));
+        assert!(!is_memory_collection("docs") && !is_memory_collection("agent_x") && !is_memory_collection("memo"));
+        assert_eq!(principal_memory_collection("key:1"), "memory-key-1");
+        // Its own memory: yes; another's or an agent's: no, however unscoped the key.
+        assert!(reader.authorize(Action::Read, "memory-key-1").is_ok());
+        let e = writer.authorize(Action::Read, "memory-key-1").unwrap_err();
+        assert!(e.contains("private to its agent"), "{e}");
+        assert!(writer.authorize(Action::Write, "agent_scout_memory").is_err());
+        assert!(writer.authorize(Action::Write, "docs").is_ok());
+        assert!(admin.authorize(Action::Read, "agent_scout_memory").is_ok());
+        // Shared on purpose: a key scoped to it, or a role granting it by name/pattern.
+        let scoped = Principal { collections: vec!["agent_scout_memory".into()], ..reader.clone() };
+        assert!(scoped.authorize(Action::Read, "agent_scout_memory").is_ok());
+        let t = RoleTable::new(vec![CustomRole {
+            name: "mem".into(),
+            grants: vec![
+                Grant::new(vec![Action::Read], vec!["agent_*".into()]).unwrap(),
+                Grant::new(vec![Action::Write], vec!["*".into()]).unwrap(),
+            ],
+            storage_quota_bytes: None,
+            storage_quota_items: None,
+        }])
+        .unwrap();
+        let custom = Principal { role: t.resolve("mem").unwrap(), ..reader.clone() };
+        assert!(custom.authorize(Action::Read, "agent_scout_memory").is_ok());
+        assert!(custom.authorize(Action::Read, "memory-key-9").is_err(), "'*' alone does not share memory");
+        // Only admins over everything see everything.
+        assert!(admin.sees_everything() && !writer.sees_everything() && !reader.sees_everything());
     }
 
     fn tenant_table() -> RoleTable {
