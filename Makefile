@@ -26,6 +26,8 @@ run: build
 # One profile (release) for the binary and the tests, so FAISS is compiled once.
 test: build
 	@bash .ci/models.sh --testdata
+	# Formatting and clippy (-D warnings) first: a lint failure fails the run.
+	$(MAKE) lint
 	$(CARGO) test --release --workspace --all-targets --no-fail-fast
 	$(CARGO) test --release --workspace --doc
 	# The GPU build compiles everywhere; its kernels compile to PTX with NVRTC and match

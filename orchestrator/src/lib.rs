@@ -1,7 +1,8 @@
 //! AgentDB orchestration and policy: who may do what (API keys, roles, the audit
-//! log), the agent registry, the event bus and durable message queues (and later
-//! workflows and A2A tasks). Transport-free: the server extracts credentials, converts
-//! wire types and calls in here.
+//! log and its signed checkpoints), the agent registry, the event bus, durable message
+//! queues, standing queries, workflow definitions and runs, cron, and the A2A task
+//! records. Transport-free: the server extracts credentials, converts wire types and
+//! calls in here.
 //!
 //! Durable state (agents, queues) lives in the engine's own storage, in internal
 //! collections whose names start with `_` (see [`is_internal`]): every change is a WAL

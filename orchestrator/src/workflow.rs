@@ -129,6 +129,26 @@ pub struct Definition {
     pub steps: Vec<Step>,
 }
 
+impl Definition {
+    /// The collections the definition's `search`, `ingest` and `embed` steps name
+    /// literally. A templated one (`{{ inputs.c }}`) is not listed: which collection it
+    /// reaches is decided per run, and the step is authorized as the run's principal.
+    pub fn collections(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .steps
+            .iter()
+            .flat_map(|s| [&s.search, &s.ingest, &s.embed])
+            .flatten()
+            .filter_map(|p| p.get("collection").and_then(Value::as_str))
+            .filter(|c| !c.contains("{{"))
+            .map(str::to_string)
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
 /// What starts a run besides an explicit `run`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "TriggerRepr", into = "TriggerRepr")]

@@ -964,6 +964,27 @@ impl WorkflowService {
         !self.0.security.auth_enabled() || p.is_some_and(|p| p.id == run.principal || p.sees_everything())
     }
 
+    /// A definition (its steps, queries and default inputs) is visible to who applied it,
+    /// to principals that see everything, and to principals that may read every
+    /// collection its steps name literally (a templated collection is authorized per run,
+    /// as the run's principal).
+    fn definition_visible(&self, p: Option<&Principal>, v: &Version) -> bool {
+        !self.0.security.auth_enabled()
+            || p.is_some_and(|p| {
+                p.id == v.applied_by
+                    || p.sees_everything()
+                    || v.definition.collections().iter().all(|c| p.authorize(Action::Read, c).is_ok())
+            })
+    }
+
+    fn check_definition_visible(&self, p: Option<&Principal>, v: &Version) -> Result<(), Status> {
+        if self.definition_visible(p, v) {
+            Ok(())
+        } else {
+            Err(Status::not_found(format!("workflow '{}' not found", v.name)))
+        }
+    }
+
     /// NOT_FOUND (not PERMISSION_DENIED: the id's existence is not confirmed) for a run
     /// the principal may not see.
     fn check_run_visible(&self, p: Option<&Principal>, run: &Run) -> Result<(), Status> {
@@ -1007,16 +1028,22 @@ impl v1::workflows_server::Workflows for WorkflowService {
         &self,
         req: Request<v1::ListWorkflowsRequest>,
     ) -> Result<Response<v1::ListWorkflowsResponse>, Status> {
-        self.authorize(&req, Action::Read, "Workflows/List")?;
+        let p = self.authorize(&req, Action::Read, "Workflows/List")?;
         let s = &self.0.store;
-        let workflows = s.latest().iter().map(|v| info_to_wire(v, s.version_count(&v.name))).collect();
+        let workflows = s
+            .latest()
+            .iter()
+            .filter(|v| self.definition_visible(p.as_ref(), v))
+            .map(|v| info_to_wire(v, s.version_count(&v.name)))
+            .collect();
         Ok(Response::new(v1::ListWorkflowsResponse { workflows }))
     }
 
     async fn get(&self, req: Request<v1::GetWorkflowRequest>) -> Result<Response<v1::GetWorkflowResponse>, Status> {
-        self.authorize(&req, Action::Read, "Workflows/Get")?;
+        let p = self.authorize(&req, Action::Read, "Workflows/Get")?;
         let r = req.into_inner();
         let v = self.0.store.get(&r.name, r.version).map_err(orch_status)?;
+        self.check_definition_visible(p.as_ref(), &v)?;
         let n = self.0.store.version_count(&v.name);
         Ok(Response::new(v1::GetWorkflowResponse { workflow: Some(info_to_wire(&v, n)) }))
     }
@@ -1036,6 +1063,7 @@ impl v1::workflows_server::Workflows for WorkflowService {
         let p = self.authorize(&req, Action::Write, "Workflows/Run")?;
         let r = req.into_inner();
         let v = self.0.store.get(&r.name, r.version).map_err(orch_status)?;
+        self.check_definition_visible(p.as_ref(), &v)?;
         let inputs = if r.inputs_json.trim().is_empty() {
             Map::new()
         } else {

@@ -246,6 +246,22 @@ async fn every_read_surface_shows_a_principal_only_what_it_may_see() {
     let runs = String::from_utf8(server.ok_as(&admin, &["workflow", "runs", "--json"])).unwrap();
     assert!(runs.contains(&run_id) && runs.contains(&own_id), "{runs}");
 
+    // Definitions naming a collection are listed only for principals that may read it.
+    let peek = dir.path().join("peek.yaml");
+    std::fs::write(&peek, "name: peek\nsteps:\n  - id: s\n    search: {collection: secret, text: plan}\n").unwrap();
+    server.ok_as(&admin, &["workflow", "apply", peek.to_str().unwrap()]);
+    for key in [&scoped, &scoped_writer] {
+        let list = String::from_utf8(server.ok_as(key, &["workflow", "list"])).unwrap();
+        assert!(list.contains("leak") && !list.contains("peek"), "{list}");
+        let o = server.cli_as(key, &["workflow", "show", "peek"]);
+        assert!(!o.status.success() && stderr(&o).contains("not found"), "{}", stderr(&o));
+        let o = server.cli_as(key, &["workflow", "run", "peek"]);
+        let err = stderr(&o);
+        assert!(!o.status.success() && (err.contains("not found") || err.contains("may not write")), "{err}");
+    }
+    let list = String::from_utf8(server.ok_as(&admin, &["workflow", "list"])).unwrap();
+    assert!(list.contains("peek"), "{list}");
+
     // Server status: only readable collections, counted under the row policy; no data dir.
     let status = |key: String| {
         let url = url.clone();
