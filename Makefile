@@ -6,7 +6,7 @@ BIN := $(CARGO_TARGET_DIR)/release/agentdb
 DATA_DIR ?= ./agentdb-data
 LISTEN ?= 127.0.0.1:7720
 
-.PHONY: setup models build run test lint bench bench-search eval fmt clean-data
+.PHONY: setup models build run test lint bench bench-search eval tck fmt clean-data
 
 setup:
 	@bash .ci/setup.sh
@@ -58,6 +58,11 @@ eval: build
 	@bash .ci/models.sh --testdata
 	bash benches/eval/run.sh --modes dense,keyword,hybrid
 	bash benches/eval/run.sh --descriptive-names --modes dense,keyword,hybrid --metadata both
+
+# The official A2A TCK against a fresh server: A2A_TCK_DIR=/path/to/a2a-tck make tck
+# (categories: TCK_CATEGORIES="mandatory capabilities quality features"; docs/A2A.md).
+tck: build
+	bash benches/tck/run.sh $(TCK_CATEGORIES)
 
 clean-data:
 	rm -rf $(DATA_DIR)

@@ -468,6 +468,10 @@ pub fn router(st: Arc<A2a>) -> axum::Router {
         .route(CARD_PATH, axum::routing::get(card))
         .route(LEGACY_CARD_PATH, axum::routing::get(card))
         .route(RPC_PATH, axum::routing::post(rpc))
+        // Clients that take the JSON-RPC URL as the agent's base URL look for the card
+        // under it, and some post to the root: both are served too.
+        .route(&format!("{RPC_PATH}{CARD_PATH}"), axum::routing::get(card))
+        .route("/", axum::routing::post(rpc))
         .with_state(st)
 }
 
@@ -520,7 +524,9 @@ async fn card(State(st): State<Arc<A2a>>, headers: HeaderMap) -> Response {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
     let scheme = if st.tls { "https" } else { "http" };
     // The gRPC binding: the host the client reached us by, the gRPC listener's port.
-    let grpc = st.grpc_port.get().map(|port| format!("{}:{port}", host_name(host)));
+    // A URL with its scheme (`grpc://`, `grpcs://` with TLS), as clients parse it.
+    let grpc_scheme = if st.tls { "grpcs" } else { "grpc" };
+    let grpc = st.grpc_port.get().map(|port| format!("{grpc_scheme}://{}:{port}", host_name(host)));
     let card = agent_card(&format!("{scheme}://{host}{RPC_PATH}"), st.svc.security.auth_enabled(), grpc.as_deref());
     json_response(StatusCode::OK, &card)
 }
@@ -580,12 +586,15 @@ fn agent_card(url: &str, auth: bool, grpc: Option<&str>) -> Value {
                   "Search the caller's memory. Any plain text message (not starting with \"remember:\") does this.",
                   &["memory", "search"], &["when does the deploy key rotate?"]),
         ],
-        "securitySchemes": {
-            "bearer": { "type": "http", "scheme": "bearer",
-                        "description": "An AgentDB API key (adb_...) or an OIDC access token, as for gRPC." }
-        },
     });
+    // Credentials are advertised only when the server asks for them. The scheme is in the
+    // 1.0 shape (one `httpAuthSecurityScheme` member), the requirement in both dialects.
     if auth {
+        card["securitySchemes"] = json!({
+            "bearer": { "httpAuthSecurityScheme": { "scheme": "Bearer",
+                "description": "An AgentDB API key (adb_...) or an OIDC access token, as for gRPC." } }
+        });
+        card["securityRequirements"] = json!([{ "schemes": { "bearer": { "list": [] } } }]);
         card["security"] = json!([{ "bearer": [] }]);
     }
     if let (Some(g), Some(list)) = (grpc, card["supportedInterfaces"].as_array_mut()) {
@@ -710,8 +719,18 @@ impl Caller {
     }
 }
 
+/// A string parameter, in either ProtoJSON spelling (`contextId` or `context_id`).
 fn str_param<'a>(p: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-    p.get(key).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty())
+    crate::a2a_params::param(p, key).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// `historyLength`: absent, or an integer >= 0 (INVALID_PARAMS otherwise).
+fn history_length_param(p: &Map<String, Value>) -> Result<Option<usize>, RpcError> {
+    match crate::a2a_params::int_param(p, "historyLength").map_err(RpcError::params)? {
+        None => Ok(None),
+        Some(n) if n < 0 => Err(RpcError::params(format!("historyLength must be 0 or more, got {n}"))),
+        Some(n) => Ok(Some(n as usize)),
+    }
 }
 
 fn task_id_param(p: &Map<String, Value>) -> Result<String, RpcError> {
@@ -723,7 +742,7 @@ fn task_id_param(p: &Map<String, Value>) -> Result<String, RpcError> {
 }
 
 fn usize_param(p: &Map<String, Value>, key: &str) -> Option<usize> {
-    match p.get(key)? {
+    match crate::a2a_params::param(p, key)? {
         Value::Number(n) => n.as_u64().map(|n| n as usize),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
@@ -1559,7 +1578,7 @@ impl A2a {
 
     fn get_task(&self, d: Dialect, ctx: &Caller, params: &Map<String, Value>) -> Result<Value, RpcError> {
         let tid = task_id_param(params)?;
-        let history_length = usize_param(params, "historyLength");
+        let history_length = history_length_param(params)?;
         let mut tasks = self.tasks.lock();
         Ok(tasks.owned(&tid, &ctx.owner)?.render(d, history_length, true))
     }
@@ -1570,13 +1589,27 @@ impl A2a {
             Some(s) => Some(TaskState::parse(s).ok_or_else(|| RpcError::params(format!("unknown task state '{s}'")))?),
             None => None,
         };
-        let page_size = usize_param(params, "pageSize").filter(|n| *n > 0).unwrap_or(50).min(100);
+        // pageSize 1..=100 (default 50), historyLength >= 0, statusTimestampAfter an RFC 3339
+        // time: anything else is INVALID_PARAMS naming the field.
+        let page_size = match crate::a2a_params::int_param(params, "pageSize").map_err(RpcError::params)? {
+            None => 50,
+            Some(n @ 1..=100) => n as usize,
+            Some(n) => return Err(RpcError::params(format!("pageSize must be between 1 and 100, got {n}"))),
+        };
         let offset: usize = match str_param(params, "pageToken") {
             Some(t) => t.parse().map_err(|_| RpcError::params("invalid pageToken"))?,
             None => 0,
         };
-        let history_length = usize_param(params, "historyLength");
-        let with_artifacts = params.get("includeArtifacts").and_then(Value::as_bool).unwrap_or(false);
+        let history_length = history_length_param(params)?;
+        let after =
+            match str_param(params, "statusTimestampAfter") {
+                Some(t) => Some(crate::a2a_params::rfc3339_ms(t).ok_or_else(|| {
+                    RpcError::params(format!("statusTimestampAfter '{t}' is not an RFC 3339 timestamp"))
+                })?),
+                None => None,
+            };
+        let with_artifacts =
+            crate::a2a_params::param(params, "includeArtifacts").and_then(Value::as_bool).unwrap_or(false);
         let tasks = self.tasks.lock();
         let mut mine: Vec<&TaskRec> = tasks
             .map
@@ -1584,6 +1617,9 @@ impl A2a {
             .filter(|t| t.owner == ctx.owner)
             .filter(|t| context.is_none_or(|c| t.context_id == c))
             .filter(|t| state.is_none_or(|s| t.status.state == s))
+            .filter(|t| {
+                after.is_none_or(|a| crate::a2a_params::rfc3339_ms(&t.status.timestamp).is_some_and(|ts| ts >= a))
+            })
             .collect();
         mine.sort_by_key(|t| std::cmp::Reverse(t.seq));
         let total = mine.len();
@@ -1594,7 +1630,8 @@ impl A2a {
             .map(|t| t.render(d, history_length.or(Some(0)), with_artifacts))
             .collect();
         let next = if offset + page.len() < total { (offset + page.len()).to_string() } else { String::new() };
-        Ok(json!({ "tasks": page, "nextPageToken": next, "pageSize": page_size, "totalSize": total }))
+        // pageSize is the number of tasks in this page (0 for an empty list).
+        Ok(json!({ "tasks": page, "nextPageToken": next, "pageSize": page.len(), "totalSize": total }))
     }
 
     fn cancel(&self, d: Dialect, ctx: &Caller, params: &Map<String, Value>) -> Result<Value, RpcError> {

@@ -4,6 +4,7 @@
 mod a2a;
 mod a2a_client;
 mod a2a_grpc;
+mod a2a_params;
 mod anomaly;
 mod bench;
 mod bench_agents;

@@ -394,7 +394,9 @@ fn a2a_sits_behind_the_same_authentication_as_grpc() {
     let (status, _, body) = http(&addr, "/.well-known/agent-card.json", None, &[]);
     assert_eq!(status, 200);
     let card: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(card["securitySchemes"]["bearer"]["scheme"], json!("bearer"), "{card}");
+    assert_eq!(card["securitySchemes"]["bearer"]["httpAuthSecurityScheme"]["scheme"], json!("Bearer"), "{card}");
+    assert_eq!(card["securitySchemes"]["bearer"].as_object().unwrap().len(), 1, "1.0: one member per scheme");
+    assert_eq!(card["securityRequirements"], json!([{"schemes": {"bearer": {"list": []}}}]));
     assert_eq!(card["security"], json!([{"bearer": []}]));
 
     let (status, r) = rpc(&addr, &get, &[]);
@@ -469,7 +471,7 @@ fn a2a_grpc_binding_with_the_official_python_sdk() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|i| i["protocolBinding"] == "GRPC" && i["url"].as_str().unwrap() == format!("127.0.0.1:{port}")),
+            .any(|i| i["protocolBinding"] == "GRPC" && i["url"].as_str().unwrap() == format!("grpc://127.0.0.1:{port}")),
         "{card}"
     );
 
@@ -673,4 +675,62 @@ fn a2a_tasks_survive_a_restart() {
     let r = call(&addr, "ListTasks", json!({}));
     assert_eq!(r["result"]["tasks"][0]["id"], newer["id"], "{r}");
     assert_eq!(r["result"]["totalSize"], json!(4), "{r}");
+}
+
+/// Conformance points the official A2A TCK (commit 410ba92) checks, each with our own test
+/// (issue 20): ListTasks parameter validation and both ProtoJSON spellings, the card's
+/// security schemes only when authentication is on, the card under the JSON-RPC URL, and
+/// JSON-RPC at the root.
+#[test]
+fn list_tasks_parameters_and_card_conformance() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, addr) = start(&dir.path().join("data"), &[]);
+    // An empty list says pageSize 0.
+    let r = call(&addr, "ListTasks", json!({}));
+    assert_eq!((r["result"]["pageSize"].clone(), r["result"]["totalSize"].clone()), (json!(0), json!(0)), "{r}");
+    for bad in [
+        json!({"pageSize": 0}),
+        json!({"pageSize": -1}),
+        json!({"pageSize": 101}),
+        json!({"page_size": 500}),
+        json!({"pageSize": "many"}),
+        json!({"historyLength": -1}),
+        json!({"history_length": -5}),
+        json!({"statusTimestampAfter": "yesterday"}),
+        json!({"status_timestamp_after": "2026-13-01T00:00:00Z"}),
+    ] {
+        let r = call(&addr, "ListTasks", bad.clone());
+        assert_eq!(r["error"]["code"], json!(-32602), "{bad}: {r}");
+    }
+    // Three tasks; both spellings of pageSize and statusTimestampAfter work.
+    for i in 0..3 {
+        let msg = json!({"message": {"messageId": format!("m{i}"), "role": "ROLE_USER",
+            "parts": [{"data": {"skill": "search", "collection": "nowhere", "text": "x"}}]}});
+        call(&addr, "SendMessage", msg);
+    }
+    let r = call(&addr, "ListTasks", json!({"page_size": 2}));
+    assert_eq!((r["result"]["pageSize"].clone(), r["result"]["totalSize"].clone()), (json!(2), json!(3)), "{r}");
+    let r = call(&addr, "ListTasks", json!({"statusTimestampAfter": "2000-01-01T00:00:00+00:00"}));
+    assert_eq!(r["result"]["totalSize"], json!(3), "{r}");
+    let r = call(&addr, "ListTasks", json!({"status_timestamp_after": "2999-01-01T00:00:00Z"}));
+    assert_eq!(r["result"]["totalSize"], json!(0), "{r}");
+    let id = call(&addr, "ListTasks", json!({}))["result"]["tasks"][0]["id"].as_str().unwrap().to_string();
+    let r = call(&addr, "GetTask", json!({"id": id, "history_length": 0}));
+    assert!(r["result"]["id"].is_string(), "{r}");
+    assert_eq!(call(&addr, "GetTask", json!({"id": id, "historyLength": -2}))["error"]["code"], json!(-32602));
+
+    // Authentication off: the card advertises no credentials; it is also served under the
+    // JSON-RPC URL, and JSON-RPC answers at the root.
+    let (status, _, body) = http(&addr, "/a2a/.well-known/agent-card.json", None, &[]);
+    assert_eq!(status, 200, "{body}");
+    let card: Value = serde_json::from_str(&body).unwrap();
+    assert!(card.get("securitySchemes").is_none() && card.get("security").is_none(), "{card}");
+    let (status, _, body) = http(
+        &addr,
+        "/",
+        Some(&json!({"jsonrpc": "2.0", "id": 1, "method": "ListTasks", "params": {}}).to_string()),
+        &[],
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["result"]["totalSize"], json!(3));
 }

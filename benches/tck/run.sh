@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The official A2A TCK (a2aproject/a2a-tck) against a fresh AgentDB (make tck).
+# The TCK is in no package registry and is not ours to copy: point A2A_TCK_DIR at a
+# checkout (the numbers in docs/A2A.md are from commit 410ba92). Its Python dependencies
+# go into a virtual environment outside the clone (~/.cache/agentdb/tck-venv).
+# Usage: A2A_TCK_DIR=/path/to/a2a-tck bash benches/tck/run.sh [CATEGORY ...]
+#   CATEGORY: mandatory (default), capabilities, quality, features; TRANSPORTS=jsonrpc|grpc
+set -euo pipefail
+: "${A2A_TCK_DIR:?set A2A_TCK_DIR to a checkout of a2aproject/a2a-tck}"
+BIN=${AGENTDB_BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/agentdb/target}/release/agentdb}
+VENV=${TCK_VENV:-$HOME/.cache/agentdb/tck-venv}
+OUT=${TCK_OUT:-$PWD/tck-results}
+CATEGORIES=("$@"); [ ${#CATEGORIES[@]} -gt 0 ] || CATEGORIES=(mandatory)
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/python" -c "import pytest, httpx, grpc, jsonschema, deepdiff, pytest_jsonreport, dotenv, aiohttp, proto, OpenSSL" 2>/dev/null \
+  || "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$A2A_TCK_DIR/requirements.txt" "$A2A_TCK_DIR"
+W=$(mktemp -d)
+mkdir -p "$OUT"
+"$BIN" serve --data-dir "$W/data" --listen 127.0.0.1:0 --set http_listen=127.0.0.1:0 >"$W/out.txt" 2>"$W/server.log" &
+PID=$!
+trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -rf "$W"' EXIT
+until grep -q "^agentdb listening" "$W/out.txt" 2>/dev/null; do
+  kill -0 $PID 2>/dev/null || { cat "$W/server.log" >&2; exit 1; }
+  sleep 0.1
+done
+HTTP=$(sed -n 's/^agentdb http listening on //p' "$W/out.txt")
+echo "tck: AgentDB A2A at http://$HTTP/a2a (card: http://$HTTP/.well-known/agent-card.json)"
+cd "$A2A_TCK_DIR"
+for c in "${CATEGORIES[@]}"; do
+  for t in ${TRANSPORTS:-jsonrpc grpc}; do
+    echo "tck: category $c over $t"
+    # The official runner (its own markers and options); its exit code says whether the
+    # category passed, which is a result here, not a failure of this script.
+    "$VENV/bin/python" run_tck.py --sut-url "http://$HTTP/a2a" --category "$c" --transports "$t" \
+      >"$OUT/$c-$t.log" 2>&1 || true
+    summary=$(grep -E "(passed|failed|error).* in [0-9.]+s" "$OUT/$c-$t.log" | tail -1 || true)
+    echo "tck: $c over $t: ${summary:-no pytest summary, see $OUT/$c-$t.log}"
+  done
+done
