@@ -15,6 +15,7 @@ pub mod cron;
 pub mod queue;
 pub mod security;
 pub mod standing;
+pub mod time;
 pub mod workflow;
 
 use agentdb_engine::{Collection, CollectionSpec, Database, Item, Metric, SpaceSpec};

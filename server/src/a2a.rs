@@ -35,7 +35,7 @@
 use crate::grpc::Services;
 use crate::query::{CrossQuery, QueryInput};
 use agentdb_orchestrator::a2a_tasks::A2aTaskStore;
-use agentdb_orchestrator::security::{Action, Principal};
+use agentdb_orchestrator::security::{principal_memory_collection, Action, Principal};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -908,26 +908,7 @@ fn new_id() -> String {
 
 /// RFC 3339 UTC time with milliseconds, as ProtoJSON timestamps are written.
 fn now_rfc3339() -> String {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
+    agentdb_orchestrator::time::rfc3339(agentdb_orchestrator::now_ms())
 }
 
 fn agent_text(text: impl Into<String>) -> MessageRec {
@@ -954,12 +935,6 @@ fn status_outcome(st: tonic::Status) -> Outcome {
         tonic::Code::PermissionDenied | tonic::Code::Unauthenticated => Outcome::Rejected(st.message().to_string()),
         _ => Outcome::Failed(st.message().to_string()),
     }
-}
-
-/// The per-agent memory collection: `memory-<principal id>` with characters outside
-/// `[A-Za-z0-9_-]` replaced by `-` ("memory-local" without authentication).
-pub fn memory_collection(owner: &str) -> String {
-    agentdb_orchestrator::security::principal_memory_collection(owner)
 }
 
 /// A task's durable record at a version: (task id, version, record).
@@ -1242,7 +1217,7 @@ impl A2a {
                 self.search(p, "search", collection, job).await
             }
             "recall" => {
-                let collection = memory_collection(&owner);
+                let collection = principal_memory_collection(&owner);
                 let db = self.svc.db.clone();
                 let name = collection.clone();
                 let exists = tokio::task::spawn_blocking(move || db.collection(&name).is_ok()).await.unwrap_or(false);
@@ -1287,7 +1262,7 @@ impl A2a {
                 if text.is_empty() {
                     return Outcome::NeedInput("remember what? send text after \"remember:\"".into());
                 }
-                let collection = memory_collection(&owner);
+                let collection = principal_memory_collection(&owner);
                 if let Err(st) = self.svc.security.authorize(p, Action::Write, &collection, "A2A/remember") {
                     return status_outcome(st);
                 }
@@ -1603,7 +1578,7 @@ impl A2a {
         let history_length = history_length_param(params)?;
         let after =
             match str_param(params, "statusTimestampAfter") {
-                Some(t) => Some(crate::a2a_params::rfc3339_ms(t).ok_or_else(|| {
+                Some(t) => Some(agentdb_orchestrator::time::parse_rfc3339_ms(t).ok_or_else(|| {
                     RpcError::params(format!("statusTimestampAfter '{t}' is not an RFC 3339 timestamp"))
                 })?),
                 None => None,
@@ -1618,7 +1593,9 @@ impl A2a {
             .filter(|t| context.is_none_or(|c| t.context_id == c))
             .filter(|t| state.is_none_or(|s| t.status.state == s))
             .filter(|t| {
-                after.is_none_or(|a| crate::a2a_params::rfc3339_ms(&t.status.timestamp).is_some_and(|ts| ts >= a))
+                after.is_none_or(|a| {
+                    agentdb_orchestrator::time::parse_rfc3339_ms(&t.status.timestamp).is_some_and(|ts| ts >= a)
+                })
             })
             .collect();
         mine.sort_by_key(|t| std::cmp::Reverse(t.seq));
@@ -2257,7 +2234,7 @@ mod tests {
 
     #[test]
     fn names_and_times() {
-        assert_eq!(memory_collection("key:ab12"), "memory-key-ab12");
+        assert_eq!(principal_memory_collection("key:ab12"), "memory-key-ab12");
         assert_eq!(TaskState::parse("TASK_STATE_INPUT_REQUIRED"), Some(TaskState::InputRequired));
         assert_eq!(TaskState::parse("input-required"), Some(TaskState::InputRequired));
         let t = now_rfc3339();

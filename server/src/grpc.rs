@@ -292,23 +292,7 @@ impl v1::collections_server::Collections for Services {
     ) -> Result<Response<v1::ListCollectionsResponse>, Status> {
         let principal = req.extensions().get::<Principal>().cloned();
         let (db, security) = (self.db.clone(), self.security.clone());
-        let list = self
-            .gate
-            .run(move || {
-                let row = row_policy(principal.as_ref())?;
-                let mut out = Vec::new();
-                for c in db.collections() {
-                    if agentdb_orchestrator::is_internal(c.name()) || !security.visible(principal.as_ref(), c.name()) {
-                        continue;
-                    }
-                    if let Ok(mut info) = c.info() {
-                        crate::security::scope_info(row.as_ref(), &c, &mut info);
-                        out.push(info);
-                    }
-                }
-                Ok(out)
-            })
-            .await?;
+        let list = self.gate.run(move || security.visible_collections(&db, principal.as_ref())).await?;
         Ok(Response::new(v1::ListCollectionsResponse { collections: list.into_iter().map(info_to_wire).collect() }))
     }
 

@@ -180,7 +180,7 @@ fn audit_verify(
     checkpoints: Option<&std::path::Path>,
     key_file: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
-    use agentdb_orchestrator::security::audit_checkpoint::{format_time, verify_with_checkpoints, CheckpointKey};
+    use agentdb_orchestrator::security::audit_checkpoint::{verify_with_checkpoints, CheckpointKey};
     let file = if path.is_dir() { path.join("security").join("audit.log") } else { path.to_path_buf() };
     let (Some(ck), Some(key_file)) = (checkpoints, key_file) else {
         let (n, last) = agentdb_orchestrator::security::audit::verify(&file)
@@ -198,7 +198,7 @@ fn audit_verify(
             r.checkpoints,
             key.id(),
             ck.display(),
-            format_time(c.time_unix_ms),
+            agentdb_orchestrator::time::rfc3339(c.time_unix_ms),
             c.seq,
             r.records
         ),

@@ -4,7 +4,7 @@
 //! to the hash-chained audit log. Policy itself lives in `agentdb_orchestrator::security`.
 
 use agentdb_orchestrator::security::{
-    Action, ApiKey, AuditLog, KeyStore, MfaPolicy, OidcVerifier, Principal, RoleTable,
+    queue_resource, Action, ApiKey, AuditLog, KeyStore, MfaPolicy, OidcVerifier, Principal, RoleTable, QUEUE_PREFIX,
 };
 use agentdb_proto::v1;
 use std::sync::Arc;
@@ -37,9 +37,6 @@ pub struct StorageCharge {
     bytes: i64,
     items: i64,
 }
-
-/// Queue names in key scopes and role grants: `queue:<name>`.
-pub const QUEUE_PREFIX: &str = "queue:";
 
 /// A key's scope entry: a collection name, or `queue:<name>` for a queue.
 pub fn validate_scope(entry: &str) -> Result<(), String> {
@@ -265,6 +262,8 @@ impl Security {
     /// queue:jobs`); a custom role needs a grant matching `queue:<name>` (`queue:*`, `*`); a
     /// key with a row policy only queues its scope names explicitly (a queue's messages
     /// carry no payload a row policy could filter).
+    /// (The rules live in `Principal::authorize`, which every check of a `queue:` resource
+    /// goes through.)
     pub fn authorize_queue(
         &self,
         p: Option<&Principal>,
@@ -272,25 +271,34 @@ impl Security {
         queue: &str,
         method: &str,
     ) -> Result<(), Status> {
-        let resource = format!("{QUEUE_PREFIX}{queue}");
-        if let (true, Some(p)) = (self.auth_enabled(), p) {
-            if p.row_filter.is_some() && !p.collections.contains(&resource) {
-                let why = format!("{} '{}' has a row policy and no scope for {resource}", p.id, p.name);
-                self.audit(&p.id, method, &resource, "deny", &why);
-                return Err(Status::permission_denied(why));
-            }
-        }
-        self.authorize(p, action, &resource, method)
+        self.authorize(p, action, &queue_resource(queue), method)
     }
 
     /// Whether `p` may see queue `queue` in listings.
     pub fn queue_visible(&self, p: Option<&Principal>, queue: &str) -> bool {
-        let resource = format!("{QUEUE_PREFIX}{queue}");
-        !self.auth_enabled()
-            || p.is_some_and(|p| {
-                (p.row_filter.is_none() || p.collections.contains(&resource))
-                    && p.authorize(Action::Read, &resource).is_ok()
-            })
+        self.visible(p, &queue_resource(queue))
+    }
+
+    /// The collections `p` may see (never the internal ones), each described as `p` may
+    /// know it ([`scope_info`]): Collections/List and Server/Status for a principal that
+    /// does not see everything.
+    pub fn visible_collections(
+        &self,
+        db: &agentdb_engine::Database,
+        p: Option<&Principal>,
+    ) -> Result<Vec<agentdb_engine::CollectionInfo>, crate::status::ApiError> {
+        let row = row_policy(p)?;
+        let mut out = Vec::new();
+        for c in db.collections() {
+            if agentdb_orchestrator::is_internal(c.name()) || !self.visible(p, c.name()) {
+                continue;
+            }
+            if let Ok(mut info) = c.info() {
+                scope_info(row.as_ref(), &c, &mut info);
+                out.push(info);
+            }
+        }
+        Ok(out)
     }
 
     /// Whether the principal may see `collection` in listings.

@@ -329,8 +329,8 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
         tokio::net::TcpListener::bind(&cfg.listen).await.with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     check_exposure(&addr, &cfg, "listen")?;
-    // The HTTP listener is checked before anything starts, too: its address is known
-    // from the configuration (a name that does not resolve fails at bind below).
+    // The HTTP listener is checked before anything starts, too, on every address its
+    // configured name resolves to (the one it binds below is among them).
     if !cfg.http_listen.trim().is_empty() {
         for a in tokio::net::lookup_host(cfg.http_listen.trim())
             .await
@@ -468,7 +468,6 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {} (http_listen)", cfg.http_listen))?;
         let http_addr = l.local_addr()?;
-        check_exposure(&http_addr, &cfg, "http_listen")?;
         let (db, enc, m) = (db.clone(), svc.encoders.clone(), metrics.clone());
         let app = axum::Router::new()
             .route(

@@ -216,23 +216,12 @@ impl StatusService {
     ) -> Result<Response<v1::StatusResponse>, Status> {
         let p = p.cloned();
         let (db, security) = (self.db.clone(), self.security.clone());
-        let collections = tokio::task::spawn_blocking(move || -> Result<Vec<v1::CollectionInfo>, Status> {
-            let row = crate::security::row_policy(p.as_ref()).map_err(crate::status::to_status)?;
-            let mut out = Vec::new();
-            for c in db.collections() {
-                let name = c.name().to_string();
-                if agentdb_orchestrator::is_internal(&name) || !security.visible(p.as_ref(), &name) {
-                    continue;
-                }
-                let Ok(mut info) = c.info() else { continue };
-                // Other tenants' items are not counted, nor their bytes shown.
-                crate::security::scope_info(row.as_ref(), &c, &mut info);
-                out.push(agentdb_proto::convert::info_to_wire(info));
-            }
-            Ok(out)
-        })
-        .await
-        .map_err(|e| Status::internal(e.to_string()))??;
+        let collections = tokio::task::spawn_blocking(move || security.visible_collections(&db, p.as_ref()))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(crate::status::to_status)?;
+        let collections: Vec<v1::CollectionInfo> =
+            collections.into_iter().map(agentdb_proto::convert::info_to_wire).collect();
         Ok(Response::new(v1::StatusResponse {
             version: env!("CARGO_PKG_VERSION").into(),
             uptime_seconds: self.started.elapsed().as_secs_f64(),

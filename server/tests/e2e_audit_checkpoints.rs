@@ -8,7 +8,6 @@ mod common;
 use common::*;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 const KEY_HEX: &str = "6f1c0d9e8b7a69584736251403f2e1d0c9b8a79685746352413021f0e1d2c3b4";
 
@@ -51,33 +50,6 @@ fn seqs(sink: &Path) -> Vec<u64> {
         .collect()
 }
 
-/// `agentdb serve` on this data directory, expected to refuse to start; its stderr.
-fn refused_start(data: &Path, extra: &[String]) -> String {
-    let err = data.with_extension("refused.log");
-    let mut child = std::process::Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--set", "http_listen=", "--data-dir"])
-        .arg(data)
-        .args(extra)
-        .env_remove("AGENTDB_URL")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .unwrap();
-    let t = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if t.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            panic!("the server started on a tampered audit log");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(!status.success());
-    std::fs::read_to_string(&err).unwrap()
-}
-
 #[test]
 fn checkpoints_show_truncation_and_rewrite() {
     let dir = tempfile::tempdir().unwrap();
@@ -103,7 +75,7 @@ fn checkpoints_show_truncation_and_rewrite() {
     let extra_ref: Vec<&str> = extra.iter().map(String::as_str).collect();
 
     // Both files or neither: a clear error.
-    let err = refused_start(&dir.path().join("half"), &extra[..4]);
+    let err = serve_refused(&dir.path().join("half"), &extra[..4], &[]);
     assert!(err.contains("security.audit_checkpoint_key_file is empty"), "{err}");
 
     let mut server = Server::start(&data, &extra_ref);
@@ -167,7 +139,7 @@ fn checkpoints_show_truncation_and_rewrite() {
     let (ok, text) = verify(true);
     assert!(!ok && text.contains("NOT intact") && text.contains("truncated: checkpoint line"), "{text}");
     assert!(text.contains(&format!("covers {n} records but the log has {}", n - 1)), "{text}");
-    let err = refused_start(&data, &extra);
+    let err = serve_refused(&data, &extra, &[]);
     assert!(err.contains("audit log") && err.contains("truncated"), "{err}");
 
     // Limit 2: one record's detail rewritten and the whole chain recomputed. The chain
@@ -176,7 +148,7 @@ fn checkpoints_show_truncation_and_rewrite() {
     assert!(verify(false).0, "a recomputed chain verifies on its own");
     let (ok, text) = verify(true);
     assert!(!ok && text.contains("rewritten: record 5's hash differs from the signed checkpoint of "), "{text}");
-    let err = refused_start(&data, &extra);
+    let err = serve_refused(&data, &extra, &[]);
     assert!(err.contains("rewritten"), "{err}");
 
     // Restored, the log verifies and the server starts and goes on checkpointing.

@@ -9,8 +9,7 @@ use agentdb_proto::v1;
 use common::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 const MARKER: &str = "ZQXJMARKER";
 
@@ -39,39 +38,6 @@ fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         }
     }
     out
-}
-
-/// Run `agentdb serve` expecting it to refuse to start; returns its stderr.
-fn start_fails(data: &Path, extra: &[String], env: &[(&str, &str)]) -> String {
-    let mut cmd = Command::new(BIN);
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .args(["--set", "http_listen="])
-        .args(extra)
-        .env_remove("AGENTDB_URL")
-        .env_remove("AGENTDB_ENCRYPTION_KEY")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let t = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if t.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            panic!("agentdb serve started although it should have refused");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut err = String::new();
-    use std::io::Read;
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    assert!(!status.success(), "exit status {status}: {err}");
-    err
 }
 
 fn rotate(data: &Path, old: Option<&Path>, new: &Path) -> std::process::Output {
@@ -162,7 +128,7 @@ async fn data_is_encrypted_at_rest_and_keys_are_checked_and_rotated() {
     };
 
     // No key, a wrong key (file or environment): refused, naming the cause; nothing changed.
-    let err = start_fails(&data, &[], &[]);
+    let err = serve_refused(&data, &[], &[]);
     assert!(
         err.contains("is encrypted (key id")
             && err.contains("but no encryption key was given")
@@ -170,16 +136,16 @@ async fn data_is_encrypted_at_rest_and_keys_are_checked_and_rotated() {
             && err.contains("AGENTDB_ENCRYPTION_KEY"),
         "{err}"
     );
-    let err = start_fails(&data, &with(&k2), &[]);
+    let err = serve_refused(&data, &with(&k2), &[]);
     assert!(err.contains("the encryption key does not match this data directory"), "{err}");
-    let err = start_fails(&data, &[], &[("AGENTDB_ENCRYPTION_KEY", &"22".repeat(32))]);
+    let err = serve_refused(&data, &[], &[("AGENTDB_ENCRYPTION_KEY", &"22".repeat(32))]);
     assert!(err.contains("does not match"), "{err}");
-    let err = start_fails(&data, &[], &[("AGENTDB_ENCRYPTION_KEY", "not-hex")]);
+    let err = serve_refused(&data, &[], &[("AGENTDB_ENCRYPTION_KEY", "not-hex")]);
     assert!(err.contains("64 hex characters"), "{err}");
     unchanged("a refused start");
 
     // Both the key file and the environment variable: ambiguous, refused.
-    let err = start_fails(&data, &with(&k1), &[("AGENTDB_ENCRYPTION_KEY", &"11".repeat(32))]);
+    let err = serve_refused(&data, &with(&k1), &[("AGENTDB_ENCRYPTION_KEY", &"11".repeat(32))]);
     assert!(err.contains("give the encryption key one way"), "{err}");
     unchanged("a refused start");
 
@@ -199,7 +165,7 @@ async fn data_is_encrypted_at_rest_and_keys_are_checked_and_rotated() {
     }
     let out = rotate(&data, Some(&k1), &k2);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let err = start_fails(&data, &with(&k1), &[]);
+    let err = serve_refused(&data, &with(&k1), &[]);
     assert!(err.contains("does not match"), "{err}");
     let a = with(&k2);
     let server = Server::start(&data, &a.iter().map(String::as_str).collect::<Vec<_>>());
@@ -216,7 +182,7 @@ fn a_key_for_an_existing_unencrypted_data_directory_is_refused() {
     }
     let keys = tempfile::tempdir().unwrap();
     let k = key_file(keys.path(), "k.key", 0x44);
-    let err = start_fails(&data, &["--set".into(), key_arg(&k)], &[]);
+    let err = serve_refused(&data, &["--set".into(), key_arg(&k)], &[]);
     assert!(err.contains("already holds unencrypted collections"), "{err}");
     assert!(!data.join("KEYRING").exists());
 }

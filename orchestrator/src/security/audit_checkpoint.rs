@@ -238,7 +238,7 @@ pub fn verify_with_checkpoints(log: &Path, checkpoints: &Path, key: &CheckpointK
         reason: format!(
             "rewritten: record {}'s hash differs from the signed checkpoint of {} (checkpoint line {line} of {})",
             c.seq,
-            format_time(c.time_unix_ms),
+            crate::time::rfc3339(c.time_unix_ms),
             checkpoints.display()
         ),
     };
@@ -265,7 +265,7 @@ pub fn verify_with_checkpoints(log: &Path, checkpoints: &Path, key: &CheckpointK
                 path: log.into(),
                 reason: format!(
                     "truncated: checkpoint line {line} at {} covers {} records but the log has {records} ({})",
-                    format_time(c.time_unix_ms),
+                    crate::time::rfc3339(c.time_unix_ms),
                     c.seq,
                     checkpoints.display()
                 ),
@@ -280,23 +280,6 @@ pub fn verify_with_checkpoints(log: &Path, checkpoints: &Path, key: &CheckpointK
         torn_lines: sink.torn_lines.clone(),
         sink_missing_newline: sink.missing_newline,
     })
-}
-
-/// `2025-01-02T03:04:05.678Z` (UTC).
-pub fn format_time(unix_ms: u64) -> String {
-    let secs = (unix_ms / 1000) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem / 60 % 60, rem % 60, unix_ms % 1000)
 }
 
 fn hex(b: &[u8]) -> String {
@@ -351,8 +334,8 @@ mod tests {
         assert_ne!(k.id(), other.id());
         let c = Checkpoint::sign(3, GENESIS, 1, &k);
         assert!(c.verify(&k) && !c.verify(&other));
-        assert_eq!(format_time(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(format_time(1_709_210_096_789), "2024-02-29T12:34:56.789Z");
+        assert_eq!(crate::time::rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(crate::time::rfc3339(1_709_210_096_789), "2024-02-29T12:34:56.789Z");
     }
 
     #[test]

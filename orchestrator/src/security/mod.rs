@@ -83,6 +83,14 @@ pub fn principal_memory_collection(owner: &str) -> String {
     name
 }
 
+/// Queues are resources of their own, named `queue:<name>` in key scopes and role grants.
+pub const QUEUE_PREFIX: &str = "queue:";
+
+/// The resource name of queue `queue` in scopes and grants.
+pub fn queue_resource(queue: &str) -> String {
+    format!("{QUEUE_PREFIX}{queue}")
+}
+
 /// One permission of a custom role: these actions on the collections matching these patterns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
@@ -325,6 +333,14 @@ impl Principal {
         }
         if !collection.is_empty() && !self.collections.is_empty() && !self.collections.iter().any(|c| c == collection) {
             return Err(format!("{} '{}' has no access to collection '{collection}'", self.id, self.name));
+        }
+        // A queue's messages carry no payload a row policy could filter: a principal with
+        // one reaches only the queues its scope names explicitly.
+        if collection.starts_with(QUEUE_PREFIX)
+            && self.row_filter.is_some()
+            && !self.collections.iter().any(|c| c == collection)
+        {
+            return Err(format!("{} '{}' has a row policy and no scope for {collection}", self.id, self.name));
         }
         if is_memory_collection(collection) && !self.may_use_memory(collection) {
             return Err(format!(

@@ -239,3 +239,35 @@ impl Server {
         .secret
     }
 }
+
+/// `agentdb serve` on `data` with these arguments and environment, expected to refuse to
+/// start: waits (at most 60 s) for it to exit, asserts it failed, returns its stderr.
+pub fn serve_refused(data: &Path, extra: &[String], env: &[(&str, &str)]) -> String {
+    let err = data.with_extension(format!("refused{}.log", rand_suffix()));
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--set", "http_listen=", "--data-dir"])
+        .arg(data)
+        .args(extra)
+        .env_remove("AGENTDB_URL")
+        .env_remove("AGENTDB_ENCRYPTION_KEY")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn agentdb serve");
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("agentdb serve started although it should have refused");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let text = std::fs::read_to_string(&err).unwrap_or_default();
+    assert!(!status.success(), "exit status {status}: {text}");
+    text
+}
