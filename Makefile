@@ -38,7 +38,11 @@ test: build
 	# The lean GPU server (no FFmpeg, no Tesseract) that benches/gpu/gpu.sh carries.
 	$(CARGO) check --release -p agentdb-server --no-default-features --features cuda
 
+# Formatting, clippy -D warnings, and no import cycles between the modules of any crate
+# (.ci/modcycles.py: at every level of each crate's module tree the siblings form a DAG).
 lint:
+	python3 .ci/modcycles.py
+	python3 .ci/modcycles.py --self-test
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 

@@ -9,6 +9,7 @@ use crate::bitmap::Bitmap;
 use crate::error::{Error, Result};
 use crate::filter::Filter;
 use crate::index::IndexTuning;
+use crate::keyword::{FieldWeights, KeywordHit, KeywordIndex};
 use crate::manifest::Manifest;
 use crate::segment::Segment;
 use crate::types::*;
@@ -59,7 +60,7 @@ pub struct CollectionOptions {
     pub limits: Limits,
     /// The data key when the data directory is encrypted (set by `Database::open_with_key`
     /// from the KEYRING); `None` reads and writes plaintext files.
-    pub cipher: Option<Arc<crate::crypto::Cipher>>,
+    pub cipher: Option<Arc<crate::codec::crypto::Cipher>>,
     /// Exact search on another device (the GPU) for sealed segments of `Flat` spaces
     /// and exact searches; `None` searches on the CPU.
     pub accelerator: Option<Arc<dyn crate::accel::ExactAccelerator>>,
@@ -424,7 +425,7 @@ impl Collection {
                 }
             }
         }
-        let keyword = crate::keyword::build_for(&spec, &state)?;
+        let keyword = build_keyword_index(&spec, &state)?;
         tracing::info!(collection = %spec.name, segments = state.segments.len(), items = state.locations.len(), wal_records_replayed = replayed, "collection opened");
         Ok(Collection {
             spec,
@@ -713,6 +714,62 @@ impl Collection {
                 as u64,
             disk_bytes: disk,
             last_lsn,
+        })
+    }
+}
+
+// ---- keyword search (the index itself is crate::keyword) ----
+
+/// Build a collection's keyword index from its live items (at open, after WAL replay).
+pub(crate) fn build_keyword_index(spec: &CollectionSpec, st: &State) -> Result<Option<KeywordIndex>> {
+    let Some(ks) = &spec.keyword else { return Ok(None) };
+    let t = std::time::Instant::now();
+    let k = KeywordIndex::new(ks)?;
+    let sources = st.sources();
+    for (id, &(sid, row)) in &st.locations {
+        if let Some(src) = sources.iter().find(|s| s.id() == sid) {
+            k.upsert(id, &src.payloads()[row as usize])?;
+        }
+    }
+    k.refresh()?;
+    tracing::info!(collection = %spec.name, docs = k.num_docs(), ms = t.elapsed().as_millis() as u64, "keyword index built");
+    Ok(Some(k))
+}
+
+impl Collection {
+    /// Whether this collection has a keyword index.
+    pub fn has_keyword_index(&self) -> bool {
+        self.keyword.is_some()
+    }
+
+    /// BM25 search over the collection's text; `filter` (the caller's filter and row
+    /// policy) applies exactly as in vector search.
+    pub fn keyword_search(
+        &self,
+        query: &str,
+        weights: &FieldWeights,
+        k: usize,
+        filter: Option<&Filter>,
+    ) -> Result<Vec<KeywordHit>> {
+        self.check_open()?;
+        let Some(kw) = &self.keyword else {
+            return Err(Error::InvalidArgument(format!(
+                "collection '{}' has no keyword index (create it with one, e.g. `agentdb collection create --keyword`)",
+                self.spec.name
+            )));
+        };
+        if k > self.options.limits.max_top_k {
+            return Err(Error::LimitExceeded(format!(
+                "top_k {k} exceeds the limit of {}",
+                self.options.limits.max_top_k
+            )));
+        }
+        let st = self.state.read();
+        let sources = st.sources();
+        kw.search(query, weights, k, |id| {
+            let &(sid, row) = st.locations.get(id)?;
+            let p = &sources.iter().find(|s| s.id() == sid)?.payloads()[row as usize];
+            filter.is_none_or(|f| f.matches(p)).then(|| p.clone())
         })
     }
 }

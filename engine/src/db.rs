@@ -1,8 +1,8 @@
 //! The database: a data directory holding one folder per collection, guarded by a
 //! lock file, with a background thread doing flushes and compactions.
 
+use crate::codec::crypto::{self, MasterKey};
 use crate::collection::{Collection, CollectionOptions};
-use crate::crypto::{self, MasterKey};
 use crate::error::{Error, Result};
 use crate::types::{CollectionInfo, CollectionSpec};
 use parking_lot::{Condvar, Mutex, RwLock};

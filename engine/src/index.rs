@@ -5,7 +5,7 @@
 //! bitmap of rows allowed by the deletion set and the payload filter.
 
 use crate::error::{Error, Result};
-use crate::types::Metric;
+use crate::types::{CollectionSpec, Metric, MAX_DIM};
 use faiss_sys as sys;
 use std::ffi::{CStr, CString};
 use std::os::raw::c_int;
@@ -461,6 +461,37 @@ impl AnnIndex {
         let ntotal = unsafe { sys::faiss_Index_ntotal(raw.0) } as usize;
         let base = kind.split(" (").next().unwrap_or(kind);
         Self::wrap(raw, kind.to_string(), family_of(base), ntotal, dim, tuning)
+    }
+}
+
+/// Checking a collection spec builds each space's index description with FAISS and
+/// looks up the keyword language, so it lives here with the index layer rather than in
+/// `types` (which stays free of FAISS).
+impl CollectionSpec {
+    pub fn validate(&self) -> Result<()> {
+        crate::types::validate_name("collection", &self.name)?;
+        if self.spaces.is_empty() {
+            return Err(Error::invalid("a collection needs at least one vector space"));
+        }
+        if let Some(k) = &self.keyword {
+            k.validate()?;
+        }
+        let mut seen = std::collections::HashSet::new();
+        for s in &self.spaces {
+            crate::types::validate_name("space", &s.name)?;
+            if !seen.insert(s.name.as_str()) {
+                return Err(Error::invalid(format!("duplicate space name '{}'", s.name)));
+            }
+            if s.dim == 0 || s.dim > MAX_DIM {
+                return Err(Error::invalid(format!(
+                    "space '{}': dimension must be between 1 and {MAX_DIM}, got {}",
+                    s.name, s.dim
+                )));
+            }
+            validate_factory(&s.index, s.dim, s.metric)
+                .map_err(|e| Error::invalid(format!("space '{}': {e}", s.name)))?;
+        }
+        Ok(())
     }
 }
 

@@ -11,13 +11,9 @@
 //! Queries use a small syntax of our own (so errors can name their position):
 //! `word`, `"a phrase"`, `field:word`, `field:"a phrase"`, `+must`, `-must_not`, `word^2`.
 
-use crate::collection::State;
 use crate::error::{Error, Result};
-use crate::filter::Filter;
 use crate::types::Hit;
-use crate::Collection;
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,26 +28,7 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Te
 /// The text fields of the keyword index, in the order `--explain` lists them.
 pub const FIELDS: [&str; 8] = ["text", "transcript", "ocr", "labels", "filename", "title", "tags", "meta"];
 
-/// What a collection's keyword index does (stored in its spec; absent = no index).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeywordSpec {
-    /// Stemming and stop-word language (`english`, `french`, `german`, ...).
-    #[serde(default = "default_language")]
-    pub language: String,
-    /// Payload fields (beyond the built-in ones) indexed into the `meta` field.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub searchable: Vec<String>,
-}
-
-fn default_language() -> String {
-    "english".into()
-}
-
-impl Default for KeywordSpec {
-    fn default() -> Self {
-        KeywordSpec { language: default_language(), searchable: Vec::new() }
-    }
-}
+pub use crate::types::KeywordSpec;
 
 impl KeywordSpec {
     pub fn validate(&self) -> Result<()> {
@@ -111,17 +88,18 @@ const TOKENIZER: &str = "agentdb";
 /// The text of each field for one item's payload.
 pub fn field_texts(payload: &Value, searchable: &[String]) -> [String; 8] {
     let mut out: [String; 8] = Default::default();
+    use crate::payload::keys;
     let s = |k: &str| payload.get(k).map(flatten).unwrap_or_default();
-    let speech = payload.get("modality").and_then(Value::as_str) == Some("speech");
-    out[if speech { 1 } else { 0 }] = s("text");
-    out[2] = s("ocr");
-    out[3] = s("labels");
-    if let Some(src) = payload.get("source").and_then(Value::as_str) {
+    let speech = payload.get(keys::MODALITY).and_then(Value::as_str) == Some("speech");
+    out[if speech { 1 } else { 0 }] = s(keys::TEXT);
+    out[2] = s(keys::OCR);
+    out[3] = s(keys::LABELS);
+    if let Some(src) = payload.get(keys::SOURCE).and_then(Value::as_str) {
         let name = src.rsplit(['/', '\\']).next().unwrap_or(src);
         out[4] = name.rsplit_once('.').map_or(name, |(stem, _)| stem).to_string();
     }
-    out[5] = s("title");
-    out[6] = s("tags");
+    out[5] = s(keys::TITLE);
+    out[6] = s(keys::TAGS);
     out[7] = searchable.iter().filter_map(|k| payload.get(k).map(flatten)).collect::<Vec<_>>().join(". ");
     out
 }
@@ -129,8 +107,18 @@ pub fn field_texts(payload: &Value, searchable: &[String]) -> [String; 8] {
 /// The payload keys each field (in [`FIELDS`] order) is read from by [`field_texts`]; a
 /// caller that hides a key (masking) leaves out the fields reading it.
 pub fn field_payload_keys(searchable: &[String]) -> [Vec<String>; 8] {
+    use crate::payload::keys;
     let one = |k: &str| vec![k.to_string()];
-    [one("text"), one("text"), one("ocr"), one("labels"), one("source"), one("title"), one("tags"), searchable.to_vec()]
+    [
+        one(keys::TEXT),
+        one(keys::TEXT),
+        one(keys::OCR),
+        one(keys::LABELS),
+        one(keys::SOURCE),
+        one(keys::TITLE),
+        one(keys::TAGS),
+        searchable.to_vec(),
+    ]
 }
 
 /// Strings (and numbers) anywhere in a JSON value, joined into one text.
@@ -613,60 +601,6 @@ fn highlight(text: &str, spans: &[(usize, usize)]) -> String {
         out.push('…');
     }
     out
-}
-
-/// Build a collection's keyword index from its live items (at open, after WAL replay).
-pub(crate) fn build_for(spec: &crate::CollectionSpec, st: &State) -> Result<Option<KeywordIndex>> {
-    let Some(ks) = &spec.keyword else { return Ok(None) };
-    let t = std::time::Instant::now();
-    let k = KeywordIndex::new(ks)?;
-    let sources = st.sources();
-    for (id, &(sid, row)) in &st.locations {
-        if let Some(src) = sources.iter().find(|s| s.id() == sid) {
-            k.upsert(id, &src.payloads()[row as usize])?;
-        }
-    }
-    k.refresh()?;
-    tracing::info!(collection = %spec.name, docs = k.num_docs(), ms = t.elapsed().as_millis() as u64, "keyword index built");
-    Ok(Some(k))
-}
-
-impl Collection {
-    /// Whether this collection has a keyword index.
-    pub fn has_keyword_index(&self) -> bool {
-        self.keyword.is_some()
-    }
-
-    /// BM25 search over the collection's text; `filter` (the caller's filter and row
-    /// policy) applies exactly as in vector search.
-    pub fn keyword_search(
-        &self,
-        query: &str,
-        weights: &FieldWeights,
-        k: usize,
-        filter: Option<&Filter>,
-    ) -> Result<Vec<KeywordHit>> {
-        self.check_open()?;
-        let Some(kw) = &self.keyword else {
-            return Err(Error::InvalidArgument(format!(
-                "collection '{}' has no keyword index (create it with one, e.g. `agentdb collection create --keyword`)",
-                self.spec.name
-            )));
-        };
-        if k > self.options.limits.max_top_k {
-            return Err(Error::LimitExceeded(format!(
-                "top_k {k} exceeds the limit of {}",
-                self.options.limits.max_top_k
-            )));
-        }
-        let st = self.state.read();
-        let sources = st.sources();
-        kw.search(query, weights, k, |id| {
-            let &(sid, row) = st.locations.get(id)?;
-            let p = &sources.iter().find(|s| s.id() == sid)?.payloads()[row as usize];
-            filter.is_none_or(|f| f.matches(p)).then(|| p.clone())
-        })
-    }
 }
 
 #[cfg(test)]

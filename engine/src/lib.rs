@@ -8,9 +8,10 @@
 pub mod accel;
 pub mod bitmap;
 pub mod codec;
+/// Encryption at rest (the codec's envelopes; also `agentdb_engine::crypto`).
+pub use codec::crypto;
 pub mod collection;
 pub mod combine;
-pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod filter;
@@ -20,6 +21,7 @@ pub mod index_desc;
 pub mod keyword;
 mod maintenance;
 pub mod manifest;
+pub mod payload;
 mod scan;
 pub mod search;
 pub mod segment;

@@ -2,8 +2,8 @@
 //! checkpoint up to which their contents are complete. Replaced atomically.
 
 use crate::bitmap::Bitmap;
+use crate::codec::crypto::Cipher;
 use crate::codec::{self, Reader, Writer};
-use crate::crypto::Cipher;
 use crate::error::{Error, Result};
 use crate::types::CollectionSpec;
 use std::path::Path;

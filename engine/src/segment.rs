@@ -6,8 +6,8 @@
 //! exactly.
 
 use crate::bitmap::Bitmap;
+use crate::codec::crypto::Cipher;
 use crate::codec::{self, Reader, Writer};
-use crate::crypto::Cipher;
 use crate::error::{Error, Result};
 use crate::index::{AnnIndex, IndexTuning};
 use crate::types::CollectionSpec;
@@ -206,7 +206,7 @@ impl Segment {
             let p = dir.join(name);
             let context = format!("{}/{name}", dir_name(id));
             let (_, body) = codec::read_file_crypt(&p, kind, SEG_VERSION, cipher, &context)?;
-            total += body.len() as u64 + 24 + if cipher.is_some() { crate::crypto::OVERHEAD as u64 } else { 0 };
+            total += body.len() as u64 + 24 + if cipher.is_some() { crate::codec::crypto::OVERHEAD as u64 } else { 0 };
             Ok((p, body))
         };
         let bad = |p: &Path, e: String| Error::corrupted(p, e);

@@ -71,7 +71,28 @@ pub struct CollectionSpec {
     pub spaces: Vec<SpaceSpec>,
     /// BM25 over the items' text (see [`crate::keyword`]); None = no keyword index.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keyword: Option<crate::keyword::KeywordSpec>,
+    pub keyword: Option<KeywordSpec>,
+}
+
+/// What a collection's keyword index does (stored in its spec; absent = no index).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeywordSpec {
+    /// Stemming and stop-word language (`english`, `french`, `german`, ...).
+    #[serde(default = "default_language")]
+    pub language: String,
+    /// Payload fields (beyond the built-in ones) indexed into the `meta` field.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub searchable: Vec<String>,
+}
+
+fn default_language() -> String {
+    "english".into()
+}
+
+impl Default for KeywordSpec {
+    fn default() -> Self {
+        KeywordSpec { language: default_language(), searchable: Vec::new() }
+    }
 }
 
 /// Names of collections and spaces end up in file names: keep them boring.
@@ -91,32 +112,6 @@ pub fn validate_name(kind: &str, name: &str) -> Result<()> {
 }
 
 impl CollectionSpec {
-    pub fn validate(&self) -> Result<()> {
-        validate_name("collection", &self.name)?;
-        if self.spaces.is_empty() {
-            return Err(Error::invalid("a collection needs at least one vector space"));
-        }
-        if let Some(k) = &self.keyword {
-            k.validate()?;
-        }
-        let mut seen = std::collections::HashSet::new();
-        for s in &self.spaces {
-            validate_name("space", &s.name)?;
-            if !seen.insert(s.name.as_str()) {
-                return Err(Error::invalid(format!("duplicate space name '{}'", s.name)));
-            }
-            if s.dim == 0 || s.dim > MAX_DIM {
-                return Err(Error::invalid(format!(
-                    "space '{}': dimension must be between 1 and {MAX_DIM}, got {}",
-                    s.name, s.dim
-                )));
-            }
-            crate::index::validate_factory(&s.index, s.dim, s.metric)
-                .map_err(|e| Error::invalid(format!("space '{}': {e}", s.name)))?;
-        }
-        Ok(())
-    }
-
     pub fn space(&self, name: &str) -> Result<(usize, &SpaceSpec)> {
         self.spaces.iter().enumerate().find(|(_, s)| s.name == name).ok_or_else(|| Error::SpaceNotFound {
             collection: self.name.clone(),
@@ -201,7 +196,7 @@ pub struct CollectionInfo {
     pub name: String,
     pub spaces: Vec<SpaceInfo>,
     /// The keyword index, if the collection has one.
-    pub keyword: Option<crate::keyword::KeywordSpec>,
+    pub keyword: Option<KeywordSpec>,
     /// Live items.
     pub count: u64,
     /// Items still in the write buffer (not yet in an indexed segment).

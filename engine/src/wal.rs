@@ -14,8 +14,8 @@
 //! covers the stored (encrypted) bytes. A record whose CRC is right but which does not
 //! decrypt is an error wherever it is (it was written whole, so it is not a torn tail).
 
+use crate::codec::crypto::Cipher;
 use crate::codec::{Reader, Writer, ENCRYPTED};
-use crate::crypto::Cipher;
 use crate::error::{Error, Result};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -188,8 +188,8 @@ impl Wal {
                     Error::Encryption(format!(
                         "{} is encrypted but no encryption key was given; set {} or {}",
                         path.display(),
-                        crate::crypto::KEY_FILE_CONFIG,
-                        crate::crypto::KEY_ENV
+                        crate::codec::crypto::KEY_FILE_CONFIG,
+                        crate::codec::crypto::KEY_ENV
                     ))
                 });
             }

@@ -17,8 +17,8 @@
 //! ([`PUSH_TIMEOUT`], [`PUSH_ATTEMPTS`] with backoff); http(s) only, and no loopback or
 //! private targets unless [`ALLOW_PRIVATE_PUSH_TARGETS_ENV`] allows them.
 //!
-//! Skills call the same code as gRPC: `crate::query::run` for search and recall,
-//! `crate::ingest::ingest_file` for ingest and remember, behind the same admission gate
+//! Skills call the same code as gRPC: `agentdb_retrieval::query::run` for search and recall,
+//! `agentdb_retrieval::ingest_file` for ingest and remember, behind the same admission gate
 //! and the same RBAC checks (`Security::authorize`).
 //!
 //! Tasks live in memory, in a map bounded by [`MAX_TASKS`] (the oldest finished ones
@@ -33,9 +33,9 @@
 //! streaming methods speak. See docs/A2A.md.
 
 use crate::grpc::Services;
-use crate::query::{CrossQuery, QueryInput};
 use agentdb_orchestrator::a2a_tasks::A2aTaskStore;
 use agentdb_orchestrator::security::{principal_memory_collection, Action, Principal};
+use agentdb_retrieval::{CrossQuery, QueryInput};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -1279,7 +1279,7 @@ impl A2a {
     /// Create the caller's memory collection (multimodal: the text space, plus CLIP's
     /// when configured) if it does not exist. The caller was already authorized to write it.
     async fn ensure_memory(&self, name: &str) -> Result<(), String> {
-        let spaces = self.svc.encoders.multimodal_spaces().map_err(|s| s.message().to_string())?;
+        let spaces = self.svc.encoders.multimodal_spaces().map_err(|e| e.to_string())?;
         let (db, name) = (self.svc.db.clone(), name.to_string());
         let res = self
             .svc
@@ -1348,7 +1348,7 @@ impl A2a {
                 let c = db.collection(&name)?;
                 let q = CrossQuery {
                     input: Some(input),
-                    keyword: crate::query::KeywordQuery { hidden, ..Default::default() },
+                    keyword: agentdb_retrieval::KeywordQuery { hidden, ..Default::default() },
                     space: String::new(),
                     k,
                     filter,
@@ -1358,24 +1358,23 @@ impl A2a {
                     with_payload: true,
                     explain: false,
                 };
-                crate::query::run(&c, &enc, q, lim)
+                Ok(agentdb_retrieval::query::run(&c, &enc, q, lim)?)
             })
             .await;
         let mut hits = match res {
             Ok(h) => h,
             Err(st) => return status_outcome(st),
         };
-        for h in &mut hits {
-            self.svc.security.mask_json(p, &mut h.payload_json);
+        for payload in hits.iter_mut().filter_map(|h| h.payload.as_mut()) {
+            self.svc.security.mask(p, payload);
         }
         let rows: Vec<Value> = hits
             .iter()
             .map(|h| {
-                let payload: Value = serde_json::from_str(&h.payload_json).unwrap_or(Value::Null);
                 let mut row = json!({
                     "id": h.id, "source": h.source, "modality": h.modality, "part": h.part, "score": h.score,
                 });
-                if let Some(t) = payload.get("text").and_then(Value::as_str) {
+                if let Some(t) = h.payload.as_ref().and_then(|p| p.get("text")).and_then(Value::as_str) {
                     row["text"] = t.chars().take(500).collect::<String>().into();
                 }
                 row
@@ -1407,19 +1406,19 @@ impl A2a {
             return status_outcome(st);
         }
         let content_len = content.len();
-        let (db, enc, lim) = (self.svc.db.clone(), self.svc.encoders.clone(), self.svc.ingest);
-        let req = agentdb_proto::v1::IngestRequest { collection: collection.to_string(), source, content };
+        let (db, enc, lim, obs) =
+            (self.svc.db.clone(), self.svc.encoders.clone(), self.svc.ingest, self.svc.observer.clone());
         let name = collection.to_string();
         let res = self
             .svc
             .gate
             .run(move || {
                 let c = db.collection(&name)?;
-                Ok(crate::ingest::ingest_file(&c, &enc, req, lim))
+                Ok(agentdb_retrieval::ingest_file(&c, &enc, &source, &content, lim, obs.as_ref()))
             })
             .await;
         let r = match res {
-            Ok(r) => r,
+            Ok(r) => crate::grpc::outcome_to_wire(r),
             Err(st) => return status_outcome(st),
         };
         if r.status == "ingested" {

@@ -7,8 +7,9 @@
 //! The baseline learns only from calm windows, so a long incident does not become the
 //! new normal.
 
-use crate::encoders::Encoders;
 use crate::metrics::Metrics;
+use agentdb_orchestrator::bus::{Audience, Bus, Topic};
+use agentdb_retrieval::Encoders;
 use parking_lot::Mutex;
 use serde::Serialize;
 use std::collections::VecDeque;
@@ -106,6 +107,7 @@ pub struct AlertManager {
     pub alerts: Mutex<VecDeque<Alert>>,
     next_id: Mutex<u64>,
     webhook: Option<String>,
+    bus: Option<Arc<Bus>>,
 }
 
 const KEEP: usize = 200;
@@ -115,8 +117,9 @@ fn now_ms() -> u64 {
 }
 
 impl AlertManager {
-    pub fn new(webhook: Option<String>) -> Self {
-        AlertManager { alerts: Mutex::new(VecDeque::new()), next_id: Mutex::new(1), webhook }
+    /// Alerts posted to `webhook` and published on `bus` (topic `alerts`), when given.
+    pub fn new(webhook: Option<String>, bus: Option<Arc<Bus>>) -> Self {
+        AlertManager { alerts: Mutex::new(VecDeque::new()), next_id: Mutex::new(1), webhook, bus }
     }
 
     pub fn list(&self) -> Vec<Alert> {
@@ -156,7 +159,12 @@ impl AlertManager {
                 a.clone()
             }
         };
-        crate::orchestration::alert_changed(&alert);
+        // Server-wide signals (latency, error share, encoder queues): no collection's data.
+        if let Some(bus) = &self.bus {
+            let kind = format!("alert.{}", alert.state);
+            let data = serde_json::to_value(&alert).unwrap_or_default();
+            bus.publish_to(Topic::Alerts, &kind, &alert.signal, data, Audience::Everyone);
+        }
         if let Some(url) = self.webhook.clone() {
             tokio::spawn(async move {
                 if let Err(e) = post_json(&url, &serde_json::to_string(&alert).unwrap_or_default()).await {

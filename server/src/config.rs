@@ -6,8 +6,11 @@
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
+
+pub use agentdb_retrieval::config::{IngestConfig, ModelsConfig};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7720";
 pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:7721";
@@ -39,9 +42,9 @@ pub struct Config {
     /// What runs on the GPU when `device` selects one.
     pub gpu: GpuConfig,
     /// Agents, the event bus and message queues (docs/AGENTS.md).
-    pub orchestration: crate::orchestration::OrchestrationConfig,
+    pub orchestration: OrchestrationConfig,
     /// Workflow runs and triggers (docs/WORKFLOWS.md).
-    pub workflows: crate::workflows::WorkflowsConfig,
+    pub workflows: WorkflowsConfig,
 }
 
 /// OpenTelemetry traces (see docs/OPERATIONS.md, "Traces").
@@ -229,8 +232,8 @@ impl Default for SecurityConfig {
             audit: true,
             audit_checkpoint_file: String::new(),
             audit_checkpoint_key_file: String::new(),
-            audit_checkpoint_every_records: agentdb_orchestrator::security::audit_checkpoint::DEFAULT_EVERY_RECORDS,
-            audit_checkpoint_every_secs: agentdb_orchestrator::security::audit_checkpoint::DEFAULT_EVERY_SECS,
+            audit_checkpoint_every_records: agentdb_orchestrator::security::audit::checkpoint::DEFAULT_EVERY_RECORDS,
+            audit_checkpoint_every_secs: agentdb_orchestrator::security::audit::checkpoint::DEFAULT_EVERY_SECS,
             rate_limit_per_sec: 0.0,
             rate_limit_burst: 20.0,
             mfa_required_for: Vec::new(),
@@ -529,112 +532,6 @@ fn string_list<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Ve
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct ModelsConfig {
-    /// Installed models folder (default $AGENTDB_MODELS_DIR or ~/.cache/agentdb/models).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dir: Option<PathBuf>,
-    /// Text encoder to load from that folder ("" = none).
-    pub text: String,
-    /// Kernels of the text encoder on the CPU: `auto` (ONNX Runtime when the set-up built
-    /// the model's ONNX graph, else Candle), `onnx` (ONNX Runtime, or fail to load) or
-    /// `candle`. Same model and encoder id either way.
-    pub text_backend: String,
-    /// Image classifier for the image -> text-space label bridge ("" = none; needs `text`).
-    pub image: String,
-    /// Speech recogniser for the speech -> transcript -> text-space bridge ("" = none; needs `text`).
-    pub speech: String,
-    /// Voice activity detector gating the speech recogniser.
-    pub vad: String,
-    /// A CLIP model folder (Hugging Face layout + agentdb-model.json; a name under `dir`
-    /// or an absolute path), "" = none. Multimodal collections then get a `clip` space.
-    pub clip: String,
-    /// A user's ONNX image encoder folder (`onnx-image` manifest and onnx-encoder.json, see
-    /// docs/MODELS.md; a name under `dir` or an absolute path), "" = none. Collections use it
-    /// through a space bound to it: `collection create NAME --space images:MODEL_NAME`.
-    pub onnx_image: String,
-    /// Largest image batch. On the CPU one image at a time is fastest (batch 8 ran at
-    /// ~0.8x the throughput of batch 1 in `agentdb bench media`, docs/PERFORMANCE.md).
-    pub image_max_batch: usize,
-    /// Dynamic batcher: largest batch, longest wait for more requests, queue bound.
-    pub max_batch: usize,
-    pub max_wait_ms: f64,
-    pub queue: usize,
-}
-
-impl Default for ModelsConfig {
-    fn default() -> Self {
-        ModelsConfig {
-            dir: None,
-            text: "all-minilm-l6-v2".into(),
-            text_backend: "auto".into(),
-            image: "efficientnet-lite0".into(),
-            speech: "whisper-base".into(),
-            vad: "silero-vad".into(),
-            clip: String::new(),
-            onnx_image: String::new(),
-            image_max_batch: 1,
-            max_batch: 32,
-            max_wait_ms: 2.0,
-            queue: 1024,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct IngestConfig {
-    /// Largest file accepted by ingestion (bytes; also bounded by limits.max_message_bytes).
-    pub max_file_bytes: usize,
-    /// Text chunk size and overlap, in tokens of the text encoder.
-    pub chunk_tokens: usize,
-    pub chunk_overlap: usize,
-    /// Files processed at once per ingest stream.
-    pub concurrency: usize,
-    /// Video: a keyframe every this many seconds, plus one at each scene change
-    /// (mean grey-level difference above `scene_threshold`, 0..1), at most `max_keyframes`.
-    pub keyframe_interval_secs: f32,
-    pub scene_threshold: f32,
-    pub max_keyframes: usize,
-    /// Read the text in images and video keyframes with Tesseract (into the keyword
-    /// index's `ocr` field); off, or no language data installed: no OCR.
-    pub ocr: bool,
-    /// Also OCR video keyframes (each costs a recognition).
-    pub ocr_keyframes: bool,
-    /// Tesseract languages (`eng`, `eng+deu`, ...; needs tesseract-ocr-<lang>).
-    pub ocr_languages: String,
-    /// Folder with the `.traineddata` files ("" = Debian's locations).
-    pub ocr_tessdata: String,
-    /// Words recognised below this confidence (0-100) are dropped.
-    pub ocr_min_confidence: f32,
-    /// Recognition deadline per image; past it the file fails with a message naming it.
-    pub ocr_timeout_ms: u64,
-    /// Images above this many pixels are reduced before recognition (bounds its work).
-    pub ocr_max_pixels: u64,
-}
-
-impl Default for IngestConfig {
-    fn default() -> Self {
-        IngestConfig {
-            max_file_bytes: 32 << 20,
-            chunk_tokens: 200,
-            chunk_overlap: 32,
-            concurrency: 2,
-            keyframe_interval_secs: 10.0,
-            scene_threshold: 0.3,
-            max_keyframes: 256,
-            ocr: true,
-            ocr_keyframes: true,
-            ocr_languages: "eng".into(),
-            ocr_tessdata: String::new(),
-            ocr_min_confidence: 60.0,
-            ocr_timeout_ms: 10_000,
-            ocr_max_pixels: 8_000_000,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     /// Seal the write buffer into an indexed segment at this many rows.
     pub flush_rows: usize,
@@ -821,7 +718,7 @@ fn set_path(table: &mut toml::Table, key: &str, value: toml::Value, known: &toml
 /// `AGENTDB_*` environment variables that are not server configuration keys: the CLI's
 /// server address and credentials, the config file path, and the set-up's and tools'
 /// folders (models, test data, wheel cache, the binary the bench scripts run, the Python
-/// the A2A tests run), and the log filter (`AGENTDB_LOG`, read by `serve::init_logging`).
+/// the A2A tests run), and the log filter (`AGENTDB_LOG`, read by `telemetry::init_logging`).
 const NOT_CONFIG_KEYS: [&str; 13] = [
     "LOG",
     "A2A_PYTHON",
@@ -955,6 +852,81 @@ impl Config {
 
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render config: {e}"))
+    }
+}
+
+/// `[orchestration]` in the server configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OrchestrationConfig {
+    /// An active agent without a heartbeat for this long becomes unhealthy (agents may
+    /// set their own at registration).
+    pub heartbeat_timeout_ms: u64,
+    /// How often agents' heartbeats are checked.
+    pub health_check_interval_ms: u64,
+    /// Recent events kept per topic; a subscriber further behind gets `lagged`.
+    pub event_ring_capacity: usize,
+    /// Events buffered per subscriber stream before the server stops reading for it.
+    pub subscriber_buffer: usize,
+    /// Event subscriptions held at once; more are refused (RESOURCE_EXHAUSTED).
+    pub max_subscriptions: usize,
+    /// Queue defaults: deliveries before a message goes to `<queue>.dlq` (0 = never)...
+    pub queue_max_attempts: u32,
+    /// ...how long a received message stays invisible unless acked...
+    pub queue_visibility_timeout_ms: u64,
+    /// ...and the most messages one queue holds.
+    pub queue_max_messages: u64,
+}
+
+impl Default for OrchestrationConfig {
+    fn default() -> Self {
+        OrchestrationConfig {
+            heartbeat_timeout_ms: 30_000,
+            health_check_interval_ms: 1_000,
+            event_ring_capacity: 1024,
+            subscriber_buffer: 64,
+            max_subscriptions: 50_000,
+            queue_max_attempts: 5,
+            queue_visibility_timeout_ms: 30_000,
+            queue_max_messages: 100_000,
+        }
+    }
+}
+
+/// `[workflows]` in the server configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkflowsConfig {
+    /// Runs executing at once; the rest wait in the fair queue.
+    pub max_concurrent_runs: usize,
+    /// Runs waiting at most; more are refused (RESOURCE_EXHAUSTED).
+    pub max_queued_runs: usize,
+    /// Finished runs kept for `workflow status` (the oldest are deleted).
+    pub keep_finished_runs: usize,
+    /// Folders on the server that `ingest` steps may read files from (empty: `path` is refused).
+    pub ingest_dirs: Vec<PathBuf>,
+    /// How often a `call_agent` step polls the agent's task.
+    pub a2a_poll_interval_ms: u64,
+    /// Weight per agent in the fair queue (default 1): an agent with weight 3 gets three
+    /// run slots for each one of an agent with weight 1 when both have runs waiting.
+    pub agent_weights: HashMap<String, u32>,
+    /// The bearer token `call_agent` sends to an agent, per agent name: `env:VAR` (an
+    /// environment variable of the server) or `file:/path` (its first line). Agents not
+    /// named here are called without credentials.
+    pub agent_credentials: HashMap<String, String>,
+}
+
+impl Default for WorkflowsConfig {
+    fn default() -> Self {
+        WorkflowsConfig {
+            max_concurrent_runs: 8,
+            max_queued_runs: 10_000,
+            keep_finished_runs: 1000,
+            ingest_dirs: Vec::new(),
+            a2a_poll_interval_ms: 250,
+            agent_weights: HashMap::new(),
+            agent_credentials: HashMap::new(),
+        }
     }
 }
 

@@ -4,9 +4,6 @@
 //! bounded admission gate, so CPU work never sits on tokio workers and overload turns
 //! into RESOURCE_EXHAUSTED instead of unbounded queues.
 
-use crate::encoders::Encoders;
-use crate::ingest::{ingest_file, IngestLimits};
-use crate::query::{CrossQuery, KeywordQuery, QueryInput, Retrieval};
 use crate::security::{row_policy, Security};
 use crate::status::{to_status, ApiError};
 use agentdb_engine::fusion::FusionMode;
@@ -14,6 +11,8 @@ use agentdb_engine::{Collection, Database, SearchRequest};
 use agentdb_orchestrator::security::{Action, Principal};
 use agentdb_proto::convert::*;
 use agentdb_proto::v1;
+use agentdb_retrieval::{ingest_file, Encoders, IngestLimits, IngestOutcome, IngestStatus, Observer};
+use agentdb_retrieval::{CrossQuery, KeywordQuery, QueryInput, Retrieval};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -186,6 +185,61 @@ pub struct Services {
     pub encoders: Arc<Encoders>,
     pub ingest: IngestLimits,
     pub ingest_concurrency: usize,
+    /// Told about every write (standing queries).
+    pub observer: Arc<dyn Observer>,
+    /// The event bus (`ingest.finished`).
+    pub bus: Arc<agentdb_orchestrator::bus::Bus>,
+}
+
+/// A cross-modal hit on the wire (its payload as JSON when the query asked for it).
+pub fn cross_hit_to_wire(h: agentdb_retrieval::Hit) -> v1::Hit {
+    v1::Hit {
+        id: h.id,
+        score: h.score,
+        payload_json: h.payload.map(|p| p.to_string()).unwrap_or_default(),
+        vector: None,
+        source: h.source,
+        modality: h.modality,
+        part: h.part,
+        explain: h
+            .explain
+            .into_iter()
+            .map(|e| v1::ListScore {
+                list: e.list,
+                rank: e.rank as u32,
+                score: e.score,
+                matched: e.matched,
+                snippet: e.snippet,
+            })
+            .collect(),
+    }
+}
+
+/// What ingesting one file did, on the wire (a failure's message as its status gives it).
+pub fn outcome_to_wire(o: IngestOutcome) -> v1::IngestResult {
+    let status = o.status.as_str().to_string();
+    let error = match o.status {
+        IngestStatus::Failed(e) => to_status(e.into()).message().to_string(),
+        _ => String::new(),
+    };
+    v1::IngestResult {
+        source: o.source,
+        content_sha256: o.content_sha256,
+        media_type: o.media_type,
+        items: o.items,
+        status,
+        error,
+    }
+}
+
+/// The wire's retrieval mode.
+fn retrieval_from_wire(m: i32) -> Retrieval {
+    match v1::RetrievalMode::try_from(m) {
+        Ok(v1::RetrievalMode::RetrievalDense) => Retrieval::Dense,
+        Ok(v1::RetrievalMode::RetrievalKeyword) => Retrieval::Keyword,
+        Ok(v1::RetrievalMode::RetrievalHybrid) => Retrieval::Hybrid,
+        _ => Retrieval::Auto,
+    }
 }
 
 fn need(name: &str, what: &str) -> Result<(), Status> {
@@ -264,7 +318,7 @@ impl v1::collections_server::Collections for Services {
         let mut spaces =
             wire.into_iter().map(space_from_wire).collect::<Result<Vec<_>, _>>().map_err(|e| to_status(e.into()))?;
         if r.multimodal {
-            spaces.extend(self.encoders.multimodal_spaces()?);
+            spaces.extend(self.encoders.multimodal_spaces().map_err(|e| to_status(e.into()))?);
         }
         if spaces.is_empty() {
             return Err(Status::invalid_argument("at least one vector space is required (or multimodal)"));
@@ -366,6 +420,7 @@ impl v1::items_server::Items for Services {
         self.security.authorize(principal.as_ref(), Action::Write, &r.collection, "Upsert")?;
         let db = self.db.clone();
         let security = self.security.clone();
+        let observer = self.observer.clone();
         let ids = self
             .gate
             .run(move || {
@@ -401,13 +456,13 @@ impl v1::items_server::Items for Services {
                 }
                 let charge = security.charge_upsert(principal.as_ref(), &c, &items)?;
                 // A copy for standing-query matching, only when a query watches this collection.
-                let watched = crate::orchestration::watched(c.name()).then(|| items.clone());
+                let watched = observer.watches(c.name()).then(|| items.clone());
                 let ids = c.upsert(items).map_err(|e| {
                     security.refund(charge);
                     ApiError::from(e)
                 })?;
                 if let Some(items) = watched {
-                    crate::orchestration::items_written(c.name(), &items, &ids);
+                    observer.items_written(c.name(), &items, &ids);
                 }
                 Ok(ids)
             })
@@ -549,7 +604,7 @@ impl v1::items_server::Items for Services {
                     let q = CrossQuery {
                         input,
                         keyword: KeywordQuery {
-                            mode: Retrieval::from_wire(r.mode),
+                            mode: retrieval_from_wire(r.mode),
                             query: r.keyword_query,
                             fields: r.keyword_fields.into_iter().collect(),
                             hidden,
@@ -563,13 +618,13 @@ impl v1::items_server::Items for Services {
                         with_payload: r.with_payload,
                         explain: r.explain,
                     };
-                    crate::query::run(&c, &enc, q, lim)
+                    Ok(agentdb_retrieval::query::run(&c, &enc, q, lim)?)
                 })
                 .await?;
-            for h in &mut hits {
-                self.security.mask_json(principal.as_ref(), &mut h.payload_json);
+            for p in hits.iter_mut().filter_map(|h| h.payload.as_mut()) {
+                self.security.mask(principal.as_ref(), p);
             }
-            return Ok(Response::new(v1::SearchResponse { hits }));
+            return Ok(Response::new(v1::SearchResponse { hits: hits.into_iter().map(cross_hit_to_wire).collect() }));
         }
         let f = self.security.scoped_filter(principal.as_ref(), &r.filter)?;
         let mut res = self
@@ -705,16 +760,16 @@ impl v1::items_server::Items for Services {
                     let source = msg.source.clone();
                     let content_len = msg.content.len();
                     let collection = msg.collection.clone();
-                    let (db, enc, lim) = (svc.db.clone(), svc.encoders.clone(), svc.ingest);
+                    let (db, enc, lim, obs) = (svc.db.clone(), svc.encoders.clone(), svc.ingest, svc.observer.clone());
                     let result = svc
                         .gate
                         .run(move || {
                             let c = db.collection(&msg.collection)?;
-                            Ok(ingest_file(&c, &enc, msg, lim))
+                            Ok(ingest_file(&c, &enc, &msg.source, &msg.content, lim, obs.as_ref()))
                         })
                         .await;
                     let result = match result {
-                        Ok(r) => r,
+                        Ok(r) => outcome_to_wire(r),
                         Err(st) => v1::IngestResult {
                             source,
                             status: "failed".into(),
@@ -734,7 +789,7 @@ impl v1::items_server::Items for Services {
                 tasks.spawn(tracing::Instrument::in_current_span(job));
             }
             while tasks.join_next().await.is_some() {}
-            summary.lock().finish();
+            summary.lock().finish(&svc.bus);
         };
         tokio::spawn(tracing::Instrument::instrument(work, request_span));
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))

@@ -6,21 +6,12 @@ mod a2a_client;
 mod a2a_grpc;
 mod a2a_params;
 mod anomaly;
-mod bench;
-mod bench_agents;
-mod bench_hybrid;
-mod bench_workflows;
-mod cli;
-mod cli_ingest;
+mod client;
 mod config;
 mod device;
-mod encoders;
-mod eval;
 mod grpc;
-mod ingest;
 mod metrics;
 mod orchestration;
-mod query;
 mod quota;
 mod security;
 mod serve;
@@ -61,21 +52,21 @@ enum Command {
     Serve(ServeArgs),
     /// Create, list, describe, flush and drop collections.
     #[command(subcommand)]
-    Collection(cli::CollectionCmd),
+    Collection(client::CollectionCmd),
     /// Upsert items from a JSON Lines file: {"id":..,"vector":[..],"payload":{..}} per line.
-    Upsert(cli::UpsertArgs),
+    Upsert(client::UpsertArgs),
     /// Fetch items by id.
-    Get(cli::GetArgs),
+    Get(client::GetArgs),
     /// Delete items by id or by filter.
-    Delete(cli::DeleteArgs),
+    Delete(client::DeleteArgs),
     /// Count items, optionally matching a filter.
-    Count(cli::CountArgs),
+    Count(client::CountArgs),
     /// Nearest-neighbour search by vector, or cross-modal by text, image or audio.
-    Search(cli::SearchArgs),
+    Search(client::SearchArgs),
     /// Retrieval quality (recall@1/@5, MRR per query kind) on a labelled dataset folder.
-    Eval(crate::eval::EvalArgs),
+    Eval(crate::client::eval::EvalArgs),
     /// Ingest files and folders (type detected from content) into a multimodal collection.
-    Ingest(cli::IngestArgs),
+    Ingest(client::IngestArgs),
     /// Server health: memory, disk, collections, rates and a disk-growth forecast.
     Status {
         #[arg(long)]
@@ -97,7 +88,7 @@ enum Command {
     /// Manage API keys (needs an admin key); `keys rotate-encryption` works offline on a
     /// stopped server's data directory.
     #[command(subcommand)]
-    Keys(cli::KeysCmd),
+    Keys(client::KeysCmd),
     /// The hash-chained audit log.
     #[command(subcommand)]
     Audit(AuditCmd),
@@ -106,21 +97,21 @@ enum Command {
     Quota(QuotaCmd),
     /// Installed models.
     #[command(subcommand)]
-    Models(cli::ModelsCmd),
+    Models(client::ModelsCmd),
     /// Register and manage agents (docs/AGENTS.md).
     #[command(subcommand)]
-    Agent(orchestration::AgentCmd),
+    Agent(client::agents::AgentCmd),
     /// Durable message queues: create, send, receive, ack, stats.
     #[command(subcommand)]
-    Queue(orchestration::QueueCmd),
+    Queue(client::agents::QueueCmd),
     /// Tail the event bus (agent health and lifecycle, ingestion, alerts, ...).
-    Events(orchestration::EventsArgs),
+    Events(client::agents::EventsArgs),
     /// Workflows: apply definitions, run them, follow and cancel runs (docs/WORKFLOWS.md).
     #[command(subcommand)]
-    Workflow(workflows::WorkflowCmd),
+    Workflow(client::workflows::WorkflowCmd),
     /// Benchmarks against a running server.
     #[command(subcommand)]
-    Bench(bench::BenchCmd),
+    Bench(client::bench::BenchCmd),
 }
 
 #[derive(Subcommand)]
@@ -180,7 +171,7 @@ fn audit_verify(
     checkpoints: Option<&std::path::Path>,
     key_file: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
-    use agentdb_orchestrator::security::audit_checkpoint::{verify_with_checkpoints, CheckpointKey};
+    use agentdb_orchestrator::security::audit::checkpoint::{verify_with_checkpoints, CheckpointKey};
     let file = if path.is_dir() { path.join("security").join("audit.log") } else { path.to_path_buf() };
     let (Some(ck), Some(key_file)) = (checkpoints, key_file) else {
         let (n, last) = agentdb_orchestrator::security::audit::verify(&file)
@@ -241,10 +232,10 @@ struct ServeArgs {
 fn main() {
     let args = Args::parse();
     if let Some(k) = &args.api_key {
-        // Read by the client channel (cli::connect); set before any thread starts.
+        // Read by the client channel (client::connect); set before any thread starts.
         std::env::set_var("AGENTDB_API_KEY", k);
     }
-    // TLS files, likewise read by cli::connect.
+    // TLS files, likewise read by client::connect.
     for (var, v) in [
         ("AGENTDB_CA_CERT", &args.ca_cert),
         ("AGENTDB_CLIENT_CERT", &args.client_cert),
@@ -256,34 +247,36 @@ fn main() {
     }
     let result = match args.command {
         Command::Serve(s) => serve_cmd(s),
-        Command::Collection(c) => cli::run(&args.server, cli::Cmd::Collection(c)),
-        Command::Upsert(a) => cli::run(&args.server, cli::Cmd::Upsert(a)),
-        Command::Get(a) => cli::run(&args.server, cli::Cmd::Get(a)),
-        Command::Delete(a) => cli::run(&args.server, cli::Cmd::Delete(a)),
-        Command::Count(a) => cli::run(&args.server, cli::Cmd::Count(a)),
-        Command::Search(a) => cli::run(&args.server, cli::Cmd::Search(a)),
-        Command::Ingest(a) => cli::run(&args.server, cli::Cmd::Ingest(a)),
-        Command::Eval(a) => cli::run(&args.server, cli::Cmd::Eval(a)),
-        Command::Models(m) => cli::run(&args.server, cli::Cmd::Models(m)),
-        Command::Status { json } => cli::run(&args.server, cli::Cmd::Status { json }),
-        Command::Keys(cli::KeysCmd::RotateEncryption { data_dir, key_file, new_key_file }) => {
-            cli::rotate_encryption(&data_dir, key_file.as_deref(), &new_key_file)
+        Command::Collection(c) => client::run(&args.server, client::Cmd::Collection(c)),
+        Command::Upsert(a) => client::run(&args.server, client::Cmd::Upsert(a)),
+        Command::Get(a) => client::run(&args.server, client::Cmd::Get(a)),
+        Command::Delete(a) => client::run(&args.server, client::Cmd::Delete(a)),
+        Command::Count(a) => client::run(&args.server, client::Cmd::Count(a)),
+        Command::Search(a) => client::run(&args.server, client::Cmd::Search(a)),
+        Command::Ingest(a) => client::run(&args.server, client::Cmd::Ingest(a)),
+        Command::Eval(a) => client::run(&args.server, client::Cmd::Eval(a)),
+        Command::Models(m) => client::run(&args.server, client::Cmd::Models(m)),
+        Command::Status { json } => client::run(&args.server, client::Cmd::Status { json }),
+        Command::Keys(client::KeysCmd::RotateEncryption { data_dir, key_file, new_key_file }) => {
+            client::rotate_encryption(&data_dir, key_file.as_deref(), &new_key_file)
         }
-        Command::Keys(k) => cli::run(&args.server, cli::Cmd::Keys(k)),
-        Command::LogLevel { filter } => cli::run(&args.server, cli::Cmd::LogLevel(filter)),
-        Command::Alerts { json } => cli::run(&args.server, cli::Cmd::Alerts { json }),
-        Command::InjectFault { search_delay_ms } => cli::run(&args.server, cli::Cmd::InjectFault(search_delay_ms)),
+        Command::Keys(k) => client::run(&args.server, client::Cmd::Keys(k)),
+        Command::LogLevel { filter } => client::run(&args.server, client::Cmd::LogLevel(filter)),
+        Command::Alerts { json } => client::run(&args.server, client::Cmd::Alerts { json }),
+        Command::InjectFault { search_delay_ms } => {
+            client::run(&args.server, client::Cmd::InjectFault(search_delay_ms))
+        }
         Command::Audit(AuditCmd::Verify { path, checkpoints, checkpoint_key_file }) => {
             audit_verify(&path, checkpoints.as_deref(), checkpoint_key_file.as_deref())
         }
         Command::Quota(QuotaCmd::Show { data_dir, principal, json }) => {
             quota_show(&data_dir, principal.as_deref(), json)
         }
-        Command::Bench(b) => bench::run(&args.server, b),
-        Command::Agent(c) => orchestration::cli(&args.server, orchestration::Cli::Agent(c)),
-        Command::Queue(c) => orchestration::cli(&args.server, orchestration::Cli::Queue(c)),
-        Command::Events(a) => orchestration::cli(&args.server, orchestration::Cli::Events(a)),
-        Command::Workflow(c) => workflows::cli(&args.server, c),
+        Command::Bench(b) => client::bench::run(&args.server, b),
+        Command::Agent(c) => client::agents::cli(&args.server, client::agents::Cli::Agent(c)),
+        Command::Queue(c) => client::agents::cli(&args.server, client::agents::Cli::Queue(c)),
+        Command::Events(a) => client::agents::cli(&args.server, client::agents::Cli::Events(a)),
+        Command::Workflow(c) => client::workflows::cli(&args.server, c),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -2,8 +2,8 @@
 //! HTTP listener. Request metrics come from the gRPC edge layer; collection, encoder and
 //! process figures are read at scrape time.
 
-use crate::encoders::Encoders;
 use agentdb_engine::Database;
+use agentdb_retrieval::Encoders;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::fmt::Write;

@@ -95,17 +95,6 @@ impl Security {
         self.masking.hidden_keys(p)
     }
 
-    /// [`Security::mask`] for a payload already serialised (fused search hits).
-    pub fn mask_json(&self, p: Option<&Principal>, payload_json: &mut String) {
-        if !self.masking.applies(p) || payload_json.is_empty() {
-            return;
-        }
-        if let Ok(mut v) = serde_json::from_str::<serde_json::Value>(payload_json) {
-            self.masking.mask(p, &mut v);
-            *payload_json = v.to_string();
-        }
-    }
-
     /// Whether requests must carry credentials (off: the loopback default).
     pub fn auth_enabled(&self) -> bool {
         self.keys.is_some() || self.oidc.is_some() || self.mtls_required

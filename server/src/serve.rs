@@ -13,49 +13,6 @@ use std::time::Duration;
 use tonic::codegen::http;
 use tonic::transport::Server;
 
-type FilterHandle = tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
-
-/// The live log filter, changed at run time by `Server/SetLogLevel`.
-static LOG_FILTER: std::sync::OnceLock<(FilterHandle, parking_lot::Mutex<String>)> = std::sync::OnceLock::new();
-
-pub fn init_logging(cfg: &Config) {
-    use std::io::IsTerminal;
-    use tracing_subscriber::prelude::*;
-    let spec = std::env::var("AGENTDB_LOG").ok().filter(|s| tracing_subscriber::EnvFilter::try_new(s).is_ok());
-    let spec = spec.unwrap_or_else(|| cfg.log_level.clone());
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(&spec).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let json = match cfg.log_format.as_str() {
-        "json" => true,
-        "text" => false,
-        _ => !std::io::stderr().is_terminal(),
-    };
-    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
-    let registry = tracing_subscriber::registry().with(filter);
-    // OpenTelemetry export (None unless telemetry.otlp_endpoint is set; needs the runtime entered).
-    let ok = if json {
-        let r = registry.with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr));
-        r.with(crate::telemetry::layer(&cfg.telemetry)).try_init().is_ok()
-    } else {
-        let r = registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr));
-        r.with(crate::telemetry::layer(&cfg.telemetry)).try_init().is_ok()
-    };
-    if ok {
-        let _ = LOG_FILTER.set((handle, parking_lot::Mutex::new(spec)));
-    }
-}
-
-/// Replace the log filter (e.g. `debug`, `agentdb_engine=debug,info`); returns the old one.
-pub fn set_log_level(spec: &str) -> Result<String, String> {
-    let f = tracing_subscriber::EnvFilter::try_new(spec).map_err(|e| format!("invalid log filter '{spec}': {e}"))?;
-    let (handle, current) = LOG_FILTER.get().ok_or("logging was not initialised by this server")?;
-    handle.reload(f).map_err(|e| e.to_string())?;
-    let mut cur = current.lock();
-    let old = std::mem::replace(&mut *cur, spec.to_string());
-    tracing::info!(from = %old, to = %spec, "log level changed");
-    Ok(old)
-}
-
 /// The gRPC edge: authentication (API keys and/or OIDC tokens, when enabled), per-method request metrics,
 /// and tonic's OUT_OF_RANGE for an oversize request turned into RESOURCE_EXHAUSTED
 /// (gRPC's convention, and our API's), with the configured limit named.
@@ -297,7 +254,7 @@ pub fn run(cfg: Config) -> Result<()> {
     {
         // The OTLP exporter's channel lives on this runtime.
         let _rt = rt.enter();
-        init_logging(&cfg);
+        crate::telemetry::init_logging(&cfg);
     }
     let r = rt.block_on(serve(cfg, threads));
     // Send the spans still queued while the runtime still runs.
@@ -349,7 +306,7 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
     }
     let max_concurrent = if cfg.limits.max_concurrent == 0 { threads * 2 } else { cfg.limits.max_concurrent };
     let (models_cfg, ingest_cfg) = (cfg.models.clone(), cfg.ingest.clone());
-    let gpu = device.ordinal.map(|ordinal| crate::encoders::GpuChoice {
+    let gpu = device.ordinal.map(|ordinal| agentdb_retrieval::GpuChoice {
         ordinal,
         math: cfg.gpu.encoder_math.clone(),
         text: cfg.gpu.text_encoder,
@@ -357,10 +314,20 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
     });
     let encoders = Arc::new(
         tokio::task::spawn_blocking(move || {
-            crate::encoders::Encoders::load(&models_cfg, gpu.as_ref()).with_ocr(&ingest_cfg)
+            agentdb_retrieval::Encoders::load(&models_cfg, gpu.as_ref()).with_ocr(&ingest_cfg)
         })
         .await?,
     );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Agents, event bus and queues (state in the internal collections _agents, _queues).
+    let orchestration = crate::orchestration::Orchestration::start(
+        db.clone(),
+        security.clone(),
+        encoders.clone(),
+        &cfg.orchestration,
+        stop_rx.clone(),
+    )
+    .await?;
     let metrics = Arc::new(Metrics::default());
     let fault_delay_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
     // The encoders' fair queues weigh tenants like the admission gate does.
@@ -372,13 +339,13 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
         db: db.clone(),
         gate: Arc::new(Gate::new(max_concurrent, cfg.limits.max_queued, cfg.limits.tenant_weights.clone())),
         encoders,
-        ingest: crate::ingest::IngestLimits {
+        ingest: agentdb_retrieval::IngestLimits {
             max_file_bytes: cfg.ingest.max_file_bytes.min(cfg.limits.max_message_bytes),
             chunk_tokens: cfg.ingest.chunk_tokens,
             chunk_overlap: cfg.ingest.chunk_overlap,
             image: agentdb_models::ImageLimits { max_pixels: cfg.limits.max_image_pixels, ..Default::default() },
             audio: agentdb_models::AudioLimits { max_seconds: cfg.limits.max_audio_seconds },
-            video: crate::ingest::VideoOptions {
+            video: agentdb_retrieval::VideoOptions {
                 limits: agentdb_models::video::VideoLimits {
                     max_seconds: cfg.limits.max_video_seconds,
                     max_pixels: cfg.limits.max_image_pixels,
@@ -389,6 +356,8 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
             },
         },
         ingest_concurrency: cfg.ingest.concurrency,
+        observer: orchestration.observer(),
+        bus: orchestration.parts().0,
     };
     let limit = cfg.limits.max_message_bytes;
 
@@ -417,6 +386,7 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
 
     let alerts = Arc::new(crate::anomaly::AlertManager::new(
         Some(cfg.alerts.webhook.trim().to_string()).filter(|w| !w.is_empty()),
+        Some(orchestration.parts().0),
     ));
     if cfg.alerts.enabled {
         let a = &cfg.alerts;
@@ -434,16 +404,6 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
             Duration::from_millis(a.interval_ms.max(10)),
         );
     }
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    // Agents, event bus and queues (state in the internal collections _agents, _queues).
-    let orchestration = crate::orchestration::Orchestration::start(
-        db.clone(),
-        security.clone(),
-        svc.encoders.clone(),
-        &cfg.orchestration,
-        stop_rx.clone(),
-    )
-    .await?;
     tokio::spawn(shutdown_signal(stop_tx)?);
     // A2A (HTTP routes below) and the workflow engine, whose steps run its skills.
     let a2a =

@@ -8,7 +8,14 @@ use tonic::{Code, Status};
 pub enum ApiError {
     Engine(agentdb_engine::Error),
     Models(agentdb_models::Error),
+    Retrieval(agentdb_retrieval::Error),
     Status(Status),
+}
+
+impl From<agentdb_retrieval::Error> for ApiError {
+    fn from(e: agentdb_retrieval::Error) -> Self {
+        ApiError::Retrieval(e)
+    }
 }
 
 impl From<agentdb_engine::Error> for ApiError {
@@ -51,22 +58,28 @@ pub fn models_code(e: &agentdb_models::Error) -> Code {
     }
 }
 
+pub fn retrieval_code(e: &agentdb_retrieval::Error) -> Code {
+    use agentdb_retrieval::Error as E;
+    match e.root() {
+        E::Engine(e) => engine_code(e),
+        E::Models(e) => models_code(e),
+        E::InvalidInput(_) => Code::InvalidArgument,
+        E::Unavailable(_) => Code::FailedPrecondition,
+        E::About { .. } => Code::Unknown, // root() never returns one
+    }
+}
+
 pub fn to_status(e: ApiError) -> Status {
     let (code, msg) = match e {
         ApiError::Engine(e) => (engine_code(&e), e.to_string()),
         ApiError::Models(e) => (models_code(&e), e.to_string()),
+        ApiError::Retrieval(e) => (retrieval_code(&e), e.to_string()),
         ApiError::Status(s) => return s,
     };
     if code == Code::Internal || code == Code::DataLoss {
         tracing::error!(error = %msg, "request failed");
     }
     Status::new(code, msg)
-}
-
-/// Prefix an error's message with what it is about (a file, "query image"), keeping its code.
-pub fn prefixed(what: &str, e: ApiError) -> ApiError {
-    let st = to_status(e);
-    tonic::Status::new(st.code(), format!("{what}: {}", st.message())).into()
 }
 
 /// tonic's errors for a request message it could not read, as this API reports them

@@ -144,7 +144,7 @@ impl v1::server_server::Server for StatusService {
         let p = req.extensions().get::<agentdb_orchestrator::security::Principal>().cloned();
         self.security.authorize(p.as_ref(), agentdb_orchestrator::security::Action::Admin, "", "SetLogLevel")?;
         let spec = req.into_inner().filter;
-        let previous = crate::serve::set_log_level(spec.trim()).map_err(Status::invalid_argument)?;
+        let previous = crate::telemetry::set_log_level(spec.trim()).map_err(Status::invalid_argument)?;
         Ok(Response::new(v1::SetLogLevelResponse { previous }))
     }
 

@@ -22,6 +22,51 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
+type FilterHandle = tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
+
+/// The live log filter, changed at run time by `Server/SetLogLevel`.
+static LOG_FILTER: std::sync::OnceLock<(FilterHandle, parking_lot::Mutex<String>)> = std::sync::OnceLock::new();
+
+/// Start logging as `log_level`/`log_format` (or `AGENTDB_LOG`) say, with the
+/// OpenTelemetry layer when `telemetry.otlp_endpoint` is set.
+pub fn init_logging(cfg: &crate::config::Config) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::prelude::*;
+    let spec = std::env::var("AGENTDB_LOG").ok().filter(|s| tracing_subscriber::EnvFilter::try_new(s).is_ok());
+    let spec = spec.unwrap_or_else(|| cfg.log_level.clone());
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&spec).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let json = match cfg.log_format.as_str() {
+        "json" => true,
+        "text" => false,
+        _ => !std::io::stderr().is_terminal(),
+    };
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let registry = tracing_subscriber::registry().with(filter);
+    // OpenTelemetry export (None unless telemetry.otlp_endpoint is set; needs the runtime entered).
+    let ok = if json {
+        let r = registry.with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr));
+        r.with(layer(&cfg.telemetry)).try_init().is_ok()
+    } else {
+        let r = registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr));
+        r.with(layer(&cfg.telemetry)).try_init().is_ok()
+    };
+    if ok {
+        let _ = LOG_FILTER.set((handle, parking_lot::Mutex::new(spec)));
+    }
+}
+
+/// Replace the log filter (e.g. `debug`, `agentdb_engine=debug,info`); returns the old one.
+pub fn set_log_level(spec: &str) -> Result<String, String> {
+    let f = tracing_subscriber::EnvFilter::try_new(spec).map_err(|e| format!("invalid log filter '{spec}': {e}"))?;
+    let (handle, current) = LOG_FILTER.get().ok_or("logging was not initialised by this server")?;
+    handle.reload(f).map_err(|e| e.to_string())?;
+    let mut cur = current.lock();
+    let old = std::mem::replace(&mut *cur, spec.to_string());
+    tracing::info!(from = %old, to = %spec, "log level changed");
+    Ok(old)
+}
+
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 
 /// Whether spans are exported (an endpoint is configured and the exporter was built).

@@ -14,61 +14,24 @@
 //! the definition for triggered runs), so a step can only touch what they may.
 
 use crate::a2a::A2a;
+use crate::config::WorkflowsConfig;
 use crate::security::Security;
 use agentdb_orchestrator::agents::{AgentState, Registry};
 use agentdb_orchestrator::bus::{Audience, Bus, Resume, Topic};
 use agentdb_orchestrator::cron::Cron;
 use agentdb_orchestrator::queue::Queues;
 use agentdb_orchestrator::security::{Action, Principal};
+use agentdb_orchestrator::time::fmt_ms;
 use agentdb_orchestrator::workflow::{
     self, AttemptOutcome, FairQueue, Run, RunState, StepState, Store, Trigger, Version,
 };
 use agentdb_orchestrator::{now_ms, Error as OrchError};
 use agentdb_proto::v1;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
-
-/// `[workflows]` in the server configuration.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct WorkflowsConfig {
-    /// Runs executing at once; the rest wait in the fair queue.
-    pub max_concurrent_runs: usize,
-    /// Runs waiting at most; more are refused (RESOURCE_EXHAUSTED).
-    pub max_queued_runs: usize,
-    /// Finished runs kept for `workflow status` (the oldest are deleted).
-    pub keep_finished_runs: usize,
-    /// Folders on the server that `ingest` steps may read files from (empty: `path` is refused).
-    pub ingest_dirs: Vec<PathBuf>,
-    /// How often a `call_agent` step polls the agent's task.
-    pub a2a_poll_interval_ms: u64,
-    /// Weight per agent in the fair queue (default 1): an agent with weight 3 gets three
-    /// run slots for each one of an agent with weight 1 when both have runs waiting.
-    pub agent_weights: HashMap<String, u32>,
-    /// The bearer token `call_agent` sends to an agent, per agent name: `env:VAR` (an
-    /// environment variable of the server) or `file:/path` (its first line). Agents not
-    /// named here are called without credentials.
-    pub agent_credentials: HashMap<String, String>,
-}
-
-impl Default for WorkflowsConfig {
-    fn default() -> Self {
-        WorkflowsConfig {
-            max_concurrent_runs: 8,
-            max_queued_runs: 10_000,
-            keep_finished_runs: 1000,
-            ingest_dirs: Vec::new(),
-            a2a_poll_interval_ms: 250,
-            agent_weights: HashMap::new(),
-            agent_credentials: HashMap::new(),
-        }
-    }
-}
 
 use crate::orchestration::{blocking, orch_status};
 
@@ -86,7 +49,7 @@ pub struct Workflows {
     store: Arc<Store>,
     a2a: Arc<A2a>,
     security: Arc<Security>,
-    encoders: Arc<crate::encoders::Encoders>,
+    encoders: Arc<agentdb_retrieval::Encoders>,
     bus: Arc<Bus>,
     agents: Arc<Registry>,
     queues: Arc<Queues>,
@@ -112,7 +75,7 @@ impl Workflows {
         db: Arc<agentdb_engine::Database>,
         a2a: Arc<A2a>,
         security: Arc<Security>,
-        encoders: Arc<crate::encoders::Encoders>,
+        encoders: Arc<agentdb_retrieval::Encoders>,
         (bus, agents, queues): (Arc<Bus>, Arc<Registry>, Arc<Queues>),
         cfg: &WorkflowsConfig,
         max_file_bytes: usize,
@@ -440,7 +403,7 @@ impl Workflows {
                     other => other.to_string(),
                 };
                 let enc = self.encoders.clone();
-                let text_svc = enc.text().map_err(|s| s.message().to_string())?.clone();
+                let text_svc = enc.text().map_err(|e| e.to_string())?.clone();
                 let id = text_svc.encoder_id();
                 let id2 = id.clone();
                 let tenant = ctx.agent.clone();
@@ -449,7 +412,7 @@ impl Workflows {
                 })
                 .await
                 .map_err(|e| e.to_string())?
-                .map_err(|e| crate::status::to_status(e).message().to_string())?;
+                .map_err(|e| crate::status::to_status(e.into()).message().to_string())?;
                 let v = v.into_iter().next().unwrap_or_default();
                 Ok(json!({ "encoder": id, "dim": v.len(), "vector": v }))
             }
@@ -820,14 +783,6 @@ async fn sleep_until(t: Option<tokio::time::Instant>) {
     }
 }
 
-fn fmt_ms(ms: u64) -> String {
-    if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{ms}ms")
-    }
-}
-
 /// A `filter` step: keep the items (a list, e.g. a search's hits) with `score ≥
 /// min_score` whose fields equal every `where` pair (looked up in the item, then in its
 /// `payload`), at most `limit` of them.
@@ -1129,286 +1084,6 @@ impl v1::workflows_server::Workflows for WorkflowService {
         self.check_run_visible(p.as_ref(), &existing)?;
         let run = self.0.cancel_run(&id).await?;
         Ok(Response::new(v1::CancelWorkflowRunResponse { run: Some(run_to_wire(&run)) }))
-    }
-}
-
-// ---- CLI ----------------------------------------------------------------------------------
-
-#[derive(clap::Subcommand, Debug)]
-pub enum WorkflowCmd {
-    /// Validate and store a definition (a new version when it changed).
-    Apply {
-        /// The YAML file.
-        file: PathBuf,
-        #[arg(long)]
-        json: bool,
-    },
-    /// The workflows (latest versions).
-    List {
-        #[arg(long)]
-        json: bool,
-    },
-    /// One workflow's definition.
-    Show {
-        name: String,
-        /// A version (default: the latest).
-        #[arg(long, default_value_t = 0)]
-        version: u32,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Delete a workflow (every version; its runs stay until pruned).
-    Delete { name: String },
-    /// Start a run.
-    Run {
-        name: String,
-        /// An input, KEY=VALUE (VALUE is JSON when it parses as JSON, else a string); repeatable.
-        #[arg(long = "input", short = 'i')]
-        inputs: Vec<String>,
-        /// A version (default: the latest).
-        #[arg(long, default_value_t = 0)]
-        version: u32,
-        /// Whose fair share the run counts against (default: the definition's agent).
-        #[arg(long, default_value = "")]
-        agent: String,
-        #[arg(long, allow_hyphen_values = true)]
-        priority: Option<i32>,
-        /// Wait for the run to end and print its status (exit code 1 unless it succeeded).
-        #[arg(long)]
-        wait: bool,
-        #[arg(long)]
-        json: bool,
-    },
-    /// A run's state, steps, attempts and errors.
-    Status {
-        run: String,
-        /// Follow until the run ends.
-        #[arg(long)]
-        wait: bool,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Recent runs (newest first).
-    Runs {
-        /// Only this workflow's.
-        workflow: Option<String>,
-        #[arg(long, default_value = "")]
-        state: String,
-        #[arg(long, default_value_t = 20)]
-        limit: u32,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Cancel a queued or running run.
-    Cancel {
-        run: String,
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-fn info_json(w: &v1::WorkflowInfo) -> Value {
-    json!({
-        "name": w.name, "version": w.version, "versions": w.versions, "description": w.description,
-        "sha256": w.sha256, "applied_unix_ms": w.applied_unix_ms, "applied_by": w.applied_by,
-        "triggers": w.triggers, "steps": w.steps,
-    })
-}
-
-pub fn run_json(r: &v1::WorkflowRun) -> Value {
-    let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
-    json!({
-        "id": r.id, "workflow": r.workflow, "version": r.version, "state": r.state, "agent": r.agent,
-        "priority": r.priority, "inputs": parse(&r.inputs_json), "trigger": parse(&r.trigger_json),
-        "principal": r.principal, "error": r.error, "created_unix_ms": r.created_unix_ms,
-        "started_unix_ms": r.started_unix_ms, "finished_unix_ms": r.finished_unix_ms,
-        "steps": r.steps.iter().map(|s| json!({
-            "id": s.id, "kind": s.kind, "state": s.state, "attempts": s.attempts, "error": s.error,
-            "attempt_errors": s.attempt_errors, "output": parse(&s.output_json),
-            "started_unix_ms": s.started_unix_ms, "finished_unix_ms": s.finished_unix_ms,
-            "next_attempt_unix_ms": s.next_attempt_unix_ms,
-        })).collect::<Vec<_>>(),
-    })
-}
-
-fn print_run(r: &v1::WorkflowRun, json: bool) {
-    if json {
-        println!("{}", run_json(r));
-        return;
-    }
-    let took = if r.finished_unix_ms > 0 && r.started_unix_ms > 0 {
-        format!(" in {}", fmt_ms(r.finished_unix_ms - r.started_unix_ms))
-    } else {
-        String::new()
-    };
-    println!(
-        "run {}  {} v{}  {}{took}  (agent {}, priority {})",
-        r.id, r.workflow, r.version, r.state, r.agent, r.priority
-    );
-    if !r.error.is_empty() {
-        println!("  error: {}", r.error);
-    }
-    for s in &r.steps {
-        let mut line = format!("  {:<20} {:<11} {:<10} attempts {}", s.id, s.kind, s.state, s.attempts);
-        if s.next_attempt_unix_ms > 0 {
-            let wait = s.next_attempt_unix_ms.saturating_sub(now_ms());
-            line.push_str(&format!("  next attempt in {}", fmt_ms(wait)));
-        }
-        println!("{line}");
-        for e in &s.attempt_errors {
-            println!("      {e}");
-        }
-    }
-}
-
-pub fn cli(server: &str, cmd: WorkflowCmd) -> anyhow::Result<()> {
-    use crate::cli::status_err;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(async move {
-        let ch = crate::cli::connect(server).await?;
-        let mut c = v1::workflows_client::WorkflowsClient::new(ch);
-        match cmd {
-            WorkflowCmd::Apply { file, json } => {
-                let yaml = std::fs::read_to_string(&file)
-                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
-                let r = c.apply(v1::ApplyWorkflowRequest { yaml }).await.map_err(status_err)?.into_inner();
-                let w = r.workflow.unwrap_or_default();
-                if json {
-                    let mut v = info_json(&w);
-                    v["changed"] = json!(r.changed);
-                    println!("{v}");
-                } else if r.changed {
-                    println!("workflow {} version {} applied ({} steps)", w.name, w.version, w.steps.len());
-                } else {
-                    println!("workflow {} unchanged (version {})", w.name, w.version);
-                }
-            }
-            WorkflowCmd::List { json } => {
-                let r = c.list(v1::ListWorkflowsRequest {}).await.map_err(status_err)?.into_inner();
-                for w in &r.workflows {
-                    if json {
-                        println!("{}", info_json(w));
-                    } else {
-                        println!(
-                            "{:<24} v{:<4} {} steps  {}",
-                            w.name,
-                            w.version,
-                            w.steps.len(),
-                            if w.triggers.is_empty() { "manual".to_string() } else { w.triggers.join("; ") }
-                        );
-                    }
-                }
-            }
-            WorkflowCmd::Show { name, version, json } => {
-                let r = c.get(v1::GetWorkflowRequest { name, version }).await.map_err(status_err)?.into_inner();
-                let w = r.workflow.unwrap_or_default();
-                if json {
-                    let mut v = info_json(&w);
-                    v["yaml"] = json!(w.yaml);
-                    println!("{v}");
-                } else {
-                    println!("# {} version {} of {} (applied by {})", w.name, w.version, w.versions, w.applied_by);
-                    print!("{}", w.yaml);
-                }
-            }
-            WorkflowCmd::Delete { name } => {
-                c.delete(v1::DeleteWorkflowRequest { name: name.clone() }).await.map_err(status_err)?;
-                println!("workflow {name} deleted");
-            }
-            WorkflowCmd::Run { name, inputs, version, agent, priority, wait, json } => {
-                let mut m = Map::new();
-                for kv in inputs {
-                    let (k, v) =
-                        kv.split_once('=').ok_or_else(|| anyhow::anyhow!("--input takes KEY=VALUE, got '{kv}'"))?;
-                    m.insert(k.to_string(), serde_json::from_str(v).unwrap_or_else(|_| json!(v)));
-                }
-                let r = c
-                    .run(v1::RunWorkflowRequest {
-                        name,
-                        version,
-                        inputs_json: Value::Object(m).to_string(),
-                        agent,
-                        priority,
-                    })
-                    .await
-                    .map_err(status_err)?
-                    .into_inner();
-                let run = r.run.unwrap_or_default();
-                if !wait {
-                    if json {
-                        println!("{}", run_json(&run));
-                    } else {
-                        println!("run {} of {} v{} {}", run.id, run.workflow, run.version, run.state);
-                    }
-                    return Ok(());
-                }
-                let done = follow(&mut c, &run.id).await?;
-                print_run(&done, json);
-                if done.state != "succeeded" {
-                    std::process::exit(1);
-                }
-            }
-            WorkflowCmd::Status { run, wait, json } => {
-                let r = if wait {
-                    follow(&mut c, &run).await?
-                } else {
-                    c.get_run(v1::GetWorkflowRunRequest { id: run })
-                        .await
-                        .map_err(status_err)?
-                        .into_inner()
-                        .run
-                        .unwrap_or_default()
-                };
-                print_run(&r, json);
-            }
-            WorkflowCmd::Runs { workflow, state, limit, json } => {
-                let r = c
-                    .list_runs(v1::ListWorkflowRunsRequest { workflow: workflow.unwrap_or_default(), state, limit })
-                    .await
-                    .map_err(status_err)?
-                    .into_inner();
-                for run in &r.runs {
-                    if json {
-                        println!("{}", run_json(run));
-                    } else {
-                        println!(
-                            "{}  {:<20} v{:<3} {:<10} {}",
-                            run.id, run.workflow, run.version, run.state, run.error
-                        );
-                    }
-                }
-            }
-            WorkflowCmd::Cancel { run, json } => {
-                let r = c.cancel(v1::CancelWorkflowRunRequest { id: run }).await.map_err(status_err)?.into_inner();
-                let run = r.run.unwrap_or_default();
-                if json {
-                    println!("{}", run_json(&run));
-                } else {
-                    println!("run {} {}", run.id, if run.state == "canceled" { "canceled" } else { "canceling" });
-                }
-            }
-        }
-        Ok(())
-    })
-}
-
-/// Poll a run until it ends.
-async fn follow(
-    c: &mut v1::workflows_client::WorkflowsClient<crate::cli::Ch>,
-    id: &str,
-) -> anyhow::Result<v1::WorkflowRun> {
-    loop {
-        let r = c
-            .get_run(v1::GetWorkflowRunRequest { id: id.to_string() })
-            .await
-            .map_err(crate::cli::status_err)?
-            .into_inner()
-            .run
-            .unwrap_or_default();
-        if matches!(r.state.as_str(), "succeeded" | "failed" | "canceled") {
-            return Ok(r);
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

@@ -3,14 +3,13 @@
 //! audit log with its signed checkpoints.
 
 pub mod audit;
-pub mod audit_checkpoint;
 pub mod keys;
 pub mod masking;
 pub mod mfa;
 pub mod oidc;
 
+pub use audit::checkpoint::{CheckpointKey, CheckpointSink};
 pub use audit::{AuditLog, AuditRecord};
-pub use audit_checkpoint::{CheckpointKey, CheckpointSink};
 pub use keys::{ApiKey, KeyStore};
 pub use mfa::MfaPolicy;
 pub use oidc::{OidcSettings, OidcVerifier};

@@ -13,7 +13,8 @@
 //! (str) · wrapped data key (bytes: nonce 12 · ciphertext 32 · tag 16). It holds no
 //! secret in the clear.
 
-use crate::codec::{self, Reader, Writer};
+use super::{Reader, Writer};
+use crate::codec;
 use crate::error::{Error, Result};
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};

@@ -9,8 +9,8 @@
 //! measures that); queries are 2–4 words taken from a random item, so they match, and
 //! the dense side embeds each query with the real text encoder, as a client's query is.
 
-use crate::bench::{summarize, Phase};
-use crate::cli::{clients, connect, status_err};
+use crate::client::bench::{summarize, Phase};
+use crate::client::{clients, connect, status_err};
 use agentdb_proto::v1;
 use anyhow::{Context, Result};
 use clap::Args;
@@ -208,7 +208,7 @@ pub async fn hybrid_bench(server: &str, b: HybridBench) -> Result<()> {
 }
 
 async fn phase(
-    items: &crate::cli::ItemsClient,
+    items: &crate::client::ItemsClient,
     name: &str,
     mode: &str,
     queries: &Arc<Vec<String>>,

@@ -5,7 +5,7 @@
 //! the queue-to-finish latency of the runs. The server's `workflows.max_concurrent_runs`
 //! bounds how many execute at once.
 
-use crate::cli::{connect, status_err};
+use crate::client::{connect, status_err};
 use agentdb_proto::v1;
 use anyhow::Result;
 use clap::Args;

@@ -2,7 +2,11 @@
 //! exact search, and runs the same queries on an in-process FAISS index built with the
 //! same description and parameters as the baseline (served / in-process ratios).
 
-use crate::cli::{clients, connect, status_err};
+pub mod agents;
+pub mod hybrid;
+pub mod workflows;
+
+use crate::client::{clients, connect, status_err};
 use agentdb_engine::index::{AnnIndex, IndexTuning};
 use agentdb_engine::Metric;
 use agentdb_kernels::{topk_exact, Candidates};
@@ -28,17 +32,17 @@ pub enum BenchCmd {
     Gpu(GpuBench),
     /// Keyword (BM25), dense and hybrid search over the same text items, and upsert
     /// throughput with and without the keyword index.
-    Hybrid(crate::bench_hybrid::HybridBench),
+    Hybrid(crate::client::bench::hybrid::HybridBench),
     /// The image classifier (EfficientNet-Lite0) and the preprocessing kernel on the GPU
     /// against the CPU in the same run, with the agreement of their outputs (needs a
     /// `cuda` build and a GPU).
     GpuImage(GpuImageBench),
     /// Agents and event subscriptions at scale against a running server: registration
     /// rate, resident memory per idle agent and per subscription, delivery to all.
-    Agents(crate::bench_agents::AgentsBench),
+    Agents(crate::client::bench::agents::AgentsBench),
     /// The workflow engine's overhead against a running server: runs of no-op steps,
     /// runs/s, persisted records/s and queue-to-finish latency.
-    Workflows(crate::bench_workflows::WorkflowsBench),
+    Workflows(crate::client::bench::workflows::WorkflowsBench),
 }
 
 #[derive(Args, Clone)]
@@ -193,15 +197,15 @@ pub fn run(server: &str, cmd: BenchCmd) -> Result<()> {
         BenchCmd::GpuImage(b) => gpu_image_bench(b),
         BenchCmd::Agents(b) => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            rt.block_on(crate::bench_agents::agents_bench(server, b))
+            rt.block_on(crate::client::bench::agents::agents_bench(server, b))
         }
         BenchCmd::Workflows(b) => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            rt.block_on(crate::bench_workflows::workflows_bench(server, b))
+            rt.block_on(crate::client::bench::workflows::workflows_bench(server, b))
         }
         BenchCmd::Hybrid(b) => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            rt.block_on(crate::bench_hybrid::hybrid_bench(server, b))
+            rt.block_on(crate::client::bench::hybrid::hybrid_bench(server, b))
         }
     }
 }
@@ -602,7 +606,7 @@ async fn search_bench(server: &str, b: SearchBench) -> Result<()> {
 type Shared<T> = Arc<Vec<T>>;
 
 async fn served_phase(
-    items: &crate::cli::ItemsClient,
+    items: &crate::client::ItemsClient,
     name: &str,
     b: &SearchBench,
     queries: Shared<f32>,

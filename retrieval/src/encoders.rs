@@ -1,13 +1,157 @@
 //! The encoders this server loaded at start (from the models folder the set-up fills),
-//! and how a query or an ingested file of one modality is embedded into a space.
+//! each behind the [`Encoder`] trait, and which of them embeds a query or an ingested
+//! file of one modality into a space.
 
+use crate::{Error, Result};
 use agentdb_engine::{embedding_family, SpaceSpec};
+use agentdb_models::image::RgbImage;
 use agentdb_models::{
     registry, AudioLimits, BatcherConfig, ImageService, LabelBridge, ModelInfo, SpeechService, TextEncoder,
     TextService, Transcript,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
+
+/// One loaded encoder: what it is called, what it embeds and into which family of
+/// vectors (its id's [`embedding_family`]; a space bound to that family takes them).
+pub trait Encoder: Send + Sync {
+    /// `name@version`; a bridge into another model's space: `bridge@v>target@v`.
+    fn id(&self) -> &str;
+    /// The model name a space may be bound by (`--space NAME:MODEL`); None for bridges.
+    fn model_name(&self) -> Option<&str> {
+        None
+    }
+    fn dim(&self) -> usize;
+    /// Whether it embeds inputs of this modality.
+    fn embeds(&self, modal: Modal) -> bool;
+    /// Embed texts (chunks, transcripts, queries).
+    fn embed_texts(&self, _texts: Vec<String>) -> Result<Vec<Vec<f32>>> {
+        Err(Error::Unavailable(format!("encoder '{}' does not embed text", self.id())))
+    }
+    /// Embed decoded images, with the top labels where the encoder has them.
+    fn embed_images(&self, _images: &[RgbImage]) -> Result<Vec<(Vec<f32>, Labels)>> {
+        Err(Error::Unavailable(format!("encoder '{}' does not embed images", self.id())))
+    }
+}
+
+/// The text encoder (MiniLM): text chunks and text queries.
+struct TextEnc {
+    id: String,
+    svc: Arc<TextService>,
+}
+
+impl Encoder for TextEnc {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn model_name(&self) -> Option<&str> {
+        Some(&self.svc.encoder.info.manifest.name)
+    }
+    fn dim(&self) -> usize {
+        self.svc.dim()
+    }
+    fn embeds(&self, modal: Modal) -> bool {
+        modal == Modal::Text
+    }
+    fn embed_texts(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>> {
+        Ok(self.svc.batcher.submit_many_blocking(texts)?)
+    }
+}
+
+/// The image label bridge: an image's top ImageNet labels embedded by the text encoder.
+struct ImageBridge {
+    id: String,
+    svc: Arc<ImageService>,
+    dim: usize,
+}
+
+impl Encoder for ImageBridge {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn embeds(&self, modal: Modal) -> bool {
+        modal == Modal::Image
+    }
+    fn embed_images(&self, images: &[RgbImage]) -> Result<Vec<(Vec<f32>, Labels)>> {
+        Ok(self.svc.embed_images_blocking(images)?.into_iter().map(|e| (e.vector, e.labels)).collect())
+    }
+}
+
+/// The speech bridge: transcript passages embedded by the text encoder.
+struct SpeechBridge {
+    id: String,
+    text: Arc<TextService>,
+}
+
+impl Encoder for SpeechBridge {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn dim(&self) -> usize {
+        self.text.dim()
+    }
+    fn embeds(&self, modal: Modal) -> bool {
+        modal == Modal::Speech
+    }
+    fn embed_texts(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>> {
+        Ok(self.text.batcher.submit_many_blocking(texts)?)
+    }
+}
+
+/// A user's CLIP: text, transcripts and images into one space of its own.
+struct ClipEnc {
+    id: String,
+    clip: Arc<agentdb_models::clip::Clip>,
+}
+
+impl Encoder for ClipEnc {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn model_name(&self) -> Option<&str> {
+        Some(&self.clip.info.manifest.name)
+    }
+    fn dim(&self) -> usize {
+        self.clip.dim()
+    }
+    fn embeds(&self, _: Modal) -> bool {
+        true
+    }
+    fn embed_texts(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>> {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        Ok(self.clip.embed_texts(&refs)?)
+    }
+    fn embed_images(&self, images: &[RgbImage]) -> Result<Vec<(Vec<f32>, Labels)>> {
+        Ok(self.clip.embed_images(images)?.into_iter().map(|v| (v, Vec::new())).collect())
+    }
+}
+
+/// A user's ONNX image encoder: images (and keyframes) only, searched by example.
+struct OnnxImageEnc {
+    id: String,
+    enc: Arc<agentdb_models::onnx::OnnxImageEncoder>,
+}
+
+impl Encoder for OnnxImageEnc {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn model_name(&self) -> Option<&str> {
+        Some(&self.enc.info.manifest.name)
+    }
+    fn dim(&self) -> usize {
+        self.enc.dim()
+    }
+    fn embeds(&self, modal: Modal) -> bool {
+        modal == Modal::Image
+    }
+    fn embed_images(&self, images: &[RgbImage]) -> Result<Vec<(Vec<f32>, Labels)>> {
+        Ok(self.enc.embed_images(images)?.into_iter().map(|v| (v, Vec::new())).collect())
+    }
+}
 
 /// Which encoders run on which GPU (`[gpu]` settings and the selected device).
 #[derive(Debug, Clone)]
@@ -40,6 +184,9 @@ pub struct Encoders {
     pub ocr: Option<Arc<agentdb_models::ocr::Ocr>>,
     /// Also OCR video keyframes.
     pub ocr_keyframes: bool,
+    /// Every loaded encoder, in the order a space's encoder is looked for: a user's
+    /// CLIP and ONNX model first, then the text encoder and its image and speech bridges.
+    all: Vec<Arc<dyn Encoder>>,
 }
 
 impl Encoders {
@@ -56,6 +203,7 @@ impl Encoders {
             onnx_image: None,
             ocr: None,
             ocr_keyframes: false,
+            all: Vec::new(),
         }
     }
 
@@ -207,9 +355,46 @@ impl Encoders {
                 }
             }
         };
+        Encoders::of(
+            dir,
+            Arc::new(TextService::new(text, batch)),
+            (image, image_problem),
+            (speech, speech_problem),
+            clip,
+            onnx_image,
+        )
+    }
+
+    /// The set of encoders around a loaded text encoder (each other one optional, with
+    /// why it is missing).
+    fn of(
+        dir: PathBuf,
+        text: Arc<TextService>,
+        (image, image_problem): (Option<Arc<ImageService>>, Option<String>),
+        (speech, speech_problem): (Option<Arc<SpeechService>>, Option<String>),
+        clip: Option<Arc<agentdb_models::clip::Clip>>,
+        onnx_image: Option<Arc<agentdb_models::onnx::OnnxImageEncoder>>,
+    ) -> Encoders {
+        let mut all: Vec<Arc<dyn Encoder>> = Vec::new();
+        if let Some(c) = &clip {
+            all.push(Arc::new(ClipEnc { id: c.info.encoder_id(), clip: c.clone() }));
+        }
+        if let Some(o) = &onnx_image {
+            all.push(Arc::new(OnnxImageEnc { id: o.info.encoder_id(), enc: o.clone() }));
+        }
+        all.push(Arc::new(TextEnc { id: text.encoder_id(), svc: text.clone() }));
+        if let Some(i) = &image {
+            all.push(Arc::new(ImageBridge { id: i.encoder_id(), svc: i.clone(), dim: text.dim() }));
+        }
+        if let Some(s) = &speech {
+            all.push(Arc::new(SpeechBridge {
+                id: format!("{}>{}", s.encoder_id(), text.encoder_id()),
+                text: text.clone(),
+            }));
+        }
         Encoders {
             dir,
-            text: Some(Arc::new(TextService::new(text, batch))),
+            text: Some(text),
             text_problem: None,
             image,
             image_problem,
@@ -219,7 +404,13 @@ impl Encoders {
             onnx_image,
             ocr: None,
             ocr_keyframes: false,
+            all,
         }
+    }
+
+    /// Every loaded encoder (see [`Encoder`]).
+    pub fn all(&self) -> &[Arc<dyn Encoder>] {
+        &self.all
     }
 
     /// Start OCR as `ingest.ocr*` configures it (a missing language pack is logged, and
@@ -247,28 +438,22 @@ impl Encoders {
         self
     }
 
-    pub fn text(&self) -> Result<&Arc<TextService>, tonic::Status> {
-        self.text
-            .as_ref()
-            .ok_or_else(|| tonic::Status::failed_precondition(self.text_problem.clone().unwrap_or_default()))
+    pub fn text(&self) -> Result<&Arc<TextService>> {
+        self.text.as_ref().ok_or_else(|| Error::Unavailable(self.text_problem.clone().unwrap_or_default()))
     }
 
-    pub fn image(&self) -> Result<&Arc<ImageService>, tonic::Status> {
-        self.image
-            .as_ref()
-            .ok_or_else(|| tonic::Status::failed_precondition(self.image_problem.clone().unwrap_or_default()))
+    pub fn image(&self) -> Result<&Arc<ImageService>> {
+        self.image.as_ref().ok_or_else(|| Error::Unavailable(self.image_problem.clone().unwrap_or_default()))
     }
 
-    pub fn speech(&self) -> Result<&Arc<SpeechService>, tonic::Status> {
-        self.speech
-            .as_ref()
-            .ok_or_else(|| tonic::Status::failed_precondition(self.speech_problem.clone().unwrap_or_default()))
+    pub fn speech(&self) -> Result<&Arc<SpeechService>> {
+        self.speech.as_ref().ok_or_else(|| Error::Unavailable(self.speech_problem.clone().unwrap_or_default()))
     }
 
     /// The spaces a `--multimodal` collection gets: `text` (the text encoder's family,
     /// which the image and speech bridges also write into) and `clip` when a CLIP model
     /// is loaded.
-    pub fn multimodal_spaces(&self) -> Result<Vec<SpaceSpec>, tonic::Status> {
+    pub fn multimodal_spaces(&self) -> Result<Vec<SpaceSpec>> {
         let text = self.text()?;
         let space = |name: &str, dim: usize, encoder: String| SpaceSpec {
             name: name.into(),
@@ -304,17 +489,7 @@ impl Encoders {
     /// A space bound by model name (`--space NAME:MODEL`): the loaded encoder's id and
     /// dimension, if a loaded encoder has that name.
     pub fn by_name(&self, name: &str) -> Option<(String, usize)> {
-        let mut all: Vec<(String, String, usize)> = Vec::new();
-        if let Some(t) = &self.text {
-            all.push((t.encoder.info.manifest.name.clone(), t.encoder_id(), t.dim()));
-        }
-        if let Some(c) = &self.clip {
-            all.push((c.info.manifest.name.clone(), c.info.encoder_id(), c.dim()));
-        }
-        if let Some(o) = &self.onnx_image {
-            all.push((o.info.manifest.name.clone(), o.info.encoder_id(), o.dim()));
-        }
-        all.into_iter().find(|(n, _, _)| n == name).map(|(_, id, dim)| (id, dim))
+        self.all.iter().find(|e| e.model_name() == Some(name)).map(|e| (e.id().to_string(), e.dim()))
     }
 
     /// `whisper-base@…>all-minilm-l6-v2@…`: transcripts embedded by the text encoder.
@@ -325,58 +500,40 @@ impl Encoders {
     /// The loaded encoder for `modality` whose vectors live in `space`'s family, if any.
     pub fn for_space(&self, space: &SpaceSpec, modality: Modal) -> Option<String> {
         let fam = embedding_family(space.encoder.as_deref()?);
-        if let Some(c) = &self.clip {
-            // CLIP embeds text, transcripts and images into one space of its own.
-            let id = c.info.encoder_id();
-            if id == fam {
-                return Some(id);
+        self.all.iter().find(|e| embedding_family(e.id()) == fam && e.embeds(modality)).map(|e| e.id().to_string())
+    }
+
+    /// The encoder to embed `modal` inputs with for encoder `id` (as `for_space` chose
+    /// it): that encoder if it embeds them, else the one of its family that does (a
+    /// query video's transcript goes into the image bridge's family through the text
+    /// encoder).
+    fn by_id(&self, id: &str, modal: Modal) -> Result<&dyn Encoder> {
+        let fam = embedding_family(id);
+        let exact = self.all.iter().find(|e| e.id() == id && e.embeds(modal));
+        match exact.or_else(|| self.all.iter().find(|e| embedding_family(e.id()) == fam && e.embeds(modal))) {
+            Some(e) => Ok(e.as_ref()),
+            None => {
+                if modal == Modal::Image {
+                    self.image()?;
+                } else {
+                    self.text()?;
+                }
+                Err(Error::Unavailable(format!("no loaded encoder embeds {} into {id}'s space", modal.as_str())))
             }
         }
-        if let Some(o) = &self.onnx_image {
-            // An image encoder alone: images (and keyframes) only.
-            let id = o.info.encoder_id();
-            if id == fam {
-                return (modality == Modal::Image).then_some(id);
-            }
-        }
-        let id = match modality {
-            Modal::Text => self.text.as_ref()?.encoder_id(),
-            Modal::Image => self.image.as_ref()?.encoder_id(),
-            Modal::Speech => self.speech_id()?,
-        };
-        (embedding_family(&id) == fam).then_some(id)
-    }
-}
-
-impl Encoders {
-    fn is_clip(&self, id: &str) -> Option<&agentdb_models::clip::Clip> {
-        self.clip.as_deref().filter(|c| c.info.encoder_id() == embedding_family(id))
     }
 
-    /// Embed texts (chunks, transcripts, queries) with encoder `id` as `for_space`
-    /// chose it: CLIP's text tower, or the text encoder (directly or for a bridge).
-    pub fn embed_texts_as(&self, id: &str, texts: Vec<String>) -> Result<Vec<Vec<f32>>, crate::status::ApiError> {
-        if let Some(c) = self.is_clip(id) {
-            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            return Ok(c.embed_texts(&refs)?);
-        }
-        Ok(self.text()?.batcher.submit_many_blocking(texts)?)
+    /// Embed texts (chunks, transcripts, queries) with encoder `id` as `for_space` chose it.
+    pub fn embed_texts_as(&self, id: &str, texts: Vec<String>) -> Result<Vec<Vec<f32>>> {
+        let modal =
+            if self.all.iter().any(|e| e.id() == id && e.embeds(Modal::Speech)) { Modal::Speech } else { Modal::Text };
+        self.by_id(id, modal)?.embed_texts(texts)
     }
 
-    /// Embed decoded images with encoder `id`: CLIP's image tower (no labels) or the
-    /// label bridge (with its top labels and probabilities).
-    pub fn embed_images_as(
-        &self,
-        id: &str,
-        images: &[agentdb_models::image::RgbImage],
-    ) -> Result<Vec<(Vec<f32>, Labels)>, crate::status::ApiError> {
-        if let Some(c) = self.is_clip(id) {
-            return Ok(c.embed_images(images)?.into_iter().map(|v| (v, Vec::new())).collect());
-        }
-        if let Some(o) = self.onnx_image.as_deref().filter(|o| o.info.encoder_id() == embedding_family(id)) {
-            return Ok(o.embed_images(images)?.into_iter().map(|v| (v, Vec::new())).collect());
-        }
-        Ok(self.image()?.embed_images_blocking(images)?.into_iter().map(|e| (e.vector, e.labels)).collect())
+    /// Embed decoded images with encoder `id`: CLIP's or the user's image tower (no
+    /// labels) or the label bridge (with its top labels and probabilities).
+    pub fn embed_images_as(&self, id: &str, images: &[RgbImage]) -> Result<Vec<(Vec<f32>, Labels)>> {
+        self.by_id(id, Modal::Image)?.embed_images(images)
     }
 }
 
@@ -411,21 +568,20 @@ impl Modal {
 }
 
 /// The speech in a query recording as text (for searching by audio).
-pub fn transcribe_query(enc: &Encoders, bytes: &[u8], lim: AudioLimits) -> Result<String, crate::status::ApiError> {
-    let t = transcribe(enc, bytes, lim).map_err(|e| crate::status::prefixed("query audio", e))?;
+pub fn transcribe_query(enc: &Encoders, bytes: &[u8], lim: AudioLimits) -> Result<String> {
+    let t = transcribe(enc, bytes, lim).map_err(|e| e.about("query audio"))?;
     let text = t.text();
     if text.is_empty() {
-        return Err(tonic::Status::invalid_argument(format!(
+        return Err(crate::invalid!(
             "query audio: no speech found in {:.1} s of audio (non-speech sound has no text-space vector with the installed models)",
             t.seconds
-        ))
-        .into());
+        ));
     }
     Ok(text)
 }
 
 /// Decode, gate with VAD and transcribe a recording (blocking).
-pub fn transcribe(enc: &Encoders, bytes: &[u8], lim: AudioLimits) -> Result<Transcript, crate::status::ApiError> {
+pub fn transcribe(enc: &Encoders, bytes: &[u8], lim: AudioLimits) -> Result<Transcript> {
     let svc = enc.speech()?;
     let started = std::time::Instant::now();
     let t = svc.transcribe_bytes_blocking(bytes, lim)?;
@@ -443,7 +599,7 @@ fn load_speech(
     dir: &std::path::Path,
     cfg: &crate::config::ModelsConfig,
     batch: BatcherConfig,
-) -> Result<SpeechService, String> {
+) -> std::result::Result<SpeechService, String> {
     if cfg.speech.is_empty() || cfg.vad.is_empty() {
         return Err("no speech recogniser configured (models.speech / models.vad are empty)".into());
     }

@@ -1,5 +1,15 @@
+//! The client side of the binary: every command but `serve` (a gRPC client of a
+//! running server), the load generators (`bench`) and `eval`. Nothing on the server
+//! side imports this tree.
+//!
 //! Client commands. Each prints results on stdout; errors become one line on stderr
 //! and a non-zero exit (see `main`).
+
+pub mod agents;
+pub mod bench;
+pub mod eval;
+pub mod ingest;
+pub mod workflows;
 
 use agentdb_proto::v1;
 use anyhow::{bail, Context, Result};
@@ -267,7 +277,7 @@ pub enum Cmd {
     Count(CountArgs),
     Search(SearchArgs),
     Ingest(IngestArgs),
-    Eval(crate::eval::EvalArgs),
+    Eval(crate::client::eval::EvalArgs),
     Models(ModelsCmd),
     Status { json: bool },
     Keys(KeysCmd),
@@ -388,8 +398,8 @@ pub fn run(server: &str, cmd: Cmd) -> Result<()> {
                 Ok(())
             }
             Cmd::Search(a) => search(&mut items, a).await,
-            Cmd::Ingest(a) => crate::cli_ingest::ingest(&mut items, a).await,
-            Cmd::Eval(a) => crate::eval::eval(&mut cols, &mut items, a).await,
+            Cmd::Ingest(a) => crate::client::ingest::ingest(&mut items, a).await,
+            Cmd::Eval(a) => crate::client::eval::eval(&mut cols, &mut items, a).await,
             Cmd::Status { json } => status(server, json).await,
             Cmd::Keys(k) => keys(server, k).await,
             Cmd::Alerts { json } => {

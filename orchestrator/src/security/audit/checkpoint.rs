@@ -13,8 +13,8 @@
 //! append-only or WORM mount, `chattr +a`) or ship it off the host with a log shipper,
 //! and keep the key file readable only by the server (and the auditor).
 
-use super::audit::{verify_each, AuditRecord, GENESIS};
 use super::Error;
+use super::{verify_each, AuditRecord, GENESIS};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -295,7 +295,7 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::audit::{hash_of, verify, AuditLog};
+    use super::super::{hash_of, verify, AuditLog};
     use super::*;
     use std::time::Duration;
 

@@ -11,7 +11,9 @@
 //! context` (the context names the file's place, e.g. `seg-000000000003/ids.bin`). The
 //! CRC still covers the stored bytes, so plain damage is reported the same way.
 
-use crate::crypto::Cipher;
+pub mod crypto;
+
+use self::crypto::Cipher;
 use crate::error::{Error, Result};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -134,8 +136,8 @@ fn no_key(path: &Path) -> Error {
     Error::Encryption(format!(
         "{} is encrypted but no encryption key was given; set {} or {}",
         path.display(),
-        crate::crypto::KEY_FILE_CONFIG,
-        crate::crypto::KEY_ENV
+        self::crypto::KEY_FILE_CONFIG,
+        self::crypto::KEY_ENV
     ))
 }
 

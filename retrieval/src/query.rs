@@ -5,17 +5,35 @@
 
 use crate::encoders::{Encoders, Modal};
 use crate::ingest::IngestLimits;
-use crate::status::ApiError;
+use crate::{invalid, Error, Result};
 use agentdb_engine::fusion::{fuse, FusionMode, RankedList};
-use agentdb_engine::{Collection, Filter, Hit, SearchParams, SearchRequest};
-use agentdb_proto::v1;
+use agentdb_engine::payload::{keys, ITEM_MODALITIES};
+use agentdb_engine::{Collection, Filter, SearchParams, SearchRequest};
 use serde_json::Value;
 use std::collections::HashMap;
-use tonic::Status;
 
-/// Item modalities that get a ranked list of their own; anything else shares "other".
-pub const ITEM_MODALITIES: [&str; 4] = ["text", "image", "speech", "keyframe"];
+pub use agentdb_engine::fusion::ListScore;
 
+/// One ranked source: the best-matching item of it, with how it ranked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    /// The item that matched best.
+    pub id: String,
+    /// The fused score.
+    pub score: f32,
+    /// The item's payload (None when the query did not ask for payloads).
+    pub payload: Option<Value>,
+    /// The ingested file the item came from (its id for items that name no source).
+    pub source: String,
+    /// The item's modality (`text`, `image`, `speech`, `keyframe`, else `other`).
+    pub modality: String,
+    /// Which part of the source matched ("chunk 2/5 (chars 400-812)", "speech 3.0-7.5 s ...").
+    pub part: String,
+    /// With `explain`: each list's rank and score for this source.
+    pub explain: Vec<ListScore>,
+}
+
+/// What to search with.
 pub enum QueryInput {
     Text(String),
     Image(Vec<u8>),
@@ -34,17 +52,6 @@ pub enum Retrieval {
     Dense,
     Keyword,
     Hybrid,
-}
-
-impl Retrieval {
-    pub fn from_wire(m: i32) -> Retrieval {
-        match v1::RetrievalMode::try_from(m) {
-            Ok(v1::RetrievalMode::RetrievalDense) => Retrieval::Dense,
-            Ok(v1::RetrievalMode::RetrievalKeyword) => Retrieval::Keyword,
-            Ok(v1::RetrievalMode::RetrievalHybrid) => Retrieval::Hybrid,
-            _ => Retrieval::Auto,
-        }
-    }
 }
 
 /// The keyword side of a query.
@@ -81,13 +88,13 @@ enum Embeddable {
     Video(Vec<agentdb_models::image::RgbImage>, Option<String>),
 }
 
-pub fn run(col: &Collection, enc: &Encoders, mut q: CrossQuery, lim: IngestLimits) -> Result<Vec<v1::Hit>, ApiError> {
+/// Run one cross-modal query against `col` (blocking: it embeds and searches).
+pub fn run(col: &Collection, enc: &Encoders, mut q: CrossQuery, lim: IngestLimits) -> Result<Vec<Hit>> {
     let input = match q.input.take() {
         None => None,
         Some(QueryInput::Text(t)) => Some(Embeddable::Text(t)),
         Some(QueryInput::Image(b)) => Some(Embeddable::Image(
-            agentdb_models::decode_image(&b, lim.image)
-                .map_err(|e| crate::status::prefixed("query image", e.into()))?,
+            agentdb_models::decode_image(&b, lim.image).map_err(|e| Error::from(e).about("query image"))?,
         )),
         Some(QueryInput::Audio(b)) => Some(Embeddable::Text(crate::encoders::transcribe_query(enc, &b, lim.audio)?)),
         Some(QueryInput::Video(b)) => Some(video_query(enc, &b, lim)?),
@@ -112,10 +119,9 @@ pub fn run(col: &Collection, enc: &Encoders, mut q: CrossQuery, lim: IngestLimit
         Retrieval::Auto => (input.is_some(), kw_text.is_some() && (col.has_keyword_index() || input.is_none())),
     };
     if keyword && kw_text.is_none() {
-        return Err(Status::invalid_argument(
-            "keyword retrieval needs text: a text query, a recording or video with speech, or `keyword_query`",
-        )
-        .into());
+        return Err(invalid!(
+            "keyword retrieval needs text: a text query, a recording or video with speech, or `keyword_query`"
+        ));
     }
     let mut lists = Vec::new();
     if keyword {
@@ -159,13 +165,12 @@ pub fn run(col: &Collection, enc: &Encoders, mut q: CrossQuery, lim: IngestLimit
         match enc.for_space(space, modal) {
             Some(id) => targets.push((space, id)),
             None if !q.space.is_empty() => {
-                return Err(Status::invalid_argument(format!(
+                return Err(invalid!(
                     "space '{}' is not bound to a loaded {} encoder ({}); search it with a vector",
                     space.name,
                     modal.as_str(),
                     space.encoder.as_deref().unwrap_or("it holds raw vectors")
                 ))
-                .into())
             }
             None => {}
         }
@@ -179,13 +184,12 @@ pub fn run(col: &Collection, enc: &Encoders, mut q: CrossQuery, lim: IngestLimit
             enc.image()?;
         }
         enc.text()?;
-        return Err(Status::invalid_argument(format!(
+        return Err(invalid!(
             "collection '{}' has no space bound to the text encoder's family that a {} query can search; \
              search it with a vector (or create it with --multimodal)",
             col.name(),
             modal.as_str()
-        ))
-        .into());
+        ));
     }
     // Embed once per family.
     let mut vectors: HashMap<String, Vec<f32>> = HashMap::new();
@@ -260,18 +264,17 @@ pub fn run(col: &Collection, enc: &Encoders, mut q: CrossQuery, lim: IngestLimit
     }
     for name in q.weights.keys() {
         if name != "keyword" && !targets.iter().any(|(s, _)| name.starts_with(&format!("{}/", s.name))) {
-            return Err(Status::invalid_argument(format!(
+            return Err(invalid!(
                 "weight for unknown list '{name}': lists are named SPACE/MODALITY, e.g. '{}/image'",
                 targets[0].0.name
-            ))
-            .into());
+            ));
         }
     }
     Ok(finish(lists, &q))
 }
 
-/// Fuse the ranked lists by source and shape the hits for the wire.
-fn finish(lists: Vec<RankedList>, q: &CrossQuery) -> Vec<v1::Hit> {
+/// Fuse the ranked lists by source and describe each source's best part.
+fn finish(lists: Vec<RankedList>, q: &CrossQuery) -> Vec<Hit> {
     let fuse_span =
         tracing::info_span!("search.fuse", lists = lists.len(), k = q.k, results = tracing::field::Empty).entered();
     let fused = fuse(lists, q.mode, source_of, q.k);
@@ -280,37 +283,23 @@ fn finish(lists: Vec<RankedList>, q: &CrossQuery) -> Vec<v1::Hit> {
     fused
         .into_iter()
         .map(|f| {
-            let payload = f.hit.payload.clone().unwrap_or(Value::Null);
-            v1::Hit {
-                id: f.hit.id.clone(),
+            let payload = f.hit.payload.unwrap_or(Value::Null);
+            Hit {
+                id: f.hit.id,
                 score: f.score,
-                payload_json: if q.with_payload { payload.to_string() } else { String::new() },
-                vector: None,
-                source: f.key.clone(),
-                modality: payload["modality"].as_str().unwrap_or("other").to_string(),
+                modality: payload[keys::MODALITY].as_str().unwrap_or("other").to_string(),
                 part: describe_part(&payload),
-                explain: if q.explain {
-                    f.explain
-                        .into_iter()
-                        .map(|e| v1::ListScore {
-                            list: e.list,
-                            rank: e.rank as u32,
-                            score: e.score,
-                            matched: e.matched,
-                            snippet: e.snippet,
-                        })
-                        .collect()
-                } else {
-                    Vec::new()
-                },
+                payload: q.with_payload.then_some(payload),
+                source: f.key,
+                explain: if q.explain { f.explain } else { Vec::new() },
             }
         })
         .collect()
 }
 
 /// The source a hit belongs to: the ingested file (payload `source`), else the item.
-fn source_of(h: &Hit) -> String {
-    h.payload.as_ref().and_then(|p| p["source"].as_str()).map(String::from).unwrap_or_else(|| h.id.clone())
+fn source_of(h: &agentdb_engine::Hit) -> String {
+    h.payload.as_ref().and_then(|p| p[keys::SOURCE].as_str()).map(String::from).unwrap_or_else(|| h.id.clone())
 }
 
 /// A short description of the part of a source that matched.
@@ -364,8 +353,8 @@ fn reads(p: &Value) -> String {
 }
 
 /// Decode a query video into its keyframes and the transcript of its speech.
-fn video_query(enc: &Encoders, bytes: &[u8], lim: IngestLimits) -> Result<Embeddable, ApiError> {
-    let what = |e| crate::status::prefixed("query video", e);
+fn video_query(enc: &Encoders, bytes: &[u8], lim: IngestLimits) -> Result<Embeddable> {
+    let what = |e: Error| e.about("query video");
     let v = crate::ingest::decode_video(bytes, lim).map_err(what)?;
     let mut transcript = None;
     if let (Some((samples, rate)), Some(speech)) = (&v.audio, enc.speech.as_ref()) {
@@ -375,7 +364,7 @@ fn video_query(enc: &Encoders, bytes: &[u8], lim: IngestLimits) -> Result<Embedd
         }
     }
     if v.keyframes.is_empty() && transcript.is_none() {
-        return Err(Status::invalid_argument("query video: no frames and no speech to search with").into());
+        return Err(invalid!("query video: no frames and no speech to search with"));
     }
     Ok(Embeddable::Video(v.keyframes.into_iter().map(|k| k.image).collect(), transcript))
 }

@@ -5,7 +5,7 @@
 //! the server's resident memory (from `Server/Status`) after each step and the
 //! per-agent / per-subscription increments, and delivery latency to every subscriber.
 
-use crate::cli::{connect, status_err};
+use crate::client::{connect, status_err};
 use agentdb_proto::v1;
 use anyhow::Result;
 use clap::Args;

@@ -3,7 +3,7 @@
 //! failures without stopping, print a summary. Re-running skips what is already
 //! ingested (the server recognises content by its hash).
 
-use crate::cli::{status_err, IngestArgs, ItemsClient};
+use crate::client::{status_err, IngestArgs, ItemsClient};
 use agentdb_proto::v1;
 use anyhow::Result;
 use std::io::IsTerminal;

@@ -5,10 +5,12 @@
 //! The chain alone cannot show that records were cut off the end, nor that someone who
 //! can write the file rewrote it and recomputed every hash. Against both, the log can
 //! write HMAC-signed checkpoints of its head (record count and last hash) to a separate
-//! sink ([`AuditLog::open_with_checkpoints`], [`super::audit_checkpoint`]), which
-//! [`super::audit_checkpoint::verify_with_checkpoints`] checks the log against.
+//! sink ([`AuditLog::open_with_checkpoints`], [`checkpoint`]), which
+//! [`checkpoint::verify_with_checkpoints`] checks the log against.
 
-use super::audit_checkpoint::{CheckpointKey, CheckpointSink};
+pub mod checkpoint;
+
+use self::checkpoint::{CheckpointKey, CheckpointSink};
 use super::Error;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -88,7 +90,7 @@ impl Tail {
         if !(force || by_count || by_time) {
             return Ok(());
         }
-        let c = super::audit_checkpoint::Checkpoint::sign(seq, last, now_unix_ms(), &ck.key);
+        let c = checkpoint::Checkpoint::sign(seq, last, now_unix_ms(), &ck.key);
         let mut line = if ck.needs_newline { "\n".to_string() } else { String::new() };
         line.push_str(&serde_json::to_string(&c).expect("serialisable"));
         line.push('\n');
@@ -178,7 +180,7 @@ impl AuditLog {
         // (and is refused when the checkpoints cover records).
         let file = open_append(path)?;
         let ck_file = open_append(&sink.path)?;
-        let report = super::audit_checkpoint::verify_with_checkpoints(path, &sink.path, &sink.key)?;
+        let report = checkpoint::verify_with_checkpoints(path, &sink.path, &sink.key)?;
         let covered = report.last.as_ref().map_or(0, |c| c.seq);
         let ck = Checkpointer {
             needs_newline: report.sink_missing_newline,

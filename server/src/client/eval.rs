@@ -13,7 +13,7 @@
 //! `benches/eval/make_dataset.py` builds the dataset from real photographs and
 //! synthesised speech.
 
-use crate::cli::{status_err, CollectionsClient, IngestArgs, ItemsClient};
+use crate::client::{status_err, CollectionsClient, IngestArgs, ItemsClient};
 use agentdb_proto::v1;
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -91,7 +91,7 @@ pub async fn eval(cols: &mut CollectionsClient, items: &mut ItemsClient, a: Eval
         .await
         .map_err(status_err)?;
     }
-    let ing = crate::cli_ingest::run_ingest(
+    let ing = crate::client::ingest::run_ingest(
         items,
         &IngestArgs { collection: name.clone(), paths: vec![root.join("media")], concurrency: 4, json: true },
     )
