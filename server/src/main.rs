@@ -3,8 +3,6 @@
 
 mod a2a;
 mod a2a_client;
-mod a2a_grpc;
-mod a2a_params;
 mod anomaly;
 mod client;
 mod config;

@@ -514,7 +514,7 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
                 .max_decoding_message_size(limit)
                 .max_encoding_message_size(limit),
         )
-        .add_service(crate::a2a_grpc::server(a2a.clone(), limit));
+        .add_service(crate::a2a::grpc::server(a2a.clone(), limit));
     a2a.advertise_grpc(addr.port());
     match &tls {
         Some(t) => router.serve_with_incoming_shutdown(t.grpc_incoming(listener), stopped(stop_rx)).await,

@@ -1,0 +1,95 @@
+//! The agent card.
+
+use super::errors::*;
+use super::A2a;
+use super::RPC_PATH;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+// ---- the agent card -------------------------------------------------------------------
+
+pub(super) async fn card(State(st): State<Arc<A2a>>, headers: HeaderMap) -> Response {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let scheme = if st.tls { "https" } else { "http" };
+    // The gRPC binding: the host the client reached us by, the gRPC listener's port.
+    // A URL with its scheme (`grpc://`, `grpcs://` with TLS), as clients parse it.
+    let grpc_scheme = if st.tls { "grpcs" } else { "grpc" };
+    let grpc = st.grpc_port.get().map(|port| format!("{grpc_scheme}://{}:{port}", host_name(host)));
+    let card = agent_card(&format!("{scheme}://{host}{RPC_PATH}"), st.svc.security.auth_enabled(), grpc.as_deref());
+    json_response(StatusCode::OK, &card)
+}
+
+/// `example.com:8080` → `example.com`; `[::1]:80` → `[::1]`.
+pub(super) fn host_name(host: &str) -> &str {
+    match host.rfind(':') {
+        Some(i) if !host[i..].contains(']') => &host[..i],
+        _ => host,
+    }
+}
+
+impl A2a {
+    /// Advertise the gRPC binding (served on the gRPC listener, port `port`) in the card.
+    pub fn advertise_grpc(&self, port: u16) {
+        let _ = self.grpc_port.set(port);
+    }
+}
+
+/// The agent card, in the 0.3 layout with the 1.0 `supportedInterfaces` added: a2a-sdk
+/// 1.x reads the latter (and maps the 0.3 security scheme), 0.3 clients the former.
+pub(super) fn agent_card(url: &str, auth: bool, grpc: Option<&str>) -> Value {
+    let skill = |id: &str, name: &str, description: &str, tags: &[&str], examples: &[&str]| {
+        json!({ "id": id, "name": name, "description": description, "tags": tags, "examples": examples,
+                "inputModes": ["text/plain", "application/json"], "outputModes": ["text/plain", "application/json"] })
+    };
+    let mut card = json!({
+        "name": "AgentDB",
+        "description": "Multimodal retrieval engine and agent memory: cross-modal search of collections, \
+                        ingestion of files and text, and per-agent memory (remember / recall).",
+        "version": env!("CARGO_PKG_VERSION"),
+        "protocolVersion": "0.3.0",
+        "url": url,
+        "preferredTransport": "JSONRPC",
+        "supportedInterfaces": [
+            { "url": url, "protocolBinding": "JSONRPC", "protocolVersion": "1.0" },
+            { "url": url, "protocolBinding": "JSONRPC", "protocolVersion": "0.3" },
+        ],
+        "provider": { "organization": "AgentDB", "url": "https://github.com/agentdb" },
+        "capabilities": { "streaming": true, "pushNotifications": true, "stateTransitionHistory": false },
+        "defaultInputModes": ["text/plain", "application/json", "application/octet-stream"],
+        "defaultOutputModes": ["text/plain", "application/json"],
+        "skills": [
+            skill("search", "Search a collection",
+                  "Cross-modal search of a collection by text (or an image/audio/video file part). Send a data part \
+                   {\"skill\":\"search\",\"collection\":\"NAME\",\"text\":\"QUERY\",\"top_k\":5}.",
+                  &["search", "retrieval", "multimodal"], &["{\"skill\":\"search\",\"collection\":\"docs\",\"text\":\"fruit\"}"]),
+            skill("ingest", "Ingest into a collection",
+                  "Index a file part (bytes or a data: URI) or text into a collection. Send a data part \
+                   {\"skill\":\"ingest\",\"collection\":\"NAME\"} with a file part, or with \"text\" and \"source\".",
+                  &["ingest", "indexing"], &["{\"skill\":\"ingest\",\"collection\":\"docs\",\"text\":\"...\",\"source\":\"note.txt\"}"]),
+            skill("remember", "Remember",
+                  "Store text in the caller's memory collection memory-<principal> (created on demand). A text \
+                   message starting with \"remember:\" does this.",
+                  &["memory"], &["remember: the deploy key rotates on Mondays"]),
+            skill("recall", "Recall",
+                  "Search the caller's memory. Any plain text message (not starting with \"remember:\") does this.",
+                  &["memory", "search"], &["when does the deploy key rotate?"]),
+        ],
+    });
+    // Credentials are advertised only when the server asks for them. The scheme is in the
+    // 1.0 shape (one `httpAuthSecurityScheme` member), the requirement in both dialects.
+    if auth {
+        card["securitySchemes"] = json!({
+            "bearer": { "httpAuthSecurityScheme": { "scheme": "Bearer",
+                "description": "An AgentDB API key (adb_...) or an OIDC access token, as for gRPC." } }
+        });
+        card["securityRequirements"] = json!([{ "schemes": { "bearer": { "list": [] } } }]);
+        card["security"] = json!([{ "bearer": [] }]);
+    }
+    if let (Some(g), Some(list)) = (grpc, card["supportedInterfaces"].as_array_mut()) {
+        list.push(json!({ "url": g, "protocolBinding": "GRPC", "protocolVersion": "1.0" }));
+    }
+    card
+}
