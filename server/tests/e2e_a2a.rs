@@ -485,22 +485,16 @@ fn a2a_grpc_binding_with_the_official_python_sdk() {
         .ends_with("fruit.txt"));
 }
 
-#[test]
-fn a2a_grpc_binding_with_the_tonic_client_behind_authentication() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a2a_grpc_binding_with_the_tonic_client_behind_authentication() {
     use agentdb_proto::a2a::v1 as pb;
     use pb::a2a_service_client::A2aServiceClient;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let (server, http_addr) = start(&data, &["--set", "security.auth=api_key"]);
-    let admin = std::fs::read_to_string(data.join("security/bootstrap-admin.key")).unwrap().trim().to_string();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_agentdb"))
-        .args(["keys", "create", "other", "--role", "writer"])
-        .env("AGENTDB_URL", server.url())
-        .env("AGENTDB_API_KEY", &admin)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let other = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let admin = server.admin_key();
+    let other = server.ok_as(&admin, &["keys", "create", "other", "--role", "writer"]);
+    let other = String::from_utf8(other).unwrap().trim().to_string();
 
     fn req<T>(msg: T, key: Option<&str>) -> tonic::Request<T> {
         let mut r = tonic::Request::new(msg);
@@ -530,94 +524,87 @@ fn a2a_grpc_binding_with_the_tonic_client_behind_authentication() {
             && st.details().windows(16).any(|w| w == b"a2a-protocol.org")
     }
 
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let ch = tonic::transport::Channel::from_shared(server.url()).unwrap().connect().await.unwrap();
-        let mut c = A2aServiceClient::new(ch);
-        let get = |id: &str| pb::GetTaskRequest { id: id.into(), ..Default::default() };
+    let mut c = A2aServiceClient::new(server.channel().await);
+    let get = |id: &str| pb::GetTaskRequest { id: id.into(), ..Default::default() };
 
-        // No credentials: the edge layer refuses, as for every other gRPC service.
-        let st = c.get_task(req(get("x"), None)).await.unwrap_err();
-        assert_eq!(st.code(), tonic::Code::Unauthenticated, "{st:?}");
-        let st = c.get_task(req(get("x"), Some("adb_not_a_real_key"))).await.unwrap_err();
-        assert_eq!(st.code(), tonic::Code::Unauthenticated, "{st:?}");
-        let st = c.get_task(req(get("x"), Some(&admin))).await.unwrap_err();
-        assert_eq!(st.code(), tonic::Code::NotFound, "{st:?}");
-        assert!(has_reason(&st, "TASK_NOT_FOUND"), "{st:?}");
-        let mut bad = req(get("x"), Some(&admin));
-        bad.metadata_mut().insert("a2a-version", "9.9".parse().unwrap());
-        let st = c.get_task(bad).await.unwrap_err();
-        assert_eq!(st.code(), tonic::Code::FailedPrecondition, "{st:?}");
-        assert!(has_reason(&st, "VERSION_NOT_SUPPORTED"), "{st:?}");
+    // No credentials: the edge layer refuses, as for every other gRPC service.
+    let st = c.get_task(req(get("x"), None)).await.unwrap_err();
+    assert_eq!(st.code(), tonic::Code::Unauthenticated, "{st:?}");
+    let st = c.get_task(req(get("x"), Some("adb_not_a_real_key"))).await.unwrap_err();
+    assert_eq!(st.code(), tonic::Code::Unauthenticated, "{st:?}");
+    let st = c.get_task(req(get("x"), Some(&admin))).await.unwrap_err();
+    assert_eq!(st.code(), tonic::Code::NotFound, "{st:?}");
+    assert!(has_reason(&st, "TASK_NOT_FOUND"), "{st:?}");
+    let mut bad = req(get("x"), Some(&admin));
+    bad.metadata_mut().insert("a2a-version", "9.9".parse().unwrap());
+    let st = c.get_task(bad).await.unwrap_err();
+    assert_eq!(st.code(), tonic::Code::FailedPrecondition, "{st:?}");
+    assert!(has_reason(&st, "VERSION_NOT_SUPPORTED"), "{st:?}");
 
-        // Blocking SendMessage: remember, in the caller's memory collection.
-        let r = c.send_message(req(text_message("remember: tonic speaks A2A"), Some(&admin))).await.unwrap();
-        let Some(pb::send_message_response::Payload::Task(task)) = r.into_inner().payload else {
-            panic!("expected a task")
-        };
-        assert_eq!(task.status.as_ref().unwrap().state, pb::TaskState::Completed as i32, "{task:?}");
-        let v = agentdb_proto::a2a::json::to_json("lf.a2a.v1.Task", &task).unwrap();
-        let coll = v["artifacts"][0]["parts"][1]["data"]["collection"].as_str().unwrap_or_default();
-        assert!(coll.starts_with("memory-key-"), "{v}");
-        let id = task.id.clone();
+    // Blocking SendMessage: remember, in the caller's memory collection.
+    let r = c.send_message(req(text_message("remember: tonic speaks A2A"), Some(&admin))).await.unwrap();
+    let Some(pb::send_message_response::Payload::Task(task)) = r.into_inner().payload else {
+        panic!("expected a task")
+    };
+    assert_eq!(task.status.as_ref().unwrap().state, pb::TaskState::Completed as i32, "{task:?}");
+    let v = agentdb_proto::a2a::json::to_json("lf.a2a.v1.Task", &task).unwrap();
+    let coll = v["artifacts"][0]["parts"][1]["data"]["collection"].as_str().unwrap_or_default();
+    assert!(coll.starts_with("memory-key-"), "{v}");
+    let id = task.id.clone();
 
-        // GetTask / ListTasks: the owner sees it; another principal does not.
-        let t = c.get_task(req(get(&id), Some(&admin))).await.unwrap().into_inner();
-        assert_eq!((t.id.as_str(), t.artifacts.len()), (id.as_str(), 1));
-        let st = c.get_task(req(get(&id), Some(&other))).await.unwrap_err();
-        assert_eq!(st.code(), tonic::Code::NotFound, "{st:?}");
-        let list = |key: &str| req(pb::ListTasksRequest::default(), Some(key));
-        let mine = c.list_tasks(list(&admin)).await.unwrap().into_inner();
-        assert!(mine.tasks.iter().any(|t| t.id == id), "{mine:?}");
-        let theirs = c.list_tasks(list(&other)).await.unwrap().into_inner();
-        assert!(theirs.tasks.is_empty(), "{theirs:?}");
-        let st = c
-            .cancel_task(req(pb::CancelTaskRequest { id: id.clone(), ..Default::default() }, Some(&other)))
-            .await
-            .unwrap_err();
-        assert_eq!(st.code(), tonic::Code::NotFound, "{st:?}");
-        let st = c
-            .cancel_task(req(pb::CancelTaskRequest { id: id.clone(), ..Default::default() }, Some(&admin)))
-            .await
-            .unwrap_err();
-        assert_eq!(st.code(), tonic::Code::FailedPrecondition, "{st:?}");
-        assert!(has_reason(&st, "TASK_NOT_CANCELABLE"), "{st:?}");
+    // GetTask / ListTasks: the owner sees it; another principal does not.
+    let t = c.get_task(req(get(&id), Some(&admin))).await.unwrap().into_inner();
+    assert_eq!((t.id.as_str(), t.artifacts.len()), (id.as_str(), 1));
+    let st = c.get_task(req(get(&id), Some(&other))).await.unwrap_err();
+    assert_eq!(st.code(), tonic::Code::NotFound, "{st:?}");
+    let list = |key: &str| req(pb::ListTasksRequest::default(), Some(key));
+    let mine = c.list_tasks(list(&admin)).await.unwrap().into_inner();
+    assert!(mine.tasks.iter().any(|t| t.id == id), "{mine:?}");
+    let theirs = c.list_tasks(list(&other)).await.unwrap().into_inner();
+    assert!(theirs.tasks.is_empty(), "{theirs:?}");
+    let st = c
+        .cancel_task(req(pb::CancelTaskRequest { id: id.clone(), ..Default::default() }, Some(&other)))
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), tonic::Code::NotFound, "{st:?}");
+    let st = c
+        .cancel_task(req(pb::CancelTaskRequest { id: id.clone(), ..Default::default() }, Some(&admin)))
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), tonic::Code::FailedPrecondition, "{st:?}");
+    assert!(has_reason(&st, "TASK_NOT_CANCELABLE"), "{st:?}");
 
-        // The same task over JSON-RPC (one task table, one owner check).
-        let auth = format!("Bearer {admin}");
-        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": id}});
-        let (_, r) = rpc(&http_addr, &body, &[("Authorization", &auth)]);
-        assert_eq!(r["result"]["status"]["state"], json!("TASK_STATE_COMPLETED"), "{r}");
+    // The same task over JSON-RPC (one task table, one owner check).
+    let auth = format!("Bearer {admin}");
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": id}});
+    let (_, r) = rpc(&http_addr, &body, &[("Authorization", &auth)]);
+    assert_eq!(r["result"]["status"]["state"], json!("TASK_STATE_COMPLETED"), "{r}");
 
-        // SendStreamingMessage: task, working, artifact, completed.
-        let mut stream = c
-            .send_streaming_message(req(text_message("what does tonic speak?"), Some(&admin)))
-            .await
-            .unwrap()
-            .into_inner();
-        let mut kinds = Vec::new();
-        while let Some(ev) = stream.message().await.unwrap() {
-            kinds.push(match ev.payload.unwrap() {
-                pb::stream_response::Payload::Task(_) => "task".to_string(),
-                pb::stream_response::Payload::Message(_) => "message".to_string(),
-                pb::stream_response::Payload::StatusUpdate(u) => {
-                    format!("{:?}", pb::TaskState::try_from(u.status.unwrap().state).unwrap())
-                }
-                pb::stream_response::Payload::ArtifactUpdate(u) => {
-                    assert!(!u.artifact.unwrap().parts.is_empty());
-                    "artifact".to_string()
-                }
-            });
-        }
-        assert_eq!(kinds, ["task", "Working", "artifact", "Completed"], "{kinds:?}");
+    // SendStreamingMessage: task, working, artifact, completed.
+    let mut stream =
+        c.send_streaming_message(req(text_message("what does tonic speak?"), Some(&admin))).await.unwrap().into_inner();
+    let mut kinds = Vec::new();
+    while let Some(ev) = stream.message().await.unwrap() {
+        kinds.push(match ev.payload.unwrap() {
+            pb::stream_response::Payload::Task(_) => "task".to_string(),
+            pb::stream_response::Payload::Message(_) => "message".to_string(),
+            pb::stream_response::Payload::StatusUpdate(u) => {
+                format!("{:?}", pb::TaskState::try_from(u.status.unwrap().state).unwrap())
+            }
+            pb::stream_response::Payload::ArtifactUpdate(u) => {
+                assert!(!u.artifact.unwrap().parts.is_empty());
+                "artifact".to_string()
+            }
+        });
+    }
+    assert_eq!(kinds, ["task", "Working", "artifact", "Completed"], "{kinds:?}");
 
-        // No extended card; an empty message is an invalid argument.
-        let st =
-            c.get_extended_agent_card(req(pb::GetExtendedAgentCardRequest::default(), Some(&admin))).await.unwrap_err();
-        assert_eq!(st.code(), tonic::Code::FailedPrecondition, "{st:?}");
-        let st = c.send_message(req(pb::SendMessageRequest::default(), Some(&admin))).await.unwrap_err();
-        assert_eq!(st.code(), tonic::Code::InvalidArgument, "{st:?}");
-    });
+    // No extended card; an empty message is an invalid argument.
+    let st =
+        c.get_extended_agent_card(req(pb::GetExtendedAgentCardRequest::default(), Some(&admin))).await.unwrap_err();
+    assert_eq!(st.code(), tonic::Code::FailedPrecondition, "{st:?}");
+    let st = c.send_message(req(pb::SendMessageRequest::default(), Some(&admin))).await.unwrap_err();
+    assert_eq!(st.code(), tonic::Code::InvalidArgument, "{st:?}");
 }
 
 #[test]

@@ -40,18 +40,17 @@ fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
 }
 
-#[test]
-fn agents_register_heartbeat_health_events_and_lifecycle() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_register_heartbeat_health_events_and_lifecycle() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut server = Server::start(
         &data,
         &["--set", "orchestration.heartbeat_timeout_ms=700", "--set", "orchestration.health_check_interval_ms=50"],
     );
-    let rt = tokio::runtime::Runtime::new().unwrap();
     let url = server.url();
-    let mut health = rt.block_on(subscribe(&url, &["agent_health"], None));
-    let mut lifecycle = rt.block_on(subscribe(&url, &["agent_lifecycle"], Some(1)));
+    let mut health = subscribe(&url, &["agent_health"], None).await;
+    let mut lifecycle = subscribe(&url, &["agent_lifecycle"], Some(1)).await;
 
     let out = server.ok(&[
         "agent",
@@ -91,20 +90,20 @@ fn agents_register_heartbeat_health_events_and_lifecycle() {
     let list = json_lines(&server.ok(&["agent", "list", "--json"]));
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["name"], "scout");
-    let ev = rt.block_on(next_event(&mut lifecycle, Duration::from_secs(5)));
+    let ev = next_event(&mut lifecycle, Duration::from_secs(5)).await;
     assert_eq!((ev.kind.as_str(), ev.subject.as_str()), ("agent.registered", "scout"));
 
     // The first heartbeat activates it.
     let out = String::from_utf8(server.ok(&["agent", "heartbeat", "scout"])).unwrap();
     assert!(out.contains("active") && out.contains("healthy"), "{out}");
-    let ev = rt.block_on(next_event(&mut lifecycle, Duration::from_secs(5)));
+    let ev = next_event(&mut lifecycle, Duration::from_secs(5)).await;
     assert_eq!(ev.kind, "agent.state_changed");
     let d: serde_json::Value = serde_json::from_str(&ev.data_json).unwrap();
     assert_eq!((d["from"].as_str(), d["to"].as_str()), (Some("registered"), Some("active")));
 
     // No heartbeat for longer than the timeout: unhealthy, and a subscriber sees it.
     let t = Instant::now();
-    let ev = rt.block_on(next_event(&mut health, Duration::from_secs(10)));
+    let ev = next_event(&mut health, Duration::from_secs(10)).await;
     assert_eq!(
         (ev.topic.as_str(), ev.kind.as_str(), ev.subject.as_str()),
         ("agent_health", "agent.unhealthy", "scout")
@@ -114,7 +113,7 @@ fn agents_register_heartbeat_health_events_and_lifecycle() {
     assert_eq!(show[0]["healthy"], false);
     // A heartbeat makes it healthy again.
     server.ok(&["agent", "heartbeat", "scout"]);
-    let ev = rt.block_on(next_event(&mut health, Duration::from_secs(5)));
+    let ev = next_event(&mut health, Duration::from_secs(5)).await;
     assert_eq!(ev.kind, "agent.healthy");
 
     // Lifecycle: suspend; suspending again is illegal; retire; nothing after retired.
@@ -129,9 +128,8 @@ fn agents_register_heartbeat_health_events_and_lifecycle() {
     let bad = server.cli(&["agent", "activate", "scout"]);
     let e = stderr(&bad);
     assert!(e.contains("FailedPrecondition") && e.contains("from retired to active"), "{e}");
-    rt.block_on(async {
-        let ch = tonic::transport::Channel::from_shared(url.clone()).unwrap().connect().await.unwrap();
-        let mut agents = v1::agents_client::AgentsClient::new(ch);
+    {
+        let mut agents = v1::agents_client::AgentsClient::new(server.channel().await);
         let e = agents
             .set_state(v1::SetAgentStateRequest { name: "scout".into(), state: "suspended".into(), reason: "".into() })
             .await
@@ -142,7 +140,7 @@ fn agents_register_heartbeat_health_events_and_lifecycle() {
         assert_eq!(e.code(), Code::FailedPrecondition);
         let e = agents.get(v1::GetAgentRequest { name: "ghost".into() }).await.unwrap_err();
         assert_eq!(e.code(), Code::NotFound);
-    });
+    }
     drop((health, lifecycle));
 
     // The registry is durable: after a restart the agent is still retired.
@@ -257,16 +255,15 @@ fn dead_letter_queue_after_max_attempts() {
     assert!(stderr(&bad).contains("InvalidArgument"), "{}", stderr(&bad));
 }
 
-#[test]
-fn slow_subscriber_gets_lagged_and_resumes_from_an_offset() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_subscriber_gets_lagged_and_resumes_from_an_offset() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(
         &dir.path().join("data"),
         &["--set", "orchestration.event_ring_capacity=50", "--set", "orchestration.subscriber_buffer=4"],
     );
-    let rt = tokio::runtime::Runtime::new().unwrap();
     let url = server.url();
-    rt.block_on(async {
+    {
         // A subscriber that does not read while 20k events of ~1 KiB go by.
         let mut slow = subscribe(&url, &["workflow"], None).await;
         let mut pubc = events_client(&url).await;
@@ -347,7 +344,7 @@ fn slow_subscriber_gets_lagged_and_resumes_from_an_offset() {
         let t = pubc.topics(v1::TopicsRequest {}).await.unwrap().into_inner();
         assert_eq!(t.ring_capacity, 50);
         assert_eq!(t.next_offset, last + 1);
-    });
+    }
     // The CLI tails from an offset.
     let out =
         server.ok(&["events", "--topic", "workflow", "--from", &(20_000 - 2).to_string(), "--limit", "3", "--json"]);
@@ -355,26 +352,22 @@ fn slow_subscriber_gets_lagged_and_resumes_from_an_offset() {
     assert_eq!(evs.iter().map(|e| e["offset"].as_u64().unwrap()).collect::<Vec<_>>(), vec![19_998, 19_999, 20_000]);
 }
 
-#[test]
-fn ingestion_finished_is_published() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingestion_finished_is_published() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &[]);
-    let rt = tokio::runtime::Runtime::new().unwrap();
     let url = server.url();
-    rt.block_on(async {
-        let mut events = subscribe(&url, &["ingestion"], None).await;
-        let (_, mut items) = server.clients().await;
-        let req =
-            v1::IngestRequest { collection: "missing".into(), source: "a.txt".into(), content: b"hello".to_vec() };
-        let mut results = items.ingest(tokio_stream::iter(vec![req])).await.unwrap().into_inner();
-        while let Some(r) = results.message().await.unwrap() {
-            assert_eq!(r.status, "failed");
-        }
-        let ev = next_event(&mut events, Duration::from_secs(5)).await;
-        assert_eq!((ev.topic.as_str(), ev.kind.as_str()), ("ingestion", "ingest.finished"));
-        let d: serde_json::Value = serde_json::from_str(&ev.data_json).unwrap();
-        assert_eq!((d["files"].as_u64(), d["failed"].as_u64()), (Some(1), Some(1)));
-    });
+    let mut events = subscribe(&url, &["ingestion"], None).await;
+    let (_, mut items) = server.clients().await;
+    let req = v1::IngestRequest { collection: "missing".into(), source: "a.txt".into(), content: b"hello".to_vec() };
+    let mut results = items.ingest(tokio_stream::iter(vec![req])).await.unwrap().into_inner();
+    while let Some(r) = results.message().await.unwrap() {
+        assert_eq!(r.status, "failed");
+    }
+    let ev = next_event(&mut events, Duration::from_secs(5)).await;
+    assert_eq!((ev.topic.as_str(), ev.kind.as_str()), ("ingestion", "ingest.finished"));
+    let d: serde_json::Value = serde_json::from_str(&ev.data_json).unwrap();
+    assert_eq!((d["files"].as_u64(), d["failed"].as_u64()), (Some(1), Some(1)));
 }
 
 #[test]
@@ -424,8 +417,8 @@ fn orchestration_rpcs_are_authorized() {
     ok(with(&admin, &["agent", "retire", "a1"]));
 }
 
-#[test]
-fn alert_transitions_are_published() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_transitions_are_published() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(
         &dir.path().join("data"),
@@ -442,55 +435,52 @@ fn alert_transitions_are_published() {
             "debug.allow_fault_injection=true",
         ],
     );
-    let rt = tokio::runtime::Runtime::new().unwrap();
     let url = server.url();
-    rt.block_on(async {
-        let mut events = subscribe(&url, &["alerts"], None).await;
-        let (mut cols, items) = server.clients().await;
-        cols.create(v1::CreateCollectionRequest {
-            name: "q".into(),
-            spaces: vec![space("", 4, v1::Metric::L2, "Flat")],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let s2 = stop.clone();
-        let load = tokio::spawn(async move {
-            let mut items = items;
-            while !s2.load(std::sync::atomic::Ordering::Relaxed) {
-                let _ = items
-                    .search(v1::SearchRequest {
-                        collection: "q".into(),
-                        vector: Some(v1::Vector { values: vec![1.0; 4], ..Default::default() }),
-                        ..Default::default()
-                    })
-                    .await;
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        });
-        tokio::time::sleep(Duration::from_millis(1500)).await; // baseline
-        assert!(server.cli(&["inject-fault", "--search-delay-ms", "80"]).status.success());
-        // Wait for the latency alert to fire (other signals may fire too on a busy machine).
-        let id = loop {
-            let e = next_event(&mut events, Duration::from_secs(20)).await;
-            let d: serde_json::Value = serde_json::from_str(&e.data_json).unwrap();
-            if e.kind == "alert.firing" && e.subject == "search_latency_ms" {
-                assert_eq!(d["state"], "firing");
-                break d["id"].as_u64().unwrap();
-            }
-        };
-        assert!(server.cli(&["inject-fault", "--search-delay-ms", "0"]).status.success());
-        loop {
-            let e = next_event(&mut events, Duration::from_secs(20)).await;
-            let d: serde_json::Value = serde_json::from_str(&e.data_json).unwrap();
-            if e.kind == "alert.resolved" && d["id"].as_u64() == Some(id) {
-                break;
-            }
+    let mut events = subscribe(&url, &["alerts"], None).await;
+    let (mut cols, items) = server.clients().await;
+    cols.create(v1::CreateCollectionRequest {
+        name: "q".into(),
+        spaces: vec![space("", 4, v1::Metric::L2, "Flat")],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s2 = stop.clone();
+    let load = tokio::spawn(async move {
+        let mut items = items;
+        while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+            let _ = items
+                .search(v1::SearchRequest {
+                    collection: "q".into(),
+                    vector: Some(v1::Vector { values: vec![1.0; 4], ..Default::default() }),
+                    ..Default::default()
+                })
+                .await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let _ = load.await;
     });
+    tokio::time::sleep(Duration::from_millis(1500)).await; // baseline
+    assert!(server.cli(&["inject-fault", "--search-delay-ms", "80"]).status.success());
+    // Wait for the latency alert to fire (other signals may fire too on a busy machine).
+    let id = loop {
+        let e = next_event(&mut events, Duration::from_secs(20)).await;
+        let d: serde_json::Value = serde_json::from_str(&e.data_json).unwrap();
+        if e.kind == "alert.firing" && e.subject == "search_latency_ms" {
+            assert_eq!(d["state"], "firing");
+            break d["id"].as_u64().unwrap();
+        }
+    };
+    assert!(server.cli(&["inject-fault", "--search-delay-ms", "0"]).status.success());
+    loop {
+        let e = next_event(&mut events, Duration::from_secs(20)).await;
+        let d: serde_json::Value = serde_json::from_str(&e.data_json).unwrap();
+        if e.kind == "alert.resolved" && d["id"].as_u64() == Some(id) {
+            break;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = load.await;
 }
 
 /// The next `standing_query` event, or None when none comes within `wait`.
@@ -504,12 +494,11 @@ async fn maybe_event(s: &mut EventStream, wait: Duration) -> Option<v1::Event> {
     }
 }
 
-#[test]
-fn standing_queries_fire_on_matching_writes_and_survive_restart() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standing_queries_fire_on_matching_writes_and_survive_restart() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut server = Server::start(&data, &[]);
-    let rt = tokio::runtime::Runtime::new().unwrap();
     server.ok(&["agent", "register", "watcher", "--no-memory"]);
     server.ok(&["collection", "create", "feed", "--space", "v:4:cosine:Flat"]);
     let out = server.ok(&[
@@ -547,33 +536,32 @@ fn standing_queries_fire_on_matching_writes_and_survive_restart() {
         assert!(!o.status.success() && stderr(&o).contains(code_text), "{a:?}: {}", stderr(&o));
     }
 
-    let upsert_and_check = |server: &Server, round: u32| {
-        rt.block_on(async {
-            let mut events = subscribe(&server.url(), &["standing_query"], None).await;
-            let (_, mut items) = server.clients().await;
-            let id = |s: &str| format!("{s}{round}");
-            let batch = vec![
-                item(&id("hit"), vec![1.0, 0.2, 0.0, 0.0], json!({"kind": "cat", "source": "a.txt"})),
-                item(&id("far"), vec![1.0, 1.0, 0.0, 0.0], json!({"kind": "cat"})),
-                item(&id("dog"), vec![1.0, 0.0, 0.0, 0.0], json!({"kind": "dog"})),
-            ];
-            items.upsert(v1::UpsertRequest { collection: "feed".into(), items: batch }).await.unwrap();
-            let ev = next_event(&mut events, Duration::from_secs(5)).await;
-            assert_eq!(
-                (ev.topic.as_str(), ev.kind.as_str(), ev.subject.as_str()),
-                ("standing_query", "standing_query.match", "watcher.cats")
-            );
-            let d: serde_json::Value = serde_json::from_str(&ev.data_json).unwrap();
-            assert_eq!((d["agent"].as_str(), d["query_name"].as_str()), (Some("watcher"), Some("cats")));
-            assert_eq!((d["collection"].as_str(), d["item_id"].as_str()), (Some("feed"), Some(id("hit").as_str())));
-            assert_eq!(d["source"], "a.txt");
-            let want = 1.0 / (1.04f64).sqrt();
-            assert!((d["score"].as_f64().unwrap() - want).abs() < 1e-4, "{d}");
-            // Exactly one: the item below the threshold and the one failing the filter are silent.
-            assert!(maybe_event(&mut events, Duration::from_millis(700)).await.is_none());
-        })
-    };
-    upsert_and_check(&server, 1);
+    /// Upsert three items of which exactly one matches `watcher.cats`, and see that one event.
+    async fn upsert_and_check(server: &Server, round: u32) {
+        let mut events = subscribe(&server.url(), &["standing_query"], None).await;
+        let (_, mut items) = server.clients().await;
+        let id = |s: &str| format!("{s}{round}");
+        let batch = vec![
+            item(&id("hit"), vec![1.0, 0.2, 0.0, 0.0], json!({"kind": "cat", "source": "a.txt"})),
+            item(&id("far"), vec![1.0, 1.0, 0.0, 0.0], json!({"kind": "cat"})),
+            item(&id("dog"), vec![1.0, 0.0, 0.0, 0.0], json!({"kind": "dog"})),
+        ];
+        items.upsert(v1::UpsertRequest { collection: "feed".into(), items: batch }).await.unwrap();
+        let ev = next_event(&mut events, Duration::from_secs(5)).await;
+        assert_eq!(
+            (ev.topic.as_str(), ev.kind.as_str(), ev.subject.as_str()),
+            ("standing_query", "standing_query.match", "watcher.cats")
+        );
+        let d: serde_json::Value = serde_json::from_str(&ev.data_json).unwrap();
+        assert_eq!((d["agent"].as_str(), d["query_name"].as_str()), (Some("watcher"), Some("cats")));
+        assert_eq!((d["collection"].as_str(), d["item_id"].as_str()), (Some("feed"), Some(id("hit").as_str())));
+        assert_eq!(d["source"], "a.txt");
+        let want = 1.0 / (1.04f64).sqrt();
+        assert!((d["score"].as_f64().unwrap() - want).abs() < 1e-4, "{d}");
+        // Exactly one: the item below the threshold and the one failing the filter are silent.
+        assert!(maybe_event(&mut events, Duration::from_millis(700)).await.is_none());
+    }
+    upsert_and_check(&server, 1).await;
 
     // Durable: the standing query is back after a restart and still fires.
     assert!(server.terminate().success());
@@ -581,7 +569,7 @@ fn standing_queries_fire_on_matching_writes_and_survive_restart() {
     let qs = json_lines(&server.ok(&["agent", "watches", "watcher", "--json"]));
     assert_eq!(qs.len(), 1);
     assert_eq!((qs[0]["filter"].as_str(), qs[0]["threshold"].as_f64()), (Some("kind = 'cat'"), Some(0.9f32 as f64)));
-    upsert_and_check(&server, 2);
+    upsert_and_check(&server, 2).await;
 
     // Unwatch: no more events.
     server.ok(&["agent", "unwatch", "watcher.cats"]);
@@ -589,13 +577,13 @@ fn standing_queries_fire_on_matching_writes_and_survive_restart() {
     let o = server.cli(&["agent", "unwatch", "watcher.cats"]);
     assert!(!o.status.success() && stderr(&o).contains("not found"), "{}", stderr(&o));
     let url = server.url();
-    rt.block_on(async {
+    {
         let mut events = subscribe(&url, &["standing_query"], None).await;
         let (_, mut items) = server.clients().await;
         let it = item("again", vec![1.0, 0.0, 0.0, 0.0], json!({"kind": "cat"}));
         items.upsert(v1::UpsertRequest { collection: "feed".into(), items: vec![it] }).await.unwrap();
         assert!(maybe_event(&mut events, Duration::from_millis(700)).await.is_none());
-    });
+    }
 
     // A text standing query (all-MiniLM-L6-v2, installed by .ci/models.sh) against ingested text.
     server.ok(&["collection", "create", "notes", "--multimodal"]);
@@ -613,7 +601,7 @@ fn standing_queries_fire_on_matching_writes_and_survive_restart() {
     ]))[0]
         .clone();
     assert_eq!((q["space"].as_str(), q["dim"].as_u64()), (Some("text"), Some(384)));
-    rt.block_on(async {
+    {
         let mut events = subscribe(&url, &["standing_query"], None).await;
         let (_, mut items) = server.clients().await;
         let files = [
@@ -641,7 +629,7 @@ fn standing_queries_fire_on_matching_writes_and_survive_restart() {
         );
         assert!(d["score"].as_f64().unwrap() >= 0.5, "{d}");
         assert!(maybe_event(&mut events, Duration::from_millis(700)).await.is_none());
-    });
+    }
 
     // A retired agent's standing queries no longer fire, and it cannot create new ones.
     server.ok(&["agent", "retire", "watcher"]);
@@ -649,34 +637,31 @@ fn standing_queries_fire_on_matching_writes_and_survive_restart() {
     assert!(!o.status.success() && stderr(&o).contains("retired"), "{}", stderr(&o));
 }
 
-#[test]
-fn subscriptions_beyond_the_limit_are_refused_and_freed_on_disconnect() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_beyond_the_limit_are_refused_and_freed_on_disconnect() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &["--set", "orchestration.max_subscriptions=2"]);
-    let rt = tokio::runtime::Runtime::new().unwrap();
     let url = server.url();
-    rt.block_on(async {
-        let a = subscribe(&url, &["workflow"], None).await;
-        let _b = subscribe(&url, &["workflow"], None).await;
-        let mut c = events_client(&url).await;
-        let err = c
-            .subscribe(v1::SubscribeRequest { topics: vec!["workflow".into()], from_offset: None })
-            .await
-            .expect_err("a third subscription is over the limit");
-        assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
-        assert!(err.message().contains("orchestration.max_subscriptions"), "{}", err.message());
-        // A client that goes away frees its place (the server notices the closed stream).
-        drop(a);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let r = c.subscribe(v1::SubscribeRequest { topics: vec!["workflow".into()], from_offset: None }).await;
-            match r {
-                Ok(_) => break,
-                Err(e) if e.code() == Code::ResourceExhausted && Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(50)).await
-                }
-                Err(e) => panic!("the freed place was not reused: {e:?}"),
+    let a = subscribe(&url, &["workflow"], None).await;
+    let _b = subscribe(&url, &["workflow"], None).await;
+    let mut c = events_client(&url).await;
+    let err = c
+        .subscribe(v1::SubscribeRequest { topics: vec!["workflow".into()], from_offset: None })
+        .await
+        .expect_err("a third subscription is over the limit");
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("orchestration.max_subscriptions"), "{}", err.message());
+    // A client that goes away frees its place (the server notices the closed stream).
+    drop(a);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = c.subscribe(v1::SubscribeRequest { topics: vec!["workflow".into()], from_offset: None }).await;
+        match r {
+            Ok(_) => break,
+            Err(e) if e.code() == Code::ResourceExhausted && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
             }
+            Err(e) => panic!("the freed place was not reused: {e:?}"),
         }
-    });
+    }
 }

@@ -22,7 +22,7 @@ async fn collections_items_search_health_reflection() {
     let (mut cols, mut items) = server.clients().await;
 
     // Health and reflection.
-    let ch = tonic::transport::Channel::from_shared(server.url()).unwrap().connect().await.unwrap();
+    let ch = server.channel().await;
     let mut health = tonic_health::pb::health_client::HealthClient::new(ch.clone());
     for svc in ["", "agentdb.v1.Items", "agentdb.v1.Collections"] {
         let r = health.check(tonic_health::pb::HealthCheckRequest { service: svc.into() }).await.unwrap().into_inner();
@@ -341,8 +341,8 @@ fn cli_create_upsert_search_describe_and_errors() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot connect to agentdb"));
 }
 
-#[test]
-fn sigterm_drains_and_exits_zero_and_the_lock_refuses_a_second_server() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_and_exits_zero_and_the_lock_refuses_a_second_server() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut server = Server::start(&data, &[]);
@@ -356,8 +356,7 @@ fn sigterm_drains_and_exits_zero_and_the_lock_refuses_a_second_server() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("locked by another agentdb process") && err.contains(&server.child.id().to_string()), "{err}");
 
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
+    {
         let (mut cols, mut items) = server.clients().await;
         cols.create(v1::CreateCollectionRequest {
             name: "c".into(),
@@ -374,17 +373,14 @@ fn sigterm_drains_and_exits_zero_and_the_lock_refuses_a_second_server() {
             })
             .await
             .unwrap();
-    });
+    }
     let status = server.terminate();
     assert_eq!(status.code(), Some(0), "log:\n{}", server.log_text());
     assert!(server.log_text().contains("shutdown complete"));
 
     // Restart: the data is there and the lock was released.
     let server = Server::start(&data, &[]);
-    rt.block_on(async {
-        let (_, mut items) = server.clients().await;
-        let c =
-            items.count(v1::CountRequest { collection: "c".into(), filter: String::new() }).await.unwrap().into_inner();
-        assert_eq!(c.count, 100);
-    });
+    let (_, mut items) = server.clients().await;
+    let c = items.count(v1::CountRequest { collection: "c".into(), filter: String::new() }).await.unwrap().into_inner();
+    assert_eq!(c.count, 100);
 }

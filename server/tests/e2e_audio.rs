@@ -22,8 +22,8 @@ fn espeak(text: &str, voice: &str, out: &Path) {
     assert!(st.success());
 }
 
-#[test]
-fn ingest_speech_then_search_by_text_and_by_voice() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_speech_then_search_by_text_and_by_voice() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &["--set", "limits.max_audio_seconds=20"]);
     let ok = |args: &[&str]| server.ok(args);
@@ -71,27 +71,20 @@ fn ingest_speech_then_search_by_text_and_by_voice() {
     let hits = json_lines(&ok(&["search", "calls", "--audio", q.to_str().unwrap(), "--json"]));
     assert!(hits[0]["source"].as_str().unwrap().ends_with("b.wav"), "{hits:#?}");
 
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let (_, mut items) = server.clients().await;
-        let err = items
-            .search(v1::SearchRequest {
-                collection: "calls".into(),
-                audio: encode_wav16(&tone, 16000),
-                ..Default::default()
-            })
-            .await
-            .unwrap_err();
-        assert_eq!(err.code(), Code::InvalidArgument);
-        assert!(err.message().starts_with("query audio: no speech found"), "{}", err.message());
-        let err = items
-            .search(v1::SearchRequest {
-                collection: "calls".into(),
-                audio: b"RIFF1234WAVE".to_vec(),
-                ..Default::default()
-            })
-            .await
-            .unwrap_err();
-        assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
-    });
+    let (_, mut items) = server.clients().await;
+    let err = items
+        .search(v1::SearchRequest {
+            collection: "calls".into(),
+            audio: encode_wav16(&tone, 16000),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().starts_with("query audio: no speech found"), "{}", err.message());
+    let err = items
+        .search(v1::SearchRequest { collection: "calls".into(), audio: b"RIFF1234WAVE".to_vec(), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
 }

@@ -28,8 +28,8 @@ enum Op {
     Delete(Vec<u64>),
 }
 
-#[test]
-fn acknowledged_writes_survive_sigkill() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let args = [
@@ -44,7 +44,6 @@ fn acknowledged_writes_survive_sigkill() {
         "--set",
         "search.exact_threshold=16",
     ];
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(0xC0FFEE);
     // Acknowledged state: id -> version (absent = deleted or never written).
     let mut acked: HashMap<u64, u64> = HashMap::new();
@@ -54,22 +53,20 @@ fn acknowledged_writes_survive_sigkill() {
 
     {
         let server = Server::start(&data, &args);
-        rt.block_on(async {
-            let (mut cols, _) = server.clients().await;
-            cols.create(v1::CreateCollectionRequest {
-                name: "c".into(),
-                spaces: vec![space("v", DIM as u32, v1::Metric::L2, "HNSW16")],
-                multimodal: false,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        });
+        let (mut cols, _) = server.clients().await;
+        cols.create(v1::CreateCollectionRequest {
+            name: "c".into(),
+            spaces: vec![space("v", DIM as u32, v1::Metric::L2, "HNSW16")],
+            multimodal: false,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     }
 
     for round in 0..ROUNDS {
         let mut server = Server::start(&data, &args);
-        let inflight = rt.block_on(verify(&server, &acked, round));
+        let inflight = verify(&server, &acked, round).await;
         assert!(inflight.is_none());
         // Write until killed. The kill happens from a thread at a random moment.
         let kill_after = Duration::from_millis(rng.random_range(150..900));
@@ -78,7 +75,7 @@ fn acknowledged_writes_survive_sigkill() {
             std::thread::sleep(kill_after);
             unsafe { libc::kill(pid, libc::SIGKILL) };
         });
-        let pending: Option<Op> = rt.block_on(async {
+        let pending: Option<Op> = {
             let (_, mut items) = server.clients().await;
             let t = Instant::now();
             loop {
@@ -134,23 +131,23 @@ fn acknowledged_writes_survive_sigkill() {
                             acked.remove(i);
                         }),
                     },
-                    Err(_) => return Some(op), // the server died with this request in flight
+                    Err(_) => break Some(op), // the server died with this request in flight
                 }
                 assert!(t.elapsed() < Duration::from_secs(30), "server was not killed");
             }
-        });
+        };
         killer.join().unwrap();
         let _ = server.child.wait();
         kills += 1;
         // Restart and resolve the in-flight request: all or nothing.
         let server = Server::start(&data, &args);
         if let Some(op) = pending {
-            rt.block_on(resolve_pending(&server, &mut acked, op));
+            resolve_pending(&server, &mut acked, op).await;
         }
         drop(server);
     }
     let server = Server::start(&data, &args);
-    rt.block_on(verify(&server, &acked, ROUNDS));
+    verify(&server, &acked, ROUNDS).await;
     assert!(kills >= 20);
     assert!(acked.len() > 500, "the test wrote enough to cross several flushes: {}", acked.len());
     drop(server);

@@ -84,7 +84,6 @@ struct Suite {
     root: PathBuf,
     server: Server,
     key: String,
-    rt: tokio::runtime::Runtime,
     /// (group, case, what came back)
     seen: Vec<(String, String, String)>,
     failures: Vec<String>,
@@ -112,8 +111,7 @@ impl Suite {
         let dir = tempfile::tempdir().unwrap().keep();
         let server = Server::start(&dir.join("data"), &args());
         let key = server.admin_key();
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        Suite { root: dir, server, key, rt, seen: Vec::new(), failures: Vec::new() }
+        Suite { root: dir, server, key, seen: Vec::new(), failures: Vec::new() }
     }
 
     async fn channel(url: &str, key: &str) -> Authed {
@@ -127,13 +125,13 @@ impl Suite {
         tonic::service::interceptor::InterceptedService::new(ch, Bearer(Some(v)))
     }
 
-    fn cols(&self) -> v1::collections_client::CollectionsClient<Authed> {
-        let ch = self.rt.block_on(Self::channel(&self.server.url(), &self.key));
+    async fn cols(&self) -> v1::collections_client::CollectionsClient<Authed> {
+        let ch = Self::channel(&self.server.url(), &self.key).await;
         v1::collections_client::CollectionsClient::new(ch)
     }
 
-    fn items(&self) -> v1::items_client::ItemsClient<Authed> {
-        let ch = self.rt.block_on(Self::channel(&self.server.url(), &self.key));
+    async fn items(&self) -> v1::items_client::ItemsClient<Authed> {
+        let ch = Self::channel(&self.server.url(), &self.key).await;
         v1::items_client::ItemsClient::new(ch).max_encoding_message_size(usize::MAX)
     }
 
@@ -157,7 +155,7 @@ impl Suite {
 
     /// The server still runs, answers Collections/List and stayed under the memory bound;
     /// if it died, record that and start it again.
-    fn alive(&mut self, group: &str) {
+    async fn alive(&mut self, group: &str) {
         if let Some(st) = self.server.child.try_wait().unwrap() {
             let log = self.server.log_text();
             let tail: String =
@@ -168,8 +166,8 @@ impl Suite {
             self.server = Server::start(&data, &args());
             return;
         }
-        let mut cols = self.cols();
-        if let Err(e) = self.rt.block_on(cols.list(v1::ListCollectionsRequest {})) {
+        let mut cols = self.cols().await;
+        if let Err(e) = cols.list(v1::ListCollectionsRequest {}).await {
             self.failures.push(format!("{group}: Collections/List failed afterwards: {e:?}"));
         }
         let (rss, peak) = rss_kib(self.server.child.id());
@@ -183,71 +181,64 @@ impl Suite {
         }
     }
 
-    fn create(&self, name: &str, dim: u32, index: &str) -> Res<v1::CreateCollectionResponse> {
-        let mut cols = self.cols();
-        self.rt.block_on(cols.create(v1::CreateCollectionRequest {
+    async fn create(&self, name: &str, dim: u32, index: &str) -> Res<v1::CreateCollectionResponse> {
+        let mut cols = self.cols().await;
+        cols.create(v1::CreateCollectionRequest {
             name: name.into(),
             spaces: vec![space("", dim, v1::Metric::L2, index)],
             ..Default::default()
-        }))
-    }
-
-    fn upsert(&self, collection: &str, items: Vec<v1::Item>) -> Res<v1::UpsertResponse> {
-        let mut c = self.items();
-        self.rt.block_on(c.upsert(v1::UpsertRequest { collection: collection.into(), items }))
-    }
-
-    fn count(&self, collection: &str, filter: &str) -> Res<v1::CountResponse> {
-        let mut c = self.items();
-        self.rt.block_on(c.count(v1::CountRequest { collection: collection.into(), filter: filter.into() }))
-    }
-
-    fn raw_unary(&self, path: &'static str, body: Vec<u8>) -> Res<Vec<u8>> {
-        let (url, key) = (self.server.url(), self.key.clone());
-        self.rt.block_on(async move {
-            let ch =
-                tonic::transport::Channel::from_shared(url).unwrap().timeout(CALL_TIMEOUT).connect().await.unwrap();
-            let mut g = tonic::client::Grpc::new(ch);
-            g.ready().await.unwrap();
-            let mut req = tonic::Request::new(body);
-            req.metadata_mut().insert("authorization", format!("Bearer {key}").parse().unwrap());
-            g.unary(req, PathAndQuery::from_static(path), Raw).await
         })
+        .await
+    }
+
+    async fn upsert(&self, collection: &str, items: Vec<v1::Item>) -> Res<v1::UpsertResponse> {
+        let mut c = self.items().await;
+        c.upsert(v1::UpsertRequest { collection: collection.into(), items }).await
+    }
+
+    async fn count(&self, collection: &str, filter: &str) -> Res<v1::CountResponse> {
+        let mut c = self.items().await;
+        c.count(v1::CountRequest { collection: collection.into(), filter: filter.into() }).await
+    }
+
+    async fn raw_unary(&self, path: &'static str, body: Vec<u8>) -> Res<Vec<u8>> {
+        let url = self.server.url();
+        let ch = tonic::transport::Channel::from_shared(url).unwrap().timeout(CALL_TIMEOUT).connect().await.unwrap();
+        let mut g = tonic::client::Grpc::new(ch);
+        g.ready().await.unwrap();
+        let mut req = tonic::Request::new(body);
+        req.metadata_mut().insert("authorization", format!("Bearer {}", self.key).parse().unwrap());
+        g.unary(req, PathAndQuery::from_static(path), Raw).await
     }
 
     /// Stream `messages` to `path`; the first message back, or the error.
-    fn raw_stream(&self, path: &'static str, messages: Vec<Vec<u8>>) -> Res<Vec<u8>> {
-        let (url, key) = (self.server.url(), self.key.clone());
-        self.rt.block_on(async move {
-            let ch =
-                tonic::transport::Channel::from_shared(url).unwrap().timeout(CALL_TIMEOUT).connect().await.unwrap();
-            let mut g = tonic::client::Grpc::new(ch);
-            g.ready().await.unwrap();
-            let mut req = tonic::Request::new(tokio_stream::iter(messages));
-            req.metadata_mut().insert("authorization", format!("Bearer {key}").parse().unwrap());
-            let mut s = g.streaming(req, PathAndQuery::from_static(path), Raw).await?.into_inner();
-            match s.message().await? {
-                Some(m) => Ok(tonic::Response::new(m)),
-                None => Err(Status::ok("the stream ended without a message")),
-            }
-        })
+    async fn raw_stream(&self, path: &'static str, messages: Vec<Vec<u8>>) -> Res<Vec<u8>> {
+        let url = self.server.url();
+        let ch = tonic::transport::Channel::from_shared(url).unwrap().timeout(CALL_TIMEOUT).connect().await.unwrap();
+        let mut g = tonic::client::Grpc::new(ch);
+        g.ready().await.unwrap();
+        let mut req = tonic::Request::new(tokio_stream::iter(messages));
+        req.metadata_mut().insert("authorization", format!("Bearer {}", self.key).parse().unwrap());
+        let mut s = g.streaming(req, PathAndQuery::from_static(path), Raw).await?.into_inner();
+        match s.message().await? {
+            Some(m) => Ok(tonic::Response::new(m)),
+            None => Err(Status::ok("the stream ended without a message")),
+        }
     }
 
     /// Ingest `files` in one stream; one result per file, by source.
-    fn ingest(&self, files: Vec<(String, String, Vec<u8>)>) -> Result<Vec<v1::IngestResult>, Status> {
-        let mut c = self.items();
-        self.rt.block_on(async move {
-            let reqs: Vec<v1::IngestRequest> = files
-                .into_iter()
-                .map(|(collection, source, content)| v1::IngestRequest { collection, source, content })
-                .collect();
-            let mut s = c.ingest(tokio_stream::iter(reqs)).await?.into_inner();
-            let mut out = Vec::new();
-            while let Some(r) = s.message().await? {
-                out.push(r);
-            }
-            Ok(out)
-        })
+    async fn ingest(&self, files: Vec<(String, String, Vec<u8>)>) -> Result<Vec<v1::IngestResult>, Status> {
+        let mut c = self.items().await;
+        let reqs: Vec<v1::IngestRequest> = files
+            .into_iter()
+            .map(|(collection, source, content)| v1::IngestRequest { collection, source, content })
+            .collect();
+        let mut s = c.ingest(tokio_stream::iter(reqs)).await?.into_inner();
+        let mut out = Vec::new();
+        while let Some(r) = s.message().await? {
+            out.push(r);
+        }
+        Ok(out)
     }
 }
 
@@ -428,15 +419,15 @@ fn junk(seed: u64, n: usize) -> Vec<u8> {
 
 // ---- the groups ----------------------------------------------------------------------
 
-fn wire(s: &mut Suite) {
+async fn wire(s: &mut Suite) {
     let g = "wire";
     // Invalid UTF-8 in a string field: UpsertRequest.collection, and Item.id inside an item.
     let bad_name = field(1, &[0xC3, 0x28]);
-    let r = s.raw_unary("/agentdb.v1.Items/Upsert", bad_name.clone());
+    let r = s.raw_unary("/agentdb.v1.Items/Upsert", bad_name.clone()).await;
     s.check(g, "Upsert: collection name is not UTF-8", r, inv(&["request is not valid protobuf", "UTF-8"]));
     let mut body = field(1, b"v");
     body.extend(field(2, &field(1, &[0xFF, 0xFE, b'x'])));
-    let r = s.raw_unary("/agentdb.v1.Items/Upsert", body);
+    let r = s.raw_unary("/agentdb.v1.Items/Upsert", body).await;
     s.check(g, "Upsert: item id is not UTF-8", r, inv(&["request is not valid protobuf", "UTF-8"]));
     // Garbled bytes: a length past the end, a wire type that does not fit, a varint that
     // never ends, random junk.
@@ -446,54 +437,54 @@ fn wire(s: &mut Suite) {
         ("varint that never ends", vec![0x0A; 1].into_iter().chain([0xFF; 11]).collect()),
         ("1 KiB of random bytes", junk(7, 1024)),
     ] {
-        let r = s.raw_unary("/agentdb.v1.Collections/Create", bytes);
+        let r = s.raw_unary("/agentdb.v1.Collections/Create", bytes).await;
         s.check(g, &format!("Create: {case}"), r, inv(&["request is not valid protobuf"]));
     }
     // A unary call that sends no message at all.
-    let r = s.raw_stream("/agentdb.v1.Collections/List", vec![]);
+    let r = s.raw_stream("/agentdb.v1.Collections/List", vec![]).await;
     s.check(g, "List: no request message", r, inv(&["request is not valid protobuf", "no request message"]));
     // The same inside the Ingest stream.
-    let r = s.raw_stream("/agentdb.v1.Items/Ingest", vec![bad_name]);
+    let r = s.raw_stream("/agentdb.v1.Items/Ingest", vec![bad_name]).await;
     s.check(g, "Ingest stream: collection name is not UTF-8", r, inv(&["request is not valid protobuf", "UTF-8"]));
-    let r = s.raw_stream("/agentdb.v1.Items/Ingest", vec![junk(8, 512)]);
+    let r = s.raw_stream("/agentdb.v1.Items/Ingest", vec![junk(8, 512)]).await;
     s.check(g, "Ingest stream: random bytes", r, inv(&["request is not valid protobuf"]));
 
     // Oversize messages: unary and streamed, both RESOURCE_EXHAUSTED naming the limit.
-    s.create("v", 4, "Flat").expect("create v");
-    let r = s.upsert("v", one("big", vec![0.5; LIMIT / 4 + 1024], "{}"));
+    s.create("v", 4, "Flat").await.expect("create v");
+    let r = s.upsert("v", one("big", vec![0.5; LIMIT / 4 + 1024], "{}")).await;
     s.check(g, "Upsert: 8 MiB + 4 KiB message", r, exhausted(&["limit of 8388608 bytes", "limits.max_message_bytes"]));
-    let r = s.ingest(vec![("v".into(), "big.txt".into(), vec![b'a'; LIMIT + (1 << 20)])]).map(tonic::Response::new);
+    let r =
+        s.ingest(vec![("v".into(), "big.txt".into(), vec![b'a'; LIMIT + (1 << 20)])]).await.map(tonic::Response::new);
     s.check(g, "Ingest stream: 9 MiB file", r, exhausted(&["limit of 8388608 bytes", "limits.max_message_bytes"]));
-    s.alive(g);
+    s.alive(g).await;
 }
 
-fn credentials(s: &mut Suite) {
+async fn credentials(s: &mut Suite) {
     let g = "credentials";
     let url = s.server.url();
-    let list = |s: &Suite, token: String| {
-        s.rt.block_on(async {
-            let ch = tonic::transport::Channel::from_shared(url.clone())
-                .unwrap()
-                .timeout(CALL_TIMEOUT)
-                .connect()
-                .await
-                .unwrap();
-            let v = format!("Bearer {token}").parse().unwrap();
-            let ch = tonic::service::interceptor::InterceptedService::new(ch, Bearer(Some(v)));
-            v1::collections_client::CollectionsClient::new(ch).list(v1::ListCollectionsRequest {}).await
-        })
-    };
-    let r = list(s, format!("adb_{}", "a".repeat(20 * 1024)));
+    /// Collections/List with `token` as the bearer credential.
+    async fn list(url: &str, token: String) -> Res<v1::ListCollectionsResponse> {
+        let ch = tonic::transport::Channel::from_shared(url.to_string())
+            .unwrap()
+            .timeout(CALL_TIMEOUT)
+            .connect()
+            .await
+            .unwrap();
+        let v = format!("Bearer {token}").parse().unwrap();
+        let ch = tonic::service::interceptor::InterceptedService::new(ch, Bearer(Some(v)));
+        v1::collections_client::CollectionsClient::new(ch).list(v1::ListCollectionsRequest {}).await
+    }
+    let r = list(&url, format!("adb_{}", "a".repeat(20 * 1024))).await;
     s.check(
         g,
         "gRPC: 20 KiB bearer token",
         r,
         Err((Code::Unauthenticated, &["credentials too large", "the limit is 16384"])),
     );
-    let r = list(s, "x".repeat(200 * 1024));
+    let r = list(&url, "x".repeat(200 * 1024)).await;
     s.check(g, "gRPC: 200 KiB bearer token", r, Err((Code::Unauthenticated, &["credentials too large"])));
     // Over the 256 KiB header list the HTTP/2 layer refuses the headers itself.
-    let r = list(s, "x".repeat(300 * 1024));
+    let r = list(&url, "x".repeat(300 * 1024)).await;
     let got = match &r {
         Ok(_) => "OK".to_string(),
         Err(e) => format!("{:?}: {}", e.code(), e.message()),
@@ -521,10 +512,10 @@ fn credentials(s: &mut Suite) {
         s.failures.push(format!("{g} / A2A: 1 MiB Authorization header: wanted 401 or 431, got {got}"));
     }
     s.seen.push((g.into(), "A2A: 1 MiB Authorization header".into(), got.chars().take(200).collect()));
-    s.alive(g);
+    s.alive(g).await;
 }
 
-fn indexes(s: &mut Suite) {
+async fn indexes(s: &mut Suite) {
     let g = "index descriptions";
     let junk_desc: String = junk(3, 10_000).into_iter().map(|b| (b'!' + b % 90) as char).collect();
     let cases: Vec<(&str, String)> = vec![
@@ -543,28 +534,28 @@ fn indexes(s: &mut Suite) {
     ];
     for (i, (case, desc)) in cases.into_iter().enumerate() {
         let name = format!("idx{i}");
-        let r = s.create(&name, 8, &desc);
+        let r = s.create(&name, 8, &desc).await;
         let want = if desc.is_empty() { Ok(()) } else { inv(&["index"]) };
         let created = r.is_ok();
         s.check(g, case, r, want);
         if created && !desc.is_empty() {
             // Accepted by mistake: does building the index hurt the server?
             let items = (0..300).map(|j| item(&format!("i{j}"), rand_vec(j, 8), json!({}))).collect();
-            let r = s.upsert(&name, items);
+            let r = s.upsert(&name, items).await;
             s.seen.push((g.into(), format!("{case}: upsert after create"), format!("{:?}", r.map(|_| ()))));
-            let mut cols = s.cols();
-            let r = s.rt.block_on(cols.flush(v1::FlushRequest { collection: name.clone(), optimize: false }));
+            let mut cols = s.cols().await;
+            let r = cols.flush(v1::FlushRequest { collection: name.clone(), optimize: false }).await;
             s.seen.push((g.into(), format!("{case}: flush"), format!("{:?}", r.map(|_| ()))));
         }
-        s.alive(&format!("{g} / {case}"));
+        s.alive(&format!("{g} / {case}")).await;
     }
 }
 
-fn filters(s: &mut Suite) {
+async fn filters(s: &mut Suite) {
     let g = "filters";
-    s.create("f", 4, "Flat").expect("create f");
+    s.create("f", 4, "Flat").await.expect("create f");
     let items = (0..20).map(|j| item(&format!("f{j}"), rand_vec(j, 4), json!({"a": j, "tag": "x"}))).collect();
-    s.upsert("f", items).expect("upsert f");
+    s.upsert("f", items).await.expect("upsert f");
     let deep = |n: usize| format!("{}a = 1{}", "(".repeat(n), ")".repeat(n));
     let or_chain = |bytes: usize| {
         let mut f = "a = 1".to_string();
@@ -589,27 +580,28 @@ fn filters(s: &mut Suite) {
     ];
     for (case, f, want) in cases {
         let started = std::time::Instant::now();
-        let r = s.count("f", &f);
+        let r = s.count("f", &f).await;
         if started.elapsed() > Duration::from_secs(10) {
             s.failures.push(format!("{g} / {case}: took {:?}", started.elapsed()));
         }
         s.check(g, &format!("Count: {case}"), r, want);
     }
-    let mut items = s.items();
-    let r = s.rt.block_on(items.search(v1::SearchRequest {
-        collection: "f".into(),
-        vector: Some(v1::Vector { values: vec![1.0; 4], ..Default::default() }),
-        filter: deep(5_000),
-        ..Default::default()
-    }));
+    let mut items = s.items().await;
+    let r = items
+        .search(v1::SearchRequest {
+            collection: "f".into(),
+            vector: Some(v1::Vector { values: vec![1.0; 4], ..Default::default() }),
+            filter: deep(5_000),
+            ..Default::default()
+        })
+        .await;
     s.check(g, "Search: 5k-deep parentheses", r, inv(&["nested too deeply"]));
-    let r =
-        s.rt.block_on(items.delete(v1::DeleteRequest { collection: "f".into(), ids: vec![], filter: "x in [".into() }));
+    let r = items.delete(v1::DeleteRequest { collection: "f".into(), ids: vec![], filter: "x in [".into() }).await;
     s.check(g, "Delete: `x in [`", r, inv(&["invalid filter"]));
-    s.alive(g);
+    s.alive(g).await;
 }
 
-fn payloads(s: &mut Suite) {
+async fn payloads(s: &mut Suite) {
     let g = "payloads";
     let v = || vec![0.25f32; 4];
     let nested = |n: usize| format!("{{\"a\":{}1{}}}", "[".repeat(n), "]".repeat(n));
@@ -640,13 +632,13 @@ fn payloads(s: &mut Suite) {
         ("9 MiB payload", json!({ "s": "z".repeat(9 << 20) }).to_string(), exhausted(&["limit of 8388608 bytes"])),
     ];
     for (i, (case, p, want)) in cases.into_iter().enumerate() {
-        let r = s.upsert("v", one(&format!("p{i}"), v(), &p));
+        let r = s.upsert("v", one(&format!("p{i}"), v(), &p)).await;
         s.check(g, case, r, want);
     }
-    s.alive(g);
+    s.alive(g).await;
 }
 
-fn vectors(s: &mut Suite) {
+async fn vectors(s: &mut Suite) {
     let g = "vectors";
     let cases: Vec<(&str, Vec<f32>, Want)> = vec![
         ("wrong dimension (2 for 4)", vec![1.0, 2.0], inv(&["dimension", "expected 4, got 2"])),
@@ -658,52 +650,60 @@ fn vectors(s: &mut Suite) {
         ("10M dimensions (40 MB)", vec![0.5; 10_000_000], exhausted(&["limit of 8388608 bytes"])),
     ];
     for (case, values, want) in cases {
-        let r = s.upsert("v", one("vec", values.clone(), "{}"));
+        let r = s.upsert("v", one("vec", values.clone(), "{}")).await;
         s.check(g, &format!("Upsert: {case}"), r, want);
-        let mut items = s.items();
-        let r = s.rt.block_on(items.search(v1::SearchRequest {
-            collection: "v".into(),
-            vector: Some(v1::Vector { values, ..Default::default() }),
-            ..Default::default()
-        }));
+        let mut items = s.items().await;
+        let r = items
+            .search(v1::SearchRequest {
+                collection: "v".into(),
+                vector: Some(v1::Vector { values, ..Default::default() }),
+                ..Default::default()
+            })
+            .await;
         s.check(g, &format!("Search: {case}"), r, want);
     }
-    let mut items = s.items();
-    let r = s.rt.block_on(items.upsert(v1::UpsertRequest {
-        collection: "v".into(),
-        items: vec![v1::Item { id: "novec".into(), ..Default::default() }],
-    }));
+    let mut items = s.items().await;
+    let r = items
+        .upsert(v1::UpsertRequest {
+            collection: "v".into(),
+            items: vec![v1::Item { id: "novec".into(), ..Default::default() }],
+        })
+        .await;
     s.check(g, "Upsert: no vector at all", r, inv(&["missing vector"]));
     let vector = || v1::Vector { values: vec![1.0; 4], ..Default::default() };
-    let r = s.rt.block_on(items.upsert(v1::UpsertRequest {
-        collection: "v".into(),
-        items: vec![v1::Item {
-            id: "other".into(),
-            vectors: [(String::new(), vector()), ("nope".to_string(), vector())].into(),
-            payload_json: String::new(),
-        }],
-    }));
+    let r = items
+        .upsert(v1::UpsertRequest {
+            collection: "v".into(),
+            items: vec![v1::Item {
+                id: "other".into(),
+                vectors: [(String::new(), vector()), ("nope".to_string(), vector())].into(),
+                payload_json: String::new(),
+            }],
+        })
+        .await;
     s.check(g, "Upsert: vector for a space that does not exist", r, Err((Code::NotFound, &["nope"])));
     let batch = (0..10_001).map(|j| item(&format!("b{j}"), vec![1.0; 4], json!({}))).collect();
-    let r = s.upsert("v", batch);
+    let r = s.upsert("v", batch).await;
     s.check(g, "Upsert: 10,001 items in one request", r, exhausted(&["batch of 10001 items"]));
-    let r = s.rt.block_on(items.search(v1::SearchRequest {
-        collection: "v".into(),
-        vector: Some(v1::Vector { values: vec![1.0; 4], ..Default::default() }),
-        top_k: u32::MAX,
-        ..Default::default()
-    }));
+    let r = items
+        .search(v1::SearchRequest {
+            collection: "v".into(),
+            vector: Some(v1::Vector { values: vec![1.0; 4], ..Default::default() }),
+            top_k: u32::MAX,
+            ..Default::default()
+        })
+        .await;
     s.check(g, "Search: top_k 4294967295", r, exhausted(&["top_k"]));
-    let r = s.create("huge", 10_000_000, "Flat");
+    let r = s.create("huge", 10_000_000, "Flat").await;
     s.check(g, "Create: a 10M-dimension space", r, inv(&["dimension must be between 1 and 65536"]));
-    s.alive(g);
+    s.alive(g).await;
 }
 
-fn ids_and_names(s: &mut Suite) {
+async fn ids_and_names(s: &mut Suite) {
     let g = "ids and names";
     let v = || vec![0.5f32; 4];
     // Ids are data, never file names: a generated one for empty (documented), ../ kept as is.
-    let r = s.upsert("v", one("", v(), "{}"));
+    let r = s.upsert("v", one("", v(), "{}")).await;
     let generated = r.as_ref().ok().map(|r| r.get_ref().ids.clone());
     s.check(g, "id: empty (a UUID v4 is generated)", r, Ok(()));
     if !generated.is_some_and(|ids| ids.len() == 1 && ids[0].len() == 36) {
@@ -719,15 +719,17 @@ fn ids_and_names(s: &mut Suite) {
         ("unicode id", "ключ-鍵-🔑".into(), Ok(())),
     ];
     for (case, id, want) in cases {
-        let r = s.upsert("v", one(&id, v(), "{}"));
+        let r = s.upsert("v", one(&id, v(), "{}")).await;
         s.check(g, case, r, want);
     }
-    let mut items = s.items();
-    let r = s.rt.block_on(items.get(v1::GetRequest {
-        collection: "v".into(),
-        ids: vec!["../../x".into(), "/etc/passwd".into()],
-        with_vectors: false,
-    }));
+    let mut items = s.items().await;
+    let r = items
+        .get(v1::GetRequest {
+            collection: "v".into(),
+            ids: vec!["../../x".into(), "/etc/passwd".into()],
+            with_vectors: false,
+        })
+        .await;
     let found = r.as_ref().map(|r| r.get_ref().items.len()).unwrap_or(0);
     s.check(g, "Get `../../x` and `/etc/passwd` back", r, Ok(()));
     if found != 2 {
@@ -751,36 +753,35 @@ fn ids_and_names(s: &mut Suite) {
         ("collection empty", "", inv(&["collection name is required"])),
     ];
     for (case, name, want) in names {
-        let r = s.create(name, 4, "Flat");
+        let r = s.create(name, 4, "Flat").await;
         s.check(g, &format!("Create: {case}"), r, want);
     }
-    let mut cols = s.cols();
-    let r = s.rt.block_on(cols.create(v1::CreateCollectionRequest {
-        name: "sp".into(),
-        spaces: vec![space("../s", 4, v1::Metric::L2, "Flat")],
-        ..Default::default()
-    }));
+    let mut cols = s.cols().await;
+    let r = cols
+        .create(v1::CreateCollectionRequest {
+            name: "sp".into(),
+            spaces: vec![space("../s", 4, v1::Metric::L2, "Flat")],
+            ..Default::default()
+        })
+        .await;
     s.check(g, "Create: space `../s`", r, inv(&["invalid space name"]));
     // Other calls only look names up.
-    let r = s.rt.block_on(cols.describe(v1::DescribeCollectionRequest { name: "../v".into() }));
+    let r = cols.describe(v1::DescribeCollectionRequest { name: "../v".into() }).await;
     s.check(g, "Describe `../v`", r, Err((Code::NotFound, &["not found"])));
-    let r = s.rt.block_on(cols.drop(v1::DropCollectionRequest { name: "../data".into() }));
+    let r = cols.drop(v1::DropCollectionRequest { name: "../data".into() }).await;
     s.check(g, "Drop `../data`", r, Err((Code::NotFound, &["not found"])));
-    let r = s.upsert("../v", one("a", v(), "{}"));
+    let r = s.upsert("../v", one("a", v(), "{}")).await;
     s.check(g, "Upsert into `../v`", r, Err((Code::NotFound, &["not found"])));
-    let r = s.count("../../v", "");
+    let r = s.count("../../v", "").await;
     s.check(g, "Count `../../v`", r, Err((Code::NotFound, &["not found"])));
-    s.alive(g);
+    s.alive(g).await;
 }
 
-fn media(s: &mut Suite) {
+async fn media(s: &mut Suite) {
     let g = "media";
-    let mut cols = s.cols();
-    let r = s.rt.block_on(cols.create(v1::CreateCollectionRequest {
-        name: "media".into(),
-        multimodal: true,
-        ..Default::default()
-    }));
+    let mut cols = s.cols().await;
+    let r =
+        cols.create(v1::CreateCollectionRequest { name: "media".into(), multimodal: true, ..Default::default() }).await;
     r.expect("create a multimodal collection (models: bash .ci/models.sh)");
 
     // 64×64 RGB: each row a filter byte and 192 bytes.
@@ -822,7 +823,7 @@ fn media(s: &mut Suite) {
     wanted.insert("escape.txt".into(), &["not found"]);
     wanted.insert("nope.txt".into(), &["not found"]);
     let started = std::time::Instant::now();
-    match s.ingest(stream) {
+    match s.ingest(stream).await {
         Err(e) => s.failures.push(format!("{g}: the ingest stream failed: {e:?}")),
         Ok(results) => {
             for r in &results {
@@ -844,20 +845,20 @@ fn media(s: &mut Suite) {
         }
     }
     eprintln!("media ingest took {:?}", started.elapsed());
-    s.alive(g);
+    s.alive(g).await;
 }
 
-#[test]
-fn hostile_input_gets_clear_statuses_and_the_server_stays_up() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_input_gets_clear_statuses_and_the_server_stays_up() {
     let mut s = Suite::start();
-    wire(&mut s);
-    credentials(&mut s);
-    indexes(&mut s);
-    filters(&mut s);
-    payloads(&mut s);
-    vectors(&mut s);
-    ids_and_names(&mut s);
-    media(&mut s);
+    wire(&mut s).await;
+    credentials(&mut s).await;
+    indexes(&mut s).await;
+    filters(&mut s).await;
+    payloads(&mut s).await;
+    vectors(&mut s).await;
+    ids_and_names(&mut s).await;
+    media(&mut s).await;
 
     // Nothing was created outside the data directory (the temporary root holds only it
     // and the server's logs) and no collection with a refused name exists.

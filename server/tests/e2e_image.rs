@@ -9,8 +9,8 @@ use common::*;
 use serde_json::{json, Value};
 use tonic::Code;
 
-#[test]
-fn ingest_photos_then_search_by_text_and_by_example() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_photos_then_search_by_text_and_by_example() {
     let dir = tempfile::tempdir().unwrap();
     // hubble_deep_field.jpg is 1000x872 = 872,000 pixels: above this limit, refused from its header.
     let server = Server::start(&dir.path().join("data"), &["--set", "limits.max_image_pixels=400000"]);
@@ -107,64 +107,60 @@ fn ingest_photos_then_search_by_text_and_by_example() {
     ]));
     assert!(hits[0]["source"].as_str().unwrap().ends_with("chelsea.png"), "{hits:#?}");
 
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let (_, mut items) = server.clients().await;
-        let search = |r: v1::SearchRequest| {
-            let mut items = items.clone();
-            async move { items.search(r).await }
-        };
-        // A broken query image: InvalidArgument naming the problem.
-        let err =
-            search(v1::SearchRequest { collection: "album".into(), image: jpg[..500].to_vec(), ..Default::default() })
-                .await
-                .unwrap_err();
-        assert_eq!(err.code(), Code::InvalidArgument);
-        assert!(err.message().starts_with("query image: corrupt or truncated Jpeg"), "{}", err.message());
-        let err =
-            search(v1::SearchRequest { collection: "album".into(), image: b"hello".to_vec(), ..Default::default() })
-                .await
-                .unwrap_err();
-        assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
-        // Two queries at once, or a weight for a list that does not exist.
-        let err = search(v1::SearchRequest {
-            collection: "album".into(),
-            text: "cat".into(),
-            image: jpg.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
-        assert_eq!(err.code(), Code::InvalidArgument);
-        assert!(err.message().contains("exactly one of"), "{}", err.message());
-        let err = search(v1::SearchRequest {
-            collection: "album".into(),
-            text: "cat".into(),
-            weights: [("pictures/image".to_string(), 2.0)].into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
-        assert_eq!(err.code(), Code::InvalidArgument);
-        assert!(err.message().contains("unknown list 'pictures/image'"), "{}", err.message());
-        // The ingested item records its labels and encoder.
-        let got = items
-            .search(v1::SearchRequest {
-                collection: "album".into(),
-                text: "a cat".into(),
-                with_payload: true,
-                top_k: 1,
-                filter: "modality = \"image\"".into(),
-                ..Default::default()
-            })
+    let (_, mut items) = server.clients().await;
+    let search = |r: v1::SearchRequest| {
+        let mut items = items.clone();
+        async move { items.search(r).await }
+    };
+    // A broken query image: InvalidArgument naming the problem.
+    let err =
+        search(v1::SearchRequest { collection: "album".into(), image: jpg[..500].to_vec(), ..Default::default() })
             .await
-            .unwrap()
-            .into_inner();
-        let payload: Value = serde_json::from_str(&got.hits[0].payload_json).unwrap();
-        assert_eq!(payload["width"], json!(451));
-        assert!(payload["labels"].as_array().unwrap().iter().any(|l| l.as_str().unwrap().ends_with("cat")));
-        assert!(payload["encoder"].as_str().unwrap().starts_with("efficientnet-lite0@"));
-    });
+            .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().starts_with("query image: corrupt or truncated Jpeg"), "{}", err.message());
+    let err = search(v1::SearchRequest { collection: "album".into(), image: b"hello".to_vec(), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+    // Two queries at once, or a weight for a list that does not exist.
+    let err = search(v1::SearchRequest {
+        collection: "album".into(),
+        text: "cat".into(),
+        image: jpg.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("exactly one of"), "{}", err.message());
+    let err = search(v1::SearchRequest {
+        collection: "album".into(),
+        text: "cat".into(),
+        weights: [("pictures/image".to_string(), 2.0)].into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("unknown list 'pictures/image'"), "{}", err.message());
+    // The ingested item records its labels and encoder.
+    let got = items
+        .search(v1::SearchRequest {
+            collection: "album".into(),
+            text: "a cat".into(),
+            with_payload: true,
+            top_k: 1,
+            filter: "modality = \"image\"".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let payload: Value = serde_json::from_str(&got.hits[0].payload_json).unwrap();
+    assert_eq!(payload["width"], json!(451));
+    assert!(payload["labels"].as_array().unwrap().iter().any(|l| l.as_str().unwrap().ends_with("cat")));
+    assert!(payload["encoder"].as_str().unwrap().starts_with("efficientnet-lite0@"));
 }
 
 /// A user's ONNX image encoder (`models.onnx_image`; here the tiny graph the models

@@ -126,26 +126,12 @@ fn hand_made(alg: &str, kid: &str, claims: &Value, secret: Option<&[u8]>) -> Str
     format!("{signing_input}.{sig}")
 }
 
-type Ch = tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>;
-
-#[derive(Clone)]
-struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
-impl tonic::service::Interceptor for Bearer {
-    fn call(&mut self, mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(v) = &self.0 {
-            r.metadata_mut().insert("authorization", v.clone());
-        }
-        Ok(r)
-    }
-}
-
+/// Collections and Items clients that send `token` (if any) as a bearer credential.
 async fn clients(
     url: &str,
     token: Option<&str>,
-) -> (v1::collections_client::CollectionsClient<Ch>, v1::items_client::ItemsClient<Ch>) {
-    let ch = tonic::transport::Channel::from_shared(url.to_string()).unwrap().connect().await.unwrap();
-    let v = token.map(|t| format!("Bearer {t}").parse().unwrap());
-    let ch = tonic::service::interceptor::InterceptedService::new(ch, Bearer(v));
+) -> (v1::collections_client::CollectionsClient<Authed>, v1::items_client::ItemsClient<Authed>) {
+    let ch = authed(url, token).await;
     (v1::collections_client::CollectionsClient::new(ch.clone()), v1::items_client::ItemsClient::new(ch))
 }
 
@@ -199,8 +185,8 @@ fn search(collection: &str, filter: &str) -> v1::SearchRequest {
     }
 }
 
-#[test]
-fn oidc_tokens_attacks_claims_and_mfa() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_tokens_attacks_claims_and_mfa() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let jwks_path = dir.path().join("jwks.json");
@@ -221,8 +207,7 @@ fn oidc_tokens_attacks_claims_and_mfa() {
     let url = server.url();
     let admin = sign(&rsa, &claims("alice", "admin", json!({"amr": ["pwd", "mfa"], "name": "Alice"})));
     let reader = sign(&ec, &claims("bob", "reader", json!({})));
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
+    {
         // A valid RS256 admin token (with MFA) creates collections and writes items.
         let (mut cols, mut items) = clients(&url, Some(&admin)).await;
         for name in ["a", "b"] {
@@ -385,7 +370,7 @@ fn oidc_tokens_attacks_claims_and_mfa() {
             Code::PermissionDenied,
             "requires multi-factor authentication",
         );
-    });
+    }
 
     // Every refusal is in the hash-chained audit log, which verifies.
     assert_eq!(server.terminate().code(), Some(0));
@@ -456,8 +441,8 @@ fn hmac_none_and_incomplete_oidc_settings_are_refused_at_start() {
     assert!(refuses_to_start(&dir.path().join("data"), &no_issuer).contains("needs an issuer"));
 }
 
-#[test]
-fn jwks_file_rotation_is_picked_up_on_an_unknown_kid_at_most_once_per_interval() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwks_file_rotation_is_picked_up_on_an_unknown_kid_at_most_once_per_interval() {
     const REFRESH_SECS: u64 = 4;
     let dir = tempfile::tempdir().unwrap();
     let jwks_path = dir.path().join("jwks.json");
@@ -471,27 +456,24 @@ fn jwks_file_rotation_is_picked_up_on_an_unknown_kid_at_most_once_per_interval()
         ),
     );
     let url = server.url();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let list = |key: &SigningKey| {
-            let (url, token) = (url.clone(), sign(key, &claims("ops", "reader", json!({}))));
-            async move {
-                let (mut cols, _) = clients(&url, Some(&token)).await;
-                cols.list(v1::ListCollectionsRequest {}).await
-            }
-        };
-        assert!(list(&old).await.is_ok());
-        // The provider rotates: the new key replaces the old one in the JWKS.
-        write_jwks(&jwks_path, &[&new]);
-        // The JWKS was read at start, less than the interval ago: not re-read yet.
-        let t = Instant::now();
-        refused(list(&new).await, Code::Unauthenticated, "unknown key id '2025-new'");
-        tokio::time::sleep(Duration::from_secs(REFRESH_SECS) + Duration::from_millis(300) - t.elapsed()).await;
-        // Past the interval, the unknown kid re-reads the file: the new key works and
-        // the removed one no longer does.
-        assert!(list(&new).await.is_ok(), "rotated key accepted");
-        refused(list(&old).await, Code::Unauthenticated, "unknown key id '2024-old'");
-    });
+    let list = |key: &SigningKey| {
+        let (url, token) = (url.clone(), sign(key, &claims("ops", "reader", json!({}))));
+        async move {
+            let (mut cols, _) = clients(&url, Some(&token)).await;
+            cols.list(v1::ListCollectionsRequest {}).await
+        }
+    };
+    assert!(list(&old).await.is_ok());
+    // The provider rotates: the new key replaces the old one in the JWKS.
+    write_jwks(&jwks_path, &[&new]);
+    // The JWKS was read at start, less than the interval ago: not re-read yet.
+    let t = Instant::now();
+    refused(list(&new).await, Code::Unauthenticated, "unknown key id '2025-new'");
+    tokio::time::sleep(Duration::from_secs(REFRESH_SECS) + Duration::from_millis(300) - t.elapsed()).await;
+    // Past the interval, the unknown kid re-reads the file: the new key works and
+    // the removed one no longer does.
+    assert!(list(&new).await.is_ok(), "rotated key accepted");
+    refused(list(&old).await, Code::Unauthenticated, "unknown key id '2024-old'");
 }
 
 /// Serve `body` (shared, replaceable) at any path over plain HTTP on loopback, counting
@@ -525,8 +507,8 @@ fn jwks_endpoint(
     url
 }
 
-#[test]
-fn jwks_url_is_fetched_cached_and_refetched_for_rotation() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwks_url_is_fetched_cached_and_refetched_for_rotation() {
     use std::sync::atomic::Ordering::SeqCst;
     const REFRESH_SECS: u64 = 3;
     let dir = tempfile::tempdir().unwrap();
@@ -543,44 +525,39 @@ fn jwks_url_is_fetched_cached_and_refetched_for_rotation() {
     );
     assert_eq!(hits.load(SeqCst), 1, "fetched once at start");
     let surl = server.url();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let list = |key: &SigningKey| {
-            let (url, token) = (surl.clone(), sign(key, &claims("svc", "reader", json!({}))));
-            async move {
-                let (mut cols, _) = clients(&url, Some(&token)).await;
-                cols.list(v1::ListCollectionsRequest {}).await
-            }
-        };
-        for _ in 0..5 {
-            assert!(list(&k1).await.is_ok());
+    let list = |key: &SigningKey| {
+        let (url, token) = (surl.clone(), sign(key, &claims("svc", "reader", json!({}))));
+        async move {
+            let (mut cols, _) = clients(&url, Some(&token)).await;
+            cols.list(v1::ListCollectionsRequest {}).await
         }
-        assert_eq!(hits.load(SeqCst), 1, "known keys come from the cache");
-        // Random kids do not hammer the provider: one fetch per interval at most.
-        let t = Instant::now();
-        for i in 0..5 {
-            refused(list(&rsa_key(&format!("ghost{i}"))).await, Code::Unauthenticated, "unknown key id");
-        }
-        assert!(hits.load(SeqCst) <= 2, "{} fetches", hits.load(SeqCst));
-        // Rotation: the provider adds a key; after the interval it is fetched and accepted.
-        *body.lock() = jwks(&[&k1, &k2]);
-        tokio::time::sleep(
-            (Duration::from_secs(REFRESH_SECS) + Duration::from_millis(300)).saturating_sub(t.elapsed()),
-        )
+    };
+    for _ in 0..5 {
+        assert!(list(&k1).await.is_ok());
+    }
+    assert_eq!(hits.load(SeqCst), 1, "known keys come from the cache");
+    // Random kids do not hammer the provider: one fetch per interval at most.
+    let t = Instant::now();
+    for i in 0..5 {
+        refused(list(&rsa_key(&format!("ghost{i}"))).await, Code::Unauthenticated, "unknown key id");
+    }
+    assert!(hits.load(SeqCst) <= 2, "{} fetches", hits.load(SeqCst));
+    // Rotation: the provider adds a key; after the interval it is fetched and accepted.
+    *body.lock() = jwks(&[&k1, &k2]);
+    tokio::time::sleep((Duration::from_secs(REFRESH_SECS) + Duration::from_millis(300)).saturating_sub(t.elapsed()))
         .await;
-        // The last unknown-kid fetch may have come late in the loop above (a loaded
-        // machine): allow one more interval before calling the rotation missed.
-        let deadline = Instant::now() + Duration::from_secs(REFRESH_SECS) + Duration::from_secs(2);
-        while list(&k2).await.is_err() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        assert!(list(&k2).await.is_ok(), "rotated-in key accepted");
-        assert!(list(&k1).await.is_ok(), "the old key is still published");
-    });
+    // The last unknown-kid fetch may have come late in the loop above (a loaded
+    // machine): allow one more interval before calling the rotation missed.
+    let deadline = Instant::now() + Duration::from_secs(REFRESH_SECS) + Duration::from_secs(2);
+    while list(&k2).await.is_err() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(list(&k2).await.is_ok(), "rotated-in key accepted");
+    assert!(list(&k1).await.is_ok(), "the old key is still published");
 }
 
-#[test]
-fn api_keys_and_oidc_together_and_the_api_key_mfa_exemption() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_and_oidc_together_and_the_api_key_mfa_exemption() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let jwks_path = dir.path().join("jwks.json");
@@ -594,11 +571,10 @@ fn api_keys_and_oidc_together_and_the_api_key_mfa_exemption() {
         a
     };
     let mut server = start(&data, &args(false));
-    let key = std::fs::read_to_string(data.join("security/bootstrap-admin.key")).unwrap().trim().to_string();
+    let key = server.admin_key();
     let admin_mfa = sign(&rsa, &claims("alice", "admin", json!({"amr": ["hwk"]})));
-    let rt = tokio::runtime::Runtime::new().unwrap();
     let url = server.url();
-    rt.block_on(async {
+    {
         // An API key is one factor: the admin key cannot pass an MFA policy on admin.
         let (mut cols, _) = clients(&url, Some(&key)).await;
         assert!(cols.list(v1::ListCollectionsRequest {}).await.is_ok(), "API keys still work");
@@ -611,13 +587,11 @@ fn api_keys_and_oidc_together_and_the_api_key_mfa_exemption() {
         refused(cols.list(v1::ListCollectionsRequest {}).await, Code::Unauthenticated, "OIDC: malformed token");
         let (mut cols, _) = clients(&url, Some("adb_aaaaaaaaaaaa_forgedforgedforgedforgedforgedforged")).await;
         refused(cols.list(v1::ListCollectionsRequest {}).await, Code::Unauthenticated, "invalid or revoked API key");
-    });
+    }
     assert_eq!(server.terminate().code(), Some(0));
     // With the exemption, service-account keys may do admin work again.
     let server = start(&data, &args(true));
     let url = server.url();
-    rt.block_on(async {
-        let (mut cols, _) = clients(&url, Some(&key)).await;
-        cols.create(create("k")).await.unwrap();
-    });
+    let (mut cols, _) = clients(&url, Some(&key)).await;
+    cols.create(create("k")).await.unwrap();
 }

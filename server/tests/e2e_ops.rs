@@ -8,48 +8,45 @@ use common::*;
 use serde_json::json;
 use std::time::Duration;
 
-#[test]
-fn metrics_are_valid_prometheus_text_and_status_reports_the_server() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_valid_prometheus_text_and_status_reports_the_server() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &["--set", "http_listen=127.0.0.1:0"]);
     let log = std::fs::read_to_string(&server.log).unwrap_or_default();
     let _ = log;
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let (mut cols, mut items) = server.clients().await;
-        cols.create(v1::CreateCollectionRequest {
-            name: "m".into(),
-            spaces: vec![space("", 4, v1::Metric::L2, "Flat")],
-            multimodal: false,
-            ..Default::default()
+    let (mut cols, mut items) = server.clients().await;
+    cols.create(v1::CreateCollectionRequest {
+        name: "m".into(),
+        spaces: vec![space("", 4, v1::Metric::L2, "Flat")],
+        multimodal: false,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    items
+        .upsert(v1::UpsertRequest {
+            collection: "m".into(),
+            items: (0..50).map(|i| item(&i.to_string(), vec![i as f32, 1.0, 2.0, 3.0], json!({}))).collect(),
         })
         .await
         .unwrap();
+    for _ in 0..5 {
         items
-            .upsert(v1::UpsertRequest {
-                collection: "m".into(),
-                items: (0..50).map(|i| item(&i.to_string(), vec![i as f32, 1.0, 2.0, 3.0], json!({}))).collect(),
-            })
-            .await
-            .unwrap();
-        for _ in 0..5 {
-            items
-                .search(v1::SearchRequest {
-                    collection: "m".into(),
-                    vector: Some(v1::Vector { values: vec![1.0; 4], ..Default::default() }),
-                    ..Default::default()
-                })
-                .await
-                .unwrap();
-        }
-        let _ = items
             .search(v1::SearchRequest {
-                collection: "nope".into(),
+                collection: "m".into(),
                 vector: Some(v1::Vector { values: vec![1.0; 4], ..Default::default() }),
                 ..Default::default()
             })
-            .await;
-    });
+            .await
+            .unwrap();
+    }
+    let _ = items
+        .search(v1::SearchRequest {
+            collection: "nope".into(),
+            vector: Some(v1::Vector { values: vec![1.0; 4], ..Default::default() }),
+            ..Default::default()
+        })
+        .await;
     let http = server.http_addr.clone().expect("http listener");
     let body = http_get(&http, "/metrics");
     // Parse with the reference Python client's parser (installed by the set-up).
@@ -150,8 +147,8 @@ fn log_level_changes_at_run_time() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid log filter"));
 }
 
-#[test]
-fn latency_fault_raises_an_alert_that_then_clears() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_fault_raises_an_alert_that_then_clears() {
     // A webhook receiver on loopback.
     let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let hook_addr = hook.local_addr().unwrap();
@@ -188,60 +185,57 @@ fn latency_fault_raises_an_alert_that_then_clears() {
             &webhook,
         ],
     );
-    let rt = tokio::runtime::Runtime::new().unwrap();
     let alerts = |server: &Server| -> Vec<serde_json::Value> {
         let out = server.cli(&["alerts", "--json"]);
         String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     };
-    rt.block_on(async {
-        let (mut cols, items) = server.clients().await;
-        cols.create(v1::CreateCollectionRequest {
-            name: "q".into(),
-            spaces: vec![space("", 4, v1::Metric::L2, "Flat")],
-            multimodal: false,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-        // Steady search traffic in the background.
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let s2 = stop.clone();
-        let load = tokio::spawn(async move {
-            let mut items = items;
-            while !s2.load(std::sync::atomic::Ordering::Relaxed) {
-                let _ = items
-                    .search(v1::SearchRequest {
-                        collection: "q".into(),
-                        vector: Some(v1::Vector { values: vec![1.0; 4], ..Default::default() }),
-                        ..Default::default()
-                    })
-                    .await;
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            }
-        });
-        tokio::time::sleep(std::time::Duration::from_millis(1500)).await; // baseline
-                                                                          // (A steady baseline never fires: the detector's unit test. Here other tests share
-                                                                          // the CPU, so only alerts raised after the fault count.)
-        let before = alerts(&server).iter().map(|a| a["id"].as_u64().unwrap()).max().unwrap_or(0);
-        let ours = |a: &serde_json::Value| a["signal"] == "search_latency_ms" && a["id"].as_u64().unwrap() > before;
-        assert!(server.cli(&["inject-fault", "--search-delay-ms", "80"]).status.success());
-        let t = std::time::Instant::now();
-        while !alerts(&server).iter().any(|a| ours(a) && a["state"] == "firing") {
-            assert!(t.elapsed() < std::time::Duration::from_secs(20), "alert did not fire");
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let (mut cols, items) = server.clients().await;
+    cols.create(v1::CreateCollectionRequest {
+        name: "q".into(),
+        spaces: vec![space("", 4, v1::Metric::L2, "Flat")],
+        multimodal: false,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // Steady search traffic in the background.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s2 = stop.clone();
+    let load = tokio::spawn(async move {
+        let mut items = items;
+        while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+            let _ = items
+                .search(v1::SearchRequest {
+                    collection: "q".into(),
+                    vector: Some(v1::Vector { values: vec![1.0; 4], ..Default::default() }),
+                    ..Default::default()
+                })
+                .await;
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
-        assert!(server.cli(&["inject-fault", "--search-delay-ms", "0"]).status.success());
-        let t = std::time::Instant::now();
-        while !alerts(&server).iter().any(|a| ours(a) && a["state"] == "resolved") {
-            assert!(t.elapsed() < std::time::Duration::from_secs(20), "alert did not clear");
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let _ = load.await;
     });
+    // A baseline. (A steady baseline never fires: the detector's unit test. Here other
+    // tests share the CPU, so only alerts raised after the fault count.)
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let before = alerts(&server).iter().map(|a| a["id"].as_u64().unwrap()).max().unwrap_or(0);
+    let ours = |a: &serde_json::Value| a["signal"] == "search_latency_ms" && a["id"].as_u64().unwrap() > before;
+    assert!(server.cli(&["inject-fault", "--search-delay-ms", "80"]).status.success());
+    let t = std::time::Instant::now();
+    while !alerts(&server).iter().any(|a| ours(a) && a["state"] == "firing") {
+        assert!(t.elapsed() < std::time::Duration::from_secs(20), "alert did not fire");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(server.cli(&["inject-fault", "--search-delay-ms", "0"]).status.success());
+    let t = std::time::Instant::now();
+    while !alerts(&server).iter().any(|a| ours(a) && a["state"] == "resolved") {
+        assert!(t.elapsed() < std::time::Duration::from_secs(20), "alert did not clear");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = load.await;
     let t = std::time::Instant::now();
     while received.lock().unwrap().len() < 2 && t.elapsed() < std::time::Duration::from_secs(10) {
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let got = received.lock().unwrap().clone();
     assert!(
@@ -256,8 +250,8 @@ fn latency_fault_raises_an_alert_that_then_clears() {
 /// (fault injection), a client flooding 40 searches does not make a second client wait
 /// behind all of them. Tenants here are client connections (no authentication); with
 /// API keys or OIDC they are principals.
-#[test]
-fn a_flooding_client_does_not_starve_a_quiet_one() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_client_does_not_starve_a_quiet_one() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     let dir = tempfile::tempdir().unwrap();
@@ -265,54 +259,49 @@ fn a_flooding_client_does_not_starve_a_quiet_one() {
         &dir.path().join("data"),
         &["--set", "limits.max_concurrent=1", "--set", "debug.allow_fault_injection=true"],
     );
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let url = server.url();
-    rt.block_on(async {
-        let (mut cols, mut items) = server.clients().await;
-        cols.create(v1::CreateCollectionRequest {
-            name: "f".into(),
-            spaces: vec![space("", 4, v1::Metric::L2, "Flat")],
-            ..Default::default()
-        })
+    let (mut cols, mut items) = server.clients().await;
+    cols.create(v1::CreateCollectionRequest {
+        name: "f".into(),
+        spaces: vec![space("", 4, v1::Metric::L2, "Flat")],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    items
+        .upsert(v1::UpsertRequest { collection: "f".into(), items: vec![item("a", vec![1.0; 4], json!({}))] })
         .await
         .unwrap();
-        items
-            .upsert(v1::UpsertRequest { collection: "f".into(), items: vec![item("a", vec![1.0; 4], json!({}))] })
-            .await
-            .unwrap();
-        let ch = tonic::transport::Channel::from_shared(url.clone()).unwrap().connect().await.unwrap();
-        v1::server_client::ServerClient::new(ch)
-            .inject_fault(v1::InjectFaultRequest { search_delay_ms: 20 })
-            .await
-            .unwrap();
-        let search = || v1::SearchRequest {
-            collection: "f".into(),
-            vector: Some(v1::Vector { values: vec![1.0; 4], ..Default::default() }),
-            ..Default::default()
-        };
-        // The flooding client: 40 concurrent searches on its own connection.
-        let (_, flood) = server.clients().await;
-        let done = Arc::new(AtomicUsize::new(0));
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..40 {
-            let (mut c, done, req) = (flood.clone(), done.clone(), search());
-            tasks.spawn(async move {
-                c.search(req).await.unwrap();
-                done.fetch_add(1, Ordering::SeqCst);
-            });
-        }
-        // Let the flood queue up, then the quiet client (another connection) asks once.
-        while done.load(Ordering::SeqCst) < 2 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let (_, mut quiet) = server.clients().await;
-        let before = done.load(Ordering::SeqCst);
-        quiet.search(search()).await.unwrap();
-        let after = done.load(Ordering::SeqCst);
-        while tasks.join_next().await.is_some() {}
-        assert!(40 - before >= 10, "the flood was still queued when the quiet client asked ({before} of 40 done)");
-        // FIFO would finish every queued flood search first (~{40 - before}); round robin
-        // serves the quiet client after at most the running one and one more.
-        assert!(after - before <= 3, "{} flood searches finished while the quiet one waited", after - before);
-    });
+    v1::server_client::ServerClient::new(server.channel().await)
+        .inject_fault(v1::InjectFaultRequest { search_delay_ms: 20 })
+        .await
+        .unwrap();
+    let search = || v1::SearchRequest {
+        collection: "f".into(),
+        vector: Some(v1::Vector { values: vec![1.0; 4], ..Default::default() }),
+        ..Default::default()
+    };
+    // The flooding client: 40 concurrent searches on its own connection.
+    let (_, flood) = server.clients().await;
+    let done = Arc::new(AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let (mut c, done, req) = (flood.clone(), done.clone(), search());
+        tasks.spawn(async move {
+            c.search(req).await.unwrap();
+            done.fetch_add(1, Ordering::SeqCst);
+        });
+    }
+    // Let the flood queue up, then the quiet client (another connection) asks once.
+    while done.load(Ordering::SeqCst) < 2 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (_, mut quiet) = server.clients().await;
+    let before = done.load(Ordering::SeqCst);
+    quiet.search(search()).await.unwrap();
+    let after = done.load(Ordering::SeqCst);
+    while tasks.join_next().await.is_some() {}
+    assert!(40 - before >= 10, "the flood was still queued when the quiet client asked ({before} of 40 done)");
+    // FIFO would finish every queued flood search first (~{40 - before}); round robin
+    // serves the quiet client after at most the running one and one more.
+    assert!(after - before <= 3, "{} flood searches finished while the quiet one waited", after - before);
 }

@@ -38,17 +38,16 @@ fn non_loopback_without_auth_is_refused_unless_insecure() {
     assert!(err.contains("INSECURE") && err.contains("WARNING: --insecure"), "a loud warning: {err}");
 }
 
+/// Collections, Items and Security clients that send `key` (if any) as a bearer credential.
 async fn channel(
     url: &str,
     key: Option<&str>,
 ) -> (
-    v1::collections_client::CollectionsClient<Ch>,
-    v1::items_client::ItemsClient<Ch>,
-    v1::security_client::SecurityClient<Ch>,
+    v1::collections_client::CollectionsClient<Authed>,
+    v1::items_client::ItemsClient<Authed>,
+    v1::security_client::SecurityClient<Authed>,
 ) {
-    let ch = tonic::transport::Channel::from_shared(url.to_string()).unwrap().connect().await.unwrap();
-    let v: Option<tonic::metadata::MetadataValue<_>> = key.map(|k| format!("Bearer {k}").parse().unwrap());
-    let ch = tonic::service::interceptor::InterceptedService::new(ch, Auth(v));
+    let ch = authed(url, key).await;
     (
         v1::collections_client::CollectionsClient::new(ch.clone()),
         v1::items_client::ItemsClient::new(ch.clone()),
@@ -56,36 +55,21 @@ async fn channel(
     )
 }
 
-type Ch = tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Auth>;
-
-#[derive(Clone)]
-struct Auth(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
-impl tonic::service::Interceptor for Auth {
-    fn call(&mut self, mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(v) = &self.0 {
-            r.metadata_mut().insert("authorization", v.clone());
-        }
-        Ok(r)
-    }
-}
-
-#[test]
-fn api_keys_roles_scopes_revocation_and_audit() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_roles_scopes_revocation_and_audit() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut server = Server::start(&data, &["--set", "security.auth=api_key"]);
-    let admin = std::fs::read_to_string(data.join("security/bootstrap-admin.key")).unwrap().trim().to_string();
-    let rt = tokio::runtime::Runtime::new().unwrap();
+    let admin = server.admin_key();
     let url = server.url();
-    let (reader_secret, reader_id) = rt.block_on(async {
+    let (reader_secret, reader_id) = {
         // No credentials, a forged key: UNAUTHENTICATED. Health stays open for probes.
         let (mut cols, _, _) = channel(&url, None).await;
         let e = cols.list(v1::ListCollectionsRequest {}).await.unwrap_err();
         assert_eq!(e.code(), Code::Unauthenticated, "{}", e.message());
         let (mut cols, _, _) = channel(&url, Some("adb_aaaaaaaaaaaa_forgedforgedforgedforgedforgedforged")).await;
         assert_eq!(cols.list(v1::ListCollectionsRequest {}).await.unwrap_err().code(), Code::Unauthenticated);
-        let ch = tonic::transport::Channel::from_shared(url.clone()).unwrap().connect().await.unwrap();
-        let mut health = tonic_health::pb::health_client::HealthClient::new(ch);
+        let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
         assert!(health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.is_ok());
 
         // The admin creates collections and a reader key scoped to one of them.
@@ -118,17 +102,10 @@ fn api_keys_roles_scopes_revocation_and_audit() {
             .unwrap()
             .into_inner();
         (r.secret, r.key.unwrap().id)
-    });
+    };
 
     // The CLI with the reader key: can read "a", cannot read "b" or write anything.
-    let cli = |args: &[&str], key: &str| {
-        std::process::Command::new(BIN)
-            .args(args)
-            .env("AGENTDB_URL", &url)
-            .env("AGENTDB_API_KEY", key)
-            .output()
-            .unwrap()
-    };
+    let cli = |args: &[&str], key: &str| server.cli_as(key, args);
     let out = cli(&["search", "a", "--vector", "[1,1,1,1]", "--json"], &reader_secret);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"owner\":\"a\""));
@@ -182,272 +159,252 @@ fn api_keys_roles_scopes_revocation_and_audit() {
     assert!(!verify(&data).status.success());
 }
 
-#[test]
-fn a_tenant_key_never_reaches_another_tenants_items() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_key_never_reaches_another_tenants_items() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = Server::start(&data, &["--set", "security.auth=api_key"]);
-    let admin = std::fs::read_to_string(data.join("security/bootstrap-admin.key")).unwrap().trim().to_string();
+    let admin = server.admin_key();
     let url = server.url();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let (mut cols, mut items, mut sec) = channel(&url, Some(&admin)).await;
-        cols.create(v1::CreateCollectionRequest {
-            name: "shared".into(),
-            spaces: vec![space("", 4, v1::Metric::L2, "Flat")],
-            multimodal: false,
-            ..Default::default()
+    let (mut cols, mut items, mut sec) = channel(&url, Some(&admin)).await;
+    cols.create(v1::CreateCollectionRequest {
+        name: "shared".into(),
+        spaces: vec![space("", 4, v1::Metric::L2, "Flat")],
+        multimodal: false,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let batch = (0..20)
+        .map(|i| {
+            item(
+                &format!("i{i}"),
+                vec![i as f32, 0.0, 0.0, 0.0],
+                json!({"tenant": if i % 2 == 0 { "acme" } else { "globex" }, "n": i}),
+            )
+        })
+        .collect();
+    items.upsert(v1::UpsertRequest { collection: "shared".into(), items: batch }).await.unwrap();
+    let acme = sec
+        .create_key(v1::CreateKeyRequest {
+            name: "acme".into(),
+            role: "writer".into(),
+            collections: vec![],
+            row_filter: "tenant = \"acme\"".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .secret;
+    let bad = sec
+        .create_key(v1::CreateKeyRequest {
+            name: "x".into(),
+            role: "reader".into(),
+            collections: vec![],
+            row_filter: "tenant =".into(),
+        })
+        .await;
+    assert_eq!(bad.unwrap_err().code(), Code::InvalidArgument);
+
+    let (_, mut items, _) = channel(&url, Some(&acme)).await;
+    let search = |filter: &str| v1::SearchRequest {
+        collection: "shared".into(),
+        vector: Some(v1::Vector { values: vec![1.0, 0.0, 0.0, 0.0], ..Default::default() }),
+        top_k: 20,
+        filter: filter.into(),
+        with_payload: true,
+        ..Default::default()
+    };
+    let hits = items.search(search("")).await.unwrap().into_inner().hits;
+    assert_eq!(hits.len(), 10);
+    assert!(hits.iter().all(|h| h.payload_json.contains("acme")));
+    assert!(items.search(search("tenant = \"globex\"")).await.unwrap().into_inner().hits.is_empty());
+    assert!(items
+        .search(search("tenant = \"globex\" or n >= 0"))
+        .await
+        .unwrap()
+        .into_inner()
+        .hits
+        .iter()
+        .all(|h| h.payload_json.contains("acme")));
+    let got = items
+        .get(v1::GetRequest { collection: "shared".into(), ids: vec!["i1".into(), "i2".into()], with_vectors: false })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), vec!["i2"]);
+    let c = items
+        .count(v1::CountRequest { collection: "shared".into(), filter: String::new() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(c.count, 10);
+    let d = items
+        .delete(v1::DeleteRequest {
+            collection: "shared".into(),
+            ids: vec!["i1".into(), "i3".into()],
+            filter: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(d.deleted, 0, "another tenant's ids are untouchable");
+    let d = items
+        .delete(v1::DeleteRequest { collection: "shared".into(), ids: vec![], filter: "tenant = \"globex\"".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(d.deleted, 0);
+    let e = items
+        .upsert(v1::UpsertRequest {
+            collection: "shared".into(),
+            items: vec![item("new", vec![1.0; 4], json!({"tenant": "globex"}))],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let e = items
+        .upsert(v1::UpsertRequest {
+            collection: "shared".into(),
+            items: vec![item("i1", vec![1.0; 4], json!({"tenant": "acme"}))],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "cannot take over another tenant's id");
+    items
+        .upsert(v1::UpsertRequest {
+            collection: "shared".into(),
+            items: vec![item("a-new", vec![1.0; 4], json!({"tenant": "acme"}))],
         })
         .await
         .unwrap();
-        let batch = (0..20)
-            .map(|i| {
-                item(
-                    &format!("i{i}"),
-                    vec![i as f32, 0.0, 0.0, 0.0],
-                    json!({"tenant": if i % 2 == 0 { "acme" } else { "globex" }, "n": i}),
-                )
-            })
-            .collect();
-        items.upsert(v1::UpsertRequest { collection: "shared".into(), items: batch }).await.unwrap();
-        let acme = sec
-            .create_key(v1::CreateKeyRequest {
-                name: "acme".into(),
-                role: "writer".into(),
-                collections: vec![],
-                row_filter: "tenant = \"acme\"".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .secret;
-        let bad = sec
-            .create_key(v1::CreateKeyRequest {
-                name: "x".into(),
-                role: "reader".into(),
-                collections: vec![],
-                row_filter: "tenant =".into(),
-            })
-            .await;
-        assert_eq!(bad.unwrap_err().code(), Code::InvalidArgument);
 
-        let (_, mut items, _) = channel(&url, Some(&acme)).await;
-        let search = |filter: &str| v1::SearchRequest {
-            collection: "shared".into(),
-            vector: Some(v1::Vector { values: vec![1.0, 0.0, 0.0, 0.0], ..Default::default() }),
-            top_k: 20,
-            filter: filter.into(),
-            with_payload: true,
-            ..Default::default()
-        };
-        let hits = items.search(search("")).await.unwrap().into_inner().hits;
-        assert_eq!(hits.len(), 10);
-        assert!(hits.iter().all(|h| h.payload_json.contains("acme")));
-        assert!(items.search(search("tenant = \"globex\"")).await.unwrap().into_inner().hits.is_empty());
-        assert!(items
-            .search(search("tenant = \"globex\" or n >= 0"))
-            .await
-            .unwrap()
-            .into_inner()
-            .hits
-            .iter()
-            .all(|h| h.payload_json.contains("acme")));
-        let got = items
-            .get(v1::GetRequest {
-                collection: "shared".into(),
-                ids: vec!["i1".into(), "i2".into()],
-                with_vectors: false,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(got.items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), vec!["i2"]);
-        let c = items
-            .count(v1::CountRequest { collection: "shared".into(), filter: String::new() })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(c.count, 10);
-        let d = items
-            .delete(v1::DeleteRequest {
-                collection: "shared".into(),
-                ids: vec!["i1".into(), "i3".into()],
-                filter: String::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(d.deleted, 0, "another tenant's ids are untouchable");
-        let d = items
-            .delete(v1::DeleteRequest {
-                collection: "shared".into(),
-                ids: vec![],
-                filter: "tenant = \"globex\"".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(d.deleted, 0);
-        let e = items
-            .upsert(v1::UpsertRequest {
-                collection: "shared".into(),
-                items: vec![item("new", vec![1.0; 4], json!({"tenant": "globex"}))],
-            })
-            .await
-            .unwrap_err();
-        assert_eq!(e.code(), Code::PermissionDenied);
-        let e = items
-            .upsert(v1::UpsertRequest {
-                collection: "shared".into(),
-                items: vec![item("i1", vec![1.0; 4], json!({"tenant": "acme"}))],
-            })
-            .await
-            .unwrap_err();
-        assert_eq!(e.code(), Code::PermissionDenied, "cannot take over another tenant's id");
-        items
-            .upsert(v1::UpsertRequest {
-                collection: "shared".into(),
-                items: vec![item("a-new", vec![1.0; 4], json!({"tenant": "acme"}))],
-            })
-            .await
-            .unwrap();
-
-        // The admin still sees all of it: nothing of globex was lost.
-        let (_, mut admin_items, _) = channel(&url, Some(&admin)).await;
-        let c = admin_items
-            .count(v1::CountRequest { collection: "shared".into(), filter: "tenant = \"globex\"".into() })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(c.count, 10);
-    });
+    // The admin still sees all of it: nothing of globex was lost.
+    let (_, mut admin_items, _) = channel(&url, Some(&admin)).await;
+    let c = admin_items
+        .count(v1::CountRequest { collection: "shared".into(), filter: "tenant = \"globex\"".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(c.count, 10);
 }
 
-#[test]
-fn request_rate_quota_gives_resource_exhausted_with_a_retry_hint() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_rate_quota_gives_resource_exhausted_with_a_retry_hint() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(
         &dir.path().join("data"),
         &["--set", "security.rate_limit_per_sec=5", "--set", "security.rate_limit_burst=5"],
     );
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let (mut cols, _) = server.clients().await;
-        let mut refused = Vec::new();
-        for _ in 0..30 {
-            if let Err(e) = cols.list(v1::ListCollectionsRequest {}).await {
-                refused.push(e);
-            }
+    let (mut cols, _) = server.clients().await;
+    let mut refused = Vec::new();
+    for _ in 0..30 {
+        if let Err(e) = cols.list(v1::ListCollectionsRequest {}).await {
+            refused.push(e);
         }
-        assert!(refused.len() >= 20, "a burst of 30 against 5/s with burst 5: {} refused", refused.len());
-        let e = &refused[0];
-        assert_eq!(e.code(), Code::ResourceExhausted);
-        assert!(
-            e.message().contains("rate limit of 5 requests/s") && e.message().contains("retry after"),
-            "{}",
-            e.message()
-        );
-        let wait: u64 = e.metadata().get("retry-after-ms").unwrap().to_str().unwrap().parse().unwrap();
-        assert!(wait > 0 && wait <= 1000);
-        // Probes are not rate limited; after the hinted wait, requests pass again.
-        tokio::time::sleep(std::time::Duration::from_millis(wait + 50)).await;
-        assert!(cols.list(v1::ListCollectionsRequest {}).await.is_ok());
-    });
+    }
+    assert!(refused.len() >= 20, "a burst of 30 against 5/s with burst 5: {} refused", refused.len());
+    let e = &refused[0];
+    assert_eq!(e.code(), Code::ResourceExhausted);
+    assert!(
+        e.message().contains("rate limit of 5 requests/s") && e.message().contains("retry after"),
+        "{}",
+        e.message()
+    );
+    let wait: u64 = e.metadata().get("retry-after-ms").unwrap().to_str().unwrap().parse().unwrap();
+    assert!(wait > 0 && wait <= 1000);
+    // Probes are not rate limited; after the hinted wait, requests pass again.
+    tokio::time::sleep(std::time::Duration::from_millis(wait + 50)).await;
+    assert!(cols.list(v1::ListCollectionsRequest {}).await.is_ok());
 }
 
-#[test]
-fn masked_fields_are_hidden_below_clearance_and_cannot_be_filtered_on() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn masked_fields_are_hidden_below_clearance_and_cannot_be_filtered_on() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server =
         Server::start(&data, &["--set", "security.auth=api_key", "--set", "security.masked_fields=ssn,contact.email"]);
-    let admin = std::fs::read_to_string(data.join("security/bootstrap-admin.key")).unwrap().trim().to_string();
-    let rt = tokio::runtime::Runtime::new().unwrap();
+    let admin = server.admin_key();
     let url = server.url();
-    rt.block_on(async {
-        let (mut cols, mut items, mut sec) = channel(&url, Some(&admin)).await;
-        cols.create(v1::CreateCollectionRequest {
-            name: "people".into(),
-            spaces: vec![space("", 4, v1::Metric::L2, "Flat")],
-            multimodal: false,
-            ..Default::default()
+    let (mut cols, mut items, mut sec) = channel(&url, Some(&admin)).await;
+    cols.create(v1::CreateCollectionRequest {
+        name: "people".into(),
+        spaces: vec![space("", 4, v1::Metric::L2, "Flat")],
+        multimodal: false,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let payload = json!({"name": "Ada", "ssn": "123-45-6789", "contact": {"email": "ada@example.com", "city": "Oslo"}});
+    items
+        .upsert(v1::UpsertRequest {
+            collection: "people".into(),
+            items: vec![item("p1", vec![1.0; 4], payload.clone())],
         })
         .await
         .unwrap();
-        let payload =
-            json!({"name": "Ada", "ssn": "123-45-6789", "contact": {"email": "ada@example.com", "city": "Oslo"}});
-        items
-            .upsert(v1::UpsertRequest {
-                collection: "people".into(),
-                items: vec![item("p1", vec![1.0; 4], payload.clone())],
-            })
-            .await
-            .unwrap();
-        let reader = sec
-            .create_key(v1::CreateKeyRequest { name: "r".into(), role: "reader".into(), ..Default::default() })
-            .await
-            .unwrap()
-            .into_inner()
-            .secret;
-        let get = |items: &mut v1::items_client::ItemsClient<Ch>| {
-            let mut items = items.clone();
-            async move {
-                let r = items
-                    .get(v1::GetRequest { collection: "people".into(), ids: vec!["p1".into()], with_vectors: false })
-                    .await
-                    .unwrap()
-                    .into_inner();
-                serde_json::from_str::<serde_json::Value>(&r.items[0].payload_json).unwrap()
-            }
-        };
-        // The admin (clearance) sees the values.
-        assert_eq!(get(&mut items).await, payload);
-        // A reader sees them masked, in get and in search results.
-        let (_, mut ritems, _) = channel(&url, Some(&reader)).await;
-        let masked = get(&mut ritems).await;
-        assert_eq!(masked["ssn"], json!("***"));
-        assert_eq!(masked["contact"], json!({"email": "***", "city": "Oslo"}));
-        assert_eq!(masked["name"], json!("Ada"));
-        let hits = ritems
+    let reader = sec
+        .create_key(v1::CreateKeyRequest { name: "r".into(), role: "reader".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .secret;
+    let get = |items: &mut v1::items_client::ItemsClient<Authed>| {
+        let mut items = items.clone();
+        async move {
+            let r = items
+                .get(v1::GetRequest { collection: "people".into(), ids: vec!["p1".into()], with_vectors: false })
+                .await
+                .unwrap()
+                .into_inner();
+            serde_json::from_str::<serde_json::Value>(&r.items[0].payload_json).unwrap()
+        }
+    };
+    // The admin (clearance) sees the values.
+    assert_eq!(get(&mut items).await, payload);
+    // A reader sees them masked, in get and in search results.
+    let (_, mut ritems, _) = channel(&url, Some(&reader)).await;
+    let masked = get(&mut ritems).await;
+    assert_eq!(masked["ssn"], json!("***"));
+    assert_eq!(masked["contact"], json!({"email": "***", "city": "Oslo"}));
+    assert_eq!(masked["name"], json!("Ada"));
+    let hits = ritems
+        .search(v1::SearchRequest {
+            collection: "people".into(),
+            vector: Some(v1::Vector { values: vec![1.0; 4], ..Default::default() }),
+            with_payload: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .hits;
+    assert!(hits[0].payload_json.contains("\"ssn\":\"***\"") && !hits[0].payload_json.contains("123-45"));
+    // Filtering on a masked field would leak it one guess at a time: refused.
+    for filter in ["ssn = \"123-45-6789\"", "exists(contact.email)", "contact = \"x\""] {
+        let e = ritems
             .search(v1::SearchRequest {
                 collection: "people".into(),
                 vector: Some(v1::Vector { values: vec![1.0; 4], ..Default::default() }),
-                with_payload: true,
+                filter: filter.into(),
                 ..Default::default()
             })
             .await
-            .unwrap()
-            .into_inner()
-            .hits;
-        assert!(hits[0].payload_json.contains("\"ssn\":\"***\"") && !hits[0].payload_json.contains("123-45"));
-        // Filtering on a masked field would leak it one guess at a time: refused.
-        for filter in ["ssn = \"123-45-6789\"", "exists(contact.email)", "contact = \"x\""] {
-            let e = ritems
-                .search(v1::SearchRequest {
-                    collection: "people".into(),
-                    vector: Some(v1::Vector { values: vec![1.0; 4], ..Default::default() }),
-                    filter: filter.into(),
-                    ..Default::default()
-                })
-                .await
-                .unwrap_err();
-            assert_eq!(e.code(), Code::PermissionDenied, "{filter}: {}", e.message());
-            assert!(e.message().contains("is masked for role reader"), "{}", e.message());
-            let e = ritems
-                .count(v1::CountRequest { collection: "people".into(), filter: filter.into() })
-                .await
-                .unwrap_err();
-            assert_eq!(e.code(), Code::PermissionDenied, "count {filter}");
-        }
-        // Other fields filter as usual.
-        let n = ritems
-            .count(v1::CountRequest { collection: "people".into(), filter: "contact.city = \"Oslo\"".into() })
-            .await
-            .unwrap()
-            .into_inner()
-            .count;
-        assert_eq!(n, 1);
-    });
+            .unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "{filter}: {}", e.message());
+        assert!(e.message().contains("is masked for role reader"), "{}", e.message());
+        let e =
+            ritems.count(v1::CountRequest { collection: "people".into(), filter: filter.into() }).await.unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "count {filter}");
+    }
+    // Other fields filter as usual.
+    let n = ritems
+        .count(v1::CountRequest { collection: "people".into(), filter: "contact.city = \"Oslo\"".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .count;
+    assert_eq!(n, 1);
 }
 
 const TENANT_ROLES: &str = r#"
@@ -458,17 +415,16 @@ write = ["a*"]
 read = ["shared"]
 "#;
 
-#[test]
-fn custom_role_grants_write_on_a_prefix_and_read_on_shared_only() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_role_grants_write_on_a_prefix_and_read_on_shared_only() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let config = dir.path().join("agentdb.toml");
     std::fs::write(&config, TENANT_ROLES).unwrap();
     let server = Server::start(&data, &["--config", config.to_str().unwrap()]);
-    let admin = std::fs::read_to_string(data.join("security/bootstrap-admin.key")).unwrap().trim().to_string();
+    let admin = server.admin_key();
     let url = server.url();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let tenant = rt.block_on(async {
+    let tenant = {
         let (mut cols, mut items, mut sec) = channel(&url, Some(&admin)).await;
         for name in ["a1", "shared", "b1"] {
             cols.create(v1::CreateCollectionRequest {
@@ -533,14 +489,9 @@ fn custom_role_grants_write_on_a_prefix_and_read_on_shared_only() {
             .collect();
         assert_eq!(listed.len(), 2, "only a1 and shared are listed: {listed:?}");
         tenant.secret
-    });
+    };
     // The CLI shows the custom role.
-    let out = std::process::Command::new(BIN)
-        .args(["keys", "list", "--json"])
-        .env("AGENTDB_URL", &url)
-        .env("AGENTDB_API_KEY", &admin)
-        .output()
-        .unwrap();
+    let out = server.cli_as(&admin, &["keys", "list", "--json"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("tenant_a_writer"));
     drop(server);
     drop(tenant);
@@ -581,8 +532,8 @@ fn custom_role_grants_write_on_a_prefix_and_read_on_shared_only() {
     }
 }
 
-#[test]
-fn storage_quota_refuses_the_crossing_upsert_per_principal_and_survives_restart() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_quota_refuses_the_crossing_upsert_per_principal_and_survives_restart() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let config = dir.path().join("agentdb.toml");
@@ -594,14 +545,13 @@ fn storage_quota_refuses_the_crossing_upsert_per_principal_and_survives_restart(
     .unwrap();
     let args = ["--config", config.to_str().unwrap()];
     let mut server = Server::start(&data, &args);
-    let admin = std::fs::read_to_string(data.join("security/bootstrap-admin.key")).unwrap().trim().to_string();
-    let rt = tokio::runtime::Runtime::new().unwrap();
+    let admin = server.admin_key();
     let url = server.url();
     let up = |ids: std::ops::Range<u32>| v1::UpsertRequest {
         collection: "c".into(),
         items: ids.map(|i| item(&format!("{i}"), vec![1.0; 4], json!({"n": i}))).collect(),
     };
-    let (small, other) = rt.block_on(async {
+    let (small, other) = {
         let (mut cols, _, mut sec) = channel(&url, Some(&admin)).await;
         cols.create(v1::CreateCollectionRequest {
             name: "c".into(),
@@ -639,7 +589,7 @@ fn storage_quota_refuses_the_crossing_upsert_per_principal_and_survives_restart(
         let (_, mut oitems, _) = channel(&url, Some(&other.0)).await;
         oitems.upsert(up(10..13)).await.unwrap();
         (small, other)
-    });
+    };
     // The usage survives a restart.
     assert_eq!(server.terminate().code(), Some(0));
     let out = std::process::Command::new(BIN).args(["quota", "show", "--json"]).arg(&data).output().unwrap();
@@ -647,22 +597,16 @@ fn storage_quota_refuses_the_crossing_upsert_per_principal_and_survives_restart(
     assert!(shown.contains(&format!("\"principal\":\"key:{}\"", small.1)) && shown.contains("\"bytes\":72"), "{shown}");
     let server = Server::start(&data, &args);
     let url = server.url();
-    rt.block_on(async {
-        let (_, mut items, _) = channel(&url, Some(&small.0)).await;
-        let e = items.upsert(up(3..5)).await.unwrap_err();
-        assert_eq!(e.code(), Code::ResourceExhausted, "{}", e.message());
-        // Deleting gives the quota back.
-        items
-            .delete(v1::DeleteRequest {
-                collection: "c".into(),
-                ids: vec!["0".into(), "1".into()],
-                filter: String::new(),
-            })
-            .await
-            .unwrap();
-        items.upsert(up(3..5)).await.unwrap();
-        let (_, mut oitems, _) = channel(&url, Some(&other.0)).await;
-        let e = oitems.upsert(up(13..15)).await.unwrap_err();
-        assert!(e.message().contains(&format!("key:{}", other.1)), "{}", e.message());
-    });
+    let (_, mut items, _) = channel(&url, Some(&small.0)).await;
+    let e = items.upsert(up(3..5)).await.unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{}", e.message());
+    // Deleting gives the quota back.
+    items
+        .delete(v1::DeleteRequest { collection: "c".into(), ids: vec!["0".into(), "1".into()], filter: String::new() })
+        .await
+        .unwrap();
+    items.upsert(up(3..5)).await.unwrap();
+    let (_, mut oitems, _) = channel(&url, Some(&other.0)).await;
+    let e = oitems.upsert(up(13..15)).await.unwrap_err();
+    assert!(e.message().contains(&format!("key:{}", other.1)), "{}", e.message());
 }

@@ -8,8 +8,8 @@ use common::*;
 use serde_json::{json, Value};
 use tonic::Code;
 
-#[test]
-fn ingest_folder_then_search_by_text_and_resume() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_folder_then_search_by_text_and_resume() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &["--set", "ingest.chunk_tokens=64"]);
     let ok = |args: &[&str]| server.ok(args);
@@ -78,32 +78,28 @@ fn ingest_folder_then_search_by_text_and_resume() {
     assert!(hits.iter().all(|h| h["payload"]["media_type"] == json!("text/plain")));
 
     // Vectors from another encoder are refused; a vector collection cannot be searched by text.
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let (mut cols, mut items) = server.clients().await;
-        let mut it = item("x", vec![0.1; 384], json!({}));
-        it.vectors.get_mut("").unwrap().encoder = "clip-vit-b32@1#abc".into();
-        let err = items.upsert(v1::UpsertRequest { collection: "notes".into(), items: vec![it] }).await.unwrap_err();
-        assert_eq!(err.code(), Code::InvalidArgument);
-        assert!(err.message().contains("comes from encoder 'clip-vit-b32@1#abc'"), "{}", err.message());
-        cols.create(v1::CreateCollectionRequest {
-            name: "raw".into(),
-            spaces: vec![space("", 4, v1::Metric::Cosine, "")],
-            multimodal: false,
-            ..Default::default()
-        })
+    let (mut cols, mut items) = server.clients().await;
+    let mut it = item("x", vec![0.1; 384], json!({}));
+    it.vectors.get_mut("").unwrap().encoder = "clip-vit-b32@1#abc".into();
+    let err = items.upsert(v1::UpsertRequest { collection: "notes".into(), items: vec![it] }).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("comes from encoder 'clip-vit-b32@1#abc'"), "{}", err.message());
+    cols.create(v1::CreateCollectionRequest {
+        name: "raw".into(),
+        spaces: vec![space("", 4, v1::Metric::Cosine, "")],
+        multimodal: false,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let err = items
+        .search(v1::SearchRequest { collection: "raw".into(), text: "hello".into(), ..Default::default() })
         .await
-        .unwrap();
-        let err = items
-            .search(v1::SearchRequest { collection: "raw".into(), text: "hello".into(), ..Default::default() })
-            .await
-            .unwrap_err();
-        assert_eq!(err.code(), Code::InvalidArgument);
-        assert!(err.message().contains("no space bound to the text encoder"), "{}", err.message());
-        let err =
-            items.search(v1::SearchRequest { collection: "notes".into(), ..Default::default() }).await.unwrap_err();
-        assert_eq!(err.code(), Code::InvalidArgument);
-    });
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("no space bound to the text encoder"), "{}", err.message());
+    let err = items.search(v1::SearchRequest { collection: "notes".into(), ..Default::default() }).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
 }
 
 #[test]

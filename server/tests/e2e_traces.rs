@@ -65,11 +65,10 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-#[test]
-fn a_search_with_traceparent_exports_its_span_tree_and_logs_one_line() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_with_traceparent_exports_its_span_tree_and_logs_one_line() {
     // The OTLP/gRPC receiver on an ephemeral port.
-    let (receiver, port) = otlp_receiver(&rt);
+    let (receiver, port) = otlp_receiver().await;
 
     let dir = tempfile::tempdir().unwrap();
     let endpoint = format!("telemetry.otlp_endpoint=http://127.0.0.1:{port}");
@@ -80,7 +79,7 @@ fn a_search_with_traceparent_exports_its_span_tree_and_logs_one_line() {
 
     const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
     const PARENT_ID: &str = "00f067aa0ba902b7";
-    let request_id = rt.block_on(async {
+    let request_id = {
         let (mut cols, mut items) = server.clients().await;
         cols.create(v1::CreateCollectionRequest {
             name: "traced".into(),
@@ -108,7 +107,7 @@ fn a_search_with_traceparent_exports_its_span_tree_and_logs_one_line() {
         assert_eq!(resp.get_ref().hits.len(), 5);
         let rid = resp.metadata().get("x-request-id").expect("x-request-id in the response metadata");
         rid.to_str().unwrap().to_string()
-    });
+    };
     assert!(!request_id.is_empty());
 
     // Wait (bounded) for the search's spans to arrive.
@@ -136,7 +135,7 @@ fn a_search_with_traceparent_exports_its_span_tree_and_logs_one_line() {
                 spans.iter().map(|(_, s)| format!("{} trace={} ", s.name, hex(&s.trace_id))).collect();
             panic!("no grpc.request span tree for the search within 30 s; got {names:?}\nlog:\n{}", server.log_text());
         }
-        std::thread::sleep(Duration::from_millis(100));
+        tokio::time::sleep(Duration::from_millis(100)).await;
     };
     // The caller's span is the parent: the trace continues into AgentDB.
     assert_eq!(hex(&root.parent_span_id), PARENT_ID);
@@ -172,13 +171,14 @@ fn a_search_with_traceparent_exports_its_span_tree_and_logs_one_line() {
     assert!(lines >= 3, "expected a line per request:\n{log}");
 }
 
-/// The OTLP/gRPC receiver on an ephemeral port, served on `rt`: (receiver, port).
-fn otlp_receiver(rt: &tokio::runtime::Runtime) -> (Receiver, u16) {
+/// The OTLP/gRPC receiver on an ephemeral port, served by a task of the test's runtime:
+/// (receiver, port).
+async fn otlp_receiver() -> (Receiver, u16) {
     let receiver = Receiver::default();
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let r = receiver.clone();
-    rt.spawn(async move {
+    tokio::spawn(async move {
         tonic::transport::Server::builder()
             .add_service(TraceServiceServer::new(r))
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
@@ -262,12 +262,11 @@ fn descends_from(spans: &[(String, Span)], span: &Span, ancestor: &[u8]) -> bool
     false
 }
 
-#[test]
-fn an_a2a_send_with_traceparent_continues_the_trace_into_its_work_and_push_notifications() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_a2a_send_with_traceparent_continues_the_trace_into_its_work_and_push_notifications() {
     // The push receiver listens on 127.0.0.1, which the server refuses by default.
     std::env::set_var("A2A_ALLOW_PRIVATE_PUSH_TARGETS", "1");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let (receiver, port) = otlp_receiver(&rt);
+    let (receiver, port) = otlp_receiver().await;
     let (push_addr, pushes) = push_receiver();
     let dir = tempfile::tempdir().unwrap();
     let endpoint = format!("telemetry.otlp_endpoint=http://127.0.0.1:{port}");
@@ -325,7 +324,7 @@ fn an_a2a_send_with_traceparent_continues_the_trace_into_its_work_and_push_notif
         if t.elapsed() > Duration::from_secs(30) {
             panic!("no completed-task push within 30 s; got {got:?}");
         }
-        std::thread::sleep(Duration::from_millis(100));
+        tokio::time::sleep(Duration::from_millis(100)).await;
     };
 
     // (a) The span tree: http.request (child of the caller's span) -> a2a.task -> search.*,
@@ -362,7 +361,7 @@ fn an_a2a_send_with_traceparent_continues_the_trace_into_its_work_and_push_notif
                 .collect();
             panic!("no http.request span tree within 30 s; got {names:?}\nlog:\n{}", server.log_text());
         }
-        std::thread::sleep(Duration::from_millis(100));
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
     // The HTTP request's one log line, as for gRPC.

@@ -209,8 +209,8 @@ impl Drop for Agent {
     }
 }
 
-#[test]
-fn agents_over_a2a_retries_timeouts_and_failure_events() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_over_a2a_retries_timeouts_and_failure_events() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("agent-state");
     std::fs::create_dir_all(&state).unwrap();
@@ -231,16 +231,11 @@ fn agents_over_a2a_retries_timeouts_and_failure_events() {
     server.ok(&["agent", "activate", "away"]);
     server.ok(&["agent", "suspend", "away"]);
 
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let url = server.url();
-    let mut events = rt.block_on(async {
-        let ch = tonic::transport::Channel::from_shared(url).unwrap().connect().await.unwrap();
-        v1::events_client::EventsClient::new(ch)
-            .subscribe(v1::SubscribeRequest { topics: vec!["workflow".into()], from_offset: Some(0) })
-            .await
-            .unwrap()
-            .into_inner()
-    });
+    let mut events = v1::events_client::EventsClient::new(server.channel().await)
+        .subscribe(v1::SubscribeRequest { topics: vec!["workflow".into()], from_offset: Some(0) })
+        .await
+        .unwrap()
+        .into_inner();
 
     apply(
         &server,
@@ -318,7 +313,7 @@ steps:
     assert!(text.contains("timed out after"), "{text}");
 
     // Events: retrying, step failed, run failed (after the earlier runs' events).
-    let kinds: Vec<(String, Value)> = rt.block_on(async {
+    let kinds: Vec<(String, Value)> = {
         let mut out = Vec::new();
         while let Ok(Ok(Some(m))) = tokio::time::timeout(Duration::from_secs(2), events.message()).await {
             if let Some(v1::subscribe_response::Msg::Event(e)) = m.msg {
@@ -326,7 +321,7 @@ steps:
             }
         }
         out
-    });
+    };
     let has = |k: &str, f: &dyn Fn(&Value) -> bool| kinds.iter().any(|(kind, d)| kind == k && f(d));
     assert!(has("workflow.step_retrying", &|d| d["step"] == "flaky"), "{kinds:?}");
     assert!(
@@ -383,8 +378,8 @@ fn runs_resume_after_kill9_and_cancel() {
     assert!(stderr(&out).contains("canceled already"), "{}", stderr(&out));
 }
 
-#[test]
-fn a_flooding_agent_does_not_starve_a_quiet_one_and_priority_goes_first() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_agent_does_not_starve_a_quiet_one_and_priority_goes_first() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &["--set", "workflows.max_concurrent_runs=1"]);
     apply(&server, dir.path(), "name: work\nsteps:\n  - {id: s, sleep: 50ms}\n");
@@ -397,9 +392,8 @@ fn a_flooding_agent_does_not_starve_a_quiet_one_and_priority_goes_first() {
     );
     let holder = run_id(&server, &["hold", "--agent", "holder"]);
     wait_run(&server, &holder, Duration::from_secs(10), |r| step(r, "w")["state"] == "running");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let (busy, quiet, urgent, gone) = rt.block_on(async {
-        let ch = tonic::transport::Channel::from_shared(server.url()).unwrap().connect().await.unwrap();
+    let (busy, quiet, urgent, gone) = {
+        let ch = server.channel().await;
         let c = v1::workflows_client::WorkflowsClient::new(ch.clone());
         let run = |agent: &str, priority: Option<i32>| {
             let req =
@@ -430,7 +424,7 @@ fn a_flooding_agent_does_not_starve_a_quiet_one_and_priority_goes_first() {
             .await
             .unwrap();
         (busy, quiet, urgent, gone)
-    });
+    };
     for id in busy.iter().chain([&quiet, &urgent]) {
         wait_run(&server, id, Duration::from_secs(60), finished);
     }
@@ -449,8 +443,8 @@ fn a_flooding_agent_does_not_starve_a_quiet_one_and_priority_goes_first() {
     assert!(pos(&quiet) <= 2, "quiet ran at position {} of {}: {order:?}", pos(&quiet), order.len());
 }
 
-#[test]
-fn cron_event_and_standing_query_triggers_start_runs() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cron_event_and_standing_query_triggers_start_runs() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &[]);
     server.ok(&["collection", "create", "inbox", "--multimodal"]);
@@ -509,21 +503,17 @@ steps:
     std::fs::write(media.join("boat.txt"), "Two sailing boats race across the open sea under white sails.").unwrap();
     server.ok(&["ingest", "inbox", media.to_str().unwrap()]);
 
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let ch = tonic::transport::Channel::from_shared(server.url()).unwrap().connect().await.unwrap();
-        v1::events_client::EventsClient::new(ch)
-            .publish(v1::PublishRequest {
-                events: vec![v1::PublishEvent {
-                    topic: "alerts".into(),
-                    kind: "alert.custom".into(),
-                    subject: "door".into(),
-                    data_json: json!({"open": true}).to_string(),
-                }],
-            })
-            .await
-            .unwrap();
-    });
+    v1::events_client::EventsClient::new(server.channel().await)
+        .publish(v1::PublishRequest {
+            events: vec![v1::PublishEvent {
+                topic: "alerts".into(),
+                kind: "alert.custom".into(),
+                subject: "door".into(),
+                data_json: json!({"open": true}).to_string(),
+            }],
+        })
+        .await
+        .unwrap();
     let r = wait_run(&server, &waiter, Duration::from_secs(10), finished);
     assert_eq!(r["state"], "succeeded", "{r:#}");
     assert_eq!(step(&r, "w")["output"]["data"]["open"], true);
@@ -552,7 +542,7 @@ steps:
             "triggers did not all fire: ingest {a:?}\nboats {b:?}\ncron {c:?}\n{}",
             server.log_text()
         );
-        std::thread::sleep(Duration::from_millis(500));
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
@@ -561,7 +551,7 @@ fn workflow_rpcs_are_authorized_and_steps_act_as_the_caller() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = Server::start(&data, &["--set", "security.auth=api_key"]);
-    let admin = std::fs::read_to_string(data.join("security/bootstrap-admin.key")).unwrap().trim().to_string();
+    let admin = server.admin_key();
     let as_key = |key: &str, args: &[&str]| {
         Command::new(BIN).args(args).env("AGENTDB_URL", server.url()).env("AGENTDB_API_KEY", key).output().unwrap()
     };

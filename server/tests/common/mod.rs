@@ -93,13 +93,19 @@ impl Server {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// A gRPC channel to this server without credentials; wrap it in any generated client:
+    /// `v1::events_client::EventsClient::new(server.channel().await)`.
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Channel::from_shared(self.url()).unwrap().connect().await.expect("connect")
+    }
+
     pub async fn clients(
         &self,
     ) -> (
         v1::collections_client::CollectionsClient<tonic::transport::Channel>,
         v1::items_client::ItemsClient<tonic::transport::Channel>,
     ) {
-        let ch = tonic::transport::Channel::from_shared(self.url()).unwrap().connect().await.expect("connect");
+        let ch = self.channel().await;
         (v1::collections_client::CollectionsClient::new(ch.clone()), v1::items_client::ItemsClient::new(ch))
     }
 
