@@ -50,10 +50,8 @@ pub trait ExactAccelerator: Send + Sync + std::fmt::Debug {
     fn describe(&self) -> String;
 }
 
-#[cfg(feature = "cuda")]
 pub use gpu::{GpuAccelerator, GpuAcceleratorConfig};
 
-#[cfg(feature = "cuda")]
 mod gpu {
     use super::*;
     use agentdb_kernels::gpu::{GpuBase, GpuTopK, Precision, MAX_GPU_K};

@@ -192,6 +192,44 @@ extern "C" __global__ void bert_pool(const float* x, const unsigned int* mask, f
 }
 "#;
 
+#[cfg(not(feature = "cuda"))]
+pub use nocuda::GpuBert;
+
+/// Without the `cuda` feature: [`GpuBert::new`] fails with [`crate::gpu::NOT_BUILT`].
+#[cfg(not(feature = "cuda"))]
+mod nocuda {
+    use super::*;
+    use crate::gpu::GpuError;
+
+    pub struct GpuBert {
+        pub shape: BertShape,
+        pub math: GemmMath,
+        pub device_name: String,
+        never: std::convert::Infallible,
+    }
+
+    impl GpuBert {
+        pub fn new(
+            _ordinal: usize,
+            _shape: BertShape,
+            _math: GemmMath,
+            _get: &dyn Fn(&str) -> Result<Vec<f32>, String>,
+        ) -> Result<GpuBert, GpuError> {
+            Err(GpuError::NotBuilt)
+        }
+        pub fn embed(
+            &self,
+            _ids: &[u32],
+            _types: &[u32],
+            _mask: &[u32],
+            _n: usize,
+            _len: usize,
+        ) -> Result<Vec<Vec<f32>>, GpuError> {
+            match self.never {}
+        }
+    }
+}
+
 #[cfg(feature = "cuda")]
 pub(crate) use cuda::sgemm;
 #[cfg(feature = "cuda")]
@@ -200,13 +238,14 @@ pub use cuda::GpuBert;
 #[cfg(feature = "cuda")]
 mod cuda {
     use super::*;
+    use crate::gpu::GpuError;
     use cudarc::cublas::sys::{cublasComputeType_t, cublasGemmAlgo_t, cublasOperation_t, cudaDataType_t};
     use cudarc::cublas::CudaBlas;
     use cudarc::driver::{CudaFunction, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg};
     use std::sync::Arc;
 
-    fn err(e: impl std::fmt::Display) -> String {
-        e.to_string()
+    fn err(e: impl std::fmt::Display) -> GpuError {
+        GpuError::Failed(e.to_string())
     }
 
     /// Column-major `C (m × n) = op(A) · B (k × n)` on fp32 buffers, `op(A)` = Aᵀ when
@@ -221,7 +260,7 @@ mod cuda {
         (a, lda): (&CudaSlice<f32>, usize),
         (b, ldb): (&CudaSlice<f32>, usize),
         (c, ldc): (&mut CudaSlice<f32>, usize),
-    ) -> Result<(), String> {
+    ) -> Result<(), GpuError> {
         let (alpha, beta) = (1.0f32, 0.0f32);
         let compute = match math {
             GemmMath::F32 => cublasComputeType_t::CUBLAS_COMPUTE_32F,
@@ -307,14 +346,14 @@ mod cuda {
             shape: BertShape,
             math: GemmMath,
             get: &dyn Fn(&str) -> Result<Vec<f32>, String>,
-        ) -> Result<GpuBert, String> {
+        ) -> Result<GpuBert, GpuError> {
             let crate::gpu::Opened { info, stream, blas, module } = crate::gpu::open(ordinal, BERT_KERNELS)?;
             if shape.heads == 0
                 || !shape.hidden.is_multiple_of(shape.heads)
                 || shape.hidden > 4096
                 || shape.intermediate == 0
             {
-                return Err(format!("unsupported BERT shape {shape:?}"));
+                return Err(format!("unsupported BERT shape {shape:?}").into());
             }
             let f = |n: &str| module.load_function(n).map_err(err);
             let fns = Fns {
@@ -325,10 +364,10 @@ mod cuda {
                 pool: f("bert_pool")?,
             };
             let (h, i) = (shape.hidden, shape.intermediate);
-            let up = |name: &str, n: usize| -> Result<CudaSlice<f32>, String> {
+            let up = |name: &str, n: usize| -> Result<CudaSlice<f32>, GpuError> {
                 let v = get(name)?;
                 if v.len() != n {
-                    return Err(format!("{name}: {} values, expected {n}", v.len()));
+                    return Err(format!("{name}: {} values, expected {n}", v.len()).into());
                 }
                 stream.clone_htod(&v).map_err(err)
             };
@@ -342,7 +381,7 @@ mod cuda {
                     let w = get(&format!("{p}.attention.self.{m}.weight"))?;
                     let b = get(&format!("{p}.attention.self.{m}.bias"))?;
                     if w.len() != h * h || b.len() != h {
-                        return Err(format!("{p}.attention.self.{m}: wrong shape"));
+                        return Err(format!("{p}.attention.self.{m}: wrong shape").into());
                     }
                     wqkv.extend(w);
                     bqkv.extend(b);
@@ -387,7 +426,7 @@ mod cuda {
             rows: usize,
             inp: usize,
             out: usize,
-        ) -> Result<(), String> {
+        ) -> Result<(), GpuError> {
             sgemm(&self.blas, &self.stream, self.math, true, (out, rows, inp), (w, inp), (x, inp), (y, out))
         }
 
@@ -398,7 +437,7 @@ mod cuda {
             cols: usize,
             n: usize,
             gelu: bool,
-        ) -> Result<(), String> {
+        ) -> Result<(), GpuError> {
             let (cols_i, n_i, g) = (cols as i32, n as i64, gelu as i32);
             let blocks = n.div_ceil(256).min(65_535) as u32;
             let mut b = self.stream.launch_builder(&self.fns.bias_act);
@@ -417,7 +456,7 @@ mod cuda {
             g: &CudaSlice<f32>,
             beta: &CudaSlice<f32>,
             tokens: usize,
-        ) -> Result<(), String> {
+        ) -> Result<(), GpuError> {
             let (h, eps) = (self.shape.hidden as i32, self.shape.eps);
             let mut b = self.stream.launch_builder(&self.fns.add_ln);
             b.arg(x).arg(y).arg(bias).arg(g).arg(beta).arg(&h).arg(&eps);
@@ -439,23 +478,23 @@ mod cuda {
             mask: &[u32],
             n: usize,
             len: usize,
-        ) -> Result<Vec<Vec<f32>>, String> {
+        ) -> Result<Vec<Vec<f32>>, GpuError> {
             let s = &self.shape;
             let t = n * len;
             if n == 0 {
                 return Ok(Vec::new());
             }
             if ids.len() != t || types.len() != t || mask.len() != t {
-                return Err(format!("{n} sequences of {len} tokens need {t} ids, types and mask values"));
+                return Err(format!("{n} sequences of {len} tokens need {t} ids, types and mask values").into());
             }
             if len > s.max_positions {
-                return Err(format!("{len} tokens exceed the model's {} positions", s.max_positions));
+                return Err(format!("{len} tokens exceed the model's {} positions", s.max_positions).into());
             }
             if let Some(bad) = ids.iter().find(|&&i| i as usize >= s.vocab) {
-                return Err(format!("token id {bad} is outside the vocabulary of {}", s.vocab));
+                return Err(format!("token id {bad} is outside the vocabulary of {}", s.vocab).into());
             }
             if let Some(bad) = types.iter().find(|&&i| i as usize >= s.type_vocab) {
-                return Err(format!("token type {bad} is outside the {} types", s.type_vocab));
+                return Err(format!("token type {bad} is outside the {} types", s.type_vocab).into());
             }
             self.stream.context().bind_to_thread().map_err(err)?;
             let (h, inter) = (s.hidden, s.intermediate);

@@ -94,6 +94,39 @@ extern "C" __global__ void cn_avgpool(const float* x, float* out, int n, int hw,
 }
 "#;
 
+#[cfg(not(feature = "cuda"))]
+pub use nocuda::GpuConvNet;
+
+/// Without the `cuda` feature: [`GpuConvNet::new`] fails with [`crate::gpu::NOT_BUILT`].
+#[cfg(not(feature = "cuda"))]
+mod nocuda {
+    use super::*;
+    use crate::bert::GemmMath;
+    use crate::gpu::GpuError;
+
+    pub struct GpuConvNet {
+        pub math: GemmMath,
+        pub device_name: String,
+        never: std::convert::Infallible,
+    }
+
+    impl GpuConvNet {
+        pub fn new(
+            _ordinal: usize,
+            _math: GemmMath,
+            _input: (usize, usize, usize),
+            _layers: &[ConvLayer],
+            _fc_w: &[f32],
+            _fc_b: &[f32],
+        ) -> Result<GpuConvNet, GpuError> {
+            Err(GpuError::NotBuilt)
+        }
+        pub fn logits(&self, _inputs: &[f32], _n: usize) -> Result<Vec<Vec<f32>>, GpuError> {
+            match self.never {}
+        }
+    }
+}
+
 #[cfg(feature = "cuda")]
 pub use cuda::GpuConvNet;
 
@@ -101,12 +134,13 @@ pub use cuda::GpuConvNet;
 mod cuda {
     use super::*;
     use crate::bert::GemmMath;
+    use crate::gpu::GpuError;
     use cudarc::cublas::CudaBlas;
     use cudarc::driver::{CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
     use std::sync::Arc;
 
-    fn err(e: impl std::fmt::Display) -> String {
-        e.to_string()
+    fn err(e: impl std::fmt::Display) -> GpuError {
+        GpuError::Failed(e.to_string())
     }
 
     enum Layer {
@@ -166,7 +200,7 @@ mod cuda {
             layers: &[ConvLayer],
             fc_w: &[f32],
             fc_b: &[f32],
-        ) -> Result<GpuConvNet, String> {
+        ) -> Result<GpuConvNet, GpuError> {
             let crate::gpu::Opened { info, stream, blas, module } = crate::gpu::open(ordinal, CONVNET_KERNELS)?;
             let f = |n: &str| module.load_function(n).map_err(err);
             let up = |v: &[f32]| stream.clone_htod(v).map_err(err);
@@ -182,7 +216,9 @@ mod cuda {
                             || (*depthwise && cin != cout)
                             || *stride == 0
                         {
-                            return Err(format!("spatial layer {cin}->{cout} k{k}: shapes do not match the network"));
+                            return Err(
+                                format!("spatial layer {cin}->{cout} k{k}: shapes do not match the network").into()
+                            );
                         }
                         c = *cout;
                         Layer::Spatial {
@@ -198,7 +234,9 @@ mod cuda {
                     }
                     ConvLayer::Pointwise { w, bias, cin, cout, relu6 } => {
                         if *cin != c || w.len() != cin * cout || bias.len() != *cout {
-                            return Err(format!("pointwise layer {cin}->{cout}: shapes do not match the network"));
+                            return Err(
+                                format!("pointwise layer {cin}->{cout}: shapes do not match the network").into()
+                            );
                         }
                         c = *cout;
                         Layer::Pointwise { w: up(w)?, bias: up(bias)?, cin: *cin, cout: *cout, relu6: *relu6 }
@@ -209,7 +247,7 @@ mod cuda {
             }
             let classes = fc_b.len();
             if classes == 0 || fc_w.len() != c * classes {
-                return Err(format!("classifier: {} weights for {c} features and {classes} classes", fc_w.len()));
+                return Err(format!("classifier: {} weights for {c} features and {classes} classes", fc_w.len()).into());
             }
             Ok(GpuConvNet {
                 math,
@@ -239,7 +277,7 @@ mod cuda {
             rows: usize,
             cin: usize,
             cout: usize,
-        ) -> Result<(), String> {
+        ) -> Result<(), GpuError> {
             crate::bert::sgemm(
                 &self.blas,
                 &self.stream,
@@ -259,7 +297,7 @@ mod cuda {
             cols: usize,
             n: usize,
             relu6: bool,
-        ) -> Result<(), String> {
+        ) -> Result<(), GpuError> {
             let (cols_i, n_i, r) = (cols as i32, n as i64, relu6 as i32);
             let mut b = self.stream.launch_builder(&self.bias_act);
             b.arg(y).arg(bias).arg(&cols_i).arg(&n_i).arg(&r);
@@ -268,13 +306,13 @@ mod cuda {
         }
 
         /// Logits of `n` images (`inputs`: n·h·w·c floats, NHWC).
-        pub fn logits(&self, inputs: &[f32], n: usize) -> Result<Vec<Vec<f32>>, String> {
+        pub fn logits(&self, inputs: &[f32], n: usize) -> Result<Vec<Vec<f32>>, GpuError> {
             let (h0, w0, c0) = self.input;
             if n == 0 {
                 return Ok(Vec::new());
             }
             if inputs.len() != n * h0 * w0 * c0 {
-                return Err(format!("{n} images need {} values, got {}", n * h0 * w0 * c0, inputs.len()));
+                return Err(format!("{n} images need {} values, got {}", n * h0 * w0 * c0, inputs.len()).into());
             }
             self.stream.context().bind_to_thread().map_err(err)?;
             let (mut h, mut w, mut c) = (h0, w0, c0);

@@ -197,10 +197,124 @@ pub fn topk_blocked_f16(queries: &[f32], base: &[f32], dim: usize, k: usize, dis
     topk_blocked(&round_f16(queries), &round_f16(base), dim, k, distance)
 }
 
+/// A usable GPU.
+#[derive(Debug, Clone)]
+pub struct GpuInfo {
+    pub ordinal: usize,
+    pub name: String,
+    pub total_bytes: usize,
+    pub free_bytes: usize,
+}
+
+/// What a GPU call says in a build without the `cuda` feature.
+pub const NOT_BUILT: &str = "this binary was built without the `cuda` feature (make build FEATURES=cuda)";
+
+/// Why a GPU kernel could not run. Every GPU entry point returns it, in builds with and
+/// without the `cuda` feature, so callers handle one type and fall back to the CPU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GpuError {
+    /// This binary was built without the `cuda` feature.
+    NotBuilt,
+    /// No usable device here: no driver, cuBLAS or NVRTC library, or no such ordinal.
+    Unavailable(String),
+    /// The device, a library or the input refused the work (out of memory, a kernel
+    /// that failed to compile or launch, sizes beyond a kernel's limits).
+    Failed(String),
+}
+
+impl std::fmt::Display for GpuError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GpuError::NotBuilt => f.write_str(NOT_BUILT),
+            GpuError::Unavailable(m) | GpuError::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for GpuError {}
+
+impl From<String> for GpuError {
+    fn from(m: String) -> Self {
+        GpuError::Failed(m)
+    }
+}
+
+impl From<&str> for GpuError {
+    fn from(m: &str) -> Self {
+        GpuError::Failed(m.to_string())
+    }
+}
+
+/// For callers whose errors are messages.
+impl From<GpuError> for String {
+    fn from(e: GpuError) -> Self {
+        e.to_string()
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+pub use nocuda::{probe, GpuBase, GpuTopK};
+
+/// The GPU API in a build without the `cuda` feature (as candle's dummy backend): the
+/// same types and signatures, whose constructors fail with [`NOT_BUILT`], so callers
+/// compile one way and fall back to the CPU at run time.
+#[cfg(not(feature = "cuda"))]
+mod nocuda {
+    use super::*;
+    use std::convert::Infallible;
+
+    pub fn probe(_ordinal: usize) -> Result<GpuInfo, GpuError> {
+        Err(GpuError::NotBuilt)
+    }
+
+    pub struct GpuBase(Infallible);
+
+    impl GpuBase {
+        pub fn rows(&self) -> usize {
+            match self.0 {}
+        }
+        pub fn precision(&self) -> Precision {
+            match self.0 {}
+        }
+        pub fn bytes(&self) -> usize {
+            match self.0 {}
+        }
+    }
+
+    pub struct GpuTopK {
+        pub info: GpuInfo,
+        never: Infallible,
+    }
+
+    impl GpuTopK {
+        pub fn new(_ordinal: usize) -> Result<GpuTopK, GpuError> {
+            Err(GpuError::NotBuilt)
+        }
+        pub fn mem_info(&self) -> Result<(usize, usize), GpuError> {
+            match self.never {}
+        }
+        pub fn upload(&self, _base: &[f32], _dim: usize) -> Result<GpuBase, GpuError> {
+            match self.never {}
+        }
+        pub fn upload_as(&self, _base: &[f32], _dim: usize, _precision: Precision) -> Result<GpuBase, GpuError> {
+            match self.never {}
+        }
+        pub fn search(
+            &self,
+            _base: &GpuBase,
+            _queries: &[f32],
+            _k: usize,
+            _distance: Distance,
+        ) -> Result<Vec<Vec<Neighbor>>, GpuError> {
+            match self.never {}
+        }
+    }
+}
+
 #[cfg(feature = "cuda")]
 pub(crate) use cuda::{open, Opened};
 #[cfg(feature = "cuda")]
-pub use cuda::{probe, GpuBase, GpuInfo, GpuTopK};
+pub use cuda::{probe, GpuBase, GpuTopK};
 
 #[cfg(feature = "cuda")]
 mod cuda {
@@ -212,39 +326,32 @@ mod cuda {
     };
     use std::sync::Arc;
 
-    /// A usable GPU.
-    #[derive(Debug, Clone)]
-    pub struct GpuInfo {
-        pub ordinal: usize,
-        pub name: String,
-        pub total_bytes: usize,
-        pub free_bytes: usize,
-    }
-
-    fn libs_present() -> Result<(), String> {
+    fn libs_present() -> Result<(), GpuError> {
         // Safety: these only try to dlopen the libraries.
         unsafe {
             if !cudarc::driver::sys::is_culib_present() {
-                return Err("no CUDA driver (libcuda) on this machine".into());
+                return Err(GpuError::Unavailable("no CUDA driver (libcuda) on this machine".into()));
             }
             if !cudarc::cublas::sys::is_culib_present() {
-                return Err("CUDA driver found but no cuBLAS library (libcublas)".into());
+                return Err(GpuError::Unavailable("CUDA driver found but no cuBLAS library (libcublas)".into()));
             }
             if !cudarc::nvrtc::sys::is_culib_present() {
-                return Err("CUDA driver found but no NVRTC library (libnvrtc)".into());
+                return Err(GpuError::Unavailable("CUDA driver found but no NVRTC library (libnvrtc)".into()));
             }
         }
         Ok(())
     }
 
     /// Describe GPU `ordinal`, or say why it cannot be used.
-    pub fn probe(ordinal: usize) -> Result<GpuInfo, String> {
+    pub fn probe(ordinal: usize) -> Result<GpuInfo, GpuError> {
         libs_present()?;
-        let count = CudaContext::device_count().map_err(|e| format!("CUDA driver error: {e}"))?;
+        let count =
+            CudaContext::device_count().map_err(|e| GpuError::Unavailable(format!("CUDA driver error: {e}")))?;
         if ordinal >= count.max(0) as usize {
-            return Err(format!("GPU {ordinal} requested, {count} present"));
+            return Err(GpuError::Unavailable(format!("GPU {ordinal} requested, {count} present")));
         }
-        let ctx = CudaContext::new(ordinal).map_err(|e| format!("cannot open GPU {ordinal}: {e}"))?;
+        let ctx =
+            CudaContext::new(ordinal).map_err(|e| GpuError::Unavailable(format!("cannot open GPU {ordinal}: {e}")))?;
         let name = ctx.name().unwrap_or_else(|_| "unknown GPU".into());
         let (free_bytes, total_bytes) = ctx.mem_get_info().map_err(|e| e.to_string())?;
         Ok(GpuInfo { ordinal, name, total_bytes, free_bytes })
@@ -286,8 +393,8 @@ mod cuda {
         select: CudaFunction,
     }
 
-    fn err(e: impl std::fmt::Display) -> String {
-        e.to_string()
+    fn err(e: impl std::fmt::Display) -> GpuError {
+        GpuError::Failed(e.to_string())
     }
 
     /// GPU `ordinal` opened for one family of kernels: its default stream, a cuBLAS
@@ -299,7 +406,7 @@ mod cuda {
         pub module: Arc<cudarc::driver::CudaModule>,
     }
 
-    pub(crate) fn open(ordinal: usize, src: &str) -> Result<Opened, String> {
+    pub(crate) fn open(ordinal: usize, src: &str) -> Result<Opened, GpuError> {
         let info = probe(ordinal)?;
         let ctx = CudaContext::new(ordinal).map_err(err)?;
         let stream = ctx.default_stream();
@@ -310,33 +417,33 @@ mod cuda {
     }
 
     impl GpuTopK {
-        pub fn new(ordinal: usize) -> Result<GpuTopK, String> {
+        pub fn new(ordinal: usize) -> Result<GpuTopK, GpuError> {
             let Opened { info, stream, blas, module } = open(ordinal, SELECT_KERNEL)?;
             let select = module.load_function("topk_select").map_err(err)?;
             Ok(GpuTopK { info, stream, blas, select })
         }
 
         /// Free and total device memory now.
-        pub fn mem_info(&self) -> Result<(usize, usize), String> {
+        pub fn mem_info(&self) -> Result<(usize, usize), GpuError> {
             self.stream.context().bind_to_thread().map_err(err)?;
             self.stream.context().mem_get_info().map_err(err)
         }
 
         /// Copy `base` (row-major, `rows × dim`) and its row norms to the device, fp32.
-        pub fn upload(&self, base: &[f32], dim: usize) -> Result<GpuBase, String> {
+        pub fn upload(&self, base: &[f32], dim: usize) -> Result<GpuBase, GpuError> {
             self.upload_as(base, dim, Precision::F32)
         }
 
         /// Copy `base` to the device in `precision` (norms from the stored values, so L2
         /// is exact for what the device holds).
-        pub fn upload_as(&self, base: &[f32], dim: usize, precision: Precision) -> Result<GpuBase, String> {
+        pub fn upload_as(&self, base: &[f32], dim: usize, precision: Precision) -> Result<GpuBase, GpuError> {
             // Callers come from any thread (the server's blocking pool).
             self.stream.context().bind_to_thread().map_err(err)?;
             let rows = base.len() / dim.max(1);
             let need = rows * dim * precision.bytes() + rows * 4;
             let (free, _) = self.mem_info()?;
             if need > free {
-                return Err(format!("{need} bytes of vectors do not fit in {free} bytes of free GPU memory"));
+                return Err(format!("{need} bytes of vectors do not fit in {free} bytes of free GPU memory").into());
             }
             let (data, norms) = match precision {
                 Precision::F32 => {
@@ -369,7 +476,7 @@ mod cuda {
             q: &QueryBuf,
             nq: usize,
             scores: &mut CudaSlice<f32>,
-        ) -> Result<(), String> {
+        ) -> Result<(), GpuError> {
             let dim = base.dim;
             let (alpha, beta) = (1.0f32, 0.0f32);
             let (c, _rc) = scores.device_ptr_mut(&self.stream);
@@ -419,14 +526,14 @@ mod cuda {
             queries: &[f32],
             k: usize,
             distance: Distance,
-        ) -> Result<Vec<Vec<Neighbor>>, String> {
+        ) -> Result<Vec<Vec<Neighbor>>, GpuError> {
             let (dim, n) = (base.dim, base.rows);
             let nq = queries.len() / dim.max(1);
             if nq == 0 || n == 0 || k == 0 {
                 return Ok(vec![Vec::new(); nq]);
             }
             if k > MAX_GPU_K {
-                return Err(format!("k {k} exceeds the GPU selection limit of {MAX_GPU_K}"));
+                return Err(format!("k {k} exceeds the GPU selection limit of {MAX_GPU_K}").into());
             }
             self.stream.context().bind_to_thread().map_err(err)?;
             let (q_host, q_dev) = match base.precision() {

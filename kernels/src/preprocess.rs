@@ -298,22 +298,47 @@ extern "C" __global__ void pp_horizontal(const float* inter, const unsigned long
 }
 "#;
 
+#[cfg(not(feature = "cuda"))]
+pub use nocuda::GpuPreprocess;
+
+/// Without the `cuda` feature: [`GpuPreprocess::new`] fails with [`crate::gpu::NOT_BUILT`].
+#[cfg(not(feature = "cuda"))]
+mod nocuda {
+    use super::*;
+    use crate::gpu::GpuError;
+
+    pub struct GpuPreprocess {
+        pub name: String,
+        never: std::convert::Infallible,
+    }
+
+    impl GpuPreprocess {
+        pub fn new(_ordinal: usize) -> Result<GpuPreprocess, GpuError> {
+            Err(GpuError::NotBuilt)
+        }
+        pub fn run(&self, _images: &[ImageRef], _p: &PreprocessParams) -> Result<Vec<f32>, GpuError> {
+            match self.never {}
+        }
+    }
+}
+
 #[cfg(feature = "cuda")]
 pub use cuda::GpuPreprocess;
 
 #[cfg(feature = "cuda")]
 mod cuda {
     use super::*;
+    use crate::gpu::GpuError;
     use cudarc::driver::{CudaContext, CudaFunction, CudaStream, LaunchConfig, PushKernelArg};
     use std::sync::Arc;
 
-    fn err(e: impl std::fmt::Display) -> String {
-        e.to_string()
+    fn err(e: impl std::fmt::Display) -> GpuError {
+        GpuError::Failed(e.to_string())
     }
 
     /// Append one axis's taps of every image into flat `(first, offset, count)` triples
     /// and one weight array, offsets rebased onto it.
-    fn flatten<'a>(taps: impl Iterator<Item = &'a Taps>) -> Result<(Vec<i32>, Vec<f32>), String> {
+    fn flatten<'a>(taps: impl Iterator<Item = &'a Taps>) -> Result<(Vec<i32>, Vec<f32>), GpuError> {
         let (mut tab, mut w) = (Vec::new(), Vec::new());
         for t in taps {
             let base = w.len();
@@ -339,7 +364,7 @@ mod cuda {
 
     impl GpuPreprocess {
         /// Open GPU `ordinal` and compile the kernels, or say why that is not possible.
-        pub fn new(ordinal: usize) -> Result<GpuPreprocess, String> {
+        pub fn new(ordinal: usize) -> Result<GpuPreprocess, GpuError> {
             // Safety: these only try to dlopen the libraries.
             unsafe {
                 if !cudarc::driver::sys::is_culib_present() {
@@ -351,7 +376,7 @@ mod cuda {
             }
             let count = CudaContext::device_count().map_err(|e| format!("CUDA driver error: {e}"))?;
             if ordinal >= count.max(0) as usize {
-                return Err(format!("GPU {ordinal} requested, {count} present"));
+                return Err(format!("GPU {ordinal} requested, {count} present").into());
             }
             let ctx = CudaContext::new(ordinal).map_err(|e| format!("cannot open GPU {ordinal}: {e}"))?;
             let name = ctx.name().unwrap_or_else(|_| "unknown GPU".into());
@@ -364,14 +389,14 @@ mod cuda {
         }
 
         /// Same contract and result as [`preprocess_batch_cpu`].
-        pub fn run(&self, images: &[ImageRef], p: &PreprocessParams) -> Result<Vec<f32>, String> {
+        pub fn run(&self, images: &[ImageRef], p: &PreprocessParams) -> Result<Vec<f32>, GpuError> {
             let plans = plan(images, p)?;
             if images.is_empty() {
                 return Ok(Vec::new());
             }
             let (n, s) = (images.len(), p.crop as usize);
             if n * s > i32::MAX as usize {
-                return Err(format!("batch of {n} images too large for one GPU call: split it"));
+                return Err(format!("batch of {n} images too large for one GPU call: split it").into());
             }
             // Pack the pixels and the per-image offsets.
             let total_px: usize = images.iter().map(|im| im.rgb.len()).sum();
@@ -391,7 +416,7 @@ mod cuda {
             let need = total_px + (inter_len + out_len + rw.len() + cw.len()) * 4 + (rtab.len() + ctab.len()) * 4;
             let (free, _) = self.stream.context().mem_get_info().map_err(err)?;
             if need > free {
-                return Err(format!("{need} bytes of buffers do not fit in {free} bytes of free GPU memory"));
+                return Err(format!("{need} bytes of buffers do not fit in {free} bytes of free GPU memory").into());
             }
 
             let st = &self.stream;

@@ -144,7 +144,6 @@ pub struct EfficientNet {
     fc_w: Tensor,
     fc_b: Vec<f32>,
     /// The same network on the GPU (`use_gpu`); the CPU layers stay as the fallback.
-    #[cfg(feature = "cuda")]
     gpu: Option<std::sync::Mutex<agentdb_kernels::convnet::GpuConvNet>>,
 }
 
@@ -257,21 +256,11 @@ impl EfficientNet {
         let fc = wts.get("_fc.weight", &[1000, 1280])?;
         let fc_w = Tensor::from_vec(fc, (1000, 1280), &Device::Cpu)?.t()?.contiguous()?;
         let fc_b = wts.get("_fc.bias", &[1000])?;
-        Ok(EfficientNet {
-            info,
-            stem,
-            blocks,
-            head,
-            fc_w,
-            fc_b,
-            #[cfg(feature = "cuda")]
-            gpu: None,
-        })
+        Ok(EfficientNet { info, stem, blocks, head, fc_w, fc_b, gpu: None })
     }
 
     /// Run the network on GPU `ordinal` from now on (1×1 convolutions in `math`: fp32,
     /// tf32 or fp16 GEMMs), with the same folded weights as the CPU layers.
-    #[cfg(feature = "cuda")]
     pub fn use_gpu(&mut self, ordinal: usize, math: &str) -> Result<String> {
         use agentdb_kernels::bert::GemmMath;
         use agentdb_kernels::convnet::{ConvLayer, GpuConvNet};
@@ -313,8 +302,8 @@ impl EfficientNet {
         }
         layers.push(pw(&self.head, true)?);
         let fc_w = self.fc_w.flatten_all()?.to_vec1::<f32>()?;
-        let net =
-            GpuConvNet::new(ordinal, math, (INPUT_SIZE, INPUT_SIZE, 3), &layers, &fc_w, &self.fc_b).map_err(fail)?;
+        let net = GpuConvNet::new(ordinal, math, (INPUT_SIZE, INPUT_SIZE, 3), &layers, &fc_w, &self.fc_b)
+            .map_err(|e| fail(e.to_string()))?;
         let label = format!("cuda:{ordinal} ({}, {} GEMMs)", net.device_name, math.name());
         self.gpu = Some(std::sync::Mutex::new(net));
         Ok(label)
@@ -322,10 +311,7 @@ impl EfficientNet {
 
     /// Whether batches run on the GPU.
     pub fn on_gpu(&self) -> bool {
-        #[cfg(feature = "cuda")]
-        return self.gpu.is_some();
-        #[cfg(not(feature = "cuda"))]
-        false
+        self.gpu.is_some()
     }
 
     pub fn classes(&self) -> usize {
@@ -345,7 +331,6 @@ impl EfficientNet {
             }
             data.extend_from_slice(x);
         }
-        #[cfg(feature = "cuda")]
         if let Some(gpu) = &self.gpu {
             let g = gpu.lock().unwrap_or_else(|p| p.into_inner());
             match g.logits(&data, n) {

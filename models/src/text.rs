@@ -13,7 +13,6 @@ pub struct TextEncoder {
     /// The Candle model (None for an `onnx-text` model, which only ONNX Runtime runs).
     model: Option<BertModel>,
     /// The same model on the GPU (`use_gpu`); the Candle model stays as the fallback.
-    #[cfg(feature = "cuda")]
     gpu: Option<std::sync::Mutex<agentdb_kernels::bert::GpuBert>>,
     /// The same model as an ONNX graph run by ONNX Runtime on the CPU (`use_onnx`): built
     /// at set-up from these weights (`.ci/models.sh`), faster than Candle's kernels; the
@@ -56,16 +55,7 @@ impl TextEncoder {
                 ..Default::default()
             }));
             tracing::info!(model = %info.encoder_id(), dim = info.manifest.dim, "text encoder loaded (ONNX Runtime)");
-            return Ok(TextEncoder {
-                model: None,
-                #[cfg(feature = "cuda")]
-                gpu: None,
-                onnx: Some(onnx),
-                tokenizer,
-                device,
-                info,
-                max_tokens,
-            });
+            return Ok(TextEncoder { model: None, gpu: None, onnx: Some(onnx), tokenizer, device, info, max_tokens });
         }
         if info.manifest.architecture != "bert" {
             return Err(load_err(
@@ -101,21 +91,11 @@ impl TextEncoder {
             .map_err(|e| load_err(&info, "weights", e))?;
         let model = BertModel::load(vb, &config).map_err(|e| load_err(&info, "weights", e))?;
         tracing::info!(model = %info.encoder_id(), device = ?device, dim = info.manifest.dim, "text encoder loaded");
-        Ok(TextEncoder {
-            model: Some(model),
-            #[cfg(feature = "cuda")]
-            gpu: None,
-            onnx: None,
-            tokenizer,
-            device,
-            info,
-            max_tokens,
-        })
+        Ok(TextEncoder { model: Some(model), gpu: None, onnx: None, tokenizer, device, info, max_tokens })
     }
 
     /// Run the encoder on GPU `ordinal` from now on (`math`: fp32, tf32 or fp16 GEMMs);
     /// the CPU model stays loaded as the fallback when a GPU batch fails.
-    #[cfg(feature = "cuda")]
     pub fn use_gpu(&mut self, ordinal: usize, math: &str) -> Result<String> {
         use agentdb_kernels::bert::{BertShape, GemmMath, GpuBert};
         let fail = |e: String| Error::ModelLoad { path: self.info.dir.clone(), reason: format!("GPU: {e}") };
@@ -153,7 +133,7 @@ impl TextEncoder {
                 .and_then(|t| t.to_vec1::<f32>())
                 .map_err(|e| e.to_string())
         };
-        let gpu = GpuBert::new(ordinal, shape, math, &get).map_err(fail)?;
+        let gpu = GpuBert::new(ordinal, shape, math, &get).map_err(|e| fail(e.to_string()))?;
         let label = format!("cuda:{ordinal} ({}, {} GEMMs)", gpu.device_name, math.name());
         self.gpu = Some(std::sync::Mutex::new(gpu));
         Ok(label)
@@ -194,10 +174,7 @@ impl TextEncoder {
 
     /// Whether batches run on the GPU.
     pub fn on_gpu(&self) -> bool {
-        #[cfg(feature = "cuda")]
-        return self.gpu.is_some();
-        #[cfg(not(feature = "cuda"))]
-        false
+        self.gpu.is_some()
     }
 
     pub fn dim(&self) -> usize {
@@ -252,7 +229,6 @@ impl TextEncoder {
             types.extend(e.get_type_ids()[..r].iter().copied().chain(std::iter::repeat_n(0, pad)));
             mask.extend(e.get_attention_mask()[..r].iter().copied().chain(std::iter::repeat_n(0, pad)));
         }
-        #[cfg(feature = "cuda")]
         if let Some(gpu) = &self.gpu {
             let g = gpu.lock().unwrap_or_else(|p| p.into_inner());
             match g.embed(&ids, &types, &mask, n, len) {

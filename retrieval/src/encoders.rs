@@ -155,7 +155,6 @@ impl Encoder for OnnxImageEnc {
 
 /// Which encoders run on which GPU (`[gpu]` settings and the selected device).
 #[derive(Debug, Clone)]
-#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 pub struct GpuChoice {
     pub ordinal: usize,
     /// GEMM mode: fp32, tf32 or fp16.
@@ -262,7 +261,6 @@ impl Encoders {
                 return Encoders::none(dir, &why);
             }
         }
-        #[cfg(feature = "cuda")]
         if let Some(g) = gpu.filter(|g| g.text) {
             match text.use_gpu(g.ordinal, &g.math) {
                 Ok(label) => {
@@ -271,8 +269,6 @@ impl Encoders {
                 Err(e) => tracing::warn!(error = %e, "text encoder: the GPU cannot run it; staying on the CPU"),
             }
         }
-        #[cfg(not(feature = "cuda"))]
-        let _ = gpu;
         if !text.on_gpu() {
             tracing::info!(encoder = %text.info.encoder_id(), device = "cpu", backend = text.cpu_backend(), "text encoder ready (CPU)");
         }
@@ -283,7 +279,6 @@ impl Encoders {
             match registry::read_model(&idir).and_then(|info| LabelBridge::load(info, &text, Some(&idir))) {
                 #[allow(unused_mut)]
                 Ok(mut bridge) => {
-                    #[cfg(feature = "cuda")]
                     if let Some(g) = gpu.filter(|g| g.image) {
                         match bridge.net.use_gpu(g.ordinal, &g.math) {
                             Ok(label) => {

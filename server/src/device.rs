@@ -44,7 +44,6 @@ impl Device {
     }
 }
 
-#[cfg(feature = "cuda")]
 fn make_accelerator(
     n: usize,
     gpu: &crate::config::GpuConfig,
@@ -57,14 +56,6 @@ fn make_accelerator(
         min_rows: gpu.min_rows,
     };
     Ok(std::sync::Arc::new(GpuAccelerator::new(cfg)?))
-}
-
-#[cfg(not(feature = "cuda"))]
-fn make_accelerator(
-    _n: usize,
-    _gpu: &crate::config::GpuConfig,
-) -> std::result::Result<std::sync::Arc<dyn agentdb_engine::accel::ExactAccelerator>, String> {
-    Err("this binary was built without the `cuda` feature".into())
 }
 
 pub fn select(spec: &str) -> Result<Device> {
@@ -100,7 +91,6 @@ pub fn select(spec: &str) -> Result<Device> {
     }
 }
 
-#[cfg(feature = "cuda")]
 fn probe(n: usize) -> std::result::Result<Device, String> {
     let i = agentdb_kernels::gpu::probe(n)?;
     Ok(Device {
@@ -108,9 +98,4 @@ fn probe(n: usize) -> std::result::Result<Device, String> {
         ordinal: Some(n),
         explicit: false,
     })
-}
-
-#[cfg(not(feature = "cuda"))]
-fn probe(_n: usize) -> std::result::Result<Device, String> {
-    Err("this binary was built without the `cuda` feature (make build FEATURES=cuda)".into())
 }

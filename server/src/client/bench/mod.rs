@@ -740,7 +740,6 @@ fn sentences(n: usize) -> Vec<String> {
 
 /// CPU vs GPU text embedding: throughput per batch size (direct calls) and the cosine
 /// between the CPU's and the GPU's embedding of every sentence.
-#[cfg(feature = "cuda")]
 fn embed_gpu_bench(b: &EmbedBench, dir: &std::path::Path, device: &str) -> Result<()> {
     use agentdb_models::{registry, TextEncoder};
     let ordinal: usize = device
@@ -824,10 +823,7 @@ fn embed_bench(b: EmbedBench) -> Result<()> {
     use agentdb_models::{registry, BatcherConfig, TextEncoder, TextService};
     let dir = b.model.clone().unwrap_or_else(|| registry::default_dir().join("all-minilm-l6-v2"));
     if let Some(device) = &b.device {
-        #[cfg(feature = "cuda")]
         return embed_gpu_bench(&b, &dir, device);
-        #[cfg(not(feature = "cuda"))]
-        anyhow::bail!("--device {device} needs a binary built with the `cuda` feature (make build FEATURES=cuda)");
     }
     // The model with the CPU kernels `--backend` asks for.
     let load = || -> Result<TextEncoder> {
@@ -909,12 +905,6 @@ fn embed_bench(b: EmbedBench) -> Result<()> {
     Ok(())
 }
 
-#[cfg(not(feature = "cuda"))]
-fn gpu_image_bench(_b: GpuImageBench) -> Result<()> {
-    anyhow::bail!("this binary was built without the `cuda` feature: build with `make build FEATURES=cuda`")
-}
-
-#[cfg(feature = "cuda")]
 fn gpu_image_bench(b: GpuImageBench) -> Result<()> {
     use agentdb_kernels::preprocess::{GpuPreprocess, ImageRef, PreprocessParams};
     use agentdb_models::image::{decode_image, preprocess, EfficientNet, ImageLimits, RgbImage};
@@ -1006,12 +996,6 @@ fn gpu_image_bench(b: GpuImageBench) -> Result<()> {
     Ok(())
 }
 
-#[cfg(not(feature = "cuda"))]
-fn gpu_bench(_b: GpuBench) -> Result<()> {
-    anyhow::bail!("this binary was built without the `cuda` feature: build with `make build FEATURES=cuda`")
-}
-
-#[cfg(feature = "cuda")]
 fn gpu_bench(b: GpuBench) -> Result<()> {
     use agentdb_kernels::gpu::{round_f16, GpuTopK, Precision};
     use agentdb_kernels::{topk_exact, Candidates, Distance};
