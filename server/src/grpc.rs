@@ -7,7 +7,7 @@
 use crate::security::{row_policy, Security};
 use crate::status::{to_status, ApiError};
 use agentdb_engine::fusion::FusionMode;
-use agentdb_engine::{Collection, Database, SearchRequest};
+use agentdb_engine::{Collection, Database, Filter, Hit, SearchRequest};
 use agentdb_orchestrator::security::{Action, Principal};
 use agentdb_proto::convert::*;
 use agentdb_proto::v1;
@@ -230,6 +230,137 @@ pub fn outcome_to_wire(o: IngestOutcome) -> v1::IngestResult {
         status,
         error,
     }
+}
+
+/// What a search request asks: a cross-modal query (text, media, or keywords alone,
+/// `None`), or a raw vector.
+enum SearchQuery {
+    Cross(Option<QueryInput>),
+    Vector,
+}
+
+/// The query a search request carries (exactly one of vector, text, image, audio,
+/// video; or keywords alone), taken out of the request.
+fn search_query(r: &mut v1::SearchRequest) -> Result<SearchQuery, Status> {
+    let text = (!r.text.trim().is_empty()).then(|| r.text.clone());
+    let image = (!r.image.is_empty()).then(|| std::mem::take(&mut r.image));
+    let audio = (!r.audio.is_empty()).then(|| std::mem::take(&mut r.audio));
+    let video = (!r.video.is_empty()).then(|| std::mem::take(&mut r.video));
+    let given = [text.is_some(), image.is_some(), audio.is_some(), video.is_some(), r.vector.is_some()]
+        .iter()
+        .filter(|g| **g)
+        .count();
+    let keyword_only = given == 0 && !r.keyword_query.trim().is_empty();
+    if given > 1 || (given == 0 && !keyword_only) {
+        return Err(Status::invalid_argument(
+            "search needs a query: exactly one of `vector`, `text`, `image`, `audio` or `video` \
+             (or `keyword_query` alone for a keyword search)",
+        ));
+    }
+    if r.vector.is_some() && (!r.keyword_query.is_empty() || r.mode != 0) {
+        return Err(Status::invalid_argument(
+            "`keyword_query` and `mode` go with text, image, audio or video queries, not with `vector`",
+        ));
+    }
+    if r.vector.is_some() {
+        return Ok(SearchQuery::Vector);
+    }
+    let input = text
+        .map(QueryInput::Text)
+        .or(image.map(QueryInput::Image))
+        .or(audio.map(QueryInput::Audio))
+        .or(video.map(QueryInput::Video));
+    Ok(SearchQuery::Cross(input))
+}
+
+/// A search request as a retrieval query (`filter`: the request's filter and the
+/// principal's row policy; `hidden`: payload keys the principal may not read).
+fn cross_query(
+    r: v1::SearchRequest,
+    input: Option<QueryInput>,
+    filter: Option<Filter>,
+    hidden: Vec<String>,
+) -> CrossQuery {
+    CrossQuery {
+        input,
+        keyword: KeywordQuery {
+            mode: retrieval_from_wire(r.mode),
+            query: r.keyword_query,
+            fields: r.keyword_fields.into_iter().collect(),
+            hidden,
+        },
+        space: r.space,
+        k: if r.top_k == 0 { 10 } else { r.top_k as usize },
+        filter,
+        params: params_from_wire(r.params),
+        mode: match v1::Fusion::try_from(r.fusion) {
+            Ok(v1::Fusion::Weighted) => FusionMode::Weighted,
+            _ => FusionMode::Rrf,
+        },
+        weights: r.weights.into_iter().collect(),
+        with_payload: r.with_payload,
+        explain: r.explain,
+    }
+}
+
+/// A raw-vector search of one space (blocking).
+fn vector_search(db: &Database, r: v1::SearchRequest, filter: Option<&Filter>) -> Result<Vec<Hit>, ApiError> {
+    let k = if r.top_k == 0 { 10 } else { r.top_k as usize };
+    let list =
+        tracing::info_span!("search.list", space = %r.space, modality = "vector", k, hits = tracing::field::Empty)
+            .entered();
+    let mut res = db.collection(&r.collection)?.search(SearchRequest {
+        space: &r.space,
+        queries: vec![r.vector.map(|v| v.values).unwrap_or_default()],
+        k,
+        filter,
+        params: params_from_wire(r.params),
+        with_payload: r.with_payload,
+        with_vectors: r.with_vectors,
+    })?;
+    list.record("hits", res.first().map_or(0, Vec::len));
+    Ok(res.pop().unwrap_or_default())
+}
+
+impl Services {
+    /// Whether `p` may ingest this file: write access, the ingest quota, and no row
+    /// policy (ingested items carry server-made payloads that no row policy names).
+    fn may_ingest(&self, p: Option<&Principal>, msg: &v1::IngestRequest) -> Result<(), Status> {
+        self.security.authorize(p, Action::Write, &msg.collection, "Ingest")?;
+        self.security.check_ingest(p, msg.content.len())?;
+        if p.is_some_and(|p| p.row_filter.is_some()) {
+            return Err(Status::permission_denied("keys with a row policy cannot ingest files; upsert items instead"));
+        }
+        Ok(())
+    }
+
+    /// Ingest one file on the admission gate, charge the quota, count it.
+    async fn ingest_one(&self, p: Option<&Principal>, msg: v1::IngestRequest) -> v1::IngestResult {
+        let (source, content_len, collection) = (msg.source.clone(), msg.content.len(), msg.collection.clone());
+        let (db, enc, lim, obs) = (self.db.clone(), self.encoders.clone(), self.ingest, self.observer.clone());
+        let result = self
+            .gate
+            .run(move || {
+                let c = db.collection(&msg.collection)?;
+                Ok(ingest_file(&c, &enc, &msg.source, &msg.content, lim, obs.as_ref()))
+            })
+            .await;
+        let result = match result {
+            Ok(r) => outcome_to_wire(r),
+            Err(st) => failed_result(source, &st),
+        };
+        if result.status == "ingested" {
+            self.security.charge_ingest(p, content_len, result.items);
+        }
+        self.metrics.observe_ingest(&result.status, &result.media_type, result.items as u64);
+        tracing::info!(collection = %collection, source = %result.source, status = %result.status, items = result.items, error = %result.error, "ingest");
+        result
+    }
+}
+
+/// A file that was not ingested, and why.
+fn failed_result(source: String, st: &Status) -> v1::IngestResult {
+    v1::IngestResult { source, status: "failed".into(), error: st.message().to_string(), ..Default::default() }
 }
 
 /// The wire's retrieval mode.
@@ -558,107 +689,43 @@ impl v1::items_server::Items for Services {
         need(&r.collection, "collection name")?;
         crate::telemetry::record_collection(&r.collection);
         self.security.authorize(principal.as_ref(), Action::Read, &r.collection, "Search")?;
-        let text = (!r.text.trim().is_empty()).then(|| r.text.clone());
-        let image = (!r.image.is_empty()).then(|| std::mem::take(&mut r.image));
-        let audio = (!r.audio.is_empty()).then(|| std::mem::take(&mut r.audio));
-        let video = (!r.video.is_empty()).then(|| std::mem::take(&mut r.video));
-        let given = [text.is_some(), image.is_some(), audio.is_some(), video.is_some(), r.vector.is_some()]
-            .iter()
-            .filter(|g| **g)
-            .count();
-        let keyword_only = given == 0 && !r.keyword_query.trim().is_empty();
-        if given > 1 || (given == 0 && !keyword_only) {
-            return Err(Status::invalid_argument(
-                "search needs a query: exactly one of `vector`, `text`, `image`, `audio` or `video` \
-                 (or `keyword_query` alone for a keyword search)",
-            ));
-        }
-        if r.vector.is_some() && (!r.keyword_query.is_empty() || r.mode != 0) {
-            return Err(Status::invalid_argument(
-                "`keyword_query` and `mode` go with text, image, audio or video queries, not with `vector`",
-            ));
-        }
+        let query = search_query(&mut r)?;
+        let filter = self.security.scoped_filter(principal.as_ref(), &r.filter)?;
         // Injected delay: inside the gate, so a slow search holds its slot as a real one does.
         let delay = std::time::Duration::from_millis(self.fault_delay_ms.load(Ordering::Relaxed));
         let db = self.db.clone();
-        let k = if r.top_k == 0 { 10 } else { r.top_k as usize };
-        let input = text
-            .map(QueryInput::Text)
-            .or(image.map(QueryInput::Image))
-            .or(audio.map(QueryInput::Audio))
-            .or(video.map(QueryInput::Video));
-        if input.is_some() || keyword_only {
-            let enc = self.encoders.clone();
-            let lim = self.ingest;
-            let mode = match v1::Fusion::try_from(r.fusion) {
-                Ok(v1::Fusion::Weighted) => FusionMode::Weighted,
-                _ => FusionMode::Rrf,
-            };
-            let filter = self.security.scoped_filter(principal.as_ref(), &r.filter)?;
-            let hidden = self.security.hidden_keys(principal.as_ref());
-            let mut hits = self
-                .gate
-                .run(move || {
-                    std::thread::sleep(delay);
-                    let c = db.collection(&r.collection)?;
-                    let q = CrossQuery {
-                        input,
-                        keyword: KeywordQuery {
-                            mode: retrieval_from_wire(r.mode),
-                            query: r.keyword_query,
-                            fields: r.keyword_fields.into_iter().collect(),
-                            hidden,
-                        },
-                        space: r.space,
-                        k,
-                        filter,
-                        params: params_from_wire(r.params),
-                        mode,
-                        weights: r.weights.into_iter().collect(),
-                        with_payload: r.with_payload,
-                        explain: r.explain,
-                    };
-                    Ok(agentdb_retrieval::query::run(&c, &enc, q, lim)?)
-                })
-                .await?;
-            for p in hits.iter_mut().filter_map(|h| h.payload.as_mut()) {
-                self.security.mask(principal.as_ref(), p);
+        let hits = match query {
+            SearchQuery::Cross(input) => {
+                let (enc, lim, name) = (self.encoders.clone(), self.ingest, r.collection.clone());
+                let q = cross_query(r, input, filter, self.security.hidden_keys(principal.as_ref()));
+                let mut hits = self
+                    .gate
+                    .run(move || {
+                        std::thread::sleep(delay);
+                        let c = db.collection(&name)?;
+                        Ok(agentdb_retrieval::query::run(&c, &enc, q, lim)?)
+                    })
+                    .await?;
+                for p in hits.iter_mut().filter_map(|h| h.payload.as_mut()) {
+                    self.security.mask(principal.as_ref(), p);
+                }
+                hits.into_iter().map(cross_hit_to_wire).collect()
             }
-            return Ok(Response::new(v1::SearchResponse { hits: hits.into_iter().map(cross_hit_to_wire).collect() }));
-        }
-        let f = self.security.scoped_filter(principal.as_ref(), &r.filter)?;
-        let mut res = self
-            .gate
-            .run(move || {
-                std::thread::sleep(delay);
-                let list = tracing::info_span!(
-                    "search.list",
-                    space = %r.space,
-                    modality = "vector",
-                    k,
-                    hits = tracing::field::Empty
-                )
-                .entered();
-                let res = db.collection(&r.collection)?.search(SearchRequest {
-                    space: &r.space,
-                    queries: vec![r.vector.map(|v| v.values).unwrap_or_default()],
-                    k,
-                    filter: f.as_ref(),
-                    params: params_from_wire(r.params),
-                    with_payload: r.with_payload,
-                    with_vectors: r.with_vectors,
-                })?;
-                list.record("hits", res.first().map_or(0, Vec::len));
-                Ok(res)
-            })
-            .await?;
-        let mut hits = res.pop().unwrap_or_default();
-        for h in &mut hits {
-            if let Some(p) = &mut h.payload {
-                self.security.mask(principal.as_ref(), p);
+            SearchQuery::Vector => {
+                let mut hits = self
+                    .gate
+                    .run(move || {
+                        std::thread::sleep(delay);
+                        vector_search(&db, r, filter.as_ref())
+                    })
+                    .await?;
+                for p in hits.iter_mut().filter_map(|h| h.payload.as_mut()) {
+                    self.security.mask(principal.as_ref(), p);
+                }
+                hits.into_iter().map(hit_to_wire).collect()
             }
-        }
-        Ok(Response::new(v1::SearchResponse { hits: hits.into_iter().map(hit_to_wire).collect() }))
+        };
+        Ok(Response::new(v1::SearchResponse { hits }))
     }
 
     async fn search_batch(
@@ -731,58 +798,15 @@ impl v1::items_server::Items for Services {
                     }
                 };
                 let (svc, tx, summary) = (svc.clone(), tx.clone(), summary.clone());
-                let allowed = svc
-                    .security
-                    .authorize(principal.as_ref(), Action::Write, &msg.collection, "Ingest")
-                    .and_then(|_| svc.security.check_ingest(principal.as_ref(), msg.content.len()))
-                    .and_then(|_| {
-                        if principal.as_ref().is_some_and(|p| p.row_filter.is_some()) {
-                            // Ingested items carry server-made payloads that no row policy names.
-                            Err(Status::permission_denied(
-                                "keys with a row policy cannot ingest files; upsert items instead",
-                            ))
-                        } else {
-                            Ok(())
-                        }
-                    });
-                if let Err(st) = allowed {
-                    let r = v1::IngestResult {
-                        source: msg.source,
-                        status: "failed".into(),
-                        error: st.message().to_string(),
-                        ..Default::default()
-                    };
-                    let _ = tx.send(Ok(r)).await;
+                if let Err(st) = svc.may_ingest(principal.as_ref(), &msg) {
+                    let _ = tx.send(Ok(failed_result(msg.source, &st))).await;
                     continue;
                 }
                 let principal = principal.clone();
                 let job = async move {
-                    let source = msg.source.clone();
-                    let content_len = msg.content.len();
                     let collection = msg.collection.clone();
-                    let (db, enc, lim, obs) = (svc.db.clone(), svc.encoders.clone(), svc.ingest, svc.observer.clone());
-                    let result = svc
-                        .gate
-                        .run(move || {
-                            let c = db.collection(&msg.collection)?;
-                            Ok(ingest_file(&c, &enc, &msg.source, &msg.content, lim, obs.as_ref()))
-                        })
-                        .await;
-                    let result = match result {
-                        Ok(r) => outcome_to_wire(r),
-                        Err(st) => v1::IngestResult {
-                            source,
-                            status: "failed".into(),
-                            error: st.message().to_string(),
-                            ..Default::default()
-                        },
-                    };
-                    if result.status == "ingested" {
-                        svc.security.charge_ingest(principal.as_ref(), content_len, result.items);
-                    }
-                    svc.metrics.observe_ingest(&result.status, &result.media_type, result.items as u64);
+                    let result = svc.ingest_one(principal.as_ref(), msg).await;
                     summary.lock().record(&collection, &result);
-                    tracing::info!(collection = %collection, source = %result.source, status = %result.status, items = result.items, error = %result.error, "ingest");
                     let _ = tx.send(Ok(result)).await;
                     drop(permit);
                 };
