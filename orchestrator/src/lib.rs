@@ -1,13 +1,15 @@
 //! AgentDB orchestration and policy: who may do what (API keys, roles, the audit
 //! log and its signed checkpoints), the agent registry, the event bus, durable message
-//! queues, standing queries, workflow definitions and runs, cron, and the A2A task
-//! records. Transport-free: the server extracts credentials, converts wire types and
-//! calls in here.
+//! queues, standing queries, workflow definitions and runs, cron, the A2A task
+//! records and the outbound A2A client workflow steps call agents with (`a2a_client`).
+//! Free of the server's transport: the server extracts credentials, converts wire types
+//! and calls in here.
 //!
 //! Durable state (agents, queues) lives in the engine's own storage, in internal
 //! collections whose names start with `_` (see [`is_internal`]): every change is a WAL
 //! record, so it survives a crash and is encrypted at rest like user data.
 
+pub mod a2a_client;
 pub mod a2a_tasks;
 pub mod agents;
 pub mod bus;

@@ -2,7 +2,6 @@
 //! gRPC client of a running server (`--server URL` or `AGENTDB_URL`).
 
 mod a2a;
-mod a2a_client;
 mod anomaly;
 mod client;
 mod config;

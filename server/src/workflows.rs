@@ -495,7 +495,7 @@ impl Workflows {
                 Some(credential(src).map_err(|e| format!("call_agent: workflows.agent_credentials.{name}: {e}"))?)
             }
         };
-        let req = crate::a2a_client::CallRequest {
+        let req = agentdb_orchestrator::a2a_client::CallRequest {
             endpoint: card.endpoint.clone(),
             text,
             data,
@@ -503,7 +503,8 @@ impl Workflows {
             timeout: Duration::from_millis(timeout_ms),
             poll_interval: Duration::from_millis(self.cfg.a2a_poll_interval_ms.max(10)),
         };
-        let r = crate::a2a_client::call(req, cancel).await.map_err(|e| format!("agent '{name}': {e}"))?;
+        let r =
+            agentdb_orchestrator::a2a_client::call(req, cancel).await.map_err(|e| format!("agent '{name}': {e}"))?;
         Ok(json!({
             "agent": name, "task_id": r.task_id, "state": r.state, "text": r.text, "data": r.data,
             "artifacts": r.raw.get("artifacts").cloned().unwrap_or(Value::Null),

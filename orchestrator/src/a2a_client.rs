@@ -16,9 +16,6 @@
 //! and at most [`MAX_RESPONSE_BYTES`] of a response are read. On a timeout or a cancel the
 //! task is canceled at the agent (best effort) when its id is known.
 
-// The workflow engine (server/src/workflows.rs) is its caller; until that lands, only
-// the tests use it.
-
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -676,7 +673,7 @@ mod tests {
         l.local_addr().unwrap().port()
     }
 
-    /// The Python test agent (server/tests/a2a_agent.py), killed on drop.
+    /// The Python test agent (server/tests/a2a_agent.py, shared with the server's e2e tests), killed on drop.
     struct TestAgent {
         child: Child,
         port: u16,
@@ -696,7 +693,7 @@ mod tests {
                 }
                 Ok(_) => {}
             }
-            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/a2a_agent.py");
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../server/tests/a2a_agent.py");
             let port = free_port();
             let mut child = Command::new("python3")
                 .arg(script)
