@@ -13,6 +13,8 @@ trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -rf "$WOR
 NAMES=()
 if [ "${1:-}" = "--descriptive-names" ]; then NAMES=(--descriptive-names); shift; fi
 python3 "$HERE/make_dataset.py" "$WORK/dataset" "${NAMES[@]}" >&2
+# Created before the server starts: the background job opens it only after the fork.
+: > "$WORK/log"
 "$BIN" serve --data-dir "$WORK/data" --listen 127.0.0.1:0 --set http_listen=127.0.0.1:0 > "$WORK/log" 2> "$WORK/err" &
 PID=$!
 for _ in $(seq 1 600); do grep -q "^agentdb listening on" "$WORK/log" && break; sleep 0.1; done
