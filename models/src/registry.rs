@@ -120,3 +120,13 @@ pub fn default_dir() -> PathBuf {
     let home = std::env::var("HOME").unwrap_or_else(|_| ".".into());
     PathBuf::from(home).join(".cache/agentdb/models")
 }
+
+/// The test media `.ci/models.sh --testdata` installs (photos, CLIP preprocessing
+/// references): `$AGENTDB_TESTDATA`, else `~/.cache/agentdb/testdata`.
+pub fn testdata_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("AGENTDB_TESTDATA") {
+        return PathBuf::from(d);
+    }
+    let home = std::env::var("HOME").unwrap_or_else(|_| ".".into());
+    PathBuf::from(home).join(".cache/agentdb/testdata")
+}

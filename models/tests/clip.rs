@@ -12,7 +12,6 @@ use agentdb_models::registry::{self, ModelInfo};
 use agentdb_models::Error;
 use candle_core::{Device, Tensor};
 use image::RgbImage;
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 #[path = "support/tiny_clip.rs"]
@@ -321,10 +320,7 @@ fn matches_candle_clip_model_fed_the_openai_way() {
 /// libjpeg, the `image` crate's), so pixels may be off by a few grey levels.
 #[test]
 fn preprocessing_matches_pil_on_a_photograph() {
-    let dir = std::env::var("AGENTDB_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/agentdb/testdata"))
-        .join("clip-preprocess");
+    let dir = agentdb_models::registry::testdata_dir().join("clip-preprocess");
     let npy = std::fs::read(dir.join("expected_preprocessed_image.npy"))
         .unwrap_or_else(|e| panic!("{}: {e}: run `bash .ci/models.sh --testdata`", dir.display()));
     // .npy version 1: magic, version, u16 header length, the header, then the array.

@@ -10,10 +10,7 @@ use agentdb_models::registry;
 use std::path::PathBuf;
 
 fn photos() -> Vec<Vec<f32>> {
-    let d = std::env::var("AGENTDB_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/agentdb/testdata"))
-        .join("photos");
+    let d = agentdb_models::registry::testdata_dir().join("photos");
     let mut names: Vec<PathBuf> = std::fs::read_dir(&d)
         .unwrap_or_else(|e| panic!("{}: {e}: run `bash .ci/models.sh --testdata`", d.display()))
         .map(|e| e.unwrap().path())

@@ -7,10 +7,7 @@ use agentdb_models::{registry, LabelBridge, TextEncoder};
 use std::path::PathBuf;
 
 fn photos() -> PathBuf {
-    let d = std::env::var("AGENTDB_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/agentdb/testdata"))
-        .join("photos");
+    let d = registry::testdata_dir().join("photos");
     assert!(d.join("chelsea.png").exists(), "{} is missing: run `bash .ci/models.sh --testdata`", d.display());
     d
 }

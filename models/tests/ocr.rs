@@ -6,10 +6,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn photos() -> PathBuf {
-    let d = std::env::var("AGENTDB_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/agentdb/testdata"))
-        .join("photos");
+    let d = agentdb_models::registry::testdata_dir().join("photos");
     assert!(d.join("page.png").exists(), "{} is missing: run `bash .ci/models.sh --testdata`", d.display());
     d
 }

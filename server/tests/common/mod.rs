@@ -133,10 +133,7 @@ pub fn json_lines(out: &[u8]) -> Vec<serde_json::Value> {
 
 /// The real photographs `.ci/models.sh --testdata` installs (scikit-image's samples).
 pub fn photos() -> PathBuf {
-    let d = std::env::var("AGENTDB_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/agentdb/testdata"))
-        .join("photos");
+    let d = agentdb_models::registry::testdata_dir().join("photos");
     assert!(d.join("chelsea.png").exists(), "{} is missing: run `bash .ci/models.sh --testdata`", d.display());
     d
 }
