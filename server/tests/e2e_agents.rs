@@ -445,21 +445,7 @@ async fn alert_transitions_are_published() {
     })
     .await
     .unwrap();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let s2 = stop.clone();
-    let load = tokio::spawn(async move {
-        let mut items = items;
-        while !s2.load(std::sync::atomic::Ordering::Relaxed) {
-            let _ = items
-                .search(v1::SearchRequest {
-                    collection: "q".into(),
-                    vector: Some(v1::Vector { values: vec![1.0; 4], ..Default::default() }),
-                    ..Default::default()
-                })
-                .await;
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    });
+    let load = search_load(items, "q");
     tokio::time::sleep(Duration::from_millis(1500)).await; // baseline
     assert!(server.cli(&["inject-fault", "--search-delay-ms", "80"]).status.success());
     // Wait for the latency alert to fire (other signals may fire too on a busy machine).
@@ -479,8 +465,7 @@ async fn alert_transitions_are_published() {
             break;
         }
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let _ = load.await;
+    load.stop().await;
 }
 
 /// The next `standing_query` event, or None when none comes within `wait`.

@@ -199,21 +199,7 @@ async fn latency_fault_raises_an_alert_that_then_clears() {
     .await
     .unwrap();
     // Steady search traffic in the background.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let s2 = stop.clone();
-    let load = tokio::spawn(async move {
-        let mut items = items;
-        while !s2.load(std::sync::atomic::Ordering::Relaxed) {
-            let _ = items
-                .search(v1::SearchRequest {
-                    collection: "q".into(),
-                    vector: Some(v1::Vector { values: vec![1.0; 4], ..Default::default() }),
-                    ..Default::default()
-                })
-                .await;
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-    });
+    let load = search_load(items, "q");
     // A baseline. (A steady baseline never fires: the detector's unit test. Here other
     // tests share the CPU, so only alerts raised after the fault count.)
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
@@ -231,8 +217,7 @@ async fn latency_fault_raises_an_alert_that_then_clears() {
         assert!(t.elapsed() < std::time::Duration::from_secs(20), "alert did not clear");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let _ = load.await;
+    load.stop().await;
     let t = std::time::Instant::now();
     while received.lock().unwrap().len() < 2 && t.elapsed() < std::time::Duration::from_secs(10) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -131,6 +131,41 @@ pub fn json_lines(out: &[u8]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Steady search traffic in the background: a search of a 4-d vector in `collection`
+/// every ~5 ms until [`SearchLoad::stop`] (the alert tests measure latency under it).
+pub struct SearchLoad {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+pub fn search_load(
+    mut items: v1::items_client::ItemsClient<tonic::transport::Channel>,
+    collection: &str,
+) -> SearchLoad {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (s2, collection) = (stop.clone(), collection.to_string());
+    let task = tokio::spawn(async move {
+        while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+            let _ = items
+                .search(v1::SearchRequest {
+                    collection: collection.clone(),
+                    vector: Some(v1::Vector { values: vec![1.0; 4], ..Default::default() }),
+                    ..Default::default()
+                })
+                .await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    SearchLoad { stop, task }
+}
+
+impl SearchLoad {
+    pub async fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.task.await;
+    }
+}
+
 /// The real photographs `.ci/models.sh --testdata` installs (scikit-image's samples).
 pub fn photos() -> PathBuf {
     let d = agentdb_models::registry::testdata_dir().join("photos");
