@@ -290,7 +290,7 @@ fn cross_query(
             hidden,
         },
         space: r.space,
-        k: if r.top_k == 0 { 10 } else { r.top_k as usize },
+        k: top_k(r.top_k),
         filter,
         params: params_from_wire(r.params),
         mode: match v1::Fusion::try_from(r.fusion) {
@@ -305,7 +305,7 @@ fn cross_query(
 
 /// A raw-vector search of one space (blocking).
 fn vector_search(db: &Database, r: v1::SearchRequest, filter: Option<&Filter>) -> Result<Vec<Hit>, ApiError> {
-    let k = if r.top_k == 0 { 10 } else { r.top_k as usize };
+    let k = top_k(r.top_k);
     let list =
         tracing::info_span!("search.list", space = %r.space, modality = "vector", k, hits = tracing::field::Empty)
             .entered();
@@ -361,6 +361,15 @@ impl Services {
 /// A file that was not ingested, and why.
 fn failed_result(source: String, st: &Status) -> v1::IngestResult {
     v1::IngestResult { source, status: "failed".into(), error: st.message().to_string(), ..Default::default() }
+}
+
+/// A request's `top_k` (0: the default, 10).
+fn top_k(k: u32) -> usize {
+    if k == 0 {
+        10
+    } else {
+        k as usize
+    }
 }
 
 /// The wire's retrieval mode.
@@ -745,7 +754,7 @@ impl v1::items_server::Items for Services {
                 Ok(db.collection(&r.collection)?.search(SearchRequest {
                     space: &r.space,
                     queries: r.vectors.into_iter().map(|v| v.values).collect(),
-                    k: if r.top_k == 0 { 10 } else { r.top_k as usize },
+                    k: top_k(r.top_k),
                     filter: f.as_ref(),
                     params: params_from_wire(r.params),
                     with_payload: r.with_payload,
