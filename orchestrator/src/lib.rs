@@ -1,9 +1,11 @@
 //! AgentDB orchestration and policy: who may do what (API keys, roles, the audit
 //! log and its signed checkpoints), the agent registry, the event bus, durable message
-//! queues, standing queries, workflow definitions and runs, cron, the A2A task
-//! records and the outbound A2A client workflow steps call agents with (`a2a_client`).
-//! Free of the server's transport: the server extracts credentials, converts wire types
-//! and calls in here.
+//! queues, standing queries, workflows (definitions, runs and the engine that executes
+//! them), cron, AgentDB's own skills (`skills`: search, ingest, remember, recall, run
+//! through `agentdb-retrieval`), the A2A task records and the outbound A2A client that
+//! workflow steps call agents with (`a2a_client`). Free of the server's transport: the
+//! server extracts credentials, converts wire types, implements `skills::Host` (its
+//! policy checks and admission gate) and calls in here.
 //!
 //! Durable state (agents, queues) lives in the engine's own storage, in internal
 //! collections whose names start with `_` (see [`is_internal`]): every change is a WAL
@@ -16,6 +18,7 @@ pub mod bus;
 pub mod cron;
 pub mod queue;
 pub mod security;
+pub mod skills;
 pub mod standing;
 pub mod time;
 pub mod workflow;
@@ -39,6 +42,9 @@ pub enum Error {
     FailedPrecondition(String),
     #[error("{0}")]
     LimitExceeded(String),
+    /// A bug or a lost task (a panic on the blocking pool).
+    #[error("{0}")]
+    Internal(String),
     #[error(transparent)]
     Engine(#[from] agentdb_engine::Error),
 }

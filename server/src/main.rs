@@ -7,6 +7,7 @@ mod client;
 mod config;
 mod device;
 mod grpc;
+mod host;
 mod metrics;
 mod orchestration;
 mod quota;

@@ -111,6 +111,7 @@ pub(crate) fn orch_status(e: OrchError) -> Status {
         OrchError::AlreadyExists(m) => Status::already_exists(m),
         OrchError::FailedPrecondition(m) => Status::failed_precondition(m),
         OrchError::LimitExceeded(m) => Status::resource_exhausted(m),
+        OrchError::Internal(m) => Status::internal(m),
         OrchError::Engine(e) => crate::status::to_status(e.into()),
     }
 }

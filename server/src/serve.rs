@@ -405,20 +405,19 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
         );
     }
     tokio::spawn(shutdown_signal(stop_tx)?);
-    // A2A (HTTP routes below) and the workflow engine, whose steps run its skills.
+    // A2A (HTTP routes below) and the workflow engine; both run AgentDB's skills with
+    // `svc` as their host.
     let a2a =
         crate::a2a::service(svc.clone(), limit.saturating_add(limit / 3).saturating_add(64 * 1024), tls.is_some());
     let workflows = crate::workflows::Workflows::start(
-        db.clone(),
-        a2a.clone(),
-        security.clone(),
-        svc.encoders.clone(),
+        Arc::new(svc.clone()),
         orchestration.parts(),
         &cfg.workflows,
         svc.ingest.max_file_bytes,
         stop_rx.clone(),
     )
-    .await?;
+    .await
+    .map_err(|e| anyhow::anyhow!("workflow state: {e}"))?;
 
     // HTTP listener: Prometheus metrics, a liveness probe and A2A.
     let http_task = if cfg.http_listen.trim().is_empty() {
@@ -510,9 +509,12 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
             v1::standing_queries_server::StandingQueriesServer::new(orchestration).max_decoding_message_size(limit),
         )
         .add_service(
-            v1::workflows_server::WorkflowsServer::new(crate::workflows::WorkflowService(workflows))
-                .max_decoding_message_size(limit)
-                .max_encoding_message_size(limit),
+            v1::workflows_server::WorkflowsServer::new(crate::workflows::WorkflowService {
+                workflows,
+                security: security.clone(),
+            })
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(limit),
         )
         .add_service(crate::a2a::grpc::server(a2a.clone(), limit));
     a2a.advertise_grpc(addr.port());

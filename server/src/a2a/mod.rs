@@ -33,8 +33,9 @@
 //! streaming methods speak. See docs/A2A.md.
 //!
 //! By concern: `rpc.rs` (the JSON-RPC endpoint and the method dispatcher), `tasks.rs`
-//! (task lifecycle and the task methods), `skills.rs` (search, recall, ingest, remember
-//! through `agentdb-retrieval`), `push.rs` (push notifications), `card.rs`, `sse.rs`,
+//! (task lifecycle and the task methods; the skills themselves — search, recall, ingest,
+//! remember — are `agentdb_orchestrator::skills`, shared with workflow steps, run with
+//! `Services` as their host: `host.rs`), `push.rs` (push notifications), `card.rs`, `sse.rs`,
 //! `model.rs` (the task model and its two wire dialects), `params.rs` and `protojson.rs`
 //! (reading parameters), `errors.rs` (JSON-RPC errors), `grpc.rs` (the gRPC binding).
 
@@ -46,7 +47,6 @@ mod params;
 mod protojson;
 mod push;
 mod rpc;
-mod skills;
 mod sse;
 mod tasks;
 #[cfg(test)]

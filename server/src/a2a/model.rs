@@ -6,7 +6,7 @@ use super::{MAX_STORED_HISTORY, MAX_TASKS};
 use agentdb_orchestrator::security::Principal;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
@@ -159,17 +159,8 @@ pub(super) enum Event {
     Artifact(ArtifactRec),
 }
 
-/// What one skill invocation asks for, gathered from a message's parts.
-#[derive(Clone, Debug, Default)]
-pub(super) struct Job {
-    /// `skill` from a data part, or chosen by the routing rule.
-    pub(super) skill: Option<String>,
-    /// Data-part fields merged (later parts win).
-    pub(super) params: Map<String, Value>,
-    /// Text parts joined by newlines.
-    pub(super) text: String,
-    pub(super) files: Vec<(String, String, Vec<u8>)>,
-}
+/// What a message asks AgentDB's skills to do (merged across input-required turns).
+pub(super) use agentdb_orchestrator::skills::Job;
 
 pub(super) struct TaskRec {
     pub(super) id: String,
@@ -392,20 +383,6 @@ impl PushConfig {
                 json!({ "taskId": task_id, "pushNotificationConfig": c })
             }
         }
-    }
-}
-
-pub(super) fn ext_for(mime: &str) -> &'static str {
-    match mime {
-        "text/plain" => ".txt",
-        "text/markdown" => ".md",
-        "text/html" => ".html",
-        "application/pdf" => ".pdf",
-        "image/png" => ".png",
-        "image/jpeg" => ".jpg",
-        "audio/wav" | "audio/x-wav" => ".wav",
-        "video/mp4" => ".mp4",
-        _ => "",
     }
 }
 

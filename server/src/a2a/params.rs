@@ -5,10 +5,9 @@ use super::model::*;
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
-/// A string parameter, in either ProtoJSON spelling (`contextId` or `context_id`).
-pub(super) fn str_param<'a>(p: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-    super::protojson::param(p, key).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty())
-}
+/// A string or whole-number parameter, in either ProtoJSON spelling (`contextId` or
+/// `context_id`): the skills' own readers.
+pub(super) use agentdb_orchestrator::skills::{str_param, usize_param};
 
 /// `historyLength`: absent, or an integer >= 0 (INVALID_PARAMS otherwise).
 pub(super) fn history_length_param(p: &Map<String, Value>) -> Result<Option<usize>, RpcError> {
@@ -25,14 +24,6 @@ pub(super) fn task_id_param(p: &Map<String, Value>) -> Result<String, RpcError> 
         .map(str::to_string)
         .or_else(|| str_param(p, "name").map(|n| n.trim_start_matches("tasks/").to_string()))
         .ok_or_else(|| RpcError::params("params.id (the task id) is required"))
-}
-
-pub(super) fn usize_param(p: &Map<String, Value>, key: &str) -> Option<usize> {
-    match super::protojson::param(p, key)? {
-        Value::Number(n) => n.as_u64().map(|n| n as usize),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
 }
 
 pub(super) fn decode_b64(s: &str) -> Result<Vec<u8>, RpcError> {

@@ -4,23 +4,9 @@
 
 use serde_json::{Map, Value};
 
-/// `key` (lowerCamelCase) or its proto spelling (snake_case).
-pub fn param<'a>(p: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    p.get(key).or_else(|| p.get(&snake_case(key)))
-}
-
-pub fn snake_case(key: &str) -> String {
-    let mut out = String::with_capacity(key.len() + 4);
-    for c in key.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('_');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+/// `key` (lowerCamelCase) or its proto spelling (snake_case): one reading for A2A
+/// requests and AgentDB's skills.
+pub use agentdb_orchestrator::skills::param;
 
 /// An integer parameter: `Ok(None)` when absent, `Err` naming the field when it is not an
 /// integer (a number with a fraction, a string that does not parse, a boolean, ...).
@@ -39,6 +25,7 @@ pub fn int_param(p: &Map<String, Value>, key: &str) -> Result<Option<i64>, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agentdb_orchestrator::skills::snake_case;
     use serde_json::json;
 
     #[test]

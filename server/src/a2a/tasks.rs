@@ -5,11 +5,11 @@ use super::errors::*;
 use super::model::*;
 use super::params::*;
 use super::push::*;
-use super::skills::*;
 use super::sse::*;
 use super::A2a;
 use super::TASK_EVENTS;
 use agentdb_orchestrator::security::Principal;
+use agentdb_orchestrator::skills::{Artifact, SkillError};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
@@ -226,9 +226,9 @@ impl A2a {
 
     pub(super) async fn run_task(self: Arc<Self>, task_id: &str, principal: Option<Principal>, job: Job) {
         self.set_status(task_id, TaskState::Working, None);
-        let outcome = self.execute(task_id, principal.as_ref(), &job).await;
+        let outcome = agentdb_orchestrator::skills::execute(&self.svc, task_id, principal.as_ref(), &job).await;
         match outcome {
-            Outcome::Done { name, summary, data } => {
+            Ok(Artifact { name, summary, data }) => {
                 let artifact = ArtifactRec {
                     id: new_id(),
                     name: name.to_string(),
@@ -248,14 +248,14 @@ impl A2a {
                 }
                 self.set_status(task_id, TaskState::Completed, Some(agent_text(summary)));
             }
-            Outcome::NeedInput(why) => {
+            Err(SkillError::NeedInput(why)) => {
                 if let Some(t) = self.tasks.lock().map.get_mut(task_id) {
                     t.pending = Some(job);
                 }
                 self.set_status(task_id, TaskState::InputRequired, Some(agent_text(why)));
             }
-            Outcome::Rejected(why) => self.set_status(task_id, TaskState::Rejected, Some(agent_text(why))),
-            Outcome::Failed(why) => self.set_status(task_id, TaskState::Failed, Some(agent_text(why))),
+            Err(SkillError::Rejected(why)) => self.set_status(task_id, TaskState::Rejected, Some(agent_text(why))),
+            Err(SkillError::Failed(why)) => self.set_status(task_id, TaskState::Failed, Some(agent_text(why))),
         }
     }
 

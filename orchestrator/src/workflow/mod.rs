@@ -1,12 +1,12 @@
 //! Workflows: declarative YAML definitions of a DAG of steps (validated, versioned) and
 //! their runs (per-step state, attempts, outputs), persisted in the engine's storage.
 //!
-//! This module is transport- and execution-free: it parses and validates definitions,
-//! resolves `{{ ... }}` templates, keeps the run state machine (which steps are ready,
-//! what a failure means under the step's retry policy, when a run is over), the fair
-//! queue that orders runs across agents, and the durable store. The server executes the
-//! steps (search, ingest, embed, call an agent over A2A, ...) and drives the state
-//! machine; see `server/src/workflows.rs` and docs/WORKFLOWS.md.
+//! This file parses and validates definitions, resolves `{{ ... }}` templates, keeps the
+//! run state machine (which steps are ready, what a failure means under the step's retry
+//! policy, when a run is over), the fair queue that orders runs across agents, and the
+//! durable store. `engine.rs` drives runs and triggers, `steps.rs` executes each step kind
+//! (search and ingest straight through `agentdb-retrieval`, via `crate::skills`); the
+//! server's `workflows.rs` is only the gRPC face. See docs/WORKFLOWS.md.
 //!
 //! A definition:
 //!
@@ -27,6 +27,13 @@
 //!     timeout: 30s
 //!     retry: { max_attempts: 3, backoff: 1s, factor: 2 }
 //! ```
+
+mod config;
+mod engine;
+mod steps;
+
+pub use config::WorkflowsConfig;
+pub use engine::Workflows;
 
 use crate::bus::Topic;
 use crate::cron::Cron;
