@@ -57,10 +57,12 @@ bench: setup
 bench-search: build
 	bash benches/search.sh
 
-# Retrieval quality (recall@1/@5, MRR per query kind) on real photos, texts and speech.
+# Retrieval quality (success@1/@5, MRR per query kind and per half) on a mixed folder:
+# photos, texts, speech, cards, videos, sounds; with and without 30 distractors.
 eval: build
 	@bash .ci/models.sh --testdata
 	bash benches/eval/run.sh --modes dense,keyword,hybrid
+	bash benches/eval/run.sh --distractors --modes dense,keyword,hybrid
 	bash benches/eval/run.sh --descriptive-names --modes dense,keyword,hybrid --metadata both
 
 # The official A2A TCK against a fresh server: A2A_TCK_DIR=/path/to/a2a-tck make tck

@@ -16,9 +16,11 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok
 # video tests' media.
 # OCR links Debian's Tesseract (tesseract-sys generates its bindings with bindgen) and
 # reads English with tesseract-ocr-eng; the OCR tests draw text with DejaVu Sans.
+# sound-theme-freedesktop: real non-speech sounds (a bell, a phone, an alarm clock, a
+# camera shutter) for the ingest tests and the retrieval eval (benches/eval).
 for p in build-essential cmake libopenblas-dev pkg-config espeak-ng \
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev clang libclang-dev ffmpeg \
-  libtesseract-dev libleptonica-dev tesseract-ocr-eng fonts-dejavu-core; do
+  libtesseract-dev libleptonica-dev tesseract-ocr-eng fonts-dejavu-core sound-theme-freedesktop; do
   have_pkg "$p" || missing+=("$p")
 done
 

@@ -9,7 +9,18 @@ labels, notices) drawn by FFmpeg, whose words only OCR can see. File names are n
 text or recording), which is what `agentdb eval --metadata both` separates from the
 gain from content.
 
-usage: make_dataset.py OUT_DIR [--descriptive-names]
+It also holds what a real folder holds besides photos, texts and recordings: short
+videos (with and without speech; the pictures are FFmpeg's synthetic scenes, a photo
+or a card, so what they say and show is known) and non-speech sounds (the freedesktop
+sound theme, Debian package sound-theme-freedesktop). With --distractors it adds 30
+unrelated multi-part sources (16 narrated videos, 14 long licence texts from
+/usr/share/common-licenses) that no query is about: a fair ranking keeps them out of
+the top five.
+
+Every query has a "half": "tune" (defaults may be chosen on these) or "test" (held out;
+report both).
+
+usage: make_dataset.py OUT_DIR [--descriptive-names] [--distractors]
 Only the standard library and the `espeak-ng` and `ffmpeg` binaries are needed.
 """
 import json, os, shutil, subprocess, sys
@@ -92,6 +103,88 @@ SPEECH = [
 ]
 
 
+SOUND_DIR = "/usr/share/sounds/freedesktop/stereo"
+# freedesktop sound -> queries (what a user would type to find it)
+SOUNDS = {
+    "bell.oga": ["a bell ringing"],
+    "phone-incoming-call.oga": ["a phone ringing", "incoming phone call ringtone"],
+    "alarm-clock-elapsed.oga": ["an alarm clock going off"],
+    "camera-shutter.oga": ["the click of a camera shutter"],
+    "dialog-warning.oga": ["a warning beep"],
+    "message-new-instant.oga": ["new message notification sound"],
+    "trash-empty.oga": ["paper being crumpled in the bin"],
+    "complete.oga": ["a short chime when something is done"],
+}
+SOUND_NAMES = {k: k.replace(".oga", "") for k in SOUNDS}
+
+# Videos: (name, picture, narration or None, queries). Pictures: an FFmpeg lavfi source,
+# "photo:FILE" (a slow zoom over a photo the image set does not use) or "card:TEXT".
+VIDEOS = [
+    ("fractal-lecture", "mandelbrot=s=640x360", "Welcome to this lecture on fractal geometry and the Mandelbrot set.",
+     ["a lecture about fractals", "a maths talk about infinitely detailed shapes"]),
+    ("warehouse-safety", "testsrc2=s=640x360",
+     "This is the weekly safety briefing for warehouse staff: always wear a helmet and a high visibility vest.",
+     ["warehouse safety briefing", "rules about protective clothing at work"]),
+    ("museum-hours", "card:OPENING HOURS 9 - 17", "Our museum opens at nine and closes at five on weekdays.",
+     ["museum opening hours", "what time does the gallery close"]),
+    ("wrist-scan", "photo:phantom.png", "The scan shows no sign of a fracture in the patient's left wrist.",
+     ["results of a wrist x-ray", "did the patient break a bone"]),
+    ("colour-bars", "smptebars=s=640x360", None, ["television colour bars test pattern"]),
+    ("game-of-life", "life=s=320x240:mold=10:ratio=0.1:death_color=#C83232:life_color=#00ff00,scale=640:480",
+     None, ["cellular automaton simulation"]),
+]
+
+# Distractor narrations (unrelated to every query).
+DISTRACTOR_LINES = [
+    "The committee will review the minutes of the previous session before voting on the amendments.",
+    "Please keep your ticket until the end of your journey; inspectors may ask to see it.",
+    "The annual general meeting of the allotment society is postponed until further notice.",
+    "This recording explains how to reset the thermostat in the east wing of the building.",
+    "Thank you for calling; all our advisers are busy, please hold the line.",
+    "Chapter three describes the migration of the library catalogue to the new database.",
+    "The choir rehearses on Tuesday evenings in the church hall next to the post office.",
+    "Remember to return your library books before the end of the month to avoid a fine.",
+    "The lecture on medieval tax records has moved to room two hundred and four.",
+    "Our tenants' association collects the subscription fees in January each year.",
+    "The printer on the second floor is out of toner; use the one near the kitchen.",
+    "Parking permits for residents are renewed online or at the town hall.",
+    "The harbour master announces the tide times every morning at seven.",
+    "This is a reminder that the quarterly fire drill takes place on Friday.",
+    "The translation of the user manual into Portuguese is now complete.",
+    "Visitors must sign in at reception and wear a badge at all times.",
+]
+# Plain scenes: unrelated to every query (test patterns would not be: they show colour
+# bars and a clock, which two queries ask for).
+DISTRACTOR_SCENES = ["color=c=navy:s=640x360", "color=c=darkgreen:s=640x360", "color=c=gray:s=640x360",
+                     "color=c=maroon:s=640x360", "gradients=s=640x360:speed=0.005"]
+LICENSES = "/usr/share/common-licenses"
+
+
+def video(path, picture, narration, tmp, seconds=5):
+    """A 5 s (or narration-long) 640x360 H.264 MP4 of `picture`, with `narration` spoken."""
+    inputs, vf = [], "format=yuv420p"
+    if picture.startswith("photo:"):
+        inputs = ["-loop", "1", "-i", os.path.join(PHOTOS, picture[6:])]
+        vf = "scale=640:360:force_original_aspect_ratio=increase,crop=640:360,zoompan=z='1+0.002*on':d=1:s=640x360,format=yuv420p"
+    elif picture.startswith("card:"):
+        text = picture[5:].replace(":", chr(92) + ":")
+        inputs = ["-f", "lavfi", "-i", "color=white:s=640x360"]
+        vf = f"drawtext=fontfile={FONT}:text='{text}':fontsize=48:x=40:y=150,format=yuv420p"
+    else:
+        inputs = ["-f", "lavfi", "-i", picture]
+    audio = []
+    if narration:
+        wav = os.path.join(tmp, "narration.wav")
+        espeak(narration, wav)
+        audio = ["-i", wav]
+    cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", *inputs, *audio, "-vf", vf, "-r", "10",
+           "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+    cmd += ["-c:a", "aac", "-shortest"] if narration else ["-t", str(seconds)]
+    if narration:
+        cmd = cmd[:cmd.index("-vf")] + ["-t", "30"] + cmd[cmd.index("-vf"):]
+    subprocess.run(cmd + ["-y", path], check=True)
+
+
 def espeak(text, path, voice="en-us"):
     subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", path, text], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -108,6 +201,7 @@ def card(lines, path):
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     descriptive = "--descriptive-names" in sys.argv
+    distractors = "--distractors" in sys.argv
     out = args[0] if args else "eval-dataset"
     media, qdir = os.path.join(out, "media"), os.path.join(out, "queries")
     shutil.rmtree(out, ignore_errors=True)
@@ -151,13 +245,47 @@ def main():
                 queries.append({"kind": "text→image+text", "text": t, "relevant": [f"media/{name}"]})
     else:
         print("ffmpeg or fonts-dejavu-core missing: the dataset has no text cards", file=sys.stderr)
+    have_ffmpeg = shutil.which("ffmpeg") is not None
+    if have_ffmpeg and have_espeak:
+        for i, (vname, picture, narration, texts) in enumerate(VIDEOS, 1):
+            name = f"{vname}.mp4" if descriptive else f"v{i:02d}.mp4"
+            video(os.path.join(media, name), picture, narration, out)
+            for t in texts:
+                kind = "text→video" + ("+speech" if narration else "")
+                queries.append({"kind": kind, "text": t, "relevant": [f"media/{name}"]})
+    else:
+        print("ffmpeg or espeak-ng missing: the dataset has no videos", file=sys.stderr)
+    if os.path.isdir(SOUND_DIR):
+        for i, (sound, texts) in enumerate(sorted(SOUNDS.items()), 1):
+            name = f"{SOUND_NAMES[sound]}.oga" if descriptive else f"a{i:02d}.oga"
+            shutil.copy(os.path.join(SOUND_DIR, sound), os.path.join(media, name))
+            for t in texts:
+                queries.append({"kind": "text→sound", "text": t, "relevant": [f"media/{name}"], "note": sound})
+    else:
+        print(f"{SOUND_DIR} missing: the dataset has no sounds (install sound-theme-freedesktop)", file=sys.stderr)
+    if distractors:
+        ddir = os.path.join(media, "other")
+        os.makedirs(ddir)
+        for i, line in enumerate(DISTRACTOR_LINES, 1):
+            scene = DISTRACTOR_SCENES[i % len(DISTRACTOR_SCENES)]
+            video(os.path.join(ddir, f"d{i:02d}.mp4"), scene, line, out)
+        docs = sorted(f for f in os.listdir(LICENSES) if not os.path.islink(os.path.join(LICENSES, f)))[:14]
+        for i, doc in enumerate(docs, 1):
+            shutil.copy(os.path.join(LICENSES, doc), os.path.join(ddir, f"l{i:02d}.txt"))
+    # Halves: every other query of each kind is held out (the first one tunes).
+    seen = {}
+    for q in queries:
+        n = seen.get(q["kind"], 0)
+        q["half"] = "tune" if n % 2 == 0 else "test"
+        seen[q["kind"]] = n + 1
     with open(os.path.join(out, "queries.jsonl"), "w") as f:
         for q in queries:
             f.write(json.dumps(q, ensure_ascii=False) + "\n")
     kinds = {}
     for q in queries:
         kinds[q["kind"]] = kinds.get(q["kind"], 0) + 1
-    print(f"wrote {out}: {len(os.listdir(media))} media files, {len(queries)} queries {kinds}")
+    files = sum(len(fs) for _, _, fs in os.walk(media))
+    print(f"wrote {out}: {files} media files, {len(queries)} queries {kinds}")
 
 
 if __name__ == "__main__":

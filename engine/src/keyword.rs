@@ -92,6 +92,11 @@ pub fn field_texts(payload: &Value, searchable: &[String]) -> [String; 8] {
     let s = |k: &str| payload.get(k).map(flatten).unwrap_or_default();
     let speech = payload.get(keys::MODALITY).and_then(Value::as_str) == Some("speech");
     out[if speech { 1 } else { 0 }] = s(keys::TEXT);
+    // What a recording carries besides speech is transcript too (a sound's description
+    // by the speech model).
+    if let Some(heard) = payload.get(keys::SOUND).map(flatten).filter(|h| !h.is_empty()) {
+        out[1] = if out[1].is_empty() { heard } else { format!("{}. {heard}", out[1]) };
+    }
     out[2] = s(keys::OCR);
     out[3] = s(keys::LABELS);
     if let Some(src) = payload.get(keys::SOURCE).and_then(Value::as_str) {
@@ -111,7 +116,7 @@ pub fn field_payload_keys(searchable: &[String]) -> [Vec<String>; 8] {
     let one = |k: &str| vec![k.to_string()];
     [
         one(keys::TEXT),
-        one(keys::TEXT),
+        vec![keys::TEXT.to_string(), keys::SOUND.to_string()],
         one(keys::OCR),
         one(keys::LABELS),
         one(keys::SOURCE),
@@ -305,6 +310,9 @@ pub struct KeywordHit {
     pub matched: Vec<(String, Vec<String>)>,
     /// A short passage of the best matching field with the matched words in `**`.
     pub snippet: String,
+    /// How much of the query it matched, weighted by how rare each term is: Σ idf of
+    /// the query terms found in any field / Σ idf of all query terms (0–1).
+    pub coverage: f32,
 }
 
 pub struct KeywordIndex {
@@ -516,6 +524,7 @@ impl KeywordIndex {
                     hit: Hit { id, score: *score, payload: Some(payload), vector: None },
                     matched: Vec::new(),
                     snippet: String::new(),
+                    coverage: 0.0,
                 });
                 if out.len() == k {
                     break;
@@ -526,9 +535,28 @@ impl KeywordIndex {
             }
             window = window.saturating_mul(4);
         }
+        // BM25's idf of each query term, its document frequency taken as the largest over
+        // the fields.
+        let docs = searcher.num_docs() as f32;
+        let idf: Vec<(String, f32)> = terms
+            .iter()
+            .map(|t| {
+                let df = self
+                    .fields
+                    .iter()
+                    .map(|f| searcher.doc_freq(&Term::from_field_text(*f, t)).unwrap_or(0))
+                    .max()
+                    .unwrap_or(0) as f32;
+                (t.clone(), (1.0 + (docs - df + 0.5) / (df + 0.5)).ln().max(0.0))
+            })
+            .collect();
+        let total: f32 = idf.iter().map(|(_, w)| w).sum();
         for h in &mut out {
             if let Some(p) = &h.hit.payload {
                 let (m, s) = self.explain(p, &terms, weights);
+                let found: BTreeSet<&String> = m.iter().flat_map(|(_, t)| t).collect();
+                let got: f32 = idf.iter().filter(|(t, _)| found.contains(t)).map(|(_, w)| w).sum();
+                h.coverage = if total > 0.0 { (got / total).clamp(0.0, 1.0) } else { 0.0 };
                 h.matched = m;
                 h.snippet = s;
             }
@@ -667,6 +695,7 @@ mod tests {
         let text = json!({"text": "The running foxes jumped over a lazy dog", "source": "/x/notes.txt"});
         let h = &k.search("lazy dogs", &w, 1, |_: &str| Some(text.clone())).unwrap()[0];
         assert_eq!(h.matched, vec![("text".to_string(), vec!["dog".to_string(), "lazi".to_string()])]);
+        assert!((h.coverage - 1.0).abs() < 1e-6, "both query terms matched: {}", h.coverage);
         assert!(h.snippet.contains("**lazy** **dog**"), "{}", h.snippet);
         // Replace and delete.
         k.upsert("a", &json!({"text": "nothing here"})).unwrap();

@@ -9,10 +9,13 @@ use serde::{Deserialize, Serialize};
 pub mod keys {
     /// The ingested file (hits are fused per source).
     pub const SOURCE: &str = "source";
-    /// `text`, `image`, `speech` or `keyframe` (the per-modality lists filter on it).
+    /// `text`, `image`, `speech`, `keyframe` or `sound` (the per-modality lists filter on it).
     pub const MODALITY: &str = "modality";
-    /// A text chunk or a transcript passage (keyword fields `text` and `transcript`).
+    /// A text chunk or a transcript passage (keyword fields `text` and `transcript`); for
+    /// a sound, its description (length, rate, channels, codec).
     pub const TEXT: &str = "text";
+    /// What the speech model wrote for a sound without speech (keyword field `transcript`).
+    pub const SOUND: &str = "sound";
     /// Text read in an image or keyframe (keyword field `ocr`).
     pub const OCR: &str = "ocr";
     /// Top classifier labels of an image or keyframe (keyword field `labels`).
@@ -24,7 +27,7 @@ pub mod keys {
 }
 
 /// The item modalities ingestion writes (`keys::MODALITY`).
-pub const ITEM_MODALITIES: [&str; 4] = ["text", "image", "speech", "keyframe"];
+pub const ITEM_MODALITIES: [&str; 5] = ["text", "image", "speech", "keyframe", "sound"];
 
 /// One ingested item's payload. Fields that do not apply to a modality are absent.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -71,6 +74,16 @@ pub struct ItemPayload {
     pub duration_s: Option<f32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
+    /// A recording's sample rate, channels and codec (e.g. `vorbis`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_rate: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_codec: Option<String>,
+    /// A sound without speech: what the speech model wrote for it, if anything usable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sound: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub video_codec: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -32,6 +32,8 @@ pub struct Audio {
     pub rate: u32,
     /// Container/codec name for messages, e.g. "wav/pcm_s16le".
     pub format: String,
+    /// Channels in the file (the samples are their mean).
+    pub channels: u16,
 }
 
 impl Audio {
@@ -103,6 +105,7 @@ fn decode_audio_unguarded(bytes: &[u8], lim: AudioLimits) -> Result<Audio> {
     let mut buf: Option<SampleBuffer<f32>> = None;
     let mut decoded_any = false;
     let mut errors = 0usize;
+    let mut file_channels = params.channels.map_or(0, |c| c.count());
     loop {
         let packet = match format.next_packet() {
             Ok(p) => p,
@@ -133,6 +136,7 @@ fn decode_audio_unguarded(bytes: &[u8], lim: AudioLimits) -> Result<Audio> {
         };
         let spec = *decoded.spec();
         let channels = spec.channels.count().max(1);
+        file_channels = file_channels.max(channels);
         let b = buf.get_or_insert_with(|| SampleBuffer::new(decoded.capacity() as u64, spec));
         if b.capacity() < decoded.capacity() * channels {
             *b = SampleBuffer::new(decoded.capacity() as u64, spec);
@@ -155,7 +159,7 @@ fn decode_audio_unguarded(bytes: &[u8], lim: AudioLimits) -> Result<Audio> {
     if let Some(i) = samples.iter().position(|s| !s.is_finite()) {
         return Err(Error::InvalidInput(format!("decoded audio has a non-finite sample at {i}")));
     }
-    Ok(Audio { samples, rate, format: codec })
+    Ok(Audio { samples, rate, format: codec, channels: file_channels.clamp(1, u16::MAX as usize) as u16 })
 }
 
 /// Encode mono samples in [-1, 1] as a 16-bit PCM WAV file (for recordings made by

@@ -64,6 +64,21 @@ impl SpeechService {
         self.transcribe_blocking(&resample(samples, rate, RATE))
     }
 
+    /// Whisper over the first 30 s of a recording at any `rate` *without* the VAD gate
+    /// (for a recording in which the VAD found no speech): the segments Whisper keeps
+    /// under its own no-speech and repetition gates. On non-speech sound it writes
+    /// little, and what it writes is often a guess at words; callers keep only what
+    /// they can use (see `agentdb_retrieval`'s sound items and docs/SEARCH.md).
+    pub fn transcribe_ungated(&self, samples: &[f32], rate: u32) -> Result<Vec<Segment>> {
+        let mut pcm = resample(samples, rate, RATE);
+        pcm.truncate(30 * RATE as usize);
+        if pcm.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut out = self.batcher.submit_many_blocking(vec![pcm])?;
+        Ok(out.pop().unwrap_or_default().into_iter().filter(|s| !s.text.trim().is_empty()).collect())
+    }
+
     /// Transcribe 16 kHz mono samples: VAD regions → windows → Whisper.
     pub fn transcribe_blocking(&self, pcm: &[f32]) -> Result<Transcript> {
         let seconds = pcm.len() as f32 / RATE as f32;

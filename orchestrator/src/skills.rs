@@ -310,7 +310,7 @@ async fn search<H: Host>(
                 k,
                 filter,
                 params: Default::default(),
-                mode: agentdb_engine::fusion::FusionMode::Rrf,
+                mode: agentdb_engine::fusion::FusionMode::Calibrated,
                 weights: Default::default(),
                 with_payload: true,
                 explain: false,

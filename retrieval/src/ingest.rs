@@ -2,7 +2,7 @@
 //! into the collection's spaces, and upsert atomically (one WAL record per file), so a
 //! killed run never leaves half a file behind and a re-run skips it.
 
-use crate::encoders::{transcribe, Encoders, Modal};
+use crate::encoders::{Encoders, Modal};
 use crate::{invalid, Error, Observer, Result};
 use agentdb_engine::payload::ItemPayload;
 use agentdb_engine::{Collection, Item};
@@ -296,17 +296,17 @@ fn ocr(enc: &Encoders, img: &agentdb_models::image::RgbImage, src: &str) -> Resu
 const PASSAGE_WORDS: usize = 60;
 
 fn speech_items(f: &File) -> Result<Vec<Item>> {
-    let File { col, enc, source: src, content, sha, mime, lim } = *f;
-    let t = tracing::info_span!("ingest.decode", media_type = mime, transcribe = true)
-        .in_scope(|| transcribe(enc, content, lim.audio).map_err(|e| e.about(src)))?;
+    let File { col, enc, source: src, content, mime, lim, .. } = *f;
+    let (audio, t) = tracing::info_span!("ingest.decode", media_type = mime, transcribe = true).in_scope(|| {
+        let audio = agentdb_models::audio::decode_audio(content, lim.audio).map_err(|e| Error::from(e).about(src))?;
+        let t = enc.speech()?.transcribe_at(&audio.samples, audio.rate).map_err(|e| Error::from(e).about(src))?;
+        Ok::<_, Error>((audio, t))
+    })?;
     let passages = agentdb_models::speech::passages(&t.segments, PASSAGE_WORDS);
     if passages.is_empty() {
-        return Err(invalid!(
-            "{src}: no speech found in {:.1} s of audio; non-speech sound has no text-space vector with the \
-             installed models (a CLAP model would give it one)",
-            t.seconds
-        ));
+        return sound_items(f, &audio);
     }
+    let sha = f.sha;
     let texts: Vec<String> = passages.iter().map(|p| p.2.clone()).collect();
     let vectors = space_vectors(col, enc, Modal::Speech, src, |id| enc.embed_texts_as(id, texts.clone()))?;
     let n = passages.len();
@@ -330,6 +330,79 @@ fn speech_items(f: &File) -> Result<Vec<Item>> {
             .to_value(),
         })
         .collect())
+}
+
+/// A recording without speech: one `sound` item, findable by its description (length,
+/// sample rate, channels, codec, file name) and by whatever usable the speech model
+/// writes for it run without the VAD gate (`sound`; see [`heard`]). Its vector is the
+/// text embedding of that description: the shipped models have no audio-event encoder
+/// (a CLAP model would give sounds a real one).
+fn sound_items(f: &File, audio: &agentdb_models::audio::Audio) -> Result<Vec<Item>> {
+    let File { col, enc, source: src, sha, .. } = *f;
+    let seconds = audio.seconds() as f32;
+    let segments = tracing::info_span!("ingest.hear")
+        .in_scope(|| enc.speech()?.transcribe_ungated(&audio.samples, audio.rate).map_err(Error::from))
+        .map_err(|e| e.about(src))?;
+    let heard = heard(&segments);
+    tracing::debug!(source = src, whisper = ?segments.iter().map(|s| s.text.as_str()).collect::<Vec<_>>(), heard = ?heard, "sound without speech");
+    let channels = match audio.channels {
+        1 => "mono".to_string(),
+        2 => "stereo".to_string(),
+        n => format!("{n} channels"),
+    };
+    let mut text = format!(
+        "sound recording, {:.1} seconds, {} kHz {channels}, {}",
+        seconds,
+        (audio.rate as f32 / 100.0).round() / 10.0,
+        audio.format
+    );
+    if let Some(h) = &heard {
+        text.push_str(&format!(", sounds like: {h}"));
+    }
+    let vectors = space_vectors(col, enc, Modal::Speech, src, |id| enc.embed_texts_as(id, vec![text.clone()]))?;
+    Ok(vectors
+        .into_iter()
+        .map(|vectors| Item {
+            id: item_id(sha, 0),
+            vectors,
+            payload: ItemPayload {
+                text: Some(text.clone()),
+                sound: heard.clone(),
+                duration_s: Some(centi(seconds)),
+                sample_rate: Some(audio.rate),
+                channels: Some(audio.channels),
+                audio_codec: Some(audio.format.clone()),
+                encoder: enc.speech_id().unwrap_or_default(),
+                ..f.payload("sound", 1)
+            }
+            .to_value(),
+        })
+        .collect())
+}
+
+/// The usable part of what Whisper writes for a sound without speech: its bracketed
+/// sound descriptions (`[bell ringing]`, `(phone rings)`, `♪`), brackets removed.
+/// Anything else it writes there is a guess at words that were never said, and is
+/// dropped.
+pub fn heard(segments: &[agentdb_models::whisper::Segment]) -> Option<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in segments {
+        let t = s.text.trim();
+        let inner = if let Some(x) = t.strip_prefix('[').and_then(|x| x.strip_suffix(']')) {
+            x
+        } else if let Some(x) = t.strip_prefix('(').and_then(|x| x.strip_suffix(')')) {
+            x
+        } else if t.chars().all(|c| c == '♪' || c == '♫' || c.is_whitespace()) && !t.is_empty() {
+            "music"
+        } else {
+            continue;
+        };
+        let inner = inner.trim().to_lowercase();
+        if !inner.is_empty() && !out.contains(&inner) {
+            out.push(inner);
+        }
+    }
+    (!out.is_empty()).then(|| out.join("; "))
 }
 
 /// A video: one item per sampled keyframe (image bridge) and one per transcript passage

@@ -6,7 +6,7 @@
 use crate::encoders::{Encoders, Modal};
 use crate::ingest::IngestLimits;
 use crate::{invalid, Error, Result};
-use agentdb_engine::fusion::{fuse, FusionMode, RankedList};
+use agentdb_engine::fusion::{fuse, Calibration, FusionMode, RankedList};
 use agentdb_engine::payload::{keys, ITEM_MODALITIES};
 use agentdb_engine::{Collection, Filter, SearchParams, SearchRequest};
 use serde_json::Value;
@@ -146,7 +146,7 @@ pub fn run(col: &Collection, enc: &Encoders, mut q: CrossQuery, lim: IngestLimit
         drop(span);
         if !hits.is_empty() {
             let weight = q.weights.get("keyword").copied().unwrap_or(1.0);
-            lists.push(RankedList::keyword(weight, hits));
+            lists.push(RankedList::keyword(weight, hits).with_calibration(KEYWORD_CALIBRATION));
         }
     }
     let Some(input) = input.filter(|_| dense) else {
@@ -216,6 +216,9 @@ pub fn run(col: &Collection, enc: &Encoders, mut q: CrossQuery, lim: IngestLimit
         vectors.insert(fam, v);
     }
     let per_list = (q.k * 4).clamp(q.k, col.options().limits.max_top_k.max(q.k));
+    // The calibrations below were fitted for the spaces of the shipped text encoder's
+    // family; lists of other spaces (a user's CLIP, ONNX) are calibrated by rank alone.
+    let text_family = enc.text().ok().map(|t| agentdb_engine::embedding_family(&t.encoder_id()).to_string());
     for (space, id) in &targets {
         let v = &vectors[agentdb_engine::embedding_family(id)];
         let mut groups: Vec<(String, Filter)> = ITEM_MODALITIES
@@ -259,7 +262,9 @@ pub fn run(col: &Collection, enc: &Encoders, mut q: CrossQuery, lim: IngestLimit
             }
             let name = format!("{}/{m}", space.name);
             let weight = q.weights.get(&name).copied().unwrap_or(1.0);
-            lists.push(RankedList::new(name, weight, hits));
+            let shipped = text_family.as_deref() == Some(agentdb_engine::embedding_family(id));
+            let c = if shipped { calibration(&m) } else { Calibration::RANK_ONLY };
+            lists.push(RankedList::new(name, weight, hits).with_calibration(c));
         }
     }
     for name in q.weights.keys() {
@@ -272,6 +277,31 @@ pub fn run(col: &Collection, enc: &Encoders, mut q: CrossQuery, lim: IngestLimit
     }
     Ok(finish(lists, &q))
 }
+
+/// The calibration of a dense list of the shipped encoders' space, by item modality:
+/// p = σ(a·similarity + b/rank + c), fitted by logistic regression on the tune half of
+/// `benches/eval` with its 30 distractors (`make eval`; docs/SEARCH.md has the method and
+/// the numbers of both halves). Keyframes share the images' (same classifier, same
+/// bridge): fitted apart on an eval without natural-scene videos they learned "never".
+fn calibration(modality: &str) -> Calibration {
+    let c = |score, inv_rank, bias| Calibration { score, inv_rank, bias, ..Default::default() };
+    match modality {
+        "text" => c(8.593, 5.081, -9.22),
+        "image" | "keyframe" => c(3.262, 3.305, -5.582),
+        "speech" => c(9.067, 4.123, -9.195),
+        "sound" => c(3.276, 1.159, -5.047),
+        _ => Calibration::RANK_ONLY,
+    }
+}
+
+/// The keyword (BM25) list's calibration, fitted with the dense ones:
+/// p = σ(a/rank + b·coverage + c·[a match in a short field] + d), coverage being the
+/// idf-weighted share of the query a hit matched. BM25 magnitude is left out: fitted
+/// with it, the tune half gave it a *negative* weight (a long licence text matching one
+/// common query word outscores a card whose OCR holds the rare ones), a rule that would
+/// not hold elsewhere. Coverage carries nearly all of the weight.
+const KEYWORD_CALIBRATION: Calibration =
+    Calibration { score: 0.0, inv_rank: 0.019, coverage: 3.853, short_field: 0.016, bias: -3.861 };
 
 /// Fuse the ranked lists by source and describe each source's best part.
 fn finish(lists: Vec<RankedList>, q: &CrossQuery) -> Vec<Hit> {
@@ -336,6 +366,10 @@ fn describe_part(p: &Value) -> String {
             let (i, n) = (p["chunk"].as_u64().unwrap_or(0), p["chunks"].as_u64().unwrap_or(1));
             let (a, b) = (p["start_s"].as_f64().unwrap_or(0.0), p["end_s"].as_f64().unwrap_or(0.0));
             format!("speech {a:.1}-{b:.1} s (passage {}/{n})", i + 1)
+        }
+        Some("sound") => {
+            let heard = p["sound"].as_str().map(|h| format!("; sounds like: {h}")).unwrap_or_default();
+            format!("sound {:.1} s, no speech{heard}", p["duration_s"].as_f64().unwrap_or(0.0))
         }
         _ => "item".into(),
     }

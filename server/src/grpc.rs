@@ -210,6 +210,8 @@ pub fn cross_hit_to_wire(h: agentdb_retrieval::Hit) -> v1::Hit {
                 score: e.score,
                 matched: e.matched,
                 snippet: e.snippet,
+                contribution: e.contribution,
+                coverage: e.coverage,
             })
             .collect(),
     }
@@ -280,8 +282,8 @@ fn cross_query(
     input: Option<QueryInput>,
     filter: Option<Filter>,
     hidden: Vec<String>,
-) -> CrossQuery {
-    CrossQuery {
+) -> Result<CrossQuery, Status> {
+    Ok(CrossQuery {
         input,
         keyword: KeywordQuery {
             mode: retrieval_from_wire(r.mode),
@@ -295,12 +297,14 @@ fn cross_query(
         params: params_from_wire(r.params),
         mode: match v1::Fusion::try_from(r.fusion) {
             Ok(v1::Fusion::Weighted) => FusionMode::Weighted,
-            _ => FusionMode::Rrf,
+            Ok(v1::Fusion::Rrf) => FusionMode::Rrf,
+            Ok(v1::Fusion::Calibrated | v1::Fusion::Unspecified) => FusionMode::Calibrated,
+            Err(_) => return Err(Status::invalid_argument(format!("unknown fusion {}", r.fusion))),
         },
         weights: r.weights.into_iter().collect(),
         with_payload: r.with_payload,
         explain: r.explain,
-    }
+    })
 }
 
 /// A raw-vector search of one space (blocking).
@@ -706,7 +710,7 @@ impl v1::items_server::Items for Services {
         let hits = match query {
             SearchQuery::Cross(input) => {
                 let (enc, lim, name) = (self.encoders.clone(), self.ingest, r.collection.clone());
-                let q = cross_query(r, input, filter, self.security.hidden_keys(principal.as_ref()));
+                let q = cross_query(r, input, filter, self.security.hidden_keys(principal.as_ref()))?;
                 let mut hits = self
                     .gate
                     .run(move || {

@@ -1,7 +1,8 @@
 //! Speech through the real binary: recordings synthesised offline with espeak-ng are
 //! ingested (Silero VAD + Whisper base from the set-up's model packages, transcripts
-//! embedded into the text space), found by text and by a spoken query, and bad audio
-//! is refused with a reason.
+//! embedded into the text space), found by text and by a spoken query; sounds without
+//! speech are stored as `sound` items with their properties; bad audio is refused with
+//! a reason.
 
 mod common;
 
@@ -43,15 +44,42 @@ async fn ingest_speech_then_search_by_text_and_by_voice() {
     junk.extend((0..4000u32).map(|i| (i * 7919 % 251) as u8));
     std::fs::write(media.join("junk.mp3"), junk).unwrap();
 
+    // A real sound without speech (a bell, Ogg Vorbis, 44.1 kHz stereo), from the
+    // sound-theme-freedesktop package the set-up installs.
+    let bell = Path::new("/usr/share/sounds/freedesktop/stereo/bell.oga");
+    assert!(bell.exists(), "{} is missing: run .ci/setup.sh (sound-theme-freedesktop)", bell.display());
+    std::fs::copy(bell, media.join("ding.oga")).unwrap();
+
     ok(&["collection", "create", "calls", "--multimodal"]);
     let s: Value = serde_json::from_slice(&ok(&["ingest", "calls", media.to_str().unwrap(), "--json"])).unwrap();
     let failed = s["failed"].to_string();
-    assert_eq!(s["ingested"], json!(3), "{s}");
-    assert_eq!(s["failed"].as_array().unwrap().len(), 4, "{s}");
-    assert!(failed.contains("beep.wav") && failed.contains("no speech found"), "{failed}");
+    // Every decodable file is stored, sounds without speech included; only what cannot
+    // be decoded or breaks a limit fails.
+    assert_eq!(s["ingested"], json!(5), "{s}");
+    assert_eq!(s["failed"].as_array().unwrap().len(), 3, "{s}");
+    assert!(!failed.contains("beep.wav") && !failed.contains("ding.oga"), "{failed}");
     assert!(failed.contains("long.wav") && failed.contains("max_audio_seconds"), "{failed}");
     assert!(failed.contains("cut.wav"), "{failed}");
     assert!(failed.contains("junk.mp3"), "{failed}");
+
+    // Ingesting the folder again is a no-op.
+    let again: Value = serde_json::from_slice(&ok(&["ingest", "calls", media.to_str().unwrap(), "--json"])).unwrap();
+    assert_eq!((again["ingested"].clone(), again["skipped"].clone()), (json!(0), json!(5)), "{again}");
+
+    // A sound is one `sound` item that says what it is: length, rate, channels, codec.
+    let hits = json_lines(&ok(&["search", "calls", "--keyword", "stereo vorbis", "--json"]));
+    assert_eq!(hits.len(), 1, "{hits:#?}");
+    assert!(hits[0]["source"].as_str().unwrap().ends_with("ding.oga"), "{hits:#?}");
+    assert_eq!(hits[0]["modality"], json!("sound"));
+    let p = &hits[0]["payload"];
+    assert_eq!((p["sample_rate"].clone(), p["channels"].clone()), (json!(44100), json!(2)), "{p}");
+    assert_eq!(p["audio_codec"], json!("vorbis"), "{p}");
+    assert!((p["duration_s"].as_f64().unwrap() - 0.14).abs() < 0.05, "{p}");
+    assert!(hits[0]["part"].as_str().unwrap().starts_with("sound 0.1 s, no speech"), "{}", hits[0]["part"]);
+    // ... and by its file name, like any file.
+    let hits = json_lines(&ok(&["search", "calls", "--keyword", "beep", "--json"]));
+    assert!(hits[0]["source"].as_str().unwrap().ends_with("beep.wav"), "{hits:#?}");
+    assert_eq!(hits[0]["payload"]["channels"], json!(1));
 
     // Found by what was said; the hit names the time range and the transcript.
     let hits = json_lines(&ok(&["search", "calls", "--text", "when does the airport train go", "--json", "--explain"]));

@@ -9,7 +9,8 @@
 //! ```
 //!
 //! A query's rank is the rank of the first relevant source among the fused results
-//! (one per source); it reports recall@1, recall@5 and MRR (over the top 10) per kind.
+//! (one per source); it reports recall@1, recall@5 and MRR (over the top 10) per kind,
+//! and per half when queries carry `"half": "tune"` or `"test"`.
 //! `benches/eval/make_dataset.py` builds the dataset from real photographs and
 //! synthesised speech.
 
@@ -31,8 +32,8 @@ pub struct EvalArgs {
     /// Keep the collection afterwards (default: drop it).
     #[arg(long)]
     pub keep: bool,
-    /// rrf or weighted.
-    #[arg(long, default_value = "rrf", value_parser = ["rrf", "weighted"])]
+    /// calibrated, rrf or weighted.
+    #[arg(long, default_value = "calibrated", value_parser = ["calibrated", "rrf", "weighted"])]
     pub fusion: String,
     /// Search only items of the modality the query kind targets ("text→image" searches
     /// images only): measures each bridge apart from the fusion across modalities.
@@ -63,6 +64,10 @@ struct Query {
     #[serde(default)]
     audio: Option<PathBuf>,
     relevant: Vec<String>,
+    /// "tune" or "test": which half of the set the query is in (defaults may be chosen
+    /// on the tune half only; both are reported).
+    #[serde(default)]
+    half: Option<String>,
 }
 
 #[derive(Default, Debug)]
@@ -72,6 +77,16 @@ struct Tally {
     r1: usize,
     r5: usize,
     rr: f64,
+}
+
+impl Tally {
+    fn add(&mut self, t: &Tally) {
+        self.n += t.n;
+        self.r1 += t.r1;
+        self.r5 += t.r5;
+        self.rr += t.rr;
+        self.errors += t.errors;
+    }
 }
 
 pub async fn eval(cols: &mut CollectionsClient, items: &mut ItemsClient, a: EvalArgs) -> Result<()> {
@@ -107,7 +122,11 @@ pub async fn eval(cols: &mut CollectionsClient, items: &mut ItemsClient, a: Eval
     for (s, e) in &ing.failed {
         eprintln!("eval: failed: {s}: {e}");
     }
-    let fusion = if a.fusion == "weighted" { v1::Fusion::Weighted } else { v1::Fusion::Rrf };
+    let fusion = match a.fusion.as_str() {
+        "weighted" => v1::Fusion::Weighted,
+        "rrf" => v1::Fusion::Rrf,
+        _ => v1::Fusion::Calibrated,
+    };
     let metadata: Vec<bool> = match a.metadata.as_str() {
         "off" => vec![false],
         "both" => vec![true, false],
@@ -117,11 +136,13 @@ pub async fn eval(cols: &mut CollectionsClient, items: &mut ItemsClient, a: Eval
     for mode in &a.modes {
         for &md in &metadata {
             let started = std::time::Instant::now();
-            let (by_kind, per_query) = run_queries(items, &name, &root, &queries, &a, fusion, mode, md).await?;
+            let (by_kind, by_half, per_query) =
+                run_queries(items, &name, &root, &queries, &a, fusion, mode, md).await?;
             runs.push(Run {
                 mode: mode.clone(),
                 metadata: md,
                 by_kind,
+                by_half,
                 per_query,
                 secs: started.elapsed().as_secs_f64(),
             });
@@ -138,19 +159,24 @@ pub async fn eval(cols: &mut CollectionsClient, items: &mut ItemsClient, a: Eval
     for run in runs {
         let mut all = Tally::default();
         for t in run.by_kind.values() {
-            all.n += t.n;
-            all.r1 += t.r1;
-            all.r5 += t.r5;
-            all.rr += t.rr;
-            all.errors += t.errors;
+            all.add(t);
         }
+        // Rows: each kind, all, and all of each half.
+        let halves: Vec<(String, &Tally)> = run.by_half.iter().map(|(h, t)| (format!("all · {h}"), t)).collect();
+        let rows: Vec<(&str, &Tally)> = run
+            .by_kind
+            .iter()
+            .map(|(k, t)| (k.as_str(), t))
+            .chain(std::iter::once(("all", &all)))
+            .chain(halves.iter().map(|(h, t)| (h.as_str(), *t)))
+            .collect();
         let meta = if run.metadata { "with metadata" } else { "without metadata (file names, titles, tags)" };
         if a.json {
             let mut kinds = serde_json::Map::new();
-            for (k, t) in run.by_kind.iter().chain(std::iter::once((&"all".to_string(), &all))) {
+            for (k, t) in &rows {
                 let (r1, r5, mrr) = row(t);
                 kinds.insert(
-                    k.clone(),
+                    k.to_string(),
                     serde_json::json!({"queries": t.n, "errors": t.errors, "recall@1": r1, "recall@5": r5, "mrr": mrr}),
                 );
             }
@@ -175,10 +201,10 @@ pub async fn eval(cols: &mut CollectionsClient, items: &mut ItemsClient, a: Eval
                 );
             }
         }
-        println!("{:<16} {:>7} {:>9} {:>9} {:>7} {:>7}", "kind", "queries", "recall@1", "recall@5", "MRR", "errors");
-        for (k, t) in run.by_kind.iter().chain(std::iter::once((&"all".to_string(), &all))) {
+        println!("{:<18} {:>7} {:>9} {:>9} {:>7} {:>7}", "kind", "queries", "recall@1", "recall@5", "MRR", "errors");
+        for (k, t) in &rows {
             let (r1, r5, mrr) = row(t);
-            println!("{k:<16} {:>7} {r1:>9.3} {r5:>9.3} {mrr:>7.3} {:>7}", t.n, t.errors);
+            println!("{k:<18} {:>7} {r1:>9.3} {r5:>9.3} {mrr:>7.3} {:>7}", t.n, t.errors);
         }
         let scope = if a.within_modality { "target modality only" } else { "all modalities, fused" };
         println!("({} queries in {:.1}s, fusion {}, {scope})", all.n, run.secs, a.fusion);
@@ -198,6 +224,7 @@ struct Run {
     mode: String,
     metadata: bool,
     by_kind: BTreeMap<String, Tally>,
+    by_half: BTreeMap<String, Tally>,
     per_query: Vec<serde_json::Value>,
     secs: f64,
 }
@@ -214,8 +241,9 @@ async fn run_queries(
     fusion: v1::Fusion,
     mode: &str,
     metadata: bool,
-) -> Result<(BTreeMap<String, Tally>, Vec<serde_json::Value>)> {
+) -> Result<(BTreeMap<String, Tally>, BTreeMap<String, Tally>, Vec<serde_json::Value>)> {
     let mut by_kind: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut by_half: BTreeMap<String, Tally> = BTreeMap::new();
     let mut per_query = Vec::new();
     let wire_mode = match mode {
         "dense" => v1::RetrievalMode::RetrievalDense,
@@ -267,22 +295,28 @@ async fn run_queries(
                 // Counted as a miss and reported: a query the server cannot answer.
                 eprintln!("eval: {} query {label:?} failed: {}", q.kind, e.message());
                 by_kind.entry(q.kind.clone()).or_default().errors += 1;
+                if let Some(h) = &q.half {
+                    by_half.entry(h.clone()).or_default().errors += 1;
+                }
                 Vec::new()
             }
         };
         let rank =
             hits.iter().position(|h| q.relevant.iter().any(|r| Path::new(&h.source).ends_with(r))).map(|i| i + 1);
-        let t = by_kind.entry(q.kind.clone()).or_default();
-        t.n += 1;
+        let mut one = Tally { n: 1, ..Default::default() };
         if let Some(r) = rank {
-            t.r1 += (r == 1) as usize;
-            t.r5 += (r <= 5) as usize;
-            t.rr += 1.0 / r as f64;
+            one.r1 = (r == 1) as usize;
+            one.r5 = (r <= 5) as usize;
+            one.rr = 1.0 / r as f64;
+        }
+        by_kind.entry(q.kind.clone()).or_default().add(&one);
+        if let Some(h) = &q.half {
+            by_half.entry(h.clone()).or_default().add(&one);
         }
         let top = hits.first().map(|h| h.source.rsplit('/').next().unwrap_or("").to_string()).unwrap_or_default();
-        per_query.push(serde_json::json!({"kind": q.kind, "query": label, "rank": rank, "top": top}));
+        per_query.push(serde_json::json!({"kind": q.kind, "half": q.half, "query": label, "rank": rank, "top": top}));
     }
-    Ok((by_kind, per_query))
+    Ok((by_kind, by_half, per_query))
 }
 
 fn read_queries(root: &Path) -> Result<Vec<Query>> {

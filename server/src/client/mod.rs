@@ -158,8 +158,9 @@ pub struct SearchArgs {
     /// title, tags, meta); 0 leaves it out; repeatable.
     #[arg(long = "field", value_name = "FIELD=W")]
     pub fields: Vec<String>,
-    /// How ranked lists are fused: rrf (reciprocal rank, default) or weighted (sum of weighted scores).
-    #[arg(long, default_value = "rrf", value_parser = ["rrf", "weighted"])]
+    /// How ranked lists are fused: calibrated (each list's probability of relevance; a source
+    /// scores its best list, default), rrf (sum of reciprocal ranks) or weighted (sum of scores).
+    #[arg(long, default_value = "calibrated", value_parser = ["calibrated", "rrf", "weighted"])]
     pub fusion: String,
     /// Weight of one ranked list, LIST=W with LIST as SPACE/MODALITY (e.g. text/image=2); repeatable.
     #[arg(long = "weight")]
@@ -749,7 +750,11 @@ async fn search(items: &mut ItemsClient, a: SearchArgs) -> Result<()> {
         let (list, v) = w.split_once('=').context("--weight takes LIST=W, e.g. text/image=2")?;
         weights.insert(list.to_string(), v.parse::<f32>().with_context(|| format!("--weight {w}: W is not a number"))?);
     }
-    let fusion = if a.fusion == "weighted" { v1::Fusion::Weighted } else { v1::Fusion::Rrf };
+    let fusion = match a.fusion.as_str() {
+        "weighted" => v1::Fusion::Weighted,
+        "rrf" => v1::Fusion::Rrf,
+        _ => v1::Fusion::Calibrated,
+    };
     let mut keyword_fields = std::collections::HashMap::new();
     for w in &a.fields {
         let (f, v) = w.split_once('=').context("--field takes FIELD=W, e.g. ocr=2 or filename=0")?;
@@ -792,10 +797,11 @@ async fn search(items: &mut ItemsClient, a: SearchArgs) -> Result<()> {
             .explain
             .iter()
             .map(|e| {
-                let mut o = serde_json::json!({"list": e.list, "rank": e.rank, "score": e.score});
+                let mut o = serde_json::json!({"list": e.list, "rank": e.rank, "score": e.score, "contribution": e.contribution});
                 if !e.matched.is_empty() {
                     o["matched"] = serde_json::json!(e.matched);
                     o["snippet"] = e.snippet.clone().into();
+                    o["coverage"] = e.coverage.into();
                 }
                 o
             })
@@ -822,9 +828,16 @@ async fn search(items: &mut ItemsClient, a: SearchArgs) -> Result<()> {
                 println!("               {snippet}");
             }
             for e in &h.explain {
-                println!("               {:<16} rank {:>3}  score {:.4}", e.list, e.rank, e.score);
+                println!(
+                    "               {:<16} rank {:>3}  score {:.4}  adds {:.4}",
+                    e.list, e.rank, e.score, e.contribution
+                );
                 if !e.matched.is_empty() {
-                    println!("                 matched {}", e.matched.join("; "));
+                    println!(
+                        "                 matched {} ({:.0} % of the query)",
+                        e.matched.join("; "),
+                        e.coverage * 100.0
+                    );
                     println!("                 «{}»", e.snippet.replace('\n', " "));
                 }
             }
