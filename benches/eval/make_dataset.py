@@ -177,11 +177,11 @@ def video(path, picture, narration, tmp, seconds=5):
         wav = os.path.join(tmp, "narration.wav")
         espeak(narration, wav)
         audio = ["-i", wav]
-    cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", *inputs, *audio, "-vf", vf, "-r", "10",
+    # A narrated video lasts as long as its narration (30 s at most); a silent one `seconds`.
+    length = ["-t", "30"] if narration else []
+    cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", *inputs, *audio, *length, "-vf", vf, "-r", "10",
            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
     cmd += ["-c:a", "aac", "-shortest"] if narration else ["-t", str(seconds)]
-    if narration:
-        cmd = cmd[:cmd.index("-vf")] + ["-t", "30"] + cmd[cmd.index("-vf"):]
     subprocess.run(cmd + ["-y", path], check=True)
 
 

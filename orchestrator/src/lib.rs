@@ -135,6 +135,15 @@ pub(crate) fn record(id: String, payload: serde_json::Value) -> Item {
     Item { id, vectors: [(String::new(), vec![0.0])].into(), payload }
 }
 
+/// Engine work (an fsync per change) on the blocking pool; a lost task is `Internal`.
+pub async fn blocking<T, F>(f: F) -> Result<T>
+where
+    F: FnOnce() -> Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Internal(format!("task failed: {e}")))?
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)

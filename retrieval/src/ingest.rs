@@ -296,7 +296,7 @@ fn ocr(enc: &Encoders, img: &agentdb_models::image::RgbImage, src: &str) -> Resu
 const PASSAGE_WORDS: usize = 60;
 
 fn speech_items(f: &File) -> Result<Vec<Item>> {
-    let File { col, enc, source: src, content, mime, lim, .. } = *f;
+    let File { col, enc, source: src, content, sha, mime, lim } = *f;
     let (audio, t) = tracing::info_span!("ingest.decode", media_type = mime, transcribe = true).in_scope(|| {
         let audio = agentdb_models::audio::decode_audio(content, lim.audio).map_err(|e| Error::from(e).about(src))?;
         let t = enc.speech()?.transcribe_at(&audio.samples, audio.rate).map_err(|e| Error::from(e).about(src))?;
@@ -306,7 +306,6 @@ fn speech_items(f: &File) -> Result<Vec<Item>> {
     if passages.is_empty() {
         return sound_items(f, &audio);
     }
-    let sha = f.sha;
     let texts: Vec<String> = passages.iter().map(|p| p.2.clone()).collect();
     let vectors = space_vectors(col, enc, Modal::Speech, src, |id| enc.embed_texts_as(id, texts.clone()))?;
     let n = passages.len();

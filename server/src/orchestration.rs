@@ -122,10 +122,7 @@ where
     F: FnOnce() -> Result<T, OrchError> + Send + 'static,
     T: Send + 'static,
 {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Status::internal(format!("task failed: {e}")))?
-        .map_err(orch_status)
+    agentdb_orchestrator::blocking(f).await.map_err(orch_status)
 }
 
 #[derive(Clone)]

@@ -21,7 +21,7 @@ use crate::queue::Queues;
 use crate::security::Principal;
 use crate::skills::Host;
 use crate::time::fmt_ms;
-use crate::{now_ms, Error, Result};
+use crate::{blocking, now_ms, Error, Result};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -49,15 +49,6 @@ pub struct Workflows<H> {
     principals: parking_lot::Mutex<HashMap<String, Principal>>,
     /// Cron triggers: (workflow, expression) → next fire time.
     cron_next: parking_lot::Mutex<HashMap<(String, String), u64>>,
-}
-
-/// Engine work (an fsync per change) runs on the blocking pool.
-async fn blocking<T, F>(f: F) -> Result<T>
-where
-    F: FnOnce() -> Result<T> + Send + 'static,
-    T: Send + 'static,
-{
-    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Internal(format!("task failed: {e}")))?
 }
 
 impl<H: Host> Workflows<H> {

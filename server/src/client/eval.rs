@@ -122,11 +122,7 @@ pub async fn eval(cols: &mut CollectionsClient, items: &mut ItemsClient, a: Eval
     for (s, e) in &ing.failed {
         eprintln!("eval: failed: {s}: {e}");
     }
-    let fusion = match a.fusion.as_str() {
-        "weighted" => v1::Fusion::Weighted,
-        "rrf" => v1::Fusion::Rrf,
-        _ => v1::Fusion::Calibrated,
-    };
+    let fusion = crate::client::fusion_arg(&a.fusion);
     let metadata: Vec<bool> = match a.metadata.as_str() {
         "off" => vec![false],
         "both" => vec![true, false],

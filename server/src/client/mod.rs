@@ -123,6 +123,15 @@ pub struct CountArgs {
     pub filter: Option<String>,
 }
 
+/// A `--fusion` value (clap has already limited it to these three) on the wire.
+pub fn fusion_arg(name: &str) -> v1::Fusion {
+    match name {
+        "weighted" => v1::Fusion::Weighted,
+        "rrf" => v1::Fusion::Rrf,
+        _ => v1::Fusion::Calibrated,
+    }
+}
+
 #[derive(Args)]
 #[command(group(clap::ArgGroup::new("query").required(true).args(["vector", "text", "image", "audio", "video", "keyword"]).multiple(true)))]
 pub struct SearchArgs {
@@ -750,11 +759,7 @@ async fn search(items: &mut ItemsClient, a: SearchArgs) -> Result<()> {
         let (list, v) = w.split_once('=').context("--weight takes LIST=W, e.g. text/image=2")?;
         weights.insert(list.to_string(), v.parse::<f32>().with_context(|| format!("--weight {w}: W is not a number"))?);
     }
-    let fusion = match a.fusion.as_str() {
-        "weighted" => v1::Fusion::Weighted,
-        "rrf" => v1::Fusion::Rrf,
-        _ => v1::Fusion::Calibrated,
-    };
+    let fusion = fusion_arg(&a.fusion);
     let mut keyword_fields = std::collections::HashMap::new();
     for w in &a.fields {
         let (f, v) = w.split_once('=').context("--field takes FIELD=W, e.g. ocr=2 or filename=0")?;
