@@ -50,6 +50,10 @@ pub struct CollectionOptions {
     pub flush_rows: usize,
     /// ...or when it has held rows this long.
     pub flush_interval: Duration,
+    /// During a bulk load, full write buffers are sealed without an index until this
+    /// many rows (at most ten buffers) wait, searched exactly meanwhile, then indexed
+    /// together once (see `Collection::maintain`). 0 indexes each sealed buffer at once.
+    pub index_defer_rows: usize,
     /// Merge the smallest segments when there are more than this.
     pub max_segments: usize,
     /// Rewrite a segment once this share of its rows is deleted.
@@ -71,6 +75,7 @@ impl Default for CollectionOptions {
         CollectionOptions {
             flush_rows: 20_000,
             flush_interval: Duration::from_secs(30),
+            index_defer_rows: 200_000,
             max_segments: 8,
             compact_deleted_ratio: 0.2,
             exact_threshold: 2_048,
@@ -250,6 +255,9 @@ pub struct CollectionStats {
     pub upserted: std::sync::atomic::AtomicU64,
     pub deleted: std::sync::atomic::AtomicU64,
     pub searches: std::sync::atomic::AtomicU64,
+    /// Rows put into new segment indexes (flushes and merges): a bulk load followed by
+    /// an optimize adds each row once.
+    pub indexed_rows: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -259,6 +267,7 @@ pub struct StatsSnapshot {
     pub upserted: u64,
     pub deleted: u64,
     pub searches: u64,
+    pub indexed_rows: u64,
 }
 
 impl CollectionStats {
@@ -270,6 +279,7 @@ impl CollectionStats {
             upserted: l(&self.upserted),
             deleted: l(&self.deleted),
             searches: l(&self.searches),
+            indexed_rows: l(&self.indexed_rows),
         }
     }
 }
@@ -320,6 +330,19 @@ pub(crate) fn normalize(v: &mut [f32]) -> bool {
 }
 
 impl Collection {
+    /// Rows a search scans exactly rather than through an index: the write buffer and
+    /// segments whose index is still being built (the cost of a search beyond its
+    /// index lookups).
+    pub fn exact_rows(&self) -> usize {
+        let st = self.state.read();
+        st.mem.rows()
+            + st.segments
+                .values()
+                .filter(|s| s.indexes.read().iter().any(Option::is_none))
+                .map(|s| s.live_rows())
+                .sum::<usize>()
+    }
+
     pub(crate) fn segments_dir(&self) -> PathBuf {
         self.dir.join("segments")
     }

@@ -10,6 +10,7 @@ use faiss_sys as sys;
 use std::ffi::{CStr, CString};
 use std::os::raw::c_int;
 use std::ptr;
+use std::sync::Arc;
 
 fn last_error() -> String {
     unsafe {
@@ -79,6 +80,65 @@ pub fn validate_factory(desc: &str, dim: usize, metric: Metric) -> Result<()> {
     Ok(())
 }
 
+/// `hnsw_shim.cpp`, compiled by `build.rs` against FAISS's C++ headers.
+mod shim {
+    use std::os::raw::{c_char, c_int, c_void};
+    extern "C" {
+        pub fn agentdb_hnsw_search(
+            index: *const c_void,
+            n: i64,
+            x: *const f32,
+            k: i64,
+            ef: c_int,
+            bitmap: *const u8,
+            bitmap_len: usize,
+            distances: *mut f32,
+            labels: *mut i64,
+            err: *mut c_char,
+            err_len: usize,
+        ) -> c_int;
+        pub fn agentdb_hnsw_simd_level() -> *const c_char;
+        pub fn agentdb_hnsw_share_storage(
+            index: *mut c_void,
+            xb: *const f32,
+            n: i64,
+            err: *mut c_char,
+            err_len: usize,
+        ) -> c_int;
+        pub fn agentdb_hnsw_lacks_storage(index: *const c_void) -> c_int;
+        pub fn agentdb_write_index_skip_storage(
+            index: *const c_void,
+            f: *mut libc::FILE,
+            err: *mut c_char,
+            err_len: usize,
+        ) -> c_int;
+        pub fn agentdb_simd_distance(
+            a: *const f32,
+            b: *const f32,
+            d: usize,
+            inner_product: c_int,
+            portable: c_int,
+        ) -> f32;
+    }
+}
+
+fn shim_error(err: &[u8]) -> String {
+    CStr::from_bytes_until_nul(err).map_or("FAISS error".into(), |c| c.to_string_lossy().into_owned())
+}
+
+/// The SIMD level of the HNSW distance kernels in this process ("avx512", "avx2" or
+/// "generic"; `AGENTDB_SIMD=avx2|generic` caps it).
+pub fn simd_level() -> &'static str {
+    // SAFETY: a pointer to a static C string.
+    unsafe { CStr::from_ptr(shim::agentdb_hnsw_simd_level()) }.to_str().unwrap_or("generic")
+}
+
+/// One inner product (or squared L2) with the selected SIMD kernel, or the portable one.
+pub fn simd_distance(a: &[f32], b: &[f32], inner_product: bool, portable: bool) -> f32 {
+    assert_eq!(a.len(), b.len());
+    unsafe { shim::agentdb_simd_distance(a.as_ptr(), b.as_ptr(), a.len(), inner_product as c_int, portable as c_int) }
+}
+
 /// Owned FAISS index pointer.
 struct RawIndex(*mut sys::FaissIndex);
 
@@ -142,6 +202,11 @@ fn set_ef_construction(raw: &mut RawIndex, ef_construction: usize) -> Result<boo
 }
 
 fn write_raw(raw: &RawIndex) -> Result<Vec<u8>> {
+    write_raw_with(raw, false)
+}
+
+/// Serialise; `skip_storage`: an HNSW index without its stored vectors.
+fn write_raw_with(raw: &RawIndex, skip_storage: bool) -> Result<Vec<u8>> {
     unsafe {
         let mut buf: *mut libc::c_char = ptr::null_mut();
         let mut len: libc::size_t = 0;
@@ -149,7 +214,20 @@ fn write_raw(raw: &RawIndex) -> Result<Vec<u8>> {
         if f.is_null() {
             return Err(Error::Faiss("open_memstream failed".into()));
         }
-        let r = check(sys::faiss_write_index(raw.0, f as *mut sys::FILE));
+        let r = if skip_storage {
+            let mut err = [0u8; 512];
+            match shim::agentdb_write_index_skip_storage(
+                raw.0 as *const libc::c_void,
+                f,
+                err.as_mut_ptr() as *mut libc::c_char,
+                err.len(),
+            ) {
+                0 => Ok(()),
+                _ => Err(Error::Faiss(shim_error(&err))),
+            }
+        } else {
+            check(sys::faiss_write_index(raw.0, f as *mut sys::FILE))
+        };
         libc::fclose(f);
         let out = if buf.is_null() { Vec::new() } else { std::slice::from_raw_parts(buf as *const u8, len).to_vec() };
         libc::free(buf as *mut libc::c_void);
@@ -188,6 +266,9 @@ pub struct AnnIndex {
     selector_ok: bool,
     ef_search: usize,
     nprobe: usize,
+    /// The segment's vectors when FAISS's storage is a view of them (HNSW over flat
+    /// storage): kept alive here; the index file is then written without them.
+    shared: Option<Arc<Vec<f32>>>,
     /// Searches hold it shared; a search with its own efSearch holds it exclusively
     /// while the index's efSearch is temporarily changed (FAISS's C API has no
     /// per-query HNSW parameters).
@@ -199,6 +280,9 @@ impl std::fmt::Debug for AnnIndex {
         f.debug_struct("AnnIndex").field("kind", &self.kind).field("ntotal", &self.ntotal).finish()
     }
 }
+
+/// Per query, (row, FAISS score) best first.
+type PerQuery = Vec<Vec<(u32, f32)>>;
 
 /// Rows (a bitmap, bit i = row i) that a search may return.
 pub struct RowFilter<'a> {
@@ -282,6 +366,7 @@ impl AnnIndex {
             selector_ok,
             ef_search: 0,
             nprobe: 0,
+            shared: None,
             ef_lock: Default::default(),
         };
         ix.tune(tuning)?;
@@ -299,6 +384,11 @@ impl AnnIndex {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Whether this is an HNSW index (its efSearch applies).
+    pub fn is_hnsw(&self) -> bool {
+        self.family == Family::Hnsw
     }
 
     pub fn ef_search(&self) -> usize {
@@ -337,6 +427,13 @@ impl AnnIndex {
         nprobe: usize,
         ef: usize,
     ) -> Result<Vec<Vec<(u32, f32)>>> {
+        if self.family == Family::Hnsw && self.selector_ok {
+            if let Some(r) = self.search_hnsw(queries, k, filter.as_ref(), ef)? {
+                return Ok(r);
+            }
+        }
+        // Not a plain IndexHNSW (e.g. `PCA64,HNSW32`): FAISS's C API has no per-call
+        // HNSW parameters, so a different efSearch is set on the index exclusively.
         if self.family == Family::Hnsw && ef > 0 && ef != self.ef_search {
             let _g = self.ef_lock.write();
             self.set_param_shared("efSearch", ef as f64)?;
@@ -346,6 +443,80 @@ impl AnnIndex {
         }
         let _g = self.ef_lock.read();
         self.search_raw(queries, k, filter, nprobe)
+    }
+
+    /// An IndexHNSW searched through the shim (`hnsw_shim.cpp`): this call's efSearch
+    /// (0 = the index's) without touching the index, SIMD distances for flat storage.
+    /// Large batches are split over the rayon pool. `None`: not an IndexHNSW.
+    fn search_hnsw(
+        &self,
+        queries: &[f32],
+        k: usize,
+        filter: Option<&RowFilter<'_>>,
+        ef: usize,
+    ) -> Result<Option<PerQuery>> {
+        use rayon::prelude::*;
+        let nq = queries.len() / self.dim;
+        let k = k.min(self.ntotal.max(1));
+        let ef = if ef > 0 { ef } else { self.ef_search };
+        let bitmap: Option<&[u8]> = filter.map(|f| f.bitmap);
+        let one = |qs: &[f32]| -> Result<Option<PerQuery>> {
+            let n = qs.len() / self.dim;
+            let mut dist = vec![0f32; n * k];
+            let mut labels = vec![-1i64; n * k];
+            let mut err = [0u8; 512];
+            let code = unsafe {
+                shim::agentdb_hnsw_search(
+                    self.raw.0 as *const libc::c_void,
+                    n as i64,
+                    qs.as_ptr(),
+                    k as i64,
+                    ef.min(i32::MAX as usize) as c_int,
+                    bitmap.map_or(ptr::null(), |b| b.as_ptr()),
+                    bitmap.map_or(0, |b| b.len()),
+                    dist.as_mut_ptr(),
+                    labels.as_mut_ptr(),
+                    err.as_mut_ptr() as *mut libc::c_char,
+                    err.len(),
+                )
+            };
+            match code {
+                0 => Ok(Some(self.collect(n, k, &dist, &labels, k, |_| true))),
+                1 => Ok(None),
+                _ => Err(Error::Faiss(shim_error(&err))),
+            }
+        };
+        const CHUNK: usize = 8;
+        if nq < 2 * CHUNK {
+            return one(queries);
+        }
+        let parts: Vec<Option<PerQuery>> = queries.par_chunks(CHUNK * self.dim).map(one).collect::<Result<_>>()?;
+        Ok(parts.into_iter().collect::<Option<Vec<_>>>().map(|p| p.into_iter().flatten().collect()))
+    }
+
+    /// Per query (row, score) from FAISS's output arrays: -1 labels and rows `row_ok`
+    /// refuses dropped, at most `k_out` each.
+    fn collect(
+        &self,
+        nq: usize,
+        k: usize,
+        dist: &[f32],
+        labels: &[i64],
+        k_out: usize,
+        row_ok: impl Fn(usize) -> bool,
+    ) -> Vec<Vec<(u32, f32)>> {
+        (0..nq)
+            .map(|q| {
+                (0..k)
+                    .filter_map(|j| {
+                        let l = labels[q * k + j];
+                        (l >= 0 && (l as usize) < self.ntotal && row_ok(l as usize))
+                            .then(|| (l as u32, dist[q * k + j]))
+                    })
+                    .take(k_out)
+                    .collect()
+            })
+            .collect()
     }
 
     /// Set a FAISS parameter through `&self`; only call with `ef_lock` held exclusively.
@@ -432,23 +603,68 @@ impl AnnIndex {
             }
             r?;
         }
-        Ok((0..nq)
-            .map(|q| {
-                (0..k)
-                    .filter_map(|j| {
-                        let l = labels[q * k + j];
-                        (l >= 0 && (l as usize) < self.ntotal && row_ok(l as usize))
-                            .then(|| (l as u32, dist[q * k + j]))
-                    })
-                    .take(k_out)
-                    .collect()
-            })
-            .collect())
+        Ok(self.collect(nq, k, &dist, &labels, k_out, row_ok))
     }
 
     /// Serialise with FAISS's own format (wrapped by the caller in our envelope).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         write_raw(&self.raw)
+    }
+
+    /// Serialise for a segment: without the stored vectors when they are the segment's
+    /// own (see [`AnnIndex::share_storage`]); the flag says which.
+    pub fn to_segment_bytes(&self) -> Result<(Vec<u8>, bool)> {
+        let skip = self.shared.is_some();
+        Ok((write_raw_with(&self.raw, skip)?, skip))
+    }
+
+    /// Use `vectors` (this index's rows, row-major) as the index's stored vectors
+    /// instead of FAISS's own copy, which is freed: one copy in memory, and none in the
+    /// index file. For HNSW over flat storage; `Ok(false)` (nothing changed) otherwise.
+    /// An index read without its storage needs this before any search.
+    pub fn share_storage(&mut self, vectors: Arc<Vec<f32>>) -> Result<bool> {
+        if vectors.len() != self.ntotal * self.dim {
+            return Err(Error::Faiss(format!(
+                "{} floats for {} rows of dimension {}",
+                vectors.len(),
+                self.ntotal,
+                self.dim
+            )));
+        }
+        let mut err = [0u8; 512];
+        let code = unsafe {
+            shim::agentdb_hnsw_share_storage(
+                self.raw.0 as *mut libc::c_void,
+                vectors.as_ptr(),
+                self.ntotal as i64,
+                err.as_mut_ptr() as *mut libc::c_char,
+                err.len(),
+            )
+        };
+        match code {
+            0 => {
+                self.shared = Some(vectors);
+                Ok(true)
+            }
+            1 => Ok(false),
+            _ => Err(Error::Faiss(shim_error(&err))),
+        }
+    }
+
+    /// Load an index written by [`AnnIndex::to_segment_bytes`] over its segment's vectors.
+    pub fn from_segment_bytes(
+        bytes: &[u8],
+        kind: &str,
+        dim: usize,
+        tuning: IndexTuning,
+        vectors: Arc<Vec<f32>>,
+    ) -> Result<AnnIndex> {
+        let mut ix = Self::from_bytes(bytes, kind, dim, tuning)?;
+        let lacks = unsafe { shim::agentdb_hnsw_lacks_storage(ix.raw.0 as *const libc::c_void) } != 0;
+        if !ix.share_storage(vectors)? && lacks {
+            return Err(Error::Faiss("index was saved without its vectors and cannot take them".into()));
+        }
+        Ok(ix)
     }
 
     /// Load bytes written by [`AnnIndex::to_bytes`].
@@ -543,6 +759,135 @@ mod tests {
             assert_eq!(back.len(), 2000);
             assert_eq!(back.search(&v[9 * dim..10 * dim], 1, None, 0).unwrap()[0][0].0, 9);
         }
+    }
+
+    #[test]
+    fn simd_kernels_match_the_portable_ones() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        for d in (1..=70).chain([127, 128, 384, 385, 768]) {
+            let a: Vec<f32> = (0..d).map(|_| rng.random::<f32>() - 0.5).collect();
+            let b: Vec<f32> = (0..d).map(|_| rng.random::<f32>() - 0.5).collect();
+            for ip in [true, false] {
+                let fast = simd_distance(&a, &b, ip, false);
+                let slow = simd_distance(&a, &b, ip, true);
+                let exact: f64 = a
+                    .iter()
+                    .zip(&b)
+                    .map(|(x, y)| if ip { (*x as f64) * (*y as f64) } else { ((*x - *y) as f64).powi(2) })
+                    .sum();
+                let tol = 1e-4 * (1.0 + exact.abs());
+                assert!((fast as f64 - exact).abs() < tol, "{} d={d} ip={ip}: {fast} vs {exact}", simd_level());
+                assert!((slow as f64 - exact).abs() < tol, "portable d={d} ip={ip}: {slow} vs {exact}");
+            }
+        }
+    }
+
+    /// The shim's HNSW search (per-call efSearch, SIMD distances) walks the same graph
+    /// as FAISS's own `search` and returns the same neighbours.
+    #[test]
+    fn shim_search_matches_faiss_search() {
+        let dim = 64;
+        let n = 4000;
+        let mut v = data(n, dim, 11);
+        for row in v.chunks_mut(dim) {
+            let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+            row.iter_mut().for_each(|x| *x /= norm);
+        }
+        for metric in [Metric::InnerProduct, Metric::L2] {
+            let ix = AnnIndex::build("HNSW16", dim, metric, &v, IndexTuning::default()).unwrap();
+            let qs = &v[..40 * dim];
+            for ef in [16, 64] {
+                let ours = ix.search_hnsw(qs, 10, None, ef).unwrap().expect("an IndexHNSW");
+                let theirs = {
+                    let _g = ix.ef_lock.write();
+                    ix.set_param_shared("efSearch", ef as f64).unwrap();
+                    let r = ix.search_raw(qs, 10, None, 0).unwrap();
+                    ix.set_param_shared("efSearch", ix.ef_search as f64).unwrap();
+                    r
+                };
+                let (mut same, mut total) = (0, 0);
+                for (a, b) in ours.iter().zip(&theirs) {
+                    assert_eq!(a.len(), b.len());
+                    for ((ra, sa), (rb, sb)) in a.iter().zip(b) {
+                        total += 1;
+                        if ra == rb {
+                            same += 1;
+                            assert!((sa - sb).abs() < 1e-4, "{metric:?} ef {ef}: {sa} vs {sb}");
+                        }
+                    }
+                }
+                assert!(same * 100 >= total * 98, "{metric:?} ef {ef}: {same}/{total} identical");
+            }
+            // Filtered through the shim: only allowed rows, each query's own row first.
+            let mut bm = vec![0u8; n.div_ceil(8)];
+            for row in (0..n).step_by(2) {
+                bm[row / 8] |= 1 << (row % 8);
+            }
+            let r = ix.search_ef(&v[..20 * dim], 5, Some(RowFilter { bitmap: &bm }), 0, 200).unwrap();
+            for (q, res) in r.iter().enumerate() {
+                assert!(res.iter().all(|(row, _)| row % 2 == 0), "{res:?}");
+                if q % 2 == 0 {
+                    assert_eq!(res[0].0 as usize, q);
+                }
+            }
+            // A batch large enough to be split over threads gives what one call gives.
+            let batch = ix.search_ef(&v[..100 * dim], 3, None, 0, 32).unwrap();
+            for (q, res) in batch.iter().enumerate() {
+                assert_eq!(res, &ix.search_ef(&v[q * dim..(q + 1) * dim], 3, None, 0, 32).unwrap()[0]);
+            }
+        }
+    }
+
+    /// Searches with different efSearch run at once on one index, each with its own.
+    #[test]
+    fn concurrent_searches_keep_their_own_ef() {
+        let dim = 32;
+        let v = data(3000, dim, 12);
+        let ix = AnnIndex::build("HNSW16", dim, Metric::L2, &v, IndexTuning::default()).unwrap();
+        let expect: Vec<_> =
+            [8usize, 300].iter().map(|&ef| ix.search_ef(&v[..50 * dim], 10, None, 0, ef).unwrap()).collect();
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let (ix, v, expect) = (&ix, &v, &expect);
+                s.spawn(move || {
+                    for i in 0..20 {
+                        let which = (t + i) % 2;
+                        let ef = [8usize, 300][which];
+                        assert_eq!(ix.search_ef(&v[..50 * dim], 10, None, 0, ef).unwrap(), expect[which]);
+                    }
+                });
+            }
+        });
+    }
+
+    /// An HNSW index searches the segment's own vectors in place, is written without
+    /// them, and reads back over them; full files (earlier versions) read back too.
+    #[test]
+    fn hnsw_storage_is_shared_and_not_written_twice() {
+        let dim = 32;
+        let v = Arc::new(data(3000, dim, 13));
+        let mut ix = AnnIndex::build("HNSW16", dim, Metric::L2, &v, IndexTuning::default()).unwrap();
+        let before = ix.search(&v[5 * dim..6 * dim], 5, None, 0).unwrap();
+        let full = ix.to_bytes().unwrap();
+        assert!(ix.share_storage(v.clone()).unwrap());
+        assert_eq!(ix.search(&v[5 * dim..6 * dim], 5, None, 0).unwrap(), before);
+        let (slim, skipped) = ix.to_segment_bytes().unwrap();
+        assert!(skipped);
+        assert!(slim.len() + v.len() * 4 <= full.len() + 64, "{} + vectors vs {}", slim.len(), full.len());
+        for bytes in [&slim, &full] {
+            let back = AnnIndex::from_segment_bytes(bytes, "HNSW16", dim, IndexTuning::default(), v.clone()).unwrap();
+            assert_eq!(back.search(&v[5 * dim..6 * dim], 5, None, 0).unwrap(), before);
+        }
+        // Without its vectors the index answers with an error, never a crash.
+        let bare = AnnIndex::from_bytes(&slim, "HNSW16", dim, IndexTuning::default()).unwrap();
+        assert!(bare.search(&v[..dim], 5, None, 0).is_err());
+        // Other vectors than the ones it was built on are refused.
+        let other = Arc::new(data(3000, dim, 14));
+        assert!(AnnIndex::from_segment_bytes(&full, "HNSW16", dim, IndexTuning::default(), other).is_err());
+        // Not an HNSW: nothing shared, the file keeps its vectors.
+        let mut flat = AnnIndex::build("Flat", dim, Metric::L2, &v, IndexTuning::default()).unwrap();
+        assert!(!flat.share_storage(v.clone()).unwrap());
+        assert!(!flat.to_segment_bytes().unwrap().1);
     }
 
     #[test]

@@ -13,86 +13,152 @@ use std::sync::Arc;
 use std::time::Instant;
 
 impl Collection {
-    /// Seal the write buffer into a segment, build its indexes and persist it.
+    /// Seal the write buffer into a segment, build its indexes and persist it (merging
+    /// it with any segments sealed but not yet indexed, so their rows are indexed once).
     /// Returns whether anything was flushed.
     pub fn flush(&self) -> Result<bool> {
         let _m = self.maintenance.lock();
         self.flush_locked()
     }
 
-    /// Flush, then merge every segment into one (what `optimize` does in other engines).
+    /// Flush, then merge every segment into one (what `optimize` does in other engines),
+    /// building one index over all of it.
     pub fn optimize(&self) -> Result<()> {
         let _m = self.maintenance.lock();
-        self.flush_locked()?;
-        self.compact_locked(true)?;
+        self.check_open()?;
+        self.seal_locked()?;
+        let plan: Vec<Arc<Segment>> = {
+            let st = self.state.read();
+            let segs: Vec<Arc<Segment>> = st.segments.values().cloned().collect();
+            let dirty = segs.len() > 1 || segs.iter().any(|s| s.deleted.read().count_ones() > 0);
+            if dirty {
+                segs
+            } else {
+                Vec::new()
+            }
+        };
+        if !plan.is_empty() {
+            self.merge_locked(&plan, "compacted segments (optimize)")?;
+        }
+        self.persist_pending()?;
         Ok(())
     }
 
     /// Periodic work: flush when the buffer is large or old, compact when needed.
+    ///
+    /// During a bulk load (the buffer fills to `flush_rows` again and again) a full
+    /// buffer is sealed without building its index, up to `index_defer_rows` rows (and
+    /// at most ten buffers' worth): those
+    /// segments are searched exactly meanwhile, and are merged and indexed together
+    /// once the load pauses (the buffer ages past `flush_interval`), on an explicit flush
+    /// or optimize, or when the cap is reached. Each graph is then built once rather than
+    /// per segment and again at the final merge. Their WAL records are kept until then.
     pub fn maintain(&self) -> Result<()> {
         if self.dropped.load(Ordering::Acquire) {
             return Ok(());
         }
         let Some(_m) = self.maintenance.try_lock() else { return Ok(()) };
-        let due = {
+        let (full, old, deferred, failed, mem_rows) = {
             let st = self.state.read();
-            !st.unpersisted.is_empty()
-                || st.mem.rows() >= self.options.flush_rows
-                || st.mem.since.is_some_and(|t| t.elapsed() >= self.options.flush_interval)
+            let (mut deferred, mut failed) = (0, false);
+            for s in st.unpersisted.iter().filter_map(|(id, _)| st.segments.get(id)) {
+                if s.indexes.read().iter().any(Option::is_none) {
+                    deferred += s.rows();
+                } else {
+                    failed = true; // indexed, but its persist failed: retry now
+                }
+            }
+            (
+                st.mem.rows() >= self.options.flush_rows,
+                st.mem.since.is_some_and(|t| t.elapsed() >= self.options.flush_interval),
+                deferred,
+                failed,
+                st.mem.rows(),
+            )
         };
-        if due {
+        let paused = deferred > 0 && mem_rows == 0;
+        // At most ten buffers wait: searches scan them exactly, and a crash replays them.
+        let cap = self.options.index_defer_rows.min(self.options.flush_rows.saturating_mul(10));
+        if full && !failed && deferred + mem_rows <= cap {
+            if let Some(seg) = self.seal_locked()? {
+                tracing::debug!(collection = %self.spec.name, segment = seg.id, rows = seg.rows(), waiting = deferred + mem_rows, "sealed the write buffer; its index waits for the bulk load to pause");
+            }
+        } else if full || old || failed || paused {
             self.flush_locked()?;
         }
         self.compact_locked(false)?;
         Ok(())
     }
 
+    /// Move the write buffer into a new segment (not indexed or persisted yet; the WAL
+    /// holds its rows until it is). Returns the segment, if the buffer had rows.
+    fn seal_locked(&self) -> Result<Option<Arc<Segment>>> {
+        let spaces = self.spec.spaces.len();
+        let mut wal = self.wal.lock();
+        let mut st = self.state.write();
+        if st.mem.rows() == 0 {
+            return Ok(None);
+        }
+        let checkpoint = wal.rotate()?;
+        let new_id = st.next_segment_id;
+        st.next_segment_id += 1;
+        let mem = std::mem::replace(&mut st.mem, MemTable::new(new_id, spaces));
+        let seg = Arc::new(mem.into_segment());
+        st.segments.insert(seg.id, seg.clone());
+        st.unpersisted.push((seg.id, checkpoint));
+        Ok(Some(seg))
+    }
+
     fn flush_locked(&self) -> Result<bool> {
         self.check_open()?;
-        let spaces = self.spec.spaces.len();
-        let sealed = {
-            let mut wal = self.wal.lock();
-            let mut st = self.state.write();
-            if st.mem.rows() == 0 {
-                None
-            } else {
-                let checkpoint = wal.rotate()?;
-                let new_id = st.next_segment_id;
-                st.next_segment_id += 1;
-                let mem = std::mem::replace(&mut st.mem, MemTable::new(new_id, spaces));
-                let seg = Arc::new(mem.into_segment());
-                st.segments.insert(seg.id, seg.clone());
-                st.unpersisted.push((seg.id, checkpoint));
-                Some(seg)
-            }
+        let t = Instant::now();
+        let sealed = self.seal_locked()?;
+        let pending: Vec<Arc<Segment>> = {
+            let st = self.state.read();
+            st.unpersisted.iter().filter_map(|(id, _)| st.segments.get(id).cloned()).collect()
         };
-        // Persist everything sealed but not yet on disk (including earlier failures).
+        if pending.is_empty() {
+            return Ok(false);
+        }
+        if pending.len() > 1 {
+            // Sealed during a bulk load (or left by a failed persist): one index over all.
+            self.merge_locked(&pending, "merged the segments sealed during a bulk load into one indexed segment")?;
+        }
+        self.persist_pending()?;
+        if let Some(seg) = sealed {
+            tracing::info!(collection = %self.spec.name, segment = seg.id, rows = seg.rows(), merged = pending.len(), ms = t.elapsed().as_millis() as u64, "flushed write buffer to an indexed segment");
+        }
+        Ok(true)
+    }
+
+    /// Index and persist every sealed segment not yet on disk (including earlier
+    /// failures), then advance the checkpoint and drop the WAL records they hold.
+    fn persist_pending(&self) -> Result<()> {
         let pending: Vec<(Arc<Segment>, u64)> = {
             let st = self.state.read();
             st.unpersisted.iter().filter_map(|(id, cp)| st.segments.get(id).map(|s| (s.clone(), *cp))).collect()
         };
         if pending.is_empty() {
-            return Ok(false);
+            return Ok(());
         }
-        let t = Instant::now();
         let mut checkpoint = 0;
         for (seg, cp) in &pending {
+            if seg.indexes.read().iter().any(Option::is_none) {
+                self.stats.indexed_rows.fetch_add(seg.rows() as u64, Ordering::Relaxed);
+            }
             seg.build_indexes(&self.spec, self.options.tuning)?;
             seg.persist(&self.segments_dir(), &self.spec, self.options.cipher.as_deref())?;
             checkpoint = checkpoint.max(*cp);
         }
         {
             let mut st = self.state.write();
-            st.unpersisted.clear();
+            st.unpersisted.retain(|(id, _)| !pending.iter().any(|(s, _)| s.id == *id));
             st.checkpoint = st.checkpoint.max(checkpoint);
         }
         self.write_manifest()?;
         self.wal.lock().remove_up_to(checkpoint)?;
         self.stats.flushes.fetch_add(1, Ordering::Relaxed);
-        if let Some(seg) = sealed {
-            tracing::info!(collection = %self.spec.name, segment = seg.id, rows = seg.rows(), ms = t.elapsed().as_millis() as u64, "flushed write buffer to an indexed segment");
-        }
-        Ok(true)
+        Ok(())
     }
 
     pub(crate) fn write_manifest(&self) -> Result<()> {
@@ -149,6 +215,15 @@ impl Collection {
         if plan.is_empty() {
             return Ok(false);
         }
+        self.merge_locked(&plan, "compacted segments")?;
+        Ok(true)
+    }
+
+    /// Merge the live rows of `plan` into one new segment, index and persist it, and
+    /// swap it in for them. Segments of the plan that were sealed but not persisted
+    /// give up their WAL records (the checkpoint advances past them); persisted ones
+    /// lose their folders.
+    fn merge_locked(&self, plan: &[Arc<Segment>], what: &str) -> Result<()> {
         let t = Instant::now();
         let spaces = &self.spec.spaces;
         // Snapshot deletions; rows deleted after this are carried over below.
@@ -181,11 +256,12 @@ impl Collection {
             };
             let n = ids.len();
             let seg = Segment::new(new_id, ids, payloads, vectors, Bitmap::new(n));
+            self.stats.indexed_rows.fetch_add(n as u64, Ordering::Relaxed);
             seg.build_indexes(&self.spec, self.options.tuning)?;
             seg.persist(&self.segments_dir(), &self.spec, self.options.cipher.as_deref())?;
             Some(Arc::new(seg))
         };
-        {
+        let checkpoint = {
             let mut st = self.state.write();
             if let Some(new) = &new_seg {
                 let mut del = new.deleted.write();
@@ -203,19 +279,37 @@ impl Collection {
                 drop(del);
                 st.segments.insert(new.id, new.clone());
             }
-            for s in &plan {
+            for s in plan {
                 st.segments.remove(&s.id);
             }
-        }
+            let mut checkpoint = None;
+            st.unpersisted.retain(|(id, cp)| {
+                let merged = plan.iter().any(|s| s.id == *id);
+                if merged {
+                    checkpoint = Some(checkpoint.unwrap_or(0).max(*cp));
+                }
+                !merged
+            });
+            if let Some(cp) = checkpoint {
+                st.checkpoint = st.checkpoint.max(cp);
+            }
+            checkpoint
+        };
         self.write_manifest()?;
-        for s in &plan {
+        if let Some(cp) = checkpoint {
+            self.wal.lock().remove_up_to(cp)?;
+        }
+        for s in plan {
             let dir = self.segments_dir().join(crate::segment::dir_name(s.id));
+            if !dir.exists() {
+                continue; // sealed, never persisted
+            }
             if let Err(e) = std::fs::remove_dir_all(&dir) {
                 tracing::warn!(dir = %dir.display(), error = %e, "could not remove compacted segment folder; it will be removed at next start");
             }
         }
         self.stats.compactions.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(collection = %self.spec.name, merged = plan.len(), rows = new_seg.as_ref().map_or(0, |s| s.rows()), ms = t.elapsed().as_millis() as u64, "compacted segments");
-        Ok(true)
+        tracing::info!(collection = %self.spec.name, merged = plan.len(), rows = new_seg.as_ref().map_or(0, |s| s.rows()), ms = t.elapsed().as_millis() as u64, "{what}");
+        Ok(())
     }
 }

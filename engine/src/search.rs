@@ -130,15 +130,12 @@ impl Collection {
         let dim = space.dim;
         let distance = space.metric.distance();
         let base = src.vectors(s);
-        let rows: Vec<u32>;
-        let cand = match allowed {
-            None => Candidates::All,
-            Some(b) => {
-                rows = b.iter_ones().map(|r| r as u32).collect();
-                Candidates::Rows(&rows)
-            }
-        };
+        let rows: std::cell::OnceCell<Vec<u32>> = Default::default();
         let exact = |qs: &[f32]| -> Vec<Vec<(u32, f32)>> {
+            let cand = match allowed {
+                None => Candidates::All,
+                Some(b) => Candidates::Rows(rows.get_or_init(|| b.iter_ones().map(|r| r as u32).collect())),
+            };
             topk_exact(qs, base, dim, cand, k, distance)
                 .into_iter()
                 .map(|v| v.into_iter().map(|n| (n.row, n.score)).collect())
@@ -151,14 +148,15 @@ impl Collection {
             Source::Seg(seg) => seg.indexes.read()[s].clone(),
             Source::Mem(_) => None,
         };
-        let selective = allowed.is_some() && candidates * 20 < src.rows();
-        let Some(index) =
-            index.filter(|_| !params.exact && candidates > self.options.exact_threshold.max(k) && !selective)
-        else {
+        let fetch = index.as_ref().map_or(k, |ix| if quantized(&ix.kind) { k * 4 } else { k });
+        let base_ef = if params.ef > 0 { params.ef } else { index.as_ref().map_or(0, |ix| ix.ef_search()) };
+        let ef = filtered_ef(base_ef.max(fetch), candidates, src.rows());
+        let Some(index) = index.filter(|ix| {
+            !params.exact && candidates > self.options.exact_threshold.max(k) && !exact_is_cheaper(ix, candidates, ef)
+        }) else {
             return Ok(exact(queries));
         };
-        let fetch = if quantized(&index.kind) { k * 4 } else { k };
-        let ef = if params.ef > 0 { params.ef.max(fetch) } else { 0 };
+        let ef = if params.ef > 0 || ef != base_ef { ef } else { 0 };
         let ann = match index.search_ef(
             queries,
             fetch,
@@ -181,7 +179,8 @@ impl Collection {
                 out.push(exact(qv).pop().unwrap_or_default());
                 continue;
             }
-            // Re-rank with exact scores from the stored vectors.
+            // Re-rank with exact scores from the stored vectors: every path (index, exact
+            // scan, accelerator) gives an item the same fp32 score.
             let mut scored: Vec<(u32, f32)> = res
                 .into_iter()
                 .map(|(row, _)| (row, exact_score(distance, qv, &base[row as usize * dim..(row as usize + 1) * dim])))
@@ -237,6 +236,30 @@ impl Collection {
             out.push(scored);
         }
         Some(out)
+    }
+}
+
+/// The efSearch for a graph search whose results must pass a filter that allows
+/// `candidates` of `rows` rows. The graph walk meets allowed rows at about the filter's
+/// selectivity, so it needs that many times more candidates to find `ef` allowed ones
+/// (what hnswlib's filtered search does implicitly by walking until it has `ef`
+/// allowed results). Capped at the candidate count and at 4,096.
+pub(crate) fn filtered_ef(ef: usize, candidates: usize, rows: usize) -> usize {
+    if candidates >= rows || candidates == 0 {
+        return ef;
+    }
+    let scaled = (ef as u128 * rows as u128).div_ceil(candidates as u128);
+    (scaled.min(candidates.max(ef) as u128).min(4096) as usize).max(ef)
+}
+
+/// Whether scanning the `candidates` allowed rows exactly costs less than a graph
+/// search with efSearch `ef` (which computes roughly 16 distances per unit of ef on an
+/// HNSW graph; other index kinds keep the old rule: exact below 5 % selectivity).
+fn exact_is_cheaper(index: &crate::index::AnnIndex, candidates: usize, ef: usize) -> bool {
+    if index.is_hnsw() {
+        candidates <= ef.saturating_mul(16)
+    } else {
+        candidates * 20 < index.len()
     }
 }
 

@@ -18,6 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 const SEG_VERSION: u32 = 1;
+/// An index file whose FAISS index was written without its stored vectors (they are the
+/// segment's `vectors-*.bin`); versions that cannot restore them refuse the file.
+const INDEX_NO_VECTORS: &[u8; 4] = b"FIDS";
 
 pub struct Segment {
     pub id: u64,
@@ -26,8 +29,9 @@ pub struct Segment {
     pub uid: u64,
     pub ids: Vec<String>,
     pub payloads: Vec<serde_json::Value>,
-    /// Row-major vectors, one buffer per space in the collection's space order.
-    pub vectors: Vec<Vec<f32>>,
+    /// Row-major vectors, one buffer per space in the collection's space order (shared
+    /// with the space's HNSW index, which searches them in place).
+    pub vectors: Vec<Arc<Vec<f32>>>,
     pub deleted: RwLock<Bitmap>,
     /// One index per space; `None` while it is being built.
     pub indexes: RwLock<Vec<Option<Arc<AnnIndex>>>>,
@@ -58,7 +62,7 @@ impl Segment {
         id: u64,
         ids: Vec<String>,
         payloads: Vec<serde_json::Value>,
-        vectors: Vec<Vec<f32>>,
+        vectors: Vec<impl Into<Arc<Vec<f32>>>>,
         deleted: Bitmap,
     ) -> Segment {
         let spaces = vectors.len();
@@ -68,7 +72,7 @@ impl Segment {
             uid: NEXT_UID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             ids,
             payloads,
-            vectors,
+            vectors: vectors.into_iter().map(Into::into).collect(),
             deleted: RwLock::new(deleted),
             indexes: RwLock::new(vec![None; spaces]),
             disk_bytes: AtomicU64::new(0),
@@ -119,7 +123,8 @@ impl Segment {
             if self.indexes.read()[s].is_some() {
                 continue;
             }
-            let ix = AnnIndex::build(&space.index, space.dim, space.metric, &self.vectors[s], tuning)?;
+            let mut ix = AnnIndex::build(&space.index, space.dim, space.metric, &self.vectors[s], tuning)?;
+            ix.share_storage(self.vectors[s].clone())?;
             self.indexes.write()[s] = Some(Arc::new(ix));
         }
         Ok(())
@@ -179,7 +184,9 @@ impl Segment {
             w.f32s(&self.vectors[s]);
             put(&format!("vectors-{}.bin", space.name), b"VECS", &w.0)?;
             let ix = indexes[s].as_ref().expect("checked above");
-            put(&format!("index-{}.faiss", space.name), b"FIDX", &ix.to_bytes()?)?;
+            // Without the vectors just written when the index searches them in place.
+            let (bytes, skipped) = ix.to_segment_bytes()?;
+            put(&format!("index-{}.faiss", space.name), if skipped { INDEX_NO_VECTORS } else { b"FIDX" }, &bytes)?;
         }
         codec::fsync_dir(&tmp)?;
         if final_dir.exists() {
@@ -285,9 +292,14 @@ impl Segment {
                 Ok(v)
             })()
             .map_err(|e| bad(&p, e))?;
-            vectors.push(v);
-            let (p, body) = read(&format!("index-{}.faiss", space.name), b"FIDX")?;
-            let ix = AnnIndex::from_bytes(&body, &kinds[s], space.dim, tuning).map_err(|e| bad(&p, e.to_string()))?;
+            let v = Arc::new(v);
+            vectors.push(v.clone());
+            let name = format!("index-{}.faiss", space.name);
+            // FIDX: written with its vectors (not an HNSW, or by an earlier version).
+            let kind = if file_kind(&dir.join(&name)) == Some(*INDEX_NO_VECTORS) { INDEX_NO_VECTORS } else { b"FIDX" };
+            let (p, body) = read(&name, kind)?;
+            let ix = AnnIndex::from_segment_bytes(&body, &kinds[s], space.dim, tuning, v)
+                .map_err(|e| bad(&p, e.to_string()))?;
             if ix.len() != rows {
                 return Err(bad(&p, format!("index holds {} vectors, segment has {rows} rows", ix.len())));
             }
@@ -298,6 +310,14 @@ impl Segment {
         seg.disk_bytes.store(total, Ordering::Relaxed);
         Ok(seg)
     }
+}
+
+/// The envelope kind of a file (bytes 4..8, never encrypted), if it can be read.
+fn file_kind(path: &Path) -> Option<[u8; 4]> {
+    use std::io::Read;
+    let mut head = [0u8; 8];
+    fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
+    Some([head[4], head[5], head[6], head[7]])
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {

@@ -307,3 +307,71 @@ fn concurrent_writes_searches_info_and_flushes_do_not_deadlock() {
     c.optimize().unwrap();
     assert_eq!(c.info().unwrap().count, c.count(None).unwrap());
 }
+
+/// A bulk load (the write buffer filling again and again) seals segments without
+/// building their indexes; they answer searches exactly meanwhile, survive a crash
+/// through the WAL, and `optimize` indexes every row once, in one segment.
+#[test]
+fn bulk_load_builds_each_index_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c");
+    let o = CollectionOptions { flush_rows: 300, index_defer_rows: 10_000, ..opts() };
+    let vs = vecs(2000, 8, 31);
+    {
+        let c = Collection::create(&path, spec("HNSW16", 8, Metric::L2), o.clone()).unwrap();
+        for (i, chunk) in vs.chunks(100).enumerate() {
+            let items = chunk
+                .iter()
+                .enumerate()
+                .map(|(j, v)| item(&format!("i{}", i * 100 + j), v.clone(), json!({})))
+                .collect();
+            c.upsert(items).unwrap();
+            c.maintain().unwrap();
+        }
+        let info = c.info().unwrap();
+        assert!(info.segments >= 6, "{info:?}");
+        assert!(info.unindexed >= 1800, "sealed during the load, not indexed: {info:?}");
+        assert_eq!(c.stats.snapshot().indexed_rows, 0);
+        // Exact answers meanwhile (a stored vector finds itself).
+        assert_eq!(search(&c, &vs[1234], 1, None, false)[0].id, "i1234");
+        c.delete(&["i5".to_string()]).unwrap();
+        // Dropped without a flush: the WAL still holds every deferred row.
+    }
+    let c = Collection::open(&path, o).unwrap();
+    assert_eq!(c.count(None).unwrap(), 1999);
+    c.upsert(vec![item("late", vs[7].clone(), json!({}))]).unwrap();
+    c.optimize().unwrap();
+    let info = c.info().unwrap();
+    assert_eq!((info.segments, info.unindexed, info.count), (1, 0, 2000), "{info:?}");
+    assert_eq!(c.stats.snapshot().indexed_rows, 2000, "each row indexed once");
+    assert_eq!(search(&c, &vs[1234], 1, None, false)[0].id, "i1234");
+    assert!(c.get(&["i5".to_string()], false).unwrap().is_empty());
+    drop(c);
+    let c = Collection::open(&path, CollectionOptions { flush_rows: 300, ..opts() }).unwrap();
+    assert_eq!(c.count(None).unwrap(), 2000);
+    assert_eq!(c.info().unwrap().unindexed, 0);
+}
+
+/// When the load pauses (the buffer ages past flush_interval) the deferred segments
+/// are merged and indexed by the background work alone, also once.
+#[test]
+fn deferred_segments_are_indexed_when_the_load_pauses() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = CollectionOptions {
+        flush_rows: 200,
+        flush_interval: std::time::Duration::from_millis(200),
+        index_defer_rows: 10_000,
+        ..opts()
+    };
+    let c = Collection::create(&dir.path().join("c"), spec("HNSW16", 8, Metric::L2), o).unwrap();
+    let vs = vecs(1050, 8, 32);
+    load(&c, &vs, |_| json!({}));
+    c.maintain().unwrap();
+    assert!(c.info().unwrap().unindexed > 0);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    c.maintain().unwrap();
+    let info = c.info().unwrap();
+    assert_eq!((info.unindexed, info.count), (0, 1050), "{info:?}");
+    assert_eq!(c.stats.snapshot().indexed_rows, 1050);
+    assert_eq!(search(&c, &vs[1049], 1, None, false)[0].id, "i1049");
+}

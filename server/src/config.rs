@@ -28,6 +28,9 @@ pub struct Config {
     pub log_format: String,
     /// tracing filter, e.g. `info` or `agentdb_engine=debug,info`.
     pub log_level: String,
+    /// `sampled` (default: every write, error, slow or traced request gets its log line,
+    /// other searches/gets/counts one in 100) or `all` (a line per request).
+    pub log_requests: String,
     /// `auto`, `cpu` or `cuda:N` (see `agentdb serve --device`).
     pub device: String,
     pub storage: StorageConfig,
@@ -537,6 +540,11 @@ pub struct StorageConfig {
     pub flush_rows: usize,
     /// ...or once it has held rows for this long.
     pub flush_interval_secs: f64,
+    /// During a bulk load, full buffers are sealed without an index until this many
+    /// rows (at most 10 × flush_rows) wait, searched exactly meanwhile; they are indexed
+    /// together, once, when the load pauses, on flush/optimize, or at the cap. 0 = index
+    /// every flush.
+    pub index_defer_rows: usize,
     /// How often the background worker looks for flush and compaction work.
     pub maintenance_interval_ms: u64,
     /// Merge segments when a collection has more than this many.
@@ -599,6 +607,7 @@ impl Default for Config {
             http_listen: DEFAULT_HTTP_LISTEN.into(),
             log_format: "auto".into(),
             log_level: "info".into(),
+            log_requests: "sampled".into(),
             device: "auto".into(),
             storage: StorageConfig::default(),
             search: SearchConfig::default(),
@@ -622,6 +631,7 @@ impl Default for StorageConfig {
         StorageConfig {
             flush_rows: d.flush_rows,
             flush_interval_secs: d.flush_interval.as_secs_f64(),
+            index_defer_rows: d.index_defer_rows,
             maintenance_interval_ms: 500,
             max_segments: d.max_segments,
             compact_deleted_ratio: d.compact_deleted_ratio,
@@ -780,6 +790,9 @@ impl Config {
         if self.limits.max_batch == 0 || self.limits.max_top_k == 0 || self.limits.max_message_bytes < 1024 {
             bail!("limits.max_batch and limits.max_top_k must be positive and limits.max_message_bytes at least 1024");
         }
+        if !["all", "sampled"].contains(&self.log_requests.as_str()) {
+            bail!("log_requests must be all or sampled, got '{}'", self.log_requests);
+        }
         if !["auto", "text", "json"].contains(&self.log_format.as_str()) {
             bail!("log_format must be auto, text or json, got '{}'", self.log_format);
         }
@@ -811,6 +824,7 @@ impl Config {
         agentdb_engine::CollectionOptions {
             flush_rows: self.storage.flush_rows,
             flush_interval: Duration::from_secs_f64(self.storage.flush_interval_secs),
+            index_defer_rows: self.storage.index_defer_rows,
             max_segments: self.storage.max_segments.max(1),
             compact_deleted_ratio: self.storage.compact_deleted_ratio,
             exact_threshold: self.search.exact_threshold,

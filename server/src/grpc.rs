@@ -118,12 +118,8 @@ impl Gate {
         }
     }
 
-    /// Run `f` on the blocking pool once a slot is free.
-    pub async fn run<T, F>(&self, f: F) -> Result<T, Status>
-    where
-        F: FnOnce() -> Result<T, ApiError> + Send + 'static,
-        T: Send + 'static,
-    {
+    /// Wait for a slot (fairly across tenants): the slot and the tenant it is for.
+    async fn admit(&self) -> Result<(Slot<'_>, String), Status> {
         let tenant = crate::telemetry::current_tenant().unwrap_or_else(|| "anonymous".into());
         let rx = {
             let mut st = self.state.lock();
@@ -158,7 +154,16 @@ impl Gate {
             pending.rx = None;
             got.map_err(|_| Status::unavailable("server is shutting down"))?;
         }
-        let _slot = Slot(self);
+        Ok((Slot(self), tenant))
+    }
+
+    /// Run `f` on the blocking pool once a slot is free.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, Status>
+    where
+        F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (_slot, tenant) = self.admit().await?;
         // The request's span goes with the work to the blocking pool, and its tenant to
         // the encoders' fair queues.
         let span = tracing::Span::current();
@@ -172,7 +177,32 @@ impl Gate {
             }
         }
     }
+
+    /// Run `f` on this thread once a slot is free: for work known to take well under a
+    /// millisecond (a vector search over indexed data), where the hand-off to the
+    /// blocking pool and back would cost more than the work. Same admission, fairness
+    /// and panic handling as [`Gate::run`].
+    pub async fn run_inline<T, F>(&self, f: F) -> Result<T, Status>
+    where
+        F: FnOnce() -> Result<T, ApiError>,
+    {
+        let (_slot, tenant) = self.admit().await?;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            agentdb_models::batcher::with_tenant(&tenant, f)
+        })) {
+            Ok(r) => r.map_err(to_status),
+            Err(_) => {
+                tracing::error!("request task panicked");
+                Err(Status::internal("internal error while processing the request"))
+            }
+        }
+    }
 }
+
+/// A single-vector search runs on the request's own thread when at most this many rows
+/// would be scanned exactly (the write buffer and segments whose index is being built):
+/// about a millisecond of work at 384 dimensions.
+const INLINE_EXACT_ROWS: usize = 8_192;
 
 #[derive(Clone)]
 pub struct Services {
@@ -725,13 +755,21 @@ impl v1::items_server::Items for Services {
                 hits.into_iter().map(cross_hit_to_wire).collect()
             }
             SearchQuery::Vector => {
-                let mut hits = self
-                    .gate
-                    .run(move || {
-                        std::thread::sleep(delay);
-                        vector_search(&db, r, filter.as_ref())
-                    })
-                    .await?;
+                // A search that scans few rows exactly (the rest through an index) runs
+                // on this thread: the hop to the blocking pool costs more than it does.
+                let small = delay.is_zero()
+                    && !r.params.as_ref().is_some_and(|p| p.exact)
+                    && db.collection(&r.collection).is_ok_and(|c| c.exact_rows() <= INLINE_EXACT_ROWS);
+                let mut hits = if small {
+                    self.gate.run_inline(|| vector_search(&db, r, filter.as_ref())).await?
+                } else {
+                    self.gate
+                        .run(move || {
+                            std::thread::sleep(delay);
+                            vector_search(&db, r, filter.as_ref())
+                        })
+                        .await?
+                };
                 for p in hits.iter_mut().filter_map(|h| h.payload.as_mut()) {
                     self.security.mask(principal.as_ref(), p);
                 }

@@ -71,6 +71,7 @@ where
         let peer = peer_addr.map(|a| a.ip().to_string());
         // One span and one log line per request (crate::telemetry); the caller's
         // traceparent, if any, is the span's parent.
+        let explicit = req.headers().contains_key("x-request-id") || req.headers().contains_key("traceparent");
         let request_id = crate::telemetry::request_id(req.headers());
         let rpc = method.clone();
         let span = tracing::info_span!(
@@ -165,7 +166,7 @@ where
                 }
                 Err(_) => "transport".to_string(),
             };
-            crate::telemetry::finish(&span, &ctx, &rpc, &request_id, &code, started.elapsed());
+            crate::telemetry::finish(&span, &ctx, &rpc, &request_id, &code, started.elapsed(), explicit);
             r
         })
     }

@@ -30,6 +30,7 @@ static LOG_FILTER: std::sync::OnceLock<(FilterHandle, parking_lot::Mutex<String>
 /// Start logging as `log_level`/`log_format` (or `AGENTDB_LOG`) say, with the
 /// OpenTelemetry layer when `telemetry.otlp_endpoint` is set.
 pub fn init_logging(cfg: &crate::config::Config) {
+    set_request_logging(&cfg.log_requests);
     use std::io::IsTerminal;
     use tracing_subscriber::prelude::*;
     let spec = std::env::var("AGENTDB_LOG").ok().filter(|s| tracing_subscriber::EnvFilter::try_new(s).is_ok());
@@ -339,6 +340,7 @@ pub fn finish(
     request_id: &str,
     code: &str,
     took: std::time::Duration,
+    explicit: bool,
 ) {
     let latency_ms = took.as_secs_f64() * 1000.0;
     span.record("rpc.grpc.status_code", code);
@@ -346,11 +348,37 @@ pub fn finish(
     if code != "0" {
         span.record("otel.status_code", "error");
     }
-    log_line(ctx, method, request_id, code, latency_ms);
+    log_line(ctx, method, request_id, code, latency_ms, explicit);
 }
 
-/// The one log line of a request (gRPC or HTTP).
-fn log_line(ctx: &RequestCtx, method: &str, request_id: &str, status: &str, latency_ms: f64) {
+/// 1 = every request logs its line; N > 1 = successful, fast, untraced reads log one
+/// line in N (`log_requests`).
+static REQUEST_LOG_EVERY: AtomicU64 = AtomicU64::new(1);
+static HOT_READS_SEEN: AtomicU64 = AtomicU64::new(0);
+
+/// Reads that a busy client repeats thousands of times a second.
+const HOT_READS: &[&str] =
+    &["/agentdb.v1.Items/Search", "/agentdb.v1.Items/SearchBatch", "/agentdb.v1.Items/Get", "/agentdb.v1.Items/Count"];
+
+/// Apply `log_requests`: "all" logs a line per request; "sampled" logs every write,
+/// error, slow (>= 100 ms) or traced request and one in 100 of the other reads.
+pub fn set_request_logging(mode: &str) {
+    REQUEST_LOG_EVERY.store(if mode == "all" { 1 } else { 100 }, Ordering::Relaxed);
+}
+
+/// Whether this request's line is written: see [`set_request_logging`]. `explicit`: the
+/// caller sent a request id or a trace context (it will look for the line).
+fn logs(method: &str, status: &str, latency_ms: f64, explicit: bool) -> Option<u64> {
+    let every = REQUEST_LOG_EVERY.load(Ordering::Relaxed);
+    if every <= 1 || explicit || latency_ms >= 100.0 || !matches!(status, "0" | "200") || !HOT_READS.contains(&method) {
+        return Some(1);
+    }
+    HOT_READS_SEEN.fetch_add(1, Ordering::Relaxed).is_multiple_of(every).then_some(every)
+}
+
+/// The one log line of a request (gRPC or HTTP); `sample_every` > 1 on a sampled read.
+fn log_line(ctx: &RequestCtx, method: &str, request_id: &str, status: &str, latency_ms: f64, explicit: bool) {
+    let Some(sample_every) = logs(method, status, latency_ms, explicit) else { return };
     let principal = ctx.principal.get().map(String::as_str).unwrap_or("");
     let collection = ctx.collection.get().map(String::as_str).unwrap_or("");
     tracing::info!(
@@ -361,6 +389,7 @@ fn log_line(ctx: &RequestCtx, method: &str, request_id: &str, status: &str, late
         collection,
         status,
         latency_ms = (latency_ms * 1000.0).round() / 1000.0,
+        sample_every,
         "request"
     );
 }
@@ -374,6 +403,7 @@ fn log_line(ctx: &RequestCtx, method: &str, request_id: &str, status: &str, late
 pub async fn http_layer(mut req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
     use tracing::Instrument;
     let started = std::time::Instant::now();
+    let explicit = req.headers().contains_key("x-request-id") || req.headers().contains_key("traceparent");
     let request_id = request_id(req.headers());
     // The handler sees the id that is answered (a new one replaces a missing or bad one).
     if let Ok(v) = tonic::codegen::http::HeaderValue::from_str(&request_id) {
@@ -407,7 +437,7 @@ pub async fn http_layer(mut req: axum::extract::Request, next: axum::middleware:
     if status.is_server_error() {
         span.record("otel.status_code", "error");
     }
-    log_line(&ctx, &method, &request_id, status.as_str(), latency_ms);
+    log_line(&ctx, &method, &request_id, status.as_str(), latency_ms, explicit);
     resp
 }
 

@@ -183,6 +183,38 @@ pub struct SearchBench {
     /// Print one JSON object with every number.
     #[arg(long)]
     pub json: bool,
+    /// Read the vectors from DIR/base.npy and the queries from DIR/queries.npy (float32
+    /// matrices, e.g. the side-by-side benchmark's data from ../shared/peers/make_data.py)
+    /// instead of generating random ones; --n and --queries then cap how many are used.
+    #[arg(long)]
+    pub data: Option<std::path::PathBuf>,
+}
+
+/// A float32 C-order matrix from a `.npy` file: (rows, cols, values).
+fn read_npy_f32(path: &std::path::Path) -> Result<(usize, usize, Vec<f32>)> {
+    let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let bad = |why: &str| anyhow::anyhow!("{}: not a float32 .npy matrix ({why})", path.display());
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err(bad("no NUMPY magic"));
+    }
+    let (hlen, at) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        _ => return Err(bad("unknown version")),
+    };
+    let header = std::str::from_utf8(bytes.get(at..at + hlen).ok_or_else(|| bad("short header"))?)
+        .map_err(|_| bad("header is not text"))?;
+    if !header.contains("'descr': '<f4'") || header.contains("'fortran_order': True") {
+        return Err(bad("dtype must be <f4, C order"));
+    }
+    let shape = header.split("'shape': (").nth(1).and_then(|s| s.split(')').next()).ok_or_else(|| bad("no shape"))?;
+    let dims: Vec<usize> = shape.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+    let [rows, cols] = dims[..] else { return Err(bad("not two-dimensional")) };
+    let body = &bytes[at + hlen..];
+    if body.len() != rows * cols * 4 {
+        return Err(bad("size does not match the shape"));
+    }
+    Ok((rows, cols, body.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()))
 }
 
 pub fn run(server: &str, cmd: BenchCmd) -> Result<()> {
@@ -410,14 +442,34 @@ pub(crate) fn summarize(name: &str, mut lat: Vec<Duration>, elapsed: f64, recall
     }
 }
 
-async fn search_bench(server: &str, b: SearchBench) -> Result<()> {
+async fn search_bench(server: &str, mut b: SearchBench) -> Result<()> {
     let metric = Metric::parse(&b.metric).map_err(|e| anyhow::anyhow!("{e}"))?;
     let normalize = metric == Metric::Cosine;
     let (mut cols, items) = clients(connect(server).await?);
     let name = b.collection.clone().unwrap_or_else(|| format!("bench-{}", rand::rng().random::<u32>()));
-    eprintln!("generating {} random {}-d vectors (seed {})", b.n, b.dim, b.seed);
-    let base = random_vectors(b.n, b.dim, b.seed, normalize);
-    let queries = random_vectors(b.queries, b.dim, b.seed ^ 0x5eed, normalize);
+    let (base, queries) = match &b.data {
+        Some(dir) => {
+            let (n, dim, mut base) = read_npy_f32(&dir.join("base.npy"))?;
+            let (nq, qdim, mut queries) = read_npy_f32(&dir.join("queries.npy"))?;
+            if qdim != dim {
+                anyhow::bail!("queries have dimension {qdim}, vectors {dim}");
+            }
+            b.dim = dim;
+            b.n = b.n.min(n);
+            b.queries = b.queries.min(nq);
+            base.truncate(b.n * dim);
+            queries.truncate(b.queries * dim);
+            eprintln!("read {} {}-d vectors and {} queries from {}", b.n, dim, b.queries, dir.display());
+            (base, queries)
+        }
+        None => {
+            eprintln!("generating {} random {}-d vectors (seed {})", b.n, b.dim, b.seed);
+            (
+                random_vectors(b.n, b.dim, b.seed, normalize),
+                random_vectors(b.queries, b.dim, b.seed ^ 0x5eed, normalize),
+            )
+        }
+    };
 
     let existing = cols
         .describe(v1::DescribeCollectionRequest { name: name.clone() })
@@ -1100,4 +1152,42 @@ fn gpu_bench(b: GpuBench) -> Result<()> {
         println!("CPU exact kernel, fp32, batch 64, {} threads: {c:.2} QPS", rayon::current_num_threads());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_npy_f32;
+
+    fn npy(header: &str, body: &[u8]) -> Vec<u8> {
+        let mut h = header.to_string();
+        while !(10 + h.len() + 1).is_multiple_of(64) {
+            h.push(' ');
+        }
+        h.push('\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend_from_slice(&(h.len() as u16).to_le_bytes());
+        out.extend_from_slice(h.as_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+
+    #[test]
+    fn reads_float32_matrices_and_names_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.npy");
+        let body: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0].iter().flat_map(|x| x.to_le_bytes()).collect();
+        std::fs::write(&p, npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", &body)).unwrap();
+        assert_eq!(read_npy_f32(&p).unwrap(), (2, 3, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
+        for (header, body, why) in [
+            ("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }", &body[..], "dtype"),
+            ("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 4), }", &body[..], "size"),
+            ("{'descr': '<f4', 'fortran_order': False, 'shape': (6,), }", &body[..], "two-dimensional"),
+        ] {
+            std::fs::write(&p, npy(header, body)).unwrap();
+            let e = read_npy_f32(&p).unwrap_err().to_string();
+            assert!(e.contains(why) && e.contains("m.npy"), "{e}");
+        }
+        std::fs::write(&p, b"not numpy").unwrap();
+        assert!(read_npy_f32(&p).unwrap_err().to_string().contains("magic"));
+    }
 }
