@@ -257,6 +257,11 @@ pub fn run(cfg: Config) -> Result<()> {
         let _rt = rt.enter();
         crate::telemetry::init_logging(&cfg);
     }
+    tracing::info!(
+        hnsw = agentdb_engine::index::simd_level(),
+        exact = agentdb_kernels::topk::simd_level(),
+        "distance kernels chosen for this CPU (AGENTDB_SIMD=avx2|generic caps them)"
+    );
     let r = rt.block_on(serve(cfg, threads));
     // Send the spans still queued while the runtime still runs.
     crate::telemetry::shutdown();
