@@ -3,6 +3,10 @@
 //! Rows of a segment are added in order, so FAISS labels are row numbers. Searches take
 //! `&self` (FAISS search is const and thread-safe) and may carry an id selector: a
 //! bitmap of rows allowed by the deletion set and the payload filter.
+//!
+//! HNSW indexes are searched through `hnsw_shim.cpp` (built by `build.rs` against the
+//! same FAISS): per-call efSearch, SIMD distances chosen at run time, and storage that
+//! is a view of the segment's own vectors (written without them).
 
 use crate::error::{Error, Result};
 use crate::types::{CollectionSpec, Metric, MAX_DIM};
@@ -269,7 +273,8 @@ pub struct AnnIndex {
     /// The segment's vectors when FAISS's storage is a view of them (HNSW over flat
     /// storage): kept alive here; the index file is then written without them.
     shared: Option<Arc<Vec<f32>>>,
-    /// Searches hold it shared; a search with its own efSearch holds it exclusively
+    /// Only for HNSW indexes the shim cannot search (e.g. `PCA64,HNSW32`): searches hold
+    /// it shared; a search with its own efSearch holds it exclusively
     /// while the index's efSearch is temporarily changed (FAISS's C API has no
     /// per-query HNSW parameters).
     ef_lock: parking_lot::RwLock<()>,
