@@ -36,6 +36,10 @@ pub struct ModelsConfig {
     pub max_batch: usize,
     pub max_wait_ms: f64,
     pub queue: usize,
+    /// Load the models when the server starts (`true`), or when a request first needs
+    /// one (`false`, the default: a server that only stores and searches vectors never
+    /// loads them and stays small).
+    pub preload: bool,
 }
 
 impl Default for ModelsConfig {
@@ -53,6 +57,7 @@ impl Default for ModelsConfig {
             max_batch: 32,
             max_wait_ms: 2.0,
             queue: 1024,
+            preload: false,
         }
     }
 }

@@ -163,7 +163,8 @@ pub struct GpuChoice {
     pub image: bool,
 }
 
-pub struct Encoders {
+/// The loaded encoders (what [`Encoders`] holds once they are loaded).
+pub struct EncoderSet {
     pub dir: PathBuf,
     pub text: Option<Arc<TextService>>,
     /// Why the text encoder is missing, for error messages.
@@ -188,9 +189,9 @@ pub struct Encoders {
     all: Vec<Arc<dyn Encoder>>,
 }
 
-impl Encoders {
-    pub fn none(dir: PathBuf, why: &str) -> Encoders {
-        Encoders {
+impl EncoderSet {
+    pub fn none(dir: PathBuf, why: &str) -> EncoderSet {
+        EncoderSet {
             dir,
             text: None,
             text_problem: Some(why.to_string()),
@@ -210,10 +211,10 @@ impl Encoders {
     /// collections work without it, and text operations say how to install it.
     /// With `gpu`, the text encoder and the image classifier run on that GPU (each as
     /// `gpu` allows); a GPU that fails here leaves the model on the CPU, saying why.
-    pub fn load(cfg: &crate::config::ModelsConfig, gpu: Option<&GpuChoice>) -> Encoders {
+    pub fn load(cfg: &crate::config::ModelsConfig, gpu: Option<&GpuChoice>) -> EncoderSet {
         let dir = cfg.dir.clone().unwrap_or_else(registry::default_dir);
         if cfg.text.is_empty() {
-            return Encoders::none(dir, "no text encoder configured (models.text is empty)");
+            return EncoderSet::none(dir, "no text encoder configured (models.text is empty)");
         }
         let batch = BatcherConfig {
             max_batch: cfg.max_batch.max(1),
@@ -230,7 +231,7 @@ impl Encoders {
                 let why =
                     format!("text encoder '{}' is not available: {e}; install models with `make models`", cfg.text);
                 tracing::warn!("{why}");
-                return Encoders::none(dir, &why);
+                return EncoderSet::none(dir, &why);
             }
         };
         // The CPU kernels: ONNX Runtime on the graph the set-up built, or Candle.
@@ -251,14 +252,14 @@ impl Encoders {
                 Err(e) if want == "onnx" => {
                     let why = format!("text encoder '{}': models.text_backend = \"onnx\" but {e}", cfg.text);
                     tracing::error!("{why}");
-                    return Encoders::none(dir, &why);
+                    return EncoderSet::none(dir, &why);
                 }
                 Err(e) => tracing::warn!(error = %e, "text encoder: the ONNX graph cannot be used; Candle runs it"),
             },
             other => {
                 let why = format!("models.text_backend '{other}' is not one of auto, onnx, candle");
                 tracing::error!("{why}");
-                return Encoders::none(dir, &why);
+                return EncoderSet::none(dir, &why);
             }
         }
         if let Some(g) = gpu.filter(|g| g.text) {
@@ -350,7 +351,7 @@ impl Encoders {
                 }
             }
         };
-        Encoders::of(
+        EncoderSet::of(
             dir,
             Arc::new(TextService::new(text, batch)),
             (image, image_problem),
@@ -369,7 +370,7 @@ impl Encoders {
         (speech, speech_problem): (Option<Arc<SpeechService>>, Option<String>),
         clip: Option<Arc<agentdb_models::clip::Clip>>,
         onnx_image: Option<Arc<agentdb_models::onnx::OnnxImageEncoder>>,
-    ) -> Encoders {
+    ) -> EncoderSet {
         let mut all: Vec<Arc<dyn Encoder>> = Vec::new();
         if let Some(c) = &clip {
             all.push(Arc::new(ClipEnc { id: c.info.encoder_id(), clip: c.clone() }));
@@ -387,7 +388,7 @@ impl Encoders {
                 text: text.clone(),
             }));
         }
-        Encoders {
+        EncoderSet {
             dir,
             text: Some(text),
             text_problem: None,
@@ -410,7 +411,7 @@ impl Encoders {
 
     /// Start OCR as `ingest.ocr*` configures it (a missing language pack is logged, and
     /// ingestion goes on without OCR).
-    pub fn with_ocr(mut self, cfg: &crate::config::IngestConfig) -> Encoders {
+    pub fn with_ocr(mut self, cfg: &crate::config::IngestConfig) -> EncoderSet {
         if !cfg.ocr {
             tracing::info!("OCR off (ingest.ocr = false)");
             return self;
@@ -529,6 +530,88 @@ impl Encoders {
     /// labels) or the label bridge (with its top labels and probabilities).
     pub fn embed_images_as(&self, id: &str, images: &[RgbImage]) -> Result<Vec<(Vec<f32>, Labels)>> {
         self.by_id(id, Modal::Image)?.embed_images(images)
+    }
+}
+
+/// The encoders a server uses, loaded when a request first needs one (or at once):
+/// derefs to the [`EncoderSet`], loading it on first use. Monitoring (metrics, alerts,
+/// `models list`) looks with [`Encoders::loaded`], which never loads.
+pub struct Encoders {
+    dir: PathBuf,
+    set: std::sync::OnceLock<EncoderSet>,
+    loader: parking_lot::Mutex<Option<Loader>>,
+}
+
+type Loader = Box<dyn FnOnce() -> EncoderSet + Send>;
+
+impl Encoders {
+    /// Already loaded.
+    pub fn ready(set: EncoderSet) -> Encoders {
+        let dir = set.dir.clone();
+        Encoders { dir, set: std::sync::OnceLock::from(set), loader: parking_lot::Mutex::new(None) }
+    }
+
+    /// No encoders, saying why.
+    pub fn none(dir: PathBuf, why: &str) -> Encoders {
+        Encoders::ready(EncoderSet::none(dir, why))
+    }
+
+    /// Load what the configuration names, now (see [`EncoderSet::load`]).
+    pub fn load(cfg: &crate::config::ModelsConfig, gpu: Option<&GpuChoice>) -> Encoders {
+        Encoders::ready(EncoderSet::load(cfg, gpu))
+    }
+
+    /// What the server uses: the configured models and OCR, loaded at once when
+    /// `models.preload` is set, else by the first request that needs one.
+    pub fn configured(
+        cfg: &crate::config::ModelsConfig,
+        gpu: Option<GpuChoice>,
+        ingest: &crate::config::IngestConfig,
+    ) -> Encoders {
+        let preload = cfg.preload;
+        let (cfg, ingest) = (cfg.clone(), ingest.clone());
+        let dir = cfg.dir.clone().unwrap_or_else(registry::default_dir);
+        let load = move || EncoderSet::load(&cfg, gpu.as_ref()).with_ocr(&ingest);
+        let enc =
+            Encoders { dir, set: std::sync::OnceLock::new(), loader: parking_lot::Mutex::new(Some(Box::new(load))) };
+        if preload {
+            enc.get();
+        }
+        enc
+    }
+
+    /// The encoders if they are loaded; never loads them.
+    pub fn loaded(&self) -> Option<&EncoderSet> {
+        self.set.get()
+    }
+
+    /// The models installed in the models folder (without loading any).
+    pub fn installed(&self) -> Vec<ModelInfo> {
+        registry::discover(&self.dir)
+    }
+
+    /// The encoders, loaded now if they are not yet (on a server worker thread, the
+    /// runtime is told the thread blocks meanwhile).
+    pub fn get(&self) -> &EncoderSet {
+        self.set.get_or_init(|| {
+            let Some(load) = self.loader.lock().take() else {
+                return EncoderSet::none(self.dir.clone(), "the models failed to load earlier");
+            };
+            tracing::info!("loading models on first use (models.preload = false)");
+            let t = std::time::Instant::now();
+            let in_runtime = tokio::runtime::Handle::try_current()
+                .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+            let set = if in_runtime { tokio::task::block_in_place(load) } else { load() };
+            tracing::info!(ms = t.elapsed().as_millis() as u64, loaded = %set.loaded_ids().join(", "), "models loaded");
+            set
+        })
+    }
+}
+
+impl std::ops::Deref for Encoders {
+    type Target = EncoderSet;
+    fn deref(&self) -> &EncoderSet {
+        self.get()
     }
 }
 

@@ -23,7 +23,7 @@ mod observer;
 pub mod query;
 
 pub use agentdb_models::batcher::with_tenant;
-pub use encoders::{Encoder, Encoders, GpuChoice, Modal};
+pub use encoders::{Encoder, EncoderSet, Encoders, GpuChoice, Modal};
 pub use error::{Error, Result};
 pub use ingest::{ingest_file, IngestLimits, IngestOutcome, IngestStatus, VideoOptions};
 pub use observer::{NoObserver, Observer};

@@ -225,7 +225,7 @@ pub fn start(
                 mgr.transition("error_ratio", t, &errors, ratio);
             }
             (a0, e0) = (a1, e1);
-            if let Some(t) = &encoders.text {
+            if let Some(t) = encoders.loaded().and_then(|e| e.text.as_ref()) {
                 let depth = t.batcher.stats.queued.load(Ordering::Relaxed) as f64;
                 let tr = queue.update(depth);
                 mgr.transition("encoder_queue_depth", tr, &queue, depth);

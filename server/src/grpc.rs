@@ -874,12 +874,15 @@ impl v1::items_server::Items for Services {
 #[tonic::async_trait]
 impl v1::models_server::Models for Services {
     async fn list(&self, _req: Request<v1::ListModelsRequest>) -> Result<Response<v1::ListModelsResponse>, Status> {
-        let loaded = self.encoders.loaded_ids();
+        // Models load on first use: a server that has not needed one lists none loaded.
+        let set = self.encoders.loaded();
+        let loaded = set.map(|e| e.loaded_ids()).unwrap_or_default();
         let mut infos = self.encoders.installed();
         // Models loaded from outside the models folder (an absolute `models.clip` or
         // `models.onnx_image` path) are listed too.
-        let extra = self.encoders.clip.iter().map(|c| c.info.clone());
-        let extra = extra.chain(self.encoders.onnx_image.iter().map(|o| o.info.clone())).collect::<Vec<_>>();
+        let extra = set.iter().flat_map(|e| e.clip.iter().map(|c| c.info.clone()));
+        let extra =
+            extra.chain(set.iter().flat_map(|e| e.onnx_image.iter().map(|o| o.info.clone()))).collect::<Vec<_>>();
         for m in extra {
             if !infos.iter().any(|i| i.encoder_id() == m.encoder_id()) {
                 infos.push(m);

@@ -167,36 +167,40 @@ impl Metrics {
             }
         }
 
-        if let Some(t) = &enc.text {
-            let e = escape(&t.encoder.info.manifest.name);
-            let st = &t.batcher.stats;
-            for (name, kind, help, v) in [
-                (
-                    "agentdb_encoder_batches_total",
-                    "counter",
-                    "Batches run by each encoder.",
-                    st.batches.load(Ordering::Relaxed),
-                ),
-                (
-                    "agentdb_encoder_items_total",
-                    "counter",
-                    "Inputs embedded by each encoder.",
-                    st.items.load(Ordering::Relaxed),
-                ),
-                (
-                    "agentdb_encoder_rejected_total",
-                    "counter",
-                    "Inputs refused because the encoder queue was full.",
-                    st.rejected.load(Ordering::Relaxed),
-                ),
-                (
-                    "agentdb_encoder_queue_depth",
-                    "gauge",
-                    "Inputs waiting for each encoder.",
-                    st.queued.load(Ordering::Relaxed),
-                ),
-            ] {
-                family(&mut o, name, kind, help);
+        // The families are always there (dashboards and rules name them); samples once
+        // the text encoder is loaded (models load on first use).
+        let text = enc.loaded().and_then(|e| e.text.as_ref());
+        let stat = |f: fn(&agentdb_models::batcher::BatcherStats) -> u64| {
+            text.map(|t| (escape(&t.encoder.info.manifest.name), f(&t.batcher.stats)))
+        };
+        for (name, kind, help, v) in [
+            (
+                "agentdb_encoder_batches_total",
+                "counter",
+                "Batches run by each encoder.",
+                stat(|s| s.batches.load(Ordering::Relaxed)),
+            ),
+            (
+                "agentdb_encoder_items_total",
+                "counter",
+                "Inputs embedded by each encoder.",
+                stat(|s| s.items.load(Ordering::Relaxed)),
+            ),
+            (
+                "agentdb_encoder_rejected_total",
+                "counter",
+                "Inputs refused because the encoder queue was full.",
+                stat(|s| s.rejected.load(Ordering::Relaxed)),
+            ),
+            (
+                "agentdb_encoder_queue_depth",
+                "gauge",
+                "Inputs waiting for each encoder.",
+                stat(|s| s.queued.load(Ordering::Relaxed)),
+            ),
+        ] {
+            family(&mut o, name, kind, help);
+            if let Some((e, v)) = v {
                 let _ = writeln!(o, "{name}{{encoder=\"{e}\"}} {v}");
             }
         }

@@ -318,11 +318,10 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
         text: cfg.gpu.text_encoder,
         image: cfg.gpu.image_encoder,
     });
+    // Loaded by the first request that needs a model unless models.preload is set.
     let encoders = Arc::new(
-        tokio::task::spawn_blocking(move || {
-            agentdb_retrieval::Encoders::load(&models_cfg, gpu.as_ref()).with_ocr(&ingest_cfg)
-        })
-        .await?,
+        tokio::task::spawn_blocking(move || agentdb_retrieval::Encoders::configured(&models_cfg, gpu, &ingest_cfg))
+            .await?,
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Agents, event bus and queues (state in the internal collections _agents, _queues).

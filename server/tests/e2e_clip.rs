@@ -20,9 +20,9 @@ fn a_clip_model_from_a_folder_adds_a_space_that_every_item_and_query_uses() {
     let clip_arg = format!("models.clip={}", clip_dir.display());
     let server = Server::start(&dir.path().join("data"), &["--set", &clip_arg]);
     let ok = |args: &[&str]| server.ok(args);
-    assert!(server.log_text().contains("CLIP ready"), "{}", server.log_text());
-
     ok(&["collection", "create", "mixed", "--multimodal"]);
+    // Loaded by the first request that needed the models (the create above).
+    assert!(server.log_text().contains("CLIP ready"), "{}", server.log_text());
     let d: Value = serde_json::from_slice(&ok(&["collection", "describe", "mixed", "--json"])).unwrap();
     let spaces = d["spaces"].to_string();
     assert!(spaces.contains("\"clip\"") && spaces.contains(&info.encoder_id()), "{d:#}");

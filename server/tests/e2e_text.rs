@@ -14,10 +14,12 @@ async fn ingest_folder_then_search_by_text_and_resume() {
     let server = Server::start(&dir.path().join("data"), &["--set", "ingest.chunk_tokens=64"]);
     let ok = |args: &[&str]| server.ok(args);
 
+    // Models load when a request first needs one (models.preload = false).
     let models = json_lines(&ok(&["models", "list", "--json"]));
     let minilm = models.iter().find(|m| m["name"] == "all-minilm-l6-v2").expect("MiniLM installed");
-    assert_eq!(minilm["loaded"], json!(true));
+    assert_eq!(minilm["loaded"], json!(false), "nothing has needed a model yet");
     assert_eq!(minilm["dim"], json!(384));
+    assert!(!server.log_text().contains("text encoder ready"), "{}", server.log_text());
 
     let media = dir.path().join("media");
     std::fs::create_dir_all(media.join("sub")).unwrap();
@@ -40,6 +42,10 @@ async fn ingest_folder_then_search_by_text_and_resume() {
     std::fs::write(media.join("noise.bin"), [0u8, 1, 2, 3, 255, 254]).unwrap();
 
     ok(&["collection", "create", "notes", "--multimodal"]);
+    let models = json_lines(&ok(&["models", "list", "--json"]));
+    let minilm = models.iter().find(|m| m["name"] == "all-minilm-l6-v2").expect("MiniLM installed");
+    assert_eq!(minilm["loaded"], json!(true), "a multimodal collection needed the text encoder");
+    assert!(server.log_text().contains("loading models on first use"), "{}", server.log_text());
     // The default text encoder runs on ONNX Runtime (the graph the set-up built), and the
     // opt-in int8 model is installed.
     assert!(server.log_text().contains("text encoder: ONNX Runtime on the CPU"), "{}", server.log_text());
