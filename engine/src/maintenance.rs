@@ -215,6 +215,7 @@ impl Collection {
         if plan.is_empty() {
             return Ok(false);
         }
+        tracing::info!(collection = %self.spec.name, segments = plan.len(), rows = plan.iter().map(|s| s.rows()).sum::<usize>(), "compaction started");
         self.merge_locked(&plan, "compacted segments")?;
         Ok(true)
     }
