@@ -1,6 +1,7 @@
 """QPS at 2 and 10 Python client threads, in one invocation on the side-by-side
 benchmark's data (../shared/peers/make_data.py: 100k x 384): in-process FAISS HNSW32
-(efSearch 10, efConstruction 128) and AgentDB served over gRPC (Search with
+(efSearch 10, efConstruction 128), hnswlib (ef 12) and Chroma (ef_search 24) at the
+settings the side-by-side run tuned to recall@10 >= 0.95, and AgentDB served over gRPC (Search with
 params.ef 10, and Count, the smallest RPC: what the Python gRPC client itself can
 issue, the ceiling for any server measured through it).
 
@@ -35,6 +36,34 @@ ix.hnsw.efSearch = 10
 faiss.omp_set_num_threads(1)
 for th in (2, 10):
     out[f"faiss_qps_{th}"] = run_threads(lambda i: ix.search(qs[i:i+1], 10), th)
+del ix
+# hnswlib (ef 12) and Chroma (ef_search 24): the settings the side-by-side run tuned to
+# recall@10 >= 0.95; skipped when not installed.
+try:
+    import hnswlib
+    h = hnswlib.Index(space="ip", dim=base.shape[1])
+    h.init_index(max_elements=len(base), ef_construction=128, M=32)
+    h.add_items(base, np.arange(len(base)), num_threads=2)
+    h.set_ef(12)
+    for th in (2, 10):
+        out[f"hnswlib_qps_{th}"] = run_threads(lambda i: h.knn_query(qs[i], k=10, num_threads=1), th)
+    del h
+except ImportError:
+    pass
+try:
+    import chromadb
+    cdir = tempfile.mkdtemp(prefix="chroma-ceiling-")
+    client = chromadb.PersistentClient(path=cdir)
+    col = client.create_collection("bench", configuration={"hnsw": {"space": "cosine", "ef_search": 24}})
+    bs = min(5000, client.get_max_batch_size())
+    for s0 in range(0, len(base), bs):
+        col.add(ids=[str(i) for i in range(s0, min(s0 + bs, len(base)))], embeddings=base[s0:s0 + bs])
+    for th in (2, 10):
+        out[f"chroma_qps_{th}"] = run_threads(lambda i: col.query(query_embeddings=[qs[i]], n_results=10, include=[]), th)
+    del col, client
+    shutil.rmtree(cdir, ignore_errors=True)
+except ImportError:
+    pass
 # AgentDB served
 d = tempfile.mkdtemp(prefix="agentdb-ceiling-")
 s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
