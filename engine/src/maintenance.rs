@@ -86,7 +86,7 @@ impl Collection {
         } else if full || old || failed || paused {
             self.flush_locked()?;
         }
-        self.compact_locked(false)?;
+        self.compact_locked()?;
         Ok(())
     }
 
@@ -179,16 +179,12 @@ impl Collection {
         m.write(&self.dir, self.options.cipher.as_deref())
     }
 
-    /// Pick segments to rewrite: all of them when `all`; otherwise those with many
-    /// deleted rows, plus the smaller half when there are too many segments.
-    fn compaction_plan(&self, all: bool) -> Vec<Arc<Segment>> {
+    /// Pick persisted segments to rewrite: those with many deleted rows, plus the smaller
+    /// half when there are too many segments (`optimize` merges everything itself).
+    fn compaction_plan(&self) -> Vec<Arc<Segment>> {
         let st = self.state.read();
         let segs: Vec<Arc<Segment>> =
             st.segments.values().filter(|s| !st.unpersisted.iter().any(|(id, _)| *id == s.id)).cloned().collect();
-        if all {
-            let dirty = segs.len() > 1 || segs.iter().any(|s| s.deleted.read().count_ones() > 0);
-            return if dirty { segs } else { Vec::new() };
-        }
         let mut plan: Vec<Arc<Segment>> = segs
             .iter()
             .filter(|s| {
@@ -209,9 +205,9 @@ impl Collection {
         plan
     }
 
-    fn compact_locked(&self, all: bool) -> Result<bool> {
+    fn compact_locked(&self) -> Result<bool> {
         self.check_open()?;
-        let plan = self.compaction_plan(all);
+        let plan = self.compaction_plan();
         if plan.is_empty() {
             return Ok(false);
         }

@@ -338,12 +338,18 @@ fn cross_query(
 }
 
 /// A raw-vector search of one space (blocking).
-fn vector_search(db: &Database, r: v1::SearchRequest, filter: Option<&Filter>) -> Result<Vec<Hit>, ApiError> {
+/// A single-vector search of the collection `r` names (`col`: its lookup, done once by
+/// the caller).
+fn vector_search(
+    col: agentdb_engine::Result<Arc<Collection>>,
+    r: v1::SearchRequest,
+    filter: Option<&Filter>,
+) -> Result<Vec<Hit>, ApiError> {
     let k = top_k(r.top_k);
     let list =
         tracing::info_span!("search.list", space = %r.space, modality = "vector", k, hits = tracing::field::Empty)
             .entered();
-    let mut res = db.collection(&r.collection)?.search(SearchRequest {
+    let mut res = col?.search(SearchRequest {
         space: &r.space,
         queries: vec![r.vector.map(|v| v.values).unwrap_or_default()],
         k,
@@ -757,16 +763,17 @@ impl v1::items_server::Items for Services {
             SearchQuery::Vector => {
                 // A search that scans few rows exactly (the rest through an index) runs
                 // on this thread: the hop to the blocking pool costs more than it does.
+                let col = db.collection(&r.collection);
                 let small = delay.is_zero()
                     && !r.params.as_ref().is_some_and(|p| p.exact)
-                    && db.collection(&r.collection).is_ok_and(|c| c.exact_rows() <= INLINE_EXACT_ROWS);
+                    && col.as_ref().is_ok_and(|c| c.exact_rows() <= INLINE_EXACT_ROWS);
                 let mut hits = if small {
-                    self.gate.run_inline(|| vector_search(&db, r, filter.as_ref())).await?
+                    self.gate.run_inline(|| vector_search(col, r, filter.as_ref())).await?
                 } else {
                     self.gate
                         .run(move || {
                             std::thread::sleep(delay);
-                            vector_search(&db, r, filter.as_ref())
+                            vector_search(col, r, filter.as_ref())
                         })
                         .await?
                 };

@@ -71,7 +71,7 @@ where
         let peer = peer_addr.map(|a| a.ip().to_string());
         // One span and one log line per request (crate::telemetry); the caller's
         // traceparent, if any, is the span's parent.
-        let explicit = req.headers().contains_key("x-request-id") || req.headers().contains_key("traceparent");
+        let explicit = crate::telemetry::caller_identified(req.headers());
         let request_id = crate::telemetry::request_id(req.headers());
         let rpc = method.clone();
         let span = tracing::info_span!(

@@ -366,6 +366,12 @@ pub fn set_request_logging(mode: &str) {
     REQUEST_LOG_EVERY.store(if mode == "all" { 1 } else { 100 }, Ordering::Relaxed);
 }
 
+/// Whether the caller sent a request id or a trace context: it will look for the
+/// request's log line, so that line is never sampled away.
+pub fn caller_identified(headers: &tonic::codegen::http::HeaderMap) -> bool {
+    headers.contains_key("x-request-id") || headers.contains_key("traceparent")
+}
+
 /// Whether this request's line is written: see [`set_request_logging`]. `explicit`: the
 /// caller sent a request id or a trace context (it will look for the line).
 fn logs(method: &str, status: &str, latency_ms: f64, explicit: bool) -> Option<u64> {
@@ -403,7 +409,7 @@ fn log_line(ctx: &RequestCtx, method: &str, request_id: &str, status: &str, late
 pub async fn http_layer(mut req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
     use tracing::Instrument;
     let started = std::time::Instant::now();
-    let explicit = req.headers().contains_key("x-request-id") || req.headers().contains_key("traceparent");
+    let explicit = caller_identified(req.headers());
     let request_id = request_id(req.headers());
     // The handler sees the id that is answered (a new one replaces a missing or bad one).
     if let Ok(v) = tonic::codegen::http::HeaderValue::from_str(&request_id) {

@@ -29,7 +29,8 @@ fn a_flipped_byte_in_one_segment_leaves_the_other_collections_served() {
     assert_eq!(server.terminate().code(), Some(0));
 
     // Flip one byte in the middle of one of bad's segment files.
-    let seg = walk(&data.join("collections/bad/segments")).into_iter().max_by_key(|p| p.metadata().unwrap().len());
+    let seg =
+        files_under(&data.join("collections/bad/segments")).into_iter().max_by_key(|p| p.metadata().unwrap().len());
     let seg = seg.expect("a segment file");
     let mut bytes = std::fs::read(&seg).unwrap();
     let mid = bytes.len() / 2;
@@ -56,17 +57,4 @@ fn a_flipped_byte_in_one_segment_leaves_the_other_collections_served() {
     server.ok(&["collection", "create", "bad", "--dim", "4"]);
     let status = String::from_utf8(server.ok(&["status"])).unwrap();
     assert!(!status.contains("DAMAGED"), "{status}");
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }

@@ -28,19 +28,6 @@ fn exact(base: &[Vec<f32>], q: &[f32], k: usize, allowed: impl Fn(usize) -> bool
     s.into_iter().take(k).map(|(_, i)| i.to_string()).collect()
 }
 
-fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(files_under(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filtered_search_bulk_load_and_sampled_logs() {
     let dir = tempfile::tempdir().unwrap();

@@ -187,6 +187,20 @@ fn rand_suffix() -> u32 {
     N.fetch_add(1, Ordering::Relaxed)
 }
 
+/// Every file under `dir`, at any depth.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
 pub fn space(name: &str, dim: u32, metric: v1::Metric, index: &str) -> v1::SpaceSpec {
     v1::SpaceSpec { name: name.into(), dim, metric: metric as i32, index: index.into(), ..Default::default() }
 }
