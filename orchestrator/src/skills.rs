@@ -157,6 +157,56 @@ pub fn ext_for(mime: &str) -> &'static str {
     }
 }
 
+/// A path on the server that a folder ingest (A2A) or an `ingest` step may read: it must
+/// lie, symbolic links resolved, under one of `dirs` (`workflows.ingest_dirs`; empty:
+/// reading server files is off). Returns the resolved path.
+pub fn server_path(dirs: &[std::path::PathBuf], path: &str) -> Result<std::path::PathBuf, String> {
+    if dirs.is_empty() {
+        return Err("reading files on the server is off; list allowed folders in workflows.ingest_dirs".into());
+    }
+    let real = std::fs::canonicalize(path).map_err(|e| format!("cannot open '{path}': {e}"))?;
+    let allowed = dirs.iter().filter_map(|d| std::fs::canonicalize(d).ok()).any(|d| real.starts_with(&d));
+    if !allowed {
+        return Err(format!("'{path}' is outside workflows.ingest_dirs"));
+    }
+    Ok(real)
+}
+
+/// The files of a folder ingest, in name order: `root` itself when it is a file, else
+/// every regular file under it (hidden names and symbolic links skipped, so nothing
+/// outside the checked folder is reached). More than `max_files` is an error.
+pub fn folder_files(root: &std::path::Path, max_files: usize) -> Result<Vec<std::path::PathBuf>, String> {
+    let meta = std::fs::metadata(root).map_err(|e| format!("'{}': {e}", root.display()))?;
+    if meta.is_file() {
+        return Ok(vec![root.to_path_buf()]);
+    }
+    let mut out = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        let rd = std::fs::read_dir(&d).map_err(|e| format!("cannot list '{}': {e}", d.display()))?;
+        for entry in rd {
+            let entry = entry.map_err(|e| format!("cannot list '{}': {e}", d.display()))?;
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let ft = entry.file_type().map_err(|e| format!("'{}': {e}", entry.path().display()))?;
+            if ft.is_dir() {
+                dirs.push(entry.path());
+            } else if ft.is_file() {
+                out.push(entry.path());
+                if out.len() > max_files {
+                    return Err(format!(
+                        "'{}' holds more than {max_files} files (a2a.max_folder_files); ingest its subfolders one by one",
+                        root.display()
+                    ));
+                }
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// Run one skill as `p`. `task_id` names what the skill writes (`a2a-TASK.txt`).
 ///
 /// (Boxed: the future is `Send` for callers that spawn it, which rustc cannot yet prove
@@ -395,6 +445,29 @@ async fn ingest<H: Host>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn folder_files_skip_hidden_entries_and_links_and_stay_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("sub/.git")).unwrap();
+        std::fs::write(root.join("b.txt"), "b").unwrap();
+        std::fs::write(root.join("sub/a.txt"), "a").unwrap();
+        std::fs::write(root.join(".env"), "secret").unwrap();
+        std::fs::write(root.join("sub/.git/HEAD"), "x").unwrap();
+        let outside = dir.path().join("outside.txt");
+        std::fs::write(&outside, "o").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("link.txt")).unwrap();
+        let files = folder_files(&root, 10).unwrap();
+        assert_eq!(files, vec![root.join("b.txt"), root.join("sub/a.txt")]);
+        assert!(folder_files(&root, 1).unwrap_err().contains("more than 1 files"));
+        assert_eq!(folder_files(&root.join("b.txt"), 1).unwrap(), vec![root.join("b.txt")]);
+        // server_path: only under the allowed folders, links resolved first.
+        let dirs = vec![root.clone()];
+        assert!(server_path(&dirs, root.join("sub").to_str().unwrap()).is_ok());
+        assert!(server_path(&dirs, root.join("link.txt").to_str().unwrap()).unwrap_err().contains("outside"));
+        assert!(server_path(&[], root.to_str().unwrap()).unwrap_err().contains("is off"));
+    }
 
     #[test]
     fn params_in_either_spelling() {

@@ -48,6 +48,25 @@ pub struct Config {
     pub orchestration: OrchestrationConfig,
     /// Workflow runs and triggers (docs/WORKFLOWS.md).
     pub workflows: WorkflowsConfig,
+    /// The A2A server (docs/A2A.md).
+    pub a2a: A2aConfig,
+}
+
+/// The `[a2a]` section: what the A2A server does with long-running work.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct A2aConfig {
+    /// A workflow that a plain-text message starts (inputs `{text}`), as a long-running
+    /// task, instead of the `recall` skill ("" = recall).
+    pub text_workflow: String,
+    /// Most files one folder ingest may take (a folder on the server or file parts).
+    pub max_folder_files: usize,
+}
+
+impl Default for A2aConfig {
+    fn default() -> Self {
+        A2aConfig { text_workflow: String::new(), max_folder_files: 100_000 }
+    }
 }
 
 /// OpenTelemetry traces (see docs/OPERATIONS.md, "Traces").
@@ -621,6 +640,7 @@ impl Default for Config {
             gpu: GpuConfig::default(),
             orchestration: Default::default(),
             workflows: Default::default(),
+            a2a: A2aConfig::default(),
         }
     }
 }
@@ -813,6 +833,9 @@ impl Config {
             if !(src.starts_with("env:") || src.starts_with("file:")) {
                 bail!("workflows.agent_credentials.{agent} must be env:VAR or file:/path (not the token itself)");
             }
+        }
+        if self.a2a.max_folder_files == 0 {
+            bail!("a2a.max_folder_files must be at least 1");
         }
         if self.workflows.max_concurrent_runs == 0 {
             bail!("workflows.max_concurrent_runs must be at least 1");

@@ -412,8 +412,17 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
     tokio::spawn(shutdown_signal(stop_tx)?);
     // A2A (HTTP routes below) and the workflow engine; both run AgentDB's skills with
     // `svc` as their host.
-    let a2a =
-        crate::a2a::service(svc.clone(), limit.saturating_add(limit / 3).saturating_add(64 * 1024), tls.is_some());
+    let a2a_opts = crate::a2a::Options {
+        text_workflow: cfg.a2a.text_workflow.trim().to_string(),
+        max_folder_files: cfg.a2a.max_folder_files,
+        server_dirs: cfg.workflows.ingest_dirs.clone(),
+    };
+    let a2a = crate::a2a::service(
+        svc.clone(),
+        limit.saturating_add(limit / 3).saturating_add(64 * 1024),
+        tls.is_some(),
+        a2a_opts,
+    );
     let workflows = crate::workflows::Workflows::start(
         Arc::new(svc.clone()),
         orchestration.parts(),
@@ -423,6 +432,7 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
     )
     .await
     .map_err(|e| anyhow::anyhow!("workflow state: {e}"))?;
+    a2a.set_workflows(workflows.clone());
 
     // HTTP listener: Prometheus metrics, a liveness probe and A2A.
     let http_task = if cfg.http_listen.trim().is_empty() {

@@ -83,6 +83,17 @@ fn run_to_wire(r: &Run) -> v1::WorkflowRun {
 }
 
 /// The gRPC face of [`Workflows`].
+/// Whether `p` may see (and run) the definition: who applied it, principals that see
+/// everything, and those who may read every collection it touches. Shared with A2A.
+pub fn definition_visible(security: &Security, p: Option<&Principal>, v: &Version) -> bool {
+    !security.auth_enabled()
+        || p.is_some_and(|p| {
+            p.id == v.applied_by
+                || p.sees_everything()
+                || v.definition.collections().iter().all(|c| p.authorize(Action::Read, c).is_ok())
+        })
+}
+
 #[derive(Clone)]
 pub struct WorkflowService {
     pub workflows: Arc<Workflows>,
@@ -113,12 +124,7 @@ impl WorkflowService {
     /// collection its steps name literally (a templated collection is authorized per run,
     /// as the run's principal).
     fn definition_visible(&self, p: Option<&Principal>, v: &Version) -> bool {
-        !self.security.auth_enabled()
-            || p.is_some_and(|p| {
-                p.id == v.applied_by
-                    || p.sees_everything()
-                    || v.definition.collections().iter().all(|c| p.authorize(Action::Read, c).is_ok())
-            })
+        definition_visible(&self.security, p, v)
     }
 
     fn check_definition_visible(&self, p: Option<&Principal>, v: &Version) -> Result<(), Status> {

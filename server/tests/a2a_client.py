@@ -81,7 +81,7 @@ async def main():
     async with httpx.AsyncClient(headers=headers, timeout=120) as http:
         card = await A2ACardResolver(http, base).get_agent_card()
         skills = sorted(s.id for s in card.skills)
-        if skills != ["ingest", "recall", "remember", "search"]:
+        if skills != ["ingest", "recall", "remember", "search", "workflow"]:
             fail(f"card skills {skills}")
         if not card.capabilities.streaming:
             fail("card: streaming should be true")

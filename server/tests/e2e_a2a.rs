@@ -689,6 +689,16 @@ fn list_tasks_parameters_and_card_conformance() {
         let r = call(&addr, "ListTasks", bad.clone());
         assert_eq!(r["error"]["code"], json!(-32602), "{bad}: {r}");
     }
+    // A message needs its messageId and role (-32602 otherwise).
+    for bad in [
+        json!({"message": {"role": "ROLE_USER", "parts": [{"text": "hi"}]}}),
+        json!({"message": {"messageId": "x", "parts": [{"text": "hi"}]}}),
+        json!({"message": {"messageId": "x", "role": "ROLE_UNSPECIFIED", "parts": [{"text": "hi"}]}}),
+        json!({"message": {"messageId": "x", "role": "ROLE_USER", "parts": []}}),
+    ] {
+        let r = call(&addr, "SendMessage", bad.clone());
+        assert_eq!(r["error"]["code"], json!(-32602), "{bad}: {r}");
+    }
     // Three tasks; both spellings of pageSize and statusTimestampAfter work.
     for i in 0..3 {
         let msg = json!({"message": {"messageId": format!("m{i}"), "role": "ROLE_USER",
@@ -720,4 +730,250 @@ fn list_tasks_parameters_and_card_conformance() {
     );
     assert_eq!(status, 200, "{body}");
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["result"]["totalSize"], json!(3));
+}
+
+/// Poll GetTask (up to 60 s) until the task's state is one of `states`.
+fn wait_state(addr: &str, id: &str, states: &[&str]) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..600 {
+        let r = call(addr, "GetTask", json!({"id": id}));
+        last = r["result"].clone();
+        if states.iter().any(|s| last["status"]["state"] == json!(s)) {
+            return last;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("task {id} never reached {states:?}: {last}");
+}
+
+fn send_v1(addr: &str, id: &str, parts: Value, task: Option<&str>) -> Value {
+    let mut m = json!({"messageId": id, "role": "ROLE_USER", "parts": parts});
+    if let Some(t) = task {
+        m["taskId"] = json!(t);
+    }
+    call(addr, "SendMessage", json!({ "message": m }))
+}
+
+fn artifact<'a>(task: &'a Value, name: &str) -> &'a Value {
+    task["artifacts"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["name"] == json!(name)))
+        .unwrap_or_else(|| panic!("no '{name}' artifact: {task}"))
+}
+
+/// Issue 20, point 2: a workflow run started over A2A is a long-running task. The send
+/// answers once the run is queued; the task shows its progress, is listed by state, asks
+/// for input (an `ask` step) and takes the next message as the answer, streams to its end
+/// through SubscribeToTask, and ends with the step outputs. A plain-text message starts
+/// `a2a.text_workflow`; canceling that task cancels its run.
+#[test]
+fn workflow_runs_are_long_running_a2a_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut server, addr) = start(&data, &["--set", "a2a.text_workflow=slow"]);
+    let wf = dir.path().join("approve.yaml");
+    std::fs::write(
+        &wf,
+        "name: approve\nsteps:\n  - id: note\n    notify: { message: \"asked about {{ inputs.item }}\" }\n  \
+         - id: ask\n    needs: [note]\n    ask: { prompt: \"Approve {{ inputs.item }}? Say which shelf.\" }\n  \
+         - id: pause\n    needs: [ask]\n    sleep: 300ms\n  \
+         - id: done\n    needs: [pause]\n    notify: { message: \"shelf {{ steps.ask.output.text }}\" }\n",
+    )
+    .unwrap();
+    server.ok(&["workflow", "apply", wf.to_str().unwrap()]);
+    let slow = dir.path().join("slow.yaml");
+    // (retries: the attempt a restart cuts short counts against the step's retry policy)
+    std::fs::write(&slow, "name: slow\nsteps:\n  - id: work\n    sleep: 60s\n    retry: { max_attempts: 3 }\n").unwrap();
+    server.ok(&["workflow", "apply", slow.to_str().unwrap()]);
+
+    let r = send_v1(
+        &addr,
+        "w1",
+        json!([{"data": {"skill": "workflow", "workflow": "approve", "inputs": {"item": "the red lamp"}}}]),
+        None,
+    );
+    let task = &r["result"]["task"];
+    let state = task["status"]["state"].as_str().unwrap_or_default();
+    assert!(["TASK_STATE_SUBMITTED", "TASK_STATE_WORKING", "TASK_STATE_INPUT_REQUIRED"].contains(&state), "{r}");
+    let id = task["id"].as_str().unwrap().to_string();
+    let run = artifact(task, "progress")["parts"][1]["data"]["run"].as_str().unwrap().to_string();
+
+    // The ask step: input-required with the prompt, listed as such.
+    let t = wait_state(&addr, &id, &["TASK_STATE_INPUT_REQUIRED"]);
+    assert_eq!(t["status"]["message"]["parts"][0]["text"], json!("Approve the red lamp? Say which shelf."), "{t}");
+    let progress = &artifact(&t, "progress")["parts"][1]["data"];
+    assert_eq!(progress["steps"][0]["state"], json!("succeeded"), "{t}");
+    assert_eq!(progress["steps"][1]["state"], json!("running"), "{t}");
+    let r = call(&addr, "ListTasks", json!({"status": "TASK_STATE_INPUT_REQUIRED"}));
+    assert_eq!(r["result"]["tasks"][0]["id"], json!(id), "{r}");
+
+    // The answer continues the run; the send answers at once (working), and a
+    // subscription streams the rest: progress artifacts, then completed.
+    let r = send_v1(&addr, "w2", json!([{"text": "B7"}]), Some(&id));
+    assert_eq!(r["result"]["task"]["status"]["state"], json!("TASK_STATE_WORKING"), "{r}");
+    let (status, _, body) = http(
+        &addr,
+        "/a2a",
+        Some(&json!({"jsonrpc": "2.0", "id": 9, "method": "SubscribeToTask", "params": {"id": id}}).to_string()),
+        &[],
+    );
+    assert_eq!(status, 200, "{body}");
+    let frames: Vec<Value> =
+        body.lines().filter_map(|l| l.strip_prefix("data:")).map(|l| serde_json::from_str(l.trim()).unwrap()).collect();
+    assert!(frames.iter().any(|f| f["result"]["artifactUpdate"]["artifact"]["name"] == json!("progress")), "{body}");
+    let last = frames.last().unwrap();
+    assert_eq!(last["result"]["statusUpdate"]["status"]["state"], json!("TASK_STATE_COMPLETED"), "{body}");
+    let t = wait_state(&addr, &id, &["TASK_STATE_COMPLETED"]);
+    let outputs = &artifact(&t, "result")["parts"][1]["data"]["outputs"];
+    assert_eq!(outputs["ask"]["text"], json!("B7"), "{t}");
+    let status: Value = serde_json::from_slice(&server.ok(&["workflow", "status", &run, "--json"])).unwrap();
+    assert_eq!(status["state"], json!("succeeded"), "{status}");
+
+    // A plain-text message starts a2a.text_workflow ("slow": a 60 s step); the task is
+    // working and listed so; canceling it cancels the run.
+    let r = send_v1(&addr, "w3", json!([{"text": "tidy the shelves"}]), None);
+    let id = r["result"]["task"]["id"].as_str().unwrap().to_string();
+    let t = wait_state(&addr, &id, &["TASK_STATE_WORKING"]);
+    let run = artifact(&t, "progress")["parts"][1]["data"]["run"].as_str().unwrap().to_string();
+    let r = call(&addr, "ListTasks", json!({"status": "TASK_STATE_WORKING"}));
+    assert!(r["result"]["tasks"].as_array().unwrap().iter().any(|t| t["id"] == json!(id)), "{r}");
+    // A message to the working task is taken (it goes to the run), not refused.
+    let r = send_v1(&addr, "w4", json!([{"text": "and the windows"}]), Some(&id));
+    assert_eq!(r["result"]["task"]["status"]["state"], json!("TASK_STATE_WORKING"), "{r}");
+    let r = call(&addr, "CancelTask", json!({"id": id}));
+    assert_eq!(r["result"]["status"]["state"], json!("TASK_STATE_CANCELED"), "{r}");
+    let mut state = Value::Null;
+    for _ in 0..100 {
+        let s: Value = serde_json::from_slice(&server.ok(&["workflow", "status", &run, "--json"])).unwrap();
+        state = s["state"].clone();
+        if state == json!("canceled") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(state, json!("canceled"), "the run behind a canceled task is canceled");
+    // A workflow nobody defined fails the task, naming it.
+    let r = send_v1(&addr, "w5", json!([{"data": {"skill": "workflow", "workflow": "nope"}}]), None);
+    assert_eq!(r["result"]["task"]["status"]["state"], json!("TASK_STATE_FAILED"), "{r}");
+    assert!(r.to_string().contains("no workflow 'nope'"), "{r}");
+
+    // A restart: the run resumes, and the task follows it again (still working, not
+    // failed); canceling it then still cancels the run.
+    let r = send_v1(&addr, "w6", json!([{"text": "sort the attic"}]), None);
+    let id = r["result"]["task"]["id"].as_str().unwrap().to_string();
+    let t = wait_state(&addr, &id, &["TASK_STATE_WORKING"]);
+    let run = artifact(&t, "progress")["parts"][1]["data"]["run"].as_str().unwrap().to_string();
+    assert!(server.terminate().success());
+    let (server, addr) = start(&data, &["--set", "a2a.text_workflow=slow"]);
+    let t = wait_state(&addr, &id, &["TASK_STATE_WORKING"]);
+    assert_eq!(artifact(&t, "progress")["parts"][1]["data"]["run"], json!(run), "{t}");
+    let r = call(&addr, "CancelTask", json!({"id": id}));
+    assert_eq!(r["result"]["status"]["state"], json!("TASK_STATE_CANCELED"), "{r}");
+    let mut state = Value::Null;
+    for _ in 0..100 {
+        let s: Value = serde_json::from_slice(&server.ok(&["workflow", "status", &run, "--json"])).unwrap();
+        state = s["state"].clone();
+        if state == json!("canceled") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(state, json!("canceled"), "the resumed run is canceled with its task");
+}
+
+/// Issue 20, point 2: a folder ingest over A2A (a folder the server allows, or several
+/// file parts) is a long-running task with a progress artifact and a result that names
+/// each failure; a folder outside `workflows.ingest_dirs` is refused; canceling stops it
+/// before its next file.
+#[test]
+fn folder_ingests_are_long_running_a2a_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let allowed = dir.path().join("allowed");
+    let folder = allowed.join("notes");
+    std::fs::create_dir_all(folder.join("sub")).unwrap();
+    for (i, text) in
+        ["Pears ripen on the windowsill.", "The tram leaves at nine.", "Boil the kettle for tea."].iter().enumerate()
+    {
+        std::fs::write(folder.join(format!("n{i}.txt")), text).unwrap();
+    }
+    std::fs::write(folder.join("sub").join("deep.txt"), "The lighthouse keeper logs the storm.").unwrap();
+    std::fs::write(folder.join(".hidden.txt"), "not ingested").unwrap();
+    std::fs::write(folder.join("broken.png"), b"\x89PNG\r\n\x1a\nnot really a png").unwrap();
+    let many = allowed.join("many");
+    std::fs::create_dir_all(&many).unwrap();
+    for i in 0..1500 {
+        std::fs::write(many.join(format!("m{i:04}.txt")), format!("Note number {i} about shelf {}.", i % 37)).unwrap();
+    }
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("x.txt"), "secret").unwrap();
+    let data = dir.path().join("data");
+    let (server, addr) = start(&data, &["--set", &format!("workflows.ingest_dirs={}", allowed.display())]);
+    server.ok(&["collection", "create", "docs", "--multimodal"]);
+
+    let r = send_v1(&addr, "f1", json!([{"data": {"skill": "ingest", "collection": "docs", "path": folder}}]), None);
+    let task = &r["result"]["task"];
+    assert_eq!(task["status"]["state"], json!("TASK_STATE_WORKING"), "answers once working: {r}");
+    let id = task["id"].as_str().unwrap().to_string();
+    let t = wait_state(&addr, &id, &["TASK_STATE_COMPLETED", "TASK_STATE_FAILED"]);
+    assert_eq!(t["status"]["state"], json!("TASK_STATE_COMPLETED"), "{t}");
+    let result = &artifact(&t, "result")["parts"][1]["data"];
+    assert_eq!((result["files"].clone(), result["ingested"].clone()), (json!(5), json!(4)), "{t}");
+    assert_eq!(result["failed"], json!(1), "{t}");
+    assert!(result["failures"][0]["source"].as_str().unwrap().ends_with("broken.png"), "{t}");
+    assert_eq!(artifact(&t, "progress")["parts"][1]["data"]["done"], json!(5), "{t}");
+    let hits = send_v1(
+        &addr,
+        "f2",
+        json!([{"data": {"skill": "search", "collection": "docs", "text": "lighthouse storm"}}]),
+        None,
+    );
+    assert!(
+        hits["result"]["task"]["artifacts"][0]["parts"][1]["data"]["hits"][0]["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("deep.txt"),
+        "{hits}"
+    );
+
+    // Several file parts: the same long-running ingest.
+    let b64 = |s: &str| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(s.as_bytes())
+    };
+    let r = send_v1(
+        &addr,
+        "f3",
+        json!([{"data": {"skill": "ingest", "collection": "docs"}},
+               {"raw": b64("Owls hunt at dusk."), "filename": "owl.txt", "mediaType": "text/plain"},
+               {"raw": b64("Bees dance to point at flowers."), "filename": "bee.txt", "mediaType": "text/plain"}]),
+        None,
+    );
+    let t =
+        wait_state(&addr, r["result"]["task"]["id"].as_str().unwrap(), &["TASK_STATE_COMPLETED", "TASK_STATE_FAILED"]);
+    assert_eq!(artifact(&t, "result")["parts"][1]["data"]["ingested"], json!(2), "{t}");
+
+    // Outside the allowed folders: failed, saying so.
+    let r = send_v1(&addr, "f4", json!([{"data": {"skill": "ingest", "collection": "docs", "path": outside}}]), None);
+    assert_eq!(r["result"]["task"]["status"]["state"], json!("TASK_STATE_FAILED"), "{r}");
+    assert!(r.to_string().contains("outside workflows.ingest_dirs"), "{r}");
+
+    // 1,500 files, canceled while it works: it stops, and nothing more arrives.
+    let r = send_v1(&addr, "f5", json!([{"data": {"skill": "ingest", "collection": "docs", "path": many}}]), None);
+    let id = r["result"]["task"]["id"].as_str().unwrap().to_string();
+    assert_eq!(r["result"]["task"]["status"]["state"], json!("TASK_STATE_WORKING"), "{r}");
+    let r = call(&addr, "CancelTask", json!({"id": id}));
+    assert_eq!(r["result"]["status"]["state"], json!("TASK_STATE_CANCELED"), "{r}");
+    let count = || -> u64 {
+        String::from_utf8(server.ok(&["count", "docs"]))
+            .unwrap()
+            .split_whitespace()
+            .find_map(|w| w.parse().ok())
+            .unwrap()
+    };
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let after = count();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(count(), after, "the ingest went on after the cancel");
+    assert!(after < 6 + 1500, "canceled before its end: {after}");
 }

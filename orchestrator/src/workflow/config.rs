@@ -13,7 +13,9 @@ pub struct WorkflowsConfig {
     pub max_queued_runs: usize,
     /// Finished runs kept for `workflow status` (the oldest are deleted).
     pub keep_finished_runs: usize,
-    /// Folders on the server that `ingest` steps may read files from (empty: `path` is refused).
+    /// Folders on the server that `ingest` steps and A2A folder ingests may read files
+    /// from (empty: `path` is refused). A list, or one comma-separated string (`--set`).
+    #[serde(deserialize_with = "path_list")]
     pub ingest_dirs: Vec<PathBuf>,
     /// How often a `call_agent` step polls the agent's task.
     pub a2a_poll_interval_ms: u64,
@@ -38,4 +40,19 @@ impl Default for WorkflowsConfig {
             agent_credentials: HashMap::new(),
         }
     }
+}
+
+/// A list of paths, given as an array or as one comma-separated string (what `--set
+/// key=a,b` and environment variables produce).
+fn path_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<PathBuf>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(PathBuf::from).collect(),
+        OneOrMany::Many(v) => v,
+    })
 }

@@ -284,6 +284,11 @@ impl<H: Host> Workflows<H> {
                     let resolved = super::resolve(&params, &ctx);
                     let timeout = step.timeout_ms();
                     let attempt = run.step(&sid).map_or(1, |s| s.attempts);
+                    self.publish(
+                        "workflow.step_started",
+                        &run,
+                        json!({ "step": sid, "kind": kind, "attempt": attempt }),
+                    );
                     tasks.spawn(async move {
                         let params = match resolved {
                             Ok(v) => v,
@@ -344,7 +349,9 @@ impl<H: Host> Workflows<H> {
                     });
                     let err = res.as_ref().err().cloned();
                     match run.finish_attempt(&def, &sid, res, now_ms()) {
-                        AttemptOutcome::Succeeded => {}
+                        AttemptOutcome::Succeeded => {
+                            self.publish("workflow.step_succeeded", &run, json!({ "step": sid }));
+                        }
                         AttemptOutcome::Retry { at_unix_ms } => {
                             let s = run.step(&sid).expect("step");
                             tracing::warn!(run = %run.id, step = %sid, attempt = s.attempts, error = ?err, "workflow step failed; retrying");
@@ -435,6 +442,36 @@ impl<H: Host> Workflows<H> {
         self.save(&run).await;
         self.publish("workflow.run_canceled", &run, json!({}));
         Ok(run)
+    }
+
+    /// Answer a run's `ask` step for `principal` (a principal id; "" with authentication
+    /// off): an [`INPUT_EVENT`](super::INPUT_EVENT) that the step takes as its output.
+    /// `step` names the step ("" for whichever is asking). With authentication on, the run
+    /// must be the principal's, and it must not be finished.
+    pub async fn provide_input(
+        &self,
+        run_id: &str,
+        step: &str,
+        principal: &str,
+        text: String,
+        data: Value,
+    ) -> Result<()> {
+        let (st, rid) = (self.store.clone(), run_id.to_string());
+        let run = blocking(move || st.get_run(&rid)).await?;
+        if self.steps.host.auth_enabled() && run.principal != principal {
+            return Err(Error::NotFound(format!("workflow run '{run_id}' not found")));
+        }
+        if run.state.terminal() {
+            return Err(Error::FailedPrecondition(format!("run '{run_id}' is {} already", run.state.as_str())));
+        }
+        self.steps.bus.publish_to(
+            Topic::Workflow,
+            super::INPUT_EVENT,
+            &run.workflow,
+            json!({ "run": run.id, "workflow": run.workflow, "step": step, "text": text, "data": data }),
+            crate::bus::Audience::Principal(run.principal.clone()),
+        );
+        Ok(())
     }
 
     // ---- triggers -----------------------------------------------------------------------

@@ -58,6 +58,12 @@ pub const MAX_DURATION_MS: u64 = 7 * 24 * 3600 * 1000;
 pub const MAX_ATTEMPTS: u32 = 20;
 /// Attempt errors kept per step (the oldest are dropped).
 const KEPT_ATTEMPT_ERRORS: usize = 10;
+/// The event an `ask` step publishes (topic `workflow`, audience: the run's principal):
+/// `{run, workflow, step, prompt}`.
+pub const INPUT_REQUIRED_EVENT: &str = "workflow.input_required";
+/// The event that answers an `ask` step: `{run, step?, text, data}`, published for the
+/// run's principal by [`Workflows::provide_input`] (an A2A continuation message).
+pub const INPUT_EVENT: &str = "workflow.input";
 /// A step without `timeout` gets this one.
 pub const DEFAULT_STEP_TIMEOUT_MS: u64 = 5 * 60 * 1000;
 
@@ -308,12 +314,15 @@ pub struct Step {
     pub wait_event: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<Value>,
+    /// Ask whoever started the run for input (over A2A: the task goes input-required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ask: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sleep: Option<Dur>,
 }
 
 /// The step kinds, with the fields each one takes (`*` = required).
-pub const STEP_KINDS: [(&str, &[&str], &[&str]); 8] = [
+pub const STEP_KINDS: [(&str, &[&str], &[&str]); 9] = [
     ("search", &["collection"], &["text", "top_k", "filter"]),
     ("ingest", &["collection"], &["text", "path", "source"]),
     ("embed", &["text"], &[]),
@@ -321,6 +330,7 @@ pub const STEP_KINDS: [(&str, &[&str], &[&str]); 8] = [
     ("call_agent", &["agent", "text"], &["data"]),
     ("wait_event", &["topic"], &["kind", "subject"]),
     ("notify", &["message"], &["data", "queue", "subject"]),
+    ("ask", &["prompt"], &[]),
     ("sleep", &[], &[]),
 ];
 
@@ -335,6 +345,7 @@ impl Step {
             ("call_agent", &self.call_agent),
             ("wait_event", &self.wait_event),
             ("notify", &self.notify),
+            ("ask", &self.ask),
         ];
         for (k, v) in all {
             if let Some(v) = v {
@@ -357,6 +368,7 @@ impl Step {
             ("call_agent", self.call_agent.is_some()),
             ("wait_event", self.wait_event.is_some()),
             ("notify", self.notify.is_some()),
+            ("ask", self.ask.is_some()),
             ("sleep", self.sleep.is_some()),
         ] {
             if set {
@@ -1380,6 +1392,7 @@ steps:
         assert!(err(&base("  - id: a\n    wait_event: {topic: ingestion}\n")).contains("needs a timeout"));
         assert!(err(&base("  - id: a\n    wait_event: {topic: nope}\n    timeout: 1s\n")).contains("unknown topic"));
         assert!(err(&base("  - id: a\n    sleep: 3 fortnights\n")).contains("unknown duration unit"));
+        assert!(err(&base("  - id: a\n    ask: {question: x}\n")).contains("ask needs 'prompt'"));
         assert!(err(&base("  - id: a\n    sleep: 1s\n  - id: b\n    embed: {text: '{{ steps.a.output }}'}\n"))
             .contains("does not depend on"));
         assert!(err(&base("  - id: a\n    embed: {text: '{{ secrets.x }}'}\n")).contains("a template starts with"));

@@ -111,6 +111,7 @@ impl<H: Host> Steps<H> {
             "call_agent" => self.call_agent(ctx, &p, timeout_ms, cancel).await,
             "wait_event" => self.wait_event(ctx, &p, cancel).await,
             "notify" => self.notify(ctx, &p).await,
+            "ask" => self.ask(ctx, &p, cancel).await,
             "sleep" => {
                 let ms = params.as_u64().unwrap_or(0);
                 tokio::select! {
@@ -123,20 +124,11 @@ impl<H: Host> Steps<H> {
     }
 
     async fn read_ingest_file(&self, path: &str) -> Result<(String, Vec<u8>), String> {
-        if self.cfg.ingest_dirs.is_empty() {
-            return Err(
-                "ingest: reading files on the server is off; list allowed folders in workflows.ingest_dirs".into()
-            );
-        }
         let dirs = self.cfg.ingest_dirs.clone();
         let max = self.max_file_bytes;
         let path = path.to_string();
         tokio::task::spawn_blocking(move || {
-            let real = std::fs::canonicalize(&path).map_err(|e| format!("ingest: cannot open '{path}': {e}"))?;
-            let allowed = dirs.iter().filter_map(|d| std::fs::canonicalize(d).ok()).any(|d| real.starts_with(&d));
-            if !allowed {
-                return Err(format!("ingest: '{path}' is outside workflows.ingest_dirs"));
-            }
+            let real = skills::server_path(&dirs, &path).map_err(|e| format!("ingest: {e}"))?;
             let meta = std::fs::metadata(&real).map_err(|e| format!("ingest: '{path}': {e}"))?;
             if !meta.is_file() {
                 return Err(format!("ingest: '{path}' is not a file"));
@@ -218,6 +210,59 @@ impl<H: Host> Steps<H> {
                 // Only events the run's principal may read.
                 if e.audience.admits(ctx.principal.as_ref().as_ref()) && m.matches(e.topic, &e.kind, &e.subject) {
                     return Ok(event_json(e));
+                }
+            }
+            if !evs.is_empty() {
+                continue;
+            }
+            tokio::select! {
+                r = watch.changed() => if r.is_err() { return Err("the event bus stopped".into()) },
+                _ = cancel.changed() => return Err("canceled".into()),
+            }
+        }
+    }
+
+    /// Ask the run's principal for input: publish [`INPUT_REQUIRED_EVENT`] with the
+    /// prompt, then wait for an [`INPUT_EVENT`] for this run (and this step, when it names
+    /// one) published after the question; its `text` and `data` are the step's output.
+    /// With authentication on, only answers published for the run's principal count (the
+    /// server publishes them for the caller it authenticated), not events a client
+    /// published on the shared channel.
+    async fn ask(
+        &self,
+        ctx: &StepCtx,
+        p: &Map<String, Value>,
+        mut cancel: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<Value, String> {
+        let prompt = match &p["prompt"] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let principal = ctx.principal.as_ref().as_ref();
+        let owner = principal.map(|p| p.id.clone()).unwrap_or_default();
+        let mut watch = self.bus.watch();
+        let mut from = self.bus.next_offset();
+        let body = json!({ "run": ctx.run, "workflow": ctx.workflow, "step": ctx.step, "prompt": prompt });
+        self.bus.publish_to(
+            Topic::Workflow,
+            super::INPUT_REQUIRED_EVENT,
+            &ctx.workflow,
+            body,
+            Audience::Principal(owner.clone()),
+        );
+        let trusted = |a: &Audience| principal.is_none() || *a == Audience::Principal(owner.clone());
+        loop {
+            let evs = self.bus.read_resuming(&[Topic::Workflow], from, 256).events;
+            for e in &evs {
+                from = e.offset + 1;
+                let for_me = e.kind == super::INPUT_EVENT
+                    && e.data["run"] == json!(ctx.run)
+                    && e.data.get("step").and_then(Value::as_str).is_none_or(|s| s.is_empty() || s == ctx.step);
+                if for_me && trusted(&e.audience) {
+                    return Ok(json!({
+                        "text": e.data.get("text").cloned().unwrap_or(json!("")),
+                        "data": e.data.get("data").cloned().unwrap_or(Value::Null),
+                    }));
                 }
             }
             if !evs.is_empty() {

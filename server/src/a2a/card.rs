@@ -18,7 +18,20 @@ pub(super) async fn card(State(st): State<Arc<A2a>>, headers: HeaderMap) -> Resp
     // A URL with its scheme (`grpc://`, `grpcs://` with TLS), as clients parse it.
     let grpc_scheme = if st.tls { "grpcs" } else { "grpc" };
     let grpc = st.grpc_port.get().map(|port| format!("{grpc_scheme}://{}:{port}", host_name(host)));
-    let card = agent_card(&format!("{scheme}://{host}{RPC_PATH}"), st.svc.security.auth_enabled(), grpc.as_deref());
+    let mut card = agent_card(&format!("{scheme}://{host}{RPC_PATH}"), st.svc.security.auth_enabled(), grpc.as_deref());
+    if !st.opts.text_workflow.is_empty() {
+        // Plain text starts the configured workflow (a2a.text_workflow), not recall.
+        if let Some(skills) = card["skills"].as_array_mut() {
+            for s in skills.iter_mut().filter(|s| s["id"] == "recall") {
+                s["description"] = format!(
+                    "Search the caller's memory: send a data part {{\"skill\":\"recall\"}} with the text. Plain text \
+                     messages start the workflow '{}' instead (a2a.text_workflow).",
+                    st.opts.text_workflow
+                )
+                .into();
+            }
+        }
+    }
     json_response(StatusCode::OK, &card)
 }
 
@@ -67,8 +80,19 @@ pub(super) fn agent_card(url: &str, auth: bool, grpc: Option<&str>) -> Value {
                   &["search", "retrieval", "multimodal"], &["{\"skill\":\"search\",\"collection\":\"docs\",\"text\":\"fruit\"}"]),
             skill("ingest", "Ingest into a collection",
                   "Index a file part (bytes or a data: URI) or text into a collection. Send a data part \
-                   {\"skill\":\"ingest\",\"collection\":\"NAME\"} with a file part, or with \"text\" and \"source\".",
-                  &["ingest", "indexing"], &["{\"skill\":\"ingest\",\"collection\":\"docs\",\"text\":\"...\",\"source\":\"note.txt\"}"]),
+                   {\"skill\":\"ingest\",\"collection\":\"NAME\"} with a file part, or with \"text\" and \"source\". \
+                   Several file parts, or \"path\" naming a folder the server allows (workflows.ingest_dirs), make a \
+                   long-running task: it answers once working, shows a progress artifact, takes more file parts, \
+                   and can be canceled.",
+                  &["ingest", "indexing"], &["{\"skill\":\"ingest\",\"collection\":\"docs\",\"text\":\"...\",\"source\":\"note.txt\"}",
+                    "{\"skill\":\"ingest\",\"collection\":\"photos\",\"path\":\"/srv/media/photos\"}"]),
+            skill("workflow", "Run a workflow",
+                  "Start a run of a workflow defined on this server as a long-running task: it answers once the \
+                   run is queued, follows it with a progress artifact (each step's state), asks for input when a \
+                   step does (input-required; the next message is the answer), ends with the step outputs, and \
+                   canceling it cancels the run. Send a data part \
+                   {\"skill\":\"workflow\",\"workflow\":\"NAME\",\"inputs\":{...}}.",
+                  &["workflow", "long-running"], &["{\"skill\":\"workflow\",\"workflow\":\"triage\",\"inputs\":{\"query\":\"red car\"}}"]),
             skill("remember", "Remember",
                   "Store text in the caller's memory collection memory-<principal> (created on demand). A text \
                    message starting with \"remember:\" does this.",

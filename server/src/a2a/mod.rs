@@ -42,6 +42,7 @@
 mod card;
 mod errors;
 pub mod grpc;
+mod long;
 mod model;
 mod params;
 mod protojson;
@@ -93,11 +94,27 @@ pub struct A2a {
     tls: bool,
     /// The gRPC listener's port, for the card's `GRPC` interface (`lf.a2a.v1.A2AService`).
     grpc_port: std::sync::OnceLock<u16>,
+    /// The workflow engine (set once it has started): workflow tasks run on it.
+    workflows: std::sync::OnceLock<Arc<crate::workflows::Workflows>>,
+    /// Tasks stored while following a workflow run, to follow again once the engine is set.
+    reattach: parking_lot::Mutex<Vec<String>>,
+    opts: Options,
+}
+
+/// What the A2A server needs from the configuration.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// `a2a.text_workflow`: the workflow a plain-text message starts ("" = recall).
+    pub text_workflow: String,
+    /// `a2a.max_folder_files`.
+    pub max_folder_files: usize,
+    /// `workflows.ingest_dirs`: the server folders a folder ingest may read.
+    pub server_dirs: Vec<std::path::PathBuf>,
 }
 
 /// The A2A service state. `max_body` bounds the JSON-RPC request body (base64 file parts
 /// included); `tls` says whether the HTTP listener serves HTTPS (for the URL in the card).
-pub fn service(svc: Services, max_body: usize, tls: bool) -> Arc<A2a> {
+pub fn service(svc: Services, max_body: usize, tls: bool, opts: Options) -> Arc<A2a> {
     let allow_private_push = std::env::var(ALLOW_PRIVATE_PUSH_TARGETS_ENV)
         .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
         .unwrap_or(ALLOW_PRIVATE_PUSH_TARGETS);
@@ -125,9 +142,26 @@ pub fn service(svc: Services, max_body: usize, tls: bool) -> Arc<A2a> {
         max_body,
         tls,
         grpc_port: std::sync::OnceLock::new(),
+        workflows: std::sync::OnceLock::new(),
+        reattach: parking_lot::Mutex::new(Vec::new()),
+        opts,
     };
     a2a.load();
     Arc::new(a2a)
+}
+
+impl A2a {
+    /// Hand the started workflow engine to the A2A server: workflow tasks can start, and
+    /// the tasks that followed a workflow run before a restart follow it again.
+    pub fn set_workflows(self: &Arc<Self>, w: Arc<crate::workflows::Workflows>) {
+        if self.workflows.set(w).is_err() {
+            return;
+        }
+        let ids = std::mem::take(&mut *self.reattach.lock());
+        for id in ids {
+            self.follow_again(&id);
+        }
+    }
 }
 
 /// The A2A routes (agent card, JSON-RPC), to merge into the HTTP listener's router.

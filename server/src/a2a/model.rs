@@ -180,6 +180,24 @@ pub(super) struct TaskRec {
     pub(super) push: Vec<PushConfig>,
     /// The task's push worker (started with the first config; ends when the task is dropped).
     pub(super) push_tx: Option<mpsc::Sender<PushBatch>>,
+    /// Long-running work (a workflow run, a folder ingest) behind the task, while it goes on.
+    pub(super) live: Option<Live>,
+    /// The workflow run behind the task (kept across restarts: the task follows it again).
+    pub(super) run: Option<String>,
+}
+
+/// What kind of long-running work a task does.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum LongKind {
+    Workflow,
+    Folder,
+}
+
+/// A long-running task's link to its work: where further messages go.
+pub(super) struct Live {
+    pub(super) kind: LongKind,
+    /// Messages sent to the task while it works or waits for input.
+    pub(super) inbox: mpsc::UnboundedSender<Job>,
 }
 
 /// The durable part of a task: what `_a2a_tasks` keeps (not its subscribers, worker,
@@ -193,6 +211,8 @@ pub(super) struct StoredTask {
     pub(super) status: StatusRec,
     pub(super) artifacts: Vec<ArtifactRec>,
     pub(super) history: Vec<MessageRec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) run: Option<String>,
 }
 
 impl TaskRec {
@@ -206,6 +226,7 @@ impl TaskRec {
             status: self.status.clone(),
             artifacts: self.artifacts.clone(),
             history: self.history[skip..].to_vec(),
+            run: self.run.clone(),
         };
         serde_json::to_value(t).unwrap_or(Value::Null)
     }

@@ -120,8 +120,18 @@ pub(super) fn parse_message(params: &Map<String, Value>) -> Result<Incoming, Rpc
     if parts.is_empty() {
         return Err(RpcError::params("message.parts is empty"));
     }
+    // The spec requires the role: ROLE_USER / ROLE_AGENT (1.0) or user / agent (0.3).
+    match str_param(m, "role") {
+        Some("ROLE_USER" | "ROLE_AGENT" | "user" | "agent") => {}
+        Some(r) => return Err(RpcError::params(format!("message.role '{r}' is not a role (ROLE_USER or ROLE_AGENT)"))),
+        None => return Err(RpcError::params("message.role is required (ROLE_USER or ROLE_AGENT)")),
+    }
+    // The spec makes messageId required (the client's id for deduplication and replies).
+    let message_id = str_param(m, "messageId")
+        .ok_or_else(|| RpcError::params("message.messageId is required (a non-empty string)"))?
+        .to_string();
     Ok(Incoming {
-        message_id: str_param(m, "messageId").map_or_else(new_id, str::to_string),
+        message_id,
         context_id: str_param(m, "contextId").map(str::to_string),
         task_id: str_param(m, "taskId").map(str::to_string),
         parts,

@@ -2,6 +2,7 @@
 //! (send, get, list, cancel, subscribe).
 
 use super::errors::*;
+use super::long::long_kind;
 use super::model::*;
 use super::params::*;
 use super::push::*;
@@ -13,6 +14,20 @@ use agentdb_orchestrator::skills::{Artifact, SkillError};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
+
+/// A task registered by [`A2a::start`].
+pub(super) struct Started {
+    pub(super) task_id: String,
+    pub(super) context_id: String,
+    /// The task as it is now (rendered in the request's dialect).
+    pub(super) snapshot: Value,
+    /// Its events from now on.
+    pub(super) rx: broadcast::Receiver<Event>,
+    /// Long-running work: a waiting SendMessage answers once it is accepted.
+    pub(super) long: bool,
+    /// The message went to the task's running work (nothing new was started).
+    pub(super) delivered: bool,
+}
 
 impl A2a {
     /// Read the stored tasks back (on start). Tasks that were not finished when the
@@ -53,8 +68,14 @@ impl A2a {
                     seq: t.seq,
                     push: Vec::new(),
                     push_tx: None,
+                    live: None,
+                    run: t.run,
                 };
-                if !rec.status.state.terminal() {
+                if !rec.status.state.terminal() && rec.run.is_some() {
+                    // Its workflow run goes on after the restart: follow it again once the
+                    // engine is up (`set_workflows`).
+                    self.reattach.lock().push(rec.id.clone());
+                } else if !rec.status.state.terminal() {
                     let m = agent_text(format!(
                         "the server restarted while the task was {}; send the request again",
                         rec.status.state.name(Dialect::V03)
@@ -111,12 +132,49 @@ impl A2a {
         ctx: &Caller,
         msg: Incoming,
         push: Option<PushConfig>,
-    ) -> Result<(String, String, Value, broadcast::Receiver<Event>), RpcError> {
-        let new_job = job_from_parts(&msg.parts);
+    ) -> Result<Started, RpcError> {
+        let new_job = self.route(job_from_parts(&msg.parts));
         let user_msg =
             MessageRec { id: msg.message_id, agent: false, parts: msg.parts.iter().map(Part::for_history).collect() };
         let mut evicted = Vec::new();
         let mut tasks = self.tasks.lock();
+        if let Some(tid) = &msg.task_id {
+            // A message to a long-running task that is working or waiting for input goes
+            // to its work (a workflow run's `ask` step, more files for a folder ingest).
+            let t = tasks.owned(tid, &ctx.owner)?;
+            if let (Some(live), None, false) = (&t.live, &t.pending, t.status.state.terminal()) {
+                if msg.context_id.as_ref().is_some_and(|c| *c != t.context_id) {
+                    return Err(RpcError::params("message.contextId does not match the task's context"));
+                }
+                if live.kind == LongKind::Folder && new_job.files.is_empty() {
+                    return Err(RpcError::new(
+                        UNSUPPORTED_OPERATION,
+                        format!("task '{tid}' is ingesting files; a further message can only add file parts"),
+                    ));
+                }
+                if live.inbox.send(new_job).is_err() {
+                    return Err(RpcError::new(UNSUPPORTED_OPERATION, format!("task '{tid}' is finishing")));
+                }
+                t.history.push(user_msg);
+                if t.status.state == TaskState::InputRequired {
+                    // The answer is on its way to the step that asked.
+                    t.status = StatusRec { state: TaskState::Working, message: None, timestamp: now_rfc3339() };
+                    let _ = t.events.send(Event::Status(t.status.clone()));
+                    t.notify();
+                }
+                if let Some(c) = push {
+                    self.add_push(&mut tasks, tid, &ctx.owner, c)?;
+                }
+                let t = tasks.owned(tid, &ctx.owner)?;
+                let snapshot = t.render(d, None, true);
+                let rx = t.events.subscribe();
+                let stored = self.snapshot(t);
+                let context_id = t.context_id.clone();
+                drop(tasks);
+                self.save(stored);
+                return Ok(Started { task_id: tid.clone(), context_id, snapshot, rx, long: true, delivered: true });
+            }
+        }
         let (task_id, job) = match &msg.task_id {
             Some(tid) => {
                 let t = tasks.owned(tid, &ctx.owner)?;
@@ -160,6 +218,8 @@ impl A2a {
                     seq,
                     push: Vec::new(),
                     push_tx: None,
+                    live: None,
+                    run: None,
                 });
                 if let Some(c) = push {
                     self.add_push(&mut tasks, &id, &ctx.owner, c)?;
@@ -170,6 +230,12 @@ impl A2a {
         let t = tasks.map.get_mut(&task_id).ok_or_else(|| RpcError::new(INTERNAL_ERROR, "task vanished"))?;
         t.status = StatusRec { state: TaskState::Submitted, message: None, timestamp: now_rfc3339() };
         t.notify();
+        let long = long_kind(&job);
+        let inbox = long.map(|kind| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            t.live = Some(Live { kind, inbox: tx });
+            rx
+        });
         let snapshot = t.render(d, None, true);
         let rx = t.events.subscribe();
         let context_id = t.context_id.clone();
@@ -191,14 +257,19 @@ impl A2a {
         // The task's work counts against its owner at the admission gate and in the
         // encoders' fair queues (the request's task-local context does not follow a spawn).
         let owner = ctx.owner.clone();
-        let work = async move { crate::telemetry::as_tenant(&owner, me.run_task(&id, principal, job)).await };
+        let work = async move {
+            match inbox {
+                Some(inbox) => crate::telemetry::as_tenant(&owner, me.run_long(&id, principal, job, inbox)).await,
+                None => crate::telemetry::as_tenant(&owner, me.run_task(&id, principal, job)).await,
+            }
+        };
         let handle = tokio::spawn(tracing::Instrument::instrument(work, span));
         t.abort = Some(handle.abort_handle());
         let stored = self.snapshot(t);
         drop(tasks);
         self.save(stored);
         self.forget(&evicted);
-        Ok((task_id, context_id, snapshot, rx))
+        Ok(Started { task_id, context_id, snapshot, rx, long: long.is_some(), delivered: false })
     }
 
     /// Move a task to a new status (never out of a terminal one) and tell subscribers.
@@ -214,6 +285,7 @@ impl A2a {
             t.status = StatusRec { state, message, timestamp: now_rfc3339() };
             if state.terminal() {
                 t.abort = None;
+                t.live = None;
             }
             tracing::Span::current().record("a2a.state", state.name(Dialect::V03));
             // Stored before anyone hears of it: a client told "completed" finds the task
@@ -273,13 +345,18 @@ impl A2a {
         });
         let history_length = cfg.and_then(|c| usize_param(c, "historyLength"));
         let push = self.message_push(d, params)?;
-        let (task_id, _, snapshot, mut rx) = self.start(d, ctx, msg, push)?;
-        let task = if return_now {
+        let wait_for_end = job_from_parts(&msg.parts).params.get("wait").and_then(Value::as_bool) == Some(true);
+        let Started { task_id, snapshot, mut rx, long, delivered, .. } = self.start(d, ctx, msg, push)?;
+        // Long-running work (a workflow run, a folder ingest) answers once it is accepted
+        // (its first status: queued or working), or at once for a message delivered to it;
+        // `{"wait": true}` in a data part waits for its end like any other task.
+        let long = long && !wait_for_end;
+        let task = if return_now || (long && delivered) {
             snapshot
         } else {
             loop {
                 match rx.recv().await {
-                    Ok(Event::Status(s)) if s.state.ends_turn() => break,
+                    Ok(Event::Status(s)) if s.state.ends_turn() || long => break,
                     Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => break,
                 }
@@ -306,7 +383,7 @@ impl A2a {
         let (snapshot, follow) = if send {
             let msg = parse_message(params)?;
             let push = self.message_push(d, params)?;
-            let (task_id, context_id, snapshot, rx) = self.start(d, ctx, msg, push)?;
+            let Started { task_id, context_id, snapshot, rx, .. } = self.start(d, ctx, msg, push)?;
             (snapshot, Some((rx, task_id, context_id)))
         } else {
             let tid = task_id_param(params)?;
@@ -395,6 +472,17 @@ impl A2a {
         }
         if let Some(a) = t.abort.take() {
             a.abort();
+        }
+        t.live = None;
+        // The workflow run behind the task is canceled too (a queued one at once, a
+        // running one once its steps wind down).
+        if let (Some(run), Some(w)) = (t.run.clone(), self.workflows.get().cloned()) {
+            tokio::spawn(async move {
+                match w.cancel_run(&run).await {
+                    Ok(_) => tracing::info!(run = %run, "A2A: task canceled, its workflow run is canceled"),
+                    Err(e) => tracing::warn!(run = %run, error = %e, "A2A: cannot cancel the task's workflow run"),
+                }
+            });
         }
         let m = agent_text("canceled by the client");
         t.history.push(m.clone());

@@ -39,6 +39,8 @@ fn task(id: &str, seq: u64, state: TaskState) -> TaskRec {
         seq,
         push: Vec::new(),
         push_tx: None,
+        live: None,
+        run: None,
     }
 }
 
