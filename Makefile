@@ -67,8 +67,10 @@ eval: build
 
 # The official A2A TCK against a fresh server: A2A_TCK_DIR=/path/to/a2a-tck make tck
 # (categories: TCK_CATEGORIES="mandatory capabilities quality features"; docs/A2A.md).
+# Twice: authentication off, then on (API keys; the TCK's authentication tests run).
 tck: build
 	bash benches/tck/run.sh $(TCK_CATEGORIES)
+	TCK_AUTH=1 bash benches/tck/run.sh $(TCK_CATEGORIES)
 
 clean-data:
 	rm -rf $(DATA_DIR)

@@ -495,6 +495,7 @@ async fn a2a_grpc_binding_with_the_tonic_client_behind_authentication() {
     let admin = server.admin_key();
     let other = server.ok_as(&admin, &["keys", "create", "other", "--role", "writer"]);
     let other = String::from_utf8(other).unwrap().trim().to_string();
+    server.ok_as(&admin, &["collection", "create", "docs", "--dim", "4"]);
 
     fn req<T>(msg: T, key: Option<&str>) -> tonic::Request<T> {
         let mut r = tonic::Request::new(msg);
@@ -599,10 +600,26 @@ async fn a2a_grpc_binding_with_the_tonic_client_behind_authentication() {
     }
     assert_eq!(kinds, ["task", "Working", "artifact", "Completed"], "{kinds:?}");
 
-    // No extended card; an empty message is an invalid argument.
-    let st =
-        c.get_extended_agent_card(req(pb::GetExtendedAgentCardRequest::default(), Some(&admin))).await.unwrap_err();
-    assert_eq!(st.code(), tonic::Code::FailedPrecondition, "{st:?}");
+    // The extended card (authentication is on): the public card plus what the caller may
+    // use — here the collections it may read, in the search skill — and declared in the
+    // public card's capabilities.
+    let wf = dir.path().join("tidy.yaml");
+    std::fs::write(&wf, "name: tidy\ndescription: Tidies the shelves\nsteps:\n  - id: a\n    sleep: 1s\n").unwrap();
+    server.ok_as(&admin, &["workflow", "apply", wf.to_str().unwrap()]);
+    let card = c.get_extended_agent_card(req(pb::GetExtendedAgentCardRequest::default(), Some(&admin))).await.unwrap();
+    let card = card.into_inner();
+    let tidy = card.skills.iter().find(|s| s.id == "workflow:tidy").expect("the workflow as a skill");
+    assert!(tidy.description.starts_with("Tidies the shelves"), "{}", tidy.description);
+    assert_eq!(card.capabilities.as_ref().and_then(|c| c.extended_agent_card), Some(true), "{card:?}");
+    let search = card.skills.iter().find(|s| s.id == "search").expect("search skill");
+    assert!(search.description.contains("Collections you may read: docs"), "{}", search.description);
+    let (_, _, body) = http(&http_addr, "/.well-known/agent-card.json", None, &[]);
+    let public: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(public["capabilities"]["extendedAgentCard"], json!(true), "{public}");
+    assert!(!body.contains("Collections you may read"), "the public card lists no collections: {body}");
+    // Without credentials: unauthenticated. An empty message is an invalid argument.
+    let st = c.get_extended_agent_card(req(pb::GetExtendedAgentCardRequest::default(), None)).await.unwrap_err();
+    assert_eq!(st.code(), tonic::Code::Unauthenticated, "{st:?}");
     let st = c.send_message(req(pb::SendMessageRequest::default(), Some(&admin))).await.unwrap_err();
     assert_eq!(st.code(), tonic::Code::InvalidArgument, "{st:?}");
 }
@@ -783,7 +800,8 @@ fn workflow_runs_are_long_running_a2a_tasks() {
     server.ok(&["workflow", "apply", wf.to_str().unwrap()]);
     let slow = dir.path().join("slow.yaml");
     // (retries: the attempt a restart cuts short counts against the step's retry policy)
-    std::fs::write(&slow, "name: slow\nsteps:\n  - id: work\n    sleep: 60s\n    retry: { max_attempts: 3 }\n").unwrap();
+    std::fs::write(&slow, "name: slow\nsteps:\n  - id: work\n    sleep: 60s\n    retry: { max_attempts: 3 }\n")
+        .unwrap();
     server.ok(&["workflow", "apply", slow.to_str().unwrap()]);
 
     let r = send_v1(

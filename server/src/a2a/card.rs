@@ -13,26 +13,97 @@ use std::sync::Arc;
 
 pub(super) async fn card(State(st): State<Arc<A2a>>, headers: HeaderMap) -> Response {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-    let scheme = if st.tls { "https" } else { "http" };
-    // The gRPC binding: the host the client reached us by, the gRPC listener's port.
-    // A URL with its scheme (`grpc://`, `grpcs://` with TLS), as clients parse it.
-    let grpc_scheme = if st.tls { "grpcs" } else { "grpc" };
-    let grpc = st.grpc_port.get().map(|port| format!("{grpc_scheme}://{}:{port}", host_name(host)));
-    let mut card = agent_card(&format!("{scheme}://{host}{RPC_PATH}"), st.svc.security.auth_enabled(), grpc.as_deref());
-    if !st.opts.text_workflow.is_empty() {
-        // Plain text starts the configured workflow (a2a.text_workflow), not recall.
-        if let Some(skills) = card["skills"].as_array_mut() {
-            for s in skills.iter_mut().filter(|s| s["id"] == "recall") {
-                s["description"] = format!(
-                    "Search the caller's memory: send a data part {{\"skill\":\"recall\"}} with the text. Plain text \
-                     messages start the workflow '{}' instead (a2a.text_workflow).",
-                    st.opts.text_workflow
-                )
-                .into();
+    json_response(StatusCode::OK, &st.card_for(host))
+}
+
+impl A2a {
+    /// The public card as a client reaching us by `host` (the Host header) sees it.
+    pub(super) fn card_for(&self, host: &str) -> Value {
+        let scheme = if self.tls { "https" } else { "http" };
+        // The gRPC binding: the host the client reached us by, the gRPC listener's port.
+        // A URL with its scheme (`grpc://`, `grpcs://` with TLS), as clients parse it.
+        let grpc_scheme = if self.tls { "grpcs" } else { "grpc" };
+        let grpc = self.grpc_port.get().map(|port| format!("{grpc_scheme}://{}:{port}", host_name(host)));
+        let auth = self.svc.security.auth_enabled();
+        let mut card = agent_card(&format!("{scheme}://{host}{RPC_PATH}"), auth, grpc.as_deref());
+        if !self.opts.text_workflow.is_empty() {
+            // Plain text starts the configured workflow (a2a.text_workflow), not recall.
+            if let Some(skills) = card["skills"].as_array_mut() {
+                for s in skills.iter_mut().filter(|s| s["id"] == "recall") {
+                    s["description"] = format!(
+                        "Search the caller's memory: send a data part {{\"skill\":\"recall\"}} with the text. Plain text \
+                         messages start the workflow '{}' instead (a2a.text_workflow).",
+                        self.opts.text_workflow
+                    )
+                    .into();
+                }
             }
         }
+        // With authentication on, an authenticated caller can ask for its extended card.
+        card["capabilities"]["extendedAgentCard"] = auth.into();
+        if auth {
+            card["supportsAuthenticatedExtendedCard"] = true.into();
+        }
+        card
     }
-    json_response(StatusCode::OK, &card)
+
+    /// The authenticated extended card (`GetExtendedAgentCard`): the public card plus what
+    /// this caller may use — the collections it may read (in the search skill) and each
+    /// workflow it may run, as a skill of its own.
+    pub(super) async fn extended_card(&self, ctx: &super::model::Caller) -> Result<Value, RpcError> {
+        if !self.svc.security.auth_enabled() {
+            return Err(RpcError::new(
+                EXTENDED_CARD_NOT_CONFIGURED,
+                "there is no extended agent card: authentication is off, so every caller sees the public card",
+            ));
+        }
+        let p = ctx.principal.as_ref();
+        let mut card = self.card_for(ctx.host.as_deref().unwrap_or("localhost"));
+        let (db, sec, pc) = (self.svc.db.clone(), self.svc.security.clone(), p.cloned());
+        let collections: Vec<String> =
+            tokio::task::spawn_blocking(move || sec.visible_collections(&db, pc.as_ref()).unwrap_or_default())
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| c.name)
+                .filter(|n| !n.starts_with("memory-"))
+                .collect();
+        const LISTED: usize = 50;
+        let mut skills = card["skills"].as_array().cloned().unwrap_or_default();
+        if let Some(search) = skills.iter_mut().find(|s| s["id"] == "search") {
+            let mut names = collections.iter().take(LISTED).cloned().collect::<Vec<_>>().join(", ");
+            if collections.len() > LISTED {
+                names.push_str(&format!(" and {} more", collections.len() - LISTED));
+            }
+            let d = search["description"].as_str().unwrap_or_default().to_string();
+            let what = if collections.is_empty() { "none yet".to_string() } else { names };
+            search["description"] = format!("{d} Collections you may read: {what}.").into();
+        }
+        if let Some(w) = self.workflows.get() {
+            for v in w.store().latest() {
+                if !crate::workflows::definition_visible(&self.svc.security, p, &v) {
+                    continue;
+                }
+                let example = json!({ "skill": "workflow", "workflow": v.name, "inputs": v.definition.inputs });
+                skills.push(json!({
+                    "id": format!("workflow:{}", v.name),
+                    "name": format!("Workflow {}", v.name),
+                    "description": format!(
+                        "{} (version {}, {} steps; a long-running task: send {example})",
+                        if v.definition.description.is_empty() { "A workflow run" } else { v.definition.description.as_str() },
+                        v.version,
+                        v.definition.steps.len()
+                    ),
+                    "tags": ["workflow", "long-running"],
+                    "examples": [example.to_string()],
+                    "inputModes": ["application/json", "text/plain"],
+                    "outputModes": ["application/json", "text/plain"],
+                }));
+            }
+        }
+        card["skills"] = skills.into();
+        Ok(card)
+    }
 }
 
 /// `example.com:8080` → `example.com`; `[::1]:80` → `[::1]`.

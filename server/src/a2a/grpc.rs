@@ -191,8 +191,8 @@ impl A2aService for A2aGrpc {
         &self,
         req: Request<pb::GetExtendedAgentCardRequest>,
     ) -> Result<Response<pb::AgentCard>, Status> {
-        // Not offered (the card says `extendedAgentCard: false`): the spec's
-        // ExtendedAgentCardNotConfiguredError, from the shared dispatch.
+        // The shared dispatch: the caller's extended card with authentication on, else the
+        // spec's ExtendedAgentCardNotConfiguredError.
         self.unary(req, "GetExtendedAgentCard", "GetExtendedAgentCardRequest", "AgentCard").await
     }
 

@@ -428,12 +428,14 @@ pub(super) type Snapshot = (String, u64, Value);
 pub(crate) struct Caller {
     pub(super) principal: Option<Principal>,
     pub(super) owner: String,
+    /// The host the caller reached us by (the HTTP Host header), for URLs in cards.
+    pub(super) host: Option<String>,
 }
 
 impl Caller {
     /// The caller `principal` (none with authentication off: owner "local").
     pub(crate) fn new(principal: Option<Principal>) -> Caller {
         let owner = principal.as_ref().map_or("local".to_string(), |p| p.id.clone());
-        Caller { principal, owner }
+        Caller { principal, owner, host: None }
     }
 }

@@ -91,7 +91,8 @@ pub(super) async fn rpc(State(st): State<Arc<A2a>>, headers: HeaderMap, body: Bo
     };
     crate::telemetry::record_principal(&who);
     crate::telemetry::record_rpc_method(method);
-    let ctx = Caller::new(principal);
+    let mut ctx = Caller::new(principal);
+    ctx.host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string);
     use Dialect::*;
     let streaming = match method {
         "SendStreamingMessage" => Some((V1, true)),
@@ -142,9 +143,7 @@ impl A2a {
             "tasks/pushNotificationConfig/list" => self.push_list(V03, ctx, params),
             "DeleteTaskPushNotificationConfig" => self.push_delete(V1, ctx, params),
             "tasks/pushNotificationConfig/delete" => self.push_delete(V03, ctx, params),
-            "GetExtendedAgentCard" | "agent/getAuthenticatedExtendedCard" => {
-                Err(RpcError::new(EXTENDED_CARD_NOT_CONFIGURED, "there is no extended agent card"))
-            }
+            "GetExtendedAgentCard" | "agent/getAuthenticatedExtendedCard" => self.extended_card(ctx).await,
             m => Err(RpcError::new(METHOD_NOT_FOUND, format!("method '{m}' not found"))),
         }
     }
