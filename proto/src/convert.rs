@@ -58,6 +58,9 @@ pub fn info_to_wire(i: engine::CollectionInfo) -> v1::CollectionInfo {
         last_lsn: i.last_lsn,
         keyword_language: i.keyword.as_ref().map(|k| k.language.clone()).unwrap_or_default(),
         keyword_searchable: i.keyword.map(|k| k.searchable).unwrap_or_default(),
+        // A local collection: not sharded (cluster mode fills these).
+        shards: 0,
+        replicas: 0,
     }
 }
 

@@ -50,6 +50,42 @@ pub struct Config {
     pub workflows: WorkflowsConfig,
     /// The A2A server (docs/A2A.md).
     pub a2a: A2aConfig,
+    /// Cluster mode on NATS JetStream (docs/CLUSTER.md); off when `urls` is empty.
+    pub cluster: ClusterSection,
+}
+
+/// The `[cluster]` section (`agentdb serve --cluster URLS --node-id ID`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSection {
+    /// NATS servers, e.g. `nats://10.0.0.1:4222,nats://10.0.0.2:4222` ("" = a single node).
+    #[serde(deserialize_with = "string_list")]
+    pub urls: Vec<String>,
+    /// This node's id in the cluster (default: the host name).
+    pub node_id: String,
+    /// A NATS credentials file (`.creds`), if the servers ask for one.
+    pub credentials: String,
+    /// A CA certificate (PEM) to trust for `tls://` NATS servers.
+    pub tls_ca: String,
+    pub heartbeat_ms: u64,
+    /// A node (or the leader's lease) silent this long is taken as gone.
+    pub node_ttl_ms: u64,
+    /// How long a read with a consistency token waits for a replica to catch up.
+    pub read_wait_ms: u64,
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        ClusterSection {
+            urls: Vec::new(),
+            node_id: String::new(),
+            credentials: String::new(),
+            tls_ca: String::new(),
+            heartbeat_ms: 500,
+            node_ttl_ms: 3000,
+            read_wait_ms: 5000,
+        }
+    }
 }
 
 /// The `[a2a]` section: what the A2A server does with long-running work.
@@ -641,6 +677,7 @@ impl Default for Config {
             orchestration: Default::default(),
             workflows: Default::default(),
             a2a: A2aConfig::default(),
+            cluster: ClusterSection::default(),
         }
     }
 }

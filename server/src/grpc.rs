@@ -219,6 +219,8 @@ pub struct Services {
     pub observer: Arc<dyn Observer>,
     /// The event bus (`ingest.finished`).
     pub bus: Arc<agentdb_orchestrator::bus::Bus>,
+    /// Cluster mode: this node's membership (sharded collections go through it).
+    pub cluster: Option<Arc<agentdb_cluster::Cluster>>,
 }
 
 /// A cross-modal hit on the wire (its payload as JSON when the query asked for it).
@@ -508,6 +510,14 @@ impl v1::collections_server::Collections for Services {
             language: if kw.language.is_empty() { "english".into() } else { kw.language },
             searchable: kw.searchable,
         });
+        if r.shards > 0 {
+            let spec = agentdb_engine::CollectionSpec { name: r.name, spaces, keyword };
+            let info = self.cluster_create(spec, r.shards, r.replicas).await?;
+            return Ok(Response::new(v1::CreateCollectionResponse { info: Some(info) }));
+        }
+        if r.replicas > 0 {
+            return Err(Status::invalid_argument("replicas needs shards (a sharded collection, cluster mode)"));
+        }
         let db = self.db.clone();
         let info = self
             .gate
@@ -526,8 +536,11 @@ impl v1::collections_server::Collections for Services {
     ) -> Result<Response<v1::ListCollectionsResponse>, Status> {
         let principal = req.extensions().get::<Principal>().cloned();
         let (db, security) = (self.db.clone(), self.security.clone());
-        let list = self.gate.run(move || security.visible_collections(&db, principal.as_ref())).await?;
-        Ok(Response::new(v1::ListCollectionsResponse { collections: list.into_iter().map(info_to_wire).collect() }))
+        let p2 = principal.clone();
+        let list = self.gate.run(move || security.visible_collections(&db, p2.as_ref())).await?;
+        let mut collections: Vec<v1::CollectionInfo> = list.into_iter().map(info_to_wire).collect();
+        collections.extend(self.cluster_infos(principal.as_ref()));
+        Ok(Response::new(v1::ListCollectionsResponse { collections }))
     }
 
     async fn describe(
@@ -538,6 +551,9 @@ impl v1::collections_server::Collections for Services {
         let r = req.into_inner();
         need(&r.name, "collection name")?;
         self.security.authorize(principal.as_ref(), Action::Read, &r.name, "DescribeCollection")?;
+        if let Some(c) = self.sharded(&r.name) {
+            return self.cluster_describe(c, principal, r.name).await;
+        }
         let db = self.db.clone();
         let info = self
             .gate
@@ -598,6 +614,9 @@ impl v1::items_server::Items for Services {
         need(&r.collection, "collection name")?;
         crate::telemetry::record_collection(&r.collection);
         self.security.authorize(principal.as_ref(), Action::Write, &r.collection, "Upsert")?;
+        if let Some(c) = self.sharded(&r.collection) {
+            return self.cluster_upsert(c, principal, r).await;
+        }
         let db = self.db.clone();
         let security = self.security.clone();
         let observer = self.observer.clone();
@@ -647,7 +666,7 @@ impl v1::items_server::Items for Services {
                 Ok(ids)
             })
             .await?;
-        Ok(Response::new(v1::UpsertResponse { ids }))
+        Ok(Response::new(v1::UpsertResponse { ids, consistency_token: String::new() }))
     }
 
     async fn get(&self, req: Request<v1::GetRequest>) -> Result<Response<v1::GetResponse>, Status> {
@@ -656,6 +675,9 @@ impl v1::items_server::Items for Services {
         need(&r.collection, "collection name")?;
         crate::telemetry::record_collection(&r.collection);
         self.security.authorize(principal.as_ref(), Action::Read, &r.collection, "Get")?;
+        if let Some(c) = self.sharded(&r.collection) {
+            return self.cluster_get(c, principal, r).await;
+        }
         let db = self.db.clone();
         let items = self
             .gate
@@ -682,6 +704,9 @@ impl v1::items_server::Items for Services {
         self.security.authorize(principal.as_ref(), Action::Write, &r.collection, "Delete")?;
         if r.ids.is_empty() == r.filter.trim().is_empty() {
             return Err(Status::invalid_argument("delete needs either ids or a filter (exactly one of them)"));
+        }
+        if let Some(c) = self.sharded(&r.collection) {
+            return self.cluster_delete(c, principal, r).await;
         }
         let db = self.db.clone();
         let scoped = self.security.scoped_filter(principal.as_ref(), &r.filter)?;
@@ -717,7 +742,7 @@ impl v1::items_server::Items for Services {
                 })
             })
             .await?;
-        Ok(Response::new(v1::DeleteResponse { deleted: n as u64 }))
+        Ok(Response::new(v1::DeleteResponse { deleted: n as u64, consistency_token: String::new() }))
     }
 
     async fn count(&self, req: Request<v1::CountRequest>) -> Result<Response<v1::CountResponse>, Status> {
@@ -728,6 +753,9 @@ impl v1::items_server::Items for Services {
         self.security.authorize(principal.as_ref(), Action::Read, &r.collection, "Count")?;
         let db = self.db.clone();
         let f = self.security.scoped_filter(principal.as_ref(), &r.filter)?;
+        if let Some(c) = self.sharded(&r.collection) {
+            return self.cluster_count(c, f, r).await;
+        }
         let n = self.gate.run(move || Ok(db.collection(&r.collection)?.count(f.as_ref())?)).await?;
         Ok(Response::new(v1::CountResponse { count: n }))
     }
@@ -738,6 +766,10 @@ impl v1::items_server::Items for Services {
         need(&r.collection, "collection name")?;
         crate::telemetry::record_collection(&r.collection);
         self.security.authorize(principal.as_ref(), Action::Read, &r.collection, "Search")?;
+        if let Some(c) = self.sharded(&r.collection) {
+            let filter = self.security.scoped_filter(principal.as_ref(), &r.filter)?;
+            return self.cluster_search(c, principal, filter, r).await;
+        }
         let query = search_query(&mut r)?;
         let filter = self.security.scoped_filter(principal.as_ref(), &r.filter)?;
         // Injected delay: inside the gate, so a slow search holds its slot as a real one does.

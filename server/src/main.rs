@@ -4,6 +4,7 @@
 mod a2a;
 mod anomaly;
 mod client;
+mod cluster_rpc;
 mod config;
 mod device;
 mod grpc;
@@ -65,6 +66,9 @@ enum Command {
     Eval(crate::client::eval::EvalArgs),
     /// Ingest files and folders (type detected from content) into a multimodal collection.
     Ingest(client::IngestArgs),
+    /// Cluster mode: nodes, leader, shards, replicas and their lag (docs/CLUSTER.md).
+    #[command(subcommand)]
+    Cluster(ClusterCmd),
     /// Server health: memory, disk, collections, rates and a disk-growth forecast.
     Status {
         #[arg(long)]
@@ -202,6 +206,15 @@ fn audit_verify(
     Ok(())
 }
 
+#[derive(clap::Subcommand)]
+enum ClusterCmd {
+    /// Nodes (alive or not), the leader, and per shard its replicas and their lag.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 #[derive(clap::Args)]
 struct ServeArgs {
     /// Configuration file (TOML).
@@ -225,6 +238,12 @@ struct ServeArgs {
     /// auto (a GPU when the build and the machine have one, else the CPU), cpu, or cuda:N.
     #[arg(long)]
     device: Option<String>,
+    /// Join a cluster through these NATS servers (nats://HOST:PORT[,...]; docs/CLUSTER.md).
+    #[arg(long, value_name = "URLS")]
+    cluster: Option<String>,
+    /// This node's id in the cluster (default: the host name).
+    #[arg(long, value_name = "ID")]
+    node_id: Option<String>,
 }
 
 fn main() {
@@ -255,6 +274,7 @@ fn main() {
         Command::Eval(a) => client::run(&args.server, client::Cmd::Eval(a)),
         Command::Models(m) => client::run(&args.server, client::Cmd::Models(m)),
         Command::Status { json } => client::run(&args.server, client::Cmd::Status { json }),
+        Command::Cluster(ClusterCmd::Status { json }) => client::run(&args.server, client::Cmd::ClusterStatus { json }),
         Command::Keys(client::KeysCmd::RotateEncryption { data_dir, key_file, new_key_file }) => {
             client::rotate_encryption(&data_dir, key_file.as_deref(), &new_key_file)
         }
@@ -295,6 +315,12 @@ fn serve_cmd(s: ServeArgs) -> anyhow::Result<()> {
     }
     if s.insecure {
         sets.push("security.insecure=true".into());
+    }
+    if let Some(c) = &s.cluster {
+        sets.push(format!("cluster.urls={c}"));
+    }
+    if let Some(n) = &s.node_id {
+        sets.push(format!("cluster.node_id={n}"));
     }
     let cfg = config::Config::load(s.config.as_deref(), std::env::vars(), &sets)?;
     if s.print_config {

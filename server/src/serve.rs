@@ -186,6 +186,7 @@ pub const SERVICES: &[&str] = &[
     "agentdb.v1.Queues",
     "agentdb.v1.StandingQueries",
     "agentdb.v1.Workflows",
+    "agentdb.v1.Cluster",
     "lf.a2a.v1.A2AService",
     "grpc.health.v1.Health",
     "grpc.reflection.v1.ServerReflection",
@@ -337,7 +338,30 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
     let fault_delay_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
     // The encoders' fair queues weigh tenants like the admission gate does.
     agentdb_models::batcher::set_tenant_weights(cfg.limits.tenant_weights.clone());
+    // Cluster mode: join through NATS before serving (docs/CLUSTER.md).
+    let cluster = if cfg.cluster.urls.is_empty() {
+        None
+    } else {
+        let c = &cfg.cluster;
+        let node_id = if c.node_id.trim().is_empty() {
+            std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "node".into())
+        } else {
+            c.node_id.trim().to_string()
+        };
+        let mut cc = agentdb_cluster::ClusterConfig::new(c.urls.clone(), node_id, addr.to_string());
+        cc.credentials = Some(c.credentials.trim()).filter(|s| !s.is_empty()).map(Into::into);
+        cc.tls_ca = Some(c.tls_ca.trim()).filter(|s| !s.is_empty()).map(Into::into);
+        cc.heartbeat = Duration::from_millis(c.heartbeat_ms.max(50));
+        cc.node_ttl = Duration::from_millis(c.node_ttl_ms.max(c.heartbeat_ms * 2));
+        cc.read_wait = Duration::from_millis(c.read_wait_ms);
+        Some(
+            agentdb_cluster::Cluster::join(cc, db.clone())
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot join the cluster: {e}"))?,
+        )
+    };
     let svc = Services {
+        cluster: cluster.clone(),
         fault_delay_ms: fault_delay_ms.clone(),
         security: security.clone(),
         metrics: metrics.clone(),
@@ -531,7 +555,11 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit),
         )
-        .add_service(crate::a2a::grpc::server(a2a.clone(), limit));
+        .add_service(crate::a2a::grpc::server(a2a.clone(), limit))
+        .add_service(v1::cluster_server::ClusterServer::new(crate::cluster_rpc::ClusterService {
+            cluster: cluster.clone(),
+            security: security.clone(),
+        }));
     a2a.advertise_grpc(addr.port());
     match &tls {
         Some(t) => router.serve_with_incoming_shutdown(t.grpc_incoming(listener), stopped(stop_rx)).await,

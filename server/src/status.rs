@@ -9,7 +9,14 @@ pub enum ApiError {
     Engine(agentdb_engine::Error),
     Models(agentdb_models::Error),
     Retrieval(agentdb_retrieval::Error),
+    Cluster(agentdb_cluster::Error),
     Status(Status),
+}
+
+impl From<agentdb_cluster::Error> for ApiError {
+    fn from(e: agentdb_cluster::Error) -> Self {
+        ApiError::Cluster(e)
+    }
 }
 
 impl From<agentdb_retrieval::Error> for ApiError {
@@ -69,11 +76,23 @@ pub fn retrieval_code(e: &agentdb_retrieval::Error) -> Code {
     }
 }
 
+pub fn cluster_code(e: &agentdb_cluster::Error) -> Code {
+    use agentdb_cluster::Error as E;
+    match e {
+        E::Unavailable(_) | E::Nats(_) => Code::Unavailable,
+        E::NotFound(_) => Code::NotFound,
+        E::AlreadyExists(_) => Code::AlreadyExists,
+        E::Invalid(_) => Code::InvalidArgument,
+        E::Engine(e) => engine_code(e),
+    }
+}
+
 pub fn to_status(e: ApiError) -> Status {
     let (code, msg) = match e {
         ApiError::Engine(e) => (engine_code(&e), e.to_string()),
         ApiError::Models(e) => (models_code(&e), e.to_string()),
         ApiError::Retrieval(e) => (retrieval_code(&e), e.to_string()),
+        ApiError::Cluster(e) => (cluster_code(&e), e.to_string()),
         ApiError::Status(s) => return s,
     };
     if code == Code::Internal || code == Code::DataLoss {

@@ -121,7 +121,12 @@ async fn collections_items_search_health_reflection() {
     assert_eq!(top, vec!["m0", "m7", "m14"]);
 
     let got = items
-        .get(v1::GetRequest { collection: "media".into(), ids: vec!["m3".into(), "zz".into()], with_vectors: true })
+        .get(v1::GetRequest {
+            collection: "media".into(),
+            ids: vec!["m3".into(), "zz".into()],
+            with_vectors: true,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -134,7 +139,7 @@ async fn collections_items_search_health_reflection() {
         .into_inner();
     assert_eq!(n.deleted, 200);
     let c = items
-        .count(v1::CountRequest { collection: "media".into(), filter: "kind = \"photo\"".into() })
+        .count(v1::CountRequest { collection: "media".into(), filter: "kind = \"photo\"".into(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();
@@ -275,7 +280,11 @@ async fn bad_input_gets_the_right_status_and_a_clear_message() {
         &["ids or a filter"],
     );
     // The server is still healthy and nothing was written.
-    let c = items.count(v1::CountRequest { collection: "c".into(), filter: String::new() }).await.unwrap().into_inner();
+    let c = items
+        .count(v1::CountRequest { collection: "c".into(), filter: String::new(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(c.count, 0);
 }
 
@@ -381,6 +390,10 @@ async fn sigterm_drains_and_exits_zero_and_the_lock_refuses_a_second_server() {
     // Restart: the data is there and the lock was released.
     let server = Server::start(&data, &[]);
     let (_, mut items) = server.clients().await;
-    let c = items.count(v1::CountRequest { collection: "c".into(), filter: String::new() }).await.unwrap().into_inner();
+    let c = items
+        .count(v1::CountRequest { collection: "c".into(), filter: String::new(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(c.count, 100);
 }

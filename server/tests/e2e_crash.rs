@@ -193,7 +193,7 @@ async fn resolve_pending(server: &Server, acked: &mut HashMap<u64, u64>, op: Op)
         Op::Upsert(pairs) => {
             let ids: Vec<String> = pairs.iter().map(|(id, _)| format!("id{id}")).collect();
             let got = items
-                .get(v1::GetRequest { collection: "c".into(), ids, with_vectors: false })
+                .get(v1::GetRequest { collection: "c".into(), ids, with_vectors: false, ..Default::default() })
                 .await
                 .unwrap()
                 .into_inner()
@@ -213,7 +213,7 @@ async fn resolve_pending(server: &Server, acked: &mut HashMap<u64, u64>, op: Op)
         Op::Delete(ids) => {
             let names: Vec<String> = ids.iter().map(|i| format!("id{i}")).collect();
             let got = items
-                .get(v1::GetRequest { collection: "c".into(), ids: names, with_vectors: false })
+                .get(v1::GetRequest { collection: "c".into(), ids: names, with_vectors: false, ..Default::default() })
                 .await
                 .unwrap()
                 .into_inner()
@@ -239,7 +239,7 @@ async fn resolve_pending(server: &Server, acked: &mut HashMap<u64, u64>, op: Op)
 async fn verify(server: &Server, acked: &HashMap<u64, u64>, round: usize) -> Option<()> {
     let (_, mut items) = server.clients().await;
     let count = items
-        .count(v1::CountRequest { collection: "c".into(), filter: String::new() })
+        .count(v1::CountRequest { collection: "c".into(), filter: String::new(), ..Default::default() })
         .await
         .unwrap()
         .into_inner()
@@ -252,6 +252,7 @@ async fn verify(server: &Server, acked: &HashMap<u64, u64>, round: usize) -> Opt
                 collection: "c".into(),
                 ids: chunk.iter().map(|i| format!("id{i}")).collect(),
                 with_vectors: true,
+                ..Default::default()
             })
             .await
             .unwrap()

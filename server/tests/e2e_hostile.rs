@@ -198,7 +198,7 @@ impl Suite {
 
     async fn count(&self, collection: &str, filter: &str) -> Res<v1::CountResponse> {
         let mut c = self.items().await;
-        c.count(v1::CountRequest { collection: collection.into(), filter: filter.into() }).await
+        c.count(v1::CountRequest { collection: collection.into(), filter: filter.into(), ..Default::default() }).await
     }
 
     async fn raw_unary(&self, path: &'static str, body: Vec<u8>) -> Res<Vec<u8>> {
@@ -728,6 +728,7 @@ async fn ids_and_names(s: &mut Suite) {
             collection: "v".into(),
             ids: vec!["../../x".into(), "/etc/passwd".into()],
             with_vectors: false,
+            ..Default::default()
         })
         .await;
     let found = r.as_ref().map(|r| r.get_ref().items.len()).unwrap_or(0);

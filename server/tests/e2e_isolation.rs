@@ -135,11 +135,17 @@ async fn a_row_policy_holds_for_every_value_a_written_item_carries() {
         .hits;
     assert!(hits.is_empty(), "{hits:?}");
     let ids = ["both", "both2", "nested", "ne", "a1", "a2", "a3", "a4"].map(String::from).to_vec();
-    let got = items.get(v1::GetRequest { collection: "shared".into(), ids, with_vectors: false }).await.unwrap();
+    let got = items
+        .get(v1::GetRequest { collection: "shared".into(), ids, with_vectors: false, ..Default::default() })
+        .await
+        .unwrap();
     assert!(got.into_inner().items.is_empty());
     // The admin sees exactly the four accepted writes.
     let mut items = v1::items_client::ItemsClient::new(authed(&url, Some(&admin)).await);
-    let c = items.count(v1::CountRequest { collection: "shared".into(), filter: String::new() }).await.unwrap();
+    let c = items
+        .count(v1::CountRequest { collection: "shared".into(), filter: String::new(), ..Default::default() })
+        .await
+        .unwrap();
     assert_eq!(c.into_inner().count, 4);
 }
 

@@ -314,12 +314,20 @@ async fn oidc_tokens_attacks_claims_and_mfa() {
         }
         assert_eq!(items.search(search("a", "")).await.unwrap().into_inner().hits.len(), 5);
         let got = items
-            .get(v1::GetRequest { collection: "a".into(), ids: vec!["a1".into(), "a2".into()], with_vectors: false })
+            .get(v1::GetRequest {
+                collection: "a".into(),
+                ids: vec!["a1".into(), "a2".into()],
+                with_vectors: false,
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner();
         assert_eq!(got.items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), vec!["a2"]);
-        let c = items.count(v1::CountRequest { collection: "a".into(), filter: String::new() }).await.unwrap();
+        let c = items
+            .count(v1::CountRequest { collection: "a".into(), filter: String::new(), ..Default::default() })
+            .await
+            .unwrap();
         assert_eq!(c.into_inner().count, 5);
         let d = items
             .delete(v1::DeleteRequest {

@@ -228,13 +228,18 @@ async fn a_tenant_key_never_reaches_another_tenants_items() {
         .iter()
         .all(|h| h.payload_json.contains("acme")));
     let got = items
-        .get(v1::GetRequest { collection: "shared".into(), ids: vec!["i1".into(), "i2".into()], with_vectors: false })
+        .get(v1::GetRequest {
+            collection: "shared".into(),
+            ids: vec!["i1".into(), "i2".into()],
+            with_vectors: false,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(got.items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), vec!["i2"]);
     let c = items
-        .count(v1::CountRequest { collection: "shared".into(), filter: String::new() })
+        .count(v1::CountRequest { collection: "shared".into(), filter: String::new(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();
@@ -282,7 +287,11 @@ async fn a_tenant_key_never_reaches_another_tenants_items() {
     // The admin still sees all of it: nothing of globex was lost.
     let (_, mut admin_items, _) = channel(&url, Some(&admin)).await;
     let c = admin_items
-        .count(v1::CountRequest { collection: "shared".into(), filter: "tenant = \"globex\"".into() })
+        .count(v1::CountRequest {
+            collection: "shared".into(),
+            filter: "tenant = \"globex\"".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -353,7 +362,12 @@ async fn masked_fields_are_hidden_below_clearance_and_cannot_be_filtered_on() {
         let mut items = items.clone();
         async move {
             let r = items
-                .get(v1::GetRequest { collection: "people".into(), ids: vec!["p1".into()], with_vectors: false })
+                .get(v1::GetRequest {
+                    collection: "people".into(),
+                    ids: vec!["p1".into()],
+                    with_vectors: false,
+                    ..Default::default()
+                })
                 .await
                 .unwrap()
                 .into_inner();
@@ -393,13 +407,19 @@ async fn masked_fields_are_hidden_below_clearance_and_cannot_be_filtered_on() {
             .unwrap_err();
         assert_eq!(e.code(), Code::PermissionDenied, "{filter}: {}", e.message());
         assert!(e.message().contains("is masked for role reader"), "{}", e.message());
-        let e =
-            ritems.count(v1::CountRequest { collection: "people".into(), filter: filter.into() }).await.unwrap_err();
+        let e = ritems
+            .count(v1::CountRequest { collection: "people".into(), filter: filter.into(), ..Default::default() })
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Code::PermissionDenied, "count {filter}");
     }
     // Other fields filter as usual.
     let n = ritems
-        .count(v1::CountRequest { collection: "people".into(), filter: "contact.city = \"Oslo\"".into() })
+        .count(v1::CountRequest {
+            collection: "people".into(),
+            filter: "contact.city = \"Oslo\"".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -456,7 +476,12 @@ async fn custom_role_grants_write_on_a_prefix_and_read_on_shared_only() {
         let (mut cols, mut items, mut sec) = channel(&url, Some(&tenant.secret)).await;
         let up = |c: &str| v1::UpsertRequest { collection: c.into(), items: vec![item("y", vec![2.0; 4], json!({}))] };
         items.upsert(up("a1")).await.unwrap();
-        let get = |c: &str| v1::GetRequest { collection: c.into(), ids: vec!["x".into()], with_vectors: false };
+        let get = |c: &str| v1::GetRequest {
+            collection: c.into(),
+            ids: vec!["x".into()],
+            with_vectors: false,
+            ..Default::default()
+        };
         assert_eq!(items.get(get("a1")).await.unwrap().into_inner().items.len(), 1, "write includes read");
         assert_eq!(items.get(get("shared")).await.unwrap().into_inner().items.len(), 1);
         for (c, action) in [("shared", "write"), ("b1", "write")] {

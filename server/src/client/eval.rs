@@ -102,6 +102,7 @@ pub async fn eval(cols: &mut CollectionsClient, items: &mut ItemsClient, a: Eval
             spaces: Vec::new(),
             multimodal: true,
             keyword: None,
+            ..Default::default()
         })
         .await
         .map_err(status_err)?;

@@ -66,6 +66,12 @@ pub enum CollectionCmd {
         /// Payload field to index into the `meta` keyword field (repeatable).
         #[arg(long = "searchable", value_name = "FIELD")]
         searchable: Vec<String>,
+        /// Cluster mode: a sharded collection with this many shards (docs/CLUSTER.md).
+        #[arg(long, default_value_t = 0)]
+        shards: u32,
+        /// Cluster mode: nodes holding each shard (with --shards; default 1).
+        #[arg(long, default_value_t = 0)]
+        replicas: u32,
     },
     /// List collections.
     List {
@@ -163,6 +169,9 @@ pub struct SearchArgs {
     /// --text query. Alone, a keyword-only search.
     #[arg(long)]
     pub keyword: Option<String>,
+    /// Cluster mode: the consistency token an upsert printed (read-your-writes).
+    #[arg(long)]
+    pub consistency_token: Option<String>,
     /// Weight of one keyword field, FIELD=W (text, transcript, ocr, labels, filename,
     /// title, tags, meta); 0 leaves it out; repeatable.
     #[arg(long = "field", value_name = "FIELD=W")]
@@ -294,6 +303,7 @@ pub enum Cmd {
     LogLevel(String),
     Alerts { json: bool },
     InjectFault(u32),
+    ClusterStatus { json: bool },
 }
 
 pub fn normalize_url(server: &str) -> String {
@@ -376,7 +386,7 @@ pub fn run(server: &str, cmd: Cmd) -> Result<()> {
             Cmd::Upsert(a) => upsert(&mut items, a).await,
             Cmd::Get(a) => {
                 let r = items
-                    .get(v1::GetRequest { collection: a.collection, ids: a.ids, with_vectors: a.with_vectors })
+                    .get(v1::GetRequest { collection: a.collection, ids: a.ids, with_vectors: a.with_vectors, ..Default::default() })
                     .await
                     .map_err(status_err)?;
                 for it in r.into_inner().items {
@@ -401,7 +411,7 @@ pub fn run(server: &str, cmd: Cmd) -> Result<()> {
             }
             Cmd::Count(a) => {
                 let r = items
-                    .count(v1::CountRequest { collection: a.collection, filter: a.filter.unwrap_or_default() })
+                    .count(v1::CountRequest { collection: a.collection, filter: a.filter.unwrap_or_default(), ..Default::default() })
                     .await
                     .map_err(status_err)?;
                 println!("{}", r.into_inner().count);
@@ -411,6 +421,7 @@ pub fn run(server: &str, cmd: Cmd) -> Result<()> {
             Cmd::Ingest(a) => crate::client::ingest::ingest(&mut items, a).await,
             Cmd::Eval(a) => crate::client::eval::eval(&mut cols, &mut items, a).await,
             Cmd::Status { json } => status(server, json).await,
+            Cmd::ClusterStatus { json } => cluster_status(server, json).await,
             Cmd::Keys(k) => keys(server, k).await,
             Cmd::Alerts { json } => {
                 let mut c = v1::server_client::ServerClient::new(connect(server).await?);
@@ -568,7 +579,19 @@ fn human_bytes(b: u64) -> String {
 
 async fn collection(c: &mut CollectionsClient, cmd: CollectionCmd) -> Result<()> {
     match cmd {
-        CollectionCmd::Create { name, dim, metric, index, spaces, multimodal, no_keyword, language, searchable } => {
+        CollectionCmd::Create {
+            name,
+            dim,
+            metric,
+            index,
+            spaces,
+            multimodal,
+            no_keyword,
+            language,
+            searchable,
+            shards,
+            replicas,
+        } => {
             let spaces = match (dim, spaces.is_empty()) {
                 (Some(_), false) => bail!("give either --dim or --space, not both"),
                 (None, true) if multimodal => Vec::new(),
@@ -584,9 +607,10 @@ async fn collection(c: &mut CollectionsClient, cmd: CollectionCmd) -> Result<()>
                 }
                 (None, false) => spaces.iter().map(|s| parse_space(s)).collect::<Result<_>>()?,
             };
-            let keyword = Some(v1::KeywordOptions { disabled: no_keyword, language, searchable });
+            // Sharded collections have vector spaces only (for now).
+            let keyword = Some(v1::KeywordOptions { disabled: no_keyword || shards > 0, language, searchable });
             let r = c
-                .create(v1::CreateCollectionRequest { name, spaces, multimodal, keyword })
+                .create(v1::CreateCollectionRequest { name, spaces, multimodal, keyword, shards, replicas })
                 .await
                 .map_err(status_err)?;
             let info = r.into_inner().info.unwrap_or_default();
@@ -792,6 +816,7 @@ async fn search(items: &mut ItemsClient, a: SearchArgs) -> Result<()> {
             mode: mode as i32,
             keyword_query: a.keyword.unwrap_or_default(),
             keyword_fields,
+            consistency_token: a.consistency_token.unwrap_or_default(),
         })
         .await
         .map_err(status_err)?;
@@ -962,6 +987,69 @@ async fn keys(server: &str, cmd: KeysCmd) -> Result<()> {
             println!("revoked key {id}");
         }
         KeysCmd::RotateEncryption { .. } => bail!("keys rotate-encryption runs without a server (see main)"),
+    }
+    Ok(())
+}
+
+/// `agentdb cluster status`: nodes, leader, and per shard the last stored write and each
+/// replica's applied position (lag).
+async fn cluster_status(server: &str, json: bool) -> Result<()> {
+    let mut c = v1::cluster_client::ClusterClient::new(connect(server).await?);
+    let r = c.status(v1::ClusterStatusRequest {}).await.map_err(status_err)?.into_inner();
+    if json {
+        let v = serde_json::json!({
+            "enabled": r.enabled, "node_id": r.node_id, "leader": r.leader, "connected": r.connected,
+            "nodes": r.nodes.iter().map(|n| serde_json::json!({"id": n.id, "addr": n.addr, "alive": n.alive, "replicas": n.replicas})).collect::<Vec<_>>(),
+            "collections": r.collections.iter().map(|c| serde_json::json!({
+                "name": c.name, "shards": c.shards, "replicas": c.replicas, "stream_replicas": c.stream_replicas,
+                "shard_status": c.shard_status.iter().map(|s| serde_json::json!({
+                    "shard": s.shard, "last_seq": s.last_seq,
+                    "replicas": s.replicas.iter().map(|r| serde_json::json!({"node": r.node, "applied": r.applied, "alive": r.alive, "lag": s.last_seq.saturating_sub(r.applied)})).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        });
+        println!("{v}");
+        return Ok(());
+    }
+    if !r.enabled {
+        println!("not in a cluster (a single node; start it with --cluster nats://HOST:PORT)");
+        return Ok(());
+    }
+    println!(
+        "node {} (leader: {}; NATS {})",
+        r.node_id,
+        r.leader,
+        if r.connected { "connected" } else { "DISCONNECTED" }
+    );
+    for n in &r.nodes {
+        println!(
+            "  node {:<16} {:<22} {:<5} {} replica(s)",
+            n.id,
+            n.addr,
+            if n.alive { "up" } else { "DOWN" },
+            n.replicas
+        );
+    }
+    for c in &r.collections {
+        println!(
+            "collection {}: {} shard(s) x {} replica(s), streams R{}",
+            c.name, c.shards, c.replicas, c.stream_replicas
+        );
+        for s in &c.shard_status {
+            let reps: Vec<String> = s
+                .replicas
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{}{} lag {}",
+                        r.node,
+                        if r.alive { "" } else { " (DOWN)" },
+                        s.last_seq.saturating_sub(r.applied)
+                    )
+                })
+                .collect();
+            println!("  shard {}: last write {}; {}", s.shard, s.last_seq, reps.join(", "));
+        }
     }
     Ok(())
 }

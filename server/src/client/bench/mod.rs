@@ -495,6 +495,7 @@ async fn search_bench(server: &str, mut b: SearchBench) -> Result<()> {
             }],
             keyword: Some(v1::KeywordOptions { disabled: true, ..Default::default() }),
             multimodal: false,
+            ..Default::default()
         })
         .await
         .map_err(status_err)?;

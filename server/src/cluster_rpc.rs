@@ -1,0 +1,259 @@
+//! The gRPC face of cluster mode (docs/CLUSTER.md): `agentdb.v1.Cluster/Status`, and the
+//! Items / Collections calls on sharded collections, which go through
+//! [`agentdb_cluster::Cluster`] instead of the local engine. Authentication, RBAC, row
+//! policies and masking are checked here, on the node that took the request, exactly as
+//! for local collections.
+
+use crate::grpc::Services;
+use crate::security::row_policy;
+use crate::status::{to_status, ApiError};
+use agentdb_cluster::{Cluster, CollectionMeta, Token};
+use agentdb_orchestrator::security::Principal;
+use agentdb_proto::convert::{hit_to_wire, item_from_wire, item_to_wire, space_to_wire};
+use agentdb_proto::v1;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+fn err(e: agentdb_cluster::Error) -> Status {
+    crate::status::to_status(ApiError::from(e))
+}
+
+fn token(s: &str) -> Result<Token, Status> {
+    Token::parse(s).map_err(err)
+}
+
+/// The wire view of a sharded collection (counts are not gathered for a listing).
+pub fn info(m: &CollectionMeta) -> v1::CollectionInfo {
+    v1::CollectionInfo {
+        name: m.spec.name.clone(),
+        spaces: m
+            .spec
+            .spaces
+            .iter()
+            .map(|s| v1::SpaceInfo {
+                spec: Some(space_to_wire(s)),
+                index_kinds: vec![format!("{} (sharded)", s.index)],
+            })
+            .collect(),
+        shards: m.shards,
+        replicas: m.replicas,
+        ..Default::default()
+    }
+}
+
+impl Services {
+    /// The cluster, when `collection` is one of its sharded collections.
+    pub fn sharded(&self, collection: &str) -> Option<Arc<Cluster>> {
+        self.cluster.as_ref().filter(|c| c.collection(collection).is_some()).cloned()
+    }
+
+    /// The sharded collections `p` may see, for a listing (counts are not gathered).
+    pub fn cluster_infos(&self, p: Option<&Principal>) -> Vec<v1::CollectionInfo> {
+        let Some(c) = &self.cluster else { return Vec::new() };
+        c.collections().iter().filter(|m| self.security.visible(p, &m.spec.name)).map(info).collect()
+    }
+
+    pub async fn cluster_describe(
+        &self,
+        c: Arc<Cluster>,
+        principal: Option<Principal>,
+        name: String,
+    ) -> Result<Response<v1::DescribeCollectionResponse>, Status> {
+        let m = c.collection(&name).ok_or_else(|| Status::not_found(format!("collection '{name}' not found")))?;
+        let mut info = info(&m);
+        let f = row_policy(principal.as_ref()).map_err(to_status)?;
+        info.count = c.count(&name, f, &Token::default()).await.map_err(err)?;
+        Ok(Response::new(v1::DescribeCollectionResponse { info: Some(info) }))
+    }
+
+    pub async fn cluster_create(
+        &self,
+        spec: agentdb_engine::CollectionSpec,
+        shards: u32,
+        replicas: u32,
+    ) -> Result<v1::CollectionInfo, Status> {
+        let Some(c) = &self.cluster else {
+            return Err(Status::failed_precondition(
+                "shards: this server is not in a cluster (start it with --cluster nats://HOST:PORT)",
+            ));
+        };
+        if spec.keyword.is_some() {
+            return Err(Status::invalid_argument(
+                "a sharded collection has vector spaces only for now: create it with the keyword index disabled",
+            ));
+        }
+        let m = c.create_collection(spec, shards, replicas.max(1)).await.map_err(err)?;
+        Ok(info(&m))
+    }
+
+    pub async fn cluster_upsert(
+        &self,
+        c: Arc<Cluster>,
+        principal: Option<Principal>,
+        r: v1::UpsertRequest,
+    ) -> Result<Response<v1::UpsertResponse>, Status> {
+        let items = r
+            .items
+            .into_iter()
+            .enumerate()
+            .map(|(i, it)| item_from_wire(it, i))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| to_status(e.into()))?;
+        if items.is_empty() {
+            return Err(Status::invalid_argument("upsert needs at least one item"));
+        }
+        if let Some(row) = row_policy(principal.as_ref()).map_err(to_status)? {
+            if let Some(i) = items.iter().position(|it| !row.holds_for_every_value(&it.payload)) {
+                return Err(Status::permission_denied(format!(
+                    "item {i} ('{}'): its payload does not satisfy this key's row policy",
+                    items[i].id
+                )));
+            }
+            let ids: Vec<String> = items.iter().map(|it| it.id.clone()).filter(|id| !id.is_empty()).collect();
+            let old = c.get(&r.collection, ids, false, &Token::default()).await.map_err(err)?;
+            if let Some(o) = old.iter().find(|o| !row.matches(&o.payload)) {
+                return Err(Status::permission_denied(format!("item '{}' exists outside this key's row policy", o.id)));
+            }
+        }
+        let (ids, t) = c.upsert(&r.collection, items).await.map_err(err)?;
+        Ok(Response::new(v1::UpsertResponse { ids, consistency_token: t.to_string() }))
+    }
+
+    pub async fn cluster_get(
+        &self,
+        c: Arc<Cluster>,
+        principal: Option<Principal>,
+        r: v1::GetRequest,
+    ) -> Result<Response<v1::GetResponse>, Status> {
+        let t = token(&r.consistency_token)?;
+        let found = c.get(&r.collection, r.ids, r.with_vectors, &t).await.map_err(err)?;
+        let row = row_policy(principal.as_ref()).map_err(to_status)?;
+        let mut items = Vec::new();
+        for it in found {
+            if row.as_ref().is_some_and(|row| !row.matches(&it.payload)) {
+                continue;
+            }
+            let mut s = agentdb_engine::StoredItem { id: it.id, vectors: it.vectors, payload: it.payload };
+            self.security.mask(principal.as_ref(), &mut s.payload);
+            items.push(item_to_wire(s));
+        }
+        Ok(Response::new(v1::GetResponse { items }))
+    }
+
+    pub async fn cluster_delete(
+        &self,
+        c: Arc<Cluster>,
+        principal: Option<Principal>,
+        r: v1::DeleteRequest,
+    ) -> Result<Response<v1::DeleteResponse>, Status> {
+        if !r.filter.trim().is_empty() {
+            return Err(Status::invalid_argument(
+                "delete by filter is not available on sharded collections yet: delete by ids",
+            ));
+        }
+        let mut ids = r.ids;
+        if let Some(row) = row_policy(principal.as_ref()).map_err(to_status)? {
+            let found = c.get(&r.collection, ids.clone(), false, &Token::default()).await.map_err(err)?;
+            ids = found.into_iter().filter(|it| row.matches(&it.payload)).map(|it| it.id).collect();
+        }
+        let (n, t) = c.delete(&r.collection, ids).await.map_err(err)?;
+        Ok(Response::new(v1::DeleteResponse { deleted: n as u64, consistency_token: t.to_string() }))
+    }
+
+    pub async fn cluster_count(
+        &self,
+        c: Arc<Cluster>,
+        filter: Option<agentdb_engine::Filter>,
+        r: v1::CountRequest,
+    ) -> Result<Response<v1::CountResponse>, Status> {
+        let t = token(&r.consistency_token)?;
+        let count = c.count(&r.collection, filter, &t).await.map_err(err)?;
+        Ok(Response::new(v1::CountResponse { count }))
+    }
+
+    pub async fn cluster_search(
+        &self,
+        c: Arc<Cluster>,
+        principal: Option<Principal>,
+        filter: Option<agentdb_engine::Filter>,
+        r: v1::SearchRequest,
+    ) -> Result<Response<v1::SearchResponse>, Status> {
+        let Some(v) = r.vector.as_ref() else {
+            return Err(Status::invalid_argument(
+                "sharded collections take vector queries for now (text, image, audio and video search of a \
+                 sharded collection is not built yet)",
+            ));
+        };
+        let t = token(&r.consistency_token)?;
+        let k = if r.top_k == 0 { 10 } else { r.top_k as usize };
+        let hits =
+            c.search(&r.collection, &r.space, v.values.clone(), k, filter, r.with_payload, &t).await.map_err(err)?;
+        let hits = hits
+            .into_iter()
+            .map(|h| {
+                let mut payload = h.payload;
+                if let Some(p) = payload.as_mut() {
+                    self.security.mask(principal.as_ref(), p);
+                }
+                hit_to_wire(agentdb_engine::Hit { id: h.id, score: h.score, payload, vector: None })
+            })
+            .collect();
+        Ok(Response::new(v1::SearchResponse { hits }))
+    }
+}
+
+/// `agentdb.v1.Cluster`.
+#[derive(Clone)]
+pub struct ClusterService {
+    pub cluster: Option<Arc<Cluster>>,
+    pub security: Arc<crate::security::Security>,
+}
+
+#[tonic::async_trait]
+impl v1::cluster_server::Cluster for ClusterService {
+    async fn status(
+        &self,
+        req: Request<v1::ClusterStatusRequest>,
+    ) -> Result<Response<v1::ClusterStatusResponse>, Status> {
+        let p = req.extensions().get::<Principal>().cloned();
+        self.security.authorize(p.as_ref(), agentdb_orchestrator::security::Action::Read, "", "Cluster/Status")?;
+        let Some(c) = &self.cluster else {
+            return Ok(Response::new(v1::ClusterStatusResponse { enabled: false, ..Default::default() }));
+        };
+        let s = c.status().await.map_err(err)?;
+        Ok(Response::new(v1::ClusterStatusResponse {
+            enabled: true,
+            node_id: s.node_id,
+            leader: s.leader.unwrap_or_default(),
+            connected: s.connected,
+            nodes: s
+                .nodes
+                .into_iter()
+                .map(|n| v1::ClusterNode { id: n.id, addr: n.addr, alive: n.alive, replicas: n.replicas })
+                .collect(),
+            collections: s
+                .collections
+                .into_iter()
+                .map(|c| v1::ClusterCollection {
+                    name: c.name,
+                    shards: c.shards,
+                    replicas: c.replicas,
+                    stream_replicas: c.stream_replicas,
+                    shard_status: c
+                        .shard_status
+                        .into_iter()
+                        .map(|s| v1::ClusterShard {
+                            shard: s.shard,
+                            last_seq: s.last_seq,
+                            replicas: s
+                                .replicas
+                                .into_iter()
+                                .map(|(node, applied, alive)| v1::ClusterReplica { node, applied, alive })
+                                .collect(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }))
+    }
+}
