@@ -114,9 +114,14 @@ impl ClusterConfig {
     }
 }
 
-/// Per-shard stream sequences a write reached: pass them to a read for read-your-writes.
+/// What a read asks of the replicas: the per-shard stream sequences a write reached
+/// (read-your-writes), and whether a node cut off from NATS may answer from its own,
+/// possibly stale, replicas.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Token(pub BTreeMap<u32, u64>);
+pub struct Token {
+    pub seqs: BTreeMap<u32, u64>,
+    pub allow_stale: bool,
+}
 
 impl Token {
     /// `S:SEQ,S:SEQ` (empty: no constraint).
@@ -129,11 +134,11 @@ impl Token {
             let e = t.entry(shard).or_insert(0);
             *e = (*e).max(seq);
         }
-        Ok(Token(t))
+        Ok(Token { seqs: t, allow_stale: false })
     }
 
     pub fn min_seq(&self, shard: u32) -> u64 {
-        self.0.get(&shard).copied().unwrap_or(0)
+        self.seqs.get(&shard).copied().unwrap_or(0)
     }
 }
 
@@ -143,7 +148,7 @@ fn bad_token(s: &str) -> Error {
 
 impl std::fmt::Display for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let parts: Vec<String> = self.0.iter().map(|(s, q)| format!("{s}:{q}")).collect();
+        let parts: Vec<String> = self.seqs.iter().map(|(s, q)| format!("{s}:{q}")).collect();
         f.write_str(&parts.join(","))
     }
 }
@@ -268,6 +273,9 @@ impl Cluster {
         let mut opts = async_nats::ConnectOptions::new()
             .name(format!("agentdb-{}", cfg.node_id))
             .retry_on_initial_connect()
+            // Another server of the cluster is usually up: try again soon, not with the
+            // client's default exponential backoff.
+            .reconnect_delay_callback(|attempts| Duration::from_millis((attempts as u64 * 100).min(1000)))
             .event_callback(move |ev| {
                 let flag = flag.clone();
                 async move {
@@ -365,8 +373,17 @@ impl Cluster {
         self.state.read().collections.values().cloned().collect()
     }
 
+    /// Whether `node` is up as far as this node can tell: its heartbeat moved within
+    /// `node_ttl` (this node is always up to itself).
     fn alive(&self, st: &State, node: &str) -> bool {
-        st.nodes.get(node).is_some_and(|n| n.moved.elapsed() < self.cfg.node_ttl)
+        node == self.cfg.node_id || st.nodes.get(node).is_some_and(|n| n.moved.elapsed() < self.cfg.node_ttl)
+    }
+
+    /// Whether this node sees the heartbeats at all: its own entry moved within `node_ttl`.
+    /// When it does not (NATS electing a stream leader, a lost connection), silence from
+    /// the others says nothing about them.
+    fn sees_heartbeats(&self, st: &State) -> bool {
+        st.nodes.get(&self.cfg.node_id).is_some_and(|n| n.moved.elapsed() < self.cfg.node_ttl)
     }
 
     // ---- membership and metadata ------------------------------------------------------
@@ -504,6 +521,9 @@ impl Cluster {
     async fn place(&self) -> Result<()> {
         let plans = {
             let st = self.state.read();
+            if !self.sees_heartbeats(&st) {
+                return Ok(()); // judging others dead now could be wrong: wait
+            }
             let live: Vec<String> = st.nodes.keys().filter(|n| self.alive(&st, n)).cloned().collect();
             placement(&st.collections, &st.assign, &live)
         };
@@ -578,10 +598,18 @@ impl Cluster {
         })
         .await
         .map_err(nats)??;
-        let stream = self.js.get_stream(stream_name(name, shard)).await.map_err(nats)?;
+        // Every NATS round trip is bounded: a request lost with a server that died (the
+        // client reconnects elsewhere) must not stall the replica; the loop starts over.
+        let bound = Duration::from_secs(10);
+        let timed_out = |what: &str| Error::Unavailable(format!("{what}: no answer from NATS within {bound:?}"));
+        let stream = tokio::time::timeout(bound, self.js.get_stream(stream_name(name, shard)))
+            .await
+            .map_err(|_| timed_out("stream"))?
+            .map_err(nats)?;
         let durable = format!("apply-{}", self.cfg.node_id);
-        let consumer: jetstream::consumer::Consumer<pull::Config> = stream
-            .get_or_create_consumer(
+        let consumer: jetstream::consumer::Consumer<pull::Config> = tokio::time::timeout(
+            bound,
+            stream.get_or_create_consumer(
                 &durable,
                 pull::Config {
                     durable_name: Some(durable.clone()),
@@ -590,26 +618,39 @@ impl Cluster {
                     max_ack_pending: 100_000,
                     ..Default::default()
                 },
-            )
-            .await
-            .map_err(nats)?;
+            ),
+        )
+        .await
+        .map_err(|_| timed_out("consumer"))?
+        .map_err(nats)?;
         let mut consumer = consumer;
-        let floor = consumer.info().await.map_err(nats)?.ack_floor.stream_sequence;
+        let floor = tokio::time::timeout(bound, consumer.info())
+            .await
+            .map_err(|_| timed_out("consumer info"))?
+            .map_err(nats)?
+            .ack_floor
+            .stream_sequence;
         applied.fetch_max(floor, Ordering::SeqCst);
+        tracing::info!(collection = %name, shard, from_seq = floor, "cluster: replica applying its stream");
         loop {
-            let mut batch = consumer
-                .fetch()
-                .max_messages(APPLY_BATCH)
-                .expires(Duration::from_millis(500))
-                .messages()
-                .await
-                .map_err(nats)?;
-            let mut msgs = Vec::new();
-            while let Some(m) = batch.next().await {
-                msgs.push(m.map_err(nats)?);
-            }
+            let fetch = async {
+                let mut batch = consumer
+                    .fetch()
+                    .max_messages(APPLY_BATCH)
+                    .expires(Duration::from_millis(500))
+                    .messages()
+                    .await
+                    .map_err(nats)?;
+                let mut msgs = Vec::new();
+                while let Some(m) = batch.next().await {
+                    msgs.push(m.map_err(nats)?);
+                }
+                Ok::<_, Error>(msgs)
+            };
+            let msgs = tokio::time::timeout(Duration::from_secs(3), fetch).await.map_err(|_| timed_out("fetch"))??;
             let Some(last) = msgs.last() else { continue };
             let last_seq = last.info().map_err(nats)?.stream_sequence;
+            tracing::debug!(collection = %name, shard, records = msgs.len(), last_seq, "cluster: applying");
             let mut writes = Vec::with_capacity(msgs.len());
             for m in &msgs {
                 let seq = m.info().map_err(nats)?.stream_sequence;
@@ -636,7 +677,10 @@ impl Cluster {
             })
             .await
             .map_err(nats)?;
-            msgs.last().expect("non-empty").ack().await.map_err(nats)?;
+            tokio::time::timeout(bound, msgs.last().expect("non-empty").ack())
+                .await
+                .map_err(|_| timed_out("ack"))?
+                .map_err(nats)?;
             applied.fetch_max(last_seq, Ordering::SeqCst);
         }
     }
@@ -770,7 +814,7 @@ impl Cluster {
                     Error::Unavailable(format!("write to shard {shard} of '{name}': JetStream did not acknowledge"))
                 })?
                 .map_err(|e| Error::Unavailable(format!("write to shard {shard} of '{name}' not stored: {e}")))?;
-            let e = token.0.entry(shard).or_insert(0);
+            let e = token.seqs.entry(shard).or_insert(0);
             *e = (*e).max(a.sequence);
         }
         Ok(token)
@@ -784,11 +828,10 @@ impl Cluster {
         let st = self.state.read();
         let Some(a) = st.assign.get(&(name.to_string(), shard)) else { return Vec::new() };
         let mut live: Vec<String> = a.nodes.iter().filter(|n| self.alive(&st, n)).cloned().collect();
-        if live.is_empty() {
-            return Vec::new();
+        if !live.is_empty() {
+            let r = self.turn.fetch_add(1, Ordering::Relaxed) % live.len();
+            live.rotate_left(r);
         }
-        let r = self.turn.fetch_add(1, Ordering::Relaxed) % live.len();
-        live.rotate_left(r);
         if let Some(i) = live.iter().position(|n| *n == self.cfg.node_id) {
             let me = live.remove(i);
             if self.replicas.lock().contains_key(&(name.to_string(), shard)) {
@@ -797,11 +840,28 @@ impl Cluster {
                 live.push(me);
             }
         }
+        // Replicas whose heartbeats are late come last, not never: a dead one fails fast
+        // (no responders), a slow heartbeat must not fail a read.
+        live.extend(a.nodes.iter().filter(|n| !self.alive(&st, n)).cloned());
         live
     }
 
     /// Run `read` (for `shard`) on a replica: locally or on the next node that answers.
-    async fn read(&self, name: &str, shard: u32, read: Read) -> Result<ReadReply> {
+    async fn read(&self, name: &str, shard: u32, read: Read, token: &Token) -> Result<ReadReply> {
+        // Cut off from NATS, this node cannot know what it missed: it answers only when
+        // the request accepts stale results, and only from its own replicas.
+        if !self.connected.load(Ordering::SeqCst) {
+            if !token.allow_stale {
+                return Err(Error::Unavailable(format!(
+                    "node {} is cut off from NATS; its replicas may be stale (allow stale reads to read them anyway)",
+                    self.cfg.node_id
+                )));
+            }
+            return match self.serve_read(read).await {
+                ReadReply::Error { message, .. } => Err(Error::Unavailable(message)),
+                ok => Ok(ok),
+            };
+        }
         let order = self.read_order(name, shard);
         let mut last = format!("shard {shard} of '{name}' has no live replica");
         for node in order {
@@ -857,7 +917,7 @@ impl Cluster {
                 with_payload,
                 min_seq: token.min_seq(shard),
             };
-            self.read(name, shard, read)
+            self.read(name, shard, read, token)
         });
         let mut hits = Vec::new();
         for r in futures_util::future::join_all(reads).await {
@@ -885,7 +945,7 @@ impl Cluster {
         let reads = by_shard.into_iter().map(|(shard, ids)| {
             let read =
                 Read::Get { collection: name.to_string(), shard, ids, with_vectors, min_seq: token.min_seq(shard) };
-            self.read(name, shard, read)
+            self.read(name, shard, read, token)
         });
         let mut found: HashMap<String, WireItem> = HashMap::new();
         for r in futures_util::future::join_all(reads).await {
@@ -906,7 +966,7 @@ impl Cluster {
                 filter: filter.clone(),
                 min_seq: token.min_seq(shard),
             };
-            self.read(name, shard, read)
+            self.read(name, shard, read, token)
         });
         let mut n = 0;
         for r in futures_util::future::join_all(reads).await {

@@ -18,8 +18,10 @@ fn err(e: agentdb_cluster::Error) -> Status {
     crate::status::to_status(ApiError::from(e))
 }
 
-fn token(s: &str) -> Result<Token, Status> {
-    Token::parse(s).map_err(err)
+fn token(s: &str, allow_stale: bool) -> Result<Token, Status> {
+    let mut t = Token::parse(s).map_err(err)?;
+    t.allow_stale = allow_stale;
+    Ok(t)
 }
 
 /// The wire view of a sharded collection (counts are not gathered for a listing).
@@ -125,7 +127,7 @@ impl Services {
         principal: Option<Principal>,
         r: v1::GetRequest,
     ) -> Result<Response<v1::GetResponse>, Status> {
-        let t = token(&r.consistency_token)?;
+        let t = token(&r.consistency_token, r.allow_stale)?;
         let found = c.get(&r.collection, r.ids, r.with_vectors, &t).await.map_err(err)?;
         let row = row_policy(principal.as_ref()).map_err(to_status)?;
         let mut items = Vec::new();
@@ -166,7 +168,7 @@ impl Services {
         filter: Option<agentdb_engine::Filter>,
         r: v1::CountRequest,
     ) -> Result<Response<v1::CountResponse>, Status> {
-        let t = token(&r.consistency_token)?;
+        let t = token(&r.consistency_token, r.allow_stale)?;
         let count = c.count(&r.collection, filter, &t).await.map_err(err)?;
         Ok(Response::new(v1::CountResponse { count }))
     }
@@ -184,7 +186,7 @@ impl Services {
                  sharded collection is not built yet)",
             ));
         };
-        let t = token(&r.consistency_token)?;
+        let t = token(&r.consistency_token, r.allow_stale)?;
         let k = if r.top_k == 0 { 10 } else { r.top_k as usize };
         let hits =
             c.search(&r.collection, &r.space, v.values.clone(), k, filter, r.with_payload, &t).await.map_err(err)?;

@@ -27,6 +27,8 @@ fn free_port() -> u16 {
 struct Nats {
     procs: Vec<Child>,
     pub urls: Vec<String>,
+    dir: std::path::PathBuf,
+    ports: Vec<(u16, u16)>,
 }
 
 impl Nats {
@@ -37,32 +39,54 @@ impl Nats {
             "the cluster tests need nats-server at {bin} (installed by .ci/setup.sh, or set NATS_SERVER)"
         );
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
-        let routes: Vec<String> = ports.iter().map(|(_, c)| format!("nats://127.0.0.1:{c}")).collect();
-        let mut procs = Vec::new();
-        for (i, (p, c)) in ports.iter().enumerate() {
-            let store = dir.join(format!("nats{i}"));
-            std::fs::create_dir_all(&store).unwrap();
-            let log = std::fs::File::create(dir.join(format!("nats{i}.log"))).unwrap();
-            let child = Command::new(&bin)
-                .args(["-a", "127.0.0.1", "-p", &p.to_string(), "-js", "-sd"])
-                .arg(&store)
-                .args(["-n", &format!("nats{i}"), "--cluster_name", "agentdb-test"])
-                .args(["--cluster", &format!("nats://127.0.0.1:{c}"), "--routes", &routes.join(",")])
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("start nats-server");
-            procs.push(child);
-        }
         let urls: Vec<String> = ports.iter().map(|(p, _)| format!("nats://127.0.0.1:{p}")).collect();
-        for (p, _) in &ports {
-            let t = Instant::now();
-            while std::net::TcpStream::connect(("127.0.0.1", *p)).is_err() {
-                assert!(t.elapsed() < Duration::from_secs(20), "nats-server on {p} did not start");
-                std::thread::sleep(Duration::from_millis(50));
-            }
+        let mut nats = Nats { procs: Vec::new(), urls, dir: dir.to_path_buf(), ports };
+        for i in 0..n {
+            let child = nats.spawn(i);
+            nats.procs.push(child);
         }
-        Nats { procs, urls }
+        for i in 0..n {
+            nats.wait_up(i);
+        }
+        nats
+    }
+
+    /// Start server `i` (again: same ports, same JetStream store).
+    fn spawn(&self, i: usize) -> Child {
+        let routes: Vec<String> = self.ports.iter().map(|(_, c)| format!("nats://127.0.0.1:{c}")).collect();
+        let (p, c) = self.ports[i];
+        let store = self.dir.join(format!("nats{i}"));
+        std::fs::create_dir_all(&store).unwrap();
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join(format!("nats{i}.log"))).unwrap();
+        Command::new(nats_bin())
+            .args(["-a", "127.0.0.1", "-p", &p.to_string(), "-js", "-sd"])
+            .arg(&store)
+            .args(["-n", &format!("nats{i}"), "--cluster_name", "agentdb-test"])
+            .args(["--cluster", &format!("nats://127.0.0.1:{c}"), "--routes", &routes.join(",")])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start nats-server")
+    }
+
+    fn wait_up(&self, i: usize) {
+        let p = self.ports[i].0;
+        let t = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", p)).is_err() {
+            assert!(t.elapsed() < Duration::from_secs(20), "nats-server on {p} did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill9(&mut self, i: usize) {
+        let _ = self.procs[i].kill();
+        let _ = self.procs[i].wait();
+    }
+
+    fn restart(&mut self, i: usize) {
+        self.procs[i] = self.spawn(i);
+        self.wait_up(i);
     }
 }
 
@@ -76,11 +100,16 @@ impl Drop for Nats {
 }
 
 fn node(data: &std::path::Path, nats: &Nats, id: &str) -> Server {
+    node_on(data, &nats.urls, id)
+}
+
+/// A node that knows only the NATS servers `urls`.
+fn node_on(data: &std::path::Path, urls: &[String], id: &str) -> Server {
     Server::start(
         data,
         &[
             "--cluster",
-            &nats.urls.join(","),
+            &urls.join(","),
             "--node-id",
             id,
             "--set",
@@ -148,11 +177,18 @@ async fn search(
 }
 
 async fn count(url: &str, token: &str) -> Result<u64, tonic::Status> {
+    count_stale(url, token, false).await
+}
+
+async fn count_stale(url: &str, token: &str, allow_stale: bool) -> Result<u64, tonic::Status> {
     let mut c = v1::items_client::ItemsClient::new(authed(url, None).await);
-    Ok(c.count(v1::CountRequest { collection: "docs".into(), consistency_token: token.into(), ..Default::default() })
-        .await?
-        .into_inner()
-        .count)
+    let req = v1::CountRequest {
+        collection: "docs".into(),
+        consistency_token: token.into(),
+        allow_stale,
+        ..Default::default()
+    };
+    Ok(c.count(req).await?.into_inner().count)
 }
 
 fn same(a: &[(String, f32)], b: &[(String, f32)]) -> bool {
@@ -262,4 +298,140 @@ async fn sharded_replicated_collection_on_three_nodes_survives_kill_9() {
     }
     drop(n1);
     drop(n2);
+}
+
+/// kill -9 of one NATS server of three while writes go on loses no acknowledged write;
+/// a node cut off from NATS refuses writes and (unless the request allows stale reads)
+/// reads, while the rest of the cluster goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_server_loss_and_a_node_cut_off_from_nats() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nats = Nats::start(dir.path(), 3);
+    // n1 knows every NATS server; n2 only the third one.
+    let n1 = node(&dir.path().join("n1"), &nats, "n1");
+    let n2 = node_on(&dir.path().join("n2"), &nats.urls[2..], "n2");
+    n1.ok(&[
+        "collection",
+        "create",
+        "docs",
+        "--dim",
+        "16",
+        "--metric",
+        "l2",
+        "--index",
+        "Flat",
+        "--shards",
+        "2",
+        "--replicas",
+        "2",
+    ]);
+
+    // Writes through n1 in small batches; NATS server 0 is killed in the middle. Some
+    // writes may fail while the client reconnects: only acknowledged ones count.
+    let mut c = v1::items_client::ItemsClient::new(authed(&n1.url(), None).await);
+    let (mut acked, mut failed, mut token) = (Vec::new(), 0, String::new());
+    for batch in 0..40usize {
+        if batch == 15 {
+            nats.kill9(0);
+        }
+        let ids: Vec<usize> = (batch * 10..batch * 10 + 10).collect();
+        // A client retries a refused write (UNAVAILABLE while its node reconnects).
+        let t = Instant::now();
+        loop {
+            let items =
+                ids.iter().map(|i| item(&format!("doc-{i}"), vec_for(*i), serde_json::json!({"n": i}))).collect();
+            match c.upsert(v1::UpsertRequest { collection: "docs".into(), items }).await {
+                Ok(r) => {
+                    token = merge_tokens(&token, &r.into_inner().consistency_token);
+                    acked.extend(ids);
+                    break;
+                }
+                Err(e) => {
+                    assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}");
+                    assert!(t.elapsed() < Duration::from_secs(20), "writes did not resume: {e:?}");
+                    failed += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+    eprintln!("NATS server killed: {} batches acknowledged, {failed} attempts refused meanwhile", acked.len() / 10);
+    assert_eq!(acked.len(), 400, "writes go on without one NATS server");
+
+    // Every acknowledged write is there (reads retried while a shard's stream moves its
+    // leadership off the dead server: UNAVAILABLE is the retryable answer).
+    let mut got = Vec::new();
+    let t = Instant::now();
+    for chunk in acked.chunks(100) {
+        let ids: Vec<String> = chunk.iter().map(|i| format!("doc-{i}")).collect();
+        let r = loop {
+            let req = v1::GetRequest {
+                collection: "docs".into(),
+                ids: ids.clone(),
+                consistency_token: token.clone(),
+                ..Default::default()
+            };
+            match c.get(req).await {
+                Ok(r) => break r,
+                Err(e) if e.code() == tonic::Code::Unavailable && t.elapsed() < Duration::from_secs(30) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("get: {e:?}"),
+            }
+        };
+        got.extend(r.into_inner().items.into_iter().map(|i| i.id));
+    }
+    assert_eq!(got.len(), acked.len(), "every acknowledged write is there");
+
+    // Server 0 comes back; server 2 (n2's only one) dies: n2 is cut off.
+    nats.restart(0);
+    nats.kill9(2);
+    let t = Instant::now();
+    let mut n2c = v1::items_client::ItemsClient::new(authed(&n2.url(), None).await);
+    let refused = loop {
+        let items = vec![item("late", vec_for(1), serde_json::json!({}))];
+        match n2c.upsert(v1::UpsertRequest { collection: "docs".into(), items }).await {
+            Err(e) if e.code() == tonic::Code::Unavailable => break e,
+            other => {
+                assert!(t.elapsed() < Duration::from_secs(15), "a cut-off node still takes writes: {other:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert!(refused.message().contains("NATS"), "{refused:?}");
+    let e = count_stale(&n2.url(), "", false).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}");
+    assert!(e.message().contains("stale"), "{e:?}");
+    // Allowing stale reads, it answers from its own replicas (it holds both shards).
+    let n = count_stale(&n2.url(), "", true).await.unwrap();
+    assert!(n > 0 && n <= acked.len() as u64 + 1, "{n}");
+    // The rest of the cluster goes on: n1 (on servers 0 and 1) writes and reads.
+    // (n1 may have been on the server that died: it reconnects, and a client retries.)
+    let t = Instant::now();
+    let r = loop {
+        let items = vec![item("after", vec_for(2), serde_json::json!({}))];
+        match c.upsert(v1::UpsertRequest { collection: "docs".into(), items }).await {
+            Ok(r) => break r,
+            Err(e) if e.code() == tonic::Code::Unavailable && t.elapsed() < Duration::from_secs(30) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("writes through a connected node go on: {e:?}"),
+        }
+    };
+    eprintln!("writes through n1 acknowledged {:?} after NATS server 2 died", t.elapsed());
+    let tok = merge_tokens(&token, &r.into_inner().consistency_token);
+    // (While JetStream moves the leadership of streams the dead server led, a read that
+    // must see this write can be UNAVAILABLE for a moment: a client retries.)
+    let t = Instant::now();
+    let n = loop {
+        match count(&n1.url(), &tok).await {
+            Ok(n) => break n,
+            Err(e) if e.code() == tonic::Code::Unavailable && t.elapsed() < Duration::from_secs(30) => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("reads through a connected node: {e:?}"),
+        }
+    };
+    eprintln!("reads with the latest token answer {:?} after NATS server 2 died", t.elapsed());
+    assert_eq!(n, acked.len() as u64 + 1);
 }

@@ -172,6 +172,9 @@ pub struct SearchArgs {
     /// Cluster mode: the consistency token an upsert printed (read-your-writes).
     #[arg(long)]
     pub consistency_token: Option<String>,
+    /// Cluster mode: a node cut off from NATS may answer from its own, possibly stale, replicas.
+    #[arg(long)]
+    pub allow_stale: bool,
     /// Weight of one keyword field, FIELD=W (text, transcript, ocr, labels, filename,
     /// title, tags, meta); 0 leaves it out; repeatable.
     #[arg(long = "field", value_name = "FIELD=W")]
@@ -817,6 +820,7 @@ async fn search(items: &mut ItemsClient, a: SearchArgs) -> Result<()> {
             keyword_query: a.keyword.unwrap_or_default(),
             keyword_fields,
             consistency_token: a.consistency_token.unwrap_or_default(),
+            allow_stale: a.allow_stale,
         })
         .await
         .map_err(status_err)?;
