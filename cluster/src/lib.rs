@@ -199,6 +199,7 @@ struct State {
     assign: BTreeMap<(String, u32), Assignment>,
     nodes: BTreeMap<String, Seen>,
     leader: Option<(String, u64, Instant)>,
+    draining: std::collections::BTreeSet<String>,
 }
 
 /// A replica this node applies.
@@ -223,6 +224,7 @@ pub struct NodeStatus {
     pub addr: String,
     pub alive: bool,
     pub replicas: u32,
+    pub draining: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -445,6 +447,12 @@ impl Cluster {
                     } else if let Ok(m) = serde_json::from_slice::<CollectionMeta>(&e.value) {
                         st.collections.insert(name.to_string(), m);
                     }
+                } else if let Some(node) = e.key.strip_prefix("drain.") {
+                    if gone {
+                        st.draining.remove(node);
+                    } else {
+                        st.draining.insert(node.to_string());
+                    }
                 } else if let Some(rest) = e.key.strip_prefix("assign.") {
                     let Some((c, s)) = rest.rsplit_once('.') else { continue };
                     let Ok(s) = s.parse::<u32>() else { continue };
@@ -519,19 +527,57 @@ impl Cluster {
     /// The leader's placement: every shard gets `replicas` live nodes, keeping the ones it
     /// has, adding the least loaded live nodes, and dropping dead ones it can replace.
     async fn place(&self) -> Result<()> {
+        // The streams' ends for the shards with a replica catching up.
+        let catching: Vec<(String, u32)> = {
+            let st = self.state.read();
+            st.assign.iter().filter(|(_, a)| !a.catching_up.is_empty()).map(|(k, _)| k.clone()).collect()
+        };
+        let mut last: HashMap<(String, u32), u64> = HashMap::new();
+        for (c, sh) in catching {
+            if let Ok(mut stream) = self.js.get_stream(stream_name(&c, sh)).await {
+                if let Ok(info) = stream.info().await {
+                    last.insert((c, sh), info.state.last_sequence);
+                }
+            }
+        }
         let plans = {
             let st = self.state.read();
             if !self.sees_heartbeats(&st) {
                 return Ok(()); // judging others dead now could be wrong: wait
             }
             let live: Vec<String> = st.nodes.keys().filter(|n| self.alive(&st, n)).cloned().collect();
-            placement(&st.collections, &st.assign, &live)
+            let draining: Vec<String> = st.draining.iter().cloned().collect();
+            let caught_up = |c: &str, sh: u32, n: &str| {
+                let Some(end) = last.get(&(c.to_string(), sh)) else { return false };
+                st.nodes.get(n).and_then(|s| s.info.applied.get(&format!("{c}/{sh}"))).is_some_and(|a| a >= end)
+            };
+            placement(&PlaceInput {
+                collections: &st.collections,
+                assign: &st.assign,
+                live: &live,
+                draining: &draining,
+                caught_up: &caught_up,
+            })
         };
         for (key, a) in plans {
-            tracing::info!(key = %key, nodes = ?a.nodes, "cluster: shard replicas placed");
+            tracing::info!(key = %key, nodes = ?a.nodes, catching_up = ?a.catching_up, "cluster: shard replicas placed");
             let body = serde_json::to_vec(&a).map_err(nats)?;
             self.meta_kv.put(&key, body.into()).await.map_err(nats)?;
         }
+        Ok(())
+    }
+
+    /// Drain `node` (or stop draining it): it takes no new replica and the leader moves
+    /// its replicas to other nodes, each once its successor has caught up.
+    pub async fn drain(&self, node: &str, on: bool) -> Result<()> {
+        agentdb_engine::validate_name("node id", node).map_err(|e| Error::Invalid(e.to_string()))?;
+        let key = format!("drain.{node}");
+        if on {
+            self.meta_kv.put(&key, Bytes::from_static(b"1")).await.map_err(nats)?;
+        } else {
+            self.meta_kv.delete(&key).await.map_err(nats)?;
+        }
+        tracing::info!(node = %node, draining = on, "cluster: drain set");
         Ok(())
     }
 
@@ -827,7 +873,8 @@ impl Cluster {
     fn read_order(&self, name: &str, shard: u32) -> Vec<String> {
         let st = self.state.read();
         let Some(a) = st.assign.get(&(name.to_string(), shard)) else { return Vec::new() };
-        let mut live: Vec<String> = a.nodes.iter().filter(|n| self.alive(&st, n)).cloned().collect();
+        let mut live: Vec<String> =
+            a.nodes.iter().filter(|n| self.alive(&st, n) && !a.catching_up.contains(n)).cloned().collect();
         if !live.is_empty() {
             let r = self.turn.fetch_add(1, Ordering::Relaxed) % live.len();
             live.rotate_left(r);
@@ -842,7 +889,9 @@ impl Cluster {
         }
         // Replicas whose heartbeats are late come last, not never: a dead one fails fast
         // (no responders), a slow heartbeat must not fail a read.
-        live.extend(a.nodes.iter().filter(|n| !self.alive(&st, n)).cloned());
+        // Replicas still catching up come after those, as a last resort.
+        live.extend(a.nodes.iter().filter(|n| !self.alive(&st, n) && !a.catching_up.contains(n)).cloned());
+        live.extend(a.catching_up.iter().cloned());
         live
     }
 
@@ -1006,14 +1055,26 @@ impl Cluster {
             | Read::Get { collection, shard, min_seq, .. }
             | Read::Count { collection, shard, min_seq, .. } => (collection.clone(), *shard, *min_seq),
         };
-        let applied = self.replicas.lock().get(&(name.clone(), shard)).map(|r| r.applied.clone());
-        let Some(applied) = applied else {
-            return ReadReply::Error {
-                unavailable: true,
-                message: format!("node {} holds no replica of shard {shard} of '{name}'", self.cfg.node_id),
-            };
-        };
         let deadline = Instant::now() + self.cfg.read_wait;
+        let applied = loop {
+            if let Some(a) = self.replicas.lock().get(&(name.clone(), shard)).map(|r| r.applied.clone()) {
+                break a;
+            }
+            // Assigned here but not started yet (a placement just made): wait for it.
+            let assigned = self
+                .state
+                .read()
+                .assign
+                .get(&(name.clone(), shard))
+                .is_some_and(|a| a.nodes.contains(&self.cfg.node_id));
+            if !assigned || Instant::now() >= deadline {
+                return ReadReply::Error {
+                    unavailable: true,
+                    message: format!("node {} holds no replica of shard {shard} of '{name}'", self.cfg.node_id),
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
         while applied.load(Ordering::SeqCst) < min_seq {
             if Instant::now() >= deadline {
                 return ReadReply::Error {
@@ -1088,6 +1149,7 @@ impl Cluster {
                     addr: s.info.addr.clone(),
                     alive: self.alive(&st, &s.info.id),
                     replicas: load.get(s.info.id.as_str()).copied().unwrap_or(0),
+                    draining: st.draining.contains(&s.info.id),
                 })
                 .collect();
             let mut cols = Vec::new();
@@ -1145,52 +1207,152 @@ impl Cluster {
     }
 }
 
-/// The leader's placement: the assignments to write so that every shard has `replicas`
-/// live nodes — keeping the live ones it has, adding the least loaded live nodes (ties by
-/// name), and listing a dead one only while no live node can take its place.
-fn placement(
-    collections: &BTreeMap<String, CollectionMeta>,
-    assign: &BTreeMap<(String, u32), Assignment>,
-    live: &[String],
-) -> Vec<(String, Assignment)> {
-    if live.is_empty() {
+/// What the leader knows when it places replicas.
+struct PlaceInput<'a> {
+    collections: &'a BTreeMap<String, CollectionMeta>,
+    assign: &'a BTreeMap<(String, u32), Assignment>,
+    /// Live nodes (by heartbeat).
+    live: &'a [String],
+    /// Nodes being drained: they take no new replica and hand theirs off.
+    draining: &'a [String],
+    /// Whether node N has applied shard S of C up to the stream's end.
+    caught_up: &'a dyn Fn(&str, u32, &str) -> bool,
+}
+
+/// The leader's placement: the assignments to write. Every shard keeps `replicas` live
+/// nodes; a replica is added "catching up" and the one it replaces (a dead node's, a
+/// draining node's, or the most loaded node's when the load is uneven) is dropped only
+/// once it has caught up. One rebalancing move at a time across the cluster; replacing
+/// a dead node does not wait.
+fn placement(inp: &PlaceInput<'_>) -> Vec<(String, Assignment)> {
+    let eligible: Vec<&String> = inp.live.iter().filter(|n| !inp.draining.contains(n)).collect();
+    if inp.live.is_empty() {
         return Vec::new();
     }
-    let mut load: HashMap<String, usize> = live.iter().map(|n| (n.clone(), 0)).collect();
-    for a in assign.values() {
+    let mut load: HashMap<String, usize> = inp.live.iter().map(|n| (n.clone(), 0)).collect();
+    for a in inp.assign.values() {
         for n in &a.nodes {
             if let Some(l) = load.get_mut(n) {
                 *l += 1;
             }
         }
     }
+    let pick = |load: &HashMap<String, usize>, exclude: &[String]| -> Option<String> {
+        eligible
+            .iter()
+            .filter(|n| !exclude.contains(n))
+            .min_by_key(|n| (load.get(n.as_str()).copied().unwrap_or(0), n.to_string()))
+            .map(|n| n.to_string())
+    };
     let mut plans = Vec::new();
-    for (name, m) in collections {
+    let mut moving = false;
+    for (name, m) in inp.collections {
         for shard in 0..m.shards {
-            let cur = assign.get(&(name.clone(), shard)).cloned().unwrap_or_default();
-            let want = (m.replicas as usize).min(live.len());
-            let mut nodes: Vec<String> = cur.nodes.iter().filter(|n| live.contains(n)).cloned().collect();
-            while nodes.len() < want {
-                let Some(pick) = live
-                    .iter()
-                    .filter(|n| !nodes.contains(n))
-                    .min_by_key(|n| (load.get(*n).copied().unwrap_or(0), (*n).clone()))
-                    .cloned()
-                else {
-                    break;
-                };
-                *load.entry(pick.clone()).or_default() += 1;
-                nodes.push(pick);
-            }
-            for n in &cur.nodes {
-                if !nodes.contains(n) && nodes.len() < m.replicas as usize {
-                    nodes.push(n.clone());
+            let key = (name.clone(), shard);
+            let cur = inp.assign.get(&key).cloned().unwrap_or_default();
+            let mut a = cur.clone();
+            a.format = FORMAT;
+            // 1. Replicas catching up: a dead one is dropped; one that has caught up
+            //    becomes a full replica, and the replica it replaces goes.
+            let mut switched = false;
+            for t in cur.catching_up.clone() {
+                if !inp.live.contains(&t) {
+                    a.nodes.retain(|n| *n != t);
+                    a.catching_up.retain(|n| *n != t);
+                } else if (inp.caught_up)(name, shard, &t) {
+                    a.catching_up.retain(|n| *n != t);
+                    switched = true;
                 }
             }
-            if nodes != cur.nodes {
-                plans.push((format!("assign.{name}.{shard}"), Assignment { format: FORMAT, nodes }));
+            if switched || a.nodes.len() > m.replicas as usize {
+                while a.nodes.len() > m.replicas as usize {
+                    // Drop: a draining node, else a dead one, else the most loaded.
+                    let victim = a
+                        .nodes
+                        .iter()
+                        .filter(|n| !a.catching_up.contains(n))
+                        .max_by_key(|n| {
+                            let d = inp.draining.contains(n);
+                            let dead = !inp.live.contains(n);
+                            (d, dead, load.get(n.as_str()).copied().unwrap_or(0), (*n).clone())
+                        })
+                        .cloned();
+                    let Some(v) = victim else { break };
+                    a.nodes.retain(|n| *n != v);
+                    if let Some(l) = load.get_mut(&v) {
+                        *l = l.saturating_sub(1);
+                    }
+                }
+            }
+            if !a.catching_up.is_empty() {
+                moving = true;
+            }
+            // 2. Dead replicas are replaced at once (their copy is gone anyway).
+            let dead: Vec<String> = a.nodes.iter().filter(|n| !inp.live.contains(n)).cloned().collect();
+            for d in dead {
+                let Some(t) = pick(&load, &a.nodes) else { break };
+                a.nodes.retain(|n| *n != d);
+                a.nodes.push(t.clone());
+                a.catching_up.push(t.clone());
+                *load.entry(t).or_default() += 1;
+            }
+            // Too few replicas (a new collection, fewer nodes than replicas before).
+            while a.nodes.len() < m.replicas as usize {
+                let Some(t) = pick(&load, &a.nodes) else { break };
+                a.nodes.push(t.clone());
+                if !cur.nodes.is_empty() {
+                    a.catching_up.push(t.clone());
+                }
+                *load.entry(t).or_default() += 1;
+            }
+            if a != cur {
+                plans.push((format!("assign.{name}.{shard}"), a));
             }
         }
+    }
+    if moving || !plans.is_empty() {
+        return plans;
+    }
+    // 3. One move: a replica off a draining node, else off the most loaded node onto the
+    //    least loaded one when they differ by two or more.
+    let mut best: Option<((String, u32), String)> = None;
+    'outer: for (name, m) in inp.collections {
+        for shard in 0..m.shards {
+            let a = inp.assign.get(&(name.clone(), shard)).cloned().unwrap_or_default();
+            if a.nodes.iter().any(|n| inp.draining.contains(n)) {
+                if let Some(t) = pick(&load, &a.nodes) {
+                    best = Some(((name.clone(), shard), t));
+                    break 'outer;
+                }
+            }
+        }
+    }
+    if best.is_none() {
+        let (min, max) = match (
+            eligible.iter().min_by_key(|n| (load.get(n.as_str()).copied().unwrap_or(0), n.to_string())),
+            eligible.iter().max_by_key(|n| (load.get(n.as_str()).copied().unwrap_or(0), n.to_string())),
+        ) {
+            (Some(a), Some(b)) => (a.to_string(), b.to_string()),
+            _ => return plans,
+        };
+        if load[&max] >= load[&min] + 2 {
+            'find: for (name, m) in inp.collections {
+                for shard in 0..m.shards {
+                    let a = inp.assign.get(&(name.clone(), shard)).cloned().unwrap_or_default();
+                    if a.nodes.contains(&max) && !a.nodes.contains(&min) {
+                        best = Some(((name.clone(), shard), min.clone()));
+                        break 'find;
+                    }
+                }
+            }
+        }
+    }
+    if let Some(((name, shard), t)) = best {
+        let mut a = inp.assign.get(&(name.clone(), shard)).cloned().unwrap_or_default();
+        a.format = FORMAT;
+        a.nodes.push(t.clone());
+        a.catching_up.push(t);
+        plans.push((format!("assign.{name}.{shard}"), a));
     }
     plans
 }
@@ -1300,46 +1462,96 @@ mod tests {
         assert_eq!(Token::parse("").unwrap(), Token::default());
     }
 
-    #[test]
-    fn placement_spreads_replicas_and_replaces_dead_nodes() {
-        let meta = |shards, replicas| CollectionMeta {
-            format: FORMAT,
-            spec: CollectionSpec { name: "c".into(), ..Default::default() },
-            shards,
-            replicas,
-            stream_replicas: 1,
-        };
-        let cols: BTreeMap<String, CollectionMeta> = [("c".to_string(), meta(3, 2))].into();
-        let live: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
-        let plans = placement(&cols, &BTreeMap::new(), &live);
-        assert_eq!(plans.len(), 3);
-        let mut load: HashMap<String, usize> = HashMap::new();
-        let mut assign = BTreeMap::new();
-        for (key, a) in &plans {
-            assert_eq!(a.nodes.len(), 2, "{key}: {a:?}");
-            assert_ne!(a.nodes[0], a.nodes[1]);
-            for n in &a.nodes {
-                *load.entry(n.clone()).or_default() += 1;
-            }
+    fn apply(assign: &mut BTreeMap<(String, u32), Assignment>, plans: Vec<(String, Assignment)>) {
+        for (key, a) in plans {
             let shard: u32 = key.rsplit('.').next().unwrap().parse().unwrap();
-            assign.insert(("c".to_string(), shard), a.clone());
+            assign.insert(("c".to_string(), shard), a);
         }
-        assert!(load.values().all(|l| *l == 2), "6 replicas over 3 nodes: {load:?}");
-        // Stable: nothing to change.
-        assert!(placement(&cols, &assign, &live).is_empty());
-        // Node c dies: its replicas go to the live nodes, which keep theirs.
-        let live2: Vec<String> = ["a", "b"].map(String::from).to_vec();
-        for (_, a) in placement(&cols, &assign, &live2) {
-            assert_eq!(a.nodes.len(), 2);
-            assert!(a.nodes.iter().all(|n| n != "c"), "{a:?}");
+    }
+
+    fn loads(assign: &BTreeMap<(String, u32), Assignment>) -> BTreeMap<String, usize> {
+        let mut l = BTreeMap::new();
+        for a in assign.values() {
+            for n in &a.nodes {
+                *l.entry(n.clone()).or_default() += 1;
+            }
         }
-        // Only one node left: it holds every shard; the dead one stays listed as the
-        // second replica until a live node can replace it.
-        let live1: Vec<String> = vec!["a".into()];
-        for (key, a) in placement(&cols, &assign, &live1) {
-            assert_eq!(a.nodes[0], "a", "{key}: {a:?}");
+        l
+    }
+
+    #[test]
+    fn placement_spreads_replaces_drains_and_rebalances_catching_up_first() {
+        let cols: BTreeMap<String, CollectionMeta> = [(
+            "c".to_string(),
+            CollectionMeta {
+                format: FORMAT,
+                spec: CollectionSpec { name: "c".into(), ..Default::default() },
+                shards: 3,
+                replicas: 2,
+                stream_replicas: 1,
+            },
+        )]
+        .into();
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let yes = |_: &str, _: u32, _: &str| true;
+        let no = |_: &str, _: u32, _: &str| false;
+        let mut assign = BTreeMap::new();
+        let place =
+            |assign: &BTreeMap<_, _>, live: &[String], draining: &[String], cu: &dyn Fn(&str, u32, &str) -> bool| {
+                placement(&PlaceInput { collections: &cols, assign, live, draining, caught_up: cu })
+            };
+        // A new collection: 6 replicas over 3 nodes, 2 each, none catching up.
+        let abc = names(&["a", "b", "c"]);
+        let p = place(&assign, &abc, &[], &no);
+        assert_eq!(p.len(), 3);
+        apply(&mut assign, p);
+        assert!(loads(&assign).values().all(|l| *l == 2), "{assign:?}");
+        assert!(assign.values().all(|a| a.catching_up.is_empty() && a.nodes.len() == 2));
+        assert!(place(&assign, &abc, &[], &yes).is_empty(), "stable");
+
+        // c dies: its replicas are replaced at once by nodes that catch up, then full.
+        let ab = names(&["a", "b"]);
+        let p = place(&assign, &ab, &[], &no);
+        apply(&mut assign, p);
+        assert!(assign.values().all(|a| !a.nodes.contains(&"c".to_string())), "{assign:?}");
+        assert!(assign.values().any(|a| !a.catching_up.is_empty()));
+        assert!(place(&assign, &ab, &[], &no).is_empty(), "waits while they catch up");
+        let p = place(&assign, &ab, &[], &yes);
+        apply(&mut assign, p);
+        assert!(assign.values().all(|a| a.catching_up.is_empty() && a.nodes.len() == 2), "{assign:?}");
+
+        // d joins: one move at a time onto it (catch up, then switch) until even.
+        let abd = names(&["a", "b", "d"]);
+        for _ in 0..10 {
+            let p = place(&assign, &abd, &[], &yes);
+            if p.is_empty() {
+                break;
+            }
+            apply(&mut assign, p);
         }
-        assert!(placement(&cols, &assign, &[]).is_empty());
+        let l = loads(&assign);
+        assert_eq!(l.get("d").copied().unwrap_or(0), 2, "{l:?}");
+        assert!(assign.values().all(|a| a.catching_up.is_empty() && a.nodes.len() == 2));
+
+        // Draining a: its replicas move off, each only once its successor caught up.
+        let drain = names(&["a"]);
+        let p = place(&assign, &abd, &drain, &no);
+        assert_eq!(p.len(), 1, "one move at a time");
+        apply(&mut assign, p);
+        let moving = assign.values().find(|a| !a.catching_up.is_empty()).unwrap().clone();
+        assert!(
+            moving.nodes.contains(&"a".to_string()) && moving.nodes.len() == 3,
+            "a stays until the switch: {moving:?}"
+        );
+        for _ in 0..20 {
+            let p = place(&assign, &abd, &drain, &yes);
+            if p.is_empty() {
+                break;
+            }
+            apply(&mut assign, p);
+        }
+        assert!(assign.values().all(|a| !a.nodes.contains(&"a".to_string()) && a.nodes.len() == 2), "{assign:?}");
+        assert!(place(&assign, &[], &[], &yes).is_empty());
     }
 
     #[test]

@@ -26,6 +26,11 @@ pub struct CollectionMeta {
 pub struct Assignment {
     pub format: u32,
     pub nodes: Vec<String>,
+    /// Nodes of `nodes` still catching up with the stream (a replica being added: by a
+    /// move, a drain or a replacement). Reads go to them last; once one has caught up the
+    /// leader drops the replica it replaces ("catch up, then switch").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub catching_up: Vec<String>,
 }
 
 /// A node's heartbeat (`nodes` bucket, key = node id).

@@ -213,6 +213,17 @@ pub struct ClusterService {
 
 #[tonic::async_trait]
 impl v1::cluster_server::Cluster for ClusterService {
+    async fn drain(&self, req: Request<v1::ClusterDrainRequest>) -> Result<Response<v1::ClusterDrainResponse>, Status> {
+        let p = req.extensions().get::<Principal>().cloned();
+        self.security.authorize(p.as_ref(), agentdb_orchestrator::security::Action::Admin, "", "Cluster/Drain")?;
+        let r = req.into_inner();
+        let Some(c) = &self.cluster else {
+            return Err(Status::failed_precondition("this server is not in a cluster"));
+        };
+        c.drain(&r.node, !r.undo).await.map_err(err)?;
+        Ok(Response::new(v1::ClusterDrainResponse {}))
+    }
+
     async fn status(
         &self,
         req: Request<v1::ClusterStatusRequest>,
@@ -231,7 +242,13 @@ impl v1::cluster_server::Cluster for ClusterService {
             nodes: s
                 .nodes
                 .into_iter()
-                .map(|n| v1::ClusterNode { id: n.id, addr: n.addr, alive: n.alive, replicas: n.replicas })
+                .map(|n| v1::ClusterNode {
+                    id: n.id,
+                    addr: n.addr,
+                    alive: n.alive,
+                    replicas: n.replicas,
+                    draining: n.draining,
+                })
                 .collect(),
             collections: s
                 .collections

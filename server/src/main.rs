@@ -213,6 +213,12 @@ enum ClusterCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Move every replica off NODE (each once its successor caught up); --undo stops.
+    Drain {
+        node: String,
+        #[arg(long)]
+        undo: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -275,6 +281,9 @@ fn main() {
         Command::Models(m) => client::run(&args.server, client::Cmd::Models(m)),
         Command::Status { json } => client::run(&args.server, client::Cmd::Status { json }),
         Command::Cluster(ClusterCmd::Status { json }) => client::run(&args.server, client::Cmd::ClusterStatus { json }),
+        Command::Cluster(ClusterCmd::Drain { node, undo }) => {
+            client::run(&args.server, client::Cmd::ClusterDrain { node, undo })
+        }
         Command::Keys(client::KeysCmd::RotateEncryption { data_dir, key_file, new_key_file }) => {
             client::rotate_encryption(&data_dir, key_file.as_deref(), &new_key_file)
         }

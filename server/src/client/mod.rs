@@ -307,6 +307,7 @@ pub enum Cmd {
     Alerts { json: bool },
     InjectFault(u32),
     ClusterStatus { json: bool },
+    ClusterDrain { node: String, undo: bool },
 }
 
 pub fn normalize_url(server: &str) -> String {
@@ -425,6 +426,12 @@ pub fn run(server: &str, cmd: Cmd) -> Result<()> {
             Cmd::Eval(a) => crate::client::eval::eval(&mut cols, &mut items, a).await,
             Cmd::Status { json } => status(server, json).await,
             Cmd::ClusterStatus { json } => cluster_status(server, json).await,
+            Cmd::ClusterDrain { node, undo } => {
+                let mut c = v1::cluster_client::ClusterClient::new(connect(server).await?);
+                c.drain(v1::ClusterDrainRequest { node: node.clone(), undo }).await.map_err(status_err)?;
+                println!("{} {node}", if undo { "stopped draining" } else { "draining" });
+                Ok(())
+            }
             Cmd::Keys(k) => keys(server, k).await,
             Cmd::Alerts { json } => {
                 let mut c = v1::server_client::ServerClient::new(connect(server).await?);
@@ -1003,7 +1010,7 @@ async fn cluster_status(server: &str, json: bool) -> Result<()> {
     if json {
         let v = serde_json::json!({
             "enabled": r.enabled, "node_id": r.node_id, "leader": r.leader, "connected": r.connected,
-            "nodes": r.nodes.iter().map(|n| serde_json::json!({"id": n.id, "addr": n.addr, "alive": n.alive, "replicas": n.replicas})).collect::<Vec<_>>(),
+            "nodes": r.nodes.iter().map(|n| serde_json::json!({"id": n.id, "addr": n.addr, "alive": n.alive, "replicas": n.replicas, "draining": n.draining})).collect::<Vec<_>>(),
             "collections": r.collections.iter().map(|c| serde_json::json!({
                 "name": c.name, "shards": c.shards, "replicas": c.replicas, "stream_replicas": c.stream_replicas,
                 "shard_status": c.shard_status.iter().map(|s| serde_json::json!({
@@ -1030,7 +1037,13 @@ async fn cluster_status(server: &str, json: bool) -> Result<()> {
             "  node {:<16} {:<22} {:<5} {} replica(s)",
             n.id,
             n.addr,
-            if n.alive { "up" } else { "DOWN" },
+            if !n.alive {
+                "DOWN"
+            } else if n.draining {
+                "drain"
+            } else {
+                "up"
+            },
             n.replicas
         );
     }
