@@ -1026,6 +1026,46 @@ impl Cluster {
         Ok(n)
     }
 
+    /// Flush (or optimize) every replica of every shard, once each has applied what was
+    /// written so far; returns the live items.
+    pub async fn flush(&self, name: &str, optimize: bool) -> Result<u64> {
+        let meta = self.meta(name)?;
+        let mut calls = Vec::new();
+        for shard in 0..meta.shards {
+            let last = match self.js.get_stream(stream_name(name, shard)).await {
+                Ok(mut s) => s.info().await.map_or(0, |i| i.state.last_sequence),
+                Err(_) => 0,
+            };
+            let nodes =
+                self.state.read().assign.get(&(name.to_string(), shard)).map(|a| a.nodes.clone()).unwrap_or_default();
+            for node in nodes {
+                let read = Read::Flush { collection: name.to_string(), shard, optimize, min_seq: last };
+                calls.push(async move {
+                    if node == self.cfg.node_id {
+                        return self.serve_read(read).await;
+                    }
+                    let body = serde_json::to_vec(&read).unwrap_or_default();
+                    // An index build can take a while: a generous bound.
+                    let call = self.client.request(rpc_subject(&node), body.into());
+                    match tokio::time::timeout(Duration::from_secs(600), call).await {
+                        Ok(Ok(m)) => serde_json::from_slice(&m.payload)
+                            .unwrap_or(ReadReply::Error { unavailable: true, message: "unreadable answer".into() }),
+                        Ok(Err(e)) => ReadReply::Error { unavailable: true, message: format!("node {node}: {e}") },
+                        Err(_) => {
+                            ReadReply::Error { unavailable: true, message: format!("node {node} did not answer") }
+                        }
+                    }
+                });
+            }
+        }
+        for r in futures_util::future::join_all(calls).await {
+            if let ReadReply::Error { message, .. } = r {
+                return Err(Error::Unavailable(format!("flush of '{name}': {message}")));
+            }
+        }
+        self.count(name, None, &Token::default()).await
+    }
+
     /// Answer other nodes' reads of this node's replicas.
     async fn serve_reads(self: &Arc<Self>) -> Result<impl std::future::Future<Output = ()> + Send + 'static> {
         let mut sub = self.client.subscribe(rpc_subject(&self.cfg.node_id)).await.map_err(nats)?;
@@ -1053,7 +1093,8 @@ impl Cluster {
         let (name, shard, min_seq) = match &read {
             Read::Search { collection, shard, min_seq, .. }
             | Read::Get { collection, shard, min_seq, .. }
-            | Read::Count { collection, shard, min_seq, .. } => (collection.clone(), *shard, *min_seq),
+            | Read::Count { collection, shard, min_seq, .. }
+            | Read::Flush { collection, shard, min_seq, .. } => (collection.clone(), *shard, *min_seq),
         };
         let deadline = Instant::now() + self.cfg.read_wait;
         let applied = loop {
@@ -1120,6 +1161,14 @@ impl Cluster {
                         .collect(),
                 ),
                 Read::Count { filter, .. } => ReadReply::Count(c.count(filter.as_ref())?),
+                Read::Flush { optimize, .. } => {
+                    if optimize {
+                        c.optimize()?;
+                    } else {
+                        c.flush()?;
+                    }
+                    ReadReply::Count(c.count(None)?)
+                }
             })
         })
         .await;

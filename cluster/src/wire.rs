@@ -100,6 +100,13 @@ pub enum Read {
         filter: Option<Filter>,
         min_seq: u64,
     },
+    /// Seal the replica's buffered writes into indexed segments (and merge them).
+    Flush {
+        collection: String,
+        shard: u32,
+        optimize: bool,
+        min_seq: u64,
+    },
 }
 
 /// A hit as nodes exchange it.

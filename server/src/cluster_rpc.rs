@@ -68,6 +68,18 @@ impl Services {
         Ok(Response::new(v1::DescribeCollectionResponse { info: Some(info) }))
     }
 
+    pub async fn cluster_flush(
+        &self,
+        c: Arc<Cluster>,
+        r: v1::FlushRequest,
+    ) -> Result<Response<v1::FlushResponse>, Status> {
+        let count = c.flush(&r.collection, r.optimize).await.map_err(err)?;
+        let m = c.collection(&r.collection).ok_or_else(|| Status::not_found("collection gone"))?;
+        let mut info = info(&m);
+        info.count = count;
+        Ok(Response::new(v1::FlushResponse { info: Some(info) }))
+    }
+
     pub async fn cluster_create(
         &self,
         spec: agentdb_engine::CollectionSpec,

@@ -587,6 +587,9 @@ impl v1::collections_server::Collections for Services {
         need(&r.collection, "collection name")?;
         crate::telemetry::record_collection(&r.collection);
         self.security.authorize(principal.as_ref(), Action::Write, &r.collection, "Flush")?;
+        if let Some(c) = self.sharded(&r.collection) {
+            return self.cluster_flush(c, r).await;
+        }
         let db = self.db.clone();
         let info = self
             .gate

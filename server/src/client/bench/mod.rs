@@ -171,6 +171,12 @@ pub struct SearchBench {
     /// Reuse this collection if it exists with n items (skips loading).
     #[arg(long)]
     pub collection: Option<String>,
+    /// Cluster mode: create the collection with this many shards (docs/CLUSTER.md).
+    #[arg(long, default_value_t = 0)]
+    pub shards: u32,
+    /// Cluster mode: replicas per shard (with --shards).
+    #[arg(long, default_value_t = 0)]
+    pub replicas: u32,
     /// Keep the collection afterwards.
     #[arg(long)]
     pub keep: bool,
@@ -495,7 +501,8 @@ async fn search_bench(server: &str, mut b: SearchBench) -> Result<()> {
             }],
             keyword: Some(v1::KeywordOptions { disabled: true, ..Default::default() }),
             multimodal: false,
-            ..Default::default()
+            shards: b.shards,
+            replicas: b.replicas,
         })
         .await
         .map_err(status_err)?;
