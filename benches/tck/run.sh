@@ -32,26 +32,26 @@ AUTH_ARGS=() SUFFIX="" LABEL=""
 if [ "${TCK_AUTH:-0}" = 1 ]; then
   AUTH_ARGS=(--set security.auth=api_key) SUFFIX="-auth" LABEL=" (authentication on)"
 fi
+# The system under test was just started in the background: stop it on exit, and wait
+# until its stdout ($W/out.txt) has a line matching $1 (or fail with its log if it dies).
+await_started() {
+  PID=$!
+  trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -rf "$W"' EXIT
+  until grep -q "$1" "$W/out.txt" 2>/dev/null; do
+    kill -0 $PID 2>/dev/null || { cat "$W/server.log" >&2; exit 1; }
+    sleep 0.1
+  done
+}
 if [ "${TCK_SUT:-agentdb}" = reference ]; then
   # The comparison: the TCK's own agent on the registry's a2a-sdk (reference_agent.py).
   SUFFIX="-reference$SUFFIX" LABEL=" (a2a-sdk reference)$LABEL"
   python3 "$(dirname "$0")/reference_agent.py" >"$W/out.txt" 2>"$W/server.log" &
-  PID=$!
-  trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -rf "$W"' EXIT
-  until grep -q "^READY" "$W/out.txt" 2>/dev/null; do
-    kill -0 $PID 2>/dev/null || { cat "$W/server.log" >&2; exit 1; }
-    sleep 0.1
-  done
+  await_started "^READY"
   SUT_URL="http://localhost:$(awk '{print $2}' "$W/out.txt")/"
 else
   "$BIN" serve --data-dir "$W/data" --listen 127.0.0.1:0 --set http_listen=127.0.0.1:0 "${AUTH_ARGS[@]}" \
     --set a2a.text_workflow=tck-agent --set workflows.max_concurrent_runs=256 >"$W/out.txt" 2>"$W/server.log" &
-  PID=$!
-  trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -rf "$W"' EXIT
-  until grep -q "^agentdb listening" "$W/out.txt" 2>/dev/null; do
-    kill -0 $PID 2>/dev/null || { cat "$W/server.log" >&2; exit 1; }
-    sleep 0.1
-  done
+  await_started "^agentdb listening"
   # The TCK addresses the server as localhost (the card's URLs follow the Host the client
   # used; its card-security test flags 127.0.0.1 as an internal address but allows localhost).
   HTTP=$(sed -n 's/^agentdb http listening on //p' "$W/out.txt" | sed 's/^127\.0\.0\.1:/localhost:/')

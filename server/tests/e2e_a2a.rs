@@ -763,6 +763,20 @@ fn wait_state(addr: &str, id: &str, states: &[&str]) -> Value {
     panic!("task {id} never reached {states:?}: {last}");
 }
 
+/// A workflow run's state once it is `want` (polled up to 10 s; the last state seen otherwise).
+fn run_state_after(server: &Server, run: &str, want: &str) -> Value {
+    let mut state = Value::Null;
+    for _ in 0..100 {
+        let s: Value = serde_json::from_slice(&server.ok(&["workflow", "status", run, "--json"])).unwrap();
+        state = s["state"].clone();
+        if state == json!(want) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    state
+}
+
 fn send_v1(addr: &str, id: &str, parts: Value, task: Option<&str>) -> Value {
     let mut m = json!({"messageId": id, "role": "ROLE_USER", "parts": parts});
     if let Some(t) = task {
@@ -860,16 +874,11 @@ fn workflow_runs_are_long_running_a2a_tasks() {
     assert_eq!(r["result"]["task"]["status"]["state"], json!("TASK_STATE_WORKING"), "{r}");
     let r = call(&addr, "CancelTask", json!({"id": id}));
     assert_eq!(r["result"]["status"]["state"], json!("TASK_STATE_CANCELED"), "{r}");
-    let mut state = Value::Null;
-    for _ in 0..100 {
-        let s: Value = serde_json::from_slice(&server.ok(&["workflow", "status", &run, "--json"])).unwrap();
-        state = s["state"].clone();
-        if state == json!("canceled") {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert_eq!(state, json!("canceled"), "the run behind a canceled task is canceled");
+    assert_eq!(
+        run_state_after(&server, &run, "canceled"),
+        json!("canceled"),
+        "the run behind a canceled task is canceled"
+    );
     // A workflow nobody defined fails the task, naming it.
     let r = send_v1(&addr, "w5", json!([{"data": {"skill": "workflow", "workflow": "nope"}}]), None);
     assert_eq!(r["result"]["task"]["status"]["state"], json!("TASK_STATE_FAILED"), "{r}");
@@ -887,16 +896,11 @@ fn workflow_runs_are_long_running_a2a_tasks() {
     assert_eq!(artifact(&t, "progress")["parts"][1]["data"]["run"], json!(run), "{t}");
     let r = call(&addr, "CancelTask", json!({"id": id}));
     assert_eq!(r["result"]["status"]["state"], json!("TASK_STATE_CANCELED"), "{r}");
-    let mut state = Value::Null;
-    for _ in 0..100 {
-        let s: Value = serde_json::from_slice(&server.ok(&["workflow", "status", &run, "--json"])).unwrap();
-        state = s["state"].clone();
-        if state == json!("canceled") {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert_eq!(state, json!("canceled"), "the resumed run is canceled with its task");
+    assert_eq!(
+        run_state_after(&server, &run, "canceled"),
+        json!("canceled"),
+        "the resumed run is canceled with its task"
+    );
 }
 
 /// Issue 20, point 2: a folder ingest over A2A (a folder the server allows, or several
