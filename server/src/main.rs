@@ -9,6 +9,7 @@ mod config;
 mod device;
 mod grpc;
 mod host;
+mod mcp;
 mod metrics;
 mod orchestration;
 mod quota;
@@ -111,6 +112,9 @@ enum Command {
     /// Workflows: apply definitions, run them, follow and cancel runs (docs/WORKFLOWS.md).
     #[command(subcommand)]
     Workflow(client::workflows::WorkflowCmd),
+    /// MCP over stdio for desktop agents: carries each JSON-RPC line to the server's
+    /// streamable HTTP endpoint (/mcp) with this client's credentials (docs/MCP.md).
+    Mcp(client::mcp::McpArgs),
     /// Benchmarks against a running server.
     #[command(subcommand)]
     Bench(client::bench::BenchCmd),
@@ -304,6 +308,7 @@ fn main() {
         Command::Queue(c) => client::agents::cli(&args.server, client::agents::Cli::Queue(c)),
         Command::Events(a) => client::agents::cli(&args.server, client::agents::Cli::Events(a)),
         Command::Workflow(c) => client::workflows::cli(&args.server, c),
+        Command::Mcp(a) => client::mcp::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

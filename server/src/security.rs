@@ -70,6 +70,15 @@ pub fn row_policy(p: Option<&Principal>) -> Result<Option<agentdb_engine::Filter
     }
 }
 
+/// Why an HTTP JSON-RPC request was refused before it was read ([`Security::http_caller`]).
+#[derive(Debug)]
+pub enum HttpRefusal {
+    /// HTTP 401 with `WWW-Authenticate: Bearer`; the reason.
+    Unauthenticated(String),
+    /// HTTP 429 with `Retry-After` (seconds).
+    RateLimited { message: String, retry_after_s: u64 },
+}
+
 impl Security {
     /// The request's filter ANDed with the principal's row policy, so a principal never
     /// reaches rows outside its policy whatever filter it sends; a filter on a payload
@@ -137,6 +146,45 @@ impl Security {
             _ => return Err("authentication is off".into()),
         };
         verdict.map_err(|e| e.to_string())?
+    }
+
+    /// Who sends an HTTP JSON-RPC request (A2A, MCP), checked as gRPC checks a call:
+    /// the credentials (when authentication is on; failures audited under `surface`)
+    /// and the per-principal request rate. Ok: the principal's id ("local" with
+    /// authentication off) and the principal.
+    pub async fn http_caller(
+        &self,
+        headers: &tonic::codegen::http::HeaderMap,
+        surface: &str,
+    ) -> Result<(String, Option<Principal>), HttpRefusal> {
+        let mut who = "local".to_string();
+        let mut principal = None;
+        if self.auth_enabled() {
+            match self.authenticate(headers).await {
+                Ok(p) => {
+                    who = p.id.clone();
+                    principal = Some(p);
+                }
+                Err(why) => {
+                    crate::telemetry::record_principal("anonymous");
+                    self.audit("anonymous", surface, "", "fail", &why);
+                    return Err(HttpRefusal::Unauthenticated(why));
+                }
+            }
+        }
+        if let Some(rate) = &self.rate {
+            if let Err(wait_ms) = rate.check(&who) {
+                return Err(HttpRefusal::RateLimited {
+                    message: format!(
+                        "rate limit of {} requests/s exceeded for {who}; retry after {wait_ms} ms",
+                        rate.per_sec()
+                    ),
+                    retry_after_s: wait_ms.div_ceil(1000),
+                });
+            }
+        }
+        crate::telemetry::record_principal(&who);
+        Ok((who, principal))
     }
 
     pub fn audit(&self, principal: &str, action: &str, target: &str, decision: &str, detail: &str) {

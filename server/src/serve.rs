@@ -457,6 +457,13 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
     .await
     .map_err(|e| anyhow::anyhow!("workflow state: {e}"))?;
     a2a.set_workflows(workflows.clone());
+    // MCP (streamable HTTP at /mcp): the same skills, the same limits as A2A.
+    let mcp = crate::mcp::service(
+        svc.clone(),
+        limit.saturating_add(limit / 3).saturating_add(64 * 1024),
+        cfg.workflows.ingest_dirs.clone(),
+    );
+    mcp.set_workflows(workflows.clone());
 
     // HTTP listener: Prometheus metrics, a liveness probe and A2A.
     let http_task = if cfg.http_listen.trim().is_empty() {
@@ -482,10 +489,17 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
             // A2A: agent card and JSON-RPC (authenticated like gRPC; see src/a2a.rs).
             // Bodies carry base64 file parts: allow the message limit plus a third.
             .merge(crate::a2a::router(a2a.clone()))
+            // MCP: streamable HTTP (src/mcp), authenticated like gRPC.
+            .merge(crate::mcp::router(mcp.clone()))
             // Every request: an `http.request` span (parent: the caller's traceparent),
             // x-request-id, and one log line (crate::telemetry::http_layer).
             .layer(axum::middleware::from_fn(crate::telemetry::http_layer));
-        tracing::info!(listen = %http_addr, "serving HTTP (/metrics, /healthz, A2A at {})", crate::a2a::RPC_PATH);
+        tracing::info!(
+            listen = %http_addr,
+            "serving HTTP (/metrics, /healthz, A2A at {}, MCP at {})",
+            crate::a2a::RPC_PATH,
+            crate::mcp::PATH
+        );
         println!("agentdb http listening on {http_addr}");
         let rx = stop_rx.clone();
         Some(match &tls {

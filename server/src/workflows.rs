@@ -82,6 +82,75 @@ fn run_to_wire(r: &Run) -> v1::WorkflowRun {
     }
 }
 
+/// A run as JSON for the JSON front ends (MCP): its state, each step's state, attempts,
+/// error and output.
+pub fn run_json(r: &Run) -> Value {
+    let steps: Vec<Value> = r
+        .steps
+        .iter()
+        .map(|s| {
+            json!({
+                "id": s.id, "kind": s.kind, "state": s.state.as_str(), "attempts": s.attempts,
+                "error": s.error, "output": s.output,
+            })
+        })
+        .collect();
+    json!({
+        "run": r.id, "workflow": r.workflow, "version": r.version, "state": r.state.as_str(),
+        "error": r.error, "inputs": r.inputs, "steps": steps,
+        "createdUnixMs": r.created_unix_ms, "finishedUnixMs": r.finished_unix_ms,
+    })
+}
+
+/// A run's record is visible to who started it, to principals that see everything and,
+/// with authentication off, to everyone. Shared by every front end (gRPC, A2A, MCP).
+pub fn run_visible(security: &Security, p: Option<&Principal>, run: &Run) -> bool {
+    !security.auth_enabled() || p.is_some_and(|p| p.id == run.principal || p.sees_everything())
+}
+
+/// What a caller asks when it starts a run: the checks every front end makes on it live
+/// in [`start_run_as`].
+pub struct RunRequest<'a> {
+    pub name: &'a str,
+    /// 0: the latest version.
+    pub version: u32,
+    pub inputs: Map<String, Value>,
+    pub agent: Option<&'a str>,
+    pub priority: Option<i32>,
+    /// What started it (`{"kind": "manual"}`, `{"kind": "a2a", ...}`, `{"kind": "mcp"}`).
+    pub trigger: Value,
+}
+
+/// Start a run as `p` with the checks every front end makes: `write` permission, the
+/// definition exists and `p` may see it (NOT_FOUND otherwise, so its existence is not
+/// confirmed), a valid agent name, a priority in -100..100.
+pub async fn start_run_as(
+    w: &Workflows,
+    security: &Security,
+    p: Option<&Principal>,
+    r: RunRequest<'_>,
+    method: &str,
+) -> Result<Run, Status> {
+    security.authorize(p, Action::Write, "", method)?;
+    if let Some(p) = p {
+        w.remember(p);
+    }
+    let v = w.store().get(r.name, r.version).map_err(orch_status)?;
+    if !definition_visible(security, p, &v) {
+        return Err(Status::not_found(format!("workflow '{}' not found", v.name)));
+    }
+    if let Some(a) = r.agent {
+        agentdb_orchestrator::agents::validate_agent_name(a).map_err(orch_status)?;
+    }
+    if let Some(pr) = r.priority {
+        if !(-100..=100).contains(&pr) {
+            return Err(Status::invalid_argument(format!("priority {pr} is out of range -100..100")));
+        }
+    }
+    let pid = p.map(|p| p.id.clone()).unwrap_or_default();
+    w.start_run(&v, r.inputs, r.trigger, &pid, r.agent, r.priority).await.map_err(orch_status)
+}
+
 /// The gRPC face of [`Workflows`].
 /// Whether `p` may see (and run) the definition: who applied it, principals that see
 /// everything, and those who may read every collection it touches. Shared with A2A.
@@ -116,7 +185,7 @@ impl WorkflowService {
     /// principal that started it (or applied the definition that triggered it) and to
     /// principals that see everything; with authentication off, to everyone.
     fn run_visible(&self, p: Option<&Principal>, run: &Run) -> bool {
-        !self.security.auth_enabled() || p.is_some_and(|p| p.id == run.principal || p.sees_everything())
+        run_visible(&self.security, p, run)
     }
 
     /// A definition (its steps, queries and default inputs) is visible to who applied it,
@@ -197,10 +266,8 @@ impl v1::workflows_server::Workflows for WorkflowService {
     }
 
     async fn run(&self, req: Request<v1::RunWorkflowRequest>) -> Result<Response<v1::RunWorkflowResponse>, Status> {
-        let p = self.authorize(&req, Action::Write, "Workflows/Run")?;
+        let p = req.extensions().get::<Principal>().cloned();
         let r = req.into_inner();
-        let v = self.workflows.store().get(&r.name, r.version).map_err(orch_status)?;
-        self.check_definition_visible(p.as_ref(), &v)?;
         let inputs = if r.inputs_json.trim().is_empty() {
             Map::new()
         } else {
@@ -210,20 +277,15 @@ impl v1::workflows_server::Workflows for WorkflowService {
                 Err(e) => return Err(Status::invalid_argument(format!("inputs_json is not JSON: {e}"))),
             }
         };
-        if !r.agent.is_empty() {
-            agentdb_orchestrator::agents::validate_agent_name(&r.agent).map_err(orch_status)?;
-        }
-        if let Some(pr) = r.priority {
-            if !(-100..=100).contains(&pr) {
-                return Err(Status::invalid_argument(format!("priority {pr} is out of range -100..100")));
-            }
-        }
-        let agent = Some(r.agent.as_str()).filter(|a| !a.is_empty());
-        let run = self
-            .workflows
-            .start_run(&v, inputs, json!({ "kind": "manual" }), &principal_id(&p), agent, r.priority)
-            .await
-            .map_err(orch_status)?;
+        let req = RunRequest {
+            name: &r.name,
+            version: r.version,
+            inputs,
+            agent: Some(r.agent.as_str()).filter(|a| !a.is_empty()),
+            priority: r.priority,
+            trigger: json!({ "kind": "manual" }),
+        };
+        let run = start_run_as(&self.workflows, &self.security, p.as_ref(), req, "Workflows/Run").await?;
         Ok(Response::new(v1::RunWorkflowResponse { run: Some(run_to_wire(&run)) }))
     }
 

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Server;
+use common::{http, Server};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::{Arc, Mutex};
@@ -74,36 +74,6 @@ impl Receiver {
 
 /// One HTTP/1.1 POST (or GET when `body` is None) over a plain TCP connection:
 /// (status, headers, body).
-fn http(addr: &str, path: &str, body: Option<&str>, headers: &[(&str, &str)]) -> (u16, String, String) {
-    let mut s = std::net::TcpStream::connect(addr).expect("connect to the HTTP listener");
-    s.set_read_timeout(Some(std::time::Duration::from_secs(120))).unwrap();
-    let mut req = match body {
-        Some(b) => format!(
-            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-            b.len()
-        ),
-        None => format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n"),
-    };
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body.unwrap_or(""));
-    s.write_all(req.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
-    let text = String::from_utf8_lossy(&out).to_string();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    // Chunked bodies (SSE): keep the payload lines only.
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        rest.lines().filter(|l| l.starts_with("data:") || l.starts_with('{')).collect::<Vec<_>>().join("\n")
-    } else {
-        rest.to_string()
-    };
-    (status, head.to_string(), body)
-}
-
 fn rpc(addr: &str, req: &Value, headers: &[(&str, &str)]) -> (u16, Value) {
     let (status, _, body) = http(addr, "/a2a", Some(&req.to_string()), headers);
     (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}")))

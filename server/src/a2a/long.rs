@@ -127,19 +127,6 @@ impl A2a {
                 "the workflow skill needs a workflow: send a data part {\"workflow\": \"NAME\"}".into(),
             ));
         };
-        Host::authorize(&self.svc, p, Action::Write, "", "A2A/workflow")?;
-        let version = skills::usize_param(&job.params, "version").unwrap_or(0) as u32;
-        let v = w
-            .store()
-            .get(name, version)
-            .ok()
-            .filter(|v| crate::workflows::definition_visible(&self.svc.security, p, v))
-            .ok_or_else(|| {
-                SkillError::Failed(match version {
-                    0 => format!("no workflow '{name}'"),
-                    n => format!("workflow '{name}' has no version {n}"),
-                })
-            })?;
         let mut inputs = match skills::param(&job.params, "inputs") {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(m)) => m.clone(),
@@ -148,25 +135,22 @@ impl A2a {
         if !job.text.trim().is_empty() {
             inputs.entry("text").or_insert_with(|| json!(job.text.trim()));
         }
-        let agent = str_param(&job.params, "agent");
-        if let Some(a) = agent {
-            agentdb_orchestrator::agents::validate_agent_name(a).map_err(|e| SkillError::Failed(e.to_string()))?;
-        }
-        let priority = match skills::param(&job.params, "priority").and_then(Value::as_i64) {
-            Some(pr) if !(-100..=100).contains(&pr) => {
-                return Err(SkillError::Failed(format!("priority {pr} is out of range -100..100")))
-            }
-            pr => pr.map(|pr| pr as i32),
+        // Out of range is refused by start_run_as (saturated, so no value wraps into range).
+        let priority = skills::param(&job.params, "priority")
+            .and_then(Value::as_i64)
+            .map(|pr| pr.clamp(i32::MIN.into(), i32::MAX.into()) as i32);
+        let req = crate::workflows::RunRequest {
+            name,
+            version: skills::usize_param(&job.params, "version").unwrap_or(0) as u32,
+            inputs,
+            agent: str_param(&job.params, "agent"),
+            priority,
+            trigger: json!({ "kind": "a2a", "task": task_id }),
         };
-        if let Some(p) = p {
-            w.remember(p);
-        }
-        let pid = p.map(|p| p.id.clone()).unwrap_or_default();
         let from = self.svc.bus.next_offset();
-        let run = w
-            .start_run(&v, inputs, json!({ "kind": "a2a", "task": task_id }), &pid, agent, priority)
+        let run = crate::workflows::start_run_as(&w, &self.svc.security, p, req, "A2A/workflow")
             .await
-            .map_err(|e| SkillError::Failed(e.to_string()))?;
+            .map_err(crate::host::skill_error)?;
         tracing::info!(task = %task_id, run = %run.id, workflow = %run.workflow, "A2A: workflow run started for the task");
         {
             let mut tasks = self.tasks.lock();
@@ -214,6 +198,7 @@ impl A2a {
         loop {
             let evs = bus.read_resuming(&[Topic::Workflow], from, 256).events;
             let mut changed = false;
+            let mut ask = None;
             for e in &evs {
                 from = e.offset + 1;
                 if e.data.get("run").and_then(Value::as_str) != Some(run_id) {
@@ -223,12 +208,16 @@ impl A2a {
                     let prompt = e.data.get("prompt").and_then(Value::as_str).unwrap_or("input needed").to_string();
                     let step = e.data.get("step").and_then(Value::as_str).unwrap_or_default();
                     tracing::info!(task = %task_id, run = %run_id, step = %step, "A2A: the workflow run asks for input");
-                    self.set_status(task_id, TaskState::InputRequired, Some(agent_text(prompt)));
+                    ask = Some(prompt);
                 }
                 changed = true;
             }
+            // The progress first, so a client that sees input-required sees the asking step running.
             if changed && self.refresh_run(task_id, run_id).await {
                 return;
+            }
+            if let Some(prompt) = ask {
+                self.set_status(task_id, TaskState::InputRequired, Some(agent_text(prompt)));
             }
             if !evs.is_empty() {
                 continue;

@@ -15,37 +15,19 @@ use tokio::sync::mpsc;
 // ---- JSON-RPC -------------------------------------------------------------------------
 
 pub(super) async fn rpc(State(st): State<Arc<A2a>>, headers: HeaderMap, body: Body) -> Response {
-    let security = st.svc.security.clone();
-    let mut who = "local".to_string();
-    let mut principal = None;
-    if security.auth_enabled() {
-        match security.authenticate(&headers).await {
-            Ok(p) => {
-                who = p.id.clone();
-                principal = Some(p);
-            }
-            Err(why) => {
-                crate::telemetry::record_principal("anonymous");
-                security.audit("anonymous", "A2A", "", "fail", &why);
-                let mut r = rpc_error(StatusCode::UNAUTHORIZED, &Value::Null, RpcError::new(UNAUTHENTICATED, why));
-                r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-                return r;
-            }
-        }
-    }
-    if let Some(rate) = &security.rate {
-        if let Err(wait_ms) = rate.check(&who) {
-            let e = RpcError::new(
-                INTERNAL_ERROR,
-                format!("rate limit of {} requests/s exceeded for {who}; retry after {wait_ms} ms", rate.per_sec()),
-            );
-            let mut r = rpc_error(StatusCode::TOO_MANY_REQUESTS, &Value::Null, e);
-            if let Ok(v) = HeaderValue::from_str(&wait_ms.div_ceil(1000).to_string()) {
-                r.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+    let (_, principal) = match st.svc.security.http_caller(&headers, "A2A").await {
+        Ok(c) => c,
+        Err(crate::security::HttpRefusal::Unauthenticated(why)) => {
+            let mut r = rpc_error(StatusCode::UNAUTHORIZED, &Value::Null, RpcError::new(UNAUTHENTICATED, why));
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             return r;
         }
-    }
+        Err(crate::security::HttpRefusal::RateLimited { message, retry_after_s }) => {
+            let mut r = rpc_error(StatusCode::TOO_MANY_REQUESTS, &Value::Null, RpcError::new(INTERNAL_ERROR, message));
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+            return r;
+        }
+    };
     let bytes = match axum::body::to_bytes(body, st.max_body).await {
         Ok(b) => b,
         Err(_) => {
@@ -89,7 +71,6 @@ pub(super) async fn rpc(State(st): State<Arc<A2a>>, headers: HeaderMap, body: Bo
         Some(Value::Object(m)) => m.clone(),
         Some(_) => return rpc_error(StatusCode::OK, &id, RpcError::params("params must be an object")),
     };
-    crate::telemetry::record_principal(&who);
     crate::telemetry::record_rpc_method(method);
     let mut ctx = Caller::new(principal);
     ctx.host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string);

@@ -9,6 +9,7 @@ pub mod agents;
 pub mod bench;
 pub mod eval;
 pub mod ingest;
+pub mod mcp;
 pub mod workflows;
 
 use agentdb_proto::v1;

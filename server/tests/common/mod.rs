@@ -323,3 +323,47 @@ pub fn serve_refused(data: &Path, extra: &[String], env: &[(&str, &str)]) -> Str
     assert!(!status.success(), "exit status {status}: {text}");
     text
 }
+
+/// One HTTP/1.1 request to `addr` (POST with `body`, else GET): status, head, body.
+pub fn http(addr: &str, path: &str, body: Option<&str>, headers: &[(&str, &str)]) -> (u16, String, String) {
+    http_call(addr, if body.is_some() { "POST" } else { "GET" }, path, body, headers)
+}
+
+/// One HTTP/1.1 request with any method: status, head, body (SSE chunks reduced to
+/// their payload lines).
+pub fn http_call(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the HTTP listener");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(120))).unwrap();
+    let mut req = match body {
+        Some(b) => format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        ),
+        None => format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n"),
+    };
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body.unwrap_or(""));
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let text = String::from_utf8_lossy(&out).to_string();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    // Chunked bodies (SSE): keep the payload lines only.
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        rest.lines().filter(|l| l.starts_with("data:") || l.starts_with('{')).collect::<Vec<_>>().join("\n")
+    } else {
+        rest.to_string()
+    };
+    (status, head.to_string(), body)
+}
