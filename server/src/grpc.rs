@@ -28,6 +28,18 @@ use tonic::{Request, Response, Status, Streaming};
 /// (`limits.tenant_weights`, default 1). So a client flooding the server waits behind
 /// its own requests, and a quiet one gets the next free slot. At most `max_waiting`
 /// requests wait in all; beyond that RESOURCE_EXHAUSTED.
+/// The `retry-after-ms` hint on a refusal made before any work was done (the request rate
+/// limiter, an overloaded admission gate, a shutdown): clients may retry a write after it.
+pub const OVERLOAD_RETRY_MS: u64 = 100;
+pub const SHUTDOWN_RETRY_MS: u64 = 1000;
+
+pub fn retry_hint(mut st: Status, ms: u64) -> Status {
+    if let Ok(v) = ms.to_string().parse() {
+        st.metadata_mut().insert("retry-after-ms", v);
+    }
+    st
+}
+
 pub struct Gate {
     max_concurrent: usize,
     max_waiting: usize,
@@ -128,10 +140,14 @@ impl Gate {
                 None
             } else {
                 if st.waiting >= self.max_waiting {
-                    return Err(Status::resource_exhausted(format!(
-                        "server overloaded: more than {} requests waiting; retry with backoff",
-                        self.max_waiting
-                    )));
+                    // Refused before any work: safe to retry, after the hint.
+                    return Err(retry_hint(
+                        Status::resource_exhausted(format!(
+                            "server overloaded: more than {} requests waiting; retry with backoff",
+                            self.max_waiting
+                        )),
+                        OVERLOAD_RETRY_MS,
+                    ));
                 }
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 let w = self.weight(&tenant);
@@ -152,7 +168,7 @@ impl Gate {
             let mut pending = Pending { gate: self, rx: Some(rx) };
             let got = pending.rx.as_mut().expect("set above").await;
             pending.rx = None;
-            got.map_err(|_| Status::unavailable("server is shutting down"))?;
+            got.map_err(|_| retry_hint(Status::unavailable("server is shutting down"), SHUTDOWN_RETRY_MS))?;
         }
         Ok((Slot(self), tenant))
     }

@@ -13,6 +13,7 @@ mod mcp;
 mod metrics;
 mod orchestration;
 mod quota;
+mod rest;
 mod security;
 mod serve;
 mod status;

@@ -125,13 +125,13 @@ where
             if let (Some(rate), true) = (&security.rate, needs_auth(&method)) {
                 if let Err(wait_ms) = rate.check(&who) {
                     metrics.observe_request(&method, "8", started.elapsed().as_secs_f64());
-                    let mut st = tonic::Status::resource_exhausted(format!(
-                        "rate limit of {} requests/s exceeded for {who}; retry after {wait_ms} ms",
-                        rate.per_sec()
-                    ));
-                    if let Ok(v) = wait_ms.to_string().parse() {
-                        st.metadata_mut().insert("retry-after-ms", v);
-                    }
+                    let st = crate::grpc::retry_hint(
+                        tonic::Status::resource_exhausted(format!(
+                            "rate limit of {} requests/s exceeded for {who}; retry after {wait_ms} ms",
+                            rate.per_sec()
+                        )),
+                        wait_ms,
+                    );
                     return Ok(st.into_http());
                 }
             }
@@ -465,67 +465,10 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
     );
     mcp.set_workflows(workflows.clone());
 
-    // HTTP listener: Prometheus metrics, a liveness probe and A2A.
-    let http_task = if cfg.http_listen.trim().is_empty() {
-        None
-    } else {
-        let l = tokio::net::TcpListener::bind(&cfg.http_listen)
-            .await
-            .with_context(|| format!("cannot listen on {} (http_listen)", cfg.http_listen))?;
-        let http_addr = l.local_addr()?;
-        let (db, enc, m) = (db.clone(), svc.encoders.clone(), metrics.clone());
-        let app = axum::Router::new()
-            .route(
-                "/metrics",
-                axum::routing::get(move || {
-                    let (db, enc, m) = (db.clone(), enc.clone(), m.clone());
-                    async move {
-                        let body = tokio::task::spawn_blocking(move || m.render(&db, &enc)).await.unwrap_or_default();
-                        ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
-                    }
-                }),
-            )
-            .route("/healthz", axum::routing::get(|| async { "ok" }))
-            // A2A: agent card and JSON-RPC (authenticated like gRPC; see src/a2a.rs).
-            // Bodies carry base64 file parts: allow the message limit plus a third.
-            .merge(crate::a2a::router(a2a.clone()))
-            // MCP: streamable HTTP (src/mcp), authenticated like gRPC.
-            .merge(crate::mcp::router(mcp.clone()))
-            // Every request: an `http.request` span (parent: the caller's traceparent),
-            // x-request-id, and one log line (crate::telemetry::http_layer).
-            .layer(axum::middleware::from_fn(crate::telemetry::http_layer));
-        tracing::info!(
-            listen = %http_addr,
-            "serving HTTP (/metrics, /healthz, A2A at {}, MCP at {})",
-            crate::a2a::RPC_PATH,
-            crate::mcp::PATH
-        );
-        println!("agentdb http listening on {http_addr}");
-        let rx = stop_rx.clone();
-        Some(match &tls {
-            Some(t) => {
-                let l = t.http_listener(l)?;
-                tokio::spawn(async move { axum::serve(l, app).with_graceful_shutdown(stopped(rx)).await })
-            }
-            None => {
-                use axum::serve::ListenerExt;
-                let l = l.tap_io(|tcp| {
-                    let _ = tcp.set_nodelay(true);
-                });
-                tokio::spawn(async move { axum::serve(l, app).with_graceful_shutdown(stopped(rx)).await })
-            }
-        })
-    };
-
-    // A plain line on stdout that scripts and tests can wait for (printed last, once
-    // every listener is bound).
-    println!("agentdb listening on {addr}");
-    let router = Server::builder()
-        // Above hyper's 16 KiB default, so an oversize credential reaches
-        // Security::authenticate and is refused there, by name (UNAUTHENTICATED), not
-        // with an HTTP 431 that clients report as UNKNOWN.
-        .http2_max_header_list_size(256 * 1024)
-        .layer(EdgeLayer(limit, metrics.clone(), security.clone()))
+    // Every gRPC service, as one set of routes: served on the gRPC listener, and called
+    // in-process (through the same EdgeLayer: authentication, rate limit, metrics, logs)
+    // by the REST gateway on the HTTP listener (crate::rest).
+    let routes = tonic::service::Routes::default()
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_v1alpha)
@@ -539,7 +482,7 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
                 .max_decoding_message_size(limit)
                 .max_encoding_message_size(limit),
         )
-        .add_service(v1::models_server::ModelsServer::new(svc).max_decoding_message_size(limit))
+        .add_service(v1::models_server::ModelsServer::new(svc.clone()).max_decoding_message_size(limit))
         .add_service(v1::server_server::ServerServer::new(crate::status_rpc::StatusService::start(
             db.clone(),
             security.clone(),
@@ -574,6 +517,73 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
             cluster: cluster.clone(),
             security: security.clone(),
         }));
+    let edge = EdgeLayer(limit, metrics.clone(), security.clone());
+    let rest = crate::rest::Gateway::new(tower_layer::Layer::layer(&edge, routes.clone().prepare()), limit);
+
+    // HTTP listener: Prometheus metrics, a liveness probe A2A, MCP and REST.
+    let http_task = if cfg.http_listen.trim().is_empty() {
+        None
+    } else {
+        let l = tokio::net::TcpListener::bind(&cfg.http_listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (http_listen)", cfg.http_listen))?;
+        let http_addr = l.local_addr()?;
+        let (db, enc, m) = (db.clone(), svc.encoders.clone(), metrics.clone());
+        let app = axum::Router::new()
+            .route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let (db, enc, m) = (db.clone(), enc.clone(), m.clone());
+                    async move {
+                        let body = tokio::task::spawn_blocking(move || m.render(&db, &enc)).await.unwrap_or_default();
+                        ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
+                    }
+                }),
+            )
+            .route("/healthz", axum::routing::get(|| async { "ok" }))
+            // A2A: agent card and JSON-RPC (authenticated like gRPC; see src/a2a.rs).
+            // Bodies carry base64 file parts: allow the message limit plus a third.
+            .merge(crate::a2a::router(a2a.clone()))
+            // MCP: streamable HTTP (src/mcp), authenticated like gRPC.
+            .merge(crate::mcp::router(mcp.clone()))
+            // REST/JSON under /v1 and its OpenAPI document (src/rest): gRPC in-process.
+            .merge(crate::rest::router(rest))
+            // Every request: an `http.request` span (parent: the caller's traceparent),
+            // x-request-id, and one log line (crate::telemetry::http_layer).
+            .layer(axum::middleware::from_fn(crate::telemetry::http_layer));
+        tracing::info!(
+            listen = %http_addr,
+            "serving HTTP (/metrics, /healthz, A2A at {}, MCP at {})",
+            crate::a2a::RPC_PATH,
+            crate::mcp::PATH
+        );
+        println!("agentdb http listening on {http_addr}");
+        let rx = stop_rx.clone();
+        Some(match &tls {
+            Some(t) => {
+                let l = t.http_listener(l)?;
+                tokio::spawn(async move { axum::serve(l, app).with_graceful_shutdown(stopped(rx)).await })
+            }
+            None => {
+                use axum::serve::ListenerExt;
+                let l = l.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+                tokio::spawn(async move { axum::serve(l, app).with_graceful_shutdown(stopped(rx)).await })
+            }
+        })
+    };
+
+    // A plain line on stdout that scripts and tests can wait for (printed last, once
+    // every listener is bound).
+    println!("agentdb listening on {addr}");
+    let router = Server::builder()
+        // Above hyper's 16 KiB default, so an oversize credential reaches
+        // Security::authenticate and is refused there, by name (UNAUTHENTICATED), not
+        // with an HTTP 431 that clients report as UNKNOWN.
+        .http2_max_header_list_size(256 * 1024)
+        .layer(edge)
+        .add_routes(routes);
     a2a.advertise_grpc(addr.port());
     match &tls {
         Some(t) => router.serve_with_incoming_shutdown(t.grpc_incoming(listener), stopped(stop_rx)).await,

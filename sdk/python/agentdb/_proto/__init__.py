@@ -1,0 +1,1 @@
+"""Generated protobuf and gRPC modules (gen_proto.sh); do not edit."""
