@@ -17,7 +17,8 @@ py="$venv/bin/python"
 # clean tree: setuptools leaves build/ and *.egg-info behind).
 rm -rf "$here/build" "$here"/*.egg-info
 "$py" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$here"
-"$py" -m pip install --quiet --disable-pip-version-check "$here"
+# The extras too: tests/test_langchain.py and tests/test_llama_index.py use the real packages.
+"$py" -m pip install --quiet --disable-pip-version-check "$here[langchain,llamaindex]"
 rm -rf "$here/build" "$here"/*.egg-info
 cd "$here/tests"
 # Run from tests/ so `import agentdb` resolves to the installed package, not the source tree.
