@@ -88,6 +88,59 @@ enum Embeddable {
     Video(Vec<agentdb_models::image::RgbImage>, Option<String>),
 }
 
+/// Most texts one [`embed_texts`] call takes.
+pub const MAX_EMBED_TEXTS: usize = 1024;
+
+/// Embed `texts` as collection `col` stores and searches them in space `space` ("" =
+/// the first space bound to an encoder of the text encoder's family): the encoder's id
+/// and one vector per text, in order. For clients that upsert their own items with the
+/// collection's encoder (LangChain / LlamaIndex stores).
+pub fn embed_texts(
+    col: &Collection,
+    enc: &Encoders,
+    space: &str,
+    texts: Vec<String>,
+) -> Result<(String, Vec<Vec<f32>>)> {
+    if texts.is_empty() {
+        return Err(invalid!("no texts to embed"));
+    }
+    if texts.len() > MAX_EMBED_TEXTS {
+        return Err(invalid!("{} texts to embed; at most {MAX_EMBED_TEXTS} per call", texts.len()));
+    }
+    if let Some(i) = texts.iter().position(|t| t.trim().is_empty()) {
+        return Err(invalid!("text {i} is empty"));
+    }
+    let mut chosen = None;
+    for s in &col.spec.spaces {
+        if !space.is_empty() && s.name != space {
+            continue;
+        }
+        if let Some(id) = enc.for_space(s, Modal::Text) {
+            chosen = Some(id);
+            break;
+        }
+        if !space.is_empty() {
+            return Err(invalid!(
+                "space '{}' is not bound to a loaded text encoder ({}): it takes vectors only",
+                s.name,
+                s.encoder.as_deref().unwrap_or("it holds raw vectors")
+            ));
+        }
+    }
+    let Some(id) = chosen else {
+        if !space.is_empty() {
+            col.spec.space(space)?; // names the unknown space
+        }
+        enc.text()?;
+        return Err(invalid!(
+            "collection '{}' has no space bound to a text encoder (create it with --multimodal)",
+            col.name()
+        ));
+    };
+    let vectors = enc.embed_texts_as(&id, texts)?;
+    Ok((id, vectors))
+}
+
 /// Run one cross-modal query against `col` (blocking: it embeds and searches).
 pub fn run(col: &Collection, enc: &Encoders, mut q: CrossQuery, lim: IngestLimits) -> Result<Vec<Hit>> {
     let input = match q.input.take() {

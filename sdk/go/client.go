@@ -228,6 +228,7 @@ var readMethods = map[string]bool{
 	"/agentdb.v1.Items/Count":          true,
 	"/agentdb.v1.Items/Search":         true,
 	"/agentdb.v1.Items/SearchBatch":    true,
+	"/agentdb.v1.Items/Embed":          true,
 	"/agentdb.v1.Models/List":          true,
 	"/agentdb.v1.Server/Status":        true,
 	"/agentdb.v1.Server/Alerts":        true,

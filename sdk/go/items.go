@@ -16,6 +16,10 @@ type Item struct {
 	Vectors map[string][]float32
 	// Payload is any JSON object (nil = {}).
 	Payload map[string]interface{}
+	// Encoders optionally names, per space, the encoder that produced the vector (the
+	// encoder Embed returned): the server refuses a vector whose space is bound to
+	// another model.
+	Encoders map[string]string
 }
 
 // UpsertResult is what Upsert wrote.
@@ -53,6 +57,12 @@ func itemFromPB(it *pb.Item) Item {
 		out.Vectors = make(map[string][]float32, len(it.Vectors))
 		for k, v := range it.Vectors {
 			out.Vectors[k] = v.GetValues()
+			if v.GetEncoder() != "" {
+				if out.Encoders == nil {
+					out.Encoders = map[string]string{}
+				}
+				out.Encoders[k] = v.GetEncoder()
+			}
 		}
 	}
 	return out
@@ -68,7 +78,12 @@ func (c *Client) Upsert(ctx context.Context, collection string, items []Item) (*
 		}
 		pi := &pb.Item{Id: it.ID, PayloadJson: p, Vectors: make(map[string]*pb.Vector, len(it.Vectors))}
 		for k, v := range it.Vectors {
-			pi.Vectors[k] = &pb.Vector{Values: v}
+			pi.Vectors[k] = &pb.Vector{Values: v, Encoder: it.Encoders[k]}
+		}
+		for k := range it.Encoders {
+			if _, ok := it.Vectors[k]; !ok {
+				return nil, fmt.Errorf("agentdb: item %q: an encoder for space %q, which has no vector", it.ID, k)
+			}
 		}
 		req.Items = append(req.Items, pi)
 	}
@@ -77,6 +92,42 @@ func (c *Client) Upsert(ctx context.Context, collection string, items []Item) (*
 		return nil, err
 	}
 	return &UpsertResult{IDs: r.Ids, ConsistencyToken: r.ConsistencyToken}, nil
+}
+
+// MaxEmbedTexts is the most texts one Embed call takes.
+const MaxEmbedTexts = 1024
+
+// EmbedOption configures Embed.
+type EmbedOption func(*pb.EmbedRequest)
+
+// EmbedSpace embeds with the encoder of this space (default: the collection's text space).
+func EmbedSpace(space string) EmbedOption {
+	return func(r *pb.EmbedRequest) { r.Space = space }
+}
+
+// Embed embeds texts (at most MaxEmbedTexts, none empty) with the encoder bound to a
+// space of the collection (its text space unless EmbedSpace says otherwise): the
+// vectors the server stores for ingested text and searches with for text queries. It
+// returns one vector per text, in order, and the encoder's id (put it in
+// Item.Encoders to upsert them). Needs read access.
+func (c *Client) Embed(ctx context.Context, collection string, texts []string, opts ...EmbedOption) ([][]float32, string, error) {
+	req := &pb.EmbedRequest{Collection: collection, Texts: texts}
+	for _, o := range opts {
+		o(req)
+	}
+	r, err := c.stubs.Items.Embed(ctx, req)
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([][]float32, len(r.Vectors))
+	encoder := ""
+	for i, v := range r.Vectors {
+		out[i] = v.GetValues()
+		if encoder == "" {
+			encoder = v.GetEncoder()
+		}
+	}
+	return out, encoder, nil
 }
 
 // Get returns the items with these ids that exist, in request order.

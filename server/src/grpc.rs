@@ -875,6 +875,28 @@ impl v1::items_server::Items for Services {
         }))
     }
 
+    async fn embed(&self, req: Request<v1::EmbedRequest>) -> Result<Response<v1::EmbedResponse>, Status> {
+        let principal = req.extensions().get::<Principal>().cloned();
+        let r = req.into_inner();
+        need(&r.collection, "collection name")?;
+        crate::telemetry::record_collection(&r.collection);
+        self.security.authorize(principal.as_ref(), Action::Read, &r.collection, "Embed")?;
+        if self.sharded(&r.collection).is_some() {
+            return Err(Status::unimplemented("Embed on a sharded collection is not supported yet"));
+        }
+        let (db, enc) = (self.db.clone(), self.encoders.clone());
+        let (encoder, vectors) = self
+            .gate
+            .run(move || {
+                let c = db.collection(&r.collection)?;
+                Ok(agentdb_retrieval::query::embed_texts(&c, &enc, &r.space, r.texts)?)
+            })
+            .await?;
+        Ok(Response::new(v1::EmbedResponse {
+            vectors: vectors.into_iter().map(|values| v1::Vector { values, encoder: encoder.clone() }).collect(),
+        }))
+    }
+
     type IngestStream = ResultStream;
 
     async fn ingest(&self, req: Request<Streaming<v1::IngestRequest>>) -> Result<Response<Self::IngestStream>, Status> {

@@ -165,6 +165,26 @@ fn rest_api_end_to_end_and_schemathesis_against_its_openapi_document() {
     let (status, r) = post_multipart(&http, "/v1/collections/media/search", &ct, &body, &[]);
     assert_eq!((status, r["hits"][0]["source"].as_str()), (200, Some("coffee.png")), "{r}");
     assert!(!r["hits"][0]["explain"].as_array().unwrap().is_empty(), "explain lists: {r}");
+    // Embed: the collection's own encoder, so a client's upsert of these vectors is found
+    // as ingested text is.
+    let (status, _, r) = call(
+        &http,
+        "POST",
+        "/v1/collections/media/embed",
+        Some(json!({ "texts": ["ripe bananas at the market"] })),
+        &[],
+    );
+    assert_eq!(status, 200, "{r}");
+    let v = &r["vectors"][0];
+    assert_eq!(v["values"].as_array().unwrap().len(), 384, "{r}");
+    assert!(v["encoder"].as_str().unwrap().starts_with("all-minilm"), "{r}");
+    let q = json!({ "space": "text", "vector": { "values": v["values"] }, "topK": 1, "withPayload": true });
+    let (_, _, r) = call(&http, "POST", "/v1/collections/media/search", Some(q), &[]);
+    assert_eq!(r["hits"][0]["payload"]["source"], "fruit.txt", "{r}");
+    let (status, _, r) = call(&http, "POST", "/v1/collections/media/embed", Some(json!({ "texts": [] })), &[]);
+    assert_eq!(status, 400, "{r}");
+    let (status, _, r) = call(&http, "POST", "/v1/collections/vecs/embed", Some(json!({ "texts": ["x"] })), &[]);
+    assert_eq!(status, 400, "a vector-only collection: {r}");
     let (ct, body) = multipart(&[("colour", None, b"red")]);
     let (status, r) = post_multipart(&http, "/v1/collections/media/search", &ct, &body, &[]);
     assert_eq!(status, 400, "{r}");

@@ -256,6 +256,10 @@ type ItemsClient interface {
 	// result per file as it finishes (flow control gives backpressure). The content type
 	// is detected from the bytes; the file becomes items in the collection's spaces.
 	Ingest(ctx context.Context, opts ...grpc.CallOption) (Items_IngestClient, error)
+	// Embed texts with the encoder bound to one of the collection's spaces: the vectors
+	// that space stores and searches (a client can upsert them with its own ids and
+	// payloads, as LangChain and LlamaIndex stores do). Needs read access.
+	Embed(ctx context.Context, in *EmbedRequest, opts ...grpc.CallOption) (*EmbedResponse, error)
 }
 
 type itemsClient struct {
@@ -351,6 +355,15 @@ func (x *itemsIngestClient) Recv() (*IngestResult, error) {
 	return m, nil
 }
 
+func (c *itemsClient) Embed(ctx context.Context, in *EmbedRequest, opts ...grpc.CallOption) (*EmbedResponse, error) {
+	out := new(EmbedResponse)
+	err := c.cc.Invoke(ctx, "/agentdb.v1.Items/Embed", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ItemsServer is the server API for Items service.
 // All implementations must embed UnimplementedItemsServer
 // for forward compatibility
@@ -365,6 +378,10 @@ type ItemsServer interface {
 	// result per file as it finishes (flow control gives backpressure). The content type
 	// is detected from the bytes; the file becomes items in the collection's spaces.
 	Ingest(Items_IngestServer) error
+	// Embed texts with the encoder bound to one of the collection's spaces: the vectors
+	// that space stores and searches (a client can upsert them with its own ids and
+	// payloads, as LangChain and LlamaIndex stores do). Needs read access.
+	Embed(context.Context, *EmbedRequest) (*EmbedResponse, error)
 	mustEmbedUnimplementedItemsServer()
 }
 
@@ -392,6 +409,9 @@ func (UnimplementedItemsServer) SearchBatch(context.Context, *SearchBatchRequest
 }
 func (UnimplementedItemsServer) Ingest(Items_IngestServer) error {
 	return status.Errorf(codes.Unimplemented, "method Ingest not implemented")
+}
+func (UnimplementedItemsServer) Embed(context.Context, *EmbedRequest) (*EmbedResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Embed not implemented")
 }
 func (UnimplementedItemsServer) mustEmbedUnimplementedItemsServer() {}
 
@@ -540,6 +560,24 @@ func (x *itemsIngestServer) Recv() (*IngestRequest, error) {
 	return m, nil
 }
 
+func _Items_Embed_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EmbedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ItemsServer).Embed(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/agentdb.v1.Items/Embed",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ItemsServer).Embed(ctx, req.(*EmbedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _Items_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "agentdb.v1.Items",
 	HandlerType: (*ItemsServer)(nil),
@@ -567,6 +605,10 @@ var _Items_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SearchBatch",
 			Handler:    _Items_SearchBatch_Handler,
+		},
+		{
+			MethodName: "Embed",
+			Handler:    _Items_Embed_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

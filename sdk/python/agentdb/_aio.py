@@ -22,6 +22,7 @@ from ._types import (
     ClusterStatus,
     CollectionInfo,
     CreatedKey,
+    Embeddings,
     Event,
     IngestProgress,
     IngestReport,
@@ -324,11 +325,22 @@ class AsyncClient:
         vectors: Optional[Vector] = None,
         payloads: Optional[Sequence[Optional[Mapping[str, Any]]]] = None,
         space: str = "",
+        encoder: str = "",
     ) -> UpsertResult:
         """Insert or replace items: ``items`` as :class:`Item` or dicts (``id``,
-        ``vector`` or ``vectors``, ``payload``), or columns: ``vectors`` (an (n, dim)
-        array) with optional ``ids`` and ``payloads``. Empty ids are generated."""
-        return await self._call(ops.upsert(collection, items, ids, vectors, payloads, space))
+        ``vector`` or ``vectors``, ``payload``, ``encoders``), or columns: ``vectors``
+        (an (n, dim) array, or :class:`Embeddings` from :meth:`embed`) with optional
+        ``ids`` and ``payloads``. Empty ids are generated. ``encoder`` (taken from
+        :class:`Embeddings` when not given) names the model of the column vectors: the
+        server refuses them when ``space`` is bound to another."""
+        return await self._call(ops.upsert(collection, items, ids, vectors, payloads, space, encoder))
+
+    async def embed(self, collection: str, texts: Union[str, Sequence[str]], *, space: str = "") -> Embeddings:
+        """Embed ``texts`` (at most 1024, none empty) with the encoder bound to
+        ``collection``'s ``space`` ("" = its text space): the vectors the server stores
+        for ingested text and searches with for ``text=`` queries. Returns
+        :class:`Embeddings` (a float32 (n, dim) array and the encoder id)."""
+        return await self._call(ops.embed(collection, texts, space))
 
     async def get(
         self,

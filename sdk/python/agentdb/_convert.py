@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import (
     Any,
     Callable,
+    Dict,
     Generic,
     Iterable,
     Iterator,
@@ -44,6 +45,7 @@ from ._types import (
     CollectionInfo,
     CreatedKey,
     DamagedCollection,
+    Embeddings,
     Event,
     Hit,
     IngestResult,
@@ -218,35 +220,48 @@ def item(i: pb.Item) -> Item:
         id=i.id,
         payload=loads(i.payload_json, {}),
         vectors={name: vector_np(v) for name, v in i.vectors.items()},
+        encoders={name: v.encoder for name, v in i.vectors.items() if v.encoder},
     )
+
+
+def list_score(e: pb.ListScore) -> ListScore:
+    return ListScore(
+        list=e.list,
+        rank=e.rank,
+        score=float(e.score),
+        contribution=float(e.contribution),
+        matched=tuple(e.matched),
+        snippet=e.snippet,
+        coverage=float(e.coverage),
+    )
+
+
+_new_object = object.__new__
 
 
 def hit(h: pb.Hit) -> Hit:
-    return Hit(
+    # The hot path of every search (k hits per call; benches/sdk measures it against raw
+    # gRPC). Hit is a frozen dataclass whose generated __init__ pays one
+    # object.__setattr__ per field (about a microsecond per hit); filling the instance
+    # dict directly makes the same object (equal, hashable, picklable: Hit has no slots,
+    # no __post_init__). Fields the query did not ask for (vector, explain) cost nothing.
+    pj = h.payload_json
+    out = _new_object(Hit)
+    out.__dict__.update(
         id=h.id,
-        score=float(h.score),
-        payload=loads(h.payload_json, {}),
-        vector=vector_np(h.vector) if h.HasField("vector") and len(h.vector.values) else None,
+        score=h.score,  # upb returns a Python float already
+        payload=json.loads(pj) if pj else {},
+        vector=vector_np(h.vector) if h.HasField("vector") and h.vector.values else None,
         source=h.source,
         modality=h.modality,
         part=h.part,
-        explain=tuple(
-            ListScore(
-                list=e.list,
-                rank=e.rank,
-                score=float(e.score),
-                contribution=float(e.contribution),
-                matched=tuple(e.matched),
-                snippet=e.snippet,
-                coverage=float(e.coverage),
-            )
-            for e in h.explain
-        ),
+        explain=tuple([list_score(e) for e in h.explain]) if h.explain else (),
     )
+    return out
 
 
 def hits(hs: Iterable[pb.Hit]) -> SearchResult:
-    return SearchResult(tuple(hit(h) for h in hs))
+    return SearchResult(tuple([hit(h) for h in hs]))
 
 
 def ingest_result(r: pb.IngestResult) -> IngestResult:
@@ -531,21 +546,26 @@ ItemArg = Union[Item, Mapping[str, Any]]
 
 def _item_pb(it: ItemArg) -> pb.Item:
     if isinstance(it, Mapping):
-        unknown = set(it) - {"id", "vector", "vectors", "payload"}
+        unknown = set(it) - {"id", "vector", "vectors", "payload", "encoders"}
         if unknown:
-            raise ValueError(f"unknown item keys {sorted(unknown)}; use id, vector, vectors, payload")
+            raise ValueError(f"unknown item keys {sorted(unknown)}; use id, vector, vectors, payload, encoders")
         it = Item(
             id=str(it.get("id") or ""),
             vector=it.get("vector"),
             payload=dict(it.get("payload") or {}),
             vectors=dict(it.get("vectors") or {}),
+            encoders=dict(it.get("encoders") or {}),
         )
     msg = pb.Item(id=it.id, payload_json=dumps(it.payload) if it.payload else "")
     vectors = dict(it.vectors)
     if it.vector is not None and not vectors:
         vectors[""] = it.vector
+    encoders = it.encoders or {}
+    unknown = set(encoders) - set(vectors)
+    if unknown:
+        raise ValueError(f"encoders for spaces without a vector: {sorted(unknown)}")
     for name, v in vectors.items():
-        msg.vectors[name].CopyFrom(vector_pb(v))
+        msg.vectors[name].CopyFrom(vector_pb(v, encoders.get(name, "")))
     return msg
 
 
@@ -556,8 +576,14 @@ def upsert(
     vectors: Optional[Vector],
     payloads: Optional[Sequence[Optional[Mapping[str, Any]]]],
     space_name: str,
+    encoder: str = "",
 ) -> Op[UpsertResult]:
     msgs = [_item_pb(i) for i in items or ()]
+    if isinstance(vectors, Embeddings):
+        if encoder and vectors.encoder and encoder != vectors.encoder:
+            raise ValueError(f"encoder={encoder!r} but the embeddings come from {vectors.encoder!r}")
+        encoder = encoder or vectors.encoder
+        vectors = vectors.vectors
     if vectors is not None:
         mat = np.asarray(vectors, dtype=np.float32)
         if mat.ndim == 1:
@@ -572,16 +598,37 @@ def upsert(
         for k in range(n):
             payload = payloads[k] if payloads is not None else None
             m = pb.Item(id=ids[k] if ids is not None else "", payload_json=dumps(payload) if payload else "")
-            m.vectors[space_name].values.extend(mat[k].tolist())
+            v = m.vectors[space_name]
+            v.values.extend(mat[k].tolist())
+            if encoder:
+                v.encoder = encoder
             msgs.append(m)
-    elif ids is not None or payloads is not None:
-        raise ValueError("ids= and payloads= go with vectors=; or pass items=[...]")
+    elif ids is not None or payloads is not None or encoder:
+        raise ValueError("ids=, payloads= and encoder= go with vectors=; or pass items=[...]")
     # Items with ids are idempotent to replay; generated ids are not.
     idempotent = all(m.id for m in msgs)
     req = pb.UpsertRequest(collection=collection_name, items=msgs)
     return _op(
         "Items", "Upsert", req, lambda r: UpsertResult(list(r.ids), r.consistency_token), idempotent
     )
+
+
+#: The most texts one Embed call takes.
+MAX_EMBED_TEXTS = 1024
+
+
+def embeddings(r: pb.EmbedResponse) -> Embeddings:
+    if not r.vectors:
+        return Embeddings(np.zeros((0, 0), dtype=np.float32), "")
+    mat = np.array([v.values for v in r.vectors], dtype=np.float32)
+    return Embeddings(mat, r.vectors[0].encoder)
+
+
+def embed(collection_name: str, texts: Union[str, Sequence[str]], space_name: str) -> Op[Embeddings]:
+    if isinstance(texts, str):
+        texts = [texts]
+    req = pb.EmbedRequest(collection=collection_name, space=space_name, texts=list(texts))
+    return _op("Items", "Embed", req, embeddings, True)
 
 
 def get(
@@ -642,29 +689,44 @@ def search(
 ) -> Op[SearchResult]:
     if vector is None and not any(x is not None for x in (text, image, audio, video, keyword)):
         raise ValueError("search needs a vector, text=, image=, audio=, video= or keyword=")
-    req = pb.SearchRequest(
-        collection=collection_name,
-        space=space,
-        top_k=top_k,
-        filter=filter,
-        with_payload=with_payload,
-        with_vectors=with_vectors,
-        params=pb.SearchParams(nprobe=nprobe, exact=exact, ef=ef),
-        text=text or "",
-        image=read_media(image),
-        audio=read_media(audio),
-        video=read_media(video),
-        explain=explain,
-        fusion=_choice(_FUSIONS, fusion, "fusion"),
-        weights=dict(weights or {}),
-        mode=_choice(_MODES, mode, "mode"),
-        keyword_query=keyword or "",
-        keyword_fields=dict(keyword_fields or {}),
-        consistency_token=consistency_token,
-        allow_stale=allow_stale,
-    )
+    # Only the fields that differ from their defaults: passing all twenty (empty maps, a
+    # zero params message, ...) costs more than building the rest of the request.
+    kw: Dict[str, Any] = {"collection": collection_name, "top_k": top_k, "with_payload": with_payload}
+    if space:
+        kw["space"] = space
+    if filter:
+        kw["filter"] = filter
+    if with_vectors:
+        kw["with_vectors"] = True
+    if nprobe or exact or ef:
+        kw["params"] = pb.SearchParams(nprobe=nprobe, exact=exact, ef=ef)
+    if text:
+        kw["text"] = text
+    if image is not None:
+        kw["image"] = read_media(image)
+    if audio is not None:
+        kw["audio"] = read_media(audio)
+    if video is not None:
+        kw["video"] = read_media(video)
+    if explain:
+        kw["explain"] = True
+    if fusion is not None:
+        kw["fusion"] = _choice(_FUSIONS, fusion, "fusion")
+    if weights:
+        kw["weights"] = dict(weights)
+    if mode is not None:
+        kw["mode"] = _choice(_MODES, mode, "mode")
+    if keyword:
+        kw["keyword_query"] = keyword
+    if keyword_fields:
+        kw["keyword_fields"] = dict(keyword_fields)
+    if consistency_token:
+        kw["consistency_token"] = consistency_token
+    if allow_stale:
+        kw["allow_stale"] = True
     if vector is not None:
-        req.vector.CopyFrom(vector_pb(vector))
+        kw["vector"] = vector_pb(vector)
+    req = pb.SearchRequest(**kw)
     return _op("Items", "Search", req, lambda r: hits(r.hits), True)
 
 

@@ -15,6 +15,7 @@ __all__ = [
     "CollectionInfo",
     "Item",
     "UpsertResult",
+    "Embeddings",
     "ListScore",
     "Hit",
     "SearchResult",
@@ -99,6 +100,10 @@ class Item:
     vector: Optional[Vector] = None
     payload: Dict[str, Any] = field(default_factory=dict)
     vectors: Dict[str, Vector] = field(default_factory=dict)
+    #: Optional: space name ("" = the only space) -> the encoder that produced its
+    #: vector (e.g. :attr:`Embeddings.encoder`); the server refuses a vector whose
+    #: encoder is not the one its space is bound to.
+    encoders: Dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.vector is not None:
@@ -119,6 +124,44 @@ class UpsertResult:
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.ids)
+
+
+@dataclass(frozen=True, eq=False)
+class Embeddings(Sequence[Float32Array]):
+    """Texts embedded by the server (:meth:`Client.embed`): ``vectors`` is a float32
+    array of shape (n, dim), one row per text in request order; ``encoder`` the id of
+    the model that produced them (what the space is bound to). Behaves as that array
+    for ``len``, indexing, iteration and ``np.asarray``; pass it as ``vectors=`` to
+    :meth:`Client.upsert` and the encoder goes with it."""
+
+    vectors: Float32Array
+    encoder: str = ""
+
+    @overload
+    def __getitem__(self, i: int) -> Float32Array: ...
+    @overload
+    def __getitem__(self, i: slice) -> Float32Array: ...
+    def __getitem__(self, i: Union[int, slice]) -> Float32Array:
+        return self.vectors[i]
+
+    def __len__(self) -> int:
+        return int(self.vectors.shape[0])
+
+    def __iter__(self) -> Iterator[Float32Array]:
+        return iter(self.vectors)
+
+    def __array__(self, dtype: Any = None, copy: Optional[bool] = None) -> np.ndarray:
+        if dtype is None or np.dtype(dtype) == self.vectors.dtype:
+            return self.vectors.copy() if copy else self.vectors
+        return self.vectors.astype(dtype)
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1]) if self.vectors.ndim == 2 else 0
+
+    @property
+    def shape(self) -> Tuple[int, ...]:
+        return tuple(self.vectors.shape)
 
 
 @dataclass(frozen=True)

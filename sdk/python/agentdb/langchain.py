@@ -4,8 +4,11 @@ Two modes:
 
 * ``embedding=None`` (default): AgentDB's own text encoder (all-MiniLM-L6-v2 on a default
   server) embeds both the documents and the queries, on the server; no embedding model
-  is needed in the application. The collection is created ``multimodal`` and searched
-  with ``text=`` queries.
+  is needed in the application. The collection is created ``multimodal``; documents are
+  embedded with one :meth:`agentdb.Client.embed` call per batch and upserted with those
+  vectors (tagged with the encoder's id), queries are searched with ``text=``. The
+  encoder reads at most its window of a text (256 word pieces for all-MiniLM-L6-v2):
+  split long documents first.
 * ``embedding=<langchain Embeddings>``: the application's vectors go into a collection with
   one explicit space of the embedding's dimension (``metric``, cosine by default).
 
@@ -44,7 +47,8 @@ except ImportError as e:  # pragma: no cover - exercised without the extra
 from ._aio import AsyncClient
 from ._client import Client
 from ._errors import AlreadyExists, NotFound
-from ._integrations import ServerEncoder, dict_filter, scratch_name
+from ._integrations import aembed_texts, dict_filter, embed_texts
+from ._types import Embeddings as ServerEmbeddings
 from ._types import Hit, Item
 
 __all__ = ["AgentDBVectorStore"]
@@ -60,10 +64,8 @@ class AgentDBVectorStore(VectorStore):
     else ``AGENTDB_URL`` / ``AGENTDB_API_KEY``). ``async_client``: an
     :class:`agentdb.AsyncClient` for the ``a*`` methods (without one they run the sync
     methods in a thread). ``embedding``: see the module docstring. ``space``: the vector
-    space searched ("text" with the server encoder, else the collection's only space).
-    ``embed_collection``: the scratch collection the server encoder embeds documents
-    through (default ``COLLECTION__embed``; see ``agentdb._integrations``).
-    ``create_collection``: create the collection on the first write when it is missing.
+    space searched and written ("text" with the server encoder, else the collection's
+    only space). ``create_collection``: create the collection on the first write when it is missing.
     """
 
     def __init__(
@@ -80,7 +82,6 @@ class AgentDBVectorStore(VectorStore):
         metadata_key: Optional[str] = "metadata",
         metric: str = "cosine",
         search_mode: str = "dense",
-        embed_collection: Optional[str] = None,
         create_collection: bool = True,
     ) -> None:
         if search_mode not in ("dense", "hybrid", "keyword"):
@@ -97,7 +98,6 @@ class AgentDBVectorStore(VectorStore):
         self.metric = metric
         self.search_mode = search_mode
         self.create_collection = create_collection
-        self.encoder = ServerEncoder(embed_collection or scratch_name(collection))
         self._exists = False
 
     # ------------------------------------------------------------ LangChain plumbing
@@ -203,6 +203,22 @@ class AgentDBVectorStore(VectorStore):
     def _client_vectors(self, vectors: Sequence[Sequence[float]]) -> List[Dict[str, Any]]:
         return [{self.space: np.asarray(v, dtype=np.float32)} for v in vectors]
 
+    def _server_items(
+        self, texts: List[str], metas: List[dict], ids: List[str], emb: ServerEmbeddings
+    ) -> List[Item]:
+        # The encoder's id goes with each vector: the server refuses it for a space bound
+        # to another model.
+        return [
+            Item(id=i, vectors={self.space: v}, payload=self._payload(t, m), encoders={self.space: emb.encoder})
+            for t, m, i, v in zip(texts, metas, ids, emb.vectors)
+        ]
+
+    def embed_texts(self, texts: Sequence[str]) -> ServerEmbeddings:
+        """``texts`` embedded by the server's encoder of the searched space (server
+        encoder mode): the vectors :meth:`add_texts` stores, for
+        :meth:`similarity_search_by_vector`."""
+        return embed_texts(self.client, self.collection, texts, self.space)
+
     def add_texts(
         self,
         texts: Iterable[str],
@@ -218,11 +234,12 @@ class AgentDBVectorStore(VectorStore):
             t, m, i = texts[s:s + batch_size], metas[s:s + batch_size], ids_[s:s + batch_size]
             if self.server_encoder:
                 self._ensure_collection(0)
-                vectors = self.encoder.embed(self.client, t)
+                items = self._server_items(t, m, i, embed_texts(self.client, self.collection, t, self.space))
             else:
                 vectors = self._client_vectors(self.embedding.embed_documents(t))  # type: ignore[union-attr]
                 self._ensure_collection(len(vectors[0][self.space]))
-            self.client.upsert(self.collection, self._items(t, m, i, vectors))
+                items = self._items(t, m, i, vectors)
+            self.client.upsert(self.collection, items)
         return ids_
 
     async def aadd_texts(
@@ -244,11 +261,12 @@ class AgentDBVectorStore(VectorStore):
             t, m, i = texts[s:s + batch_size], metas[s:s + batch_size], ids_[s:s + batch_size]
             if self.server_encoder:
                 await self._aensure_collection(ac, 0)
-                vectors = await self.encoder.aembed(ac, t)
+                items = self._server_items(t, m, i, await aembed_texts(ac, self.collection, t, self.space))
             else:
                 vectors = self._client_vectors(await self.embedding.aembed_documents(t))  # type: ignore[union-attr]
                 await self._aensure_collection(ac, len(vectors[0][self.space]))
-            await ac.upsert(self.collection, self._items(t, m, i, vectors))
+                items = self._items(t, m, i, vectors)
+            await ac.upsert(self.collection, items)
         return ids_
 
     def add_documents(self, documents: List[Document], **kwargs: Any) -> List[str]:
@@ -389,7 +407,7 @@ class AgentDBVectorStore(VectorStore):
         self, embedding: List[float], k: int = 4, filter: Filter = None, **kwargs: Any
     ) -> List[Document]:
         """Search by a vector of the searched space (with the server encoder: a vector of
-        its text space, e.g. from ``store.encoder.embed``)."""
+        its text space, e.g. from :meth:`embed_texts`)."""
         return [d for d, _ in self.similarity_search_with_score_by_vector(embedding, k, filter, **kwargs)]
 
     async def asimilarity_search_by_vector(

@@ -14,7 +14,10 @@ Two modes:
   embeds nodes with the index's ``embed_model`` when it builds an index: give it
   :class:`AgentDBEmbedding` (the same server encoder), e.g.
   ``VectorStoreIndex.from_documents(docs, storage_context=..., embed_model=store.embed_model)``.
-  Nodes added without an embedding are embedded by the server.
+  Nodes added without an embedding are embedded by the server (one
+  :meth:`agentdb.Client.embed` call per batch; the vectors are upserted tagged with the
+  encoder's id). The encoder reads at most its window of a text (256 word pieces for
+  all-MiniLM-L6-v2): split long documents first (LlamaIndex's node parser does).
 * ``server_encoder=False`` (default): the nodes' embeddings (from any ``embed_model``) go
   into a collection with one explicit space of their dimension.
 
@@ -52,8 +55,8 @@ except ImportError as e:  # pragma: no cover - exercised without the extra
 from ._aio import AsyncClient
 from ._client import Client
 from ._errors import AlreadyExists, NotFound
-from ._integrations import ServerEncoder, condition, field_path, literal, scratch_name
-from ._types import Hit, Item
+from ._integrations import aembed_texts, condition, embed_texts, field_path, literal
+from ._types import Embeddings, Hit, Item
 
 __all__ = ["AgentDBVectorStore", "AgentDBEmbedding", "metadata_filters_expression"]
 
@@ -113,43 +116,56 @@ def metadata_filters_expression(filters: Optional[MetadataFilters], prefix: Opti
 
 
 class AgentDBEmbedding(BaseEmbedding):
-    """LlamaIndex embed model backed by AgentDB's own text encoder (on the server; see
-    ``agentdb._integrations``: texts are embedded through a scratch collection, default
-    ``agentdb__embed``). ``space``: which space's vector to return ("text")."""
+    """LlamaIndex embed model backed by AgentDB's own text encoder, on the server: the
+    encoder bound to ``collection``'s ``space`` ("" = its text space), through
+    :meth:`agentdb.Client.embed`. ``create_collection``: create ``collection``
+    (multimodal, so its spaces are bound to the server's encoders) when it is missing.
+    ``encoder`` is the id of the model, once a text was embedded."""
 
     model_name: str = Field(default="agentdb-server-text-encoder")
-    scratch_collection: str = Field(default="agentdb__embed")
-    space: str = Field(default="text")
+    collection: str
+    space: str = Field(default="")
+    create_collection: bool = Field(default=True)
+    encoder: str = Field(default="")
     _client: Client = PrivateAttr()
     _async_client: Optional[AsyncClient] = PrivateAttr(default=None)
-    _encoder: ServerEncoder = PrivateAttr()
 
     def __init__(
         self,
         client: Optional[Client] = None,
         *,
+        collection: str,
+        space: str = "",
+        create_collection: bool = True,
         async_client: Optional[AsyncClient] = None,
-        scratch_collection: str = "agentdb__embed",
-        space: str = "text",
         url: Optional[str] = None,
         api_key: Optional[str] = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("embed_batch_size", 64)
-        super().__init__(scratch_collection=scratch_collection, space=space, **kwargs)
+        super().__init__(collection=collection, space=space, create_collection=create_collection, **kwargs)
         self._client = client if client is not None else Client(url, api_key=api_key)
         self._async_client = async_client
-        self._encoder = ServerEncoder(scratch_collection)
 
     @classmethod
     def class_name(cls) -> str:
         return "AgentDBEmbedding"
 
-    def _pick(self, vs: List[Dict[str, np.ndarray]]) -> List[List[float]]:
-        return [v[self.space].astype(float).tolist() for v in vs]
+    def _lists(self, emb: Embeddings) -> List[List[float]]:
+        self.encoder = emb.encoder
+        return emb.vectors.astype(float).tolist()
 
     def _get_text_embeddings(self, texts: List[str]) -> List[List[float]]:
-        return self._pick(self._encoder.embed(self._client, texts))
+        try:
+            return self._lists(embed_texts(self._client, self.collection, texts, self.space))
+        except NotFound:
+            if not self.create_collection:
+                raise
+        try:
+            self._client.create_collection(self.collection, multimodal=True)
+        except AlreadyExists:
+            pass
+        return self._lists(embed_texts(self._client, self.collection, texts, self.space))
 
     def _get_text_embedding(self, text: str) -> List[float]:
         return self._get_text_embeddings([text])[0]
@@ -158,9 +174,19 @@ class AgentDBEmbedding(BaseEmbedding):
         return self._get_text_embedding(query)
 
     async def _aget_text_embeddings(self, texts: List[str]) -> List[List[float]]:
-        if self._async_client is None:
+        ac = self._async_client
+        if ac is None:
             return await asyncio.get_running_loop().run_in_executor(None, self._get_text_embeddings, texts)
-        return self._pick(await self._encoder.aembed(self._async_client, texts))
+        try:
+            return self._lists(await aembed_texts(ac, self.collection, texts, self.space))
+        except NotFound:
+            if not self.create_collection:
+                raise
+        try:
+            await ac.create_collection(self.collection, multimodal=True)
+        except AlreadyExists:
+            pass
+        return self._lists(await aembed_texts(ac, self.collection, texts, self.space))
 
     async def _aget_text_embedding(self, text: str) -> List[float]:
         return (await self._aget_text_embeddings([text]))[0]
@@ -190,12 +216,10 @@ class AgentDBVectorStore(BasePydanticVectorStore):
     text_key: str = "text"
     metadata_key: str = "metadata"
     metric: str = "cosine"
-    embed_collection: str = ""
     create_collection: bool = True
 
     _client: Client = PrivateAttr()
     _async_client: Optional[AsyncClient] = PrivateAttr(default=None)
-    _encoder: ServerEncoder = PrivateAttr()
     _exists: bool = PrivateAttr(default=False)
 
     def __init__(
@@ -209,7 +233,6 @@ class AgentDBVectorStore(BasePydanticVectorStore):
         api_key: Optional[str] = None,
         space: Optional[str] = None,
         metric: str = "cosine",
-        embed_collection: Optional[str] = None,
         create_collection: bool = True,
         **kwargs: Any,
     ) -> None:
@@ -218,14 +241,12 @@ class AgentDBVectorStore(BasePydanticVectorStore):
             server_encoder=server_encoder,
             space=space if space is not None else ("text" if server_encoder else ""),
             metric=metric,
-            embed_collection=embed_collection or scratch_name(collection),
             create_collection=create_collection,
             is_embedding_query=not server_encoder,
             **kwargs,
         )
         self._client = client if client is not None else Client(url, api_key=api_key)
         self._async_client = async_client
-        self._encoder = ServerEncoder(self.embed_collection)
 
     @classmethod
     def class_name(cls) -> str:
@@ -237,9 +258,11 @@ class AgentDBVectorStore(BasePydanticVectorStore):
 
     @property
     def embed_model(self) -> AgentDBEmbedding:
-        """An embed model using the same server encoder (for ``VectorStoreIndex``)."""
-        return AgentDBEmbedding(self._client, async_client=self._async_client, scratch_collection=self.embed_collection,
-                                space=self.space or "text")
+        """An embed model using the same server encoder, that of this collection's
+        space (for ``VectorStoreIndex``; it creates the collection when missing, as
+        :meth:`add` does)."""
+        return AgentDBEmbedding(self._client, async_client=self._async_client, collection=self.collection,
+                                space=self.space, create_collection=self.create_collection)
 
     # ------------------------------------------------------------ nodes <-> items
 
@@ -283,6 +306,18 @@ class AgentDBVectorStore(BasePydanticVectorStore):
     def _texts(self, nodes: Sequence[BaseNode]) -> List[str]:
         return [n.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
 
+    def _items(self, nodes: Sequence[BaseNode], vectors: Optional[List[Dict[str, Any]]],
+               emb: Optional[Embeddings]) -> List[Item]:
+        if emb is not None:
+            # Server vectors carry the encoder's id: the server refuses them for a space
+            # bound to another model.
+            return [
+                Item(id=n.node_id, vectors={self.space: v}, payload=self._payload(n), encoders={self.space: emb.encoder})
+                for n, v in zip(nodes, emb.vectors)
+            ]
+        assert vectors is not None
+        return [Item(id=n.node_id, vectors=v, payload=self._payload(n)) for n, v in zip(nodes, vectors)]
+
     def _create(self, nodes: Sequence[BaseNode], vectors: Optional[List[Dict[str, Any]]]) -> Dict[str, Any]:
         if self.server_encoder:
             return dict(multimodal=True)
@@ -301,10 +336,8 @@ class AgentDBVectorStore(BasePydanticVectorStore):
             except AlreadyExists:
                 pass
             self._exists = True
-        if vectors is None:
-            vectors = self._encoder.embed(self._client, self._texts(nodes))
-        items = [Item(id=n.node_id, vectors=v, payload=self._payload(n)) for n, v in zip(nodes, vectors)]
-        self._client.upsert(self.collection, items)
+        emb = None if vectors is not None else embed_texts(self._client, self.collection, self._texts(nodes), self.space)
+        self._client.upsert(self.collection, self._items(nodes, vectors, emb))
         return [n.node_id for n in nodes]
 
     async def async_add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> List[str]:
@@ -320,10 +353,8 @@ class AgentDBVectorStore(BasePydanticVectorStore):
             except AlreadyExists:
                 pass
             self._exists = True
-        if vectors is None:
-            vectors = await self._encoder.aembed(ac, self._texts(nodes))
-        items = [Item(id=n.node_id, vectors=v, payload=self._payload(n)) for n, v in zip(nodes, vectors)]
-        await ac.upsert(self.collection, items)
+        emb = None if vectors is not None else await aembed_texts(ac, self.collection, self._texts(nodes), self.space)
+        await ac.upsert(self.collection, self._items(nodes, vectors, emb))
         return [n.node_id for n in nodes]
 
     def _ref_filter(self, ref_doc_id: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import numpy as np
 import pytest
 from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
@@ -78,8 +79,14 @@ def test_server_encoder_add_search_filter_delete(store, admin):
     assert "car" not in [d.id for d in store.similarity_search("a fast automobile", k=4)]
     assert store.delete(filter={"topic": "cooking"}) is True
     assert [d.id for d in store.similarity_search("bread", k=4)] == ["tomato"]
-    # The scratch collection the documents were embedded through is left empty.
-    assert admin.get_collection(store.encoder.scratch).count == 0
+    # Documents were embedded by Embed, no scratch collection: the stored vector is the
+    # server encoder's embedding of the text, and the text search finds it by it.
+    assert not [c.name for c in admin.list_collections() if c.name.startswith(store.collection + "__")]
+    [tomato] = admin.get(store.collection, ["tomato"], with_vectors=True)
+    emb = store.embed_texts([TEXTS[3]])
+    assert emb.encoder == admin.get_collection(store.collection).space("text").encoder
+    np.testing.assert_allclose(tomato.vectors["text"], emb[0], atol=1e-5)
+    assert store.similarity_search_by_vector(emb[0].tolist(), k=1)[0].id == "tomato"
 
 
 def test_add_documents_mmr_and_long_text(store):

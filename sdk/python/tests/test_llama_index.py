@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import numpy as np
 import pytest
 from llama_index.core import Document, StorageContext, VectorStoreIndex
 from llama_index.core.embeddings import MockEmbedding
@@ -89,13 +90,30 @@ def test_server_encoder_index_retrieve_filter_delete(admin, unique):
     assert store.get_nodes(["music"]) == []
 
 
-def test_agentdb_embedding_matches_the_server(admin, unique):
-    emb = AgentDBEmbedding(admin, scratch_collection=unique("scratch"))
+def test_agentdb_embedding_matches_the_server(server, admin, unique):
+    coll = unique("liembed")
+    emb = AgentDBEmbedding(admin, collection=coll)  # creates the collection (multimodal)
     q = emb.get_query_embedding("how do I bake bread")
     a, b = emb.get_text_embedding_batch([DOCS[0][1], DOCS[1][1]])
     assert len(q) == 384 and abs(sum(x * x for x in q) - 1.0) < 1e-3
     dot = lambda u, v: sum(x * y for x, y in zip(u, v))  # noqa: E731
     assert dot(q, a) > 0.5 > dot(q, b)
+    assert emb.encoder == admin.get_collection(coll).space("text").encoder
+    # The same vectors as Client.embed; asyncio through an AsyncClient too.
+    np.testing.assert_allclose(a, admin.embed(coll, [DOCS[0][1]]).vectors[0], atol=1e-5)
+
+    async def aembed():
+        async with agentdb.AsyncClient(server.url, api_key=server.admin_key) as ac:
+            e = AgentDBEmbedding(admin, async_client=ac, collection=coll)
+            return await e.aget_text_embedding_batch([DOCS[0][1]])
+
+    np.testing.assert_allclose(asyncio.run(aembed())[0], a, atol=1e-5)
+    with pytest.raises(agentdb.NotFound):
+        AgentDBEmbedding(admin, collection=unique("missing"), create_collection=False).get_query_embedding("x")
+    with pytest.raises(agentdb.InvalidArgument):
+        raw = unique("liraw")
+        admin.create_collection(raw, 4)
+        AgentDBEmbedding(admin, collection=raw).get_query_embedding("a raw-vector collection has no encoder")
 
 
 def test_client_embeddings(admin, unique):

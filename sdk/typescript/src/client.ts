@@ -274,10 +274,29 @@ export class AgentDB {
       const vectors: Record<string, Pb> = {};
       if (it.vector !== undefined) vectors[""] = C.toVector(it.vector, `items[${i}].vector`);
       for (const [space, v] of Object.entries(it.vectors ?? {})) vectors[space] = C.toVector(v, `items[${i}].vectors.${space}`);
+      for (const [space, enc] of Object.entries(it.encoders ?? {})) {
+        if (!vectors[space]) throw new TypeError(`items[${i}].encoders.${space}: no vector for that space`);
+        vectors[space].encoder = enc;
+      }
       return { id: it.id ?? "", vectors, payloadJson: C.payloadJson(it.payload) };
     });
     const r = await this.call("Items", "Upsert", { collection, items: pb }, "write", opts);
     return { ids: r.ids ?? [], consistencyToken: r.consistencyToken ?? "" };
+  }
+
+  /**
+   * Embed `texts` (at most 1024, none empty) with the encoder bound to the collection's
+   * `space` ("" = its text space): the vectors the server stores for ingested text and
+   * searches with for text queries. Upsert them with `encoders: { [space]: encoder }`.
+   */
+  async embed(collection: string, texts: string[], opts: T.EmbedOptions = {}): Promise<T.Embeddings> {
+    if (!Array.isArray(texts)) throw new TypeError("texts must be an array of strings");
+    const r = await this.call("Items", "Embed", { collection, space: opts.space ?? "", texts }, "read", opts);
+    const vs: Pb[] = r.vectors ?? [];
+    return {
+      vectors: vs.map((v) => Float32Array.from((v.values ?? []) as number[])),
+      encoder: vs[0]?.encoder ?? "",
+    };
   }
 
   /** The items found, in request order (missing ids are left out). */

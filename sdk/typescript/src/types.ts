@@ -103,6 +103,11 @@ export interface ItemInput {
   /** Vectors by space name. */
   vectors?: Record<string, VectorInput>;
   payload?: Payload;
+  /**
+   * The encoder that produced each vector, by space name ("" for `vector`), e.g.
+   * `Embeddings.encoder`: the server refuses a vector whose space is bound to another.
+   */
+  encoders?: Record<string, string>;
 }
 
 export interface Item {
@@ -112,6 +117,19 @@ export interface Item {
   /** The vector when the item has exactly one. */
   vector: Float32Array | undefined;
   payload: Payload;
+}
+
+/** Texts embedded by the server (`AgentDB.embed`). */
+export interface Embeddings {
+  /** One vector per text, in request order. */
+  vectors: Float32Array[];
+  /** The id of the encoder that produced them (the model the space is bound to). */
+  encoder: string;
+}
+
+export interface EmbedOptions extends CallOptions {
+  /** The space whose encoder embeds the texts; "" (default) = the collection's text space. */
+  space?: string;
 }
 
 export interface UpsertResult {

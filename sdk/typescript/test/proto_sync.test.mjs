@@ -39,7 +39,7 @@ const WRAPPERS = {
   "Collections/Create": "createCollection", "Collections/List": "listCollections", "Collections/Describe": "getCollection",
   "Collections/Drop": "dropCollection", "Collections/Flush": "flush",
   "Items/Upsert": "upsert", "Items/Get": "get", "Items/Delete": "delete", "Items/Count": "count", "Items/Search": "search",
-  "Items/SearchBatch": "searchBatch", "Items/Ingest": "ingest",
+  "Items/SearchBatch": "searchBatch", "Items/Ingest": "ingest", "Items/Embed": "embed",
   "Models/List": "listModels",
   "Server/Status": "status", "Server/Alerts": "alerts", "Server/InjectFault": "injectFault", "Server/SetLogLevel": "setLogLevel",
   "Security/CreateKey": "createKey", "Security/ListKeys": "listKeys", "Security/RevokeKey": "revokeKey",

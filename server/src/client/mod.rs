@@ -17,26 +17,14 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
-use tonic::transport::Channel;
 
-/// A channel that attaches the API key (`--api-key` / `AGENTDB_API_KEY`) to every call.
-pub type Ch = tonic::service::interceptor::InterceptedService<Channel, ApiKeyAuth>;
+/// The channel of agentdb_client (the Rust SDK, sdk/rust): it attaches the API key
+/// (`--api-key` / `AGENTDB_API_KEY`) to every call.
+pub type Ch = agentdb_client::Channel;
 pub type CollectionsClient = v1::collections_client::CollectionsClient<Ch>;
 pub type ItemsClient = v1::items_client::ItemsClient<Ch>;
 
-#[derive(Clone)]
-pub struct ApiKeyAuth(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
-
-impl tonic::service::Interceptor for ApiKeyAuth {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(v) = &self.0 {
-            req.metadata_mut().insert("authorization", v.clone());
-        }
-        Ok(req)
-    }
-}
-
-const MAX_MESSAGE: usize = 256 << 20;
+const MAX_MESSAGE: usize = agentdb_client::MAX_MESSAGE;
 
 #[derive(Subcommand)]
 pub enum CollectionCmd {
@@ -311,61 +299,13 @@ pub enum Cmd {
     ClusterDrain { node: String, undo: bool },
 }
 
-pub fn normalize_url(server: &str) -> String {
-    if server.contains("://") {
-        server.to_string()
-    } else {
-        format!("http://{server}")
-    }
-}
-
+/// Connect through agentdb_client with the CLI's settings: `--server`, and the
+/// credential and TLS files `main` put in the environment (`AGENTDB_API_KEY`,
+/// `AGENTDB_CA_CERT`, `AGENTDB_CLIENT_CERT`/`AGENTDB_CLIENT_KEY`).
 pub async fn connect(server: &str) -> Result<Ch> {
-    let url = normalize_url(server);
-    let mut endpoint =
-        Channel::from_shared(url.clone()).with_context(|| format!("invalid server address '{server}'"))?;
-    if url.starts_with("https://") {
-        endpoint = endpoint.tls_config(client_tls()?).context("TLS client configuration")?;
-    }
-    let ch = endpoint
-        .connect()
-        .await
-        .with_context(|| format!("cannot connect to agentdb at {url} (is `agentdb serve` running?)"))?;
-    let key = match std::env::var("AGENTDB_API_KEY") {
-        Ok(k) if !k.trim().is_empty() => Some(
-            format!("Bearer {}", k.trim())
-                .parse()
-                .map_err(|_| anyhow::anyhow!("AGENTDB_API_KEY contains invalid characters"))?,
-        ),
-        _ => None,
-    };
-    Ok(tonic::service::interceptor::InterceptedService::new(ch, ApiKeyAuth(key)))
-}
-
-/// TLS for `https://` servers: trust `AGENTDB_CA_CERT` (`--ca-cert`) if set, else the
-/// public web roots; present `AGENTDB_CLIENT_CERT`/`AGENTDB_CLIENT_KEY` (`--client-cert`,
-/// `--client-key`) to servers that ask for a client certificate (mTLS).
-fn client_tls() -> Result<tonic::transport::ClientTlsConfig> {
-    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
-    let file = |var: &str| -> Result<Option<Vec<u8>>> {
-        match std::env::var_os(var).filter(|v| !v.is_empty()) {
-            Some(p) => Ok(Some(
-                std::fs::read(&p)
-                    .with_context(|| format!("cannot read {} ({var})", std::path::Path::new(&p).display()))?,
-            )),
-            None => Ok(None),
-        }
-    };
-    let mut tls = ClientTlsConfig::new();
-    tls = match file("AGENTDB_CA_CERT")? {
-        Some(ca) => tls.ca_certificate(Certificate::from_pem(ca)),
-        None => tls.with_webpki_roots(),
-    };
-    match (file("AGENTDB_CLIENT_CERT")?, file("AGENTDB_CLIENT_KEY")?) {
-        (Some(cert), Some(key)) => tls = tls.identity(Identity::from_pem(cert, key)),
-        (None, None) => {}
-        _ => anyhow::bail!("--client-cert and --client-key (AGENTDB_CLIENT_CERT/AGENTDB_CLIENT_KEY) go together"),
-    }
-    Ok(tls)
+    let cfg = agentdb_client::Config::from_env().map_err(|e| anyhow::anyhow!("{e}"))?.with_url(server);
+    let client = agentdb_client::Client::connect(cfg).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(client.channel())
 }
 
 pub fn clients(ch: Ch) -> (CollectionsClient, ItemsClient) {

@@ -174,6 +174,15 @@ pub static ROUTES: &[Route] = &[
     ),
     route(
         Method::POST,
+        "/v1/collections/{collection}/embed",
+        "Items/Embed",
+        C,
+        Body::Json,
+        "search",
+        "Embed texts with the encoder bound to one of the collection's spaces",
+    ),
+    route(
+        Method::POST,
         "/v1/collections/{collection}/ingest",
         "Items/Ingest",
         C,

@@ -409,6 +409,22 @@ class SearchBatchResponse(_message.Message):
     results: _containers.RepeatedCompositeFieldContainer[SearchResults]
     def __init__(self, results: _Optional[_Iterable[_Union[SearchResults, _Mapping]]] = ...) -> None: ...
 
+class EmbedRequest(_message.Message):
+    __slots__ = ("collection", "space", "texts")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    SPACE_FIELD_NUMBER: _ClassVar[int]
+    TEXTS_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    space: str
+    texts: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, collection: _Optional[str] = ..., space: _Optional[str] = ..., texts: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class EmbedResponse(_message.Message):
+    __slots__ = ("vectors",)
+    VECTORS_FIELD_NUMBER: _ClassVar[int]
+    vectors: _containers.RepeatedCompositeFieldContainer[Vector]
+    def __init__(self, vectors: _Optional[_Iterable[_Union[Vector, _Mapping]]] = ...) -> None: ...
+
 class IngestRequest(_message.Message):
     __slots__ = ("collection", "source", "content")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]

@@ -314,6 +314,11 @@ class ItemsStub:
                 request_serializer=agentdb_dot_v1_dot_agentdb__pb2.IngestRequest.SerializeToString,
                 response_deserializer=agentdb_dot_v1_dot_agentdb__pb2.IngestResult.FromString,
                 _registered_method=True)
+        self.Embed = channel.unary_unary(
+                '/agentdb.v1.Items/Embed',
+                request_serializer=agentdb_dot_v1_dot_agentdb__pb2.EmbedRequest.SerializeToString,
+                response_deserializer=agentdb_dot_v1_dot_agentdb__pb2.EmbedResponse.FromString,
+                _registered_method=True)
 
 
 class ItemsServicer:
@@ -364,6 +369,15 @@ class ItemsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Embed(self, request, context):
+        """Embed texts with the encoder bound to one of the collection's spaces: the vectors
+        that space stores and searches (a client can upsert them with its own ids and
+        payloads, as LangChain and LlamaIndex stores do). Needs read access.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ItemsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -401,6 +415,11 @@ def add_ItemsServicer_to_server(servicer, server):
                     servicer.Ingest,
                     request_deserializer=agentdb_dot_v1_dot_agentdb__pb2.IngestRequest.FromString,
                     response_serializer=agentdb_dot_v1_dot_agentdb__pb2.IngestResult.SerializeToString,
+            ),
+            'Embed': grpc.unary_unary_rpc_method_handler(
+                    servicer.Embed,
+                    request_deserializer=agentdb_dot_v1_dot_agentdb__pb2.EmbedRequest.FromString,
+                    response_serializer=agentdb_dot_v1_dot_agentdb__pb2.EmbedResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -592,6 +611,33 @@ class Items:
             '/agentdb.v1.Items/Ingest',
             agentdb_dot_v1_dot_agentdb__pb2.IngestRequest.SerializeToString,
             agentdb_dot_v1_dot_agentdb__pb2.IngestResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Embed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentdb.v1.Items/Embed',
+            agentdb_dot_v1_dot_agentdb__pb2.EmbedRequest.SerializeToString,
+            agentdb_dot_v1_dot_agentdb__pb2.EmbedResponse.FromString,
             options,
             channel_credentials,
             insecure,
