@@ -32,7 +32,8 @@ struct Nats {
     procs: Vec<Child>,
     pub urls: Vec<String>,
     dir: std::path::PathBuf,
-    ports: Vec<(u16, u16)>,
+    /// (client, cluster route, HTTP monitoring) ports of each server.
+    ports: Vec<(u16, u16, u16)>,
 }
 
 impl Nats {
@@ -42,8 +43,8 @@ impl Nats {
             std::path::Path::new(&bin).exists(),
             "the cluster tests need nats-server at {bin} (installed by .ci/setup.sh, or set NATS_SERVER)"
         );
-        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
-        let urls: Vec<String> = ports.iter().map(|(p, _)| format!("nats://127.0.0.1:{p}")).collect();
+        let ports: Vec<(u16, u16, u16)> = (0..n).map(|_| (free_port(), free_port(), free_port())).collect();
+        let urls: Vec<String> = ports.iter().map(|(p, _, _)| format!("nats://127.0.0.1:{p}")).collect();
         let mut nats = Nats { procs: Vec::new(), urls, dir: dir.to_path_buf(), ports };
         for i in 0..n {
             let child = nats.spawn(i);
@@ -57,14 +58,14 @@ impl Nats {
 
     /// Start server `i` (again: same ports, same JetStream store).
     fn spawn(&self, i: usize) -> Child {
-        let routes: Vec<String> = self.ports.iter().map(|(_, c)| format!("nats://127.0.0.1:{c}")).collect();
-        let (p, c) = self.ports[i];
+        let routes: Vec<String> = self.ports.iter().map(|(_, c, _)| format!("nats://127.0.0.1:{c}")).collect();
+        let (p, c, m) = self.ports[i];
         let store = self.dir.join(format!("nats{i}"));
         std::fs::create_dir_all(&store).unwrap();
         let log =
             std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join(format!("nats{i}.log"))).unwrap();
         Command::new(nats_bin())
-            .args(["-a", "127.0.0.1", "-p", &p.to_string(), "-js", "-sd"])
+            .args(["-a", "127.0.0.1", "-p", &p.to_string(), "-m", &m.to_string(), "-js", "-sd"])
             .arg(&store)
             .args(["-n", &format!("nats{i}"), "--cluster_name", "agentdb-test"])
             .args(["--cluster", &format!("nats://127.0.0.1:{c}"), "--routes", &routes.join(",")])
@@ -72,6 +73,27 @@ impl Nats {
             .stderr(log)
             .spawn()
             .expect("start nats-server")
+    }
+
+    /// Wait until server `i` reports itself healthy (`/healthz`: JetStream enabled and
+    /// its streams and consumers current with their leaders) — as a rolling restart
+    /// does before it stops the next server; one fault at a time is what R3 tolerates.
+    fn wait_healthy(&self, i: usize) {
+        let m = self.ports[i].2;
+        let t = Instant::now();
+        loop {
+            let (status, body) = if std::net::TcpStream::connect(("127.0.0.1", m)).is_ok() {
+                let (status, _, body) = common::http_call(&format!("127.0.0.1:{m}"), "GET", "/healthz", None, &[]);
+                (status, body)
+            } else {
+                (0, "monitoring port not open".to_string())
+            };
+            if status == 200 {
+                return;
+            }
+            assert!(t.elapsed() < Duration::from_secs(60), "nats-server {i} not healthy after 60 s: {status} {body}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     fn wait_up(&self, i: usize) {
@@ -91,6 +113,7 @@ impl Nats {
     fn restart(&mut self, i: usize) {
         self.procs[i] = self.spawn(i);
         self.wait_up(i);
+        self.wait_healthy(i);
     }
 }
 
