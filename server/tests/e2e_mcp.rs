@@ -10,14 +10,12 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The Python with the MCP SDK (`AGENTDB_MCP_PYTHON`, else ~/.cache/agentdb/mcp-venv).
 fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("AGENTDB_MCP_PYTHON") {
-        return PathBuf::from(p);
+    match std::env::var_os("AGENTDB_MCP_PYTHON") {
+        Some(p) => PathBuf::from(p),
+        None => common::venv_tool("mcp-venv", "python"),
     }
-    let home = std::env::var("HOME").expect("HOME");
-    let p = Path::new(&home).join(".cache/agentdb/mcp-venv/bin/python");
-    assert!(p.exists(), "{} is missing: run `bash .ci/setup.sh` (it installs the MCP Python SDK)", p.display());
-    p
 }
 
 /// Run the SDK scenario; panics with its output unless every check held.

@@ -8,7 +8,7 @@ mod common;
 
 use common::{http_call, Server};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 fn start(dir: &Path, extra: &[&str]) -> (Server, String) {
     let mut args = vec!["--set", "http_listen=127.0.0.1:0"];
@@ -45,33 +45,10 @@ fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
-/// POST a multipart body (raw bytes: the shared helper sends text).
+/// POST a multipart body; (status, parsed body).
 fn post_multipart(addr: &str, path: &str, ct: &str, body: &[u8], headers: &[(&str, &str)]) -> (u16, Value) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    let mut head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
-    let text = String::from_utf8_lossy(&out).to_string();
-    let (h, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = h.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, serde_json::from_str(rest).unwrap_or_else(|_| json!({ "raw": rest })))
-}
-
-fn schemathesis() -> PathBuf {
-    let home = std::env::var("HOME").expect("HOME");
-    let p = Path::new(&home).join(".cache/agentdb/st-venv/bin/schemathesis");
-    assert!(p.exists(), "{} is missing: run `bash .ci/setup.sh`", p.display());
-    p
+    let (status, _, rest) = common::http_bytes(addr, "POST", path, Some((ct, body)), headers);
+    (status, serde_json::from_str(&rest).unwrap_or_else(|_| json!({ "raw": rest })))
 }
 
 #[test]
@@ -224,7 +201,7 @@ fn rest_api_end_to_end_and_schemathesis_against_its_openapi_document() {
     assert_eq!(state, "succeeded");
 
     // schemathesis: every operation, generated and mutated input.
-    let out = std::process::Command::new(schemathesis())
+    let out = std::process::Command::new(common::venv_tool("st-venv", "schemathesis"))
         .args(["run", &format!("http://{http}/v1/openapi.json")])
         .args([
             "--checks",

@@ -14,8 +14,7 @@ fn internal(e: impl std::fmt::Display) -> RpcError {
 }
 
 fn denied(e: crate::status::ApiError) -> RpcError {
-    let s = crate::status::to_status(e);
-    RpcError::new(code::INVALID_PARAMS, format!("{:?}: {}", s.code(), s.message()))
+    RpcError::new(code::INVALID_PARAMS, super::tools::status_message(crate::status::to_status(e)))
 }
 
 /// resources/list, paged by an opaque cursor (the offset).

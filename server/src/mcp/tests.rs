@@ -33,7 +33,7 @@ fn header_values_round_trip() {
 fn every_tool_has_an_object_schema_and_a_description() {
     let tools = tools::catalogue();
     assert_eq!(tools.len(), 8);
-    for t in &tools {
+    for t in tools {
         assert_eq!(t["inputSchema"]["type"], "object", "{t}");
         assert!(t["description"].as_str().is_some_and(|d| d.len() > 20), "{t}");
         for r in t["inputSchema"]["required"].as_array().unwrap() {

@@ -40,8 +40,13 @@ fn tool(name: &str, title: &str, description: &str, properties: Value, required:
     })
 }
 
-/// tools/list.
-pub fn catalogue() -> Vec<Value> {
+/// tools/list (built once: it is the same for every caller).
+pub fn catalogue() -> &'static [Value] {
+    static CATALOGUE: std::sync::OnceLock<Vec<Value>> = std::sync::OnceLock::new();
+    CATALOGUE.get_or_init(build_catalogue)
+}
+
+fn build_catalogue() -> Vec<Value> {
     let collection = json!({ "type": "string", "description": "The collection's name (list_collections shows them)." });
     let top_k = json!({ "type": "integer", "minimum": 1, "maximum": skills::MAX_TOP_K, "default": skills::DEFAULT_TOP_K,
                         "description": "How many hits to return." });
@@ -153,13 +158,13 @@ type ToolResult = Result<(String, Value), String>;
 
 /// tools/call.
 pub async fn call(st: &Mcp, p: Option<&Principal>, name: &str, args: &Map<String, Value>) -> Result<Value, RpcError> {
-    let Some(spec) = catalogue().into_iter().find(|t| t["name"] == name) else {
+    let Some(spec) = catalogue().iter().find(|t| t["name"] == name) else {
         return Err(RpcError::new(
             code::INVALID_PARAMS,
             format!("unknown tool '{name}': tools/list names the tools this server offers"),
         ));
     };
-    let out = match check_args(&spec, args) {
+    let out = match check_args(spec, args) {
         Err(e) => Err(e),
         Ok(()) => run_tool(st, p, name, args).await,
     };
@@ -270,7 +275,8 @@ fn skill_message(e: SkillError) -> String {
     }
 }
 
-fn status_message(s: tonic::Status) -> String {
+/// A refusal as a tool error's text: the gRPC code and the server's message.
+pub(super) fn status_message(s: tonic::Status) -> String {
     format!("{:?}: {}", s.code(), s.message())
 }
 

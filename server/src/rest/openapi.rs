@@ -2,7 +2,7 @@
 //! descriptors compiled into the binary: one operation per route, one schema per
 //! message (as the gateway reads and writes it).
 
-use super::gateway::{json_alias, method, pool};
+use super::gateway::{json_alias, method};
 use super::{Body, OPENAPI_PATH, ROUTES};
 use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 use serde_json::{json, Map, Value};
@@ -172,7 +172,6 @@ pub fn document() -> Value {
     }
     let mut components: Map<String, Value> = schemas.into_iter().collect();
     components.insert("Error".into(), error_schema());
-    let _ = pool();
     json!({
         "openapi": "3.1.0",
         "info": {

@@ -338,12 +338,23 @@ pub fn http_call(
     body: Option<&str>,
     headers: &[(&str, &str)],
 ) -> (u16, String, String) {
+    http_bytes(addr, method, path, body.map(|b| ("application/json", b.as_bytes())), headers)
+}
+
+/// [`http_call`] with a body of any content type: `(content type, bytes)`.
+pub fn http_bytes(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<(&str, &[u8])>,
+    headers: &[(&str, &str)],
+) -> (u16, String, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).expect("connect to the HTTP listener");
     s.set_read_timeout(Some(std::time::Duration::from_secs(120))).unwrap();
     let mut req = match body {
-        Some(b) => format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        Some((ct, b)) => format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n",
             b.len()
         ),
         None => format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n"),
@@ -352,8 +363,9 @@ pub fn http_call(
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
-    req.push_str(body.unwrap_or(""));
-    s.write_all(req.as_bytes()).unwrap();
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body.map_or(&[][..], |(_, b)| b));
+    s.write_all(&bytes).unwrap();
     let mut out = Vec::new();
     s.read_to_end(&mut out).unwrap();
     let text = String::from_utf8_lossy(&out).to_string();
@@ -366,4 +378,13 @@ pub fn http_call(
         rest.to_string()
     };
     (status, head.to_string(), body)
+}
+
+/// A tool installed by `.ci/setup.sh` in a virtual environment under ~/.cache/agentdb
+/// (`venv`/bin/`bin`), asserted present.
+pub fn venv_tool(venv: &str, bin: &str) -> PathBuf {
+    let home = std::env::var("HOME").expect("HOME");
+    let p = Path::new(&home).join(".cache/agentdb").join(venv).join("bin").join(bin);
+    assert!(p.exists(), "{} is missing: run `bash .ci/setup.sh`", p.display());
+    p
 }
