@@ -273,8 +273,13 @@ impl<H: Host> Workflows<H> {
             let ready = run.ready(&def, now);
             if !ready.is_empty() {
                 let ctx = run.context(&def);
+                for sid in &ready {
+                    run.start_step(sid, now);
+                }
+                // Persist the started steps before any of them runs: what a step publishes
+                // (an `ask` step's question) must find the stored run showing it running.
+                self.save(&run).await;
                 for sid in ready {
-                    run.start_step(&sid, now);
                     let step = def.steps.iter().find(|s| s.id == sid).expect("step of the definition").clone();
                     let (kind, params) = step.action();
                     let steps = self.steps.clone();
@@ -318,7 +323,6 @@ impl<H: Host> Workflows<H> {
                         (sid, res)
                     });
                 }
-                self.save(&run).await;
             }
             if tasks.is_empty() {
                 if let Some(state) = run.settle(&def, now_ms()) {
