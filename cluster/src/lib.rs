@@ -27,6 +27,7 @@
 //!   applied that far ([`ClusterConfig::read_wait`], then UNAVAILABLE).
 
 mod placement;
+mod queries;
 mod wire;
 
 use placement::{placement, PlaceInput};
@@ -1088,6 +1089,9 @@ impl Cluster {
             Read::Search { collection, shard, min_seq, .. }
             | Read::Get { collection, shard, min_seq, .. }
             | Read::Count { collection, shard, min_seq, .. }
+            | Read::KeywordStats { collection, shard, min_seq, .. }
+            | Read::Keyword { collection, shard, min_seq, .. }
+            | Read::Scroll { collection, shard, min_seq, .. }
             | Read::Flush { collection, shard, min_seq, .. } => (collection.clone(), *shard, *min_seq),
         };
         let deadline = Instant::now() + self.cfg.read_wait;
@@ -1155,6 +1159,9 @@ impl Cluster {
                         .collect(),
                 ),
                 Read::Count { filter, .. } => ReadReply::Count(c.count(filter.as_ref())?),
+                read @ (Read::KeywordStats { .. } | Read::Keyword { .. } | Read::Scroll { .. }) => {
+                    queries::serve_local(&c, read)?
+                }
                 Read::Flush { optimize, .. } => {
                     if optimize {
                         c.optimize()?;

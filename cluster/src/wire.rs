@@ -2,6 +2,7 @@
 //! the JetStream streams, and the read requests nodes send each other. All JSON, each
 //! with a format version where it is stored.
 
+use agentdb_engine::keyword::KeywordStats;
 use agentdb_engine::{CollectionSpec, Filter};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -100,6 +101,36 @@ pub enum Read {
         filter: Option<Filter>,
         min_seq: u64,
     },
+    /// The replica's BM25 statistics for a keyword query (summed over the shards, then
+    /// sent back with [`Read::Keyword`]).
+    KeywordStats {
+        collection: String,
+        shard: u32,
+        query: String,
+        weights: [f32; 8],
+        min_seq: u64,
+    },
+    /// A keyword search scored with the cluster-wide statistics.
+    Keyword {
+        collection: String,
+        shard: u32,
+        query: String,
+        weights: [f32; 8],
+        k: usize,
+        filter: Option<Filter>,
+        stats: KeywordStats,
+        min_seq: u64,
+    },
+    /// One page of the replica's items in id order after `after`.
+    Scroll {
+        collection: String,
+        shard: u32,
+        filter: Option<Filter>,
+        after: String,
+        limit: usize,
+        with_vectors: bool,
+        min_seq: u64,
+    },
     /// Seal the replica's buffered writes into indexed segments (and merge them).
     Flush {
         collection: String,
@@ -117,6 +148,17 @@ pub struct WireHit {
     pub payload: Option<serde_json::Value>,
 }
 
+/// A keyword hit as nodes exchange it (what `--explain` shows travels with it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WireKeywordHit {
+    pub id: String,
+    pub score: f32,
+    pub payload: Option<serde_json::Value>,
+    pub matched: Vec<(String, Vec<String>)>,
+    pub snippet: String,
+    pub coverage: f32,
+}
+
 /// The answer to a [`Read`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -124,5 +166,15 @@ pub enum ReadReply {
     Hits(Vec<WireHit>),
     Items(Vec<WireItem>),
     Count(u64),
-    Error { unavailable: bool, message: String },
+    KeywordStats(KeywordStats),
+    KeywordHits(Vec<WireKeywordHit>),
+    /// A scroll page, and whether the replica has more items after it.
+    Page {
+        items: Vec<WireItem>,
+        more: bool,
+    },
+    Error {
+        unavailable: bool,
+        message: String,
+    },
 }

@@ -774,6 +774,28 @@ impl Collection {
         k: usize,
         filter: Option<&Filter>,
     ) -> Result<Vec<KeywordHit>> {
+        self.keyword_search_with(query, weights, k, filter, None)
+    }
+
+    /// This collection's BM25 statistics for `query` (a sharded collection sums its
+    /// shards' and scores every shard with the sums: `keyword_search_with`).
+    pub fn keyword_stats(&self, query: &str, weights: &FieldWeights) -> Result<crate::keyword::KeywordStats> {
+        self.check_open()?;
+        match &self.keyword {
+            Some(kw) => kw.stats(query, weights),
+            None => Ok(Default::default()),
+        }
+    }
+
+    /// [`Collection::keyword_search`] scoring with the given statistics.
+    pub fn keyword_search_with(
+        &self,
+        query: &str,
+        weights: &FieldWeights,
+        k: usize,
+        filter: Option<&Filter>,
+        stats: Option<&crate::keyword::KeywordStats>,
+    ) -> Result<Vec<KeywordHit>> {
         self.check_open()?;
         let Some(kw) = &self.keyword else {
             return Err(Error::InvalidArgument(format!(
@@ -789,7 +811,7 @@ impl Collection {
         }
         let st = self.state.read();
         let sources = st.sources();
-        kw.search(query, weights, k, |id| {
+        kw.search_with(query, weights, k, stats, |id| {
             let &(sid, row) = st.locations.get(id)?;
             let p = &sources.iter().find(|s| s.id() == sid)?.payloads()[row as usize];
             filter.is_none_or(|f| f.matches(p)).then(|| p.clone())

@@ -15,10 +15,12 @@ use crate::error::{Error, Result};
 use crate::types::Hit;
 use parking_lot::Mutex;
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use tantivy::collector::TopDocs;
-use tantivy::query::{BooleanQuery, BoostQuery, EmptyQuery, Occur, PhraseQuery, Query, TermQuery};
+use tantivy::query::{
+    Bm25StatisticsProvider, BooleanQuery, BoostQuery, EmptyQuery, Occur, PhraseQuery, Query, TermQuery,
+};
 use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value as _, STORED, STRING};
 use tantivy::tokenizer::{
     Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
@@ -315,6 +317,60 @@ pub struct KeywordHit {
     pub coverage: f32,
 }
 
+/// The BM25 statistics a keyword query needs (documents, tokens per field, document
+/// frequency of each query term per field), from one index. A sharded collection sums
+/// its shards' ([`KeywordStats::add`]) and has every shard score with the sums, so a
+/// hit scores as it would in one index over all the shards' items (Elasticsearch's
+/// "DFS query then fetch") and the shards' hits merge exactly.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct KeywordStats {
+    pub docs: u64,
+    pub tokens: [u64; 8],
+    /// `"FIELD_INDEX:term"` -> documents whose field holds the term.
+    pub df: BTreeMap<String, u64>,
+}
+
+impl KeywordStats {
+    pub fn add(&mut self, o: &KeywordStats) {
+        self.docs += o.docs;
+        for (a, b) in self.tokens.iter_mut().zip(o.tokens) {
+            *a += b;
+        }
+        for (k, v) in &o.df {
+            *self.df.entry(k.clone()).or_default() += v;
+        }
+    }
+
+    fn df_of(&self, field: usize, term: &str) -> u64 {
+        self.df.get(&format!("{field}:{term}")).copied().unwrap_or(0)
+    }
+}
+
+/// Given statistics in tantivy's terms.
+struct GivenStats<'a> {
+    stats: &'a KeywordStats,
+    fields: &'a [Field; 8],
+}
+
+impl GivenStats<'_> {
+    fn index(&self, f: Field) -> usize {
+        self.fields.iter().position(|x| *x == f).unwrap_or(0)
+    }
+}
+
+impl Bm25StatisticsProvider for GivenStats<'_> {
+    fn total_num_tokens(&self, field: Field) -> tantivy::Result<u64> {
+        Ok(self.stats.tokens[self.index(field)])
+    }
+    fn total_num_docs(&self) -> tantivy::Result<u64> {
+        Ok(self.stats.docs.max(1))
+    }
+    fn doc_freq(&self, term: &Term) -> tantivy::Result<u64> {
+        let value = term.value();
+        Ok(self.stats.df_of(self.index(term.field()), value.as_str().unwrap_or_default()))
+    }
+}
+
 pub struct KeywordIndex {
     spec: KeywordSpec,
     _index: Index,
@@ -496,11 +552,43 @@ impl KeywordIndex {
     /// filter admits (None skips the hit), so filters and row policies apply here exactly
     /// as in vector search; the candidate window grows until `k` hits pass or every
     /// matching document was seen.
+    /// This index's statistics for `query` (see [`KeywordStats`]).
+    pub fn stats(&self, query: &str, weights: &FieldWeights) -> Result<KeywordStats> {
+        let clauses = parse_query(query)?;
+        self.refresh()?;
+        let (_, terms) = self.build_query(&clauses, weights);
+        let searcher = self.reader.searcher();
+        let mut st = KeywordStats { docs: searcher.num_docs(), ..Default::default() };
+        for (i, f) in self.fields.iter().enumerate() {
+            st.tokens[i] = Bm25StatisticsProvider::total_num_tokens(&searcher, *f).map_err(tv)?;
+            for t in &terms {
+                let df = searcher.doc_freq(&Term::from_field_text(*f, t)).map_err(tv)?;
+                if df > 0 {
+                    st.df.insert(format!("{i}:{t}"), df);
+                }
+            }
+        }
+        Ok(st)
+    }
+
     pub fn search(
         &self,
         query: &str,
         weights: &FieldWeights,
         k: usize,
+        lookup: impl Fn(&str) -> Option<Value>,
+    ) -> Result<Vec<KeywordHit>> {
+        self.search_with(query, weights, k, None, lookup)
+    }
+
+    /// [`KeywordIndex::search`], scoring with `stats` (summed over a sharded
+    /// collection's shards) instead of this index's own when given.
+    pub fn search_with(
+        &self,
+        query: &str,
+        weights: &FieldWeights,
+        k: usize,
+        stats: Option<&KeywordStats>,
         lookup: impl Fn(&str) -> Option<Value>,
     ) -> Result<Vec<KeywordHit>> {
         let clauses = parse_query(query)?;
@@ -514,7 +602,13 @@ impl KeywordIndex {
         let mut out: Vec<KeywordHit> = Vec::new();
         loop {
             out.clear();
-            let top = searcher.search(&*q, &TopDocs::with_limit(window).order_by_score()).map_err(tv)?;
+            let collector = TopDocs::with_limit(window).order_by_score();
+            let top = match stats {
+                Some(st) => searcher
+                    .search_with_statistics_provider(&*q, &collector, &GivenStats { stats: st, fields: &self.fields })
+                    .map_err(tv)?,
+                None => searcher.search(&*q, &collector).map_err(tv)?,
+            };
             let exhausted = top.len() < window;
             for (score, addr) in &top {
                 let doc: TantivyDocument = searcher.doc(*addr).map_err(tv)?;
@@ -537,14 +631,15 @@ impl KeywordIndex {
         }
         // BM25's idf of each query term, its document frequency taken as the largest over
         // the fields.
-        let docs = searcher.num_docs() as f32;
+        let docs = stats.map_or(searcher.num_docs(), |s| s.docs) as f32;
         let idf: Vec<(String, f32)> = terms
             .iter()
             .map(|t| {
-                let df = self
-                    .fields
-                    .iter()
-                    .map(|f| searcher.doc_freq(&Term::from_field_text(*f, t)).unwrap_or(0))
+                let df = (0..self.fields.len())
+                    .map(|i| match stats {
+                        Some(s) => s.df_of(i, t),
+                        None => searcher.doc_freq(&Term::from_field_text(self.fields[i], t)).unwrap_or(0),
+                    })
                     .max()
                     .unwrap_or(0) as f32;
                 (t.clone(), (1.0 + (docs - df + 0.5) / (df + 0.5)).ln().max(0.0))
@@ -668,6 +763,52 @@ mod tests {
         assert!(parse_query("   ").unwrap_err().to_string().contains("empty"));
         assert!(parse_query("-dog").unwrap_err().to_string().contains("only excluded"));
         assert!(parse_query("cat + dog").unwrap_err().to_string().contains("position 5"));
+    }
+
+    #[test]
+    fn shards_scoring_with_summed_statistics_score_as_one_index() {
+        let docs = [
+            ("a", "the quick brown fox jumps over the lazy dog"),
+            ("b", "a fox in the snow"),
+            ("c", "brown bread and butter"),
+            ("d", "the dog barks at the brown fox twice fox"),
+            ("e", "invoice for bread delivery"),
+            ("f", "lazy afternoon with a quick nap"),
+        ];
+        let (one, s1, s2) = (idx(), idx(), idx());
+        for (i, (id, text)) in docs.iter().enumerate() {
+            one.upsert(id, &json!({ "text": text })).unwrap();
+            (if i % 2 == 0 { &s1 } else { &s2 }).upsert(id, &json!({ "text": text })).unwrap();
+        }
+        let w = FieldWeights::default();
+        let all = |_: &str| Some(json!({}));
+        for q in ["brown fox", "lazy dog", "\"brown fox\" bread", "quick -nap"] {
+            let mut sum = s1.stats(q, &w).unwrap();
+            sum.add(&s2.stats(q, &w).unwrap());
+            assert_eq!(sum, one.stats(q, &w).unwrap(), "{q}");
+            let want: Vec<(String, f32)> =
+                one.search(q, &w, 10, all).unwrap().into_iter().map(|h| (h.hit.id, h.hit.score)).collect();
+            let mut got: Vec<(String, f32, f32)> = Vec::new();
+            for s in [&s1, &s2] {
+                got.extend(
+                    s.search_with(q, &w, 10, Some(&sum), all)
+                        .unwrap()
+                        .into_iter()
+                        .map(|h| (h.hit.id, h.hit.score, h.coverage)),
+                );
+            }
+            got.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            assert_eq!(got.len(), want.len(), "{q}");
+            for ((gid, gs, _), (wid, ws)) in got.iter().zip(&want) {
+                assert_eq!(gid, wid, "{q}: {got:?} vs {want:?}");
+                assert!((gs - ws).abs() < 1e-4, "{q}: {gid} scores {gs} with summed statistics, {ws} in one index");
+            }
+            // Without the sums a shard scores by its own statistics: not comparable.
+            let own: Vec<f32> = s1.search(q, &w, 10, all).unwrap().iter().map(|h| h.hit.score).collect();
+            let with: Vec<f32> =
+                s1.search_with(q, &w, 10, Some(&sum), all).unwrap().iter().map(|h| h.hit.score).collect();
+            assert_eq!(own.len(), with.len());
+        }
     }
 
     #[test]

@@ -365,7 +365,7 @@ async fn search<H: Host>(
                 with_payload: true,
                 explain: false,
             };
-            agentdb_retrieval::query::run(&c, &enc, q, lim)
+            agentdb_retrieval::query::run(&*c, &enc, q, lim)
         })
         .await?;
     for payload in hits.iter_mut().filter_map(|h| h.payload.as_mut()) {
@@ -410,7 +410,7 @@ async fn ingest<H: Host>(
     let r = h
         .admit(move || {
             let c = db.collection(&name)?;
-            Ok(agentdb_retrieval::ingest_file(&c, &enc, &source, &content, lim, obs.as_ref()))
+            Ok(agentdb_retrieval::ingest_file(&*c, &enc, &source, &content, lim, obs.as_ref()))
         })
         .await?;
     let status = r.status.as_str();

@@ -92,6 +92,10 @@ pub struct IngestConfig {
     pub ocr_timeout_ms: u64,
     /// Images above this many pixels are reduced before recognition (bounds its work).
     pub ocr_max_pixels: u64,
+    /// Keep each ingested file's bytes beside its collection (content-addressed,
+    /// encrypted when the data directory is) so clients can show what a hit came from:
+    /// `GET /v1/collections/NAME/media/SHA256`. Off: only the items are stored.
+    pub keep_media: bool,
 }
 
 impl Default for IngestConfig {
@@ -111,6 +115,7 @@ impl Default for IngestConfig {
             ocr_min_confidence: 60.0,
             ocr_timeout_ms: 10_000,
             ocr_max_pixels: 8_000_000,
+            keep_media: true,
         }
     }
 }

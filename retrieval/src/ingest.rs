@@ -3,9 +3,10 @@
 //! killed run never leaves half a file behind and a re-run skips it.
 
 use crate::encoders::{Encoders, Modal};
+use crate::Target;
 use crate::{invalid, Error, Observer, Result};
 use agentdb_engine::payload::ItemPayload;
-use agentdb_engine::{Collection, Item};
+use agentdb_engine::Item;
 use agentdb_models::{chunk_text, detect, markdown_to_text, registry::sha256_hex, Modality};
 use std::collections::BTreeMap;
 
@@ -17,6 +18,8 @@ pub struct IngestLimits {
     pub image: agentdb_models::ImageLimits,
     pub audio: agentdb_models::AudioLimits,
     pub video: VideoOptions,
+    /// Keep the file's bytes with the collection (`Collection::put_media`).
+    pub keep_media: bool,
 }
 
 /// The defaults of `[ingest]` and `[limits]` (what a server without configuration uses).
@@ -29,6 +32,7 @@ impl Default for IngestLimits {
             chunk_overlap: cfg.chunk_overlap,
             image: Default::default(),
             audio: Default::default(),
+            keep_media: cfg.keep_media,
             video: VideoOptions {
                 limits: agentdb_models::video::VideoLimits { max_frames: cfg.max_keyframes, ..Default::default() },
                 interval_s: cfg.keyframe_interval_secs,
@@ -85,7 +89,7 @@ impl IngestStatus {
 /// Ingest the file `source` with these bytes into `col`, telling `observer` what was
 /// written. Never fails as a call: a file that cannot be ingested is an outcome.
 pub fn ingest_file(
-    col: &Collection,
+    col: &dyn Target,
     enc: &Encoders,
     source: &str,
     content: &[u8],
@@ -134,11 +138,17 @@ fn ingest_inner(mut file: File, observer: &dyn Observer, res: &mut IngestOutcome
         return Err(invalid!("{src}: unrecognised content (not text and not a known image, audio or video format)"));
     };
     res.media_type = media.mime.to_string();
+    // The original bytes first (content-addressed, a no-op when kept already), so no
+    // stored item names a file that is not kept; files ingested before keeping was on
+    // are kept when they come again.
+    if lim.keep_media {
+        col.put_media(content)?;
+    }
     // Already ingested when the first chunk is there and so is the last one it names
     // (a file is written in one request unless it has more chunks than limits.max_batch).
-    if let Some(first) = col.get(&[item_id(sha, 0)], false)?.pop() {
+    if let Some(first) = col.get(&[item_id(sha, 0)])?.pop() {
         let n = first.payload["chunks"].as_u64().unwrap_or(1) as usize;
-        if !col.get(&[item_id(sha, n.saturating_sub(1))], false)?.is_empty() {
+        if !col.get(&[item_id(sha, n.saturating_sub(1))])?.is_empty() {
             res.status = IngestStatus::Skipped;
             return Ok(());
         }
@@ -152,7 +162,7 @@ fn ingest_inner(mut file: File, observer: &dyn Observer, res: &mut IngestOutcome
     };
     let n = items.len();
     let _upsert = tracing::info_span!("ingest.upsert", items = n).entered();
-    for batch in items.chunks(col.options().limits.max_batch.max(1)) {
+    for batch in items.chunks(col.max_batch()) {
         let ids = col.upsert(batch.to_vec())?;
         observer.items_written(col.name(), batch, &ids);
     }
@@ -164,7 +174,7 @@ fn ingest_inner(mut file: File, observer: &dyn Observer, res: &mut IngestOutcome
 /// One file being ingested: where it goes, what embeds it, its bytes and type.
 #[derive(Clone, Copy)]
 struct File<'a> {
-    col: &'a Collection,
+    col: &'a dyn Target,
     enc: &'a Encoders,
     source: &'a str,
     content: &'a [u8],
@@ -177,7 +187,7 @@ struct File<'a> {
 /// family (`embed` runs once per family). A space no loaded encoder of this modality
 /// can fill makes the file fail with a message naming it.
 fn space_vectors(
-    col: &Collection,
+    col: &dyn Target,
     enc: &Encoders,
     modal: Modal,
     src: &str,
@@ -185,7 +195,7 @@ fn space_vectors(
 ) -> Result<Vec<BTreeMap<String, Vec<f32>>>> {
     let mut by_family: BTreeMap<String, Vec<Vec<f32>>> = BTreeMap::new();
     let mut out: Vec<BTreeMap<String, Vec<f32>>> = Vec::new();
-    for space in &col.spec.spaces {
+    for space in &col.spec().spaces {
         let Some(id) = enc.for_space(space, modal) else {
             return Err(Error::Unavailable(format!(
                 "{src}: space '{}' of collection '{}' holds vectors from {}, and no loaded {} encoder produces those \
@@ -229,7 +239,7 @@ fn text_items(f: &File) -> Result<Vec<Item>> {
     let texts: Vec<String> = chunks.iter().map(|c| c.text.clone()).collect();
     let vectors = space_vectors(col, enc, Modal::Text, src, |id| enc.embed_texts_as(id, texts.clone()))?;
     let n = chunks.len();
-    let encoder = col.spec.spaces.iter().filter_map(|s| enc.for_space(s, Modal::Text)).collect::<Vec<_>>().join(" ");
+    let encoder = col.spec().spaces.iter().filter_map(|s| enc.for_space(s, Modal::Text)).collect::<Vec<_>>().join(" ");
     Ok(chunks
         .into_iter()
         .zip(vectors)
@@ -265,7 +275,7 @@ fn image_items(f: &File) -> Result<Vec<Item>> {
     })?;
     let names: Vec<String> = labels.iter().take(5).map(|(l, _)| l.clone()).collect();
     let scores: Vec<f32> = labels.iter().take(5).map(|(_, p)| (p * 1e4).round() / 1e4).collect();
-    let encoders: Vec<String> = col.spec.spaces.iter().filter_map(|s| enc.for_space(s, Modal::Image)).collect();
+    let encoders: Vec<String> = col.spec().spaces.iter().filter_map(|s| enc.for_space(s, Modal::Image)).collect();
     let payload = ItemPayload {
         width: Some(w),
         height: Some(h),
@@ -424,7 +434,7 @@ fn video_items(f: &File) -> Result<Vec<Item>> {
             }
             Ok(out.into_iter().map(|(v, _)| v).collect())
         })?;
-        let encoder: Vec<String> = col.spec.spaces.iter().filter_map(|s| enc.for_space(s, Modal::Image)).collect();
+        let encoder: Vec<String> = col.spec().spaces.iter().filter_map(|s| enc.for_space(s, Modal::Image)).collect();
         let encoder = encoder.join(" ");
         for ((k, l), vectors) in v.keyframes.iter().zip(&labels).zip(vectors) {
             let p = ItemPayload {

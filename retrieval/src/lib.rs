@@ -21,6 +21,7 @@ mod error;
 pub mod ingest;
 mod observer;
 pub mod query;
+mod target;
 
 pub use agentdb_models::batcher::with_tenant;
 pub use encoders::{Encoder, EncoderSet, Encoders, GpuChoice, Modal};
@@ -28,3 +29,4 @@ pub use error::{Error, Result};
 pub use ingest::{ingest_file, IngestLimits, IngestOutcome, IngestStatus, VideoOptions};
 pub use observer::{NoObserver, Observer};
 pub use query::{CrossQuery, Hit, KeywordQuery, QueryInput, Retrieval};
+pub use target::Target;

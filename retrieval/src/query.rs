@@ -5,7 +5,7 @@
 
 use crate::encoders::{Encoders, Modal};
 use crate::ingest::IngestLimits;
-use crate::{invalid, Error, Result};
+use crate::{invalid, Error, Result, Target};
 use agentdb_engine::fusion::{fuse, Calibration, FusionMode, RankedList};
 use agentdb_engine::payload::{keys, ITEM_MODALITIES};
 use agentdb_engine::{Collection, Filter, SearchParams, SearchRequest};
@@ -111,7 +111,7 @@ pub fn embed_texts(
         return Err(invalid!("text {i} is empty"));
     }
     let mut chosen = None;
-    for s in &col.spec.spaces {
+    for s in &col.spec().spaces {
         if !space.is_empty() && s.name != space {
             continue;
         }
@@ -142,7 +142,7 @@ pub fn embed_texts(
 }
 
 /// Run one cross-modal query against `col` (blocking: it embeds and searches).
-pub fn run(col: &Collection, enc: &Encoders, mut q: CrossQuery, lim: IngestLimits) -> Result<Vec<Hit>> {
+pub fn run(col: &dyn Target, enc: &Encoders, mut q: CrossQuery, lim: IngestLimits) -> Result<Vec<Hit>> {
     let input = match q.input.take() {
         None => None,
         Some(QueryInput::Text(t)) => Some(Embeddable::Text(t)),
@@ -180,7 +180,7 @@ pub fn run(col: &Collection, enc: &Encoders, mut q: CrossQuery, lim: IngestLimit
     if keyword {
         let text = kw_text.as_deref().unwrap_or_default();
         let mut fields = q.keyword.fields.clone();
-        let searchable = col.spec.keyword.as_ref().map(|k| k.searchable.clone()).unwrap_or_default();
+        let searchable = col.spec().keyword.as_ref().map(|k| k.searchable.clone()).unwrap_or_default();
         let keys = agentdb_engine::keyword::field_payload_keys(&searchable);
         for (field, keys) in agentdb_engine::keyword::FIELDS.iter().zip(keys) {
             if keys.iter().any(|k| q.keyword.hidden.contains(k)) {
@@ -189,12 +189,7 @@ pub fn run(col: &Collection, enc: &Encoders, mut q: CrossQuery, lim: IngestLimit
         }
         let weights = agentdb_engine::keyword::FieldWeights::default().with(&fields)?;
         let span = tracing::info_span!("search.keyword", k = q.k * 4, hits = tracing::field::Empty).entered();
-        let hits = col.keyword_search(
-            text,
-            &weights,
-            (q.k * 4).min(col.options().limits.max_top_k.max(q.k)),
-            q.filter.as_ref(),
-        )?;
+        let hits = col.keyword_search(text, &weights, (q.k * 4).min(col.max_top_k().max(q.k)), q.filter.as_ref())?;
         span.record("hits", hits.len());
         drop(span);
         if !hits.is_empty() {
@@ -211,7 +206,7 @@ pub fn run(col: &Collection, enc: &Encoders, mut q: CrossQuery, lim: IngestLimit
     };
     // Which spaces this query can search, and the encoder for each.
     let mut targets = Vec::new();
-    for space in &col.spec.spaces {
+    for space in &col.spec().spaces {
         if !q.space.is_empty() && space.name != q.space {
             continue;
         }
@@ -229,7 +224,7 @@ pub fn run(col: &Collection, enc: &Encoders, mut q: CrossQuery, lim: IngestLimit
         }
     }
     if !q.space.is_empty() && targets.is_empty() {
-        col.spec.space(&q.space)?; // names the unknown space
+        col.spec().space(&q.space)?; // names the unknown space
     }
     if targets.is_empty() {
         // Make the error name what is missing: the encoder or a compatible space.
@@ -268,7 +263,7 @@ pub fn run(col: &Collection, enc: &Encoders, mut q: CrossQuery, lim: IngestLimit
         };
         vectors.insert(fam, v);
     }
-    let per_list = (q.k * 4).clamp(q.k, col.options().limits.max_top_k.max(q.k));
+    let per_list = (q.k * 4).clamp(q.k, col.max_top_k().max(q.k));
     // The calibrations below were fitted for the spaces of the shipped text encoder's
     // family; lists of other spaces (a user's CLIP, ONNX) are calibrated by rank alone.
     let text_family = enc.text().ok().map(|t| agentdb_engine::embedding_family(&t.encoder_id()).to_string());

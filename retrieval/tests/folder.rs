@@ -83,7 +83,7 @@ fn a_mixed_folder_is_ingested_and_searched_across_modalities() {
     files.sort();
     for f in &files {
         let src = f.display().to_string();
-        let out = ingest_file(&col, &enc, &src, &std::fs::read(f).unwrap(), lim, &seen);
+        let out = ingest_file(&*col, &enc, &src, &std::fs::read(f).unwrap(), lim, &seen);
         let name = file_name(&src).to_string();
         match (name.as_str(), &out.status) {
             ("empty.txt", IngestStatus::Failed(e)) => {
@@ -104,37 +104,37 @@ fn a_mixed_folder_is_ingested_and_searched_across_modalities() {
     assert_eq!(col.count(None).unwrap() as usize, ingested);
     // The same bytes again: skipped, nothing written.
     let cat = folder.join("chelsea.png");
-    let again = ingest_file(&col, &enc, "copy-of-chelsea.png", &std::fs::read(&cat).unwrap(), lim, &seen);
+    let again = ingest_file(&*col, &enc, "copy-of-chelsea.png", &std::fs::read(&cat).unwrap(), lim, &seen);
     assert!(matches!(again.status, IngestStatus::Skipped), "{again:?}");
     assert_eq!(again.media_type, "image/png");
 
     // Text finds photos by what they show, and notes by what they say.
     for (q, want) in [("a cat", "chelsea.png"), ("a horse", "horse.png"), ("a cup of espresso", "coffee.png")] {
-        let hits = run(&col, &enc, query(q, Retrieval::Dense), lim).unwrap();
+        let hits = run(&*col, &enc, query(q, Retrieval::Dense), lim).unwrap();
         assert_eq!(file_name(&hits[0].source), want, "{q}: {hits:#?}");
         assert_eq!(hits[0].modality, "image");
         assert!(hits[0].part.starts_with("image "), "{}", hits[0].part);
         assert!(!hits[0].explain.is_empty());
     }
-    let hits = run(&col, &enc, query("when was the plumber paid?", Retrieval::Auto), lim).unwrap();
+    let hits = run(&*col, &enc, query("when was the plumber paid?", Retrieval::Auto), lim).unwrap();
     assert_eq!(file_name(&hits[0].source), "invoice.txt", "{hits:#?}");
     assert_eq!(hits[0].payload.as_ref().unwrap()["modality"], "text");
     // Keyword retrieval alone finds the exact token; dense and keyword lists are explained.
-    let hits = run(&col, &enc, query("AX-4471", Retrieval::Keyword), lim).unwrap();
+    let hits = run(&*col, &enc, query("AX-4471", Retrieval::Keyword), lim).unwrap();
     assert_eq!(file_name(&hits[0].source), "invoice.txt", "{hits:#?}");
     assert!(hits[0].explain.iter().any(|e| e.list == "keyword"), "{:?}", hits[0].explain);
     // A query image finds the same photograph first.
     let mut q = query("", Retrieval::Dense);
     q.input = Some(QueryInput::Image(std::fs::read(folder.join("horse.png")).unwrap()));
-    let hits = run(&col, &enc, q, lim).unwrap();
+    let hits = run(&*col, &enc, q, lim).unwrap();
     assert_eq!(file_name(&hits[0].source), "horse.png", "{hits:#?}");
     // Bad queries are errors that say what is wrong, of the caller's kind.
     let mut q = query("", Retrieval::Dense);
     q.input = Some(QueryInput::Image(b"not an image".to_vec()));
-    let e = run(&col, &enc, q, lim).unwrap_err();
+    let e = run(&*col, &enc, q, lim).unwrap_err();
     assert!(e.to_string().starts_with("query image: "), "{e}");
     let mut q = query("cats", Retrieval::Dense);
     q.weights.insert("nope/image".into(), 2.0);
-    let e = run(&col, &enc, q, lim).unwrap_err();
+    let e = run(&*col, &enc, q, lim).unwrap_err();
     assert!(matches!(e, Error::InvalidInput(_)) && e.to_string().contains("unknown list 'nope/image'"), "{e}");
 }

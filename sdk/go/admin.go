@@ -112,3 +112,52 @@ func (c *Client) RevokeAPIKey(ctx context.Context, id string) (*APIKey, error) {
 	}
 	return keyFromPB(r.Key), nil
 }
+
+// CollectionPermissions is what the caller may do with one collection (Admin: create
+// and drop it).
+type CollectionPermissions struct {
+	Collection         string
+	Read, Write, Admin bool
+}
+
+// Identity is who the caller is and what it may do (WhoAmI). With authentication off
+// the caller is "local" and may do everything. The server still checks every request.
+type Identity struct {
+	AuthEnabled bool
+	ID          string // key:<id>, oidc:<sub>, mtls:<name>; "local" when authentication is off
+	Name        string
+	Role        string   // reader, writer or admin
+	Collections []string // the key's collection scope; empty = every collection
+	RowFilter   string   // the row-level policy on every read and write ("" = none)
+	// CanAdmin: server-wide admin (create any collection, manage keys, see every agent
+	// and run).
+	CanAdmin bool
+	// Permissions has one entry per collection asked about, in request order.
+	Permissions []CollectionPermissions
+}
+
+// Permission returns the permissions on a collection WhoAmI was asked about.
+func (id *Identity) Permission(collection string) (CollectionPermissions, bool) {
+	for _, p := range id.Permissions {
+		if p.Collection == collection {
+			return p, true
+		}
+	}
+	return CollectionPermissions{}, false
+}
+
+// WhoAmI returns who this client is (its key, token or certificate; "local" when the
+// server has authentication off) and what it may do, server-wide and on each of the
+// collections named. For showing only what the caller may use: the server still checks
+// every request.
+func (c *Client) WhoAmI(ctx context.Context, collections ...string) (*Identity, error) {
+	r, err := c.stubs.Security.WhoAmI(ctx, &pb.WhoAmIRequest{Collections: collections})
+	if err != nil {
+		return nil, err
+	}
+	out := &Identity{AuthEnabled: r.AuthEnabled, ID: r.Id, Name: r.Name, Role: r.Role, Collections: r.Collections, RowFilter: r.RowFilter, CanAdmin: r.CanAdmin}
+	for _, p := range r.Permissions {
+		out.Permissions = append(out.Permissions, CollectionPermissions{Collection: p.Collection, Read: p.Read, Write: p.Write, Admin: p.Admin})
+	}
+	return out, nil
+}

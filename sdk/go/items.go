@@ -170,6 +170,67 @@ func (c *Client) Count(ctx context.Context, collection, filter string) (uint64, 
 	return r.Count, nil
 }
 
+// ScrollOptions selects and shapes the pages of Scroll and EachItem.
+type ScrollOptions struct {
+	Filter string // e.g. `lang = "en"` ("" = every item), within the caller's row policy
+	After  string // start after this id ("" = from the first): the previous page's NextAfter
+	Limit  uint32 // items per page (per call for EachItem): 100 when 0, at most 1000
+
+	OmitPayload bool // payloads are returned unless set
+	WithVectors bool
+
+	ConsistencyToken string // cluster mode: read your writes
+	AllowStale       bool   // cluster mode
+}
+
+// ScrollPage is one page of a collection's items.
+type ScrollPage struct {
+	Items []Item // in id order
+	// NextAfter is the After of the next page; "" when this page reached the end.
+	NextAfter string
+}
+
+// Scroll returns one page of the collection's items in id order: those matching
+// opts.Filter whose id comes after opts.After, at most opts.Limit. Pass the page's
+// NextAfter as After for the next page. EachItem walks every page.
+func (c *Client) Scroll(ctx context.Context, collection string, opts ScrollOptions) (*ScrollPage, error) {
+	r, err := c.stubs.Items.Scroll(ctx, &pb.ScrollRequest{
+		Collection: collection, Filter: opts.Filter, After: opts.After, Limit: opts.Limit,
+		WithPayload: !opts.OmitPayload, WithVectors: opts.WithVectors,
+		ConsistencyToken: opts.ConsistencyToken, AllowStale: opts.AllowStale,
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := &ScrollPage{Items: make([]Item, 0, len(r.Items)), NextAfter: r.NextAfter}
+	for _, it := range r.Items {
+		out.Items = append(out.Items, itemFromPB(it))
+	}
+	return out, nil
+}
+
+// EachItem calls fn with every item of the collection matching opts.Filter (after
+// opts.After), in id order, fetching opts.Limit items per Scroll call. It stops at the
+// first error, from a call or from fn, and returns it: return a sentinel error from fn
+// to stop early.
+func (c *Client) EachItem(ctx context.Context, collection string, opts ScrollOptions, fn func(Item) error) error {
+	for {
+		page, err := c.Scroll(ctx, collection, opts)
+		if err != nil {
+			return err
+		}
+		for _, it := range page.Items {
+			if err := fn(it); err != nil {
+				return err
+			}
+		}
+		if page.NextAfter == "" {
+			return nil
+		}
+		opts.After = page.NextAfter
+	}
+}
+
 // Mode chooses dense, keyword (BM25) or hybrid retrieval.
 type Mode int32
 

@@ -91,11 +91,6 @@ impl Services {
                 "shards: this server is not in a cluster (start it with --cluster nats://HOST:PORT)",
             ));
         };
-        if spec.keyword.is_some() {
-            return Err(Status::invalid_argument(
-                "a sharded collection has vector spaces only for now: create it with the keyword index disabled",
-            ));
-        }
         let m = c.create_collection(spec, shards, replicas.max(1)).await.map_err(err)?;
         Ok(info(&m))
     }
@@ -185,6 +180,38 @@ impl Services {
         Ok(Response::new(v1::CountResponse { count }))
     }
 
+    /// A sharded collection as the target of ingestion and cross-modal queries.
+    pub fn sharded_target(&self, collection: &str, t: Token) -> Option<crate::cluster_target::ShardedTarget> {
+        let c = self.sharded(collection)?;
+        let meta = c.collection(collection)?;
+        Some(crate::cluster_target::ShardedTarget::new(c, meta, t, self.db.options().limits))
+    }
+
+    pub async fn cluster_scroll(
+        &self,
+        c: Arc<Cluster>,
+        principal: Option<Principal>,
+        filter: Option<agentdb_engine::Filter>,
+        limit: usize,
+        r: v1::ScrollRequest,
+    ) -> Result<Response<v1::ScrollResponse>, Status> {
+        let t = token(&r.consistency_token, r.allow_stale)?;
+        let (items, next) = c.scroll(&r.collection, filter, &r.after, limit, r.with_vectors, &t).await.map_err(err)?;
+        let items = items
+            .into_iter()
+            .map(|it| {
+                let mut payload = it.payload;
+                self.security.mask(principal.as_ref(), &mut payload);
+                let mut w = item_to_wire(agentdb_engine::StoredItem { id: it.id, vectors: it.vectors, payload });
+                if !r.with_payload {
+                    w.payload_json.clear();
+                }
+                w
+            })
+            .collect();
+        Ok(Response::new(v1::ScrollResponse { items, next_after: next.unwrap_or_default() }))
+    }
+
     pub async fn cluster_search(
         &self,
         c: Arc<Cluster>,
@@ -192,13 +219,24 @@ impl Services {
         filter: Option<agentdb_engine::Filter>,
         r: v1::SearchRequest,
     ) -> Result<Response<v1::SearchResponse>, Status> {
-        let Some(v) = r.vector.as_ref() else {
-            return Err(Status::invalid_argument(
-                "sharded collections take vector queries for now (text, image, audio and video search of a \
-                 sharded collection is not built yet)",
-            ));
-        };
         let t = token(&r.consistency_token, r.allow_stale)?;
+        let Some(v) = r.vector.as_ref() else {
+            // Text, media or keywords: the same pipeline as a local collection, on this
+            // node, each list scattered to the shards (src/cluster_target.rs).
+            let mut r = r;
+            let crate::grpc::SearchQuery::Cross(input) = crate::grpc::search_query(&mut r)? else {
+                return Err(Status::invalid_argument("the query has no vector"));
+            };
+            let q = crate::grpc::cross_query(r.clone(), input, filter, self.security.hidden_keys(principal.as_ref()))?;
+            let target = self.sharded_target(&r.collection, t).ok_or_else(|| Status::not_found("collection gone"))?;
+            let (enc, lim) = (self.encoders.clone(), self.ingest);
+            let mut hits = self.gate.run(move || Ok(agentdb_retrieval::query::run(&target, &enc, q, lim)?)).await?;
+            for p in hits.iter_mut().filter_map(|h| h.payload.as_mut()) {
+                self.security.mask(principal.as_ref(), p);
+            }
+            let hits = hits.into_iter().map(crate::grpc::cross_hit_to_wire).collect();
+            return Ok(Response::new(v1::SearchResponse { hits }));
+        };
         let k = if r.top_k == 0 { 10 } else { r.top_k as usize };
         let hits =
             c.search(&r.collection, &r.space, v.values.clone(), k, filter, r.with_payload, &t).await.map_err(err)?;

@@ -52,6 +52,17 @@ pub struct Config {
     pub a2a: A2aConfig,
     /// Cluster mode on NATS JetStream (docs/CLUSTER.md); off when `urls` is empty.
     pub cluster: ClusterSection,
+    /// The web console at /ui (docs/UI.md).
+    pub ui: UiConfig,
+}
+
+/// The `[ui]` section: the web console served at `/ui` on the HTTP listener.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UiConfig {
+    /// Serve the console's files from this folder (read on each request) instead of the
+    /// copy built into the binary: for working on the console without rebuilding.
+    pub dir: String,
 }
 
 /// The `[cluster]` section (`agentdb serve --cluster URLS --node-id ID`).
@@ -678,6 +689,7 @@ impl Default for Config {
             workflows: Default::default(),
             a2a: A2aConfig::default(),
             cluster: ClusterSection::default(),
+            ui: UiConfig::default(),
         }
     }
 }

@@ -284,14 +284,14 @@ pub fn outcome_to_wire(o: IngestOutcome) -> v1::IngestResult {
 
 /// What a search request asks: a cross-modal query (text, media, or keywords alone,
 /// `None`), or a raw vector.
-enum SearchQuery {
+pub(crate) enum SearchQuery {
     Cross(Option<QueryInput>),
     Vector,
 }
 
 /// The query a search request carries (exactly one of vector, text, image, audio,
 /// video; or keywords alone), taken out of the request.
-fn search_query(r: &mut v1::SearchRequest) -> Result<SearchQuery, Status> {
+pub(crate) fn search_query(r: &mut v1::SearchRequest) -> Result<SearchQuery, Status> {
     let text = (!r.text.trim().is_empty()).then(|| r.text.clone());
     let image = (!r.image.is_empty()).then(|| std::mem::take(&mut r.image));
     let audio = (!r.audio.is_empty()).then(|| std::mem::take(&mut r.audio));
@@ -325,7 +325,7 @@ fn search_query(r: &mut v1::SearchRequest) -> Result<SearchQuery, Status> {
 
 /// A search request as a retrieval query (`filter`: the request's filter and the
 /// principal's row policy; `hidden`: payload keys the principal may not read).
-fn cross_query(
+pub(crate) fn cross_query(
     r: v1::SearchRequest,
     input: Option<QueryInput>,
     filter: Option<Filter>,
@@ -396,11 +396,15 @@ impl Services {
     async fn ingest_one(&self, p: Option<&Principal>, msg: v1::IngestRequest) -> v1::IngestResult {
         let (source, content_len, collection) = (msg.source.clone(), msg.content.len(), msg.collection.clone());
         let (db, enc, lim, obs) = (self.db.clone(), self.encoders.clone(), self.ingest, self.observer.clone());
+        let sharded = self.sharded_target(&msg.collection, agentdb_cluster::Token::default());
         let result = self
             .gate
-            .run(move || {
-                let c = db.collection(&msg.collection)?;
-                Ok(ingest_file(&c, &enc, &msg.source, &msg.content, lim, obs.as_ref()))
+            .run(move || match sharded {
+                Some(t) => Ok(ingest_file(&t, &enc, &msg.source, &msg.content, lim, obs.as_ref())),
+                None => {
+                    let c = db.collection(&msg.collection)?;
+                    Ok(ingest_file(&*c, &enc, &msg.source, &msg.content, lim, obs.as_ref()))
+                }
             })
             .await;
         let result = match result {
@@ -779,6 +783,49 @@ impl v1::items_server::Items for Services {
         Ok(Response::new(v1::CountResponse { count: n }))
     }
 
+    async fn scroll(&self, req: Request<v1::ScrollRequest>) -> Result<Response<v1::ScrollResponse>, Status> {
+        let principal = req.extensions().get::<Principal>().cloned();
+        let r = req.into_inner();
+        need(&r.collection, "collection name")?;
+        crate::telemetry::record_collection(&r.collection);
+        self.security.authorize(principal.as_ref(), Action::Read, &r.collection, "Scroll")?;
+        let limit = match r.limit {
+            0 => 100,
+            n if n as usize > agentdb_engine::MAX_SCROLL_LIMIT => {
+                return Err(Status::invalid_argument(format!(
+                    "limit {n} exceeds the scroll page limit of {}",
+                    agentdb_engine::MAX_SCROLL_LIMIT
+                )))
+            }
+            n => n as usize,
+        };
+        let f = self.security.scoped_filter(principal.as_ref(), &r.filter)?;
+        if let Some(c) = self.sharded(&r.collection) {
+            return self.cluster_scroll(c, principal, f, limit, r).await;
+        }
+        let db = self.db.clone();
+        let (items, next) = self
+            .gate
+            .run(move || Ok(db.collection(&r.collection)?.scroll(f.as_ref(), &r.after, limit, r.with_vectors)?))
+            .await?;
+        let items = items
+            .into_iter()
+            .map(|mut it| {
+                if r.with_payload {
+                    self.security.mask(principal.as_ref(), &mut it.payload);
+                } else {
+                    it.payload = serde_json::Value::Null;
+                }
+                let mut w = item_to_wire(it);
+                if !r.with_payload {
+                    w.payload_json.clear();
+                }
+                w
+            })
+            .collect();
+        Ok(Response::new(v1::ScrollResponse { items, next_after: next.unwrap_or_default() }))
+    }
+
     async fn search(&self, req: Request<v1::SearchRequest>) -> Result<Response<v1::SearchResponse>, Status> {
         let principal = req.extensions().get::<Principal>().cloned();
         let mut r = req.into_inner();
@@ -803,7 +850,7 @@ impl v1::items_server::Items for Services {
                     .run(move || {
                         std::thread::sleep(delay);
                         let c = db.collection(&name)?;
-                        Ok(agentdb_retrieval::query::run(&c, &enc, q, lim)?)
+                        Ok(agentdb_retrieval::query::run(&*c, &enc, q, lim)?)
                     })
                     .await?;
                 for p in hits.iter_mut().filter_map(|h| h.payload.as_mut()) {

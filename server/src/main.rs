@@ -5,6 +5,7 @@ mod a2a;
 mod anomaly;
 mod client;
 mod cluster_rpc;
+mod cluster_target;
 mod config;
 mod device;
 mod grpc;
@@ -20,6 +21,7 @@ mod status;
 mod status_rpc;
 mod telemetry;
 mod tls;
+mod ui;
 mod workflows;
 
 use clap::{Parser, Subcommand};

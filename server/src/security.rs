@@ -409,6 +409,63 @@ impl v1::security_server::Security for SecurityService {
         self.0.audit("admin", "RevokeKey", &format!("key:{id}"), "allow", "revoked");
         Ok(Response::new(v1::RevokeKeyResponse { key: Some(key_info(key)) }))
     }
+
+    async fn who_am_i(&self, req: Request<v1::WhoAmIRequest>) -> Result<Response<v1::WhoAmIResponse>, Status> {
+        let p = req.extensions().get::<Principal>().cloned();
+        let r = req.into_inner();
+        if r.collections.len() > 10_000 {
+            return Err(Status::invalid_argument(format!(
+                "{} collections exceed the limit of 10000 per request",
+                r.collections.len()
+            )));
+        }
+        let auth = self.0.auth_enabled();
+        // Without authentication every caller is the local operator and may do anything.
+        let may = |action: Action, c: &str| match (&p, auth) {
+            (_, false) => true,
+            (Some(p), true) => p.authorize(action, c).is_ok(),
+            (None, true) => false,
+        };
+        let permissions = r
+            .collections
+            .iter()
+            .map(|c| v1::CollectionPermissions {
+                collection: c.clone(),
+                read: may(Action::Read, c),
+                write: may(Action::Write, c),
+                admin: may(Action::Admin, c),
+            })
+            .collect();
+        let can_admin = match (&p, auth) {
+            (_, false) => true,
+            (Some(p), true) => p.sees_everything(),
+            (None, true) => false,
+        };
+        Ok(Response::new(match p.filter(|_| auth) {
+            Some(p) => v1::WhoAmIResponse {
+                auth_enabled: true,
+                id: p.id.clone(),
+                name: p.name.clone(),
+                role: p.role.as_str().to_string(),
+                collections: p.collections.clone(),
+                row_filter: p.row_filter.clone().unwrap_or_default(),
+                can_admin,
+                permissions,
+            },
+            // Authentication on and no credential (the edge lets only this call through
+            // without one): not signed in, may do nothing.
+            None if auth => v1::WhoAmIResponse { auth_enabled: true, permissions, ..Default::default() },
+            None => v1::WhoAmIResponse {
+                auth_enabled: false,
+                id: "local".into(),
+                name: "local".into(),
+                role: "admin".into(),
+                can_admin,
+                permissions,
+                ..Default::default()
+            },
+        }))
+    }
 }
 
 /// The credentials on a request: `authorization: Bearer <key>` or `x-api-key: <key>`.

@@ -34,6 +34,8 @@ impl<S> tower_layer::Layer<S> for EdgeLayer {
     }
 }
 
+const WHOAMI_PATH: &str = "/agentdb.v1.Security/WhoAmI";
+
 /// Health checks and reflection stay open so probes and tools work without a key.
 fn needs_auth(path: &str) -> bool {
     !(path.starts_with("/grpc.health.") || path.starts_with("/grpc.reflection."))
@@ -90,7 +92,14 @@ where
         let ctx = Arc::new(crate::telemetry::RequestCtx::default());
         let handled = async move {
             let mut who = format!("peer:{}", peer.unwrap_or_default());
-            if security.auth_enabled() && needs_auth(&method) {
+            // Who-am-I without any credential answers "not signed in" (authentication
+            // on, no principal) rather than UNAUTHENTICATED: how a client such as the
+            // console learns that it must ask for a key. A credential that fails is
+            // refused as everywhere.
+            let anonymous_whoami = method == WHOAMI_PATH
+                && crate::security::presented_key(req.headers()).is_none()
+                && tls_info.as_ref().is_none_or(|t| t.client.is_none());
+            if security.auth_enabled() && needs_auth(&method) && !anonymous_whoami {
                 // API key or OIDC token -> Principal, which the handlers authorize. A
                 // bearer credential takes precedence; without one, a verified client
                 // certificate (mTLS) is the principal.
@@ -383,6 +392,7 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
                 interval_s: cfg.ingest.keyframe_interval_secs,
                 scene_threshold: cfg.ingest.scene_threshold,
             },
+            keep_media: cfg.ingest.keep_media,
         },
         ingest_concurrency: cfg.ingest.concurrency,
         observer: orchestration.observer(),
@@ -528,6 +538,8 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {} (http_listen)", cfg.http_listen))?;
         let http_addr = l.local_addr()?;
+        let console = crate::ui::Console::new(&cfg.ui.dir)?;
+        let media = crate::rest::media_router(db.clone(), security.clone());
         let (db, enc, m) = (db.clone(), svc.encoders.clone(), metrics.clone());
         let app = axum::Router::new()
             .route(
@@ -548,14 +560,19 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
             .merge(crate::mcp::router(mcp.clone()))
             // REST/JSON under /v1 and its OpenAPI document (src/rest): gRPC in-process.
             .merge(crate::rest::router(rest))
+            // Kept media of ingested files, for clients that show hits (src/rest/media.rs).
+            .merge(media)
+            // The web console (src/ui.rs, docs/UI.md).
+            .merge(console.router())
             // Every request: an `http.request` span (parent: the caller's traceparent),
             // x-request-id, and one log line (crate::telemetry::http_layer).
             .layer(axum::middleware::from_fn(crate::telemetry::http_layer));
         tracing::info!(
             listen = %http_addr,
-            "serving HTTP (/metrics, /healthz, A2A at {}, MCP at {})",
+            "serving HTTP (/metrics, /healthz, A2A at {}, MCP at {}, REST at /v1, console at {})",
             crate::a2a::RPC_PATH,
-            crate::mcp::PATH
+            crate::mcp::PATH,
+            crate::ui::PATH
         );
         println!("agentdb http listening on {http_addr}");
         let rx = stop_rx.clone();

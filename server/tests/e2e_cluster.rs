@@ -573,3 +573,132 @@ async fn replicas_move_on_join_and_drain_without_failed_requests() {
     assert_eq!(count(&n3.url(), &token).await.unwrap(), written as u64);
     drop(n1);
 }
+
+/// A sharded multimodal collection: files ingested through one node (embedded there,
+/// routed to the shards), then text, keyword, hybrid, image and filtered queries through
+/// another answer exactly as a single node with the same files does — same sources, same
+/// order, same fused scores (keyword scores with cluster-wide BM25 statistics). Scroll
+/// pages through the shards in id order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multimodal_sharded_collection_ingests_and_answers_like_a_single_node() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(dir.path(), 3);
+    let n1 = node(&dir.path().join("n1"), &nats, "n1");
+    let n2 = node(&dir.path().join("n2"), &nats, "n2");
+    let reference = Server::start(&dir.path().join("ref"), &[]);
+    n1.ok(&["collection", "create", "media", "--multimodal", "--shards", "3", "--replicas", "2"]);
+    reference.ok(&["collection", "create", "media", "--multimodal"]);
+
+    // A small mixed folder: photos and texts.
+    let media = dir.path().join("media");
+    std::fs::create_dir_all(&media).unwrap();
+    for p in ["chelsea.png", "coffee.png", "horse.png", "rocket.jpg", "astronaut.png", "camera.png"] {
+        std::fs::copy(common::photos().join(p), media.join(p)).unwrap();
+    }
+    let texts = [
+        ("bread.txt", "Sourdough bread needs a starter, flour, water and salt; bake it in a hot oven."),
+        ("train.txt", "The airport train leaves from platform four every twenty minutes."),
+        ("invoice.txt", "Invoice AX-4471 for the plumber was paid on the third of May."),
+        ("moon.txt", "The Moon orbits the Earth once every 27 days and shows phases."),
+    ];
+    for (name, body) in texts {
+        std::fs::write(media.join(name), body).unwrap();
+    }
+    let ingest = |s: &Server| -> serde_json::Value {
+        serde_json::from_slice(&s.ok(&["ingest", "media", media.to_str().unwrap(), "--json"])).unwrap()
+    };
+    let (through_n2, on_ref) = (ingest(&n2), ingest(&reference));
+    assert_eq!(through_n2["ingested"], 10, "{through_n2}");
+    assert_eq!(on_ref["ingested"], 10, "{on_ref}");
+    // Ingesting again is a no-op on the cluster too (the items are found on their shards).
+    let again = ingest(&n2);
+    assert_eq!(again["skipped"], 10, "{again}");
+
+    // Every replica has applied the writes (reads through n1 see them all).
+    let mut c1 = v1::items_client::ItemsClient::new(authed(&n1.url(), None).await);
+    let mut cr = v1::items_client::ItemsClient::new(authed(&reference.url(), None).await);
+    let want = cr.count(v1::CountRequest { collection: "media".into(), ..Default::default() }).await.unwrap();
+    let want = want.into_inner().count;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = c1.count(v1::CountRequest { collection: "media".into(), ..Default::default() }).await.unwrap();
+        if n.into_inner().count == want {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the shards did not apply the ingested items");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let ask = |text: &str, mode: v1::RetrievalMode, filter: &str| v1::SearchRequest {
+        collection: "media".into(),
+        text: text.into(),
+        mode: mode as i32,
+        filter: filter.into(),
+        top_k: 5,
+        explain: true,
+        ..Default::default()
+    };
+    let cat = std::fs::read(common::photos().join("chelsea.png")).unwrap();
+    let queries = vec![
+        ask("a cat", v1::RetrievalMode::RetrievalDefault, ""),
+        ask("when was the plumber paid", v1::RetrievalMode::RetrievalHybrid, ""),
+        ask("invoice plumber", v1::RetrievalMode::RetrievalKeyword, ""),
+        ask("a cup of espresso", v1::RetrievalMode::RetrievalDense, ""),
+        ask("the moon and the earth", v1::RetrievalMode::RetrievalDefault, "modality = \"text\""),
+        v1::SearchRequest { collection: "media".into(), image: cat, top_k: 5, ..Default::default() },
+    ];
+    for q in queries {
+        let got = c1.search(q.clone()).await.expect("sharded cross-modal search").into_inner().hits;
+        let want = cr.search(q.clone()).await.unwrap().into_inner().hits;
+        let show = |h: &[v1::Hit]| h.iter().map(|h| format!("{} {:.4}", h.source, h.score)).collect::<Vec<_>>();
+        assert!(!want.is_empty(), "{:?}", q.text);
+        assert_eq!(
+            show(&got),
+            show(&want),
+            "query {:?} (mode {}): the cluster and the single node differ",
+            q.text,
+            q.mode
+        );
+        for (g, w) in got.iter().zip(&want) {
+            let lists = |h: &v1::Hit| h.explain.iter().map(|l| format!("{}#{}", l.list, l.rank)).collect::<Vec<_>>();
+            assert_eq!(lists(g), lists(w), "{:?}: per-list ranks", q.text);
+            for (a, b) in g.explain.iter().zip(&w.explain) {
+                assert!(
+                    (a.score - b.score).abs() < 1e-3,
+                    "{:?}: list {} scores {} vs {}",
+                    q.text,
+                    a.list,
+                    a.score,
+                    b.score
+                );
+            }
+        }
+    }
+
+    // Scroll across the shards: every item once, in id order, in pages.
+    let (mut seen, mut after) = (Vec::new(), String::new());
+    loop {
+        let r = c1
+            .scroll(v1::ScrollRequest {
+                collection: "media".into(),
+                after: after.clone(),
+                limit: 4,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(r.items.len() <= 4);
+        seen.extend(r.items.into_iter().map(|i| i.id));
+        if r.next_after.is_empty() {
+            break;
+        }
+        after = r.next_after;
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(seen, sorted, "in id order, no duplicates");
+    assert_eq!(seen.len() as u64, want);
+}

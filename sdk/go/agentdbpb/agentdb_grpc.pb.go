@@ -260,6 +260,9 @@ type ItemsClient interface {
 	// that space stores and searches (a client can upsert them with its own ids and
 	// payloads, as LangChain and LlamaIndex stores do). Needs read access.
 	Embed(ctx context.Context, in *EmbedRequest, opts ...grpc.CallOption) (*EmbedResponse, error)
+	// Page through a collection's items in id order (those matching `filter`, within the
+	// caller's row policy): each page ends with the id to pass as `after` for the next.
+	Scroll(ctx context.Context, in *ScrollRequest, opts ...grpc.CallOption) (*ScrollResponse, error)
 }
 
 type itemsClient struct {
@@ -364,6 +367,15 @@ func (c *itemsClient) Embed(ctx context.Context, in *EmbedRequest, opts ...grpc.
 	return out, nil
 }
 
+func (c *itemsClient) Scroll(ctx context.Context, in *ScrollRequest, opts ...grpc.CallOption) (*ScrollResponse, error) {
+	out := new(ScrollResponse)
+	err := c.cc.Invoke(ctx, "/agentdb.v1.Items/Scroll", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ItemsServer is the server API for Items service.
 // All implementations must embed UnimplementedItemsServer
 // for forward compatibility
@@ -382,6 +394,9 @@ type ItemsServer interface {
 	// that space stores and searches (a client can upsert them with its own ids and
 	// payloads, as LangChain and LlamaIndex stores do). Needs read access.
 	Embed(context.Context, *EmbedRequest) (*EmbedResponse, error)
+	// Page through a collection's items in id order (those matching `filter`, within the
+	// caller's row policy): each page ends with the id to pass as `after` for the next.
+	Scroll(context.Context, *ScrollRequest) (*ScrollResponse, error)
 	mustEmbedUnimplementedItemsServer()
 }
 
@@ -412,6 +427,9 @@ func (UnimplementedItemsServer) Ingest(Items_IngestServer) error {
 }
 func (UnimplementedItemsServer) Embed(context.Context, *EmbedRequest) (*EmbedResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Embed not implemented")
+}
+func (UnimplementedItemsServer) Scroll(context.Context, *ScrollRequest) (*ScrollResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Scroll not implemented")
 }
 func (UnimplementedItemsServer) mustEmbedUnimplementedItemsServer() {}
 
@@ -578,6 +596,24 @@ func _Items_Embed_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Items_Scroll_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ScrollRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ItemsServer).Scroll(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/agentdb.v1.Items/Scroll",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ItemsServer).Scroll(ctx, req.(*ScrollRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _Items_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "agentdb.v1.Items",
 	HandlerType: (*ItemsServer)(nil),
@@ -609,6 +645,10 @@ var _Items_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Embed",
 			Handler:    _Items_Embed_Handler,
+		},
+		{
+			MethodName: "Scroll",
+			Handler:    _Items_Scroll_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
@@ -907,6 +947,10 @@ type SecurityClient interface {
 	CreateKey(ctx context.Context, in *CreateKeyRequest, opts ...grpc.CallOption) (*CreateKeyResponse, error)
 	ListKeys(ctx context.Context, in *ListKeysRequest, opts ...grpc.CallOption) (*ListKeysResponse, error)
 	RevokeKey(ctx context.Context, in *RevokeKeyRequest, opts ...grpc.CallOption) (*RevokeKeyResponse, error)
+	// Who the caller is and what it may do (any principal; with authentication off, the
+	// local caller who may do everything). Consoles and SDKs use it to show only what the
+	// caller may use; the server still checks every request.
+	WhoAmI(ctx context.Context, in *WhoAmIRequest, opts ...grpc.CallOption) (*WhoAmIResponse, error)
 }
 
 type securityClient struct {
@@ -944,6 +988,15 @@ func (c *securityClient) RevokeKey(ctx context.Context, in *RevokeKeyRequest, op
 	return out, nil
 }
 
+func (c *securityClient) WhoAmI(ctx context.Context, in *WhoAmIRequest, opts ...grpc.CallOption) (*WhoAmIResponse, error) {
+	out := new(WhoAmIResponse)
+	err := c.cc.Invoke(ctx, "/agentdb.v1.Security/WhoAmI", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SecurityServer is the server API for Security service.
 // All implementations must embed UnimplementedSecurityServer
 // for forward compatibility
@@ -951,6 +1004,10 @@ type SecurityServer interface {
 	CreateKey(context.Context, *CreateKeyRequest) (*CreateKeyResponse, error)
 	ListKeys(context.Context, *ListKeysRequest) (*ListKeysResponse, error)
 	RevokeKey(context.Context, *RevokeKeyRequest) (*RevokeKeyResponse, error)
+	// Who the caller is and what it may do (any principal; with authentication off, the
+	// local caller who may do everything). Consoles and SDKs use it to show only what the
+	// caller may use; the server still checks every request.
+	WhoAmI(context.Context, *WhoAmIRequest) (*WhoAmIResponse, error)
 	mustEmbedUnimplementedSecurityServer()
 }
 
@@ -966,6 +1023,9 @@ func (UnimplementedSecurityServer) ListKeys(context.Context, *ListKeysRequest) (
 }
 func (UnimplementedSecurityServer) RevokeKey(context.Context, *RevokeKeyRequest) (*RevokeKeyResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RevokeKey not implemented")
+}
+func (UnimplementedSecurityServer) WhoAmI(context.Context, *WhoAmIRequest) (*WhoAmIResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method WhoAmI not implemented")
 }
 func (UnimplementedSecurityServer) mustEmbedUnimplementedSecurityServer() {}
 
@@ -1034,6 +1094,24 @@ func _Security_RevokeKey_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Security_WhoAmI_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WhoAmIRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SecurityServer).WhoAmI(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/agentdb.v1.Security/WhoAmI",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SecurityServer).WhoAmI(ctx, req.(*WhoAmIRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _Security_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "agentdb.v1.Security",
 	HandlerType: (*SecurityServer)(nil),
@@ -1049,6 +1127,10 @@ var _Security_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeKey",
 			Handler:    _Security_RevokeKey_Handler,
+		},
+		{
+			MethodName: "WhoAmI",
+			Handler:    _Security_WhoAmI_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

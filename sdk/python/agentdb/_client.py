@@ -22,6 +22,7 @@ from ._types import (
     CreatedKey,
     Embeddings,
     Event,
+    Identity,
     IngestProgress,
     IngestReport,
     IngestResult,
@@ -30,6 +31,7 @@ from ._types import (
     ModelInfo,
     Queue,
     QueueMessage,
+    ScrollPage,
     SearchResult,
     ServerStatus,
     StandingQuery,
@@ -276,6 +278,30 @@ class Client:
                 )
             time.sleep(poll_interval)
 
+    def iter_items(
+        self,
+        collection: str,
+        filter: str = "",
+        *,
+        after: str = "",
+        page_size: int = 100,
+        with_payload: bool = True,
+        with_vectors: bool = False,
+        consistency_token: str = "",
+        allow_stale: bool = False,
+    ) -> Iterator[Item]:
+        """Every item of ``collection`` matching ``filter`` (after ``after``), in id order,
+        fetched lazily with :meth:`scroll`, ``page_size`` items per call."""
+        while True:
+            page = self.scroll(
+                collection, filter, after=after, limit=page_size, with_payload=with_payload,
+                with_vectors=with_vectors, consistency_token=consistency_token, allow_stale=allow_stale,
+            )
+            yield from page.items
+            if page.done:
+                return
+            after = page.next_after
+
     # ------------------------------------------------------------ unary API (mirrored in _aio.py)
     # BEGIN UNARY API
 
@@ -364,6 +390,28 @@ class Client:
     ) -> int:
         return self._call(ops.count(collection, filter, consistency_token, allow_stale))
 
+    def scroll(
+        self,
+        collection: str,
+        filter: str = "",
+        *,
+        after: str = "",
+        limit: int = 100,
+        with_payload: bool = True,
+        with_vectors: bool = False,
+        consistency_token: str = "",
+        allow_stale: bool = False,
+    ) -> ScrollPage:
+        """One page of ``collection``'s items in id order: those matching ``filter``
+        (within the caller's row policy) whose id comes after ``after`` ("" = from the
+        first), at most ``limit`` (the server allows up to 1000). Pass the page's
+        ``next_after`` as ``after`` for the next page; it is "" after the last.
+        ``with_payload=False`` returns ids (and vectors) only. :meth:`iter_items` walks
+        every page."""
+        return self._call(ops.scroll(
+            collection, filter, after, limit, with_payload, with_vectors, consistency_token, allow_stale
+        ))
+
     def search(
         self,
         collection: str,
@@ -448,6 +496,12 @@ class Client:
 
     def revoke_key(self, key_id: str) -> ApiKey:
         return self._call(ops.revoke_key(key_id))
+
+    def who_am_i(self, collections: Union[str, Sequence[str]] = ()) -> Identity:
+        """Who this client is (its key, token or certificate; ``local`` when the server
+        has authentication off) and what it may do, server-wide and on each of
+        ``collections`` (:attr:`Identity.permissions`, in that order)."""
+        return self._call(ops.who_am_i(collections))
 
     def cluster_status(self) -> ClusterStatus:
         return self._call(ops.cluster_status_op())

@@ -43,11 +43,13 @@ from ._types import (
     ClusterShard,
     ClusterStatus,
     CollectionInfo,
+    CollectionPermissions,
     CreatedKey,
     DamagedCollection,
     Embeddings,
     Event,
     Hit,
+    Identity,
     IngestResult,
     Item,
     Lagged,
@@ -55,6 +57,7 @@ from ._types import (
     ModelInfo,
     Queue,
     QueueMessage,
+    ScrollPage,
     SearchResult,
     ServerStatus,
     Space,
@@ -662,6 +665,34 @@ def count(collection_name: str, filter: str, consistency_token: str, allow_stale
     return _op("Items", "Count", req, lambda r: int(r.count), True)
 
 
+def scroll(
+    collection_name: str,
+    filter: str,
+    after: str,
+    limit: int,
+    with_payload: bool,
+    with_vectors: bool,
+    consistency_token: str,
+    allow_stale: bool,
+) -> Op[ScrollPage]:
+    if limit < 1:
+        # 0 would silently mean the server's default page size.
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    req = pb.ScrollRequest(
+        collection=collection_name,
+        filter=filter,
+        after=after,
+        limit=limit,
+        with_payload=with_payload,
+        with_vectors=with_vectors,
+        consistency_token=consistency_token,
+        allow_stale=allow_stale,
+    )
+    return _op(
+        "Items", "Scroll", req, lambda r: ScrollPage(tuple([item(i) for i in r.items]), r.next_after), True
+    )
+
+
 def search(
     collection_name: str,
     vector: Optional[Vector],
@@ -877,6 +908,26 @@ def list_keys() -> Op[List[ApiKey]]:
 
 def revoke_key(key_id: str) -> Op[ApiKey]:
     return _op("Security", "RevokeKey", pb.RevokeKeyRequest(id=key_id), lambda r: api_key(r.key), True)
+
+
+def identity(r: pb.WhoAmIResponse) -> Identity:
+    return Identity(
+        auth_enabled=r.auth_enabled,
+        id=r.id,
+        name=r.name,
+        role=r.role,
+        collections=tuple(r.collections),
+        row_filter=r.row_filter,
+        can_admin=r.can_admin,
+        permissions=tuple(
+            CollectionPermissions(p.collection, p.read, p.write, p.admin) for p in r.permissions
+        ),
+    )
+
+
+def who_am_i(collections: Union[str, Sequence[str]]) -> Op[Identity]:
+    req = pb.WhoAmIRequest(collections=[collections] if isinstance(collections, str) else list(collections))
+    return _op("Security", "WhoAmI", req, identity, True)
 
 
 def cluster_status_op() -> Op[ClusterStatus]:

@@ -15,6 +15,7 @@ __all__ = [
     "CollectionInfo",
     "Item",
     "UpsertResult",
+    "ScrollPage",
     "Embeddings",
     "ListScore",
     "Hit",
@@ -28,6 +29,8 @@ __all__ = [
     "Alert",
     "ApiKey",
     "CreatedKey",
+    "CollectionPermissions",
+    "Identity",
     "AgentSkill",
     "Agent",
     "Event",
@@ -124,6 +127,38 @@ class UpsertResult:
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.ids)
+
+
+@dataclass(frozen=True)
+class ScrollPage(Sequence[Item]):
+    """One page of :meth:`Client.scroll`: ``items`` in id order, and ``next_after``, the
+    id to pass as ``after`` for the next page ("" = this page reached the end). A
+    sequence of :class:`Item`."""
+
+    items: Tuple[Item, ...]
+    next_after: str = ""
+
+    @overload
+    def __getitem__(self, i: int) -> Item: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[Item]: ...
+    def __getitem__(self, i: Union[int, slice]) -> Union[Item, Sequence[Item]]:
+        return self.items[i]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[Item]:
+        return iter(self.items)
+
+    @property
+    def ids(self) -> List[str]:
+        return [i.id for i in self.items]
+
+    @property
+    def done(self) -> bool:
+        """True when no page follows this one."""
+        return not self.next_after
 
 
 @dataclass(frozen=True, eq=False)
@@ -324,6 +359,46 @@ class CreatedKey:
     key: ApiKey
     #: The secret, shown once: pass it as ``api_key=``.
     secret: str
+
+
+@dataclass(frozen=True)
+class CollectionPermissions:
+    """What the caller may do with one collection (:meth:`Client.who_am_i`); ``admin``
+    is creating and dropping it."""
+
+    collection: str
+    read: bool
+    write: bool
+    admin: bool
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the caller is and what it may do (:meth:`Client.who_am_i`). With
+    authentication off the caller is ``local`` and may do everything. The server still
+    checks every request: this is for showing only what the caller may use."""
+
+    auth_enabled: bool
+    #: ``key:<id>``, ``oidc:<sub>``, ``mtls:<name>``; ``local`` when authentication is off.
+    id: str
+    name: str
+    #: reader, writer or admin.
+    role: str
+    #: The key's collection scope; empty = every collection.
+    collections: Tuple[str, ...]
+    #: The row-level policy ANDed into every read and write ("" = none).
+    row_filter: str
+    #: Server-wide admin: create any collection, manage keys, see every agent and run.
+    can_admin: bool
+    #: One entry per collection asked about, in request order.
+    permissions: Tuple[CollectionPermissions, ...] = ()
+
+    def permission(self, collection: str) -> CollectionPermissions:
+        """The permissions on ``collection`` (it must have been asked about)."""
+        for p in self.permissions:
+            if p.collection == collection:
+                return p
+        raise KeyError(collection)
 
 
 @dataclass(frozen=True)

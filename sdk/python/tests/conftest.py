@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import inspect
 import json
 import os
 import re
@@ -96,6 +97,14 @@ def server(tmp_root: Path) -> Iterator[Server]:
     s.stop()
 
 
+@pytest.fixture(scope="module")
+def open_server(tmp_root: Path) -> Iterator[Server]:
+    """Authentication off (the default): every caller is the local operator."""
+    s = Server(tmp_root / "open", [])
+    yield s
+    s.stop()
+
+
 @pytest.fixture(scope="session")
 def admin(server: Server) -> Iterator[agentdb.Client]:
     with agentdb.Client(server.url, api_key=server.admin_key) as c:
@@ -103,8 +112,9 @@ def admin(server: Server) -> Iterator[agentdb.Client]:
 
 
 class SyncView:
-    """Runs an AsyncClient's coroutines to completion, so one test body drives both
-    clients (``client`` fixture). Streaming APIs are tested natively in test_async.py."""
+    """Runs an AsyncClient's coroutines to completion, and its async generators
+    (``iter_items``) as generators, so one test body drives both clients (``client``
+    fixture). Streaming APIs are tested natively in test_async.py."""
 
     def __init__(self, make: Callable[[], agentdb.AsyncClient]) -> None:
         self.loop = asyncio.new_event_loop()
@@ -123,9 +133,21 @@ class SyncView:
             out = attr(*a, **kw)
             if asyncio.iscoroutine(out):
                 return self.loop.run_until_complete(out)
+            if inspect.isasyncgen(out):
+                return self._drain(out)
             return out
 
         return call
+
+    def _drain(self, agen: Any) -> Iterator[Any]:
+        try:
+            while True:
+                try:
+                    yield self.loop.run_until_complete(agen.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            self.loop.run_until_complete(agen.aclose())
 
     def close(self) -> None:
         self.loop.run_until_complete(self.inner.close())

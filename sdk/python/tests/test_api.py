@@ -22,7 +22,9 @@ def test_sync_and_async_clients_have_the_same_methods():
     assert set(sync) == set(aio)
     for name in sync:
         assert inspect.signature(sync[name]).parameters == inspect.signature(aio[name]).parameters, name
-        assert inspect.iscoroutinefunction(aio[name]) == (name != "subscribe"), name
+        # subscribe returns an async iterator, iter_items is an async generator; the rest are awaited.
+        assert inspect.iscoroutinefunction(aio[name]) == (name not in ("subscribe", "iter_items")), name
+    assert inspect.isasyncgenfunction(aio["iter_items"]) and inspect.isgeneratorfunction(sync["iter_items"])
     assert len(sync) >= 45
 
 
@@ -90,6 +92,8 @@ def test_client_side_validation():
             c.search("x", [1, 2], mode="fuzzy")
         with pytest.raises(ValueError):
             c.create_collection("x", 3, metric="hamming")
+        with pytest.raises(ValueError):
+            c.scroll("x", limit=0)
     finally:
         c.close()
     with pytest.raises(ValueError):

@@ -51,6 +51,7 @@ def test_async_streams_and_concurrency(server, unique):
             await asyncio.gather(*(db.upsert(vcoll, ids=[f"i{k}"], vectors=vecs[k]) for k in range(3)))
             results = await asyncio.gather(*(db.search(vcoll, vecs[k], top_k=1) for k in range(3)))
             assert [r[0].id for r in results] == ["i0", "i1", "i2"]
+            assert [it.id async for it in db.iter_items(vcoll, page_size=2)] == ["i0", "i1", "i2"]
             with pytest.raises(agentdb.NotFound):
                 await db.count(unique("missing"))
 

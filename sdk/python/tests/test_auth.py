@@ -1,4 +1,5 @@
-"""API keys: admin, reader refused writes, missing / bad / revoked keys."""
+"""API keys: admin, reader refused writes, missing / bad / revoked keys; who_am_i with and
+without authentication."""
 
 from __future__ import annotations
 
@@ -51,6 +52,60 @@ def test_keys_and_roles(client, kind, server, unique):
     finally:
         w.close()
     assert client.count(coll) == 2
+
+
+def test_who_am_i_and_scroll_under_keys(client, kind, server, unique):
+    coll, other = unique("whoami"), unique("other")
+    client.create_collection(coll, 2)
+    client.upsert(coll, ids=["a", "b", "c"], vectors=[[1, 0]] * 3,
+                  payloads=[{"team": "x"}, {"team": "y"}, {"team": "x"}])
+    me = client.who_am_i(coll)
+    assert isinstance(me, agentdb.Identity)
+    assert me.auth_enabled and me.role == "admin" and me.can_admin and me.id.startswith("key:")
+    assert me.permissions == (agentdb.CollectionPermissions(coll, read=True, write=True, admin=True),)
+
+    created = client.create_key(unique("reader"), "reader")
+    reader = make_client(kind, server.url, api_key=created.secret)
+    try:
+        who = reader.who_am_i([coll, other])
+        assert who.auth_enabled and who.id == f"key:{created.key.id}" and who.name == created.key.name
+        assert who.role == "reader" and not who.can_admin and who.collections == () and who.row_filter == ""
+        assert [p.collection for p in who.permissions] == [coll, other]
+        assert who.permission(coll) == agentdb.CollectionPermissions(coll, read=True, write=False, admin=False)
+        assert reader.who_am_i().permissions == ()
+        assert reader.scroll(coll).ids == ["a", "b", "c"]  # scroll needs read access only
+    finally:
+        reader.close()
+
+    scoped = client.create_key(unique("scoped"), "writer", collections=[coll], row_filter='team = "x"')
+    w = make_client(kind, server.url, api_key=scoped.secret)
+    try:
+        who = w.who_am_i([coll, other])
+        assert who.role == "writer" and who.collections == (coll,) and who.row_filter == 'team = "x"'
+        assert who.permission(coll) == agentdb.CollectionPermissions(coll, read=True, write=True, admin=False)
+        assert who.permission(other) == agentdb.CollectionPermissions(other, read=False, write=False, admin=False)
+        # Scrolling stays within the key's row policy.
+        assert [it.id for it in w.iter_items(coll, page_size=1)] == ["a", "c"]
+        with pytest.raises(agentdb.PermissionDenied):
+            w.scroll(other)
+    finally:
+        w.close()
+
+
+def test_who_am_i_without_authentication(kind, open_server, unique, monkeypatch):
+    monkeypatch.delenv("AGENTDB_API_KEY", raising=False)
+    c = make_client(kind, open_server.url)
+    try:
+        me = c.who_am_i(["anything", "else"])
+        assert not me.auth_enabled and me.id == "local" and me.role == "admin" and me.can_admin
+        assert me.permissions == tuple(
+            agentdb.CollectionPermissions(n, read=True, write=True, admin=True) for n in ("anything", "else")
+        )
+        assert me.permission("else").write
+        with pytest.raises(KeyError):
+            me.permission("unasked")
+    finally:
+        c.close()
 
 
 @pytest.mark.parametrize("key", [None, "adb_not_a_real_key"])

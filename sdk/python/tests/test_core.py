@@ -98,6 +98,54 @@ def test_numpy_round_trip_and_filters(client, unique):
         client.delete(name)
 
 
+def test_scroll_pages_through_items_in_id_order(client, unique):
+    name = unique("scroll")
+    client.create_collection(name, 2, metric="ip", index="Flat")  # ip: vectors stored as given
+    ids = [f"k{i:02d}" for i in range(25)]
+    vecs = np.array([[i, 1] for i in range(25)], dtype=np.float32)
+    order = np.random.default_rng(3).permutation(25)  # written out of id order
+    client.upsert(
+        name, ids=[ids[i] for i in order], vectors=vecs[order],
+        payloads=[{"n": int(i), "even": bool(i % 2 == 0)} for i in order],
+    )
+
+    pages, after = [], ""
+    while True:
+        page = client.scroll(name, after=after, limit=10)
+        assert isinstance(page, agentdb.ScrollPage)
+        pages.append(page)
+        if page.done:
+            break
+        after = page.next_after
+    assert [len(p) for p in pages] == [10, 10, 5]
+    assert [p.next_after for p in pages] == ["k09", "k19", ""]
+    assert [i for p in pages for i in p.ids] == ids  # in order, each once
+    assert pages[0][0].payload == {"n": 0, "even": True} and pages[0][0].vector is None
+    assert client.scroll(name, after="k22").ids == ["k23", "k24"]
+    assert len(client.scroll(name)) == 25  # the server's default page (100)
+
+    # A filter, vectors, ids without payloads.
+    even = client.scroll(name, "even = true", limit=5, with_vectors=True, with_payload=False)
+    assert even.ids == ["k00", "k02", "k04", "k06", "k08"] and even.next_after == "k08"
+    assert even[1].payload == {} and even[1].vector.dtype == np.float32
+    np.testing.assert_allclose(even[1].vector, vecs[2])
+    np.testing.assert_allclose(even[1].vectors["default"], vecs[2])
+
+    # Every page, lazily.
+    assert [it.id for it in client.iter_items(name, page_size=10)] == ids
+    late = list(client.iter_items(name, "n >= 20", page_size=2, with_vectors=True))
+    assert [it.id for it in late] == ids[20:] and [it.payload["n"] for it in late] == list(range(20, 25))
+    np.testing.assert_allclose(np.stack([it.vector for it in late]), vecs[20:])
+    assert list(client.iter_items(name, after="k24")) == []
+
+    with pytest.raises(agentdb.InvalidArgument):
+        client.scroll(name, limit=1001)
+    with pytest.raises(agentdb.InvalidArgument):
+        client.scroll(name, "n = = 1")
+    with pytest.raises(agentdb.NotFound):
+        client.scroll(unique("missing"))
+
+
 def test_l2_scores_are_distances(client, unique):
     name = unique("l2")
     client.create_collection(name, 2, metric="l2", index="Flat")

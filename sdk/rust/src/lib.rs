@@ -316,6 +316,45 @@ impl Client {
         Ok(r.count)
     }
 
+    /// One page of items in id order: those after `after` ("" = from the first) that
+    /// match `filter`, at most `limit` (0 = the server's default, 100), with payloads.
+    /// Returns the items and the id to pass as `after` for the next page (`None` at the
+    /// end).
+    pub async fn scroll(
+        &self,
+        collection: &str,
+        filter: &str,
+        after: &str,
+        limit: u32,
+        with_vectors: bool,
+    ) -> Result<(Vec<v1::Item>, Option<String>), Error> {
+        let req = v1::ScrollRequest {
+            collection: collection.into(),
+            filter: filter.into(),
+            after: after.into(),
+            limit,
+            with_payload: true,
+            with_vectors,
+            ..Default::default()
+        };
+        let r = retry::read(&self.cfg.retry, || {
+            let (mut c, req) = (self.items(), req.clone());
+            async move { c.scroll(req).await }
+        })
+        .await?;
+        Ok((r.items, Some(r.next_after).filter(|n| !n.is_empty())))
+    }
+
+    /// Who this client's credential is and what it may do on `collections`.
+    pub async fn who_am_i(&self, collections: &[String]) -> Result<v1::WhoAmIResponse, Error> {
+        let req = v1::WhoAmIRequest { collections: collections.to_vec() };
+        retry::read(&self.cfg.retry, || {
+            let (mut c, req) = (self.security(), req.clone());
+            async move { c.who_am_i(req).await }
+        })
+        .await
+    }
+
     /// Any search: by vector, text, image, audio or video bytes, with filters, modes and
     /// explanations (fill the request).
     pub async fn search(&self, req: v1::SearchRequest) -> Result<Vec<v1::Hit>, Error> {

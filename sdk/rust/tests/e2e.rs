@@ -122,6 +122,29 @@ async fn typed_calls_errors_and_retries() {
     let e = reader.upsert("pts", vec![item("d", 3.0, 3)]).await.unwrap_err();
     assert!(e.is_permission_denied(), "{e}");
 
+    // Who am I: the reader may read but not write or drop; the admin may do anything.
+    let me = reader.who_am_i(&["pts".into()]).await.unwrap();
+    assert!(me.auth_enabled && !me.can_admin && me.role == "reader", "{me:?}");
+    let p = &me.permissions[0];
+    assert!(p.collection == "pts" && p.read && !p.write && !p.admin, "{p:?}");
+    let me = admin.who_am_i(&["pts".into()]).await.unwrap();
+    assert!(me.can_admin && me.permissions[0].admin, "{me:?}");
+
+    // Scroll: pages in id order, each with the id to continue after.
+    let more: Vec<v1::Item> = (0..7).map(|i| item(&format!("s{i}"), 9.0, 5)).collect();
+    admin.upsert("pts", more).await.unwrap();
+    let (mut seen, mut after) = (Vec::new(), String::new());
+    loop {
+        let (page, next) = reader.scroll("pts", "tag = 5", &after, 3, false).await.unwrap();
+        assert!(page.len() <= 3 && page.iter().all(|i| i.payload_json.contains("\"tag\":5")), "{page:?}");
+        seen.extend(page.into_iter().map(|i| i.id));
+        match next {
+            Some(n) => after = n,
+            None => break,
+        }
+    }
+    assert_eq!(seen, (0..7).map(|i| format!("s{i}")).collect::<Vec<_>>());
+
     // The rate limit (4/s, burst 20): without retries the refusal carries the hint; with
     // them every call gets through.
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -145,7 +168,7 @@ async fn typed_calls_errors_and_retries() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let patient = Client::connect(Config::new(&s.url).with_credential(admin_key(&s))).await.unwrap();
     for _ in 0..8 {
-        assert_eq!(patient.count("pts", "").await.unwrap(), 2);
+        assert_eq!(patient.count("pts", "").await.unwrap(), 9);
     }
     // Writes too: refused before anything was done, so retried safely.
     for i in 0..4 {

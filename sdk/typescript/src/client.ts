@@ -341,6 +341,51 @@ export class AgentDB {
   }
 
   /**
+   * One page of the collection's items in id order: those matching `filter` (within the
+   * caller's row policy) whose id comes after `after`, at most `limit` (default 100).
+   * Pass the page's `nextAfter` as `after` for the next page; it is "" after the last.
+   * `iterItems` walks every page.
+   */
+  async scroll(collection: string, opts: T.ScrollOptions = {}): Promise<T.ScrollPage> {
+    if (opts.limit !== undefined && !(Number.isInteger(opts.limit) && opts.limit >= 1)) {
+      throw new TypeError(`limit must be a whole number of at least 1, got ${opts.limit}`);
+    }
+    const r = await this.call(
+      "Items",
+      "Scroll",
+      {
+        collection,
+        filter: opts.filter ?? "",
+        after: opts.after ?? "",
+        limit: opts.limit ?? 0,
+        withPayload: opts.withPayload ?? true,
+        withVectors: !!opts.withVectors,
+        consistencyToken: opts.consistencyToken ?? "",
+        allowStale: !!opts.allowStale,
+      },
+      "read",
+      opts,
+    );
+    return { items: (r.items ?? []).map(C.item), nextAfter: r.nextAfter ?? "" };
+  }
+
+  /**
+   * Every item of the collection matching `filter` (after `after`), in id order, fetched
+   * lazily with `scroll`, `pageSize` items per call:
+   * `for await (const item of db.iterItems("docs", { filter })) ...`.
+   */
+  async *iterItems(collection: string, opts: T.IterItemsOptions = {}): AsyncGenerator<T.Item, void, undefined> {
+    const { pageSize, ...rest } = opts;
+    let after = opts.after ?? "";
+    for (;;) {
+      const page = await this.scroll(collection, { ...rest, after, limit: pageSize });
+      yield* page.items;
+      if (!page.nextAfter) return;
+      after = page.nextAfter;
+    }
+  }
+
+  /**
    * Search by `vector`, `text`, `image`, `audio`, `video` and/or `keyword` (BM25), with
    * a filter, fusion options and `explain`. Hits carry their payload by default.
    */
@@ -622,6 +667,17 @@ export class AgentDB {
   async revokeKey(id: string, opts?: T.CallOptions): Promise<T.ApiKeyInfo> {
     const r = await this.call("Security", "RevokeKey", { id }, "write", opts);
     return C.apiKey(r.key);
+  }
+
+  /**
+   * Who this client is (its key, token or certificate; `local` when the server has
+   * authentication off) and what it may do, server-wide and on each of `collections`
+   * (`permissions`, in that order). For showing only what the caller may use: the
+   * server still checks every request.
+   */
+  async whoAmI(collections: string | string[] = [], opts?: T.CallOptions): Promise<T.Identity> {
+    const list = typeof collections === "string" ? [collections] : collections;
+    return C.identity(await this.call("Security", "WhoAmI", { collections: list }, "read", opts));
   }
 
   async clusterStatus(opts?: T.CallOptions): Promise<T.ClusterStatus> {

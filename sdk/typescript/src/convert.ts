@@ -146,6 +146,19 @@ export function apiKey(k: Pb): T.ApiKeyInfo {
   };
 }
 
+export function identity(r: Pb): T.Identity {
+  return {
+    authEnabled: r.authEnabled,
+    id: r.id,
+    name: r.name,
+    role: r.role,
+    collections: r.collections ?? [],
+    rowFilter: r.rowFilter,
+    canAdmin: r.canAdmin,
+    permissions: (r.permissions ?? []).map((p: Pb) => ({ collection: p.collection, read: p.read, write: p.write, admin: p.admin })),
+  };
+}
+
 export function agent(a: Pb): T.Agent {
   const c = a.card ?? {};
   return {

@@ -139,6 +139,34 @@ export interface UpsertResult {
   consistencyToken: string;
 }
 
+export interface ScrollOptions extends CallOptions {
+  /** Filter expression, e.g. `color = "red"` (within the caller's row policy). */
+  filter?: string;
+  /** Start after this id ("" = from the first): the previous page's `nextAfter`. */
+  after?: string;
+  /** Items per page: default 100, the server allows up to 1000. */
+  limit?: number;
+  /** Default true; false returns ids (and vectors) only. */
+  withPayload?: boolean;
+  withVectors?: boolean;
+  consistencyToken?: string;
+  allowStale?: boolean;
+}
+
+/** `AgentDB.iterItems`: the options of `scroll`, with `pageSize` the items fetched per call. */
+export interface IterItemsOptions extends Omit<ScrollOptions, "limit"> {
+  /** Items per call: default 100, at most 1000. */
+  pageSize?: number;
+}
+
+/** One page of `AgentDB.scroll`. */
+export interface ScrollPage {
+  /** In id order. */
+  items: Item[];
+  /** Pass it as `after` for the next page; "" when this page reached the end. */
+  nextAfter: string;
+}
+
 export type SearchMode = "dense" | "keyword" | "hybrid";
 export type Fusion = "calibrated" | "weighted" | "rrf";
 
@@ -309,6 +337,34 @@ export interface CreatedKey {
   key: ApiKeyInfo;
   /** Shown once. */
   secret: string;
+}
+
+/** What the caller may do with one collection (`admin`: create and drop it). */
+export interface CollectionPermissions {
+  collection: string;
+  read: boolean;
+  write: boolean;
+  admin: boolean;
+}
+
+/**
+ * Who the caller is and what it may do (`AgentDB.whoAmI`). With authentication off the
+ * caller is `local` and may do everything. The server still checks every request.
+ */
+export interface Identity {
+  authEnabled: boolean;
+  /** `key:<id>`, `oidc:<sub>`, `mtls:<name>`; `local` when authentication is off. */
+  id: string;
+  name: string;
+  role: Role;
+  /** The key's collection scope; empty = every collection. */
+  collections: string[];
+  /** The row-level policy applied to every read and write ("" = none). */
+  rowFilter: string;
+  /** Server-wide admin: create any collection, manage keys, see every agent and run. */
+  canAdmin: boolean;
+  /** One entry per collection asked about, in request order. */
+  permissions: CollectionPermissions[];
 }
 
 export interface ClusterStatus {

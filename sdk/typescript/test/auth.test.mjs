@@ -1,5 +1,5 @@
 // API-key authentication: the admin key works, a reader is refused writes, no key or a
-// wrong key is refused, environment variables are picked up.
+// wrong key is refused, environment variables are picked up; whoAmI with and without it.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -86,4 +86,76 @@ test("a writer key writes; AGENTDB_URL / AGENTDB_API_KEY are the defaults", asyn
     else process.env.AGENTDB_API_KEY = saved.key;
   }
   assert.throws(() => new AgentDB({ address: server.addr, apiKey: "a", token: "b" }), TypeError);
+});
+
+test("whoAmI: the admin, a reader and a scoped writer; scroll stays within a row policy", async () => {
+  const coll = unique("whoami");
+  const other = unique("other");
+  await admin.createCollection(coll, { dim: 2 });
+  await admin.upsert(coll, ["a", "b", "c"].map((id, i) => ({ id, vector: [1, 0], payload: { team: i === 1 ? "y" : "x" } })));
+  const me = await admin.whoAmI(coll);
+  assert.equal(me.authEnabled, true);
+  assert.equal(me.role, "admin");
+  assert.equal(me.canAdmin, true);
+  assert.match(me.id, /^key:/);
+  assert.deepEqual(me.permissions, [{ collection: coll, read: true, write: true, admin: true }]);
+
+  const made = await admin.createKey(unique("reader"), "reader");
+  const reader = new AgentDB({ address: server.addr, apiKey: made.secret });
+  try {
+    const who = await reader.whoAmI([coll, other]);
+    assert.deepEqual(who, {
+      authEnabled: true,
+      id: `key:${made.key.id}`,
+      name: made.key.name,
+      role: "reader",
+      collections: [],
+      rowFilter: "",
+      canAdmin: false,
+      permissions: [
+        { collection: coll, read: true, write: false, admin: false },
+        { collection: other, read: true, write: false, admin: false },
+      ],
+    });
+    assert.deepEqual((await reader.whoAmI()).permissions, []);
+    assert.deepEqual((await reader.scroll(coll)).items.map((it) => it.id), ["a", "b", "c"], "scroll needs read access only");
+  } finally {
+    reader.close();
+  }
+
+  const scoped = await admin.createKey(unique("scoped"), "writer", { collections: [coll], rowFilter: 'team = "x"' });
+  const w = new AgentDB({ address: server.addr, apiKey: scoped.secret });
+  try {
+    const who = await w.whoAmI([coll, other]);
+    assert.equal(who.role, "writer");
+    assert.deepEqual(who.collections, [coll]);
+    assert.equal(who.rowFilter, 'team = "x"');
+    assert.deepEqual(who.permissions, [
+      { collection: coll, read: true, write: true, admin: false },
+      { collection: other, read: false, write: false, admin: false },
+    ]);
+    const seen = [];
+    for await (const it of w.iterItems(coll, { pageSize: 1 })) seen.push(it.id);
+    assert.deepEqual(seen, ["a", "c"]);
+    assert.ok((await rejection(w.scroll(other))) instanceof PermissionDeniedError);
+  } finally {
+    w.close();
+  }
+});
+
+test("whoAmI without authentication: the local operator may do everything", async () => {
+  const open = await startServer([]);
+  const c = new AgentDB({ address: open.addr, apiKey: "" });
+  try {
+    const me = await c.whoAmI(["anything", "else"]);
+    assert.equal(me.authEnabled, false);
+    assert.equal(me.id, "local");
+    assert.equal(me.role, "admin");
+    assert.equal(me.canAdmin, true);
+    assert.deepEqual(me.permissions, ["anything", "else"].map((collection) => ({ collection, read: true, write: true, admin: true })));
+  } finally {
+    c.close();
+    await open.stop();
+    open.cleanup();
+  }
 });

@@ -93,6 +93,60 @@ test("items: Float32Array round trip, payloads, get, count, delete", async () =>
   await assert.rejects(() => db.upsert(name, [{ id: "d", vector: [1, NaN, 0] }]), TypeError);
 });
 
+test("scroll: pages in id order, filter, payloads and vectors; iterItems walks every page", async () => {
+  const name = unique("scroll");
+  await db.createCollection(name, { dim: 2, metric: "ip" }); // ip: vectors stored as given
+  const ids = Array.from({ length: 25 }, (_, i) => `k${String(i).padStart(2, "0")}`);
+  // Written out of id order.
+  const order = ids.map((_, i) => (i * 7) % 25);
+  await db.upsert(name, order.map((i) => ({ id: ids[i], vector: [i, 1], payload: { n: i, even: i % 2 === 0 } })));
+
+  const pages = [];
+  for (let after = ""; ; ) {
+    const page = await db.scroll(name, { after, limit: 10 });
+    pages.push(page);
+    if (!page.nextAfter) break;
+    after = page.nextAfter;
+  }
+  assert.deepEqual(pages.map((p) => p.items.length), [10, 10, 5]);
+  assert.deepEqual(pages.map((p) => p.nextAfter), ["k09", "k19", ""]);
+  assert.deepEqual(pages.flatMap((p) => p.items.map((it) => it.id)), ids, "in id order, each once");
+  assert.deepEqual(pages[0].items[0].payload, { n: 0, even: true });
+  assert.equal(pages[0].items[0].vector, undefined);
+  assert.deepEqual((await db.scroll(name, { after: "k22" })).items.map((it) => it.id), ["k23", "k24"]);
+  assert.equal((await db.scroll(name)).items.length, 25, "the server's default page (100)");
+
+  const even = await db.scroll(name, { filter: "even = true", limit: 5, withVectors: true, withPayload: false });
+  assert.deepEqual(even.items.map((it) => it.id), ["k00", "k02", "k04", "k06", "k08"]);
+  assert.equal(even.nextAfter, "k08");
+  assert.deepEqual(even.items[1].payload, {});
+  assert.ok(even.items[1].vector instanceof Float32Array);
+  assert.deepEqual(Array.from(even.items[1].vector), [2, 1]);
+  assert.deepEqual(Array.from(even.items[1].vectors.default), [2, 1]);
+
+  const all = [];
+  for await (const it of db.iterItems(name, { pageSize: 10 })) all.push(it.id);
+  assert.deepEqual(all, ids);
+  const late = [];
+  for await (const it of db.iterItems(name, { filter: "n >= 20", pageSize: 2, withVectors: true })) late.push(it);
+  assert.deepEqual(late.map((it) => it.id), ids.slice(20));
+  assert.deepEqual(late.map((it) => it.payload.n), [20, 21, 22, 23, 24]);
+  assert.deepEqual(late.map((it) => it.vector[0]), [20, 21, 22, 23, 24]);
+  // Breaking out of the loop stops fetching pages.
+  let first;
+  for await (const it of db.iterItems(name, { pageSize: 1 })) {
+    first = it.id;
+    break;
+  }
+  assert.equal(first, "k00");
+  for await (const it of db.iterItems(name, { after: "k24" })) assert.fail(`nothing after the last id, got ${it.id}`);
+
+  assert.ok((await rejection(db.scroll(name, { limit: 1001 }))) instanceof InvalidArgumentError);
+  assert.ok((await rejection(db.scroll(name, { filter: "n = = 1" }))) instanceof InvalidArgumentError);
+  assert.ok((await rejection(db.scroll(unique("missing")))) instanceof NotFoundError);
+  await assert.rejects(() => db.scroll(name, { limit: 0 }), TypeError);
+});
+
 test("search: vector, filters, top_k, vectors back, batch, explain, keyword", async () => {
   const name = unique("search");
   await db.createCollection(name, { dim: 2, keyword: { searchable: ["title"] } });

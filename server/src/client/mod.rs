@@ -558,8 +558,7 @@ async fn collection(c: &mut CollectionsClient, cmd: CollectionCmd) -> Result<()>
                 }
                 (None, false) => spaces.iter().map(|s| parse_space(s)).collect::<Result<_>>()?,
             };
-            // Sharded collections have vector spaces only (for now).
-            let keyword = Some(v1::KeywordOptions { disabled: no_keyword || shards > 0, language, searchable });
+            let keyword = Some(v1::KeywordOptions { disabled: no_keyword, language, searchable });
             let r = c
                 .create(v1::CreateCollectionRequest { name, spaces, multimodal, keyword, shards, replicas })
                 .await

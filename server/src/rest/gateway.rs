@@ -172,7 +172,7 @@ impl Gateway {
                     "this operation takes a JSON body (application/json)",
                 )
             }
-            (Body::None, _) => {}
+            (Body::None | Body::Stream, _) => {}
         }
         if let Some(q) = parts.uri.query() {
             let pairs: Vec<(String, String)> =
@@ -227,10 +227,13 @@ impl Gateway {
             frame(&mut out, &msg.encode_to_vec());
             out.freeze()
         };
+        if route.body == Body::Stream {
+            return self.call_stream(&m, &parts.headers, frames).await;
+        }
         self.call(&m, &parts.headers, frames).await
     }
 
-    async fn call(&self, m: &MethodDescriptor, headers: &HeaderMap, frames: Bytes) -> Response {
+    fn grpc_request(m: &MethodDescriptor, headers: &HeaderMap, frames: Bytes) -> GrpcRequest {
         let path = format!("/{}/{}", m.parent_service().full_name(), m.name());
         let mut req = axum::http::Request::post(path)
             .header(header::CONTENT_TYPE, "application/grpc")
@@ -242,7 +245,93 @@ impl Gateway {
                 req.headers_mut().append(*name, v.clone());
             }
         }
-        let resp = (self.call)(req).await;
+        req
+    }
+
+    /// A server-streaming method as Server-Sent Events: each reply message becomes
+    /// `data: <JSON>` as it arrives; a failure before the first message is an ordinary
+    /// JSON error response, one after it an `event: error` with the same JSON error
+    /// body. A comment line every 15 s keeps idle connections (and proxies) open; the
+    /// call ends when the client goes away (the in-process stream is dropped with the
+    /// response body).
+    async fn call_stream(&self, m: &MethodDescriptor, headers: &HeaderMap, frames: Bytes) -> Response {
+        let resp = (self.call)(Self::grpc_request(m, headers, frames)).await;
+        let (rparts, body) = resp.into_parts();
+        if let Some(st) = tonic::Status::from_header_map(&rparts.headers).filter(|s| s.code() != tonic::Code::Ok) {
+            return status_response(&st);
+        }
+        let output = m.output();
+        let events = futures_util::stream::unfold(
+            (http_body_util::BodyStream::new(body), BytesMut::new(), output, false),
+            |(mut body, mut buf, output, done)| async move {
+                use futures_util::StreamExt as _;
+                if done {
+                    return None;
+                }
+                loop {
+                    // A whole message in the buffer: send it.
+                    if buf.len() >= 5 {
+                        let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+                        if buf[0] != 0 {
+                            let e = sse_error("an unreadable gRPC frame");
+                            return Some((Ok::<_, std::convert::Infallible>(e), (body, buf, output, true)));
+                        }
+                        if buf.len() >= 5 + len {
+                            buf.advance(5);
+                            let msg = buf.split_to(len).freeze();
+                            let ev = match DynamicMessage::decode(output.clone(), msg)
+                                .map_err(|e| e.to_string())
+                                .and_then(|m| message_json(&m))
+                            {
+                                Ok(v) => Bytes::from(format!("data: {v}\n\n")),
+                                Err(e) => sse_error(&e),
+                            };
+                            return Some((Ok(ev), (body, buf, output, false)));
+                        }
+                    }
+                    match tokio::time::timeout(std::time::Duration::from_secs(15), body.next()).await {
+                        Err(_) => {
+                            return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), (body, buf, output, false)))
+                        }
+                        Ok(None) => return None,
+                        Ok(Some(Err(e))) => {
+                            let ev = sse_error(&format!("the stream failed: {e}"));
+                            return Some((Ok(ev), (body, buf, output, true)));
+                        }
+                        Ok(Some(Ok(frame))) => match frame.into_data() {
+                            Ok(d) => buf.extend_from_slice(&d),
+                            Err(frame) => {
+                                let st = frame.trailers_ref().and_then(tonic::Status::from_header_map);
+                                return match st.filter(|s| s.code() != tonic::Code::Ok) {
+                                    Some(st) => {
+                                        let (http, name) = http_status(st.code());
+                                        let v = json!({ "error": { "code": http.as_u16(), "status": name, "message": st.message() } });
+                                        Some((
+                                            Ok(Bytes::from(format!("event: error\ndata: {v}\n\n"))),
+                                            (body, buf, output, true),
+                                        ))
+                                    }
+                                    None => None,
+                                };
+                            }
+                        },
+                    }
+                }
+            },
+        );
+        let mut r = Response::new(axum::body::Body::from_stream(events));
+        let h = r.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        if let Some(id) = rparts.headers.get("x-request-id") {
+            h.insert("x-request-id", id.clone());
+        }
+        r
+    }
+
+    async fn call(&self, m: &MethodDescriptor, headers: &HeaderMap, frames: Bytes) -> Response {
+        let resp = (self.call)(Self::grpc_request(m, headers, frames)).await;
         let (rparts, body) = resp.into_parts();
         let request_id = rparts.headers.get("x-request-id").cloned();
         let (data, trailers) = match body.collect().await {
@@ -291,6 +380,11 @@ impl Gateway {
             msgs.pop().ok_or_else(|| "the method answered nothing".to_string())
         }
     }
+}
+
+fn sse_error(message: &str) -> Bytes {
+    let v = json!({ "error": { "code": 500, "status": "INTERNAL", "message": message } });
+    Bytes::from(format!("event: error\ndata: {v}\n\n"))
 }
 
 fn frame(out: &mut BytesMut, msg: &[u8]) {

@@ -18,11 +18,13 @@
 //! document (`openapi.rs`), whose schemas come from the same descriptors. See docs/REST.md.
 
 mod gateway;
+pub(crate) mod media;
 mod openapi;
 #[cfg(test)]
 mod tests;
 
 pub use gateway::Gateway;
+pub use media::router as media_router;
 
 use axum::http::Method;
 use std::sync::Arc;
@@ -41,6 +43,10 @@ pub enum Body {
     JsonOrMedia,
     /// multipart/form-data files, each one message of a client stream (ingest).
     Files,
+    /// No body (query parameters); a server-streaming reply sent as Server-Sent Events
+    /// (`text/event-stream`, one `data: <JSON>` per message) for as long as the client
+    /// stays.
+    Stream,
 }
 
 /// One REST route: the gRPC method it calls and how its request is built.
@@ -174,6 +180,15 @@ pub static ROUTES: &[Route] = &[
     ),
     route(
         Method::POST,
+        "/v1/collections/{collection}/items/scroll",
+        "Items/Scroll",
+        C,
+        Body::Json,
+        "items",
+        "Page through items in id order (a filter, after, limit; with_payload, with_vectors)",
+    ),
+    route(
+        Method::POST,
         "/v1/collections/{collection}/embed",
         "Items/Embed",
         C,
@@ -203,6 +218,15 @@ pub static ROUTES: &[Route] = &[
     ),
     route(Method::GET, "/v1/alerts", "Server/Alerts", &[], Body::None, "server", "Alerts from the anomaly detector"),
     // API keys
+    route(
+        Method::GET,
+        "/v1/whoami",
+        "Security/WhoAmI",
+        &[],
+        Body::None,
+        "keys",
+        "Who the caller is and what it may do (collections as query parameters)",
+    ),
     route(Method::GET, "/v1/keys", "Security/ListKeys", &[], Body::None, "keys", "List API keys (admin)"),
     route(
         Method::POST,
@@ -246,6 +270,15 @@ pub static ROUTES: &[Route] = &[
     ),
     // Events
     route(Method::POST, "/v1/events", "Events/Publish", &[], Body::Json, "events", "Publish events"),
+    route(
+        Method::GET,
+        "/v1/events/stream",
+        "Events/Subscribe",
+        &[],
+        Body::Stream,
+        "events",
+        "Follow events as Server-Sent Events (topics and from_offset as query parameters)",
+    ),
     route(
         Method::GET,
         "/v1/events/topics",

@@ -110,7 +110,7 @@ pub fn document() -> Value {
                         "description": format!("The request's `{field}`.") })
             })
             .collect();
-        if r.body == Body::None {
+        if matches!(r.body, Body::None | Body::Stream) {
             for f in input.fields() {
                 if r.params.iter().any(|(_, field)| *field == f.name()) || f.is_map() {
                     continue;
@@ -131,20 +131,23 @@ pub fn document() -> Value {
             "tags": [r.tag],
             "parameters": params,
             "responses": {
-                "200": { "description": "OK", "content": { "application/json": { "schema":
+                "200": if r.body == Body::Stream {
+                    json!({ "description": format!("Server-Sent Events: one `data:` line per {} as JSON, `event: error` with an Error body if the stream fails, a `: keep-alive` comment every 15 s.", m.output().name()),
+                            "content": { "text/event-stream": { "schema": { "type": "string" } } } })
+                } else { json!({ "description": "OK", "content": { "application/json": { "schema":
                     if m.is_server_streaming() {
                         json!({ "type": "object", "properties": { "results": { "type": "array", "items": reference(&m.output()) } },
                                 "required": ["results"], "additionalProperties": false })
                     } else {
                         reference(&m.output())
-                    } } } },
+                    } } } }) },
                 "default": { "description": "An error: the HTTP status follows the gRPC code (400 invalid argument, 401 unauthenticated, 403 permission denied, 404 not found, 409 already exists, 429 resource exhausted with Retry-After, 503 unavailable).",
                              "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
             },
         });
         let json_body = json!({ "schema": reference(&input) });
         match r.body {
-            Body::None => {}
+            Body::None | Body::Stream => {}
             Body::Json => {
                 op["requestBody"] = json!({ "required": false, "content": { "application/json": json_body } })
             }
@@ -170,6 +173,22 @@ pub fn document() -> Value {
         }
         paths.entry(r.path.to_string()).or_default().insert(r.method.as_str().to_ascii_lowercase(), op);
     }
+    paths.entry(super::media::PATH.to_string()).or_default().insert("get".into(), json!({
+        "operationId": "Media_Get",
+        "summary": "The original bytes of an ingested file (by its content_sha256), while an item the caller may read names it",
+        "tags": ["items"],
+        "parameters": [
+            { "name": "collection", "in": "path", "required": true, "schema": { "type": "string", "minLength": 1 } },
+            { "name": "sha256", "in": "path", "required": true, "schema": { "type": "string", "minLength": 1 },
+              "description": "The file's SHA-256 (payload content_sha256)." },
+        ],
+        "responses": {
+            "200": { "description": "The file, with its detected media type.",
+                     "content": { "*/*": { "schema": { "type": "string", "contentMediaType": "application/octet-stream" } } } },
+            "default": { "description": "An error (400 not a SHA-256, 401, 403, 404 not kept or not visible).",
+                         "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+        },
+    }));
     let mut components: Map<String, Value> = schemas.into_iter().collect();
     components.insert("Error".into(), error_schema());
     json!({

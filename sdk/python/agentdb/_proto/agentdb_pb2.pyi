@@ -409,6 +409,34 @@ class SearchBatchResponse(_message.Message):
     results: _containers.RepeatedCompositeFieldContainer[SearchResults]
     def __init__(self, results: _Optional[_Iterable[_Union[SearchResults, _Mapping]]] = ...) -> None: ...
 
+class ScrollRequest(_message.Message):
+    __slots__ = ("collection", "filter", "after", "limit", "with_payload", "with_vectors", "consistency_token", "allow_stale")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    WITH_PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    WITH_VECTORS_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_STALE_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    filter: str
+    after: str
+    limit: int
+    with_payload: bool
+    with_vectors: bool
+    consistency_token: str
+    allow_stale: bool
+    def __init__(self, collection: _Optional[str] = ..., filter: _Optional[str] = ..., after: _Optional[str] = ..., limit: _Optional[int] = ..., with_payload: _Optional[bool] = ..., with_vectors: _Optional[bool] = ..., consistency_token: _Optional[str] = ..., allow_stale: _Optional[bool] = ...) -> None: ...
+
+class ScrollResponse(_message.Message):
+    __slots__ = ("items", "next_after")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_AFTER_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[Item]
+    next_after: str
+    def __init__(self, items: _Optional[_Iterable[_Union[Item, _Mapping]]] = ..., next_after: _Optional[str] = ...) -> None: ...
+
 class EmbedRequest(_message.Message):
     __slots__ = ("collection", "space", "texts")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
@@ -636,6 +664,44 @@ class RevokeKeyResponse(_message.Message):
     KEY_FIELD_NUMBER: _ClassVar[int]
     key: ApiKeyInfo
     def __init__(self, key: _Optional[_Union[ApiKeyInfo, _Mapping]] = ...) -> None: ...
+
+class WhoAmIRequest(_message.Message):
+    __slots__ = ("collections",)
+    COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
+    collections: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, collections: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class WhoAmIResponse(_message.Message):
+    __slots__ = ("auth_enabled", "id", "name", "role", "collections", "row_filter", "can_admin", "permissions")
+    AUTH_ENABLED_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
+    ROW_FILTER_FIELD_NUMBER: _ClassVar[int]
+    CAN_ADMIN_FIELD_NUMBER: _ClassVar[int]
+    PERMISSIONS_FIELD_NUMBER: _ClassVar[int]
+    auth_enabled: bool
+    id: str
+    name: str
+    role: str
+    collections: _containers.RepeatedScalarFieldContainer[str]
+    row_filter: str
+    can_admin: bool
+    permissions: _containers.RepeatedCompositeFieldContainer[CollectionPermissions]
+    def __init__(self, auth_enabled: _Optional[bool] = ..., id: _Optional[str] = ..., name: _Optional[str] = ..., role: _Optional[str] = ..., collections: _Optional[_Iterable[str]] = ..., row_filter: _Optional[str] = ..., can_admin: _Optional[bool] = ..., permissions: _Optional[_Iterable[_Union[CollectionPermissions, _Mapping]]] = ...) -> None: ...
+
+class CollectionPermissions(_message.Message):
+    __slots__ = ("collection", "read", "write", "admin")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    READ_FIELD_NUMBER: _ClassVar[int]
+    WRITE_FIELD_NUMBER: _ClassVar[int]
+    ADMIN_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    read: bool
+    write: bool
+    admin: bool
+    def __init__(self, collection: _Optional[str] = ..., read: _Optional[bool] = ..., write: _Optional[bool] = ..., admin: _Optional[bool] = ...) -> None: ...
 
 class ClusterDrainRequest(_message.Message):
     __slots__ = ("node", "undo")

@@ -319,6 +319,11 @@ class ItemsStub:
                 request_serializer=agentdb_dot_v1_dot_agentdb__pb2.EmbedRequest.SerializeToString,
                 response_deserializer=agentdb_dot_v1_dot_agentdb__pb2.EmbedResponse.FromString,
                 _registered_method=True)
+        self.Scroll = channel.unary_unary(
+                '/agentdb.v1.Items/Scroll',
+                request_serializer=agentdb_dot_v1_dot_agentdb__pb2.ScrollRequest.SerializeToString,
+                response_deserializer=agentdb_dot_v1_dot_agentdb__pb2.ScrollResponse.FromString,
+                _registered_method=True)
 
 
 class ItemsServicer:
@@ -378,6 +383,14 @@ class ItemsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Scroll(self, request, context):
+        """Page through a collection's items in id order (those matching `filter`, within the
+        caller's row policy): each page ends with the id to pass as `after` for the next.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ItemsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -420,6 +433,11 @@ def add_ItemsServicer_to_server(servicer, server):
                     servicer.Embed,
                     request_deserializer=agentdb_dot_v1_dot_agentdb__pb2.EmbedRequest.FromString,
                     response_serializer=agentdb_dot_v1_dot_agentdb__pb2.EmbedResponse.SerializeToString,
+            ),
+            'Scroll': grpc.unary_unary_rpc_method_handler(
+                    servicer.Scroll,
+                    request_deserializer=agentdb_dot_v1_dot_agentdb__pb2.ScrollRequest.FromString,
+                    response_serializer=agentdb_dot_v1_dot_agentdb__pb2.ScrollResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -638,6 +656,33 @@ class Items:
             '/agentdb.v1.Items/Embed',
             agentdb_dot_v1_dot_agentdb__pb2.EmbedRequest.SerializeToString,
             agentdb_dot_v1_dot_agentdb__pb2.EmbedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Scroll(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentdb.v1.Items/Scroll',
+            agentdb_dot_v1_dot_agentdb__pb2.ScrollRequest.SerializeToString,
+            agentdb_dot_v1_dot_agentdb__pb2.ScrollResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -949,6 +994,11 @@ class SecurityStub:
                 request_serializer=agentdb_dot_v1_dot_agentdb__pb2.RevokeKeyRequest.SerializeToString,
                 response_deserializer=agentdb_dot_v1_dot_agentdb__pb2.RevokeKeyResponse.FromString,
                 _registered_method=True)
+        self.WhoAmI = channel.unary_unary(
+                '/agentdb.v1.Security/WhoAmI',
+                request_serializer=agentdb_dot_v1_dot_agentdb__pb2.WhoAmIRequest.SerializeToString,
+                response_deserializer=agentdb_dot_v1_dot_agentdb__pb2.WhoAmIResponse.FromString,
+                _registered_method=True)
 
 
 class SecurityServicer:
@@ -973,6 +1023,15 @@ class SecurityServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WhoAmI(self, request, context):
+        """Who the caller is and what it may do (any principal; with authentication off, the
+        local caller who may do everything). Consoles and SDKs use it to show only what the
+        caller may use; the server still checks every request.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SecurityServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -990,6 +1049,11 @@ def add_SecurityServicer_to_server(servicer, server):
                     servicer.RevokeKey,
                     request_deserializer=agentdb_dot_v1_dot_agentdb__pb2.RevokeKeyRequest.FromString,
                     response_serializer=agentdb_dot_v1_dot_agentdb__pb2.RevokeKeyResponse.SerializeToString,
+            ),
+            'WhoAmI': grpc.unary_unary_rpc_method_handler(
+                    servicer.WhoAmI,
+                    request_deserializer=agentdb_dot_v1_dot_agentdb__pb2.WhoAmIRequest.FromString,
+                    response_serializer=agentdb_dot_v1_dot_agentdb__pb2.WhoAmIResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1074,6 +1138,33 @@ class Security:
             '/agentdb.v1.Security/RevokeKey',
             agentdb_dot_v1_dot_agentdb__pb2.RevokeKeyRequest.SerializeToString,
             agentdb_dot_v1_dot_agentdb__pb2.RevokeKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WhoAmI(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentdb.v1.Security/WhoAmI',
+            agentdb_dot_v1_dot_agentdb__pb2.WhoAmIRequest.SerializeToString,
+            agentdb_dot_v1_dot_agentdb__pb2.WhoAmIResponse.FromString,
             options,
             channel_credentials,
             insecure,
