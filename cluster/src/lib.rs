@@ -26,6 +26,7 @@
 //!   own top k). A read may pass a consistency token: the replica waits until it has
 //!   applied that far ([`ClusterConfig::read_wait`], then UNAVAILABLE).
 
+mod events;
 mod placement;
 mod queries;
 mod wire;
@@ -601,14 +602,31 @@ impl Cluster {
                 let mut reps = self.replicas.lock();
                 let keep: std::collections::HashSet<(String, u32)> =
                     mine.iter().map(|(c, s, _)| (c.clone(), *s)).collect();
+                let mut dropped = Vec::new();
                 reps.retain(|k, r| {
                     let stay = keep.contains(k);
                     if !stay {
-                        tracing::info!(collection = %k.0, shard = k.1, "cluster: replica handed off");
                         r.task.abort();
+                        if self.state.read().collections.contains_key(&k.0) {
+                            tracing::info!(collection = %k.0, shard = k.1, "cluster: replica handed off");
+                        } else {
+                            dropped.push(shard_collection(&k.0, k.1));
+                        }
                     }
                     stay
                 });
+                // The collection was dropped: its local replicas go too.
+                for local in dropped {
+                    let db = self.db.clone();
+                    tokio::task::spawn_blocking(move || match db.drop_collection(&local) {
+                        Ok(()) => {
+                            tracing::info!(collection = %local, "cluster: replica of a dropped collection removed")
+                        }
+                        Err(e) => {
+                            tracing::warn!(collection = %local, error = %e, "cluster: cannot remove a dropped collection's replica")
+                        }
+                    });
+                }
                 for (c, s, m) in mine {
                     if reps.contains_key(&(c.clone(), s)) {
                         continue;
@@ -640,13 +658,6 @@ impl Cluster {
 
     async fn apply_once(&self, name: &str, shard: u32, meta: &CollectionMeta, applied: &AtomicU64) -> Result<()> {
         let local = shard_collection(name, shard);
-        let (db, spec) = (self.db.clone(), CollectionSpec { name: local.clone(), ..meta.spec.clone() });
-        let col = tokio::task::spawn_blocking(move || match db.collection(&spec.name) {
-            Ok(c) => Ok(c),
-            Err(_) => db.create_collection(spec),
-        })
-        .await
-        .map_err(nats)??;
         // Every NATS round trip is bounded: a request lost with a server that died (the
         // client reconnects elsewhere) must not stall the replica; the loop starts over.
         let bound = Duration::from_secs(10);
@@ -656,6 +667,26 @@ impl Cluster {
             .map_err(|_| timed_out("stream"))?
             .map_err(nats)?;
         let durable = format!("apply-{}", self.cfg.node_id);
+        // No durable consumer of this node on the stream: whatever local replica exists
+        // belongs to an earlier collection of the same name (dropped while this node was
+        // away) and is removed before applying from the stream's start.
+        let fresh = tokio::time::timeout(bound, stream.get_consumer::<pull::Config>(&durable))
+            .await
+            .map_err(|_| timed_out("consumer"))?
+            .is_err();
+        let (db, spec) = (self.db.clone(), CollectionSpec { name: local.clone(), ..meta.spec.clone() });
+        let col = tokio::task::spawn_blocking(move || {
+            if fresh && db.collection(&spec.name).is_ok() {
+                tracing::info!(collection = %spec.name, "cluster: removing a stale local replica of an earlier collection");
+                db.drop_collection(&spec.name)?;
+            }
+            match db.collection(&spec.name) {
+                Ok(c) => Ok(c),
+                Err(_) => db.create_collection(spec),
+            }
+        })
+        .await
+        .map_err(nats)??;
         let consumer: jetstream::consumer::Consumer<pull::Config> = tokio::time::timeout(
             bound,
             stream.get_or_create_consumer(
@@ -717,6 +748,7 @@ impl Cluster {
                     let r = match w {
                         Write::Upsert { items, .. } => c.upsert(items.into_iter().map(Item::from).collect()).map(|_| ()),
                         Write::Delete { ids, .. } => c.delete(&ids).map(|_| ()),
+                        Write::DeleteFilter { filter, .. } => c.delete_by_filter(&filter).map(|_| ()),
                     };
                     // The router validated the record, so every replica fails it alike.
                     if let Err(e) = r {
@@ -835,6 +867,39 @@ impl Cluster {
         }
         let records = by_shard.into_iter().map(|(s, ids)| (s, Write::Delete { format: FORMAT, ids })).collect();
         Ok((n, self.publish(name, records).await?))
+    }
+
+    /// Delete the items matching `filter` on every shard. Returns how many matched when
+    /// the request was served (counted through one replica per shard just before; a
+    /// concurrent write can make the number deleted differ) and the token.
+    pub async fn delete_by_filter(&self, name: &str, filter: Filter) -> Result<(u64, Token)> {
+        let meta = self.meta(name)?;
+        let n = self.count(name, Some(filter.clone()), &Token::default()).await?;
+        let records =
+            (0..meta.shards).map(|s| (s, Write::DeleteFilter { format: FORMAT, filter: filter.clone() })).collect();
+        Ok((n, self.publish(name, records).await?))
+    }
+
+    /// Drop a sharded collection: its metadata first (no node routes to it any more;
+    /// every node removes its replicas when it sees that), then its streams and its
+    /// replica assignments.
+    pub async fn drop_collection(&self, name: &str) -> Result<()> {
+        let meta = self.meta(name)?;
+        if !self.connected.load(Ordering::SeqCst) {
+            return Err(Error::Unavailable(
+                "this node is cut off from NATS: the drop is refused until it reconnects".into(),
+            ));
+        }
+        self.meta_kv.delete(format!("coll.{name}")).await.map_err(nats)?;
+        self.state.write().collections.remove(name);
+        for s in 0..meta.shards {
+            if let Err(e) = self.js.delete_stream(stream_name(name, s)).await {
+                tracing::warn!(collection = %name, shard = s, error = %e, "cluster: cannot delete a dropped collection's stream");
+            }
+            let _ = self.meta_kv.delete(format!("assign.{name}.{s}")).await;
+        }
+        tracing::info!(collection = %name, shards = meta.shards, "cluster: collection dropped");
+        Ok(())
     }
 
     async fn publish(&self, name: &str, records: Vec<(u32, Write)>) -> Result<Token> {
@@ -1130,6 +1195,16 @@ impl Cluster {
         }
         let db = self.db.clone();
         let local = shard_collection(&name, shard);
+        // A replica just assigned creates its local collection as it starts applying.
+        while db.collection(&local).is_err() {
+            if Instant::now() >= deadline {
+                return ReadReply::Error {
+                    unavailable: true,
+                    message: format!("shard {shard} of '{name}' on node {} is still starting", self.cfg.node_id),
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let r = tokio::task::spawn_blocking(move || -> agentdb_engine::Result<ReadReply> {
             let c = db.collection(&local)?;
             Ok(match read {

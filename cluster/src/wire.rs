@@ -69,8 +69,20 @@ impl From<WireItem> for agentdb_engine::Item {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Write {
-    Upsert { format: u32, items: Vec<WireItem> },
-    Delete { format: u32, ids: Vec<String> },
+    Upsert {
+        format: u32,
+        items: Vec<WireItem>,
+    },
+    Delete {
+        format: u32,
+        ids: Vec<String>,
+    },
+    /// Delete the items matching a filter: every replica resolves it at the same point of
+    /// the stream, so they delete the same items.
+    DeleteFilter {
+        format: u32,
+        filter: Filter,
+    },
 }
 
 /// A read one node asks another to run on its replica of a shard.

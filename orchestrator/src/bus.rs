@@ -5,11 +5,11 @@
 //! never makes the server buffer without bound.
 
 use parking_lot::Mutex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Topic {
     /// An ingest stream finished (files, items, failures).
@@ -63,7 +63,7 @@ impl Topic {
 
 /// Who may read an event. `Events/Subscribe`, `wait_event` steps and every other reader
 /// acting for a principal deliver only the events whose audience admits it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Audience {
     /// Everyone who may subscribe: agent health and lifecycle, alerts, and the events
     /// clients publish themselves (a shared channel by design).
@@ -103,6 +103,23 @@ pub struct Event {
     pub unix_ms: u64,
     /// Who may read it (not sent to subscribers).
     #[serde(skip)]
+    pub audience: Audience,
+    /// Cluster mode: the node it was published on, when that is another node (it came
+    /// through the cluster's relay); `None` for this node's own events.
+    #[serde(skip)]
+    pub origin: Option<String>,
+}
+
+/// An event as the cluster relays it to the other nodes (JSON over NATS): they publish it
+/// on their own bus, with their own offset, remembering where it came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Relayed {
+    pub origin: String,
+    pub topic: Topic,
+    pub kind: String,
+    pub subject: String,
+    pub data: serde_json::Value,
+    pub unix_ms: u64,
     pub audience: Audience,
 }
 
@@ -154,6 +171,10 @@ pub struct Bus {
     capacity: usize,
     /// The latest published offset, for waiting readers.
     latest: tokio::sync::watch::Sender<u64>,
+    /// Cluster mode: this node's id and where its own events go to be relayed (bounded:
+    /// when the relay falls behind, events are not relayed rather than queued without
+    /// bound, and a warning says so).
+    relay: Mutex<Option<(String, tokio::sync::mpsc::Sender<Vec<u8>>)>>,
 }
 
 impl Bus {
@@ -164,7 +185,21 @@ impl Bus {
             inner: Mutex::new(Inner { next: 1, rings }),
             capacity: capacity.max(1),
             latest: tokio::sync::watch::Sender::new(0),
+            relay: Mutex::new(None),
         }
+    }
+
+    /// Relay this node's own events (cluster mode): each is sent, as a [`Relayed`] in
+    /// JSON, to `out`.
+    pub fn set_relay(&self, node: &str, out: tokio::sync::mpsc::Sender<Vec<u8>>) {
+        *self.relay.lock() = Some((node.to_string(), out));
+    }
+
+    /// Publish an event another node published (from the relay). It is not relayed
+    /// again.
+    pub fn publish_relayed(&self, r: Relayed) -> u64 {
+        let Relayed { origin, topic, kind, subject, data, unix_ms, audience } = r;
+        self.insert(topic, kind, subject, data, audience, unix_ms, Some(origin)).offset
     }
 
     pub fn capacity(&self) -> usize {
@@ -185,30 +220,58 @@ impl Bus {
         data: serde_json::Value,
         audience: Audience,
     ) -> u64 {
-        let offset = {
+        let e = self.insert(topic, kind.to_string(), subject.to_string(), data, audience, crate::now_ms(), None);
+        if let Some((node, out)) = &*self.relay.lock() {
+            let r = Relayed {
+                origin: node.clone(),
+                topic,
+                kind: e.kind.clone(),
+                subject: e.subject.clone(),
+                data: e.data.clone(),
+                unix_ms: e.unix_ms,
+                audience: e.audience.clone(),
+            };
+            if let Ok(body) = serde_json::to_vec(&r) {
+                if out.try_send(body).is_err() {
+                    tracing::warn!(
+                        topic = topic.as_str(),
+                        kind,
+                        "the cluster's event relay is behind: event not relayed"
+                    );
+                }
+            }
+        }
+        e.offset
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn insert(
+        &self,
+        topic: Topic,
+        kind: String,
+        subject: String,
+        data: serde_json::Value,
+        audience: Audience,
+        unix_ms: u64,
+        origin: Option<String>,
+    ) -> Arc<Event> {
+        let event = {
             let mut g = self.inner.lock();
             let offset = g.next;
             g.next += 1;
             let ring = g.rings.get_mut(&topic).expect("a ring per topic");
-            ring.events.push_back(Arc::new(Event {
-                offset,
-                topic,
-                kind: kind.to_string(),
-                subject: subject.to_string(),
-                data,
-                unix_ms: crate::now_ms(),
-                audience,
-            }));
+            let event = Arc::new(Event { offset, topic, kind, subject, data, unix_ms, audience, origin });
+            ring.events.push_back(event.clone());
             while ring.events.len() > self.capacity {
                 if let Some(old) = ring.events.pop_front() {
                     ring.evicted_upto = old.offset + 1;
                 }
             }
-            offset
+            event
         };
-        self.latest.send_replace(offset);
-        tracing::debug!(topic = topic.as_str(), kind, subject, offset, "event published");
-        offset
+        self.latest.send_replace(event.offset);
+        tracing::debug!(topic = topic.as_str(), kind = %event.kind, subject = %event.subject, offset = event.offset, origin = ?event.origin, "event published");
+        event
     }
 
     /// The offset the next event will get.
@@ -295,6 +358,33 @@ mod tests {
             Read::Events(v) => v.iter().map(|e| e.offset).collect(),
             Read::Lagged { .. } => panic!("unexpected lag: {r:?}"),
         }
+    }
+
+    #[test]
+    fn own_events_are_relayed_and_relayed_ones_are_not_sent_back() {
+        let bus = Bus::new(10);
+        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        bus.set_relay("n1", tx);
+        bus.publish_to(
+            Topic::Ingestion,
+            "ingest.finished",
+            "docs",
+            serde_json::json!({"ok": 1}),
+            Audience::Collections(vec!["docs".into()]),
+        );
+        let r: Relayed = serde_json::from_slice(&rx.try_recv().expect("relayed")).unwrap();
+        assert_eq!((r.origin.as_str(), r.topic, r.kind.as_str()), ("n1", Topic::Ingestion, "ingest.finished"));
+        assert_eq!(r.audience, Audience::Collections(vec!["docs".into()]), "who may read it travels with it");
+        let from_n2 = Relayed { origin: "n2".into(), subject: "other".into(), ..r };
+        let off = bus.publish_relayed(from_n2);
+        assert!(rx.try_recv().is_err(), "an event from another node is not relayed again");
+        let Read::Events(evs) = bus.read(&[], off, 10) else { panic!() };
+        assert_eq!((evs[0].subject.as_str(), evs[0].origin.as_deref()), ("other", Some("n2")));
+        // A full relay drops (and warns) rather than blocking the publisher.
+        for i in 0..10 {
+            bus.publish(Topic::Alerts, "alert.firing", &format!("s{i}"), serde_json::json!({}));
+        }
+        assert_eq!(bus.next_offset(), off + 11);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use agentdb_proto::v1;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
-fn err(e: agentdb_cluster::Error) -> Status {
+pub(crate) fn err(e: agentdb_cluster::Error) -> Status {
     crate::status::to_status(ApiError::from(e))
 }
 
@@ -156,9 +156,12 @@ impl Services {
         r: v1::DeleteRequest,
     ) -> Result<Response<v1::DeleteResponse>, Status> {
         if !r.filter.trim().is_empty() {
-            return Err(Status::invalid_argument(
-                "delete by filter is not available on sharded collections yet: delete by ids",
-            ));
+            // The request's filter ANDed with the key's row policy.
+            let Some(f) = self.security.scoped_filter(principal.as_ref(), &r.filter)? else {
+                return Err(Status::invalid_argument("an empty filter"));
+            };
+            let (n, t) = c.delete_by_filter(&r.collection, f).await.map_err(err)?;
+            return Ok(Response::new(v1::DeleteResponse { deleted: n, consistency_token: t.to_string() }));
         }
         let mut ids = r.ids;
         if let Some(row) = row_policy(principal.as_ref()).map_err(to_status)? {

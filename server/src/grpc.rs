@@ -596,6 +596,10 @@ impl v1::collections_server::Collections for Services {
         need(&r.name, "collection name")?;
         internal_name(&r.name)?;
         self.security.authorize(principal.as_ref(), Action::Admin, &r.name, "DropCollection")?;
+        if let Some(c) = self.sharded(&r.name) {
+            c.drop_collection(&r.name).await.map_err(crate::cluster_rpc::err)?;
+            return Ok(Response::new(v1::DropCollectionResponse {}));
+        }
         let db = self.db.clone();
         self.gate.run(move || Ok(db.drop_collection(&r.name)?)).await?;
         Ok(Response::new(v1::DropCollectionResponse {}))

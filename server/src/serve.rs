@@ -369,6 +369,23 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
                 .map_err(|e| anyhow::anyhow!("cannot join the cluster: {e}"))?,
         )
     };
+    // The event bus is cluster-wide: this node's events go to the others and theirs come
+    // here (cluster/src/events.rs; event-triggered workflows start only where the event
+    // happened).
+    if let Some(c) = &cluster {
+        let bus = orchestration.parts().0;
+        let (tx, rx) = tokio::sync::mpsc::channel(4096);
+        bus.set_relay(c.node_id(), tx);
+        c.relay_events(
+            rx,
+            Arc::new(move |body: Vec<u8>| match serde_json::from_slice::<agentdb_orchestrator::bus::Relayed>(&body) {
+                Ok(r) => {
+                    bus.publish_relayed(r);
+                }
+                Err(e) => tracing::warn!(error = %e, "cluster: an unreadable relayed event was dropped"),
+            }),
+        );
+    }
     let svc = Services {
         cluster: cluster.clone(),
         fault_delay_ms: fault_delay_ms.clone(),

@@ -701,4 +701,81 @@ async fn multimodal_sharded_collection_ingests_and_answers_like_a_single_node() 
     sorted.dedup();
     assert_eq!(seen, sorted, "in id order, no duplicates");
     assert_eq!(seen.len() as u64, want);
+
+    // Delete by filter through one node: every replica deletes the same items.
+    let mut c2 = v1::items_client::ItemsClient::new(authed(&n2.url(), None).await);
+    let f = "modality = \"image\" or modality = \"nothing\"";
+    let matched = cr.count(v1::CountRequest { collection: "media".into(), filter: f.into(), ..Default::default() });
+    let matched = matched.await.unwrap().into_inner().count;
+    assert_eq!(matched, 6, "the six photos");
+    let r = c2
+        .delete(v1::DeleteRequest { collection: "media".into(), filter: f.into(), ..Default::default() })
+        .await
+        .expect("delete by filter on a sharded collection")
+        .into_inner();
+    assert_eq!(r.deleted, matched);
+    let left = c1
+        .count(v1::CountRequest {
+            collection: "media".into(),
+            consistency_token: r.consistency_token.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .count;
+    assert_eq!(left, want - matched);
+    let hits = c1.search(ask("a cat", v1::RetrievalMode::RetrievalDefault, "")).await.unwrap().into_inner().hits;
+    assert!(!hits.is_empty() && hits.iter().all(|h| h.modality != "image"), "{hits:?}");
+
+    // Drop: gone from every node, its replicas removed from their data directories, and
+    // a new collection of the same name starts empty.
+    n2.ok(&["collection", "drop", "media"]);
+    let replicas_left = |s: &Server| {
+        std::fs::read_dir(s.data_dir.join("collections"))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("_shard-media-"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while replicas_left(&n1) + replicas_left(&n2) > 0 {
+        assert!(Instant::now() < deadline, "the dropped collection's replicas are still on disk");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let list = String::from_utf8(n1.ok(&["collection", "list"])).unwrap();
+    assert!(!list.contains("media"), "{list}");
+    n1.ok(&["collection", "create", "media", "--multimodal", "--shards", "2"]);
+    let n = c2.count(v1::CountRequest { collection: "media".into(), ..Default::default() }).await.unwrap();
+    assert_eq!(n.into_inner().count, 0, "a new collection of the same name holds nothing of the old one");
+
+    // The event bus is cluster-wide: a subscriber on node 1 sees the ingest made through
+    // node 2.
+    let mut events = v1::events_client::EventsClient::new(authed(&n1.url(), None).await);
+    let mut stream = events
+        .subscribe(v1::SubscribeRequest { topics: vec!["ingestion".into()], from_offset: None })
+        .await
+        .unwrap()
+        .into_inner();
+    let one = dir.path().join("one");
+    std::fs::create_dir_all(&one).unwrap();
+    std::fs::write(one.join("note.txt"), "A note about relayed events.").unwrap();
+    let r: serde_json::Value =
+        serde_json::from_slice(&n2.ok(&["ingest", "media", one.to_str().unwrap(), "--json"])).unwrap();
+    assert_eq!(r["ingested"], 1, "{r}");
+    let event = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            let m = stream.message().await.unwrap().expect("the stream stays open");
+            if let Some(v1::subscribe_response::Msg::Event(e)) = m.msg {
+                if e.kind == "ingest.finished" {
+                    return e;
+                }
+            }
+        }
+    })
+    .await
+    .expect("node 1 saw node 2's ingest event");
+    assert_eq!(event.subject, "media");
 }

@@ -541,6 +541,11 @@ impl<H: Host> Workflows<H> {
             }
             for e in &evs {
                 from = e.offset + 1;
+                // Cluster mode: an event starts event-triggered runs on the node where it
+                // happened only (every node sees it through the relay).
+                if e.origin.is_some() {
+                    continue;
+                }
                 for v in self.store.latest() {
                     // A workflow's own events never trigger it (no loops).
                     if e.topic == Topic::Workflow && e.data.get("workflow").and_then(Value::as_str) == Some(&v.name) {
