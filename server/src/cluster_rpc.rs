@@ -14,7 +14,7 @@ use agentdb_proto::v1;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
-pub(crate) fn err(e: agentdb_cluster::Error) -> Status {
+fn err(e: agentdb_cluster::Error) -> Status {
     crate::status::to_status(ApiError::from(e))
 }
 

@@ -597,7 +597,7 @@ impl v1::collections_server::Collections for Services {
         internal_name(&r.name)?;
         self.security.authorize(principal.as_ref(), Action::Admin, &r.name, "DropCollection")?;
         if let Some(c) = self.sharded(&r.name) {
-            c.drop_collection(&r.name).await.map_err(crate::cluster_rpc::err)?;
+            c.drop_collection(&r.name).await.map_err(|e| to_status(ApiError::from(e)))?;
             return Ok(Response::new(v1::DropCollectionResponse {}));
         }
         let db = self.db.clone();

@@ -779,3 +779,67 @@ async fn multimodal_sharded_collection_ingests_and_answers_like_a_single_node() 
     .expect("node 1 saw node 2's ingest event");
     assert_eq!(event.subject, "media");
 }
+
+/// Cluster mode over an encrypted, password-protected NATS: a JetStream server that
+/// speaks only TLS (a certificate from a CA made here) and wants a user and password;
+/// the node trusts the CA (`cluster.tls_ca`) and gives the password in the URL. A
+/// sharded collection is created, written and read back through it; a node given no CA
+/// cannot join.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_over_tls_with_a_password() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name.push(DnType::CommonName, "agentdb test NATS CA");
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    let ca = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
+    let mut p = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    p.distinguished_name.push(DnType::CommonName, "nats");
+    let key = KeyPair::generate().unwrap();
+    let cert = p.signed_by(&key, &ca).unwrap();
+    let path = |n: &str| dir.path().join(n);
+    std::fs::write(path("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(path("nats.pem"), cert.pem()).unwrap();
+    std::fs::write(path("nats.key"), key.serialize_pem()).unwrap();
+    let port = free_port();
+    let conf = format!(
+        "listen: \"127.0.0.1:{port}\"\njetstream {{ store_dir: {:?} }}\n\
+         tls {{ cert_file: {:?}, key_file: {:?}, timeout: 2 }}\n\
+         authorization {{ user: \"agentdb\", password: \"s3cret-pass\" }}\n",
+        path("js"),
+        path("nats.pem"),
+        path("nats.key"),
+    );
+    std::fs::write(path("nats.conf"), conf).unwrap();
+    let log = std::fs::File::create(path("nats.log")).unwrap();
+    let mut nats = Command::new(nats_bin())
+        .args(["-c", path("nats.conf").to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start nats-server");
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(t.elapsed() < Duration::from_secs(20), "nats-server with TLS did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = format!("tls://agentdb:s3cret-pass@127.0.0.1:{port}");
+    let ca_set = format!("cluster.tls_ca={}", path("ca.pem").display());
+    let n1 = Server::start(&path("n1"), &["--cluster", &url, "--node-id", "t1", "--set", &ca_set]);
+    n1.ok(&["collection", "create", "docs", "--dim", "16", "--metric", "l2", "--index", "Flat", "--shards", "2"]);
+    let token = upsert(&n1.url(), 0..50).await;
+    assert_eq!(count(&n1.url(), &token).await.unwrap(), 50);
+    let hits = search(&n1.url(), "docs", vec_for(7), "", &token).await.unwrap();
+    assert_eq!(hits[0].0, "doc-7");
+
+    // Without the CA the server's certificate is not trusted: the node does not start.
+    let err =
+        common::serve_refused(&path("n2"), &["--cluster".into(), url.clone(), "--node-id".into(), "t2".into()], &[]);
+    assert!(err.contains("cannot join the cluster"), "{err}");
+    assert!(!err.contains("s3cret-pass"), "the password stays out of the log: {err}");
+    assert!(!std::fs::read_to_string(&n1.log).unwrap().contains("s3cret-pass"), "nor the node's log");
+    let _ = nats.kill();
+    let _ = nats.wait();
+}

@@ -413,21 +413,24 @@ class AgentDBVectorStore(BasePydanticVectorStore):
     def get_nodes(
         self, node_ids: Optional[List[str]] = None, filters: Optional[MetadataFilters] = None
     ) -> List[BaseNode]:
-        """Nodes by id. (The server lists items only by id or by similarity: ``filters``
-        without ``node_ids`` cannot be served.)"""
-        if node_ids is None:
-            raise NotImplementedError("AgentDB reads items by id or by similarity; pass node_ids")
+        """Nodes by id, by ``filters``, or both (the server pages through the matching
+        items with ``Items/Scroll``); with neither, every node."""
+        parts = []
+        if node_ids is not None:
+            if not node_ids:
+                return []
+            parts.append(self._node_ids_condition(node_ids))
+        expr = metadata_filters_expression(filters, self.metadata_key)
+        if expr:
+            parts.append(f"({expr})")
         try:
-            items = self._client.get(self.collection, list(node_ids))
+            items = list(self._client.iter_items(self.collection, " and ".join(parts), page_size=1000))
         except NotFound:
             return []
-        expr = metadata_filters_expression(filters, self.metadata_key)
-        if expr and items:
-            # One count per node: the server filters only searches, counts and deletes.
-            items = [
-                it for it in items
-                if self._client.count(self.collection, f"{self._node_ids_condition([it.id])} and ({expr})") > 0
-            ]
+        if node_ids is not None:
+            # In the order asked for.
+            by_id = {it.id: it for it in items}
+            items = [by_id[i] for i in node_ids if i in by_id]
         return [self._node(it.id, it.payload) for it in items]
 
     def _search_args(self, query: VectorStoreQuery) -> Dict[str, Any]:

@@ -146,6 +146,9 @@ def test_client_embeddings(admin, unique):
     store.delete_nodes(["n1"])
     assert [n.node_id for n in store.get_nodes(["n1", "n2"])] == ["n2"]
     assert [n.node_id for n in store.get_nodes(["n2", "n3"], filters=_filters(MetadataFilter(key="k", value=3)))] == ["n3"]
+    # By filters alone (the server pages through the matches), and every node.
+    assert [n.node_id for n in store.get_nodes(filters=_filters(MetadataFilter(key="k", value=3)))] == ["n3"]
+    assert sorted(n.node_id for n in store.get_nodes()) == ["n2", "n3"]
 
 
 def test_async(server, admin, unique):

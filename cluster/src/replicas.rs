@@ -1,0 +1,200 @@
+//! Replicas: the loop that starts and stops this node's shard replicas, and the apply
+//! loop that feeds a shard's stream into its local engine collection (the consumer's
+//! ack floor is the checkpoint).
+
+use super::*;
+
+impl Cluster {
+    // ---- replicas ---------------------------------------------------------------------
+
+    /// Start applying the shards assigned to this node, stop the others.
+    pub(crate) async fn replica_loop(self: Arc<Self>) {
+        loop {
+            let mine: Vec<(String, u32, CollectionMeta)> = {
+                let st = self.state.read();
+                st.assign
+                    .iter()
+                    .filter(|(_, a)| a.nodes.contains(&self.cfg.node_id))
+                    .filter_map(|((c, s), _)| st.collections.get(c).map(|m| (c.clone(), *s, m.clone())))
+                    .collect()
+            };
+            {
+                let mut reps = self.replicas.lock();
+                let keep: std::collections::HashSet<(String, u32)> =
+                    mine.iter().map(|(c, s, _)| (c.clone(), *s)).collect();
+                let mut dropped = Vec::new();
+                reps.retain(|k, r| {
+                    let stay = keep.contains(k);
+                    if !stay {
+                        r.task.abort();
+                        if self.state.read().collections.contains_key(&k.0) {
+                            tracing::info!(collection = %k.0, shard = k.1, "cluster: replica handed off");
+                        } else {
+                            dropped.push(shard_collection(&k.0, k.1));
+                        }
+                    }
+                    stay
+                });
+                // The collection was dropped: its local replicas go too.
+                for local in dropped {
+                    let db = self.db.clone();
+                    tokio::task::spawn_blocking(move || match db.drop_collection(&local) {
+                        Ok(()) => {
+                            tracing::info!(collection = %local, "cluster: replica of a dropped collection removed")
+                        }
+                        Err(e) => {
+                            tracing::warn!(collection = %local, error = %e, "cluster: cannot remove a dropped collection's replica")
+                        }
+                    });
+                }
+                for (c, s, m) in mine {
+                    if reps.contains_key(&(c.clone(), s)) {
+                        continue;
+                    }
+                    let applied = Arc::new(AtomicU64::new(0));
+                    let me = self.clone();
+                    let (c2, a2) = (c.clone(), applied.clone());
+                    let task = tokio::spawn(async move { me.apply(c2, s, m, a2).await }).abort_handle();
+                    tracing::info!(collection = %c, shard = s, "cluster: replica assigned to this node");
+                    reps.insert((c, s), Replica { applied, task });
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Apply shard `shard` of `name` from its stream to the local replica, forever.
+    pub(crate) async fn apply(
+        self: Arc<Self>,
+        name: String,
+        shard: u32,
+        meta: CollectionMeta,
+        applied: Arc<AtomicU64>,
+    ) {
+        loop {
+            match self.apply_once(&name, shard, &meta, &applied).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(collection = %name, shard, error = %e, "cluster: replica apply stopped; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
+
+    pub(crate) async fn apply_once(
+        &self,
+        name: &str,
+        shard: u32,
+        meta: &CollectionMeta,
+        applied: &AtomicU64,
+    ) -> Result<()> {
+        let local = shard_collection(name, shard);
+        // Every NATS round trip is bounded: a request lost with a server that died (the
+        // client reconnects elsewhere) must not stall the replica; the loop starts over.
+        let bound = Duration::from_secs(10);
+        let timed_out = |what: &str| Error::Unavailable(format!("{what}: no answer from NATS within {bound:?}"));
+        let stream = tokio::time::timeout(bound, self.js.get_stream(stream_name(name, shard)))
+            .await
+            .map_err(|_| timed_out("stream"))?
+            .map_err(nats)?;
+        let durable = format!("apply-{}", self.cfg.node_id);
+        // No durable consumer of this node on the stream: whatever local replica exists
+        // belongs to an earlier collection of the same name (dropped while this node was
+        // away) and is removed before applying from the stream's start.
+        let fresh = tokio::time::timeout(bound, stream.get_consumer::<pull::Config>(&durable))
+            .await
+            .map_err(|_| timed_out("consumer"))?
+            .is_err();
+        let (db, spec) = (self.db.clone(), CollectionSpec { name: local.clone(), ..meta.spec.clone() });
+        let col = tokio::task::spawn_blocking(move || {
+            if fresh && db.collection(&spec.name).is_ok() {
+                tracing::info!(collection = %spec.name, "cluster: removing a stale local replica of an earlier collection");
+                db.drop_collection(&spec.name)?;
+            }
+            match db.collection(&spec.name) {
+                Ok(c) => Ok(c),
+                Err(_) => db.create_collection(spec),
+            }
+        })
+        .await
+        .map_err(nats)??;
+        let consumer: jetstream::consumer::Consumer<pull::Config> = tokio::time::timeout(
+            bound,
+            stream.get_or_create_consumer(
+                &durable,
+                pull::Config {
+                    durable_name: Some(durable.clone()),
+                    ack_policy: jetstream::consumer::AckPolicy::All,
+                    deliver_policy: jetstream::consumer::DeliverPolicy::All,
+                    max_ack_pending: 100_000,
+                    ..Default::default()
+                },
+            ),
+        )
+        .await
+        .map_err(|_| timed_out("consumer"))?
+        .map_err(nats)?;
+        let mut consumer = consumer;
+        let floor = tokio::time::timeout(bound, consumer.info())
+            .await
+            .map_err(|_| timed_out("consumer info"))?
+            .map_err(nats)?
+            .ack_floor
+            .stream_sequence;
+        applied.fetch_max(floor, Ordering::SeqCst);
+        tracing::info!(collection = %name, shard, from_seq = floor, "cluster: replica applying its stream");
+        loop {
+            let fetch = async {
+                let mut batch = consumer
+                    .fetch()
+                    .max_messages(APPLY_BATCH)
+                    .expires(Duration::from_millis(500))
+                    .messages()
+                    .await
+                    .map_err(nats)?;
+                let mut msgs = Vec::new();
+                while let Some(m) = batch.next().await {
+                    msgs.push(m.map_err(nats)?);
+                }
+                Ok::<_, Error>(msgs)
+            };
+            let msgs = tokio::time::timeout(Duration::from_secs(3), fetch).await.map_err(|_| timed_out("fetch"))??;
+            let Some(last) = msgs.last() else { continue };
+            let last_seq = last.info().map_err(nats)?.stream_sequence;
+            tracing::debug!(collection = %name, shard, records = msgs.len(), last_seq, "cluster: applying");
+            let mut writes = Vec::with_capacity(msgs.len());
+            for m in &msgs {
+                let seq = m.info().map_err(nats)?.stream_sequence;
+                match serde_json::from_slice::<Write>(&m.payload) {
+                    Ok(w) => writes.push((seq, w)),
+                    Err(e) => {
+                        tracing::error!(collection = %name, shard, seq, error = %e, "cluster: unreadable write record skipped")
+                    }
+                }
+            }
+            let c = col.clone();
+            let (n, s) = (name.to_string(), shard);
+            tokio::task::spawn_blocking(move || {
+                for (seq, w) in writes {
+                    let r = match w {
+                        Write::Upsert { items, .. } => c.upsert(items.into_iter().map(Item::from).collect()).map(|_| ()),
+                        Write::Delete { ids, .. } => c.delete(&ids).map(|_| ()),
+                        Write::DeleteFilter { filter, .. } => c.delete_by_filter(&filter).map(|_| ()),
+                    };
+                    // The router validated the record, so every replica fails it alike.
+                    if let Err(e) = r {
+                        tracing::error!(collection = %n, shard = s, seq, error = %e, "cluster: write record refused by the engine");
+                    }
+                }
+            })
+            .await
+            .map_err(nats)?;
+            tokio::time::timeout(bound, msgs.last().expect("non-empty").ack())
+                .await
+                .map_err(|_| timed_out("ack"))?
+                .map_err(nats)?;
+            applied.fetch_max(last_seq, Ordering::SeqCst);
+        }
+    }
+}
