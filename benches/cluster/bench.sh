@@ -3,7 +3,8 @@
 # QPS of a sharded collection through one node of a 1-, 2- and 3-node cluster on a
 # 3-server NATS JetStream cluster, against a single node without NATS, all in one run on
 # this machine (every process shares its cores: this measures the cluster's overheads,
-# not scale-out). Usage: bash benches/cluster/bench.sh [N_ITEMS] [DIM]
+# not scale-out), then the catch-up rate of replicas moved onto a joining fourth node.
+# Usage: bash benches/cluster/bench.sh [N_ITEMS] [DIM]
 set -euo pipefail
 N=${1:-20000}
 DIM=${2:-128}
@@ -53,6 +54,41 @@ for n in 1 2 3; do
   sleep 2
   bench "cluster-$n" "${ADDRS[0]}" 3
 done
+# Catch-up: a fourth node joins; the leader moves replicas onto it (one at a time, each
+# switched once caught up); how fast does a new replica replay its shard's stream?
+start_node "$W/n4" --cluster "$URLS" --node-id n4 >/dev/null
+python3 - "$BIN" "${ADDRS[0]}" "$N" "$OUT" <<'PY'
+import json, subprocess, sys, time
+bin_, addr, n, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+def status():
+    r = subprocess.run([bin_, "--server", "http://" + addr, "cluster", "status", "--json"], capture_output=True, text=True)
+    return json.loads(r.stdout)
+seen, done, t_start = {}, {}, time.time()
+while time.time() - t_start < 120:
+    st, now = status(), time.time()
+    for c in st["collections"]:
+        total = sum(s["last_seq"] for s in c["shard_status"]) or 1
+        for s in c["shard_status"]:
+            key = (c["name"], s["shard"])
+            for r in s["replicas"]:
+                if r["node"] != "n4":
+                    continue
+                seen.setdefault(key, (now, n * s["last_seq"] / total))
+                if r["applied"] >= s["last_seq"] and key not in done:
+                    done[key] = now
+    n4 = next((x for x in st["nodes"] if x["id"] == "n4"), None)
+    if seen and len(done) == len(seen) and n4 and n4["replicas"] == len(seen) and time.time() - max(done.values()) > 3:
+        break
+    time.sleep(0.2)
+items = sum(v[1] for k, v in seen.items() if k in done)
+span = (max(done.values()) - min(v[0] for v in seen.values())) if done else 0
+rate = items / span if span > 0 else 0
+res = {"replicas_moved": len(done), "items_replayed": round(items), "seconds": round(span, 2), "items_per_s": round(rate)}
+json.dump(res, open(out + "/catch-up.json", "w"))
+print(f"catch-up: a joining node took {len(done)} shard replicas ({items:,.0f} items) in {span:.1f} s from the first assignment "
+      f"to the last caught up: {rate:,.0f} items/s (one replica at a time, {sys.argv[3]} items per collection)", file=sys.stderr)
+PY
+
 python3 - "$OUT" <<'PY'
 import json, sys, os
 out = sys.argv[1]
@@ -69,4 +105,8 @@ print("| setup | load items/s | search QPS (4 clients) | p50 ms | p99 ms | recal
 print("|---|---|---|---|---|---|")
 for r in rows:
     print(f"| {r[0]} | {r[1]:,.0f} ({r[1]/base[1]:.2f}x) | {r[2]:,.0f} ({r[2]/base[2]:.2f}x) | {r[3]:.2f} | {r[4]:.2f} | {r[5]:.3f} |")
+c = os.path.join(out, "catch-up.json")
+if os.path.exists(c):
+    c = json.load(open(c))
+    print(f"\ncatch-up of a joining node: {c['replicas_moved']} replicas, {c['items_replayed']:,} items in {c['seconds']} s = {c['items_per_s']:,} items/s")
 PY

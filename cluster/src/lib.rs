@@ -377,7 +377,16 @@ impl Cluster {
             started: now_ms(),
             turn: AtomicUsize::new(0),
         });
-        c.heartbeat().await?;
+        // A bucket just created (by this node or one starting beside it) may not take
+        // writes on every server yet ("no stream found for given subject"): retry.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while let Err(e) = c.heartbeat().await {
+            if Instant::now() >= deadline {
+                return Err(Error::Unavailable(format!("cannot register in the nodes bucket: {e}")));
+            }
+            tracing::info!(error = %e, "cluster: the nodes bucket does not take writes yet; retrying");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         tokio::spawn(c.clone().watch_bucket(true));
         tokio::spawn(c.clone().watch_bucket(false));
         tokio::spawn(c.clone().heartbeat_loop());

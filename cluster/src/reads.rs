@@ -76,6 +76,7 @@ impl Cluster {
         k: usize,
         filter: Option<Filter>,
         with_payload: bool,
+        params: SearchParams,
         token: &Token,
     ) -> Result<Vec<WireHit>> {
         let meta = self.meta(name)?;
@@ -91,6 +92,7 @@ impl Cluster {
                 filter: filter.clone(),
                 with_payload,
                 min_seq: token.min_seq(shard),
+                params,
             };
             self.read(name, shard, read, token)
         });
@@ -280,13 +282,13 @@ impl Cluster {
         let r = tokio::task::spawn_blocking(move || -> agentdb_engine::Result<ReadReply> {
             let c = db.collection(&local)?;
             Ok(match read {
-                Read::Search { space, vector, k, filter, with_payload, .. } => {
+                Read::Search { space, vector, k, filter, with_payload, params, .. } => {
                     let hits = c.search(SearchRequest {
                         space: &space,
                         queries: vec![vector],
                         k,
                         filter: filter.as_ref(),
-                        params: SearchParams::default(),
+                        params,
                         with_payload,
                         with_vectors: false,
                     })?;

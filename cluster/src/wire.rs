@@ -3,7 +3,7 @@
 //! with a format version where it is stored.
 
 use agentdb_engine::keyword::KeywordStats;
-use agentdb_engine::{CollectionSpec, Filter};
+use agentdb_engine::{CollectionSpec, Filter, SearchParams};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -99,6 +99,9 @@ pub enum Read {
         with_payload: bool,
         /// Wait until the replica has applied this far (read-your-writes).
         min_seq: u64,
+        /// The query's ef / nprobe / exact (absent from older nodes: the defaults).
+        #[serde(default)]
+        params: SearchParams,
     },
     Get {
         collection: String,

@@ -47,7 +47,22 @@ impl Collection {
             Some(c) => c.encrypt(&self.media_aad(&sha), bytes),
             None => bytes.to_vec(),
         };
-        crate::codec::write_atomic(&path, &body)?;
+        // A temporary file of its own (the same file may be ingested by two requests at
+        // once), then an atomic rename; losing the race to the other writer is fine.
+        let tmp = dir.join(format!(".tmp-{sha}-{}", uuid::Uuid::new_v4().simple()));
+        {
+            use std::io::Write;
+            let mut f = fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+            f.write_all(&body).map_err(|e| Error::io(&tmp, e))?;
+            f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        }
+        if let Err(e) = fs::rename(&tmp, &path) {
+            let _ = fs::remove_file(&tmp);
+            if !path.exists() {
+                return Err(Error::io(&path, e));
+            }
+        }
+        crate::codec::fsync_dir(&dir)?;
         Ok(sha)
     }
 
@@ -71,7 +86,7 @@ impl Collection {
         Ok(Some(bytes))
     }
 
-    /// Bytes the kept files take on disk.
+    /// Bytes the kept files take on disk (temporary files of interrupted writes too).
     pub fn media_bytes(&self) -> u64 {
         fs::read_dir(self.dir.join("media"))
             .map(|d| d.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum())
@@ -102,6 +117,17 @@ mod tests {
         assert_eq!(sha.len(), 64);
         assert_eq!(c.media(&sha).unwrap().as_deref(), Some(&b"hello media"[..]));
         assert_eq!(c.put_media(b"hello media").unwrap(), sha);
+        // The same new file from many requests at once: every one succeeds, one copy.
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| assert_eq!(c.put_media(b"raced bytes").unwrap().len(), 64));
+            }
+        });
+        let names: Vec<String> = std::fs::read_dir(dir.path().join("collections/m/media"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        assert_eq!(names.len(), 2, "no temporary file left behind: {names:?}");
         assert!(c.media(&"0".repeat(64)).unwrap().is_none());
         let e = c.media("../../etc/passwd").unwrap_err().to_string();
         assert!(e.contains("not a SHA-256"), "{e}");

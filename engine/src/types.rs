@@ -172,7 +172,8 @@ pub struct Hit {
 }
 
 /// Per-query knobs; zero means "use the collection default".
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SearchParams {
     /// HNSW efSearch for this query (0 = the configured default).
     pub ef: usize,

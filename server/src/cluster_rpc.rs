@@ -223,6 +223,7 @@ impl Services {
         r: v1::SearchRequest,
     ) -> Result<Response<v1::SearchResponse>, Status> {
         let t = token(&r.consistency_token, r.allow_stale)?;
+        let params = agentdb_proto::convert::params_from_wire(r.params);
         let Some(v) = r.vector.as_ref() else {
             // Text, media or keywords: the same pipeline as a local collection, on this
             // node, each list scattered to the shards (src/cluster_target.rs).
@@ -241,8 +242,10 @@ impl Services {
             return Ok(Response::new(v1::SearchResponse { hits }));
         };
         let k = if r.top_k == 0 { 10 } else { r.top_k as usize };
-        let hits =
-            c.search(&r.collection, &r.space, v.values.clone(), k, filter, r.with_payload, &t).await.map_err(err)?;
+        let hits = c
+            .search(&r.collection, &r.space, v.values.clone(), k, filter, r.with_payload, params, &t)
+            .await
+            .map_err(err)?;
         let hits = hits
             .into_iter()
             .map(|h| {

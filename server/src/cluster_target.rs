@@ -101,6 +101,7 @@ impl Target for ShardedTarget {
                     req.k,
                     req.filter.cloned(),
                     req.with_payload,
+                    req.params,
                     &t,
                 ))
                 .map_err(engine_err)?;
