@@ -146,15 +146,20 @@ pub struct Token {
 impl Token {
     /// `S:SEQ,S:SEQ` (empty: no constraint).
     pub fn parse(s: &str) -> Result<Token> {
-        let mut t = BTreeMap::new();
+        let mut t = Token::default();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (a, b) = part.split_once(':').ok_or_else(|| bad_token(s))?;
             let shard: u32 = a.trim().parse().map_err(|_| bad_token(s))?;
             let seq: u64 = b.trim().parse().map_err(|_| bad_token(s))?;
-            let e = t.entry(shard).or_insert(0);
-            *e = (*e).max(seq);
+            t.observe(shard, seq);
         }
-        Ok(Token { seqs: t, allow_stale: false })
+        Ok(t)
+    }
+
+    /// Raise the token to cover `seq` of `shard` (a later write, another token's).
+    pub fn observe(&mut self, shard: u32, seq: u64) {
+        let e = self.seqs.entry(shard).or_insert(0);
+        *e = (*e).max(seq);
     }
 
     pub fn min_seq(&self, shard: u32) -> u64 {

@@ -166,8 +166,7 @@ impl Cluster {
                     Error::Unavailable(format!("write to shard {shard} of '{name}': JetStream did not acknowledge"))
                 })?
                 .map_err(|e| Error::Unavailable(format!("write to shard {shard} of '{name}' not stored: {e}")))?;
-            let e = token.seqs.entry(shard).or_insert(0);
-            *e = (*e).max(a.sequence);
+            token.observe(shard, a.sequence);
         }
         Ok(token)
     }

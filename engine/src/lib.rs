@@ -34,6 +34,7 @@ pub use db::Database;
 pub use error::{Error, Result};
 pub use filter::Filter;
 pub use index::IndexTuning;
+pub use media::is_sha256;
 pub use scan::MAX_SCROLL_LIMIT;
 pub use search::SearchRequest;
 pub use types::*;

@@ -12,7 +12,8 @@ use sha2::{Digest, Sha256};
 use crate::collection::Collection;
 use crate::error::{Error, Result};
 
-fn valid_sha(sha: &str) -> bool {
+/// Whether `sha` names kept media: 64 lowercase hex digits.
+pub fn is_sha256(sha: &str) -> bool {
     sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
@@ -22,7 +23,7 @@ fn hex(d: &[u8]) -> String {
 
 impl Collection {
     fn media_path(&self, sha: &str) -> Result<PathBuf> {
-        if !valid_sha(sha) {
+        if !is_sha256(sha) {
             return Err(Error::invalid(format!("'{sha}' is not a SHA-256 (64 lowercase hex digits)")));
         }
         Ok(self.dir.join("media").join(sha))

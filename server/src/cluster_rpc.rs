@@ -190,29 +190,33 @@ impl Services {
         Some(crate::cluster_target::ShardedTarget::new(c, meta, t, self.db.options().limits))
     }
 
+    /// One scroll page of a sharded collection (the caller masks and shapes it).
     pub async fn cluster_scroll(
         &self,
         c: Arc<Cluster>,
-        principal: Option<Principal>,
         filter: Option<agentdb_engine::Filter>,
         limit: usize,
-        r: v1::ScrollRequest,
-    ) -> Result<Response<v1::ScrollResponse>, Status> {
+        r: &v1::ScrollRequest,
+    ) -> Result<(Vec<agentdb_engine::StoredItem>, Option<String>), Status> {
         let t = token(&r.consistency_token, r.allow_stale)?;
         let (items, next) = c.scroll(&r.collection, filter, &r.after, limit, r.with_vectors, &t).await.map_err(err)?;
         let items = items
             .into_iter()
-            .map(|it| {
-                let mut payload = it.payload;
-                self.security.mask(principal.as_ref(), &mut payload);
-                let mut w = item_to_wire(agentdb_engine::StoredItem { id: it.id, vectors: it.vectors, payload });
-                if !r.with_payload {
-                    w.payload_json.clear();
-                }
-                w
-            })
+            .map(|it| agentdb_engine::StoredItem { id: it.id, vectors: it.vectors, payload: it.payload })
             .collect();
-        Ok(Response::new(v1::ScrollResponse { items, next_after: next.unwrap_or_default() }))
+        Ok((items, next))
+    }
+
+    /// [`Services::sharded_target`] for a request's consistency token.
+    pub fn sharded_target_for(
+        &self,
+        collection: &str,
+        consistency_token: &str,
+        allow_stale: bool,
+    ) -> Result<crate::cluster_target::ShardedTarget, Status> {
+        let t = token(consistency_token, allow_stale)?;
+        self.sharded_target(collection, t)
+            .ok_or_else(|| Status::not_found(format!("collection '{collection}' not found")))
     }
 
     pub async fn cluster_search(
@@ -225,21 +229,7 @@ impl Services {
         let t = token(&r.consistency_token, r.allow_stale)?;
         let params = agentdb_proto::convert::params_from_wire(r.params);
         let Some(v) = r.vector.as_ref() else {
-            // Text, media or keywords: the same pipeline as a local collection, on this
-            // node, each list scattered to the shards (src/cluster_target.rs).
-            let mut r = r;
-            let crate::grpc::SearchQuery::Cross(input) = crate::grpc::search_query(&mut r)? else {
-                return Err(Status::invalid_argument("the query has no vector"));
-            };
-            let q = crate::grpc::cross_query(r.clone(), input, filter, self.security.hidden_keys(principal.as_ref()))?;
-            let target = self.sharded_target(&r.collection, t).ok_or_else(|| Status::not_found("collection gone"))?;
-            let (enc, lim) = (self.encoders.clone(), self.ingest);
-            let mut hits = self.gate.run(move || Ok(agentdb_retrieval::query::run(&target, &enc, q, lim)?)).await?;
-            for p in hits.iter_mut().filter_map(|h| h.payload.as_mut()) {
-                self.security.mask(principal.as_ref(), p);
-            }
-            let hits = hits.into_iter().map(crate::grpc::cross_hit_to_wire).collect();
-            return Ok(Response::new(v1::SearchResponse { hits }));
+            return Err(Status::invalid_argument("the query has no vector"));
         };
         let k = if r.top_k == 0 { 10 } else { r.top_k as usize };
         let hits = c

@@ -78,8 +78,7 @@ impl Target for ShardedTarget {
         let (ids, t) = self.rt.block_on(self.cluster.upsert(self.name(), items)).map_err(engine_err)?;
         let mut mine = self.token.lock();
         for (shard, seq) in t.seqs {
-            let e = mine.seqs.entry(shard).or_insert(0);
-            *e = (*e).max(seq);
+            mine.observe(shard, seq);
         }
         Ok(ids)
     }

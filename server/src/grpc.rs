@@ -284,14 +284,14 @@ pub fn outcome_to_wire(o: IngestOutcome) -> v1::IngestResult {
 
 /// What a search request asks: a cross-modal query (text, media, or keywords alone,
 /// `None`), or a raw vector.
-pub(crate) enum SearchQuery {
+enum SearchQuery {
     Cross(Option<QueryInput>),
     Vector,
 }
 
 /// The query a search request carries (exactly one of vector, text, image, audio,
 /// video; or keywords alone), taken out of the request.
-pub(crate) fn search_query(r: &mut v1::SearchRequest) -> Result<SearchQuery, Status> {
+fn search_query(r: &mut v1::SearchRequest) -> Result<SearchQuery, Status> {
     let text = (!r.text.trim().is_empty()).then(|| r.text.clone());
     let image = (!r.image.is_empty()).then(|| std::mem::take(&mut r.image));
     let audio = (!r.audio.is_empty()).then(|| std::mem::take(&mut r.audio));
@@ -325,7 +325,7 @@ pub(crate) fn search_query(r: &mut v1::SearchRequest) -> Result<SearchQuery, Sta
 
 /// A search request as a retrieval query (`filter`: the request's filter and the
 /// principal's row policy; `hidden`: payload keys the principal may not read).
-pub(crate) fn cross_query(
+fn cross_query(
     r: v1::SearchRequest,
     input: Option<QueryInput>,
     filter: Option<Filter>,
@@ -804,22 +804,20 @@ impl v1::items_server::Items for Services {
             n => n as usize,
         };
         let f = self.security.scoped_filter(principal.as_ref(), &r.filter)?;
-        if let Some(c) = self.sharded(&r.collection) {
-            return self.cluster_scroll(c, principal, f, limit, r).await;
-        }
-        let db = self.db.clone();
-        let (items, next) = self
-            .gate
-            .run(move || Ok(db.collection(&r.collection)?.scroll(f.as_ref(), &r.after, limit, r.with_vectors)?))
-            .await?;
+        let (items, next) = match self.sharded(&r.collection) {
+            Some(c) => self.cluster_scroll(c, f, limit, &r).await?,
+            None => {
+                let (db, name, after, with_vectors) =
+                    (self.db.clone(), r.collection.clone(), r.after.clone(), r.with_vectors);
+                self.gate
+                    .run(move || Ok(db.collection(&name)?.scroll(f.as_ref(), &after, limit, with_vectors)?))
+                    .await?
+            }
+        };
         let items = items
             .into_iter()
             .map(|mut it| {
-                if r.with_payload {
-                    self.security.mask(principal.as_ref(), &mut it.payload);
-                } else {
-                    it.payload = serde_json::Value::Null;
-                }
+                self.security.mask(principal.as_ref(), &mut it.payload);
                 let mut w = item_to_wire(it);
                 if !r.with_payload {
                     w.payload_json.clear();
@@ -836,25 +834,33 @@ impl v1::items_server::Items for Services {
         need(&r.collection, "collection name")?;
         crate::telemetry::record_collection(&r.collection);
         self.security.authorize(principal.as_ref(), Action::Read, &r.collection, "Search")?;
-        if let Some(c) = self.sharded(&r.collection) {
-            let filter = self.security.scoped_filter(principal.as_ref(), &r.filter)?;
-            return self.cluster_search(c, principal, filter, r).await;
-        }
         let query = search_query(&mut r)?;
         let filter = self.security.scoped_filter(principal.as_ref(), &r.filter)?;
+        let sharded = self.sharded(&r.collection);
+        if let (Some(c), SearchQuery::Vector) = (&sharded, &query) {
+            return self.cluster_search(c.clone(), principal, filter, r).await;
+        }
         // Injected delay: inside the gate, so a slow search holds its slot as a real one does.
         let delay = std::time::Duration::from_millis(self.fault_delay_ms.load(Ordering::Relaxed));
         let db = self.db.clone();
         let hits = match query {
             SearchQuery::Cross(input) => {
+                // A sharded collection runs the same pipeline, each list scattered to its
+                // shards (src/cluster_target.rs).
+                let target = match sharded {
+                    Some(_) => Some(self.sharded_target_for(&r.collection, &r.consistency_token, r.allow_stale)?),
+                    None => None,
+                };
                 let (enc, lim, name) = (self.encoders.clone(), self.ingest, r.collection.clone());
                 let q = cross_query(r, input, filter, self.security.hidden_keys(principal.as_ref()))?;
                 let mut hits = self
                     .gate
                     .run(move || {
                         std::thread::sleep(delay);
-                        let c = db.collection(&name)?;
-                        Ok(agentdb_retrieval::query::run(&*c, &enc, q, lim)?)
+                        Ok(match target {
+                            Some(t) => agentdb_retrieval::query::run(&t, &enc, q, lim)?,
+                            None => agentdb_retrieval::query::run(&*db.collection(&name)?, &enc, q, lim)?,
+                        })
                     })
                     .await?;
                 for p in hits.iter_mut().filter_map(|h| h.payload.as_mut()) {

@@ -79,6 +79,30 @@ pub enum HttpRefusal {
     RateLimited { message: String, retry_after_s: u64 },
 }
 
+impl HttpRefusal {
+    /// The refusal as an HTTP response: `body` makes it from the status and the message
+    /// in the edge's own format (JSON-RPC, REST); this adds `WWW-Authenticate: Bearer`
+    /// or `Retry-After`.
+    pub fn respond(
+        self,
+        body: impl FnOnce(axum::http::StatusCode, String) -> axum::response::Response,
+    ) -> axum::response::Response {
+        use axum::http::{header, HeaderValue, StatusCode};
+        match self {
+            HttpRefusal::Unauthenticated(why) => {
+                let mut r = body(StatusCode::UNAUTHORIZED, why);
+                r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                r
+            }
+            HttpRefusal::RateLimited { message, retry_after_s } => {
+                let mut r = body(StatusCode::TOO_MANY_REQUESTS, message);
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+                r
+            }
+        }
+    }
+}
+
 impl Security {
     /// The request's filter ANDed with the principal's row policy, so a principal never
     /// reaches rows outside its policy whatever filter it sends; a filter on a payload

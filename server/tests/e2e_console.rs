@@ -8,7 +8,7 @@ mod common;
 
 use common::{http_call, Server};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -31,32 +31,18 @@ fn call(addr: &str, method: &str, path: &str, body: Option<Value>, key: &str) ->
 
 /// A GET whose body is returned as bytes (media).
 fn get_bytes(addr: &str, path: &str, key: &str) -> (u16, String, Vec<u8>) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let auth = if key.is_empty() { String::new() } else { format!("Authorization: Bearer {key}\r\n") };
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}\r\n").unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
-    let split = out.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head");
-    let head = String::from_utf8_lossy(&out[..split]).to_string();
-    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let auth = format!("Bearer {key}");
+    let headers: Vec<(&str, &str)> = if key.is_empty() { vec![] } else { vec![("Authorization", auth.as_str())] };
+    let (status, head, body) = common::http_raw(addr, "GET", path, None, &headers);
     assert!(!head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "media is sent with a length: {head}");
-    (status, head, out[split + 4..].to_vec())
+    (status, head, body)
 }
 
 fn ingest(addr: &str, collection: &str, files: &[(&str, Vec<u8>)], key: &str) -> Value {
-    let boundary = "agentdb-console-test-3b1f";
-    let mut body = Vec::new();
-    for (name, data) in files {
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
-        );
-        body.extend_from_slice(data);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    let parts: Vec<(&str, Option<&str>, &[u8])> =
+        files.iter().map(|(n, d)| ("files", Some(*n), d.as_slice())).collect();
+    let (ct, body) = common::multipart(&parts);
     let auth = format!("Bearer {key}");
-    let ct = format!("multipart/form-data; boundary={boundary}");
     let (status, _, text) = common::http_bytes(
         addr,
         "POST",

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{http_call, Server};
+use common::{http_call, multipart, Server};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -24,25 +24,6 @@ fn call(addr: &str, method: &str, path: &str, body: Option<Value>, headers: &[(&
     let (status, head, body) = http_call(addr, method, path, text.as_deref(), headers);
     let v = serde_json::from_str(&body).unwrap_or_else(|_| json!({ "raw": body }));
     (status, head, v)
-}
-
-/// A multipart/form-data body: (name, filename, bytes) parts.
-fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
-    let boundary = "agentdb-test-boundary-7f3a";
-    let mut body = Vec::new();
-    for (name, file, data) in parts {
-        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
-        match file {
-            Some(f) => body.extend_from_slice(
-                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
-            ),
-            None => body.extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes()),
-        }
-        body.extend_from_slice(data);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
 /// POST a multipart body; (status, parsed body).

@@ -6,7 +6,7 @@ use super::sse::*;
 use super::A2a;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -17,15 +17,11 @@ use tokio::sync::mpsc;
 pub(super) async fn rpc(State(st): State<Arc<A2a>>, headers: HeaderMap, body: Body) -> Response {
     let (_, principal) = match st.svc.security.http_caller(&headers, "A2A").await {
         Ok(c) => c,
-        Err(crate::security::HttpRefusal::Unauthenticated(why)) => {
-            let mut r = rpc_error(StatusCode::UNAUTHORIZED, &Value::Null, RpcError::new(UNAUTHENTICATED, why));
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return r;
-        }
-        Err(crate::security::HttpRefusal::RateLimited { message, retry_after_s }) => {
-            let mut r = rpc_error(StatusCode::TOO_MANY_REQUESTS, &Value::Null, RpcError::new(INTERNAL_ERROR, message));
-            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
-            return r;
+        Err(refusal) => {
+            return refusal.respond(|status, message| {
+                let c = if status == StatusCode::UNAUTHORIZED { UNAUTHENTICATED } else { INTERNAL_ERROR };
+                rpc_error(status, &Value::Null, RpcError::new(c, message))
+            })
         }
     };
     let bytes = match axum::body::to_bytes(body, st.max_body).await {

@@ -26,7 +26,7 @@ use crate::grpc::Services;
 use crate::workflows::Workflows;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -143,20 +143,11 @@ async fn post(State(st): State<Arc<Mcp>>, headers: HeaderMap, body: Body) -> Res
     }
     let (who, principal) = match st.svc.security.http_caller(&headers, "MCP").await {
         Ok(c) => c,
-        Err(crate::security::HttpRefusal::Unauthenticated(why)) => {
-            let mut r =
-                error_response(StatusCode::UNAUTHORIZED, &Value::Null, &RpcError::new(code::UNAUTHENTICATED, why));
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return r;
-        }
-        Err(crate::security::HttpRefusal::RateLimited { message, retry_after_s }) => {
-            let mut r = error_response(
-                StatusCode::TOO_MANY_REQUESTS,
-                &Value::Null,
-                &RpcError::new(code::INTERNAL_ERROR, message),
-            );
-            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
-            return r;
+        Err(refusal) => {
+            return refusal.respond(|status, message| {
+                let c = if status == StatusCode::UNAUTHORIZED { code::UNAUTHENTICATED } else { code::INTERNAL_ERROR };
+                error_response(status, &Value::Null, &RpcError::new(c, message))
+            })
         }
     };
     let bytes = match axum::body::to_bytes(body, st.max_body).await {

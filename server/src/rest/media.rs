@@ -7,7 +7,7 @@
 //! `content_sha256`), so a deleted file's bytes, or one outside the policy, are 404.
 
 use super::gateway::{error, http_status};
-use crate::security::{HttpRefusal, Security};
+use crate::security::Security;
 use agentdb_engine::{Database, Filter};
 use agentdb_orchestrator::security::Action;
 use axum::extract::{Path, Request};
@@ -31,21 +31,17 @@ async fn get_media(
 ) -> Response {
     let principal = match security.http_caller(req.headers(), "GetMedia").await {
         Ok((_, p)) => p,
-        Err(HttpRefusal::Unauthenticated(why)) => {
-            let mut r = error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", why);
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return r;
-        }
-        Err(HttpRefusal::RateLimited { message, retry_after_s }) => {
-            let mut r = error(StatusCode::TOO_MANY_REQUESTS, "RESOURCE_EXHAUSTED", message);
-            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
-            return r;
+        Err(refusal) => {
+            return refusal.respond(|status, message| {
+                let name = if status == StatusCode::UNAUTHORIZED { "UNAUTHENTICATED" } else { "RESOURCE_EXHAUSTED" };
+                error(status, name, message)
+            })
         }
     };
     if let Err(st) = security.authorize(principal.as_ref(), Action::Read, &collection, "GetMedia") {
         return refused(st);
     }
-    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if !agentdb_engine::is_sha256(&sha) {
         return error(
             StatusCode::BAD_REQUEST,
             "INVALID_ARGUMENT",

@@ -341,14 +341,15 @@ pub fn http_call(
     http_bytes(addr, method, path, body.map(|b| ("application/json", b.as_bytes())), headers)
 }
 
-/// [`http_call`] with a body of any content type: `(content type, bytes)`.
-pub fn http_bytes(
+/// One HTTP/1.1 request with a body of any content type (`(content type, bytes)`):
+/// status, head, the body's bytes as sent.
+pub fn http_raw(
     addr: &str,
     method: &str,
     path: &str,
     body: Option<(&str, &[u8])>,
     headers: &[(&str, &str)],
-) -> (u16, String, String) {
+) -> (u16, String, Vec<u8>) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).expect("connect to the HTTP listener");
     s.set_read_timeout(Some(std::time::Duration::from_secs(120))).unwrap();
@@ -368,16 +369,47 @@ pub fn http_bytes(
     s.write_all(&bytes).unwrap();
     let mut out = Vec::new();
     s.read_to_end(&mut out).unwrap();
-    let text = String::from_utf8_lossy(&out).to_string();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(out.len());
+    let head = String::from_utf8_lossy(&out[..split]).to_string();
     let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    // Chunked bodies (SSE): keep the payload lines only.
+    (status, head, out.get(split + 4..).unwrap_or_default().to_vec())
+}
+
+/// [`http_raw`] with the body as text; chunked bodies (SSE) reduced to their payload lines.
+pub fn http_bytes(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<(&str, &[u8])>,
+    headers: &[(&str, &str)],
+) -> (u16, String, String) {
+    let (status, head, raw) = http_raw(addr, method, path, body, headers);
+    let rest = String::from_utf8_lossy(&raw).to_string();
     let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
         rest.lines().filter(|l| l.starts_with("data:") || l.starts_with('{')).collect::<Vec<_>>().join("\n")
     } else {
-        rest.to_string()
+        rest
     };
-    (status, head.to_string(), body)
+    (status, head, body)
+}
+
+/// A multipart/form-data body of (name, filename, bytes) parts: (content type, body).
+pub fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "agentdb-test-boundary-7f3a";
+    let mut body = Vec::new();
+    for (name, file, data) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match file {
+            Some(f) => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+            ),
+            None => body.extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes()),
+        }
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
 /// A tool installed by `.ci/setup.sh` in a virtual environment under ~/.cache/agentdb
