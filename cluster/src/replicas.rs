@@ -101,24 +101,39 @@ impl Cluster {
         let durable = format!("apply-{}", self.cfg.node_id);
         // No durable consumer of this node on the stream: whatever local replica exists
         // belongs to an earlier collection of the same name (dropped while this node was
-        // away) and is removed before applying from the stream's start.
-        let fresh = tokio::time::timeout(bound, stream.get_consumer::<pull::Config>(&durable))
-            .await
-            .map_err(|_| timed_out("consumer"))?
-            .is_err();
+        // away) and is removed before applying from the stream's start. Only JetStream's
+        // "consumer not found" means that: any other failure (a request lost while a
+        // stream moves its leader off a dead server) is retried, never taken for absence.
+        let existing = match tokio::time::timeout(bound, stream.consumer_info(&durable)).await {
+            Err(_) => return Err(timed_out("consumer")),
+            Ok(Ok(info)) => Some(info),
+            Ok(Err(e)) if e.kind() == jetstream::context::ConsumerInfoErrorKind::NotFound => None,
+            Ok(Err(e)) => return Err(nats(e)),
+        };
+        let fresh = existing.is_none();
         let (db, spec) = (self.db.clone(), CollectionSpec { name: local.clone(), ..meta.spec.clone() });
-        let col = tokio::task::spawn_blocking(move || {
+        let (col, created) = tokio::task::spawn_blocking(move || {
             if fresh && db.collection(&spec.name).is_ok() {
                 tracing::info!(collection = %spec.name, "cluster: removing a stale local replica of an earlier collection");
                 db.drop_collection(&spec.name)?;
             }
             match db.collection(&spec.name) {
-                Ok(c) => Ok(c),
-                Err(_) => db.create_collection(spec),
+                Ok(c) => Ok((c, false)),
+                Err(_) => db.create_collection(spec).map(|c| (c, true)),
             }
         })
         .await
         .map_err(nats)??;
+        // The consumer has acknowledged records but the local replica is gone (its data
+        // directory was lost or wiped): its checkpoint no longer describes this replica, so
+        // the consumer is replaced and the stream is applied from its start.
+        if created && existing.is_some_and(|i| i.ack_floor.stream_sequence > 0) {
+            tracing::warn!(collection = %name, shard, "cluster: local replica missing although this node had applied its stream; replaying the stream from its start");
+            tokio::time::timeout(bound, stream.delete_consumer(&durable))
+                .await
+                .map_err(|_| timed_out("delete consumer"))?
+                .map_err(nats)?;
+        }
         let consumer: jetstream::consumer::Consumer<pull::Config> = tokio::time::timeout(
             bound,
             stream.get_or_create_consumer(
@@ -142,7 +157,12 @@ impl Cluster {
             .map_err(nats)?
             .ack_floor
             .stream_sequence;
-        applied.fetch_max(floor, Ordering::SeqCst);
+        if created {
+            // A new local replica holds nothing yet, whatever an earlier attempt applied.
+            applied.store(floor, Ordering::SeqCst);
+        } else {
+            applied.fetch_max(floor, Ordering::SeqCst);
+        }
         tracing::info!(collection = %name, shard, from_seq = floor, "cluster: replica applying its stream");
         loop {
             let fetch = async {

@@ -315,7 +315,7 @@ async fn sharded_replicated_collection_on_three_nodes_survives_kill_9() {
     assert_eq!(got[0].0, want[0].0);
 
     // Node 3 comes back with its data directory: it catches up and serves again.
-    let n3 = node(&dir.path().join("n3"), &nats, "n3");
+    let mut n3 = node(&dir.path().join("n3"), &nats, "n3");
     let t = Instant::now();
     loop {
         if count(&n3.url(), &token2).await.ok() == Some(800) {
@@ -324,7 +324,37 @@ async fn sharded_replicated_collection_on_three_nodes_survives_kill_9() {
         assert!(t.elapsed() < Duration::from_secs(30), "node 3 did not catch up");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    drop(n1);
+
+    // Node 3 loses its disk and comes back under the same node id: its durable consumers
+    // remember what it had applied, its data directory does not. It must replay its shards
+    // from the streams' start, not trust those checkpoints. Node 1 is then killed, so the
+    // shards it shared with node 3 are served by node 3's rebuilt replicas alone.
+    n3.kill9();
+    std::fs::remove_dir_all(dir.path().join("n3")).unwrap();
+    let n3 = node(&dir.path().join("n3"), &nats, "n3");
+    let token3 = upsert(&urls[1], 800..850).await;
+    let token3 = merge_tokens(&token2, &token3);
+    let t = Instant::now();
+    while !n3.log_text().contains("replaying the stream from its start") {
+        assert!(t.elapsed() < Duration::from_secs(30), "node 3 did not notice its lost replicas:\n{}", n3.log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut n1 = n1;
+    n1.kill9();
+    let t = Instant::now();
+    for u in [n2.url(), n3.url()] {
+        loop {
+            let ok = count(&u, &token3).await.ok() == Some(850)
+                && search(&u, "docs", vec_for(5), "", &token3)
+                    .await
+                    .is_ok_and(|h| h.first().is_some_and(|h| h.0 == "doc-5"));
+            if ok {
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(60), "reads through {u} after node 3 rebuilt its replicas");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     drop(n2);
 }
 
