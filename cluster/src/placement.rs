@@ -62,8 +62,11 @@ pub(crate) fn placement(inp: &PlaceInput<'_>) -> Vec<(String, Assignment)> {
                     switched = true;
                 }
             }
-            if switched || a.nodes.len() > m.replicas as usize {
-                while a.nodes.len() > m.replicas as usize {
+            // Only full replicas count here: a replica catching up for a move sits beside
+            // the one it replaces (nodes = replicas + 1) until it has caught up.
+            let full = |a: &Assignment| a.nodes.iter().filter(|n| !a.catching_up.contains(n)).count();
+            if switched || full(&a) > m.replicas as usize {
+                while full(&a) > m.replicas as usize {
                     // Drop: a draining node, else a dead one, else the most loaded.
                     let victim = a
                         .nodes
@@ -241,6 +244,7 @@ mod tests {
             moving.nodes.contains(&"a".to_string()) && moving.nodes.len() == 3,
             "a stays until the switch: {moving:?}"
         );
+        assert!(place(&assign, &abd, &drain, &no).is_empty(), "a stays while its successor catches up");
         for _ in 0..20 {
             let p = place(&assign, &abd, &drain, &yes);
             if p.is_empty() {
