@@ -32,6 +32,7 @@ mod placement;
 mod queries;
 mod reads;
 mod replicas;
+mod shared;
 mod wire;
 mod writes;
 
@@ -52,6 +53,8 @@ use std::time::{Duration, Instant};
 pub const NODES_BUCKET: &str = "agentdb-nodes";
 pub const META_BUCKET: &str = "agentdb-meta";
 pub const LEADER_BUCKET: &str = "agentdb-leader";
+/// Records every node keeps a copy of (API keys): `shared.rs`.
+pub const SHARED_BUCKET: &str = "agentdb-shared";
 const LEADER_KEY: &str = "leader";
 /// Largest write record (NATS' default max_payload is 1 MiB).
 const MAX_RECORD_BYTES: usize = 768 * 1024;
@@ -278,6 +281,7 @@ pub struct Cluster {
     nodes_kv: kv::Store,
     meta_kv: kv::Store,
     leader_kv: kv::Store,
+    shared_kv: kv::Store,
     db: Arc<Database>,
     state: RwLock<State>,
     replicas: Mutex<HashMap<(String, u32), Replica>>,
@@ -341,7 +345,7 @@ impl Cluster {
         // A JetStream cluster that has just started elects its meta leader first: wait for
         // it (up to 30 s) before probing how many replicas streams can have.
         let deadline = Instant::now() + Duration::from_secs(30);
-        let (replicas, nodes_kv, meta_kv, leader_kv) = loop {
+        let (replicas, nodes_kv, meta_kv, leader_kv, shared_kv) = loop {
             let attempt = async {
                 js.query_account().await.map_err(nats)?;
                 let replicas = stream_replicas(&js).await;
@@ -355,7 +359,8 @@ impl Cluster {
                 let nodes_kv = create_bucket(&js, bucket(NODES_BUCKET, Duration::from_secs(300))).await?;
                 let meta_kv = create_bucket(&js, bucket(META_BUCKET, Duration::ZERO)).await?;
                 let leader_kv = create_bucket(&js, bucket(LEADER_BUCKET, Duration::ZERO)).await?;
-                Ok::<_, Error>((replicas, nodes_kv, meta_kv, leader_kv))
+                let shared_kv = create_bucket(&js, bucket(SHARED_BUCKET, Duration::ZERO)).await?;
+                Ok::<_, Error>((replicas, nodes_kv, meta_kv, leader_kv, shared_kv))
             };
             match attempt.await {
                 Ok(x) => break x,
@@ -375,6 +380,7 @@ impl Cluster {
             nodes_kv,
             meta_kv,
             leader_kv,
+            shared_kv,
             db,
             state: RwLock::new(State::default()),
             replicas: Mutex::new(HashMap::new()),

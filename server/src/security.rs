@@ -28,6 +28,13 @@ pub struct Security {
     pub roles: Arc<RoleTable>,
     /// Per-principal storage quotas; `None` when no quota is configured.
     pub storage: Option<crate::quota::StorageQuotas>,
+    /// Cluster mode: API keys are shared through the cluster's KV (`share_keys`).
+    pub cluster: std::sync::OnceLock<Arc<agentdb_cluster::Cluster>>,
+}
+
+/// The shared record of key `id` (cluster mode).
+fn shared_key_name(id: &str) -> String {
+    format!("apikey.{id}")
 }
 
 /// What an upsert charged a principal, to give back if the write fails.
@@ -160,8 +167,7 @@ impl Security {
         // read a file or the network: keep them off the async workers.
         let verdict = match (&self.keys, &self.oidc) {
             (Some(keys), oidc) if presented.starts_with("adb_") || oidc.is_none() => {
-                let keys = keys.clone();
-                tokio::task::spawn_blocking(move || keys.verify(&presented).map_err(|e| e.to_string())).await
+                return self.verify_key(keys.clone(), presented).await;
             }
             (_, Some(oidc)) => {
                 let oidc = oidc.clone();
@@ -170,6 +176,82 @@ impl Security {
             _ => return Err("authentication is off".into()),
         };
         verdict.map_err(|e| e.to_string())?
+    }
+
+    /// Verify an API key. In a cluster, a key created on another node an instant ago may
+    /// not have reached this node's copy yet: an id unknown here is asked of JetStream
+    /// once before the key is refused.
+    async fn verify_key(&self, keys: Arc<KeyStore>, presented: String) -> Result<Principal, String> {
+        let (k, p) = (keys.clone(), presented.clone());
+        let first = tokio::task::spawn_blocking(move || k.verify(&p)).await.map_err(|e| e.to_string())?;
+        let (Err(e), Some(cluster)) = (&first, self.cluster.get()) else {
+            return first.map_err(|e| e.to_string());
+        };
+        let Some(id) = KeyStore::presented_id(&presented).filter(|id| !keys.contains(id)) else {
+            return Err(e.to_string());
+        };
+        match cluster.shared_get(&shared_key_name(id)).await {
+            Ok(Some(body)) => {
+                let Ok(record) = serde_json::from_slice::<ApiKey>(&body) else { return Err(e.to_string()) };
+                let k = keys.clone();
+                tokio::task::spawn_blocking(move || {
+                    k.merge(record).map_err(|e| e.to_string())?;
+                    k.verify(&presented).map_err(|e| e.to_string())
+                })
+                .await
+                .map_err(|e| e.to_string())?
+            }
+            Ok(None) => Err(e.to_string()),
+            Err(why) => {
+                tracing::warn!(error = %why, "cluster: cannot look up an API key unknown to this node");
+                Err(e.to_string())
+            }
+        }
+    }
+
+    /// Cluster mode: every node's API keys are shared through the cluster's KV bucket.
+    /// This node's keys are published (a revocation wins over a live record), every
+    /// record of the others is merged in now and as it changes, and key creation and
+    /// revocation are acknowledged only once the cluster has them.
+    pub async fn share_keys(&self, cluster: Arc<agentdb_cluster::Cluster>) -> anyhow::Result<()> {
+        let _ = self.cluster.set(cluster.clone());
+        let Some(keys) = self.keys.clone() else { return Ok(()) };
+        for local in keys.list() {
+            let name = shared_key_name(&local.id);
+            let remote = cluster.shared_get(&name).await?;
+            let remote: Option<ApiKey> = remote.and_then(|b| serde_json::from_slice(&b).ok());
+            match remote {
+                Some(r) if r.revoked || !local.revoked => {
+                    let k = keys.clone();
+                    tokio::task::spawn_blocking(move || k.merge(r)).await?.map_err(|e| anyhow::anyhow!("{e}"))?;
+                }
+                _ => cluster.shared_put(&name, serde_json::to_vec(&local)?).await?,
+            }
+        }
+        let k = keys.clone();
+        cluster.watch_shared(
+            "apikey",
+            Arc::new(move |id: String, body: Vec<u8>| {
+                let k = k.clone();
+                tokio::task::spawn_blocking(move || match serde_json::from_slice::<ApiKey>(&body) {
+                    Ok(r) if r.id == id => match k.merge(r) {
+                        Ok(true) => tracing::info!(key_id = %id, "cluster: API key record taken over from the cluster"),
+                        Ok(false) => {}
+                        Err(e) => tracing::error!(key_id = %id, error = %e, "cluster: cannot store a shared API key"),
+                    },
+                    _ => tracing::warn!(key_id = %id, "cluster: an unreadable shared API key record was ignored"),
+                });
+            }),
+        );
+        tracing::info!(keys = keys.list().len(), "cluster: API keys shared with the cluster");
+        Ok(())
+    }
+
+    /// Cluster mode: publish key `key` (created or revoked here) to every node.
+    async fn publish_key(&self, key: &ApiKey) -> Result<(), Status> {
+        let Some(cluster) = self.cluster.get() else { return Ok(()) };
+        let body = serde_json::to_vec(key).map_err(|e| Status::internal(e.to_string()))?;
+        cluster.shared_put(&shared_key_name(&key.id), body).await.map_err(|e| Status::unavailable(e.to_string()))
     }
 
     /// Who sends an HTTP JSON-RPC request (A2A, MCP), checked as gRPC checks a call:
@@ -417,6 +499,15 @@ impl v1::security_server::Security for SecurityService {
             .await
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(sec_status)?;
+        // In a cluster the key exists once every node can have it; if the cluster cannot
+        // take it, it is revoked here and the caller retries.
+        if let Err(e) = self.0.publish_key(&key).await {
+            if let Some(keys) = self.0.keys.clone() {
+                let id = key.id.clone();
+                let _ = tokio::task::spawn_blocking(move || keys.revoke(&id)).await;
+            }
+            return Err(Status::unavailable(format!("the key was not created: {}", e.message())));
+        }
         self.0.audit("admin", "CreateKey", &format!("key:{}", key.id), "allow", &format!("role {}", key.role));
         Ok(Response::new(v1::CreateKeyResponse { key: Some(key_info(key)), secret }))
     }
@@ -429,7 +520,23 @@ impl v1::security_server::Security for SecurityService {
     async fn revoke_key(&self, req: Request<v1::RevokeKeyRequest>) -> Result<Response<v1::RevokeKeyResponse>, Status> {
         let keys = self.admin(&req, "RevokeKey")?;
         let id = req.into_inner().id;
+        // In a cluster, a key created elsewhere an instant ago is fetched first.
+        if let (Some(cluster), false) = (self.0.cluster.get(), keys.contains(&id)) {
+            if let Ok(Some(body)) = cluster.shared_get(&shared_key_name(&id)).await {
+                if let Ok(record) = serde_json::from_slice::<ApiKey>(&body) {
+                    keys.merge(record).map_err(sec_status)?;
+                }
+            }
+        }
         let key = keys.revoke(&id).map_err(sec_status)?;
+        // Revoked here at once; acknowledged once every node can have it (a retry of a
+        // failed call publishes it again).
+        self.0.publish_key(&key).await.map_err(|e| {
+            Status::unavailable(format!(
+                "key {id} is revoked on this node but the cluster did not take the revocation ({}); retry",
+                e.message()
+            ))
+        })?;
         self.0.audit("admin", "RevokeKey", &format!("key:{id}"), "allow", "revoked");
         Ok(Response::new(v1::RevokeKeyResponse { key: Some(key_info(key)) }))
     }

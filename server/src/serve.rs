@@ -373,6 +373,8 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
     // here (cluster/src/events.rs; event-triggered workflows start only where the event
     // happened).
     if let Some(c) = &cluster {
+        // API keys are cluster-wide (security.rs, `share_keys`).
+        security.share_keys(c.clone()).await.map_err(|e| anyhow::anyhow!("cluster: cannot share API keys: {e}"))?;
         let bus = orchestration.parts().0;
         let (tx, rx) = tokio::sync::mpsc::channel(4096);
         bus.set_relay(c.node_id(), tx);
@@ -733,5 +735,16 @@ fn open_security(cfg: &Config) -> Result<crate::security::Security> {
             None
         }
     };
-    Ok(crate::security::Security { keys, oidc, mfa, audit, rate, mtls_required, masking, roles, storage })
+    Ok(crate::security::Security {
+        keys,
+        oidc,
+        mfa,
+        audit,
+        rate,
+        mtls_required,
+        masking,
+        roles,
+        storage,
+        cluster: Default::default(),
+    })
 }

@@ -7,145 +7,14 @@
 mod common;
 
 use agentdb_proto::v1;
+use common::nats::{free_port, nats_bin, node, node_on, Nats};
 use common::{authed, item, Server};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// nats-server from the set-up (.ci/setup.sh), or NATS_SERVER.
-fn nats_bin() -> String {
-    std::env::var("NATS_SERVER").unwrap_or_else(|_| {
-        let home = std::env::var("HOME").unwrap_or_default();
-        format!("{home}/.cache/agentdb/bin/nats-server")
-    })
-}
 
 /// The cluster tests run one at a time: each starts 3 NATS servers and up to 3 nodes, and
 /// together on 2 cores they would starve each other's heartbeats and fetches.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A JetStream cluster of `n` nats-server processes on loopback.
-struct Nats {
-    procs: Vec<Child>,
-    pub urls: Vec<String>,
-    dir: std::path::PathBuf,
-    /// (client, cluster route, HTTP monitoring) ports of each server.
-    ports: Vec<(u16, u16, u16)>,
-}
-
-impl Nats {
-    fn start(dir: &std::path::Path, n: usize) -> Nats {
-        let bin = nats_bin();
-        assert!(
-            std::path::Path::new(&bin).exists(),
-            "the cluster tests need nats-server at {bin} (installed by .ci/setup.sh, or set NATS_SERVER)"
-        );
-        let ports: Vec<(u16, u16, u16)> = (0..n).map(|_| (free_port(), free_port(), free_port())).collect();
-        let urls: Vec<String> = ports.iter().map(|(p, _, _)| format!("nats://127.0.0.1:{p}")).collect();
-        let mut nats = Nats { procs: Vec::new(), urls, dir: dir.to_path_buf(), ports };
-        for i in 0..n {
-            let child = nats.spawn(i);
-            nats.procs.push(child);
-        }
-        for i in 0..n {
-            nats.wait_up(i);
-        }
-        nats
-    }
-
-    /// Start server `i` (again: same ports, same JetStream store).
-    fn spawn(&self, i: usize) -> Child {
-        let routes: Vec<String> = self.ports.iter().map(|(_, c, _)| format!("nats://127.0.0.1:{c}")).collect();
-        let (p, c, m) = self.ports[i];
-        let store = self.dir.join(format!("nats{i}"));
-        std::fs::create_dir_all(&store).unwrap();
-        let log =
-            std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join(format!("nats{i}.log"))).unwrap();
-        Command::new(nats_bin())
-            .args(["-a", "127.0.0.1", "-p", &p.to_string(), "-m", &m.to_string(), "-js", "-sd"])
-            .arg(&store)
-            .args(["-n", &format!("nats{i}"), "--cluster_name", "agentdb-test"])
-            .args(["--cluster", &format!("nats://127.0.0.1:{c}"), "--routes", &routes.join(",")])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start nats-server")
-    }
-
-    /// Wait until server `i` reports itself healthy (`/healthz`: JetStream enabled and
-    /// its streams and consumers current with their leaders) — as a rolling restart
-    /// does before it stops the next server; one fault at a time is what R3 tolerates.
-    fn wait_healthy(&self, i: usize) {
-        let m = self.ports[i].2;
-        let t = Instant::now();
-        loop {
-            let (status, body) = if std::net::TcpStream::connect(("127.0.0.1", m)).is_ok() {
-                let (status, _, body) = common::http_call(&format!("127.0.0.1:{m}"), "GET", "/healthz", None, &[]);
-                (status, body)
-            } else {
-                (0, "monitoring port not open".to_string())
-            };
-            if status == 200 {
-                return;
-            }
-            assert!(t.elapsed() < Duration::from_secs(60), "nats-server {i} not healthy after 60 s: {status} {body}");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn wait_up(&self, i: usize) {
-        let p = self.ports[i].0;
-        let t = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", p)).is_err() {
-            assert!(t.elapsed() < Duration::from_secs(20), "nats-server on {p} did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn kill9(&mut self, i: usize) {
-        let _ = self.procs[i].kill();
-        let _ = self.procs[i].wait();
-    }
-
-    fn restart(&mut self, i: usize) {
-        self.procs[i] = self.spawn(i);
-        self.wait_up(i);
-        self.wait_healthy(i);
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        for p in &mut self.procs {
-            let _ = p.kill();
-            let _ = p.wait();
-        }
-    }
-}
-
-fn node(data: &std::path::Path, nats: &Nats, id: &str) -> Server {
-    node_on(data, &nats.urls, id)
-}
-
-/// A node that knows only the NATS servers `urls`.
-fn node_on(data: &std::path::Path, urls: &[String], id: &str) -> Server {
-    Server::start(
-        data,
-        &[
-            "--cluster",
-            &urls.join(","),
-            "--node-id",
-            id,
-            "--set",
-            "cluster.heartbeat_ms=200",
-            "--set",
-            "cluster.node_ttl_ms=1500",
-        ],
-    )
-}
 
 fn vec_for(i: usize) -> Vec<f32> {
     common::rand_vec(i as u64 * 7 + 1, 16)

@@ -183,6 +183,54 @@ impl KeyStore {
         Ok(out)
     }
 
+    /// Whether a key with this id is known here (live or revoked).
+    pub fn contains(&self, id: &str) -> bool {
+        self.keys.read().iter().any(|k| k.id == id)
+    }
+
+    /// The record of key `id` (live or revoked).
+    pub fn get(&self, id: &str) -> Option<ApiKey> {
+        self.keys.read().iter().find(|k| k.id == id).cloned()
+    }
+
+    /// Merge a key record from another node of a cluster: an unknown key is added, a
+    /// revocation is taken over (and is final: a revoked key never comes back), anything
+    /// else about a known key is kept as it is (keys do not change after creation).
+    /// Returns whether this store changed.
+    pub fn merge(&self, other: ApiKey) -> Result<bool, Error> {
+        if other.id.is_empty() || other.hash.is_empty() {
+            return Err(Error::Invalid("a shared key record without id or hash".into()));
+        }
+        let mut keys = self.keys.write();
+        match keys.iter().position(|k| k.id == other.id) {
+            Some(i) if other.revoked && !keys[i].revoked => {
+                keys[i].revoked = true;
+                if let Err(e) = self.save(&keys) {
+                    keys[i].revoked = false;
+                    return Err(e);
+                }
+                self.verified.write().retain(|_, v| *v != other.id);
+                Ok(true)
+            }
+            Some(_) => Ok(false),
+            None => {
+                keys.push(other);
+                if let Err(e) = self.save(&keys) {
+                    keys.pop();
+                    return Err(e);
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    /// The id part of a presented `adb_<id>_<secret>` key, if it has that shape.
+    pub fn presented_id(presented: &str) -> Option<&str> {
+        let (id, secret) = presented.strip_prefix("adb_")?.split_once('_')?;
+        (!id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric()) && !secret.is_empty())
+            .then_some(id)
+    }
+
     /// Check a presented key; the error never says which part was wrong.
     pub fn verify(&self, presented: &str) -> Result<Principal, Error> {
         let denied = || Error::Unauthenticated("invalid or revoked API key".into());
@@ -266,6 +314,30 @@ mod tests {
         ks.revoke(&k.id).unwrap();
         assert!(ks.verify(&secret).is_err(), "revoked keys fail even when cached");
         assert!(KeyStore::open(dir.path()).unwrap().verify(&secret).is_err());
+    }
+
+    #[test]
+    fn merging_records_of_other_nodes() {
+        let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (a, b) = (KeyStore::open(d1.path()).unwrap(), KeyStore::open(d2.path()).unwrap());
+        let (k, secret) = a.create("shared", &Role::Reader, vec![], None).unwrap();
+        assert_eq!(KeyStore::presented_id(&secret), Some(k.id.as_str()));
+        assert_eq!(KeyStore::presented_id("adb_x"), None);
+        assert!(b.verify(&secret).is_err() && !b.contains(&k.id));
+        assert!(b.merge(k.clone()).unwrap(), "an unknown key is added");
+        assert!(!b.merge(k.clone()).unwrap(), "merging twice changes nothing");
+        assert_eq!(b.verify(&secret).unwrap().id, format!("key:{}", k.id));
+        assert!(KeyStore::open(d2.path()).unwrap().verify(&secret).is_ok(), "merged keys persist");
+        // A revocation elsewhere is taken over, even with the verification cached here...
+        let revoked = a.revoke(&k.id).unwrap();
+        assert!(b.merge(revoked.clone()).unwrap());
+        assert!(b.verify(&secret).is_err());
+        // ...and is final: the live record arriving late does not bring the key back.
+        assert!(!b.merge(k.clone()).unwrap());
+        assert!(b.verify(&secret).is_err() && b.get(&k.id).unwrap().revoked);
+        let mut bad = k;
+        bad.hash.clear();
+        assert!(b.merge(bad).is_err());
     }
 
     #[test]

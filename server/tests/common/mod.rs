@@ -2,6 +2,8 @@
 //! directory, as a client would find it.
 #![allow(dead_code)]
 
+pub mod nats;
+
 use agentdb_proto::v1;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
