@@ -69,6 +69,10 @@ pub enum Error {
     /// The cluster cannot serve this now (no replica, not connected, not caught up).
     #[error("{0}")]
     Unavailable(String),
+    /// Refused before anything was sent (this node is cut off from NATS): the same
+    /// request may be sent again, here or to another node.
+    #[error("{0}")]
+    Refused(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]

@@ -124,7 +124,7 @@ impl Cluster {
     pub async fn drop_collection(&self, name: &str) -> Result<()> {
         let meta = self.meta(name)?;
         if !self.connected.load(Ordering::SeqCst) {
-            return Err(Error::Unavailable(
+            return Err(Error::Refused(
                 "this node is cut off from NATS: the drop is refused until it reconnects".into(),
             ));
         }
@@ -142,7 +142,7 @@ impl Cluster {
 
     pub(crate) async fn publish(&self, name: &str, records: Vec<(u32, Write)>) -> Result<Token> {
         if !self.connected.load(Ordering::SeqCst) {
-            return Err(Error::Unavailable(
+            return Err(Error::Refused(
                 "this node is cut off from NATS: writes are refused until it reconnects".into(),
             ));
         }

@@ -79,7 +79,7 @@ pub fn retrieval_code(e: &agentdb_retrieval::Error) -> Code {
 pub fn cluster_code(e: &agentdb_cluster::Error) -> Code {
     use agentdb_cluster::Error as E;
     match e {
-        E::Unavailable(_) | E::Nats(_) => Code::Unavailable,
+        E::Unavailable(_) | E::Refused(_) | E::Nats(_) => Code::Unavailable,
         E::NotFound(_) => Code::NotFound,
         E::AlreadyExists(_) => Code::AlreadyExists,
         E::Invalid(_) => Code::InvalidArgument,
@@ -87,11 +87,22 @@ pub fn cluster_code(e: &agentdb_cluster::Error) -> Code {
     }
 }
 
+/// The `retry-after-ms` hint of a write a node refused because it is cut off from NATS
+/// (the NATS client reconnects every 0.1 to 1 s).
+pub const CLUSTER_REFUSED_RETRY_MS: u64 = 500;
+
 pub fn to_status(e: ApiError) -> Status {
     let (code, msg) = match e {
         ApiError::Engine(e) => (engine_code(&e), e.to_string()),
         ApiError::Models(e) => (models_code(&e), e.to_string()),
         ApiError::Retrieval(e) => (retrieval_code(&e), e.to_string()),
+        // Refused before anything was sent: safe to retry, writes included (the hint
+        // tells the SDKs so).
+        ApiError::Cluster(e @ agentdb_cluster::Error::Refused(_)) => {
+            let mut st = Status::unavailable(e.to_string());
+            st.metadata_mut().insert("retry-after-ms", CLUSTER_REFUSED_RETRY_MS.into());
+            return st;
+        }
         ApiError::Cluster(e) => (cluster_code(&e), e.to_string()),
         ApiError::Status(s) => return s,
     };

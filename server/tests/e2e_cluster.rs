@@ -333,6 +333,8 @@ async fn nats_server_loss_and_a_node_cut_off_from_nats() {
         }
     };
     assert!(refused.message().contains("NATS"), "{refused:?}");
+    // Refused before anything was sent: the hint tells clients a retry is safe.
+    assert_eq!(refused.metadata().get("retry-after-ms").and_then(|v| v.to_str().ok()), Some("500"), "{refused:?}");
     let e = count_stale(&n2.url(), "", false).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}");
     assert!(e.message().contains("stale"), "{e:?}");
