@@ -30,6 +30,7 @@ mod events;
 mod membership;
 mod placement;
 mod queries;
+mod queues;
 mod reads;
 mod replicas;
 mod shared;
@@ -37,6 +38,7 @@ mod wire;
 mod writes;
 
 use placement::{placement, PlaceInput};
+pub use queues::{QueueDelivery, QueueFigures, QueueSettings, MAX_QUEUE_BODY};
 pub use wire::*;
 
 use agentdb_engine::{CollectionSpec, Database, Filter, Item, Metric, SearchParams, SearchRequest};
@@ -55,6 +57,8 @@ pub const META_BUCKET: &str = "agentdb-meta";
 pub const LEADER_BUCKET: &str = "agentdb-leader";
 /// Records every node keeps a copy of (API keys): `shared.rs`.
 pub const SHARED_BUCKET: &str = "agentdb-shared";
+/// The latest delivery of each queue message in flight (queues.rs).
+pub const DELIVERIES_BUCKET: &str = "agentdb-queue-deliveries";
 const LEADER_KEY: &str = "leader";
 /// Largest write record (NATS' default max_payload is 1 MiB).
 const MAX_RECORD_BYTES: usize = 768 * 1024;
@@ -69,6 +73,12 @@ pub enum Error {
     /// The cluster cannot serve this now (no replica, not connected, not caught up).
     #[error("{0}")]
     Unavailable(String),
+    /// The request no longer applies (a stale queue receipt).
+    #[error("{0}")]
+    Conflict(String),
+    /// A limit was reached (a full queue).
+    #[error("{0}")]
+    Full(String),
     /// Refused before anything was sent (this node is cut off from NATS): the same
     /// request may be sent again, here or to another node.
     #[error("{0}")]
@@ -286,9 +296,12 @@ pub struct Cluster {
     meta_kv: kv::Store,
     leader_kv: kv::Store,
     shared_kv: kv::Store,
+    deliveries_kv: kv::Store,
     db: Arc<Database>,
     state: RwLock<State>,
     replicas: Mutex<HashMap<(String, u32), Replica>>,
+    /// Queue consumers opened by this node (queues.rs).
+    queue_consumers: Mutex<HashMap<String, jetstream::consumer::Consumer<pull::Config>>>,
     connected: Arc<AtomicBool>,
     started: u64,
     /// Spreads reads over replicas.
@@ -349,7 +362,7 @@ impl Cluster {
         // A JetStream cluster that has just started elects its meta leader first: wait for
         // it (up to 30 s) before probing how many replicas streams can have.
         let deadline = Instant::now() + Duration::from_secs(30);
-        let (replicas, nodes_kv, meta_kv, leader_kv, shared_kv) = loop {
+        let (replicas, nodes_kv, meta_kv, leader_kv, shared_kv, deliveries_kv) = loop {
             let attempt = async {
                 js.query_account().await.map_err(nats)?;
                 let replicas = stream_replicas(&js).await;
@@ -364,7 +377,9 @@ impl Cluster {
                 let meta_kv = create_bucket(&js, bucket(META_BUCKET, Duration::ZERO)).await?;
                 let leader_kv = create_bucket(&js, bucket(LEADER_BUCKET, Duration::ZERO)).await?;
                 let shared_kv = create_bucket(&js, bucket(SHARED_BUCKET, Duration::ZERO)).await?;
-                Ok::<_, Error>((replicas, nodes_kv, meta_kv, leader_kv, shared_kv))
+                let week = Duration::from_secs(7 * 86_400);
+                let deliveries_kv = create_bucket(&js, bucket(DELIVERIES_BUCKET, week)).await?;
+                Ok::<_, Error>((replicas, nodes_kv, meta_kv, leader_kv, shared_kv, deliveries_kv))
             };
             match attempt.await {
                 Ok(x) => break x,
@@ -385,9 +400,11 @@ impl Cluster {
             meta_kv,
             leader_kv,
             shared_kv,
+            deliveries_kv,
             db,
             state: RwLock::new(State::default()),
             replicas: Mutex::new(HashMap::new()),
+            queue_consumers: Mutex::new(HashMap::new()),
             connected,
             started: now_ms(),
             turn: AtomicUsize::new(0),

@@ -58,6 +58,14 @@ pub trait Host: Send + Sync + 'static {
     fn note_collection(&self, collection: &str);
     /// Metrics: one file ingested (or skipped, or failed).
     fn observe_ingest(&self, status: &str, media_type: &str, items: u64);
+    /// Send to a queue the host keeps elsewhere (a cluster's queues); `None`: the queues
+    /// are the engine's own ([`crate::queue::Queues`]).
+    fn queue_send(
+        &self,
+        queue: &str,
+        body: Vec<u8>,
+        attributes: std::collections::BTreeMap<String, String>,
+    ) -> impl Future<Output = Option<Result<String, String>>> + Send;
     /// Run `f` on the blocking pool once the admission gate lets it in.
     fn admit<T, F>(&self, f: F) -> impl Future<Output = Result<T, SkillError>> + Send
     where

@@ -94,6 +94,19 @@ impl Host for Services {
         self.metrics.observe_ingest(status, media_type, items)
     }
 
+    fn queue_send(
+        &self,
+        queue: &str,
+        body: Vec<u8>,
+        attributes: std::collections::BTreeMap<String, String>,
+    ) -> impl Future<Output = Option<Result<String, String>>> + Send {
+        let (cluster, queue) = (self.cluster.clone(), queue.to_string());
+        async move {
+            let c = cluster?;
+            Some(crate::cluster_queues::send(&c, &queue, body, attributes).await.map_err(|s| s.message().to_string()))
+        }
+    }
+
     fn admit<T, F>(&self, f: F) -> impl Future<Output = Result<T, SkillError>> + Send
     where
         F: FnOnce() -> agentdb_retrieval::Result<T> + Send + 'static,

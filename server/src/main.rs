@@ -4,6 +4,7 @@
 mod a2a;
 mod anomaly;
 mod client;
+mod cluster_queues;
 mod cluster_rpc;
 mod cluster_target;
 mod config;

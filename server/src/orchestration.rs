@@ -140,6 +140,8 @@ pub struct Orchestration {
     /// Subscriptions held now (each stream's task holds a [`SubscriptionGuard`]).
     subscriptions: Arc<std::sync::atomic::AtomicUsize>,
     stop: tokio::sync::watch::Receiver<bool>,
+    /// Cluster mode: the Queues API serves the cluster's queues (`cluster_queues.rs`).
+    cluster: Arc<std::sync::OnceLock<Arc<agentdb_cluster::Cluster>>>,
 }
 
 /// Counts one held subscription until its stream's task ends.
@@ -219,7 +221,13 @@ impl Orchestration {
             max_subscriptions: cfg.max_subscriptions.max(1),
             subscriptions: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             stop,
+            cluster: Default::default(),
         })
+    }
+
+    /// Cluster mode: queues are the cluster's from now on.
+    pub fn join_cluster(&self, cluster: Arc<agentdb_cluster::Cluster>) {
+        let _ = self.cluster.set(cluster);
     }
 
     /// What the write paths tell about written items (standing-query matching).
@@ -542,6 +550,10 @@ impl v1::queues_server::Queues for Orchestration {
             },
             max_messages: if r.max_messages == 0 { d.max_messages } else { r.max_messages },
         };
+        if let Some(c) = self.cluster.get() {
+            let (created, queue) = crate::cluster_queues::create(c, &r.name, cfg).await?;
+            return Ok(Response::new(v1::CreateQueueResponse { queue: Some(queue), created }));
+        }
         let q = self.queues.clone();
         let (created, stats) = blocking(move || {
             let created = q.create(&r.name, cfg)?;
@@ -554,6 +566,10 @@ impl v1::queues_server::Queues for Orchestration {
     async fn send(&self, req: Request<v1::SendMessageRequest>) -> Result<Response<v1::SendMessageResponse>, Status> {
         self.authorize_queue(&req, Action::Write, &req.get_ref().queue.clone(), "Queues/Send")?;
         let r = req.into_inner();
+        if let Some(c) = self.cluster.get() {
+            let id = crate::cluster_queues::send(c, &r.queue, r.body, r.attributes.into_iter().collect()).await?;
+            return Ok(Response::new(v1::SendMessageResponse { id }));
+        }
         let q = self.queues.clone();
         let id = blocking(move || q.send(&r.queue, r.body, r.attributes.into_iter().collect())).await?;
         Ok(Response::new(v1::SendMessageResponse { id }))
@@ -565,6 +581,10 @@ impl v1::queues_server::Queues for Orchestration {
     ) -> Result<Response<v1::ReceiveMessagesResponse>, Status> {
         self.authorize_queue(&req, Action::Write, &req.get_ref().queue.clone(), "Queues/Receive")?;
         let r = req.into_inner();
+        if let Some(c) = self.cluster.get() {
+            let messages = crate::cluster_queues::receive(c, r, self.stop.clone()).await?;
+            return Ok(Response::new(v1::ReceiveMessagesResponse { messages }));
+        }
         let deadline = tokio::time::Instant::now() + Duration::from_millis(r.wait_ms.min(20_000));
         let mut stop = self.stop.clone();
         loop {
@@ -597,6 +617,10 @@ impl v1::queues_server::Queues for Orchestration {
     async fn ack(&self, req: Request<v1::AckMessageRequest>) -> Result<Response<v1::AckMessageResponse>, Status> {
         self.authorize_queue(&req, Action::Write, &req.get_ref().queue.clone(), "Queues/Ack")?;
         let r = req.into_inner();
+        if let Some(c) = self.cluster.get() {
+            crate::cluster_queues::ack(c, &r.queue, &r.receipt).await?;
+            return Ok(Response::new(v1::AckMessageResponse {}));
+        }
         let q = self.queues.clone();
         blocking(move || q.ack(&r.queue, &r.receipt)).await?;
         Ok(Response::new(v1::AckMessageResponse {}))
@@ -609,11 +633,21 @@ impl v1::queues_server::Queues for Orchestration {
             self.authorize(&req, Action::Read, "", "Queues/Stats")?;
             // Only the queues the principal may read.
             let p = req.extensions().get::<Principal>();
+            if let Some(c) = self.cluster.get() {
+                let mut all = crate::cluster_queues::list(c).await?;
+                all.retain(|q| self.security.queue_visible(p, &q.name));
+                return Ok(Response::new(v1::QueueStatsResponse { queues: all }));
+            }
             let mut all = self.queues.list(now);
             all.retain(|q| self.security.queue_visible(p, &q.name));
             all
         } else {
             self.authorize_queue(&req, Action::Read, &name, "Queues/Stats")?;
+            if let Some(c) = self.cluster.get() {
+                return Ok(Response::new(v1::QueueStatsResponse {
+                    queues: vec![crate::cluster_queues::stats(c, &name).await?],
+                }));
+            }
             vec![self.queues.stats(&name, now).map_err(orch_status)?]
         };
         Ok(Response::new(v1::QueueStatsResponse { queues: queues.into_iter().map(stats_to_wire).collect() }))

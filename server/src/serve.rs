@@ -375,6 +375,8 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
     if let Some(c) = &cluster {
         // API keys are cluster-wide (security.rs, `share_keys`).
         security.share_keys(c.clone()).await.map_err(|e| anyhow::anyhow!("cluster: cannot share API keys: {e}"))?;
+        // Queues are the cluster's (cluster_queues.rs).
+        orchestration.join_cluster(c.clone());
         let bus = orchestration.parts().0;
         let (tx, rx) = tokio::sync::mpsc::channel(4096);
         bus.set_relay(c.node_id(), tx);

@@ -80,6 +80,8 @@ pub fn cluster_code(e: &agentdb_cluster::Error) -> Code {
     use agentdb_cluster::Error as E;
     match e {
         E::Unavailable(_) | E::Refused(_) | E::Nats(_) => Code::Unavailable,
+        E::Full(_) => Code::ResourceExhausted,
+        E::Conflict(_) => Code::FailedPrecondition,
         E::NotFound(_) => Code::NotFound,
         E::AlreadyExists(_) => Code::AlreadyExists,
         E::Invalid(_) => Code::InvalidArgument,

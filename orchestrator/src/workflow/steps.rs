@@ -294,15 +294,21 @@ impl<H: Host> Steps<H> {
                 .authorize_queue(ctx.principal.as_ref().as_ref(), Action::Write, &q, "Workflow/notify")
                 .map_err(|e| format!("notify: queue '{q}': {}", e.message()))?;
             let queues = self.queues.clone();
-            let attrs = [("workflow".to_string(), ctx.workflow.clone()), ("run".to_string(), ctx.run.clone())]
-                .into_iter()
-                .collect();
+            let attrs: std::collections::BTreeMap<String, String> =
+                [("workflow".to_string(), ctx.workflow.clone()), ("run".to_string(), ctx.run.clone())]
+                    .into_iter()
+                    .collect();
             let bytes = serde_json::to_vec(&body).unwrap_or_default();
-            let qn = q.clone();
-            let id = tokio::task::spawn_blocking(move || queues.send(&qn, bytes, attrs))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("notify: queue '{q}': {e}"))?;
+            let id = match self.host.queue_send(&q, bytes.clone(), attrs.clone()).await {
+                Some(r) => r.map_err(|e| format!("notify: queue '{q}': {e}"))?,
+                None => {
+                    let qn = q.clone();
+                    tokio::task::spawn_blocking(move || queues.send(&qn, bytes, attrs))
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .map_err(|e| format!("notify: queue '{q}': {e}"))?
+                }
+            };
             out["queue"] = json!(q);
             out["message_id"] = json!(id);
         }

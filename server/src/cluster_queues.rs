@@ -1,0 +1,111 @@
+//! The Queues API in cluster mode: every call goes to the cluster's queues on JetStream
+//! (`agentdb_cluster`, queues.rs), so any node sends to, receives from and acks any
+//! queue, and a message received through a node that dies is delivered again through
+//! another once its visibility timeout has passed. Names, settings and limits are
+//! checked as on a single node.
+
+use crate::status::{to_status, ApiError};
+use agentdb_cluster::{Cluster, QueueFigures, QueueSettings};
+use agentdb_orchestrator::queue::{validate_queue_name, QueueConfig, DLQ_SUFFIX, MAX_RECEIVE};
+use agentdb_proto::v1;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tonic::Status;
+
+fn err(e: agentdb_cluster::Error) -> Status {
+    to_status(ApiError::from(e))
+}
+
+fn invalid(e: agentdb_orchestrator::Error) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+pub fn figures_to_wire(f: QueueFigures) -> v1::QueueStats {
+    v1::QueueStats {
+        name: f.name,
+        max_attempts: f.settings.max_attempts,
+        visibility_timeout_ms: f.settings.visibility_timeout_ms,
+        max_messages: f.settings.max_messages,
+        messages: f.messages,
+        ready: f.ready,
+        in_flight: f.in_flight,
+        dead_letter_queue: f.dead_letter_queue,
+        oldest_sent_unix_ms: f.oldest_sent_unix_ms,
+        created_unix_ms: f.created_unix_ms,
+    }
+}
+
+pub async fn create(c: &Cluster, name: &str, cfg: QueueConfig) -> Result<(bool, v1::QueueStats), Status> {
+    validate_queue_name(name).map_err(invalid)?;
+    if name.ends_with(DLQ_SUFFIX) {
+        return Err(Status::invalid_argument(format!(
+            "'{name}': names ending in {DLQ_SUFFIX} are dead-letter queues, created with their queue"
+        )));
+    }
+    if cfg.visibility_timeout_ms == 0 || cfg.max_messages == 0 {
+        return Err(Status::invalid_argument("visibility_timeout_ms and max_messages must be at least 1"));
+    }
+    let settings = QueueSettings {
+        max_attempts: cfg.max_attempts,
+        visibility_timeout_ms: cfg.visibility_timeout_ms,
+        max_messages: cfg.max_messages,
+    };
+    let created = c.create_queue(name, settings).await.map_err(err)?;
+    Ok((created, figures_to_wire(c.queue_stats(name).await.map_err(err)?)))
+}
+
+pub async fn send(
+    c: &Cluster,
+    queue: &str,
+    body: Vec<u8>,
+    attributes: BTreeMap<String, String>,
+) -> Result<String, Status> {
+    validate_queue_name(queue).map_err(invalid)?;
+    c.queue_send(queue, body, attributes).await.map_err(err)
+}
+
+/// Receive, long-polling up to `wait_ms` (at most 20 s) until a message is ready.
+pub async fn receive(
+    c: &Cluster,
+    r: v1::ReceiveMessagesRequest,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<Vec<v1::QueueMessage>, Status> {
+    validate_queue_name(&r.queue).map_err(invalid)?;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(r.wait_ms.min(20_000));
+    let max = (r.max_messages.max(1) as usize).min(MAX_RECEIVE);
+    loop {
+        let got = c.queue_receive(&r.queue, max, r.visibility_timeout_ms).await.map_err(err)?;
+        if !got.is_empty() || tokio::time::Instant::now() >= deadline || *stop.borrow() {
+            return Ok(got
+                .into_iter()
+                .map(|d| v1::QueueMessage {
+                    id: d.id,
+                    body: d.body,
+                    attributes: d.attributes.into_iter().collect(),
+                    attempt: d.attempt,
+                    receipt: d.receipt,
+                    sent_unix_ms: d.sent_unix_ms,
+                    invisible_until_unix_ms: d.invisible_until_ms,
+                })
+                .collect());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+pub async fn ack(c: &Cluster, queue: &str, receipt: &str) -> Result<(), Status> {
+    validate_queue_name(queue).map_err(invalid)?;
+    c.queue_ack(queue, receipt).await.map_err(err)
+}
+
+pub async fn stats(c: &Cluster, name: &str) -> Result<v1::QueueStats, Status> {
+    validate_queue_name(name).map_err(invalid)?;
+    Ok(figures_to_wire(c.queue_stats(name).await.map_err(err)?))
+}
+
+pub async fn list(c: &Cluster) -> Result<Vec<v1::QueueStats>, Status> {
+    Ok(c.queue_list().await.map_err(err)?.into_iter().map(figures_to_wire).collect())
+}
