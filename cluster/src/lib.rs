@@ -34,6 +34,7 @@ mod queues;
 mod reads;
 mod replicas;
 mod shared;
+mod snapshots;
 mod wire;
 mod writes;
 
@@ -59,6 +60,8 @@ pub const LEADER_BUCKET: &str = "agentdb-leader";
 pub const SHARED_BUCKET: &str = "agentdb-shared";
 /// The latest delivery of each queue message in flight (queues.rs).
 pub const DELIVERIES_BUCKET: &str = "agentdb-queue-deliveries";
+/// Object store of shard snapshots (snapshots.rs).
+pub const SNAPSHOTS_BUCKET: &str = "agentdb-snapshots";
 const LEADER_KEY: &str = "leader";
 /// Largest write record (NATS' default max_payload is 1 MiB).
 const MAX_RECORD_BYTES: usize = 768 * 1024;
@@ -133,6 +136,9 @@ pub struct ClusterConfig {
     pub read_wait: Duration,
     /// How long a read waits for another node's answer before it asks the next replica.
     pub rpc_timeout: Duration,
+    /// A shard's snapshotter stores a snapshot every this many applied records (0: never);
+    /// the stream is trimmed behind it (snapshots.rs).
+    pub snapshot_every: u64,
 }
 
 impl ClusterConfig {
@@ -147,6 +153,7 @@ impl ClusterConfig {
             node_ttl: Duration::from_millis(3000),
             read_wait: Duration::from_secs(5),
             rpc_timeout: Duration::from_secs(2),
+            snapshot_every: 100_000,
         }
     }
 }
@@ -283,6 +290,10 @@ pub struct ShardStatus {
     pub shard: u32,
     /// Last sequence JetStream stored for the shard.
     pub last_seq: u64,
+    /// First sequence the stream still holds (it is trimmed behind snapshots).
+    pub first_seq: u64,
+    /// The latest snapshot's sequence (0: none).
+    pub snapshot_seq: u64,
     /// (node, applied sequence, alive) per assigned replica.
     pub replicas: Vec<(String, u64, bool)>,
 }
@@ -297,6 +308,7 @@ pub struct Cluster {
     leader_kv: kv::Store,
     shared_kv: kv::Store,
     deliveries_kv: kv::Store,
+    snapshots: jetstream::object_store::ObjectStore,
     db: Arc<Database>,
     state: RwLock<State>,
     replicas: Mutex<HashMap<(String, u32), Replica>>,
@@ -362,7 +374,7 @@ impl Cluster {
         // A JetStream cluster that has just started elects its meta leader first: wait for
         // it (up to 30 s) before probing how many replicas streams can have.
         let deadline = Instant::now() + Duration::from_secs(30);
-        let (replicas, nodes_kv, meta_kv, leader_kv, shared_kv, deliveries_kv) = loop {
+        let (replicas, nodes_kv, meta_kv, leader_kv, shared_kv, deliveries_kv, snapshots) = loop {
             let attempt = async {
                 js.query_account().await.map_err(nats)?;
                 let replicas = stream_replicas(&js).await;
@@ -379,7 +391,24 @@ impl Cluster {
                 let shared_kv = create_bucket(&js, bucket(SHARED_BUCKET, Duration::ZERO)).await?;
                 let week = Duration::from_secs(7 * 86_400);
                 let deliveries_kv = create_bucket(&js, bucket(DELIVERIES_BUCKET, week)).await?;
-                Ok::<_, Error>((replicas, nodes_kv, meta_kv, leader_kv, shared_kv, deliveries_kv))
+                let snapshots = match js.get_object_store(SNAPSHOTS_BUCKET).await {
+                    Ok(s) => s,
+                    Err(_) => {
+                        let cfg = jetstream::object_store::Config {
+                            bucket: SNAPSHOTS_BUCKET.into(),
+                            num_replicas: replicas as usize,
+                            ..Default::default()
+                        };
+                        match js.create_object_store(cfg).await {
+                            Ok(s) => s,
+                            Err(e) => js
+                                .get_object_store(SNAPSHOTS_BUCKET)
+                                .await
+                                .map_err(|_| nats(format!("bucket {SNAPSHOTS_BUCKET}: {e}")))?,
+                        }
+                    }
+                };
+                Ok::<_, Error>((replicas, nodes_kv, meta_kv, leader_kv, shared_kv, deliveries_kv, snapshots))
             };
             match attempt.await {
                 Ok(x) => break x,
@@ -401,6 +430,7 @@ impl Cluster {
             leader_kv,
             shared_kv,
             deliveries_kv,
+            snapshots,
             db,
             state: RwLock::new(State::default()),
             replicas: Mutex::new(HashMap::new()),
@@ -494,7 +524,7 @@ impl Cluster {
                             (n.clone(), applied, self.alive(&st, n))
                         })
                         .collect();
-                    shards.push(ShardStatus { shard, last_seq: 0, replicas: reps });
+                    shards.push(ShardStatus { shard, last_seq: 0, first_seq: 0, snapshot_seq: 0, replicas: reps });
                 }
                 cols.push(CollectionStatus {
                     name: name.clone(),
@@ -510,9 +540,11 @@ impl Cluster {
         let mut collections = collections;
         for c in &mut collections {
             for s in &mut c.shard_status {
+                s.snapshot_seq = self.snapshot_seq(&c.name, s.shard).await.ok().flatten().unwrap_or(0);
                 if let Ok(mut st) = self.js.get_stream(stream_name(&c.name, s.shard)).await {
                     if let Ok(info) = st.info().await {
                         s.last_seq = info.state.last_sequence;
+                        s.first_seq = info.state.first_sequence;
                     }
                 }
             }

@@ -83,7 +83,7 @@ impl Cluster {
     }
 
     pub(crate) async fn apply_once(
-        &self,
+        self: &Arc<Self>,
         name: &str,
         shard: u32,
         meta: &CollectionMeta,
@@ -110,11 +110,18 @@ impl Cluster {
             Ok(Err(e)) if e.kind() == jetstream::context::ConsumerInfoErrorKind::NotFound => None,
             Ok(Err(e)) => return Err(nats(e)),
         };
-        let fresh = existing.is_none();
+        // A restore from a snapshot that did not complete (the node died during it): the
+        // replica starts over.
+        let marker = self.restore_marker(&local);
+        let interrupted = marker.exists();
+        if interrupted {
+            tracing::warn!(collection = %name, shard, "cluster: a restore from a snapshot was interrupted; starting the replica over");
+        }
+        let fresh = existing.is_none() || interrupted;
         let (db, spec) = (self.db.clone(), CollectionSpec { name: local.clone(), ..meta.spec.clone() });
         let (col, created) = tokio::task::spawn_blocking(move || {
             if fresh && db.collection(&spec.name).is_ok() {
-                tracing::info!(collection = %spec.name, "cluster: removing a stale local replica of an earlier collection");
+                tracing::info!(collection = %spec.name, "cluster: removing a stale local replica");
                 db.drop_collection(&spec.name)?;
             }
             match db.collection(&spec.name) {
@@ -124,16 +131,27 @@ impl Cluster {
         })
         .await
         .map_err(nats)??;
-        // The consumer has acknowledged records but the local replica is gone (its data
-        // directory was lost or wiped): its checkpoint no longer describes this replica, so
-        // the consumer is replaced and the stream is applied from its start.
-        if created && existing.is_some_and(|i| i.ack_floor.stream_sequence > 0) {
-            tracing::warn!(collection = %name, shard, "cluster: local replica missing although this node had applied its stream; replaying the stream from its start");
-            tokio::time::timeout(bound, stream.delete_consumer(&durable))
-                .await
-                .map_err(|_| timed_out("delete consumer"))?
-                .map_err(nats)?;
+        // A new, empty local replica: a consumer of this node describes a replica that no
+        // longer exists (its data directory was lost or wiped, or a restore was cut short),
+        // so it is replaced; the replica starts from the latest snapshot when there is one,
+        // else from the stream's start.
+        let mut start = None;
+        if created {
+            if let Some(info) = &existing {
+                if info.ack_floor.stream_sequence > 0 {
+                    tracing::warn!(collection = %name, shard, "cluster: local replica missing although this node had applied its stream; replaying the stream from its start");
+                }
+                tokio::time::timeout(bound, stream.delete_consumer(&durable))
+                    .await
+                    .map_err(|_| timed_out("delete consumer"))?
+                    .map_err(nats)?;
+            }
+            start = self.snapshot_seq(name, shard).await?;
         }
+        let deliver_policy = match start {
+            Some(s) => jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence: s + 1 },
+            None => jetstream::consumer::DeliverPolicy::All,
+        };
         let consumer: jetstream::consumer::Consumer<pull::Config> = tokio::time::timeout(
             bound,
             stream.get_or_create_consumer(
@@ -141,7 +159,7 @@ impl Cluster {
                 pull::Config {
                     durable_name: Some(durable.clone()),
                     ack_policy: jetstream::consumer::AckPolicy::All,
-                    deliver_policy: jetstream::consumer::DeliverPolicy::All,
+                    deliver_policy,
                     max_ack_pending: 100_000,
                     ..Default::default()
                 },
@@ -150,6 +168,20 @@ impl Cluster {
         .await
         .map_err(|_| timed_out("consumer"))?
         .map_err(nats)?;
+        // The consumer exists (starting after the snapshot) before the snapshot is loaded,
+        // so a trim elsewhere keeps what this replica still needs.
+        if start.is_some() {
+            std::fs::write(&marker, b"").map_err(|e| nats(format!("{}: {e}", marker.display())))?;
+            self.restore_snapshot(name, shard, col.clone()).await?;
+            let _ = std::fs::remove_file(&marker);
+        } else if interrupted {
+            let _ = std::fs::remove_file(&marker);
+        }
+        let last_snapshot = Arc::new(AtomicU64::new(match start {
+            Some(s) => s,
+            None => self.snapshot_seq(name, shard).await.ok().flatten().unwrap_or(0),
+        }));
+        let snapshotting = Arc::new(AtomicBool::new(false));
         let mut consumer = consumer;
         let floor = tokio::time::timeout(bound, consumer.info())
             .await
@@ -215,6 +247,7 @@ impl Cluster {
                 .map_err(|_| timed_out("ack"))?
                 .map_err(nats)?;
             applied.fetch_max(last_seq, Ordering::SeqCst);
+            self.maybe_snapshot(name, shard, &col, last_seq, &last_snapshot, &snapshotting);
         }
     }
 }

@@ -310,6 +310,8 @@ impl v1::cluster_server::Cluster for ClusterService {
                         .map(|s| v1::ClusterShard {
                             shard: s.shard,
                             last_seq: s.last_seq,
+                            first_seq: s.first_seq,
+                            snapshot_seq: s.snapshot_seq,
                             replicas: s
                                 .replicas
                                 .into_iter()

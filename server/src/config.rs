@@ -83,6 +83,10 @@ pub struct ClusterSection {
     pub node_ttl_ms: u64,
     /// How long a read with a consistency token waits for a replica to catch up.
     pub read_wait_ms: u64,
+    /// Each shard is snapshotted to the object store every this many applied records
+    /// (0: never), and its stream trimmed behind the snapshot; new replicas restore the
+    /// snapshot and apply only the stream after it.
+    pub snapshot_every: u64,
 }
 
 impl Default for ClusterSection {
@@ -95,6 +99,7 @@ impl Default for ClusterSection {
             heartbeat_ms: 500,
             node_ttl_ms: 3000,
             read_wait_ms: 5000,
+            snapshot_every: 100_000,
         }
     }
 }

@@ -363,6 +363,7 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
         cc.heartbeat = Duration::from_millis(c.heartbeat_ms.max(50));
         cc.node_ttl = Duration::from_millis(c.node_ttl_ms.max(c.heartbeat_ms * 2));
         cc.read_wait = Duration::from_millis(c.read_wait_ms);
+        cc.snapshot_every = c.snapshot_every;
         Some(
             agentdb_cluster::Cluster::join(cc, db.clone())
                 .await

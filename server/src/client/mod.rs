@@ -954,7 +954,7 @@ async fn cluster_status(server: &str, json: bool) -> Result<()> {
             "collections": r.collections.iter().map(|c| serde_json::json!({
                 "name": c.name, "shards": c.shards, "replicas": c.replicas, "stream_replicas": c.stream_replicas,
                 "shard_status": c.shard_status.iter().map(|s| serde_json::json!({
-                    "shard": s.shard, "last_seq": s.last_seq,
+                    "shard": s.shard, "last_seq": s.last_seq, "first_seq": s.first_seq, "snapshot_seq": s.snapshot_seq,
                     "replicas": s.replicas.iter().map(|r| serde_json::json!({"node": r.node, "applied": r.applied, "alive": r.alive, "lag": s.last_seq.saturating_sub(r.applied)})).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
@@ -1005,7 +1005,9 @@ async fn cluster_status(server: &str, json: bool) -> Result<()> {
                     )
                 })
                 .collect();
-            println!("  shard {}: last write {}; {}", s.shard, s.last_seq, reps.join(", "));
+            let snap = if s.snapshot_seq > 0 { format!(", snapshot at {}", s.snapshot_seq) } else { String::new() };
+            let held = if s.first_seq > 1 { format!(" (stream from {})", s.first_seq) } else { String::new() };
+            println!("  shard {}: last write {}{held}{snap}; {}", s.shard, s.last_seq, reps.join(", "));
         }
     }
     Ok(())

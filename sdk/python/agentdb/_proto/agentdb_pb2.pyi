@@ -764,14 +764,18 @@ class ClusterCollection(_message.Message):
     def __init__(self, name: _Optional[str] = ..., shards: _Optional[int] = ..., replicas: _Optional[int] = ..., stream_replicas: _Optional[int] = ..., shard_status: _Optional[_Iterable[_Union[ClusterShard, _Mapping]]] = ...) -> None: ...
 
 class ClusterShard(_message.Message):
-    __slots__ = ("shard", "last_seq", "replicas")
+    __slots__ = ("shard", "last_seq", "replicas", "first_seq", "snapshot_seq")
     SHARD_FIELD_NUMBER: _ClassVar[int]
     LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_SEQ_FIELD_NUMBER: _ClassVar[int]
     shard: int
     last_seq: int
     replicas: _containers.RepeatedCompositeFieldContainer[ClusterReplica]
-    def __init__(self, shard: _Optional[int] = ..., last_seq: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ClusterReplica, _Mapping]]] = ...) -> None: ...
+    first_seq: int
+    snapshot_seq: int
+    def __init__(self, shard: _Optional[int] = ..., last_seq: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ClusterReplica, _Mapping]]] = ..., first_seq: _Optional[int] = ..., snapshot_seq: _Optional[int] = ...) -> None: ...
 
 class ClusterReplica(_message.Message):
     __slots__ = ("node", "applied", "alive")
