@@ -40,6 +40,7 @@ mod writes;
 
 use placement::{placement, PlaceInput};
 pub use queues::{QueueDelivery, QueueFigures, QueueSettings, MAX_QUEUE_BODY};
+pub use shared::Owned;
 pub use wire::*;
 
 use agentdb_engine::{CollectionSpec, Database, Filter, Item, Metric, SearchParams, SearchRequest};
@@ -62,6 +63,8 @@ pub const SHARED_BUCKET: &str = "agentdb-shared";
 pub const DELIVERIES_BUCKET: &str = "agentdb-queue-deliveries";
 /// Object store of shard snapshots (snapshots.rs).
 pub const SNAPSHOTS_BUCKET: &str = "agentdb-snapshots";
+/// Workflow runs in flight, each owned by one node (shared.rs, `Owned`).
+pub const RUNS_BUCKET: &str = "agentdb-runs";
 const LEADER_KEY: &str = "leader";
 /// Largest write record (NATS' default max_payload is 1 MiB).
 const MAX_RECORD_BYTES: usize = 768 * 1024;
@@ -308,6 +311,7 @@ pub struct Cluster {
     leader_kv: kv::Store,
     shared_kv: kv::Store,
     deliveries_kv: kv::Store,
+    runs_kv: kv::Store,
     snapshots: jetstream::object_store::ObjectStore,
     db: Arc<Database>,
     state: RwLock<State>,
@@ -374,7 +378,7 @@ impl Cluster {
         // A JetStream cluster that has just started elects its meta leader first: wait for
         // it (up to 30 s) before probing how many replicas streams can have.
         let deadline = Instant::now() + Duration::from_secs(30);
-        let (replicas, nodes_kv, meta_kv, leader_kv, shared_kv, deliveries_kv, snapshots) = loop {
+        let (replicas, nodes_kv, meta_kv, leader_kv, shared_kv, deliveries_kv, runs_kv, snapshots) = loop {
             let attempt = async {
                 js.query_account().await.map_err(nats)?;
                 let replicas = stream_replicas(&js).await;
@@ -391,6 +395,7 @@ impl Cluster {
                 let shared_kv = create_bucket(&js, bucket(SHARED_BUCKET, Duration::ZERO)).await?;
                 let week = Duration::from_secs(7 * 86_400);
                 let deliveries_kv = create_bucket(&js, bucket(DELIVERIES_BUCKET, week)).await?;
+                let runs_kv = create_bucket(&js, bucket(RUNS_BUCKET, Duration::ZERO)).await?;
                 let snapshots = match js.get_object_store(SNAPSHOTS_BUCKET).await {
                     Ok(s) => s,
                     Err(_) => {
@@ -408,7 +413,7 @@ impl Cluster {
                         }
                     }
                 };
-                Ok::<_, Error>((replicas, nodes_kv, meta_kv, leader_kv, shared_kv, deliveries_kv, snapshots))
+                Ok::<_, Error>((replicas, nodes_kv, meta_kv, leader_kv, shared_kv, deliveries_kv, runs_kv, snapshots))
             };
             match attempt.await {
                 Ok(x) => break x,
@@ -430,6 +435,7 @@ impl Cluster {
             leader_kv,
             shared_kv,
             deliveries_kv,
+            runs_kv,
             snapshots,
             db,
             state: RwLock::new(State::default()),

@@ -30,10 +30,23 @@ impl Cluster {
         Ok(v.map(|b| b.to_vec()))
     }
 
-    /// Call `f(id, value)` for every record of `kind` in the bucket and for every later
-    /// write to one, for as long as the process runs (the watch is re-opened after a lost
-    /// connection and replays the bucket, so `f` must be idempotent).
-    pub fn watch_shared(self: &Arc<Self>, kind: &str, f: Arc<dyn Fn(String, Vec<u8>) + Send + Sync>) {
+    /// Remove the record under `key`.
+    pub async fn shared_delete(&self, key: &str) -> Result<()> {
+        let bound = self.cfg.rpc_timeout;
+        tokio::time::timeout(bound, self.shared_kv.delete(key))
+            .await
+            .map_err(|_| {
+                Error::Unavailable(format!("deleting {key} in the cluster: no answer from NATS within {bound:?}"))
+            })?
+            .map_err(|e| Error::Unavailable(format!("deleting {key} in the cluster: {e}")))?;
+        Ok(())
+    }
+
+    /// Call `f(id, Some(value))` for every record of `kind` in the bucket and for every
+    /// later write to one, `f(id, None)` when one is deleted, for as long as the process
+    /// runs (the watch is re-opened after a lost connection and replays the bucket, so
+    /// `f` must be idempotent).
+    pub fn watch_shared(self: &Arc<Self>, kind: &str, f: Arc<dyn Fn(String, Option<Vec<u8>>) + Send + Sync>) {
         let me = self.clone();
         let prefix = format!("{kind}.");
         tokio::spawn(async move {
@@ -48,12 +61,107 @@ impl Cluster {
                 };
                 while let Some(e) = w.next().await {
                     let Ok(e) = e else { break };
-                    if !matches!(e.operation, kv::Operation::Put) {
+                    let value = matches!(e.operation, kv::Operation::Put).then(|| e.value.to_vec());
+                    if let Some(id) = e.key.strip_prefix(&prefix) {
+                        f(id.to_string(), value);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+    }
+}
+
+/// A record one node owns at a time (a workflow run), with its revision for
+/// compare-and-set (bucket `agentdb-runs`).
+#[derive(Debug, Clone)]
+pub struct Owned {
+    pub key: String,
+    pub value: Vec<u8>,
+    pub revision: u64,
+}
+
+impl Cluster {
+    /// Whether `node` is up as far as this node can tell (its heartbeat moved within
+    /// `node_ttl`), and this node has watched the cluster long enough to know.
+    pub fn node_alive(&self, node: &str) -> bool {
+        let st = self.state.read();
+        self.alive(&st, node)
+    }
+
+    /// Whether this node has been a member long enough (twice `node_ttl`) for its view of
+    /// who is alive to be complete.
+    pub fn settled(&self) -> bool {
+        now_ms().saturating_sub(self.started) > 2 * self.cfg.node_ttl.as_millis() as u64
+    }
+
+    pub async fn owned_get(&self, key: &str) -> Result<Option<Owned>> {
+        let bound = self.cfg.rpc_timeout;
+        let e = tokio::time::timeout(bound, self.runs_kv.entry(key))
+            .await
+            .map_err(|_| Error::Unavailable(format!("reading {key}: no answer from NATS")))?
+            .map_err(|e| Error::Unavailable(format!("reading {key}: {e}")))?;
+        Ok(e.filter(|e| matches!(e.operation, kv::Operation::Put)).map(|e| Owned {
+            key: key.to_string(),
+            value: e.value.to_vec(),
+            revision: e.revision,
+        }))
+    }
+
+    /// Create (`revision` None: only if absent) or replace (only if still at `revision`)
+    /// the record under `key`; its new revision. A lost race is [`Error::Conflict`].
+    pub async fn owned_put(&self, key: &str, value: Vec<u8>, revision: Option<u64>) -> Result<u64> {
+        let bound = self.cfg.rpc_timeout;
+        let conflict = |m: String| Error::Conflict(format!("{key} changed meanwhile: {m}"));
+        let other = |m: String| Error::Unavailable(format!("writing {key}: {m}"));
+        let timeout = || Error::Unavailable(format!("writing {key}: no answer from NATS"));
+        match revision {
+            None => match tokio::time::timeout(bound, self.runs_kv.create(key, value.into())).await {
+                Err(_) => Err(timeout()),
+                Ok(Ok(rev)) => Ok(rev),
+                Ok(Err(e)) if e.kind() == kv::CreateErrorKind::AlreadyExists => Err(conflict(e.to_string())),
+                Ok(Err(e)) => Err(other(e.to_string())),
+            },
+            Some(rev) => match tokio::time::timeout(bound, self.runs_kv.update(key, value.into(), rev)).await {
+                Err(_) => Err(timeout()),
+                Ok(Ok(rev)) => Ok(rev),
+                Ok(Err(e)) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Err(conflict(e.to_string())),
+                Ok(Err(e)) => Err(other(e.to_string())),
+            },
+        }
+    }
+
+    pub async fn owned_delete(&self, key: &str) -> Result<()> {
+        let bound = self.cfg.rpc_timeout;
+        tokio::time::timeout(bound, self.runs_kv.purge(key))
+            .await
+            .map_err(|_| Error::Unavailable(format!("deleting {key}: no answer from NATS")))?
+            .map_err(|e| Error::Unavailable(format!("deleting {key}: {e}")))
+    }
+
+    /// Call `f(key, Some(record))` for every owned record and every later write,
+    /// `f(key, None)` when one is removed, for as long as the process runs (replayed after
+    /// a lost connection: `f` must be idempotent).
+    pub fn watch_owned(self: &Arc<Self>, f: Arc<dyn Fn(String, Option<Owned>) + Send + Sync>) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let mut w = match me.runs_kv.watch_with_history(">").await {
+                    Ok(w) => w,
+                    Err(e) => {
+                        tracing::warn!(error = %e, bucket = RUNS_BUCKET, "cluster: cannot watch owned records; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
                         continue;
                     }
-                    if let Some(id) = e.key.strip_prefix(&prefix) {
-                        f(id.to_string(), e.value.to_vec());
-                    }
+                };
+                while let Some(e) = w.next().await {
+                    let Ok(e) = e else { break };
+                    let rec = matches!(e.operation, kv::Operation::Put).then(|| Owned {
+                        key: e.key.clone(),
+                        value: e.value.to_vec(),
+                        revision: e.revision,
+                    });
+                    f(e.key.clone(), rec);
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }

@@ -7,6 +7,7 @@ mod client;
 mod cluster_queues;
 mod cluster_rpc;
 mod cluster_target;
+mod cluster_workflows;
 mod config;
 mod device;
 mod grpc;

@@ -231,7 +231,8 @@ impl Security {
         let k = keys.clone();
         cluster.watch_shared(
             "apikey",
-            Arc::new(move |id: String, body: Vec<u8>| {
+            Arc::new(move |id: String, body: Option<Vec<u8>>| {
+                let Some(body) = body else { return };
                 let k = k.clone();
                 tokio::task::spawn_blocking(move || match serde_json::from_slice::<ApiKey>(&body) {
                     Ok(r) if r.id == id => match k.merge(r) {

@@ -479,15 +479,22 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
         tls.is_some(),
         a2a_opts,
     );
+    // Cluster mode: runs are mirrored so another node can take them over
+    // (cluster_workflows.rs).
+    let run_mirror = cluster.clone().map(crate::cluster_workflows::mirror);
     let workflows = crate::workflows::Workflows::start(
         Arc::new(svc.clone()),
         orchestration.parts(),
         &cfg.workflows,
         svc.ingest.max_file_bytes,
         stop_rx.clone(),
+        run_mirror.as_ref().map(|(m, _)| m.clone() as Arc<dyn agentdb_orchestrator::workflow::Mirror>),
     )
     .await
     .map_err(|e| anyhow::anyhow!("workflow state: {e}"))?;
+    if let (Some(c), Some((_, rx))) = (&cluster, run_mirror) {
+        crate::cluster_workflows::start(c.clone(), workflows.clone(), rx);
+    }
     a2a.set_workflows(workflows.clone());
     // MCP (streamable HTTP at /mcp): the same skills, the same limits as A2A.
     let mcp = crate::mcp::service(

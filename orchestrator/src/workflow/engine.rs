@@ -61,6 +61,7 @@ impl<H: Host> Workflows<H> {
         cfg: &WorkflowsConfig,
         max_file_bytes: usize,
         stop: tokio::sync::watch::Receiver<bool>,
+        mirror: Option<Arc<dyn super::Mirror>>,
     ) -> Result<Arc<Workflows<H>>> {
         let (keep, db) = (cfg.keep_finished_runs, host.db().clone());
         let (store, runs) = blocking(move || {
@@ -69,6 +70,27 @@ impl<H: Host> Workflows<H> {
             Ok((store, runs))
         })
         .await?;
+        // Cluster mode: a run another node took over while this one was away stays there.
+        let mut runs = runs;
+        if let Some(m) = mirror {
+            let mut mine = Vec::with_capacity(runs.len());
+            for r in runs {
+                if r.state.terminal() {
+                    mine.push(r);
+                    continue;
+                }
+                match m.taken_over(&r).await {
+                    None => mine.push(r),
+                    Some(latest) => {
+                        tracing::info!(run = %r.id, state = latest.state.as_str(), "workflow run taken over by another node while this one was away; not resumed here");
+                        // Its state as the other node recorded it (not mirrored back).
+                        store.save_run(&latest)?;
+                    }
+                }
+            }
+            runs = mine;
+            store.set_mirror(m);
+        }
         let steps = Steps { host, bus, agents, queues, cfg: cfg.clone(), max_file_bytes: max_file_bytes as u64 };
         let w = Arc::new(Workflows {
             store: Arc::new(store),
@@ -91,6 +113,24 @@ impl<H: Host> Workflows<H> {
         tokio::spawn(w.clone().cron_loop(stop.clone()));
         tokio::spawn(w.clone().event_loop(stop));
         Ok(w)
+    }
+
+    /// Cluster mode: take over `run` from a node that died (the caller won it in the
+    /// cluster): stored here and queued; steps it was running start over, as after a
+    /// restart.
+    pub async fn adopt(&self, run: Run) -> Result<()> {
+        if run.state.terminal() || self.live.lock().contains_key(&run.id) {
+            return Ok(());
+        }
+        let (st, r) = (self.store.clone(), run.clone());
+        blocking(move || st.save_run(&r)).await?;
+        let mut q = self.queue.lock();
+        q.retain(|id| *id != run.id);
+        q.push(&run.agent, run.priority, run.id.clone());
+        drop(q);
+        tracing::info!(run = %run.id, workflow = %run.workflow, "workflow run taken over from a node that died");
+        self.wake.notify_one();
+        Ok(())
     }
 
     /// The definitions and runs.

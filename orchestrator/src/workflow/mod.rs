@@ -35,6 +35,26 @@ mod steps;
 pub use config::WorkflowsConfig;
 pub use engine::Workflows;
 
+/// Where a cluster node mirrors its workflow state so another node can take its runs
+/// over (set by the server in cluster mode; see docs/CLUSTER.md). The calls come from
+/// blocking threads right after the local write and must not block for long (queue the
+/// work).
+pub trait Mirror: Send + Sync {
+    /// A run was saved on this node.
+    fn run_saved(&self, run: &Run);
+    /// A definition version was applied on this node.
+    fn version_applied(&self, v: &Version);
+    /// A workflow (every version) was deleted on this node.
+    fn workflow_deleted(&self, name: &str, versions: &[u32]);
+    /// At start, before an unfinished run of this node is resumed: `Some(latest)` when
+    /// another node took it over while this one was away (its state as that node last
+    /// recorded it), `None` when it is still this node's to run.
+    fn taken_over<'a>(
+        &'a self,
+        run: &'a Run,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Run>> + Send + 'a>>;
+}
+
 use crate::bus::Topic;
 use crate::cron::Cron;
 use crate::{record, Error, Internal, Result};
@@ -1195,6 +1215,8 @@ pub struct Store {
     /// Finished runs kept (the oldest beyond this are deleted).
     keep_finished: usize,
     finished: parking_lot::Mutex<VecDeque<(u64, String)>>,
+    /// Cluster mode: where runs and definitions are mirrored.
+    mirror: std::sync::OnceLock<Arc<dyn Mirror>>,
 }
 
 fn sha256_hex(s: &str) -> String {
@@ -1223,6 +1245,7 @@ impl Store {
             versions: parking_lot::RwLock::new(versions),
             keep_finished: keep_finished.max(1),
             finished: parking_lot::Mutex::new(VecDeque::new()),
+            mirror: std::sync::OnceLock::new(),
         })
     }
 
@@ -1251,7 +1274,49 @@ impl Store {
         self.defs.upsert(vec![record(format!("{}@{}", v.name, v.version), payload)])?;
         let v = Arc::new(v);
         list.push(v.clone());
+        if let Some(m) = self.mirror.get() {
+            m.version_applied(&v);
+        }
         Ok((v, true))
+    }
+
+    /// Cluster mode: mirror this store's runs and definitions through `m` from now on.
+    pub fn set_mirror(&self, m: Arc<dyn Mirror>) {
+        let _ = self.mirror.set(m);
+    }
+
+    pub fn mirror(&self) -> Option<&Arc<dyn Mirror>> {
+        self.mirror.get()
+    }
+
+    /// A definition version applied on another node: stored here unless this node has
+    /// that version already. Returns whether it was added.
+    pub fn merge_version(&self, v: Version) -> Result<bool> {
+        let mut all = self.versions.write();
+        let list = all.entry(v.name.clone()).or_default();
+        if list.iter().any(|x| x.version == v.version) {
+            return Ok(false);
+        }
+        let payload = serde_json::to_value(&v).map_err(|e| Error::Invalid(e.to_string()))?;
+        self.defs.upsert(vec![record(format!("{}@{}", v.name, v.version), payload)])?;
+        list.push(Arc::new(v));
+        list.sort_by_key(|x| x.version);
+        Ok(true)
+    }
+
+    /// A version deleted on another node.
+    pub fn merge_deleted(&self, name: &str, version: u32) -> Result<()> {
+        let mut all = self.versions.write();
+        if let Some(list) = all.get_mut(name) {
+            if list.iter().any(|v| v.version == version) {
+                list.retain(|v| v.version != version);
+                self.defs.delete(&[format!("{name}@{version}")])?;
+            }
+            if list.is_empty() {
+                all.remove(name);
+            }
+        }
+        Ok(())
     }
 
     /// A version of a workflow (the latest when `version` is 0).
@@ -1273,6 +1338,11 @@ impl Store {
         self.versions.read().values().filter_map(|l| l.last().cloned()).collect()
     }
 
+    /// Every version of every workflow.
+    pub fn all_versions(&self) -> Vec<Arc<Version>> {
+        self.versions.read().values().flatten().cloned().collect()
+    }
+
     /// How many versions `name` has.
     pub fn version_count(&self, name: &str) -> usize {
         self.versions.read().get(name).map_or(0, Vec::len)
@@ -1283,13 +1353,20 @@ impl Store {
         let gone =
             self.versions.write().remove(name).ok_or_else(|| Error::NotFound(format!("no workflow '{name}'")))?;
         let ids: Vec<String> = gone.iter().map(|v| format!("{}@{}", v.name, v.version)).collect();
-        self.defs.delete(&ids)
+        self.defs.delete(&ids)?;
+        if let Some(m) = self.mirror.get() {
+            m.workflow_deleted(name, &gone.iter().map(|v| v.version).collect::<Vec<_>>());
+        }
+        Ok(())
     }
 
     /// Persist a run (a WAL record).
     pub fn save_run(&self, run: &Run) -> Result<()> {
         let payload = serde_json::to_value(run).map_err(|e| Error::Invalid(e.to_string()))?;
         self.runs.upsert(vec![record(run.id.clone(), payload)])?;
+        if let Some(m) = self.mirror.get() {
+            m.run_saved(run);
+        }
         if run.state.terminal() {
             let mut f = self.finished.lock();
             f.push_back((run.finished_unix_ms, run.id.clone()));
