@@ -30,6 +30,37 @@ impl Cluster {
         Ok(v.map(|b| b.to_vec()))
     }
 
+    /// The record under `key` with its revision, asked of JetStream now.
+    pub async fn shared_entry(&self, key: &str) -> Result<Option<(Vec<u8>, u64)>> {
+        let bound = self.cfg.rpc_timeout;
+        let e = tokio::time::timeout(bound, self.shared_kv.entry(key))
+            .await
+            .map_err(|_| Error::Unavailable(format!("reading {key} from the cluster: no answer from NATS")))?
+            .map_err(|e| Error::Unavailable(format!("reading {key} from the cluster: {e}")))?;
+        Ok(e.filter(|e| matches!(e.operation, kv::Operation::Put)).map(|e| (e.value.to_vec(), e.revision)))
+    }
+
+    /// Store `value` under `key` if it is still at `revision` (None: only if absent);
+    /// false when it changed meanwhile.
+    pub async fn shared_cas(&self, key: &str, value: Vec<u8>, revision: Option<u64>) -> Result<bool> {
+        let bound = self.cfg.rpc_timeout;
+        let timeout = || Error::Unavailable(format!("writing {key}: no answer from NATS"));
+        match revision {
+            None => match tokio::time::timeout(bound, self.shared_kv.create(key, value.into())).await {
+                Err(_) => Err(timeout()),
+                Ok(Ok(_)) => Ok(true),
+                Ok(Err(e)) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
+                Ok(Err(e)) => Err(Error::Unavailable(format!("writing {key}: {e}"))),
+            },
+            Some(rev) => match tokio::time::timeout(bound, self.shared_kv.update(key, value.into(), rev)).await {
+                Err(_) => Err(timeout()),
+                Ok(Ok(_)) => Ok(true),
+                Ok(Err(e)) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),
+                Ok(Err(e)) => Err(Error::Unavailable(format!("writing {key}: {e}"))),
+            },
+        }
+    }
+
     /// Remove the record under `key`.
     pub async fn shared_delete(&self, key: &str) -> Result<()> {
         let bound = self.cfg.rpc_timeout;

@@ -124,7 +124,34 @@ impl Services {
                 return Err(Status::permission_denied(format!("item '{}' exists outside this key's row policy", o.id)));
             }
         }
-        let (ids, t) = c.upsert(&r.collection, items).await.map_err(err)?;
+        // Storage quota: charged (cluster-wide) for the items over what they replace.
+        let charge = match (&self.security.storage, &principal) {
+            (Some(_), Some(_)) => {
+                let ids: Vec<String> = items.iter().map(|it| it.id.clone()).filter(|id| !id.is_empty()).collect();
+                let old = if ids.is_empty() {
+                    Vec::new()
+                } else {
+                    c.get(&r.collection, ids, true, &Token::default()).await.map_err(err)?
+                };
+                let old: Vec<agentdb_engine::StoredItem> = old
+                    .into_iter()
+                    .map(|o| agentdb_engine::StoredItem { id: o.id, vectors: o.vectors, payload: o.payload })
+                    .collect();
+                let (sec, p, it) = (self.security.clone(), principal.clone(), items.clone());
+                tokio::task::spawn_blocking(move || sec.charge_items(p.as_ref(), &old, &it))
+                    .await
+                    .map_err(|e| Status::internal(e.to_string()))??
+            }
+            _ => None,
+        };
+        let (ids, t) = match c.upsert(&r.collection, items).await {
+            Ok(x) => x,
+            Err(e) => {
+                let sec = self.security.clone();
+                let _ = tokio::task::spawn_blocking(move || sec.refund(charge)).await;
+                return Err(err(e));
+            }
+        };
         Ok(Response::new(v1::UpsertResponse { ids, consistency_token: t.to_string() }))
     }
 
@@ -164,11 +191,24 @@ impl Services {
             return Ok(Response::new(v1::DeleteResponse { deleted: n, consistency_token: t.to_string() }));
         }
         let mut ids = r.ids;
-        if let Some(row) = row_policy(principal.as_ref()).map_err(to_status)? {
-            let found = c.get(&r.collection, ids.clone(), false, &Token::default()).await.map_err(err)?;
-            ids = found.into_iter().filter(|it| row.matches(&it.payload)).map(|it| it.id).collect();
+        let quota = self.security.storage.is_some() && principal.is_some();
+        let row = row_policy(principal.as_ref()).map_err(to_status)?;
+        // The items as they are (vectors too when a quota credits their size back).
+        let mut gone = Vec::new();
+        if row.is_some() || quota {
+            let found = c.get(&r.collection, ids.clone(), quota, &Token::default()).await.map_err(err)?;
+            gone = found.into_iter().filter(|it| row.as_ref().is_none_or(|row| row.matches(&it.payload))).collect();
+            ids = gone.iter().map(|it| it.id.clone()).collect();
         }
         let (n, t) = c.delete(&r.collection, ids).await.map_err(err)?;
+        if quota {
+            let gone: Vec<agentdb_engine::StoredItem> = gone
+                .into_iter()
+                .map(|o| agentdb_engine::StoredItem { id: o.id, vectors: o.vectors, payload: o.payload })
+                .collect();
+            let (sec, p) = (self.security.clone(), principal.clone());
+            let _ = tokio::task::spawn_blocking(move || sec.credit_deleted(p.as_ref(), &gone)).await;
+        }
         Ok(Response::new(v1::DeleteResponse { deleted: n as u64, consistency_token: t.to_string() }))
     }
 

@@ -5,6 +5,7 @@ mod a2a;
 mod anomaly;
 mod client;
 mod cluster_queues;
+mod cluster_quota;
 mod cluster_rpc;
 mod cluster_target;
 mod cluster_workflows;

@@ -110,11 +110,27 @@ pub struct StorageQuotas {
     path: PathBuf,
     default: Limit,
     usage: Mutex<BTreeMap<String, Usage>>,
+    /// Cluster mode: usage lives in the cluster (every node charges the same record).
+    shared: std::sync::OnceLock<std::sync::Arc<dyn UsageStore>>,
+}
+
+/// Where usage lives when it is not this node's file (cluster mode: the cluster's KV,
+/// `cluster_rpc.rs`), with compare-and-set so that nodes charging at once add up.
+pub trait UsageStore: Send + Sync {
+    /// `who`'s usage and its version (None: no record yet).
+    fn read(&self, who: &str) -> Result<(Usage, Option<u64>), String>;
+    /// Store `u` if the record is still at `version`; `Ok(false)`: it changed meanwhile.
+    fn write(&self, who: &str, u: &Usage, version: Option<u64>) -> Result<bool, String>;
 }
 
 impl StorageQuotas {
     pub fn open(dir: &Path, default: Limit) -> anyhow::Result<StorageQuotas> {
-        Ok(StorageQuotas { path: dir.join(USAGE_FILE), default, usage: Mutex::new(read_usage(dir)?) })
+        Ok(StorageQuotas {
+            path: dir.join(USAGE_FILE),
+            default,
+            usage: Mutex::new(read_usage(dir)?),
+            shared: std::sync::OnceLock::new(),
+        })
     }
 
     /// The limits for a principal with `role`: the role's overrides, else the default.
@@ -143,8 +159,35 @@ impl StorageQuotas {
         enforce: bool,
         commit: bool,
     ) -> Result<(), String> {
+        if let Some(shared) = self.shared.get() {
+            // Read, check, compare-and-set; another node's charge in between: again.
+            for _ in 0..50 {
+                let (cur, version) = shared.read(who).map_err(|e| format!("storage usage of {who}: {e}"))?;
+                let next = Self::next(who, cur, limit, bytes, items, enforce)?;
+                if !commit || (bytes == 0 && items == 0) {
+                    return Ok(());
+                }
+                if shared.write(who, &next, version).map_err(|e| format!("storage usage of {who}: {e}"))? {
+                    return Ok(());
+                }
+            }
+            return Err(format!("storage usage of {who}: too many concurrent changes; retry"));
+        }
         let mut all = self.usage.lock();
         let cur = all.get(who).copied().unwrap_or_default();
+        let next = Self::next(who, cur, limit, bytes, items, enforce)?;
+        if !commit || (bytes == 0 && items == 0) {
+            return Ok(());
+        }
+        all.insert(who.to_string(), next);
+        if let Err(e) = self.save(&all) {
+            tracing::error!(error = %e, file = %self.path.display(), "cannot save storage usage");
+        }
+        Ok(())
+    }
+
+    /// `cur` plus the change, or the refusal when `enforce` and it crosses a limit.
+    fn next(who: &str, cur: Usage, limit: Limit, bytes: i64, items: i64, enforce: bool) -> Result<Usage, String> {
         let add = |v: u64, d: i64| if d >= 0 { v.saturating_add(d as u64) } else { v.saturating_sub(d.unsigned_abs()) };
         let (nb, ni) = (add(cur.bytes, bytes), add(cur.items, items));
         if enforce {
@@ -162,13 +205,24 @@ impl StorageQuotas {
                 ));
             }
         }
-        if !commit || (bytes == 0 && items == 0) {
-            return Ok(());
+        Ok(Usage { bytes: nb, items: ni, limit_bytes: limit.bytes, limit_items: limit.items })
+    }
+
+    /// Cluster mode: charge usage to `shared` from now on. What this node's file holds is
+    /// added to it once (a marker file remembers that), so the cluster's figure covers
+    /// what was written here before the node joined.
+    pub fn share(&self, shared: std::sync::Arc<dyn UsageStore>) -> Result<(), String> {
+        let marker = self.path.with_extension("json.shared");
+        if !marker.exists() {
+            let local = self.usage.lock().clone();
+            let _ = self.shared.set(shared.clone());
+            for (who, u) in local {
+                let limit = Limit { bytes: u.limit_bytes, items: u.limit_items };
+                self.charge(&who, limit, u.bytes as i64, u.items as i64, false, true)?;
+            }
+            std::fs::write(&marker, b"").map_err(|e| format!("{}: {e}", marker.display()))?;
         }
-        all.insert(who.to_string(), Usage { bytes: nb, items: ni, limit_bytes: limit.bytes, limit_items: limit.items });
-        if let Err(e) = self.save(&all) {
-            tracing::error!(error = %e, file = %self.path.display(), "cannot save storage usage");
-        }
+        let _ = self.shared.set(shared);
         Ok(())
     }
 

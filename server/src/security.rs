@@ -347,9 +347,24 @@ impl Security {
         c: &agentdb_engine::Collection,
         items: &[agentdb_engine::Item],
     ) -> Result<Option<StorageCharge>, crate::status::ApiError> {
-        let (Some(q), Some(p)) = (&self.storage, p) else { return Ok(None) };
+        if self.storage.is_none() || p.is_none() {
+            return Ok(None);
+        }
         let ids: Vec<String> = items.iter().map(|it| it.id.clone()).filter(|id| !id.is_empty()).collect();
         let old = if ids.is_empty() { Vec::new() } else { c.get(&ids, true)? };
+        self.charge_items(p, &old, items).map_err(Into::into)
+    }
+
+    /// Charge `p` for writing `items` over `old` (the stored items with the same ids,
+    /// vectors included); refused over the principal's quota.
+    pub fn charge_items(
+        &self,
+        p: Option<&Principal>,
+        old: &[agentdb_engine::StoredItem],
+        items: &[agentdb_engine::Item],
+    ) -> Result<Option<StorageCharge>, Status> {
+        let (Some(q), Some(p)) = (&self.storage, p) else { return Ok(None) };
+        let ids: Vec<String> = items.iter().map(|it| it.id.clone()).filter(|id| !id.is_empty()).collect();
         let new_bytes: u64 = items.iter().map(|it| crate::quota::item_bytes(&it.id, &it.vectors, &it.payload)).sum();
         let old_bytes: u64 = old.iter().map(|it| crate::quota::item_bytes(&it.id, &it.vectors, &it.payload)).sum();
         let mut distinct = ids.clone();
@@ -363,6 +378,10 @@ impl Security {
             items: new_items - old.len() as i64,
         };
         q.charge(&ch.who, ch.limit, ch.bytes, ch.items, true, true).map_err(|m| {
+            if !m.starts_with("storage quota exceeded") {
+                // Cluster mode: the usage record could not be read or written.
+                return Status::unavailable(m);
+            }
             self.audit(&ch.who, "Upsert", "", "deny", &m);
             Status::resource_exhausted(m)
         })?;

@@ -376,6 +376,11 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
     if let Some(c) = &cluster {
         // API keys are cluster-wide (security.rs, `share_keys`).
         security.share_keys(c.clone()).await.map_err(|e| anyhow::anyhow!("cluster: cannot share API keys: {e}"))?;
+        // Storage quotas count a principal's writes through every node (cluster_quota.rs).
+        if let Some(q) = &security.storage {
+            q.share(Arc::new(crate::cluster_quota::ClusterUsage::new(c.clone())))
+                .map_err(|e| anyhow::anyhow!("cluster: cannot share storage usage: {e}"))?;
+        }
         // Queues are the cluster's (cluster_queues.rs).
         orchestration.join_cluster(c.clone());
         let bus = orchestration.parts().0;

@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 const AUTH: &[&str] = &["--set", "security.auth=api_key"];
 
+/// One cluster at a time (3 NATS servers and 2-3 nodes each, on 2 cores).
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn node(dir: &std::path::Path, nats: &Nats, id: &str) -> Server {
     node_with(&dir.join(id), &nats.urls, id, AUTH)
 }
@@ -45,6 +48,7 @@ async fn keys_on(s: &Server, admin: &str) -> Vec<v1::ApiKeyInfo> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_keys_roles_and_row_policies_hold_on_every_node() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let nats = Nats::start(dir.path(), 3);
     let n1 = node(dir.path(), &nats, "n1");
@@ -146,4 +150,65 @@ async fn api_keys_roles_and_row_policies_hold_on_every_node() {
     let audit2 = std::fs::read_to_string(dir.path().join("n2/security/audit.log")).unwrap_or_default();
     assert!(audit2.contains("RevokeKey"), "n2's audit log records the revocation");
     assert!(audit1.contains("\"fail\""), "n1's audit log records the refused key");
+}
+
+async fn put(s: &Server, key: &str, collection: &str, ids: std::ops::Range<usize>) -> Result<(), tonic::Status> {
+    let mut c = v1::items_client::ItemsClient::new(authed(&s.url(), Some(key)).await);
+    let items =
+        ids.map(|i| item(&format!("i{i}"), vec![i as f32, 1.0, 0.0, 0.0], serde_json::json!({"i": i}))).collect();
+    c.upsert(v1::UpsertRequest { collection: collection.into(), items }).await.map(|_| ())
+}
+
+/// Storage quotas count a principal's writes through every node, sharded collections
+/// and each node's own alike; deletes credit them back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_quotas_are_cluster_wide() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(dir.path(), 3);
+    let q = ["--set", "security.auth=api_key", "--set", "security.storage_quota_items=30"];
+    let n1 = node_with(&dir.path().join("n1"), &nats.urls, "n1", &q);
+    let n2 = node_with(&dir.path().join("n2"), &nats.urls, "n2", &q);
+    let admin = n1.admin_key();
+    n1.ok_as(
+        &admin,
+        &[
+            "collection",
+            "create",
+            "docs",
+            "--dim",
+            "4",
+            "--metric",
+            "l2",
+            "--index",
+            "Flat",
+            "--shards",
+            "2",
+            "--replicas",
+            "2",
+        ],
+    );
+    n2.ok_as(&admin, &["collection", "create", "local", "--dim", "4", "--metric", "l2", "--index", "Flat"]);
+    let w = n1.create_key(&admin, "tenant", "writer", &[], "").await;
+
+    // 20 through n1 and 10 through n2: the quota of 30 is full, through either node.
+    put(&n1, &w, "docs", 0..20).await.unwrap();
+    put(&n2, &w, "docs", 20..30).await.unwrap();
+    for s in [&n1, &n2] {
+        let e = put(s, &w, "docs", 30..31).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+        assert!(e.message().contains("storage quota exceeded") && e.message().contains("30"), "{e:?}");
+    }
+    // A node's own (not sharded) collection counts against the same figure.
+    let e = put(&n2, &w, "local", 0..1).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+    // Replacing items does not add to the count.
+    put(&n2, &w, "docs", 0..5).await.unwrap();
+    // Deleting through n2 gives room through n1.
+    let mut c = v1::items_client::ItemsClient::new(authed(&n2.url(), Some(&w)).await);
+    let ids = (0..5).map(|i| format!("i{i}")).collect();
+    c.delete(v1::DeleteRequest { collection: "docs".into(), ids, filter: String::new() }).await.unwrap();
+    put(&n1, &w, "docs", 30..35).await.unwrap();
+    let e = put(&n1, &w, "docs", 35..36).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
 }
