@@ -27,6 +27,7 @@
 //!   applied that far ([`ClusterConfig::read_wait`], then UNAVAILABLE).
 
 mod events;
+mod media;
 mod membership;
 mod placement;
 mod queries;
@@ -65,6 +66,8 @@ pub const DELIVERIES_BUCKET: &str = "agentdb-queue-deliveries";
 pub const SNAPSHOTS_BUCKET: &str = "agentdb-snapshots";
 /// Workflow runs in flight, each owned by one node (shared.rs, `Owned`).
 pub const RUNS_BUCKET: &str = "agentdb-runs";
+/// Kept files of sharded collections (media.rs).
+pub const MEDIA_BUCKET: &str = "agentdb-media";
 const LEADER_KEY: &str = "leader";
 /// Largest write record (NATS' default max_payload is 1 MiB).
 const MAX_RECORD_BYTES: usize = 768 * 1024;
@@ -313,6 +316,7 @@ pub struct Cluster {
     deliveries_kv: kv::Store,
     runs_kv: kv::Store,
     snapshots: jetstream::object_store::ObjectStore,
+    media: jetstream::object_store::ObjectStore,
     db: Arc<Database>,
     state: RwLock<State>,
     replicas: Mutex<HashMap<(String, u32), Replica>>,
@@ -378,7 +382,7 @@ impl Cluster {
         // A JetStream cluster that has just started elects its meta leader first: wait for
         // it (up to 30 s) before probing how many replicas streams can have.
         let deadline = Instant::now() + Duration::from_secs(30);
-        let (replicas, nodes_kv, meta_kv, leader_kv, shared_kv, deliveries_kv, runs_kv, snapshots) = loop {
+        let (replicas, nodes_kv, meta_kv, leader_kv, shared_kv, deliveries_kv, runs_kv, snapshots, media) = loop {
             let attempt = async {
                 js.query_account().await.map_err(nats)?;
                 let replicas = stream_replicas(&js).await;
@@ -396,24 +400,19 @@ impl Cluster {
                 let week = Duration::from_secs(7 * 86_400);
                 let deliveries_kv = create_bucket(&js, bucket(DELIVERIES_BUCKET, week)).await?;
                 let runs_kv = create_bucket(&js, bucket(RUNS_BUCKET, Duration::ZERO)).await?;
-                let snapshots = match js.get_object_store(SNAPSHOTS_BUCKET).await {
-                    Ok(s) => s,
-                    Err(_) => {
-                        let cfg = jetstream::object_store::Config {
-                            bucket: SNAPSHOTS_BUCKET.into(),
-                            num_replicas: replicas as usize,
-                            ..Default::default()
-                        };
-                        match js.create_object_store(cfg).await {
-                            Ok(s) => s,
-                            Err(e) => js
-                                .get_object_store(SNAPSHOTS_BUCKET)
-                                .await
-                                .map_err(|_| nats(format!("bucket {SNAPSHOTS_BUCKET}: {e}")))?,
-                        }
-                    }
-                };
-                Ok::<_, Error>((replicas, nodes_kv, meta_kv, leader_kv, shared_kv, deliveries_kv, runs_kv, snapshots))
+                let snapshots = object_store(&js, SNAPSHOTS_BUCKET, replicas).await?;
+                let media = object_store(&js, MEDIA_BUCKET, replicas).await?;
+                Ok::<_, Error>((
+                    replicas,
+                    nodes_kv,
+                    meta_kv,
+                    leader_kv,
+                    shared_kv,
+                    deliveries_kv,
+                    runs_kv,
+                    snapshots,
+                    media,
+                ))
             };
             match attempt.await {
                 Ok(x) => break x,
@@ -437,6 +436,7 @@ impl Cluster {
             deliveries_kv,
             runs_kv,
             snapshots,
+            media,
             db,
             state: RwLock::new(State::default()),
             replicas: Mutex::new(HashMap::new()),
@@ -588,6 +588,28 @@ async fn stream_replicas(js: &jetstream::Context) -> u32 {
             _ => 1,
         },
         Err(_) => 1,
+    }
+}
+
+async fn object_store(
+    js: &jetstream::Context,
+    name: &str,
+    replicas: u32,
+) -> Result<jetstream::object_store::ObjectStore> {
+    match js.get_object_store(name).await {
+        Ok(s) => Ok(s),
+        Err(_) => {
+            let cfg = jetstream::object_store::Config {
+                bucket: name.into(),
+                num_replicas: replicas as usize,
+                ..Default::default()
+            };
+            match js.create_object_store(cfg).await {
+                Ok(s) => Ok(s),
+                // Created by another node meanwhile.
+                Err(e) => js.get_object_store(name).await.map_err(|_| nats(format!("bucket {name}: {e}"))),
+            }
+        }
     }
 }
 

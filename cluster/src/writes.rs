@@ -136,6 +136,7 @@ impl Cluster {
             }
             let _ = self.meta_kv.delete(format!("assign.{name}.{s}")).await;
         }
+        self.drop_media(name).await;
         tracing::info!(collection = %name, shards = meta.shards, "cluster: collection dropped");
         Ok(())
     }

@@ -82,10 +82,11 @@ impl Target for ShardedTarget {
         }
         Ok(ids)
     }
-    /// Not kept in cluster mode (docs/CLUSTER.md): the bytes would need a home every
-    /// node can read (the object store), which is not built yet.
-    fn put_media(&self, _bytes: &[u8]) -> agentdb_engine::Result<()> {
-        Ok(())
+    /// Kept in the cluster's object store, where every node reads it.
+    fn put_media(&self, bytes: &[u8]) -> agentdb_engine::Result<()> {
+        use sha2::Digest;
+        let sha: String = sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect();
+        self.rt.block_on(self.cluster.put_media(self.name(), &sha, bytes)).map_err(engine_err)
     }
     fn search(&self, req: SearchRequest) -> agentdb_engine::Result<Vec<Vec<Hit>>> {
         let t = self.token();

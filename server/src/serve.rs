@@ -573,7 +573,7 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
             .with_context(|| format!("cannot listen on {} (http_listen)", cfg.http_listen))?;
         let http_addr = l.local_addr()?;
         let console = crate::ui::Console::new(&cfg.ui.dir)?;
-        let media = crate::rest::media_router(db.clone(), security.clone());
+        let media = crate::rest::media_router(db.clone(), cluster.clone(), security.clone());
         let (db, enc, m) = (db.clone(), svc.encoders.clone(), metrics.clone());
         let app = axum::Router::new()
             .route(

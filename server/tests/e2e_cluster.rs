@@ -485,7 +485,8 @@ async fn multimodal_sharded_collection_ingests_and_answers_like_a_single_node() 
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let nats = Nats::start(dir.path(), 3);
-    let n1 = node(&dir.path().join("n1"), &nats, "n1");
+    // n1 with its HTTP listener: the kept files are fetched through it.
+    let n1 = common::nats::node_with(&dir.path().join("n1"), &nats.urls, "n1", &["--set", "http_listen=127.0.0.1:0"]);
     let n2 = node(&dir.path().join("n2"), &nats, "n2");
     let reference = Server::start(&dir.path().join("ref"), &[]);
     n1.ok(&["collection", "create", "media", "--multimodal", "--shards", "3", "--replicas", "2"]);
@@ -530,6 +531,25 @@ async fn multimodal_sharded_collection_ingests_and_answers_like_a_single_node() 
         assert!(Instant::now() < deadline, "the shards did not apply the ingested items");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // The originals ingested through n2 are kept in the cluster's object store: n1 serves
+    // them (GET /v1/collections/media/media/SHA), byte for byte.
+    let http = n1.http_addr.clone().expect("n1's HTTP listener");
+    for p in ["horse.png", "rocket.jpg"] {
+        let bytes = std::fs::read(media.join(p)).unwrap();
+        let sha: String = {
+            use sha2::Digest;
+            sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
+        };
+        let (status, head, body) =
+            common::http_raw(&http, "GET", &format!("/v1/collections/media/media/{sha}"), None, &[]);
+        assert_eq!(status, 200, "{p}: {head}");
+        assert!(body == bytes, "{p}: the kept bytes differ");
+        assert!(head.to_lowercase().contains("content-type: image/"), "{head}");
+    }
+    let (status, _, _) =
+        common::http_raw(&http, "GET", &format!("/v1/collections/media/media/{}", "0".repeat(64)), None, &[]);
+    assert_eq!(status, 404);
 
     let ask = |text: &str, mode: v1::RetrievalMode, filter: &str| v1::SearchRequest {
         collection: "media".into(),

@@ -24,6 +24,7 @@ fn refused(st: tonic::Status) -> Response {
 
 async fn get_media(
     db: Arc<Database>,
+    cluster: Option<Arc<agentdb_cluster::Cluster>>,
     security: Arc<Security>,
     collection: String,
     sha: String,
@@ -54,6 +55,19 @@ async fn get_media(
         Ok(None) => names,
         Err(e) => return refused(crate::status::to_status(e)),
     };
+    // A sharded collection: the item through the cluster, the bytes from its object store.
+    if let Some(c) = cluster.filter(|c| c.collection(&collection).is_some()) {
+        let found = async {
+            let (items, _) = c.scroll(&collection, Some(filter), "", 1, false, &Default::default()).await?;
+            let Some(item) = items.first() else { return Ok(None) };
+            let media_type = item.payload["media_type"].as_str().unwrap_or("application/octet-stream").to_string();
+            Ok::<_, agentdb_cluster::Error>(c.media(&collection, &sha).await?.map(|b| (b, media_type)))
+        };
+        return match found.await {
+            Ok(f) => respond(f, &collection, &sha),
+            Err(e) => refused(crate::status::to_status(e.into())),
+        };
+    }
     let (c2, s2) = (collection.clone(), sha.clone());
     let found = tokio::task::spawn_blocking(move || -> Result<Option<(Vec<u8>, String)>, agentdb_engine::Error> {
         let c = db.collection(&c2)?;
@@ -64,7 +78,16 @@ async fn get_media(
     })
     .await;
     match found {
-        Ok(Ok(Some((bytes, media_type)))) => {
+        Ok(Ok(f)) => respond(f, &collection, &sha),
+        Ok(Err(e)) => refused(crate::status::to_status(e.into())),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", format!("reading the file failed: {e}")),
+    }
+}
+
+/// The file with its headers, or 404.
+fn respond(found: Option<(Vec<u8>, String)>, collection: &str, sha: &str) -> Response {
+    match found {
+        Some((bytes, media_type)) => {
             let ct = HeaderValue::from_str(&media_type)
                 .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
             let mut r = (StatusCode::OK, bytes).into_response();
@@ -78,24 +101,26 @@ async fn get_media(
             h.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("inline"));
             r
         }
-        Ok(Ok(None)) => error(
+        None => error(
             StatusCode::NOT_FOUND,
             "NOT_FOUND",
             format!(
                 "no kept file {sha} in collection '{collection}' (not ingested, deleted, or ingest.keep_media was off)"
             ),
         ),
-        Ok(Err(e)) => refused(crate::status::to_status(e.into())),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", format!("reading the file failed: {e}")),
     }
 }
 
-pub fn router(db: Arc<Database>, security: Arc<Security>) -> axum::Router {
+pub fn router(
+    db: Arc<Database>,
+    cluster: Option<Arc<agentdb_cluster::Cluster>>,
+    security: Arc<Security>,
+) -> axum::Router {
     axum::Router::new().route(
         PATH,
         axum::routing::get(move |Path((collection, sha)): Path<(String, String)>, req: Request| {
-            let (db, security) = (db.clone(), security.clone());
-            async move { get_media(db, security, collection, sha, req).await }
+            let (db, cluster, security) = (db.clone(), cluster.clone(), security.clone());
+            async move { get_media(db, cluster, security, collection, sha, req).await }
         }),
     )
 }
