@@ -338,6 +338,10 @@ impl Cluster {
         }
         let connected = Arc::new(AtomicBool::new(false));
         let flag = connected.clone();
+        // The client's last connection error (it keeps retrying in the background): a
+        // refused credential ends the join at once, anything else is named if it times out.
+        let last_error = Arc::new(Mutex::new(None::<String>));
+        let le = last_error.clone();
         let mut opts = async_nats::ConnectOptions::new()
             .name(format!("agentdb-{}", cfg.node_id))
             .retry_on_initial_connect()
@@ -345,9 +349,11 @@ impl Cluster {
             // client's default exponential backoff.
             .reconnect_delay_callback(|attempts| Duration::from_millis((attempts as u64 * 100).min(1000)))
             .event_callback(move |ev| {
-                let flag = flag.clone();
+                let (flag, le) = (flag.clone(), le.clone());
                 async move {
                     match ev {
+                        async_nats::Event::ClientError(e) => *le.lock() = Some(e.to_string()),
+                        async_nats::Event::ServerError(e) => *le.lock() = Some(e.to_string()),
                         async_nats::Event::Connected => flag.store(true, Ordering::SeqCst),
                         async_nats::Event::Disconnected => {
                             flag.store(false, Ordering::SeqCst);
@@ -414,13 +420,26 @@ impl Cluster {
                     media,
                 ))
             };
+            let refused = last_error.lock().clone().filter(|e| {
+                let e = e.to_lowercase();
+                e.contains("authorization") || e.contains("authentication") || e.contains("signing nonce")
+            });
+            if let Some(why) = refused {
+                return Err(Error::Invalid(format!(
+                    "NATS at {} refused this node's credentials: {why}",
+                    redacted(&cfg.urls)
+                )));
+            }
             match attempt.await {
                 Ok(x) => break x,
                 Err(e) if Instant::now() < deadline => {
                     tracing::info!(error = %e, "cluster: JetStream not ready yet; retrying");
                     tokio::time::sleep(Duration::from_millis(300)).await;
                 }
-                Err(e) => return Err(Error::Unavailable(format!("JetStream is not available: {e}"))),
+                Err(e) => {
+                    let last = last_error.lock().clone().map_or(String::new(), |l| format!(" (NATS client: {l})"));
+                    return Err(Error::Unavailable(format!("JetStream is not available: {e}{last}")));
+                }
             }
         };
         // JetStream answered: connected (the client's events keep the flag from now on).
