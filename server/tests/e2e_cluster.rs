@@ -374,6 +374,19 @@ async fn nats_server_loss_and_a_node_cut_off_from_nats() {
     };
     eprintln!("reads with the latest token answer {:?} after NATS server 2 died", t.elapsed());
     assert_eq!(n, acked.len() as u64 + 1);
+
+    // The CLI retries UNAVAILABLE: a count through the cut-off n2, started now, answers
+    // once n2's NATS server is back.
+    let u2 = n2.url();
+    let cli = std::thread::spawn(move || {
+        Command::new(common::BIN).args(["count", "docs"]).env("AGENTDB_URL", u2).output().unwrap()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    nats.restart(2);
+    let out = cli.join().unwrap();
+    assert!(out.status.success(), "the CLI gave up: {}", String::from_utf8_lossy(&out.stderr));
+    let n: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert!(n >= acked.len() as u64, "{n}");
 }
 
 /// Rebalancing (issue 21, point 5): a node that joins takes over replicas, and a drained

@@ -317,6 +317,36 @@ pub fn clients(ch: Ch) -> (CollectionsClient, ItemsClient) {
     )
 }
 
+/// Send a call again while the server answers UNAVAILABLE (a cluster node reconnecting to
+/// NATS, a replica catching up) — reads always, writes only when the refusal carries the
+/// `retry-after-ms` hint (nothing was done) — with backoff, for up to 15 s.
+pub async fn retrying<T, F, Fut>(write: bool, mut call: F) -> Result<tonic::Response<T>, tonic::Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    let t = std::time::Instant::now();
+    let mut wait = std::time::Duration::from_millis(100);
+    loop {
+        match call().await {
+            Err(s) if s.code() == tonic::Code::Unavailable && t.elapsed() < std::time::Duration::from_secs(15) => {
+                let hint = s
+                    .metadata()
+                    .get("retry-after-ms")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .map(std::time::Duration::from_millis);
+                if write && hint.is_none() {
+                    return Err(s);
+                }
+                tokio::time::sleep(hint.unwrap_or(wait)).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(2));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Turn a gRPC status into one readable line.
 pub fn status_err(s: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{} ({:?})", s.message(), s.code())
@@ -330,10 +360,13 @@ pub fn run(server: &str, cmd: Cmd) -> Result<()> {
             Cmd::Collection(c) => collection(&mut cols, c).await,
             Cmd::Upsert(a) => upsert(&mut items, a).await,
             Cmd::Get(a) => {
-                let r = items
-                    .get(v1::GetRequest { collection: a.collection, ids: a.ids, with_vectors: a.with_vectors, ..Default::default() })
-                    .await
-                    .map_err(status_err)?;
+                let req = v1::GetRequest { collection: a.collection, ids: a.ids, with_vectors: a.with_vectors, ..Default::default() };
+                let r = retrying(false, || {
+                    let (mut c, req) = (items.clone(), req.clone());
+                    async move { c.get(req).await }
+                })
+                .await
+                .map_err(status_err)?;
                 for it in r.into_inner().items {
                     println!("{}", item_json(&it));
                 }
@@ -355,10 +388,13 @@ pub fn run(server: &str, cmd: Cmd) -> Result<()> {
                 Ok(())
             }
             Cmd::Count(a) => {
-                let r = items
-                    .count(v1::CountRequest { collection: a.collection, filter: a.filter.unwrap_or_default(), ..Default::default() })
-                    .await
-                    .map_err(status_err)?;
+                let req = v1::CountRequest { collection: a.collection, filter: a.filter.unwrap_or_default(), ..Default::default() };
+                let r = retrying(false, || {
+                    let (mut c, req) = (items.clone(), req.clone());
+                    async move { c.count(req).await }
+                })
+                .await
+                .map_err(status_err)?;
                 println!("{}", r.into_inner().count);
                 Ok(())
             }
@@ -692,10 +728,13 @@ async fn upsert(items: &mut ItemsClient, a: UpsertArgs) -> Result<()> {
 }
 
 async fn send_batch(items: &mut ItemsClient, collection: &str, batch: Vec<v1::Item>) -> Result<u64> {
-    let r = items
-        .upsert(v1::UpsertRequest { collection: collection.to_string(), items: batch })
-        .await
-        .map_err(status_err)?;
+    let req = v1::UpsertRequest { collection: collection.to_string(), items: batch };
+    let r = retrying(true, || {
+        let (mut c, req) = (items.clone(), req.clone());
+        async move { c.upsert(req).await }
+    })
+    .await
+    .map_err(status_err)?;
     Ok(r.into_inner().ids.len() as u64)
 }
 
@@ -746,31 +785,34 @@ async fn search(items: &mut ItemsClient, a: SearchArgs) -> Result<()> {
         Some("hybrid") => v1::RetrievalMode::RetrievalHybrid,
         _ => v1::RetrievalMode::RetrievalDefault,
     };
-    let r = items
-        .search(v1::SearchRequest {
-            collection: a.collection,
-            space: a.space,
-            vector,
-            text: a.text.unwrap_or_default(),
-            image,
-            audio,
-            video,
-            top_k: a.top_k,
-            filter: a.filter.unwrap_or_default(),
-            with_payload: true,
-            with_vectors: a.with_vectors,
-            params: Some(v1::SearchParams { nprobe: 0, exact: a.exact, ef: a.ef }),
-            explain: a.explain,
-            fusion: fusion as i32,
-            weights,
-            mode: mode as i32,
-            keyword_query: a.keyword.unwrap_or_default(),
-            keyword_fields,
-            consistency_token: a.consistency_token.unwrap_or_default(),
-            allow_stale: a.allow_stale,
-        })
-        .await
-        .map_err(status_err)?;
+    let req = v1::SearchRequest {
+        collection: a.collection,
+        space: a.space,
+        vector,
+        text: a.text.unwrap_or_default(),
+        image,
+        audio,
+        video,
+        top_k: a.top_k,
+        filter: a.filter.unwrap_or_default(),
+        with_payload: true,
+        with_vectors: a.with_vectors,
+        params: Some(v1::SearchParams { nprobe: 0, exact: a.exact, ef: a.ef }),
+        explain: a.explain,
+        fusion: fusion as i32,
+        weights,
+        mode: mode as i32,
+        keyword_query: a.keyword.unwrap_or_default(),
+        keyword_fields,
+        consistency_token: a.consistency_token.unwrap_or_default(),
+        allow_stale: a.allow_stale,
+    };
+    let r = retrying(false, || {
+        let (mut c, req) = (items.clone(), req.clone());
+        async move { c.search(req).await }
+    })
+    .await
+    .map_err(status_err)?;
     let hits = r.into_inner().hits;
     for (rank, h) in hits.iter().enumerate() {
         let payload: serde_json::Value = serde_json::from_str(&h.payload_json).unwrap_or(serde_json::Value::Null);
