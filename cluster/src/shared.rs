@@ -32,33 +32,13 @@ impl Cluster {
 
     /// The record under `key` with its revision, asked of JetStream now.
     pub async fn shared_entry(&self, key: &str) -> Result<Option<(Vec<u8>, u64)>> {
-        let bound = self.cfg.rpc_timeout;
-        let e = tokio::time::timeout(bound, self.shared_kv.entry(key))
-            .await
-            .map_err(|_| Error::Unavailable(format!("reading {key} from the cluster: no answer from NATS")))?
-            .map_err(|e| Error::Unavailable(format!("reading {key} from the cluster: {e}")))?;
-        Ok(e.filter(|e| matches!(e.operation, kv::Operation::Put)).map(|e| (e.value.to_vec(), e.revision)))
+        entry(&self.shared_kv, key, self.cfg.rpc_timeout).await
     }
 
     /// Store `value` under `key` if it is still at `revision` (None: only if absent);
     /// false when it changed meanwhile.
     pub async fn shared_cas(&self, key: &str, value: Vec<u8>, revision: Option<u64>) -> Result<bool> {
-        let bound = self.cfg.rpc_timeout;
-        let timeout = || Error::Unavailable(format!("writing {key}: no answer from NATS"));
-        match revision {
-            None => match tokio::time::timeout(bound, self.shared_kv.create(key, value.into())).await {
-                Err(_) => Err(timeout()),
-                Ok(Ok(_)) => Ok(true),
-                Ok(Err(e)) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
-                Ok(Err(e)) => Err(Error::Unavailable(format!("writing {key}: {e}"))),
-            },
-            Some(rev) => match tokio::time::timeout(bound, self.shared_kv.update(key, value.into(), rev)).await {
-                Err(_) => Err(timeout()),
-                Ok(Ok(_)) => Ok(true),
-                Ok(Err(e)) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),
-                Ok(Err(e)) => Err(Error::Unavailable(format!("writing {key}: {e}"))),
-            },
-        }
+        Ok(cas(&self.shared_kv, key, value, revision, self.cfg.rpc_timeout).await?.is_some())
     }
 
     /// Remove the record under `key`.
@@ -127,39 +107,16 @@ impl Cluster {
     }
 
     pub async fn owned_get(&self, key: &str) -> Result<Option<Owned>> {
-        let bound = self.cfg.rpc_timeout;
-        let e = tokio::time::timeout(bound, self.runs_kv.entry(key))
-            .await
-            .map_err(|_| Error::Unavailable(format!("reading {key}: no answer from NATS")))?
-            .map_err(|e| Error::Unavailable(format!("reading {key}: {e}")))?;
-        Ok(e.filter(|e| matches!(e.operation, kv::Operation::Put)).map(|e| Owned {
-            key: key.to_string(),
-            value: e.value.to_vec(),
-            revision: e.revision,
-        }))
+        let e = entry(&self.runs_kv, key, self.cfg.rpc_timeout).await?;
+        Ok(e.map(|(value, revision)| Owned { key: key.to_string(), value, revision }))
     }
 
     /// Create (`revision` None: only if absent) or replace (only if still at `revision`)
     /// the record under `key`; its new revision. A lost race is [`Error::Conflict`].
     pub async fn owned_put(&self, key: &str, value: Vec<u8>, revision: Option<u64>) -> Result<u64> {
-        let bound = self.cfg.rpc_timeout;
-        let conflict = |m: String| Error::Conflict(format!("{key} changed meanwhile: {m}"));
-        let other = |m: String| Error::Unavailable(format!("writing {key}: {m}"));
-        let timeout = || Error::Unavailable(format!("writing {key}: no answer from NATS"));
-        match revision {
-            None => match tokio::time::timeout(bound, self.runs_kv.create(key, value.into())).await {
-                Err(_) => Err(timeout()),
-                Ok(Ok(rev)) => Ok(rev),
-                Ok(Err(e)) if e.kind() == kv::CreateErrorKind::AlreadyExists => Err(conflict(e.to_string())),
-                Ok(Err(e)) => Err(other(e.to_string())),
-            },
-            Some(rev) => match tokio::time::timeout(bound, self.runs_kv.update(key, value.into(), rev)).await {
-                Err(_) => Err(timeout()),
-                Ok(Ok(rev)) => Ok(rev),
-                Ok(Err(e)) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Err(conflict(e.to_string())),
-                Ok(Err(e)) => Err(other(e.to_string())),
-            },
-        }
+        cas(&self.runs_kv, key, value, revision, self.cfg.rpc_timeout)
+            .await?
+            .ok_or_else(|| Error::Conflict(format!("{key} changed meanwhile")))
     }
 
     pub async fn owned_delete(&self, key: &str) -> Result<()> {
@@ -197,5 +154,36 @@ impl Cluster {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         });
+    }
+}
+
+/// The live record under `key` in `kv` and its revision (a deleted one is none).
+async fn entry(kv: &kv::Store, key: &str, bound: Duration) -> Result<Option<(Vec<u8>, u64)>> {
+    let e = tokio::time::timeout(bound, kv.entry(key))
+        .await
+        .map_err(|_| Error::Unavailable(format!("reading {key}: no answer from NATS")))?
+        .map_err(|e| Error::Unavailable(format!("reading {key}: {e}")))?;
+    Ok(e.filter(|e| matches!(e.operation, kv::Operation::Put)).map(|e| (e.value.to_vec(), e.revision)))
+}
+
+/// Compare-and-set in `kv`: create `key` (`revision` None: only if absent) or replace it
+/// (only if still at `revision`). `Some(new revision)`, or `None` when it changed
+/// meanwhile.
+async fn cas(kv: &kv::Store, key: &str, value: Vec<u8>, revision: Option<u64>, bound: Duration) -> Result<Option<u64>> {
+    let timeout = || Error::Unavailable(format!("writing {key}: no answer from NATS"));
+    let other = |e: String| Error::Unavailable(format!("writing {key}: {e}"));
+    match revision {
+        None => match tokio::time::timeout(bound, kv.create(key, value.into())).await {
+            Err(_) => Err(timeout()),
+            Ok(Ok(rev)) => Ok(Some(rev)),
+            Ok(Err(e)) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(None),
+            Ok(Err(e)) => Err(other(e.to_string())),
+        },
+        Some(rev) => match tokio::time::timeout(bound, kv.update(key, value.into(), rev)).await {
+            Err(_) => Err(timeout()),
+            Ok(Ok(rev)) => Ok(Some(rev)),
+            Ok(Err(e)) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
+            Ok(Err(e)) => Err(other(e.to_string())),
+        },
     }
 }

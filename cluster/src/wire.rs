@@ -65,6 +65,12 @@ impl From<WireItem> for agentdb_engine::Item {
     }
 }
 
+impl From<WireItem> for agentdb_engine::StoredItem {
+    fn from(it: WireItem) -> agentdb_engine::StoredItem {
+        agentdb_engine::StoredItem { id: it.id, vectors: it.vectors, payload: it.payload }
+    }
+}
+
 /// One record of a shard's write stream: what every replica applies, in stream order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]

@@ -9,7 +9,6 @@ use agentdb_cluster::{Cluster, QueueFigures, QueueSettings};
 use agentdb_orchestrator::queue::{validate_queue_name, QueueConfig, DLQ_SUFFIX, MAX_RECEIVE};
 use agentdb_proto::v1;
 use std::collections::BTreeMap;
-use std::time::Duration;
 use tonic::Status;
 
 fn err(e: agentdb_cluster::Error) -> Status {
@@ -64,36 +63,23 @@ pub async fn send(
     c.queue_send(queue, body, attributes).await.map_err(err)
 }
 
-/// Receive, long-polling up to `wait_ms` (at most 20 s) until a message is ready.
-pub async fn receive(
-    c: &Cluster,
-    r: v1::ReceiveMessagesRequest,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> Result<Vec<v1::QueueMessage>, Status> {
+/// Ready messages now (the caller long-polls).
+pub async fn receive(c: &Cluster, r: &v1::ReceiveMessagesRequest) -> Result<Vec<v1::QueueMessage>, Status> {
     validate_queue_name(&r.queue).map_err(invalid)?;
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(r.wait_ms.min(20_000));
     let max = (r.max_messages.max(1) as usize).min(MAX_RECEIVE);
-    loop {
-        let got = c.queue_receive(&r.queue, max, r.visibility_timeout_ms).await.map_err(err)?;
-        if !got.is_empty() || tokio::time::Instant::now() >= deadline || *stop.borrow() {
-            return Ok(got
-                .into_iter()
-                .map(|d| v1::QueueMessage {
-                    id: d.id,
-                    body: d.body,
-                    attributes: d.attributes.into_iter().collect(),
-                    attempt: d.attempt,
-                    receipt: d.receipt,
-                    sent_unix_ms: d.sent_unix_ms,
-                    invisible_until_unix_ms: d.invisible_until_ms,
-                })
-                .collect());
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-            _ = stop.changed() => {}
-        }
-    }
+    let got = c.queue_receive(&r.queue, max, r.visibility_timeout_ms).await.map_err(err)?;
+    Ok(got
+        .into_iter()
+        .map(|d| v1::QueueMessage {
+            id: d.id,
+            body: d.body,
+            attributes: d.attributes.into_iter().collect(),
+            attempt: d.attempt,
+            receipt: d.receipt,
+            sent_unix_ms: d.sent_unix_ms,
+            invisible_until_unix_ms: d.invisible_until_ms,
+        })
+        .collect())
 }
 
 pub async fn ack(c: &Cluster, queue: &str, receipt: &str) -> Result<(), Status> {

@@ -133,10 +133,8 @@ impl Services {
                 } else {
                     c.get(&r.collection, ids, true, &Token::default()).await.map_err(err)?
                 };
-                let old: Vec<agentdb_engine::StoredItem> = old
-                    .into_iter()
-                    .map(|o| agentdb_engine::StoredItem { id: o.id, vectors: o.vectors, payload: o.payload })
-                    .collect();
+                let old: Vec<agentdb_engine::StoredItem> =
+                    old.into_iter().map(agentdb_engine::StoredItem::from).collect();
                 let (sec, p, it) = (self.security.clone(), principal.clone(), items.clone());
                 tokio::task::spawn_blocking(move || sec.charge_items(p.as_ref(), &old, &it))
                     .await
@@ -169,7 +167,7 @@ impl Services {
             if row.as_ref().is_some_and(|row| !row.matches(&it.payload)) {
                 continue;
             }
-            let mut s = agentdb_engine::StoredItem { id: it.id, vectors: it.vectors, payload: it.payload };
+            let mut s = agentdb_engine::StoredItem::from(it);
             self.security.mask(principal.as_ref(), &mut s.payload);
             items.push(item_to_wire(s));
         }
@@ -202,10 +200,8 @@ impl Services {
         }
         let (n, t) = c.delete(&r.collection, ids).await.map_err(err)?;
         if quota {
-            let gone: Vec<agentdb_engine::StoredItem> = gone
-                .into_iter()
-                .map(|o| agentdb_engine::StoredItem { id: o.id, vectors: o.vectors, payload: o.payload })
-                .collect();
+            let gone: Vec<agentdb_engine::StoredItem> =
+                gone.into_iter().map(agentdb_engine::StoredItem::from).collect();
             let (sec, p) = (self.security.clone(), principal.clone());
             let _ = tokio::task::spawn_blocking(move || sec.credit_deleted(p.as_ref(), &gone)).await;
         }
@@ -240,10 +236,7 @@ impl Services {
     ) -> Result<(Vec<agentdb_engine::StoredItem>, Option<String>), Status> {
         let t = token(&r.consistency_token, r.allow_stale)?;
         let (items, next) = c.scroll(&r.collection, filter, &r.after, limit, r.with_vectors, &t).await.map_err(err)?;
-        let items = items
-            .into_iter()
-            .map(|it| agentdb_engine::StoredItem { id: it.id, vectors: it.vectors, payload: it.payload })
-            .collect();
+        let items = items.into_iter().map(agentdb_engine::StoredItem::from).collect();
         Ok((items, next))
     }
 

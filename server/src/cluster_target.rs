@@ -72,7 +72,7 @@ impl Target for ShardedTarget {
     fn get(&self, ids: &[String]) -> agentdb_engine::Result<Vec<StoredItem>> {
         let t = self.token();
         let items = self.rt.block_on(self.cluster.get(self.name(), ids.to_vec(), false, &t)).map_err(engine_err)?;
-        Ok(items.into_iter().map(|i| StoredItem { id: i.id, vectors: i.vectors, payload: i.payload }).collect())
+        Ok(items.into_iter().map(StoredItem::from).collect())
     }
     fn upsert(&self, items: Vec<Item>) -> agentdb_engine::Result<Vec<String>> {
         let (ids, t) = self.rt.block_on(self.cluster.upsert(self.name(), items)).map_err(engine_err)?;

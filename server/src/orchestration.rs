@@ -581,29 +581,29 @@ impl v1::queues_server::Queues for Orchestration {
     ) -> Result<Response<v1::ReceiveMessagesResponse>, Status> {
         self.authorize_queue(&req, Action::Write, &req.get_ref().queue.clone(), "Queues/Receive")?;
         let r = req.into_inner();
-        if let Some(c) = self.cluster.get() {
-            let messages = crate::cluster_queues::receive(c, r, self.stop.clone()).await?;
-            return Ok(Response::new(v1::ReceiveMessagesResponse { messages }));
-        }
         let deadline = tokio::time::Instant::now() + Duration::from_millis(r.wait_ms.min(20_000));
         let mut stop = self.stop.clone();
         loop {
-            let (q, name) = (self.queues.clone(), r.queue.clone());
-            let (max, vis) = (r.max_messages.max(1) as usize, r.visibility_timeout_ms);
-            let got = blocking(move || q.receive(&name, max, vis, agentdb_orchestrator::now_ms())).await?;
-            if !got.is_empty() || tokio::time::Instant::now() >= deadline || *stop.borrow() {
-                let messages = got
-                    .into_iter()
-                    .map(|d| v1::QueueMessage {
-                        id: d.id,
-                        body: d.body,
-                        attributes: d.attributes.into_iter().collect(),
-                        attempt: d.attempt,
-                        receipt: d.receipt,
-                        sent_unix_ms: d.sent_unix_ms,
-                        invisible_until_unix_ms: d.invisible_until_ms,
-                    })
-                    .collect();
+            let messages = match self.cluster.get() {
+                Some(c) => crate::cluster_queues::receive(c, &r).await?,
+                None => {
+                    let (q, name) = (self.queues.clone(), r.queue.clone());
+                    let (max, vis) = (r.max_messages.max(1) as usize, r.visibility_timeout_ms);
+                    let got = blocking(move || q.receive(&name, max, vis, agentdb_orchestrator::now_ms())).await?;
+                    got.into_iter()
+                        .map(|d| v1::QueueMessage {
+                            id: d.id,
+                            body: d.body,
+                            attributes: d.attributes.into_iter().collect(),
+                            attempt: d.attempt,
+                            receipt: d.receipt,
+                            sent_unix_ms: d.sent_unix_ms,
+                            invisible_until_unix_ms: d.invisible_until_ms,
+                        })
+                        .collect()
+                }
+            };
+            if !messages.is_empty() || tokio::time::Instant::now() >= deadline || *stop.borrow() {
                 return Ok(Response::new(v1::ReceiveMessagesResponse { messages }));
             }
             // Long poll: look again shortly (sends and expiring timeouts both make messages ready).

@@ -7,9 +7,9 @@
 mod common;
 
 use agentdb_proto::v1;
-use common::nats::{free_port, nats_bin, node, node_on, Nats};
+use common::nats::{free_port, node, node_on, Nats};
 use common::{authed, item, Server};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The cluster tests run one at a time: each starts 3 NATS servers and up to 3 nodes, and
@@ -746,19 +746,7 @@ async fn cluster_over_tls_with_a_password() {
         path("nats.pem"),
         path("nats.key"),
     );
-    std::fs::write(path("nats.conf"), conf).unwrap();
-    let log = std::fs::File::create(path("nats.log")).unwrap();
-    let mut nats = Command::new(nats_bin())
-        .args(["-c", path("nats.conf").to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start nats-server");
-    let t = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t.elapsed() < Duration::from_secs(20), "nats-server with TLS did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut nats = common::nats::standalone(dir.path(), &conf, port);
     let url = format!("tls://agentdb:s3cret-pass@127.0.0.1:{port}");
     let ca_set = format!("cluster.tls_ca={}", path("ca.pem").display());
     let n1 = Server::start(&path("n1"), &["--cluster", &url, "--node-id", "t1", "--set", &ca_set]);

@@ -10,11 +10,10 @@ mod common;
 
 use agentdb_proto::v1;
 use base64::Engine as _;
-use common::nats::{free_port, nats_bin};
+use common::nats::free_port;
 use common::{authed, item, Server};
 use nkeys::KeyPair;
 use serde_json::{json, Value};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn b64(b: &[u8]) -> String {
@@ -94,26 +93,10 @@ async fn a_node_authenticates_to_nats_with_a_creds_file() {
         app.public_key(),
         account_jwt(&operator, &app, "APP", true),
     );
-    std::fs::write(path("nats.conf"), conf).unwrap();
     std::fs::write(path("agentdb.creds"), creds(&app, &user)).unwrap();
     // A user signed by an account the operator does not know.
     std::fs::write(path("stranger.creds"), creds(&KeyPair::new_account(), &KeyPair::new_user())).unwrap();
-    let log = std::fs::File::create(path("nats.log")).unwrap();
-    let mut nats = Command::new(nats_bin())
-        .args(["-c", path("nats.conf").to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start nats-server");
-    let t = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "nats-server in operator mode did not start: {}",
-            std::fs::read_to_string(path("nats.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut nats = common::nats::standalone(dir.path(), &conf, port);
     let url = format!("nats://127.0.0.1:{port}");
     let creds_set = format!("cluster.credentials={}", path("agentdb.creds").display());
     let n1 = Server::start(&path("n1"), &["--cluster", &url, "--node-id", "c1", "--set", &creds_set]);

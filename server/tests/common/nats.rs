@@ -116,6 +116,29 @@ impl Drop for Nats {
     }
 }
 
+/// A standalone nats-server started with the configuration `conf` (written to
+/// `dir/nats.conf`, log in `dir/nats.log`), once it listens on `port`.
+pub fn standalone(dir: &std::path::Path, conf: &str, port: u16) -> Child {
+    std::fs::write(dir.join("nats.conf"), conf).unwrap();
+    let log = std::fs::File::create(dir.join("nats.log")).unwrap();
+    let child = Command::new(nats_bin())
+        .args(["-c", dir.join("nats.conf").to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start nats-server");
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "nats-server did not start: {}",
+            std::fs::read_to_string(dir.join("nats.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
 /// An AgentDB node joined to `nats` (every server), heartbeats every 200 ms.
 pub fn node(data: &std::path::Path, nats: &Nats, id: &str) -> Server {
     node_with(data, &nats.urls, id, &[])
