@@ -484,6 +484,11 @@ impl Cluster {
         Ok(c)
     }
 
+    /// Whether this node is connected to NATS now (writes are refused while it is not).
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::SeqCst)
+    }
+
     pub fn node_id(&self) -> &str {
         &self.cfg.node_id
     }

@@ -148,7 +148,29 @@ impl Cluster {
             }
             start = self.snapshot_seq(name, shard).await?;
         }
-        let deliver_policy = match start {
+        // A kept consumer with deliveries beyond its ack floor: a batch was in flight when
+        // this replica was handed off, aborted or its node stopped. JetStream redelivers
+        // those records only after the ack wait, behind newer ones, and with AckPolicy::All
+        // the first ack of a newer record would count them as applied although they never
+        // were (an acknowledged write missing from this replica for good). So the consumer
+        // is made again, starting right after its floor: everything up to the floor is in
+        // the local replica (a record is acknowledged only once applied). Should the node
+        // die between the delete and the create, the next start finds no consumer and
+        // rebuilds the replica from the stream.
+        let mut resume_from = None;
+        if let (Some(info), false) = (&existing, created || fresh) {
+            let floor = applied_floor(info);
+            if info.delivered.stream_sequence > floor || info.num_ack_pending > 0 {
+                tracing::info!(collection = %name, shard, floor, delivered = info.delivered.stream_sequence,
+                    "cluster: replica resuming after an unfinished batch; its consumer restarts after the floor");
+                tokio::time::timeout(bound, stream.delete_consumer(&durable))
+                    .await
+                    .map_err(|_| timed_out("delete consumer"))?
+                    .map_err(nats)?;
+                resume_from = Some(floor);
+            }
+        }
+        let deliver_policy = match start.or(resume_from) {
             Some(s) => jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence: s + 1 },
             None => jetstream::consumer::DeliverPolicy::All,
         };
@@ -183,12 +205,12 @@ impl Cluster {
         }));
         let snapshotting = Arc::new(AtomicBool::new(false));
         let mut consumer = consumer;
-        let floor = tokio::time::timeout(bound, consumer.info())
-            .await
-            .map_err(|_| timed_out("consumer info"))?
-            .map_err(nats)?
-            .ack_floor
-            .stream_sequence;
+        let floor = applied_floor(
+            tokio::time::timeout(bound, consumer.info())
+                .await
+                .map_err(|_| timed_out("consumer info"))?
+                .map_err(nats)?,
+        );
         if created {
             // A new local replica holds nothing yet, whatever an earlier attempt applied.
             applied.store(floor, Ordering::SeqCst);
@@ -196,6 +218,12 @@ impl Cluster {
             applied.fetch_max(floor, Ordering::SeqCst);
         }
         tracing::info!(collection = %name, shard, from_seq = floor, "cluster: replica applying its stream");
+        // Records must arrive in stream order, each once: the next one expected (known
+        // unless the consumer was made to deliver the whole stream, which may begin past 1
+        // after a trim). A record below it was applied already (a late redelivery) and is
+        // skipped; one above it means records were skipped, and the replica starts over
+        // (its consumer then restarts after the floor, above).
+        let mut expect = (floor > 0).then_some(floor + 1);
         loop {
             let fetch = async {
                 let mut batch = consumer
@@ -218,6 +246,11 @@ impl Cluster {
             let mut writes = Vec::with_capacity(msgs.len());
             for m in &msgs {
                 let seq = m.info().map_err(nats)?.stream_sequence;
+                match expect {
+                    Some(e) if seq < e => continue,
+                    Some(e) if seq > e => return Err(self.skipped_records(name, shard, e, seq).await),
+                    _ => expect = Some(seq + 1),
+                }
                 match serde_json::from_slice::<Write>(&m.payload) {
                     Ok(w) => writes.push((seq, w)),
                     Err(e) => {
@@ -249,5 +282,38 @@ impl Cluster {
             applied.fetch_max(last_seq, Ordering::SeqCst);
             self.maybe_snapshot(name, shard, &col, last_seq, &last_snapshot, &snapshotting);
         }
+    }
+
+    /// Records `expected..got` did not arrive. Still in the stream: the replica starts
+    /// over and its consumer restarts after the floor (`apply_once`). Trimmed away (a
+    /// snapshot's trim ran while this replica's consumer was being made again): the
+    /// replica is rebuilt from the latest snapshot, which covers them.
+    async fn skipped_records(&self, name: &str, shard: u32, expected: u64, got: u64) -> Error {
+        let first = match self.js.get_stream(stream_name(name, shard)).await {
+            Ok(mut s) => s.info().await.map(|i| i.state.first_sequence).unwrap_or(0),
+            Err(_) => 0,
+        };
+        if first > expected {
+            tracing::warn!(collection = %name, shard, expected, first, "cluster: records this replica needs were trimmed; rebuilding it from the latest snapshot");
+            if let Ok(stream) = self.js.get_stream(stream_name(name, shard)).await {
+                let _ = stream.delete_consumer(&format!("apply-{}", self.cfg.node_id)).await;
+            }
+        }
+        Error::Unavailable(format!(
+            "replica of {name} shard {shard}: expected record {expected}, got {got}; starting over"
+        ))
+    }
+}
+
+/// The last stream sequence a consumer's replica holds: its ack floor, or for a consumer
+/// made to start after a snapshot (or after a floor) and not acknowledged since, the
+/// sequence before its start (JetStream reports the floor as 0 until the first ack).
+fn applied_floor(info: &jetstream::consumer::Info) -> u64 {
+    let floor = info.ack_floor.stream_sequence;
+    match info.config.deliver_policy {
+        jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence } => {
+            floor.max(start_sequence.saturating_sub(1))
+        }
+        _ => floor,
     }
 }
