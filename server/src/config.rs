@@ -22,8 +22,12 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// gRPC listen address.
     pub listen: String,
-    /// HTTP listen address for /metrics and /healthz ("" = off).
+    /// HTTP listen address for /metrics, /healthz and /readyz ("" = off).
     pub http_listen: String,
+    /// On SIGTERM, report not ready (`/readyz` 503) and keep serving this long before
+    /// refusing new requests and finishing the in-flight ones: the time a load balancer
+    /// (a Kubernetes Service) needs to stop sending new requests here. 0 = stop at once.
+    pub shutdown_delay_ms: u64,
     /// `auto` (text on a terminal, JSON otherwise), `text` or `json`.
     pub log_format: String,
     /// tracing filter, e.g. `info` or `agentdb_engine=debug,info`.
@@ -220,6 +224,10 @@ pub struct SecurityConfig {
     /// "none" (allowed on loopback only) or "api_key". OIDC (`[security.oidc]`) is
     /// enabled on its own and works with either.
     pub auth: String,
+    /// A file holding an admin API key (`adb_<id>_<secret>`) made elsewhere, e.g. by the
+    /// Kubernetes operator into a Secret: imported at start if the key store does not
+    /// know its id (a revoked one stays revoked). With it no key is generated on first start.
+    pub bootstrap_key_file: String,
     /// Allow a non-loopback listen address without authentication (loudly).
     pub insecure: bool,
     /// Hash-chained audit log at <data_dir>/security/audit.log.
@@ -302,6 +310,7 @@ impl Default for SecurityConfig {
     fn default() -> Self {
         SecurityConfig {
             auth: "none".into(),
+            bootstrap_key_file: String::new(),
             insecure: false,
             audit: true,
             audit_checkpoint_file: String::new(),
@@ -676,6 +685,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./agentdb-data"),
             listen: DEFAULT_LISTEN.into(),
             http_listen: DEFAULT_HTTP_LISTEN.into(),
+            shutdown_delay_ms: 0,
             log_format: "auto".into(),
             log_level: "info".into(),
             log_requests: "sampled".into(),

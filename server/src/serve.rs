@@ -228,23 +228,59 @@ pub fn check_exposure(listen: &std::net::SocketAddr, cfg: &Config, what: &str) -
 /// Install the SIGTERM/SIGINT handlers now (before the server says it is listening, so
 /// a signal sent right after start is never the default "terminate at once"), and
 /// return a future that fires `tx` on the first one.
-fn shutdown_signal(tx: tokio::sync::watch::Sender<bool>) -> Result<impl std::future::Future<Output = ()>> {
+///
+/// With `shutdown_delay_ms`, the server first reports not ready (`/readyz` answers 503,
+/// `stopping` is set) and goes on serving for that long, so a load balancer takes it out
+/// before new requests are refused; a second signal cuts the delay short.
+fn shutdown_signal(
+    tx: tokio::sync::watch::Sender<bool>,
+    stopping: Arc<std::sync::atomic::AtomicBool>,
+    delay: Duration,
+) -> Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
-    Ok(async move { wait_signal(&mut term, &mut int, tx).await })
+    Ok(async move { wait_signal(&mut term, &mut int, tx, stopping, delay).await })
 }
 
 async fn wait_signal(
     term: &mut tokio::signal::unix::Signal,
     int: &mut tokio::signal::unix::Signal,
     tx: tokio::sync::watch::Sender<bool>,
+    stopping: Arc<std::sync::atomic::AtomicBool>,
+    delay: Duration,
 ) {
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received: finishing in-flight requests"),
-        _ = int.recv() => tracing::info!("SIGINT received: finishing in-flight requests"),
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+    if !delay.is_zero() {
+        tracing::info!(
+            delay_ms = delay.as_millis() as u64,
+            "{name} received: not ready, serving on until the delay ends"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     }
+    tracing::info!("{name} received: finishing in-flight requests");
     let _ = tx.send(true);
+}
+
+fn readiness(
+    stopping: &std::sync::atomic::AtomicBool,
+    cluster: Option<&agentdb_cluster::Cluster>,
+) -> (http::StatusCode, &'static str) {
+    if stopping.load(std::sync::atomic::Ordering::SeqCst) {
+        (http::StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+    } else if cluster.is_some_and(|c| !c.is_connected()) {
+        (http::StatusCode::SERVICE_UNAVAILABLE, "not connected to NATS")
+    } else {
+        (http::StatusCode::OK, "ready")
+    }
 }
 
 async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
@@ -470,7 +506,8 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
             Duration::from_millis(a.interval_ms.max(10)),
         );
     }
-    tokio::spawn(shutdown_signal(stop_tx)?);
+    let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    tokio::spawn(shutdown_signal(stop_tx, stopping.clone(), Duration::from_millis(cfg.shutdown_delay_ms))?);
     // A2A (HTTP routes below) and the workflow engine; both run AgentDB's skills with
     // `svc` as their host.
     let a2a_opts = crate::a2a::Options {
@@ -587,6 +624,14 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
                 }),
             )
             .route("/healthz", axum::routing::get(|| async { "ok" }))
+            // Readiness: 503 once shutting down, or while cut off from NATS in a cluster.
+            .route("/readyz", {
+                let (stopping, cluster) = (stopping.clone(), cluster.clone());
+                axum::routing::get(move || {
+                    let (stopping, cluster) = (stopping.clone(), cluster.clone());
+                    async move { readiness(&stopping, cluster.as_deref()) }
+                })
+            })
             // A2A: agent card and JSON-RPC (authenticated like gRPC; see src/a2a.rs).
             // Bodies carry base64 file parts: allow the message limit plus a third.
             .merge(crate::a2a::router(a2a.clone()))
@@ -702,7 +747,18 @@ fn open_security(cfg: &Config) -> Result<crate::security::Security> {
             for (id, role) in ks.undefined_roles() {
                 tracing::warn!(key_id = %id, role = %role, "API key names a role the configuration does not define; it is refused until the role is defined again");
             }
-            if ks.is_empty() {
+            let bootstrap = cfg.security.bootstrap_key_file.trim();
+            if !bootstrap.is_empty() {
+                // A key made elsewhere (the Kubernetes operator's Secret): imported once.
+                let presented = std::fs::read_to_string(bootstrap)
+                    .with_context(|| format!("security.bootstrap_key_file: cannot read {bootstrap}"))?;
+                if ks
+                    .import("bootstrap-admin", &Role::Admin, &presented)
+                    .map_err(|e| anyhow::anyhow!("security.bootstrap_key_file {bootstrap}: {e}"))?
+                {
+                    tracing::info!(file = %bootstrap, "imported the bootstrap admin API key");
+                }
+            } else if ks.is_empty() {
                 // First start with authentication on: create an admin key, readable only
                 // by this user, and say where it is (it is never logged).
                 let (key, secret) =

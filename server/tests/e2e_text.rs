@@ -153,6 +153,80 @@ fn a_killed_ingest_resumes_where_it_stopped() {
     assert_eq!(count(&server), 120, "one item per short file, none lost, none duplicated");
 }
 
+/// The Kubernetes AgentIngestJob's work split (`agentdb ingest --slice I/N`): three
+/// workers given the same folder ingest disjoint shares that together are every file; a
+/// worker killed part-way and run again (a restarted Job pod) finishes its share without
+/// redoing it; `--create-multimodal` lets every worker create the collection.
+#[test]
+fn sliced_ingest_splits_a_folder_and_a_restarted_slice_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let media = dir.path().join("dataset");
+    std::fs::create_dir_all(media.join("sub")).unwrap();
+    for i in 0..90 {
+        let sub = if i % 3 == 0 { "sub/" } else { "" };
+        std::fs::write(media.join(format!("{sub}doc{i:03}.txt")), format!("Record {i}: notes about item number {i}."))
+            .unwrap();
+    }
+    let folder = media.to_str().unwrap();
+    let run = |slice: &str| {
+        std::process::Command::new(BIN)
+            .args(["ingest", "sliced", folder, "--slice", slice, "--json", "--create-multimodal", "--concurrency", "1"])
+            .env("AGENTDB_URL", server.url())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // Slice 1 is killed part-way, as a pod would be.
+    let mut killed = run("1/3");
+    let count =
+        || -> u64 { String::from_utf8_lossy(&server.cli(&["count", "sliced"]).stdout).trim().parse().unwrap_or(0) };
+    let t = std::time::Instant::now();
+    while count() < 5 && t.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    unsafe { libc::kill(killed.id() as i32, libc::SIGKILL) };
+    let _ = killed.wait();
+    // The server finishes what it had received from the killed worker: wait until the
+    // count stops moving.
+    let mut partial = count();
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let now = count();
+        if now == partial {
+            break;
+        }
+        partial = now;
+    }
+    assert!((5..90).contains(&partial), "slice 1 was cut short: {partial}");
+    // Then all three at once (slice 1 again: the restarted pod).
+    let workers: Vec<_> = ["0/3", "1/3", "2/3"].iter().map(|s| run(s)).collect();
+    let mut files = 0;
+    let mut skipped = 0;
+    for (w, s) in workers.into_iter().zip(["0/3", "1/3", "2/3"]) {
+        let out = w.wait_with_output().unwrap();
+        assert!(out.status.success(), "slice {s}: {}", String::from_utf8_lossy(&out.stderr));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["failed"].as_array().unwrap().len(), 0, "{v}");
+        let n = v["files"].as_u64().unwrap();
+        assert!((15..=45).contains(&n), "slice {s} took a fair share: {v}");
+        files += n;
+        skipped += v["skipped"].as_u64().unwrap();
+    }
+    assert_eq!(files, 90, "the slices cover every file exactly once");
+    assert_eq!(skipped, partial, "exactly what the killed worker had done is skipped");
+    assert_eq!(count(), 90, "one item per file, none lost, none twice");
+    // A slice that does not exist is refused, naming the problem.
+    let out = server.cli(&["ingest", "sliced", folder, "--slice", "3/3"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the index must be below the count"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn sigterm_lets_an_in_flight_ingest_finish() {
     let dir = tempfile::tempdir().unwrap();

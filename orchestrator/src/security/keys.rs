@@ -52,6 +52,15 @@ fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// The Argon2id PHC string of a key's secret part (what the store keeps).
+fn hash_secret(secret: &str) -> Result<String, Error> {
+    let salt = SaltString::generate(&mut OsRng);
+    Ok(Argon2::default()
+        .hash_password(secret.as_bytes(), &salt)
+        .map_err(|e| Error::Invalid(format!("hashing failed: {e}")))?
+        .to_string())
+}
+
 fn random_token(len: usize) -> String {
     const ALPHA: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let mut rng = rand::rng();
@@ -142,11 +151,7 @@ impl KeyStore {
         }
         let id = random_token(12).to_lowercase();
         let secret = random_token(40);
-        let salt = SaltString::generate(&mut OsRng);
-        let hash = Argon2::default()
-            .hash_password(secret.as_bytes(), &salt)
-            .map_err(|e| Error::Invalid(format!("hashing failed: {e}")))?
-            .to_string();
+        let hash = hash_secret(&secret)?;
         let key = ApiKey {
             id: id.clone(),
             name: name.to_string(),
@@ -164,6 +169,34 @@ impl KeyStore {
             return Err(e);
         }
         Ok((key, format!("adb_{id}_{secret}")))
+    }
+
+    /// Import a key made elsewhere (`adb_<id>_<secret>`, e.g. by the Kubernetes operator
+    /// into a Secret) with this name and role, unless a key with its id is known already
+    /// (live or revoked: a revoked key is never brought back). Returns whether it was added.
+    pub fn import(&self, name: &str, role: &Role, presented: &str) -> Result<bool, Error> {
+        let presented = presented.trim();
+        let id = Self::presented_id(presented)
+            .ok_or_else(|| Error::Invalid("a bootstrap key must look like adb_<id>_<secret>".into()))?;
+        let secret = &presented[4 + id.len() + 1..];
+        if secret.len() < 16 {
+            return Err(Error::Invalid("a bootstrap key's secret must be at least 16 characters".into()));
+        }
+        if self.contains(id) {
+            return Ok(false);
+        }
+        let hash = hash_secret(secret)?;
+        let key = ApiKey {
+            id: id.to_string(),
+            name: name.to_string(),
+            role: role.as_str().to_string(),
+            collections: Vec::new(),
+            hash,
+            row_filter: None,
+            created_unix: now(),
+            revoked: false,
+        };
+        self.merge(key)
     }
 
     pub fn list(&self) -> Vec<ApiKey> {

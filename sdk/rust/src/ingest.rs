@@ -34,6 +34,28 @@ pub struct IngestSummary {
     pub seconds: f64,
 }
 
+/// The files under `paths` in the order an ingest sends them (folders walked
+/// recursively, hidden entries skipped), and the paths that could not be read.
+pub fn walk_files(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<(String, String)>) {
+    let (mut files, mut errors) = (Vec::new(), Vec::new());
+    for p in paths {
+        walk(p, &mut files, &mut errors);
+    }
+    (files, errors)
+}
+
+/// Whether `source` belongs to slice `index` of `count`: a stable hash of the path
+/// (FNV-1a, the same on every machine and run), so parallel workers given the same
+/// folder split it without talking to each other and a rerun takes the same files.
+pub fn in_slice(source: &str, index: u32, count: u32) -> bool {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in source.as_bytes() {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    count <= 1 || h % count as u64 == index as u64
+}
+
 fn walk(p: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<(String, String)>) {
     match std::fs::metadata(p) {
         Ok(m) if m.is_dir() => match std::fs::read_dir(p) {

@@ -25,7 +25,7 @@ mod retry;
 
 pub use agentdb_proto::v1;
 pub use error::Error;
-pub use ingest::{run as ingest_with, IngestProgress, IngestSummary, MAX_FILE};
+pub use ingest::{in_slice, run as ingest_with, walk_files, IngestProgress, IngestSummary, MAX_FILE};
 pub use retry::RetryPolicy;
 
 use std::path::PathBuf;

@@ -109,7 +109,14 @@ pub async fn eval(cols: &mut CollectionsClient, items: &mut ItemsClient, a: Eval
     }
     let ing = crate::client::ingest::run_ingest(
         items,
-        &IngestArgs { collection: name.clone(), paths: vec![root.join("media")], concurrency: 4, json: true },
+        &IngestArgs {
+            collection: name.clone(),
+            paths: vec![root.join("media")],
+            concurrency: 4,
+            json: true,
+            slice: None,
+            create_multimodal: false,
+        },
     )
     .await?;
     eprintln!(

@@ -61,7 +61,26 @@ pub async fn run_ingest(items: &mut ItemsClient, a: &IngestArgs) -> Result<Inges
         }
         bar.set_position(p.done);
     };
-    let s = agentdb_client::ingest_with(items.clone(), &a.collection, &a.paths, a.concurrency, show)
+    // A slice: this worker's files only (walk errors are reported by every worker).
+    let sliced;
+    let paths = match a.slice {
+        Some((i, n)) => {
+            let (files, errors) = agentdb_client::walk_files(&a.paths);
+            for (p, e) in &errors {
+                eprintln!("failed: {p}: {e}");
+            }
+            sliced = files
+                .into_iter()
+                .filter(|f| agentdb_client::in_slice(&f.display().to_string(), i, n))
+                .collect::<Vec<_>>();
+            if sliced.is_empty() {
+                eprintln!("slice {i}/{n}: no files");
+            }
+            &sliced
+        }
+        None => &a.paths,
+    };
+    let s = agentdb_client::ingest_with(items.clone(), &a.collection, paths, a.concurrency, show)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     bar.finish_and_clear();

@@ -208,6 +208,25 @@ pub struct IngestArgs {
     /// Print a JSON summary instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Only this worker's share of the files: `INDEX/COUNT` (0-based), chosen by a stable
+    /// hash of each path, so COUNT workers given the same folders split them (a
+    /// Kubernetes Indexed Job passes `$(JOB_COMPLETION_INDEX)/COUNT`).
+    #[arg(long, value_parser = parse_slice)]
+    pub slice: Option<(u32, u32)>,
+    /// Create the collection (multimodal: the installed encoders' spaces) if it does not
+    /// exist yet.
+    #[arg(long)]
+    pub create_multimodal: bool,
+}
+
+fn parse_slice(s: &str) -> std::result::Result<(u32, u32), String> {
+    let (i, n) = s.split_once('/').ok_or_else(|| format!("--slice takes INDEX/COUNT, got '{s}'"))?;
+    let i: u32 = i.trim().parse().map_err(|_| format!("--slice: '{i}' is not an index"))?;
+    let n: u32 = n.trim().parse().map_err(|_| format!("--slice: '{n}' is not a count"))?;
+    if n == 0 || i >= n {
+        return Err(format!("--slice {s}: the index must be below the count (0-based)"));
+    }
+    Ok((i, n))
 }
 
 #[derive(Subcommand)]
@@ -399,7 +418,17 @@ pub fn run(server: &str, cmd: Cmd) -> Result<()> {
                 Ok(())
             }
             Cmd::Search(a) => search(&mut items, a).await,
-            Cmd::Ingest(a) => crate::client::ingest::ingest(&mut items, a).await,
+            Cmd::Ingest(a) => {
+                if a.create_multimodal {
+                    let req = v1::CreateCollectionRequest { name: a.collection.clone(), multimodal: true, ..Default::default() };
+                    match cols.create(req).await {
+                        Ok(_) => eprintln!("created collection {}", a.collection),
+                        Err(s) if s.code() == tonic::Code::AlreadyExists => {}
+                        Err(s) => return Err(status_err(s)),
+                    }
+                }
+                crate::client::ingest::ingest(&mut items, a).await
+            }
             Cmd::Eval(a) => crate::client::eval::eval(&mut cols, &mut items, a).await,
             Cmd::Status { json } => status(server, json).await,
             Cmd::ClusterStatus { json } => cluster_status(server, json).await,
