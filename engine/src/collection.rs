@@ -296,6 +296,8 @@ pub struct Collection {
     pub(crate) dropped: AtomicBool,
     /// BM25 over the items' text, derived from the live items (see `keyword.rs`).
     pub(crate) keyword: Option<crate::keyword::KeywordIndex>,
+    /// Takes over this collection's writes when set (`hook.rs`: edge sync).
+    pub(crate) hook: RwLock<Option<Arc<dyn crate::hook::WriteHook>>>,
 }
 
 impl std::fmt::Debug for Collection {
@@ -322,6 +324,12 @@ pub(crate) fn normalize(v: &mut [f32]) -> bool {
     let n = v.iter().map(|x| (*x as f64) * (*x as f64)).sum::<f64>().sqrt();
     if n == 0.0 || !n.is_finite() {
         return false;
+    }
+    // Already unit length (to f32 precision): left as it is, so normalising is idempotent
+    // and a stored vector written again stays bit for bit the same (edge sync compares
+    // replicas by digest).
+    if (n - 1.0).abs() < 1e-7 {
+        return true;
     }
     for x in v.iter_mut() {
         *x = (*x as f64 / n) as f32;
@@ -460,6 +468,7 @@ impl Collection {
             dropped: AtomicBool::new(false),
             stats: CollectionStats::default(),
             keyword,
+            hook: RwLock::new(None),
         })
     }
 
@@ -569,8 +578,44 @@ impl Collection {
     }
 
     /// Insert or replace items. Returns the ids (generated where none was given) once
-    /// the write is durable.
+    /// the write is durable. A write hook, where one is set, takes the write over.
     pub fn upsert(&self, items: Vec<Item>) -> Result<Vec<String>> {
+        if let Some(h) = self.write_hook() {
+            self.check_open()?;
+            return h.upsert(self, items);
+        }
+        self.upsert_direct(items)
+    }
+
+    /// The write hook set on this collection, if any.
+    pub fn write_hook(&self) -> Option<Arc<dyn crate::hook::WriteHook>> {
+        self.hook.read().clone()
+    }
+
+    pub(crate) fn set_write_hook(&self, hook: Option<Arc<dyn crate::hook::WriteHook>>) {
+        *self.hook.write() = hook;
+    }
+
+    /// Validate items as an upsert would and return them as they would be stored: ids
+    /// generated where empty, vectors keyed by space name and normalised for cosine
+    /// spaces, payloads as JSON objects. Nothing is written.
+    pub fn validate_items(&self, items: Vec<Item>) -> Result<Vec<Item>> {
+        self.check_open()?;
+        let prepared = self.prepare(items)?;
+        Ok(prepared
+            .items
+            .into_iter()
+            .zip(prepared.payloads)
+            .map(|(it, payload)| Item {
+                id: it.id,
+                vectors: self.spec.spaces.iter().map(|s| s.name.clone()).zip(it.vectors).collect(),
+                payload,
+            })
+            .collect())
+    }
+
+    /// [`Collection::upsert`] without the write hook: for the hook itself.
+    pub fn upsert_direct(&self, items: Vec<Item>) -> Result<Vec<String>> {
         self.check_open()?;
         let prepared = self.prepare(items)?;
         let mut wal = self.wal.lock();
@@ -604,8 +649,19 @@ impl Collection {
         Ok(())
     }
 
-    /// Delete by id; returns how many existed.
+    /// Delete by id; returns how many existed. A write hook, where one is set, takes
+    /// the delete over.
     pub fn delete(&self, ids: &[String]) -> Result<usize> {
+        if let Some(h) = self.write_hook() {
+            self.check_open()?;
+            self.check_id_batch(ids)?;
+            return h.delete(self, ids);
+        }
+        self.delete_direct(ids)
+    }
+
+    /// [`Collection::delete`] without the write hook: for the hook itself.
+    pub fn delete_direct(&self, ids: &[String]) -> Result<usize> {
         self.check_open()?;
         self.check_id_batch(ids)?;
         let mut wal = self.wal.lock();
@@ -629,6 +685,23 @@ impl Collection {
     /// Delete every item matching `filter`; returns how many.
     pub fn delete_by_filter(&self, filter: &Filter) -> Result<usize> {
         self.check_open()?;
+        if let Some(h) = self.write_hook() {
+            let ids: Vec<String> = {
+                let st = self.state.read();
+                let mut out = Vec::new();
+                for src in st.sources() {
+                    if let Some(allowed) = src.allowed(Some(filter)) {
+                        out.extend(allowed.iter_ones().map(|r| src.ids()[r].clone()));
+                    }
+                }
+                out
+            };
+            let mut total = 0;
+            for chunk in ids.chunks(self.options.limits.max_batch.max(1)) {
+                total += h.delete(self, chunk)?;
+            }
+            return Ok(total);
+        }
         let mut wal = self.wal.lock();
         let ids: Vec<String> = {
             let st = self.state.read();

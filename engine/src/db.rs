@@ -27,6 +27,8 @@ pub struct Database {
     _lock: File,
     stop: Arc<(Mutex<bool>, Condvar)>,
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Set on every collection it wants, present and future (`hook.rs`).
+    hook: RwLock<Option<Arc<dyn crate::hook::WriteHook>>>,
 }
 
 fn acquire_lock(dir: &Path) -> Result<File> {
@@ -114,6 +116,7 @@ impl Database {
             _lock: lock,
             stop: Arc::new((Mutex::new(false), Condvar::new())),
             worker: Mutex::new(None),
+            hook: RwLock::new(None),
         });
         Ok(db)
     }
@@ -194,6 +197,9 @@ impl Database {
         fs::rename(&tmp, &final_dir).map_err(|e| Error::io(&final_dir, e))?;
         crate::codec::fsync_dir(&cdir)?;
         let c = Arc::new(Collection::open(&final_dir, self.options.clone())?);
+        if let Some(h) = self.hook.read().clone().filter(|h| h.wants(&name)) {
+            c.set_write_hook(Some(h));
+        }
         self.collections.write().insert(name, c.clone());
         Ok(c)
     }
@@ -228,6 +234,16 @@ impl Database {
             tracing::warn!(dir = %gone.display(), error = %e, "could not remove dropped collection; it will be removed at next start");
         }
         Ok(())
+    }
+
+    /// Route the writes of the collections `hook` wants, present and future, through it
+    /// (`hook.rs`).
+    pub fn set_write_hook(&self, hook: Arc<dyn crate::hook::WriteHook>) {
+        let _g = self.ddl.lock();
+        for c in self.collections.read().values() {
+            c.set_write_hook(hook.wants(c.name()).then(|| hook.clone()));
+        }
+        *self.hook.write() = Some(hook);
     }
 
     pub fn collection(&self, name: &str) -> Result<Arc<Collection>> {

@@ -16,6 +16,7 @@ pub mod db;
 pub mod error;
 pub mod filter;
 pub mod fusion;
+pub mod hook;
 pub mod index;
 pub mod index_desc;
 pub mod keyword;

@@ -58,6 +58,82 @@ pub struct Config {
     pub cluster: ClusterSection,
     /// The web console at /ui (docs/UI.md).
     pub ui: UiConfig,
+    /// Edge sync over NATS leaf nodes (docs/EDGE.md); off when `role` is empty.
+    pub edge: EdgeSection,
+}
+
+/// The `[edge]` section (`agentdb serve --edge --hub nats-leaf://HUB:7422`, or on the hub
+/// `agentdb serve --edge-hub nats://HUB:4222`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EdgeSection {
+    /// "" (off), "edge" or "hub".
+    pub role: String,
+    /// This node's id: its origin in every change, and an edge's JetStream domain
+    /// (default: the host name).
+    pub node_id: String,
+    /// An edge: the hub's leaf-node URL (`nats-leaf://HOST:7422`, `tls://...`); the server
+    /// then runs its own leaf nats-server (`nats_server`) with its data under the data
+    /// directory. Not needed with `nats_url`.
+    pub hub: String,
+    /// An edge: an already running local leaf server to use instead (its configuration
+    /// names the hub and a JetStream domain equal to `node_id`). The hub: its NATS server(s).
+    #[serde(deserialize_with = "string_list")]
+    pub nats_url: Vec<String>,
+    /// The nats-server binary for an edge's own leaf server ("" = `nats-server` on PATH,
+    /// else ~/.cache/agentdb/bin/nats-server).
+    pub nats_server: String,
+    /// Client port of an edge's own leaf server on 127.0.0.1 (0 = a free port).
+    pub nats_port: u16,
+    /// The hub's JetStream domain (its nats-server's `jetstream { domain }`).
+    pub hub_domain: String,
+    /// A NATS credentials file: an edge's leaf connection to the hub (per-edge
+    /// credentials, revocable), or the hub's client connection.
+    pub credentials: String,
+    /// A CA certificate (PEM) for a `tls://` hub leaf-node URL.
+    pub tls_ca: String,
+    /// Synced collections, `NAME` or `NAME:both|up|down` (down: a read-only mirror of the
+    /// hub's on an edge).
+    #[serde(deserialize_with = "string_list")]
+    pub collections: Vec<String>,
+    /// `NAME:FIELD`: the payload field that partitions a collection's changes (the same
+    /// on every node).
+    #[serde(deserialize_with = "string_list")]
+    pub partition: Vec<String>,
+    /// On an edge, `NAME:VALUE`: mirror only that partition of the collection.
+    #[serde(deserialize_with = "string_list")]
+    pub only: Vec<String>,
+    /// Per-field merge policies, `NAME.FIELD=max|union` (the same on every node); other
+    /// fields: last writer wins.
+    #[serde(deserialize_with = "string_list")]
+    pub merge: Vec<String>,
+    /// How vectors travel and are stored by their origin: f32, f16 or i8.
+    pub vector_encoding: String,
+    /// How often each node sends its clock (tombstones are collected once every node has
+    /// seen them, at the pace of these).
+    pub clock_interval_ms: u64,
+}
+
+impl Default for EdgeSection {
+    fn default() -> Self {
+        EdgeSection {
+            role: String::new(),
+            node_id: String::new(),
+            hub: String::new(),
+            nats_url: Vec::new(),
+            nats_server: String::new(),
+            nats_port: 0,
+            hub_domain: "hub".into(),
+            credentials: String::new(),
+            tls_ca: String::new(),
+            collections: Vec::new(),
+            partition: Vec::new(),
+            only: Vec::new(),
+            merge: Vec::new(),
+            vector_encoding: "f32".into(),
+            clock_interval_ms: 2000,
+        }
+    }
 }
 
 /// The `[ui]` section: the web console served at `/ui` on the HTTP listener.
@@ -705,6 +781,7 @@ impl Default for Config {
             a2a: A2aConfig::default(),
             cluster: ClusterSection::default(),
             ui: UiConfig::default(),
+            edge: EdgeSection::default(),
         }
     }
 }

@@ -11,6 +11,7 @@ mod cluster_target;
 mod cluster_workflows;
 mod config;
 mod device;
+mod edge_sync;
 mod grpc;
 mod host;
 mod mcp;
@@ -257,9 +258,19 @@ struct ServeArgs {
     /// Join a cluster through these NATS servers (nats://HOST:PORT[,...]; docs/CLUSTER.md).
     #[arg(long, value_name = "URLS")]
     cluster: Option<String>,
-    /// This node's id in the cluster (default: the host name).
+    /// This node's id in the cluster or as an edge or hub (default: the host name).
     #[arg(long, value_name = "ID")]
     node_id: Option<String>,
+    /// Run as an edge node: a local AgentDB with its own leaf nats-server that syncs the
+    /// collections in edge.collections with the hub when connected (docs/EDGE.md).
+    #[arg(long)]
+    edge: bool,
+    /// The hub's leaf-node URL for --edge (nats-leaf://HOST:7422).
+    #[arg(long, value_name = "URL")]
+    hub: Option<String>,
+    /// Run as the edge hub on these NATS servers (their JetStream domain: edge.hub_domain).
+    #[arg(long, value_name = "URLS")]
+    edge_hub: Option<String>,
 }
 
 fn main() {
@@ -341,6 +352,17 @@ fn serve_cmd(s: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(n) = &s.node_id {
         sets.push(format!("cluster.node_id={n}"));
+        sets.push(format!("edge.node_id={n}"));
+    }
+    if s.edge {
+        sets.push("edge.role=edge".into());
+    }
+    if let Some(h) = &s.hub {
+        sets.push(format!("edge.hub={h}"));
+    }
+    if let Some(u) = &s.edge_hub {
+        sets.push("edge.role=hub".into());
+        sets.push(format!("edge.nats_url={u}"));
     }
     let cfg = config::Config::load(s.config.as_deref(), std::env::vars(), &sets)?;
     if s.print_config {

@@ -406,6 +406,14 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
                 .map_err(|e| anyhow::anyhow!("cannot join the cluster: {e}"))?,
         )
     };
+    // Edge sync (docs/EDGE.md): an edge's own leaf nats-server, kept until the server stops.
+    if cluster.is_some() && !cfg.edge.role.trim().is_empty() {
+        anyhow::bail!("edge sync (edge.role) and cluster mode (--cluster) cannot be combined on one node");
+    }
+    let (edge_sync, _leaf) = match crate::edge_sync::start(&cfg.edge, &cfg.data_dir, db.clone()).await? {
+        Some((e, leaf)) => (Some(e), leaf),
+        None => (None, None),
+    };
     // The event bus is cluster-wide: this node's events go to the others and theirs come
     // here (cluster/src/events.rs; event-triggered workflows start only where the event
     // happened).
@@ -641,6 +649,8 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
             .merge(crate::rest::router(rest))
             // Kept media of ingested files, for clients that show hits (src/rest/media.rs).
             .merge(media)
+            // Edge sync status and forgetting an edge (src/rest/edge.rs, docs/EDGE.md).
+            .merge(crate::rest::edge_router(edge_sync.clone(), security.clone()))
             // The web console (src/ui.rs, docs/UI.md).
             .merge(console.router())
             // Every request: an `http.request` span (parent: the caller's traceparent),

@@ -17,12 +17,14 @@
 //! The route table ([`ROUTES`]) is the one source of both the router and the OpenAPI
 //! document (`openapi.rs`), whose schemas come from the same descriptors. See docs/REST.md.
 
+pub(crate) mod edge;
 mod gateway;
 pub(crate) mod media;
 mod openapi;
 #[cfg(test)]
 mod tests;
 
+pub use edge::router as edge_router;
 pub use gateway::Gateway;
 pub use media::router as media_router;
 

@@ -1,0 +1,391 @@
+//! Edge sync through the real binary (issue 25): a hub nats-server (JetStream domain
+//! `hub`, a leaf-node listener) with a hub AgentDB, and two edge AgentDBs, each running
+//! its own leaf nats-server (`agentdb serve --edge --hub ...`), all on loopback. Each
+//! edge's leaf connection goes through a TCP relay the test can cut, which partitions
+//! that edge. Checked: changes flow both ways and only the mirrored partition comes down;
+//! a partitioned edge reads and writes as usual; the same ids edited on both edges and
+//! the hub converge (last writer wins, `max` and `union` fields merged, tombstones
+//! honoured: an older edit never brings a deleted item back) with every acknowledged
+//! write kept, while the other edge is killed and restarted mid-sync; replicas are
+//! compared by item digests; tombstones are collected once every node has seen them.
+
+mod common;
+
+use agentdb_proto::v1;
+use common::nats::{free_port, standalone};
+use common::{authed, item, space, Server};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A TCP relay from a local port to `target` that the test can cut (every connection
+/// closed, new ones refused) and restore.
+struct Relay {
+    port: u16,
+    cut: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Relay {
+    fn start(target: u16) -> Relay {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let (c2, k2) = (cut.clone(), conns.clone());
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(a) = s else { continue };
+                if c2.load(Ordering::SeqCst) {
+                    let _ = a.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let Ok(b) = TcpStream::connect(("127.0.0.1", target)) else { continue };
+                k2.lock().unwrap().extend([a.try_clone().unwrap(), b.try_clone().unwrap()]);
+                for (mut from, mut to) in [(a.try_clone().unwrap(), b.try_clone().unwrap()), (b, a)] {
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 16384];
+                        while let Ok(n) = from.read(&mut buf) {
+                            if n == 0 || to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(Shutdown::Both);
+                        let _ = from.shutdown(Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Relay { port, cut, conns }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+const DIM: usize = 8;
+
+fn common_sets() -> Vec<String> {
+    [
+        "edge.partition=orders:store_id",
+        "edge.merge=products.stock=max,products.tags=union",
+        "edge.clock_interval_ms=300",
+        "http_listen=127.0.0.1:0",
+    ]
+    .iter()
+    .flat_map(|s| ["--set".to_string(), s.to_string()])
+    .collect()
+}
+
+fn start_hub(data: &std::path::Path, nats_port: u16) -> Server {
+    let url = format!("nats://127.0.0.1:{nats_port}");
+    let mut args: Vec<String> = vec!["--edge-hub".into(), url, "--node-id".into(), "hub".into()];
+    args.extend(["--set".into(), "edge.collections=products,orders".into()]);
+    args.extend(common_sets());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    Server::start(data, &refs)
+}
+
+fn start_edge(data: &std::path::Path, id: &str, relay: u16, extra: &[&str]) -> Server {
+    let hub = format!("nats-leaf://127.0.0.1:{relay}");
+    let mut args: Vec<String> = vec!["--edge".into(), "--hub".into(), hub, "--node-id".into(), id.into()];
+    args.extend(common_sets());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    Server::start(data, &refs)
+}
+
+async fn create_collections(s: &Server) {
+    let (mut cols, _) = s.clients().await;
+    for name in ["products", "orders"] {
+        cols.create(v1::CreateCollectionRequest {
+            name: name.into(),
+            spaces: vec![space("", DIM as u32, v1::Metric::Cosine, "Flat")],
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("create {name}: {e}"));
+    }
+}
+
+fn vec_for(seed: u64) -> Vec<f32> {
+    common::rand_vec(seed, DIM)
+}
+
+async fn upsert(s: &Server, collection: &str, items: Vec<v1::Item>) -> Result<(), tonic::Status> {
+    let mut c = v1::items_client::ItemsClient::new(authed(&s.url(), None).await);
+    c.upsert(v1::UpsertRequest { collection: collection.into(), items }).await.map(|_| ())
+}
+
+async fn delete(s: &Server, collection: &str, ids: &[&str]) {
+    let mut c = v1::items_client::ItemsClient::new(authed(&s.url(), None).await);
+    c.delete(v1::DeleteRequest {
+        collection: collection.into(),
+        ids: ids.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("delete {ids:?}: {e}"));
+}
+
+async fn get(s: &Server, collection: &str, id: &str) -> Option<Value> {
+    let mut c = v1::items_client::ItemsClient::new(authed(&s.url(), None).await);
+    let r = c
+        .get(v1::GetRequest { collection: collection.into(), ids: vec![id.into()], ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    r.items.first().map(|it| serde_json::from_str(&it.payload_json).unwrap())
+}
+
+fn status(s: &Server) -> Value {
+    let (code, _, body) = common::http(s.http_addr.as_ref().unwrap(), "/v1/edge/status?items=true", None, &[]);
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+fn coll<'a>(st: &'a Value, name: &str) -> &'a Value {
+    st["collections"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap()
+}
+
+fn digests(s: &Server, name: &str) -> BTreeMap<String, String> {
+    serde_json::from_value(coll(&status(s), name)["item_digests"].clone()).unwrap()
+}
+
+/// Wait until `check` holds (it returns a description of what is still wrong).
+fn wait_for(what: &str, limit: Duration, mut check: impl FnMut() -> Result<(), String>) {
+    let t = Instant::now();
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(e) if t.elapsed() > limit => panic!("{what}: not within {limit:?}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+fn same_products(nodes: &[&Server]) -> Result<(), String> {
+    let d: Vec<BTreeMap<String, String>> = nodes.iter().map(|s| digests(s, "products")).collect();
+    for (i, x) in d.iter().enumerate().skip(1) {
+        if *x != d[0] {
+            let diff: Vec<&String> =
+                x.keys().chain(d[0].keys()).filter(|k| x.get(*k) != d[0].get(*k)).take(5).collect();
+            return Err(format!("node {i} differs from the hub ({} vs {} items; e.g. {diff:?})", x.len(), d[0].len()));
+        }
+    }
+    Ok(())
+}
+
+fn product(id: &str, seed: u64, stock: i64, tags: &[&str], name: &str) -> v1::Item {
+    item(id, vec_for(seed), json!({"name": name, "stock": stock, "tags": tags}))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn edges_sync_with_the_hub_offline_first_and_converge_after_a_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let (np, lp) = (free_port(), free_port());
+    let hub_nats_dir = dir.path().join("hub-nats");
+    std::fs::create_dir_all(&hub_nats_dir).unwrap();
+    let conf = format!(
+        "server_name: hubnats\nlisten: 127.0.0.1:{np}\njetstream {{ store_dir: {:?}, domain: hub }}\nleafnodes {{ listen: 127.0.0.1:{lp} }}\n",
+        hub_nats_dir.join("js").display().to_string()
+    );
+    let mut hub_nats = standalone(&hub_nats_dir, &conf, np);
+    let (ra, rb) = (Relay::start(lp), Relay::start(lp));
+
+    let hub = start_hub(&dir.path().join("hub"), np);
+    let edge_a_dir = dir.path().join("edge-a");
+    let edge_b_dir = dir.path().join("edge-b");
+    let a_args = ["--set", "edge.collections=products,orders:down", "--set", "edge.only=orders:17"];
+    // Edge B sends its vectors as f16 (and stores them so, like every replica).
+    let b_args = ["--set", "edge.collections=products,orders:down", "--set", "edge.vector_encoding=f16"];
+    let a = start_edge(&edge_a_dir, "edge-a", ra.port, &a_args);
+    let mut b = start_edge(&edge_b_dir, "edge-b", rb.port, &b_args);
+    for s in [&hub, &a, &b] {
+        create_collections(s).await;
+    }
+    wait_for("every node reaches the hub", Duration::from_secs(30), || {
+        for s in [&hub, &a, &b] {
+            if status(s)["hub_reachable"] != true {
+                return Err(format!("{} not yet", status(s)["node"]));
+            }
+        }
+        Ok(())
+    });
+
+    // 1. Online: writes on every node reach every other; only store 17's orders reach A.
+    let hub_products: Vec<v1::Item> =
+        (0..40).map(|i| product(&format!("p-{i}"), i, 10, &["hub"], "from the hub")).collect();
+    upsert(&hub, "products", hub_products).await.unwrap();
+    let orders: Vec<v1::Item> = (0..30)
+        .map(|i| item(&format!("o-{i}"), vec_for(1000 + i), json!({"store_id": if i % 3 == 0 { 17 } else { 18 }})))
+        .collect();
+    upsert(&hub, "orders", orders).await.unwrap();
+    upsert(&a, "products", (0..15).map(|i| product(&format!("a-{i}"), 100 + i, 1, &["a"], "from a")).collect())
+        .await
+        .unwrap();
+    upsert(&b, "products", (0..15).map(|i| product(&format!("b-{i}"), 200 + i, 1, &["b"], "from b")).collect())
+        .await
+        .unwrap();
+    wait_for("the first writes converge", Duration::from_secs(60), || {
+        same_products(&[&hub, &a, &b])?;
+        let n = digests(&hub, "products").len();
+        (n == 70).then_some(()).ok_or(format!("{n} products on the hub"))
+    });
+    let hub_orders = digests(&hub, "orders");
+    wait_for("orders come down (A: store 17 only)", Duration::from_secs(30), || {
+        let (da, db) = (digests(&a, "orders"), digests(&b, "orders"));
+        let want_a: BTreeMap<String, String> = hub_orders
+            .iter()
+            .filter(|(id, _)| id[2..].parse::<usize>().unwrap() % 3 == 0)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if da != want_a {
+            return Err(format!("A holds {} orders, expected {}", da.len(), want_a.len()));
+        }
+        (db == hub_orders).then_some(()).ok_or(format!("B holds {} orders of {}", db.len(), hub_orders.len()))
+    });
+    // A mirror is read-only on an edge.
+    let refused = upsert(&a, "orders", vec![item("o-x", vec_for(1), json!({"store_id": 17}))]).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message().contains("mirror"), "{}", refused.message());
+    // Vectors travel as each origin says: A's (f32) arrive exactly, B's (f16) rounded —
+    // and B stores the rounded ones too, so the digests above agree.
+    let mut items = v1::items_client::ItemsClient::new(authed(&hub.url(), None).await);
+    for (id, seed, exact) in [("a-3", 103, true), ("b-3", 203, false)] {
+        let got = items
+            .get(v1::GetRequest {
+                collection: "products".into(),
+                ids: vec![id.into()],
+                with_vectors: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let v = &got.items[0].vectors.values().next().unwrap().values;
+        let want = normalized(normalized(vec_for(seed)));
+        let err = v.iter().zip(&want).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        if exact {
+            assert_eq!(err, 0.0, "{id}: f32 travels exactly");
+        } else {
+            assert!(err > 0.0 && err < 2e-3, "{id}: f16 rounding error {err}");
+        }
+    }
+
+    // 2. Partition A. It keeps reading and writing locally.
+    ra.cut();
+    wait_for("A notices the hub is gone", Duration::from_secs(30), || {
+        (status(&a)["hub_reachable"] == false).then_some(()).ok_or("still reachable".into())
+    });
+    // Concurrent edits of the same ids, in this real-time order (the clocks are one
+    // machine's, so the hybrid clocks order them the same way):
+    //  p-1: the hub, A (offline) and B all edit it: A is last (its name wins); stock is
+    //       the largest any of them wrote (max) and tags every tag any wrote (union).
+    //  p-2: the hub edits it, then A (offline) deletes it: the delete wins.
+    //  p-4: A (offline) edits it, then the hub deletes it: A's older edit must not bring it back.
+    //  p-5: A (offline) edits it, then B deletes it.
+    upsert(&hub, "products", vec![product("p-1", 1, 3, &["hub-edit"], "hub edit")]).await.unwrap();
+    upsert(&b, "products", vec![product("p-1", 1, 5, &["b-edit"], "b edit")]).await.unwrap();
+    upsert(&hub, "products", vec![product("p-2", 2, 10, &[], "hub edit of p-2")]).await.unwrap();
+    upsert(&a, "products", vec![product("p-4", 4, 10, &[], "a's older edit of p-4")]).await.unwrap();
+    upsert(&a, "products", vec![product("p-5", 5, 10, &[], "a's older edit of p-5")]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    delete(&hub, "products", &["p-4"]).await;
+    delete(&b, "products", &["p-5"]).await;
+    delete(&a, "products", &["p-2"]).await;
+    upsert(&a, "products", vec![product("p-1", 1, 9, &["a-edit"], "a edit, the last")]).await.unwrap();
+    // 50 new items written offline on A, acknowledged.
+    upsert(
+        &a,
+        "products",
+        (0..50).map(|i| product(&format!("offline-{i}"), 300 + i, 2, &["offline"], "offline")).collect(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(get(&a, "products", "offline-7").await.unwrap()["name"], "offline", "A reads its own offline write");
+    assert!(get(&a, "products", "p-2").await.is_none(), "A's delete holds locally");
+    let mut search = v1::items_client::ItemsClient::new(authed(&a.url(), None).await);
+    let hits = search
+        .search(v1::SearchRequest {
+            collection: "products".into(),
+            vector: Some(v1::Vector { values: vec_for(310), ..Default::default() }),
+            top_k: 1,
+            ..Default::default()
+        })
+        .await
+        .expect("a partitioned edge searches")
+        .into_inner();
+    assert_eq!(hits.hits[0].id, "offline-10");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(get(&hub, "products", "offline-7").await.is_none(), "nothing crossed the cut");
+    assert!(get(&hub, "products", "p-2").await.is_some(), "A's delete waits for the link");
+
+    // 3. Reconnect A; B is killed mid-sync and started again.
+    ra.restore();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    b.kill9();
+    let b = start_edge(&edge_b_dir, "edge-b", rb.port, &b_args);
+    wait_for("all replicas converge", Duration::from_secs(90), || same_products(&[&hub, &a, &b]));
+
+    let p1 = get(&hub, "products", "p-1").await.unwrap();
+    assert_eq!(p1["name"], "a edit, the last", "last writer wins: {p1}");
+    assert_eq!(p1["stock"], 10, "max over every version (the hub's first write had 10): {p1}");
+    assert_eq!(p1["tags"], json!(["a-edit", "b-edit", "hub", "hub-edit"]), "union: {p1}");
+    assert_eq!(p1["_sync"]["o"], "edge-a", "{p1}");
+    for gone in ["p-2", "p-4", "p-5"] {
+        for s in [&hub, &a, &b] {
+            assert!(get(s, "products", gone).await.is_none(), "{gone} is deleted everywhere");
+        }
+    }
+    let hub_d = digests(&hub, "products");
+    assert_eq!(hub_d.len(), 70 - 3 + 50, "every acknowledged write is there: {}", hub_d.len());
+    assert!((0..50).all(|i| hub_d.contains_key(&format!("offline-{i}"))));
+
+    // 4. Once every node has seen the deletes, their tombstones are collected everywhere.
+    wait_for("tombstones collected", Duration::from_secs(60), || {
+        for s in [&hub, &a, &b] {
+            let n = coll(&status(s), "products")["tombstones"].as_u64().unwrap();
+            if n != 0 {
+                return Err(format!("{}: {n} tombstones left", status(s)["node"]));
+            }
+        }
+        Ok(())
+    });
+    same_products(&[&hub, &a, &b]).unwrap();
+    for s in [&hub, &a, &b] {
+        let mut st = status(s);
+        for c in st["collections"].as_array_mut().unwrap() {
+            c.as_object_mut().unwrap().remove("item_digests");
+        }
+        eprintln!("{st}");
+    }
+
+    // Forgetting an edge on the hub (a lost device): it is no longer sourced.
+    let (code, _, body) =
+        common::http_call(hub.http_addr.as_ref().unwrap(), "DELETE", "/v1/edge/nodes/edge-x", None, &[]);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["was_registered"], false);
+    let _ = hub_nats.kill();
+}
+
+/// `v` scaled to unit length as the engine does it (in f64).
+fn normalized(mut v: Vec<f32>) -> Vec<f32> {
+    let n = v.iter().map(|x| (*x as f64) * (*x as f64)).sum::<f64>().sqrt();
+    if (n - 1.0).abs() >= 1e-7 {
+        v.iter_mut().for_each(|x| *x = (*x as f64 / n) as f32);
+    }
+    v
+}
