@@ -6,7 +6,7 @@ BIN := $(CARGO_TARGET_DIR)/release/agentdb
 DATA_DIR ?= ./agentdb-data
 LISTEN ?= 127.0.0.1:7720
 
-.PHONY: setup models build run test lint bench bench-search eval tck fmt clean-data
+.PHONY: setup models build run test lint bench bench-search bench-edge eval tck fmt clean-data
 
 setup:
 	@bash .ci/setup.sh
@@ -56,6 +56,14 @@ bench: setup
 # Served search benchmark against a fresh temporary server (see docs/PERFORMANCE.md).
 bench-search: build
 	bash benches/search.sh
+
+# Edge-sync numbers (docs/PERFORMANCE.md, docs/EDGE.md): sync lag after a reconnect for
+# 10k changed items, bytes per item by vector encoding, and the idle memory and size of a
+# lean edge binary (no FFmpeg, no Tesseract), built into its own folder.
+LEAN_TARGET ?= $(HOME)/.cache/agentdb/target-lean
+bench-edge: build
+	$(CARGO) build --release -p agentdb-server --no-default-features --target-dir $(LEAN_TARGET)
+	EDGE_BENCH_BIN=$(LEAN_TARGET)/release/agentdb $(CARGO) test --release --workspace --test bench_edge -- --ignored --nocapture
 
 # Retrieval quality (success@1/@5, MRR per query kind and per half) on a mixed folder:
 # photos, texts, speech, cards, videos, sounds; with and without 30 distractors.

@@ -17,8 +17,7 @@ pub mod merge;
 mod streams;
 pub mod tombs;
 
-use agentdb_engine::hook::WriteHook;
-use agentdb_engine::{Collection, Database, Error, Item, Result};
+use agentdb_engine::{Collection, Database, Error, Item, Result, WriteHook};
 use change::{Change, VectorEncoding};
 use hlc::{Clock, Hlc, Stamp};
 use merge::{Policies, Version};
@@ -387,8 +386,10 @@ impl Edge {
         Ok((out, tombs))
     }
 
-    /// What this node's sync is doing (for `GET /v1/edge/status`).
-    pub fn status(&self, with_items: bool) -> serde_json::Value {
+    /// What this node's sync is doing (for `GET /v1/edge/status`); with `digest`, each
+    /// synced collection's digest (a scan of every item and vector), with `items` every
+    /// item's too.
+    pub fn status(&self, digest: bool, with_items: bool) -> serde_json::Value {
         let mut cols = Vec::new();
         for sc in &self.cfg.collections {
             let mut c = serde_json::json!({
@@ -398,6 +399,14 @@ impl Edge {
                 "only": sc.only,
                 "tombstones": self.tombs.count(&sc.name),
             });
+            if !(digest || with_items) {
+                match self.db.collection(&sc.name).and_then(|col| col.count(None)) {
+                    Ok(n) => c["items"] = serde_json::json!(n),
+                    Err(e) => c["error"] = serde_json::json!(e.to_string()),
+                }
+                cols.push(c);
+                continue;
+            }
             match self.digests(&sc.name) {
                 Ok((items, tombs)) => {
                     let mut h = sha2::Sha256::new();

@@ -296,14 +296,31 @@ pub struct Collection {
     pub(crate) dropped: AtomicBool,
     /// BM25 over the items' text, derived from the live items (see `keyword.rs`).
     pub(crate) keyword: Option<crate::keyword::KeywordIndex>,
-    /// Takes over this collection's writes when set (`hook.rs`: edge sync).
-    pub(crate) hook: RwLock<Option<Arc<dyn crate::hook::WriteHook>>>,
+    /// Takes over this collection's writes when set ([`WriteHook`]: edge sync).
+    pub(crate) hook: RwLock<Option<Arc<dyn WriteHook>>>,
 }
 
 impl std::fmt::Debug for Collection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Collection").field("name", &self.spec.name).field("dir", &self.dir).finish()
     }
+}
+
+/// A write hook: something beside the engine (edge sync, `agentdb-edge`) that takes over
+/// the writes of chosen collections — to stamp them with a version, record them for
+/// replication and merge them with concurrent writes — before they reach the WAL through
+/// [`Collection::upsert_direct`] and [`Collection::delete_direct`]. Every write path of
+/// the server (gRPC, REST, MCP, ingestion, workflows) goes through `Collection::upsert`,
+/// `delete` and `delete_by_filter`, so a hook sees them all. The engine knows nothing of
+/// what the hook does.
+pub trait WriteHook: Send + Sync {
+    /// Whether this hook takes the writes of the collection `name`.
+    fn wants(&self, name: &str) -> bool;
+    /// An upsert to `col`: validated by the hook through [`Collection::validate_items`]
+    /// and applied through [`Collection::upsert_direct`]; the ids in order.
+    fn upsert(&self, col: &Collection, items: Vec<Item>) -> Result<Vec<String>>;
+    /// A delete of `ids` (by id, or the matches of a filter); how many existed.
+    fn delete(&self, col: &Collection, ids: &[String]) -> Result<usize>;
 }
 
 /// An upsert that passed validation, ready for the log.
@@ -588,11 +605,11 @@ impl Collection {
     }
 
     /// The write hook set on this collection, if any.
-    pub fn write_hook(&self) -> Option<Arc<dyn crate::hook::WriteHook>> {
+    pub fn write_hook(&self) -> Option<Arc<dyn WriteHook>> {
         self.hook.read().clone()
     }
 
-    pub(crate) fn set_write_hook(&self, hook: Option<Arc<dyn crate::hook::WriteHook>>) {
+    pub(crate) fn set_write_hook(&self, hook: Option<Arc<dyn WriteHook>>) {
         *self.hook.write() = hook;
     }
 

@@ -27,8 +27,8 @@ pub struct Database {
     _lock: File,
     stop: Arc<(Mutex<bool>, Condvar)>,
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
-    /// Set on every collection it wants, present and future (`hook.rs`).
-    hook: RwLock<Option<Arc<dyn crate::hook::WriteHook>>>,
+    /// Set on every collection it wants, present and future (`collection::WriteHook`).
+    hook: RwLock<Option<Arc<dyn crate::collection::WriteHook>>>,
 }
 
 fn acquire_lock(dir: &Path) -> Result<File> {
@@ -237,8 +237,8 @@ impl Database {
     }
 
     /// Route the writes of the collections `hook` wants, present and future, through it
-    /// (`hook.rs`).
-    pub fn set_write_hook(&self, hook: Arc<dyn crate::hook::WriteHook>) {
+    /// (`collection::WriteHook`).
+    pub fn set_write_hook(&self, hook: Arc<dyn crate::collection::WriteHook>) {
         let _g = self.ddl.lock();
         for c in self.collections.read().values() {
             c.set_write_hook(hook.wants(c.name()).then(|| hook.clone()));

@@ -16,7 +16,6 @@ pub mod db;
 pub mod error;
 pub mod filter;
 pub mod fusion;
-pub mod hook;
 pub mod index;
 pub mod index_desc;
 pub mod keyword;
@@ -30,7 +29,7 @@ pub mod segment;
 pub mod types;
 pub mod wal;
 
-pub use collection::{Collection, CollectionOptions, Limits};
+pub use collection::{Collection, CollectionOptions, Limits, WriteHook};
 pub use db::Database;
 pub use error::{Error, Result};
 pub use filter::Filter;

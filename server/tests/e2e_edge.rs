@@ -12,68 +12,12 @@
 mod common;
 
 use agentdb_proto::v1;
+use common::edge::{KillOnDrop, Relay};
 use common::nats::{free_port, standalone};
 use common::{authed, item, space, Server};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// A TCP relay from a local port to `target` that the test can cut (every connection
-/// closed, new ones refused) and restore.
-struct Relay {
-    port: u16,
-    cut: Arc<AtomicBool>,
-    conns: Arc<Mutex<Vec<TcpStream>>>,
-}
-
-impl Relay {
-    fn start(target: u16) -> Relay {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        let cut = Arc::new(AtomicBool::new(false));
-        let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
-        let (c2, k2) = (cut.clone(), conns.clone());
-        std::thread::spawn(move || {
-            for s in l.incoming() {
-                let Ok(a) = s else { continue };
-                if c2.load(Ordering::SeqCst) {
-                    let _ = a.shutdown(Shutdown::Both);
-                    continue;
-                }
-                let Ok(b) = TcpStream::connect(("127.0.0.1", target)) else { continue };
-                k2.lock().unwrap().extend([a.try_clone().unwrap(), b.try_clone().unwrap()]);
-                for (mut from, mut to) in [(a.try_clone().unwrap(), b.try_clone().unwrap()), (b, a)] {
-                    std::thread::spawn(move || {
-                        let mut buf = [0u8; 16384];
-                        while let Ok(n) = from.read(&mut buf) {
-                            if n == 0 || to.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                        let _ = to.shutdown(Shutdown::Both);
-                        let _ = from.shutdown(Shutdown::Both);
-                    });
-                }
-            }
-        });
-        Relay { port, cut, conns }
-    }
-
-    fn cut(&self) {
-        self.cut.store(true, Ordering::SeqCst);
-        for c in self.conns.lock().unwrap().drain(..) {
-            let _ = c.shutdown(Shutdown::Both);
-        }
-    }
-
-    fn restore(&self) {
-        self.cut.store(false, Ordering::SeqCst);
-    }
-}
 
 const DIM: usize = 8;
 
@@ -199,10 +143,10 @@ async fn edges_sync_with_the_hub_offline_first_and_converge_after_a_partition() 
     let hub_nats_dir = dir.path().join("hub-nats");
     std::fs::create_dir_all(&hub_nats_dir).unwrap();
     let conf = format!(
-        "server_name: hubnats\nlisten: 127.0.0.1:{np}\njetstream {{ store_dir: {:?}, domain: hub }}\nleafnodes {{ listen: 127.0.0.1:{lp} }}\n",
+        "server_name: hubnats\nlisten: 127.0.0.1:{np}\njetstream {{ store_dir: {:?}, domain: hub }}\nleafnodes {{ listen: 127.0.0.1:{lp}, no_advertise: true }}\n",
         hub_nats_dir.join("js").display().to_string()
     );
-    let mut hub_nats = standalone(&hub_nats_dir, &conf, np);
+    let _hub_nats = KillOnDrop(standalone(&hub_nats_dir, &conf, np));
     let (ra, rb) = (Relay::start(lp), Relay::start(lp));
 
     let hub = start_hub(&dir.path().join("hub"), np);
@@ -378,7 +322,6 @@ async fn edges_sync_with_the_hub_offline_first_and_converge_after_a_partition() 
         common::http_call(hub.http_addr.as_ref().unwrap(), "DELETE", "/v1/edge/nodes/edge-x", None, &[]);
     assert_eq!(code, 200, "{body}");
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["was_registered"], false);
-    let _ = hub_nats.kill();
 }
 
 /// `v` scaled to unit length as the engine does it (in f64).

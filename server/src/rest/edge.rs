@@ -1,7 +1,7 @@
 //! Edge sync over HTTP (docs/EDGE.md), for operators: `GET /v1/edge/status` (this node's
 //! role, whether the hub is reachable, its clock and what it has seen of every origin,
-//! counters, and per synced collection the items, tombstones and a digest of every item
-//! — `?items=true` lists them — so replicas can be compared), and on the hub
+//! counters, and per synced collection the items and tombstones; `?digest=true` adds a
+//! digest of the collection and `?items=true` every item's, so replicas can be compared), and on the hub
 //! `DELETE /v1/edge/nodes/{node}` to forget a lost or retired edge. Admin permission; the
 //! same authentication and request rate as the rest of `/v1`.
 
@@ -30,6 +30,9 @@ async fn admin(security: &Security, headers: &HeaderMap, method: &str) -> Result
     })
 }
 
+pub const STATUS_PATH: &str = "/v1/edge/status";
+pub const NODES_PATH: &str = "/v1/edge/nodes/{node}";
+
 fn off() -> Response {
     error(StatusCode::NOT_FOUND, "NOT_FOUND", "edge sync is off on this node (docs/EDGE.md: [edge] role)")
 }
@@ -38,7 +41,7 @@ pub fn router(edge: Option<Arc<agentdb_edge::Edge>>, security: Arc<Security>) ->
     let (e2, s2) = (edge.clone(), security.clone());
     axum::Router::new()
         .route(
-            "/v1/edge/status",
+            STATUS_PATH,
             axum::routing::get(
                 move |Query(q): Query<std::collections::HashMap<String, String>>, headers: HeaderMap| {
                     let (edge, security) = (edge.clone(), security.clone());
@@ -47,8 +50,9 @@ pub fn router(edge: Option<Arc<agentdb_edge::Edge>>, security: Arc<Security>) ->
                             return r;
                         }
                         let Some(edge) = edge else { return off() };
-                        let items = q.get("items").is_some_and(|v| v == "true" || v == "1");
-                        match tokio::task::spawn_blocking(move || edge.status(items)).await {
+                        let on = |k: &str| q.get(k).is_some_and(|v| v == "true" || v == "1");
+                        let (digest, items) = (on("digest"), on("items"));
+                        match tokio::task::spawn_blocking(move || edge.status(digest, items)).await {
                             Ok(v) => axum::Json(v).into_response(),
                             Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string()),
                         }
@@ -57,7 +61,7 @@ pub fn router(edge: Option<Arc<agentdb_edge::Edge>>, security: Arc<Security>) ->
             ),
         )
         .route(
-            "/v1/edge/nodes/{node}",
+            NODES_PATH,
             axum::routing::delete(move |Path(node): Path<String>, headers: HeaderMap| {
                 let (edge, security) = (e2.clone(), s2.clone());
                 async move {

@@ -189,6 +189,30 @@ pub fn document() -> Value {
                          "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
         },
     }));
+    let error_default = |what: &str| json!({ "description": what, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
+    paths.entry(super::edge::STATUS_PATH.to_string()).or_default().insert("get".into(), json!({
+        "operationId": "Edge_Status",
+        "summary": "Edge sync on this node: role, hub reachability, clock, what it has seen of every origin, counters, and per synced collection the items and tombstones (docs/EDGE.md). Admin.",
+        "tags": ["edge"],
+        "parameters": [
+            { "name": "digest", "in": "query", "schema": { "type": "boolean" }, "description": "Add each synced collection's digest (scans every item)." },
+            { "name": "items", "in": "query", "schema": { "type": "boolean" }, "description": "Add every item's digest and the tombstones' ids." },
+        ],
+        "responses": {
+            "200": { "description": "The status.", "content": { "application/json": { "schema": { "type": "object" } } } },
+            "default": error_default("An error (401, 403 not admin, 404 edge sync off)."),
+        },
+    }));
+    paths.entry(super::edge::NODES_PATH.to_string()).or_default().insert("delete".into(), json!({
+        "operationId": "Edge_ForgetNode",
+        "summary": "On the hub: forget an edge (a lost or retired device) — no longer sourced, no longer holding back tombstone collection. Revoke its NATS credentials first. Admin.",
+        "tags": ["edge"],
+        "parameters": [{ "name": "node", "in": "path", "required": true, "schema": { "type": "string", "minLength": 1 } }],
+        "responses": {
+            "200": { "description": "`{node, was_registered}`.", "content": { "application/json": { "schema": { "type": "object" } } } },
+            "default": error_default("An error (400 not the hub, 401, 403, 404 edge sync off, 503 NATS unreachable)."),
+        },
+    }));
     let mut components: Map<String, Value> = schemas.into_iter().collect();
     components.insert("Error".into(), error_schema());
     json!({

@@ -2,6 +2,7 @@
 //! directory, as a client would find it.
 #![allow(dead_code)]
 
+pub mod edge;
 pub mod nats;
 
 use agentdb_proto::v1;
@@ -23,9 +24,14 @@ pub struct Server {
 impl Server {
     /// Start `agentdb serve` on 127.0.0.1:0 and wait for its "listening" line.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        Server::start_bin(BIN, data_dir, extra)
+    }
+
+    /// [`Server::start`] with another build of the binary (a lean one, for a benchmark).
+    pub fn start_bin(bin: &str, data_dir: &Path, extra: &[&str]) -> Server {
         std::fs::create_dir_all(data_dir).unwrap();
         let log = data_dir.with_extension(format!("log{}", rand_suffix()));
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(bin)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(["--set", "http_listen="])
