@@ -11,13 +11,14 @@
 //! deletes ([`tombs`]), so all replicas converge whatever the order of arrival. The
 //! engine's write hook routes every write path of the server through [`Edge`].
 
+pub mod cache;
 pub mod change;
 pub mod hlc;
 pub mod merge;
 mod streams;
 pub mod tombs;
 
-use agentdb_engine::{Collection, Database, Error, Item, Result, WriteHook};
+use agentdb_engine::{Collection, Database, Error, Filter, Hit, Item, Result, StoredItem, WriteHook};
 use change::{Change, VectorEncoding};
 use hlc::{Clock, Hlc, Stamp};
 use merge::{Policies, Version};
@@ -73,6 +74,8 @@ pub struct EdgeConfig {
     /// The hub's JetStream domain.
     pub hub_domain: String,
     pub collections: Vec<SyncCollection>,
+    /// On an edge: hub collections kept as a bounded cache ([`cache`]).
+    pub caches: Vec<cache::CacheSpec>,
     /// How vectors travel (and are stored on the origin, so replicas agree bit for bit).
     pub encoding: VectorEncoding,
     /// Where the tombstones and the applied-clock record live.
@@ -132,6 +135,18 @@ pub struct Edge {
     counters: Counters,
     /// The latest GC floor read from the hub (every node's seen clocks).
     floor: Mutex<Option<Hlc>>,
+    /// Per cached collection, its accounting (loaded on first use).
+    lrus: Mutex<HashMap<String, cache::Lru>>,
+    cache_from_hub: AtomicU64,
+    cache_local: AtomicU64,
+    cache_evicted: AtomicU64,
+}
+
+/// Why an answer from the cache may be partial.
+fn partial(name: &str, why: &str, items: usize) -> String {
+    format!(
+        "the hub is unreachable ({why}): answered from this edge's cache of '{name}' ({items} items); the answer may be partial"
+    )
 }
 
 fn unavailable(what: &str, e: impl std::fmt::Display) -> Error {
@@ -145,6 +160,15 @@ impl Edge {
         agentdb_engine::validate_name("edge node id", &cfg.node_id)?;
         if cfg.node_id == "_clock" {
             return Err(Error::invalid("edge node id '_clock' is reserved"));
+        }
+        for c in &cfg.caches {
+            agentdb_engine::validate_name("cached collection", &c.name)?;
+            if cfg.role == Role::Hub {
+                return Err(Error::invalid(format!("cached collection '{}': a cache is for edges", c.name)));
+            }
+            if cfg.collections.iter().any(|s| s.name == c.name) {
+                return Err(Error::invalid(format!("collection '{}' is both synced and cached: choose one", c.name)));
+            }
         }
         for c in &cfg.collections {
             agentdb_engine::validate_name("synced collection", &c.name)?;
@@ -170,6 +194,10 @@ impl Edge {
             hub_reachable: AtomicBool::new(false),
             counters: Counters::default(),
             floor: Mutex::new(None),
+            lrus: Mutex::new(HashMap::new()),
+            cache_from_hub: AtomicU64::new(0),
+            cache_local: AtomicU64::new(0),
+            cache_evicted: AtomicU64::new(0),
             db: db.clone(),
             cfg,
         });
@@ -429,8 +457,22 @@ impl Edge {
             }
             cols.push(c);
         }
+        let caches: Vec<serde_json::Value> = self
+            .cfg
+            .caches
+            .iter()
+            .map(|c| {
+                let lrus = self.lrus.lock();
+                let (bytes, items) = lrus.get(&c.name).map_or((0, 0), |l| (l.bytes, l.len()));
+                serde_json::json!({"name": c.name, "budget_bytes": c.budget, "bytes": bytes, "items": items})
+            })
+            .collect();
         let seen: BTreeMap<String, String> = self.seen.lock().iter().map(|(k, v)| (k.clone(), v.encode())).collect();
         serde_json::json!({
+            "caches": caches,
+            "cache_answers_from_hub": self.cache_from_hub.load(Ordering::Relaxed),
+            "cache_answers_local": self.cache_local.load(Ordering::Relaxed),
+            "cache_evicted": self.cache_evicted.load(Ordering::Relaxed),
             "node": self.cfg.node_id,
             "role": self.cfg.role,
             "hub_domain": self.cfg.hub_domain,
@@ -449,17 +491,162 @@ impl Edge {
         })
     }
 
+    /// Whether `name` is a cached hub collection on this edge.
+    pub fn is_cache(&self, name: &str) -> bool {
+        self.cfg.caches.iter().any(|c| c.name == name)
+    }
+
+    fn with_lru<R>(&self, col: &Collection, f: impl FnOnce(&mut cache::Lru) -> Result<R>) -> Result<R> {
+        let mut lrus = self.lrus.lock();
+        if !lrus.contains_key(col.name()) {
+            let budget = self.cfg.caches.iter().find(|c| c.name == col.name()).map_or(0, |c| c.budget);
+            lrus.insert(col.name().to_string(), cache::load(col, budget)?);
+        }
+        f(lrus.get_mut(col.name()).expect("inserted above"))
+    }
+
+    /// Ask the hub (bounded by 3 s); an error names why it could not answer.
+    fn fetch(&self, req: cache::Fetch) -> std::result::Result<Vec<cache::Fetched>, String> {
+        if !self.hub_reachable() {
+            return Err("no link to it".into());
+        }
+        let body = serde_json::to_vec(&req).map_err(|e| e.to_string())?;
+        let subject = format!("agentdb.edge.fetch.{}", self.cfg.hub_domain);
+        let client = self.local.client();
+        let reply = self.wait(async move {
+            tokio::time::timeout(Duration::from_secs(3), client.request(subject, body.into())).await
+        });
+        let msg = reply.map_err(|_| "no answer within 3 s".to_string())?.map_err(|e| e.to_string())?;
+        match serde_json::from_slice::<cache::FetchReply>(&msg.payload).map_err(|e| e.to_string())? {
+            cache::FetchReply::Items(items) => Ok(items),
+            cache::FetchReply::Error(e) => Err(format!("the hub refused: {e}")),
+        }
+    }
+
+    /// A vector search on a cached collection: the hub's answer (kept in the cache) while
+    /// it is reachable, else the cache's with the reason it may be partial.
+    #[allow(clippy::too_many_arguments)]
+    pub fn cache_search(
+        &self,
+        col: &Collection,
+        space: &str,
+        vector: Vec<f32>,
+        k: usize,
+        filter: Option<&Filter>,
+        with_payload: bool,
+        with_vectors: bool,
+    ) -> Result<(Vec<Hit>, Option<String>)> {
+        let (_, spec) = col.spec.resolve_space(space)?;
+        let space_name = spec.name.clone();
+        let asked = cache::Fetch::Search {
+            collection: col.name().to_string(),
+            space: space.to_string(),
+            vector: vector.clone(),
+            k,
+            filter: filter.cloned(),
+        };
+        let why = match self.fetch(asked) {
+            Ok(items) => {
+                let evicted = self.with_lru(col, |lru| cache::keep(col, lru, &items))?;
+                self.cache_evicted.fetch_add(evicted as u64, Ordering::Relaxed);
+                self.cache_from_hub.fetch_add(1, Ordering::Relaxed);
+                let hits = items
+                    .into_iter()
+                    .map(|f| Hit {
+                        vector: if with_vectors { f.vectors.get(&space_name).cloned() } else { None },
+                        payload: with_payload.then_some(f.payload),
+                        id: f.id,
+                        score: f.score,
+                    })
+                    .collect();
+                return Ok((hits, None));
+            }
+            Err(why) => why,
+        };
+        let hits = col
+            .search(agentdb_engine::SearchRequest {
+                space,
+                queries: vec![vector],
+                k,
+                filter,
+                params: Default::default(),
+                with_payload,
+                with_vectors,
+            })?
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        self.cache_local.fetch_add(1, Ordering::Relaxed);
+        let n = self.with_lru(col, |lru| {
+            hits.iter().for_each(|h| lru.touch(&h.id, None));
+            Ok(lru.len())
+        })?;
+        Ok((hits, Some(partial(col.name(), &why, n))))
+    }
+
+    /// Items of a cached collection by id: the cached ones, and the rest from the hub
+    /// (then kept) while it is reachable; offline, missing ones make the answer partial.
+    pub fn cache_get(
+        &self,
+        col: &Collection,
+        ids: &[String],
+        with_vectors: bool,
+    ) -> Result<(Vec<StoredItem>, Option<String>)> {
+        let mut found: HashMap<String, StoredItem> =
+            col.get(ids, true)?.into_iter().map(|it| (it.id.clone(), it)).collect();
+        self.with_lru(col, |lru| {
+            found.keys().for_each(|id| lru.touch(id, None));
+            Ok(())
+        })?;
+        let missing: Vec<String> = ids.iter().filter(|id| !found.contains_key(*id)).cloned().collect();
+        let mut why = None;
+        if !missing.is_empty() {
+            match self.fetch(cache::Fetch::Get { collection: col.name().to_string(), ids: missing }) {
+                Ok(items) => {
+                    let evicted = self.with_lru(col, |lru| cache::keep(col, lru, &items))?;
+                    self.cache_evicted.fetch_add(evicted as u64, Ordering::Relaxed);
+                    self.cache_from_hub.fetch_add(1, Ordering::Relaxed);
+                    for f in items {
+                        found.insert(f.id.clone(), StoredItem { id: f.id, vectors: f.vectors, payload: f.payload });
+                    }
+                }
+                Err(e) => {
+                    self.cache_local.fetch_add(1, Ordering::Relaxed);
+                    let n = self.with_lru(col, |lru| Ok(lru.len()))?;
+                    why = Some(partial(col.name(), &e, n));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(mut it) = found.remove(id) {
+                if !with_vectors {
+                    it.vectors.clear();
+                }
+                out.push(it);
+            }
+        }
+        Ok((out, why))
+    }
+
     pub fn hub_reachable(&self) -> bool {
         self.hub_reachable.load(Ordering::SeqCst)
     }
 }
 
+fn cache_write(name: &str) -> Error {
+    Error::invalid(format!("collection '{name}' is this edge's cache of the hub's (edge.cache): write it on the hub"))
+}
+
 impl WriteHook for Edge {
     fn wants(&self, name: &str) -> bool {
-        self.sync_of(name).is_some()
+        self.sync_of(name).is_some() || self.is_cache(name)
     }
 
     fn upsert(&self, col: &Collection, items: Vec<Item>) -> Result<Vec<String>> {
+        if self.is_cache(col.name()) {
+            return Err(cache_write(col.name()));
+        }
         let sc = self.sync_of(col.name()).ok_or_else(|| Error::invalid("edge: not a synced collection"))?;
         if self.cfg.role == Role::Edge && sc.direction == Direction::Down {
             return Err(Error::invalid(format!(
@@ -486,6 +673,9 @@ impl WriteHook for Edge {
     }
 
     fn delete(&self, col: &Collection, ids: &[String]) -> Result<usize> {
+        if self.is_cache(col.name()) {
+            return Err(cache_write(col.name()));
+        }
         let sc = self.sync_of(col.name()).ok_or_else(|| Error::invalid("edge: not a synced collection"))?;
         if self.cfg.role == Role::Edge && sc.direction == Direction::Down {
             return Err(Error::invalid(format!(

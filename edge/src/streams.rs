@@ -199,7 +199,47 @@ impl Edge {
         Ok(())
     }
 
+    /// The hub answers edges' cache fetches (`cache.rs`) from its own collections.
+    async fn serve_fetches(self: Arc<Self>) -> Result<()> {
+        let client = self.local.client();
+        let mut sub = client
+            .subscribe(format!("agentdb.edge.fetch.{}", self.cfg.hub_domain))
+            .await
+            .map_err(|e| nats("cache fetches", e))?;
+        while let Some(m) = sub.next().await {
+            let Some(reply) = m.reply.clone() else { continue };
+            let (me, client) = (self.clone(), client.clone());
+            tokio::spawn(async move {
+                let answer = match serde_json::from_slice::<crate::cache::Fetch>(&m.payload) {
+                    Ok(req) => {
+                        let db = me.db.clone();
+                        tokio::task::spawn_blocking(move || crate::cache::serve(&db, req))
+                            .await
+                            .unwrap_or_else(|e| crate::cache::FetchReply::Error(e.to_string()))
+                    }
+                    Err(e) => crate::cache::FetchReply::Error(format!("unreadable fetch: {e}")),
+                };
+                let body = serde_json::to_vec(&answer).unwrap_or_default();
+                if let Err(e) = client.publish(reply, body.into()).await {
+                    tracing::warn!(error = %e, "edge: a cache fetch's answer was not sent");
+                }
+            });
+        }
+        Ok(())
+    }
+
     pub(crate) fn spawn_loops(self: Arc<Self>) {
+        if self.cfg.role == Role::Hub {
+            let me = self.clone();
+            tokio::spawn(async move {
+                loop {
+                    if let Err(e) = me.clone().serve_fetches().await {
+                        tracing::warn!(error = %e, "edge: answering cache fetches stopped; starting again");
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            });
+        }
         let streams: Vec<&'static str> = match self.cfg.role {
             Role::Edge => vec![OWN_STREAM, INBOX_STREAM],
             Role::Hub => vec![HUB_STREAM],

@@ -107,6 +107,10 @@ pub struct EdgeSection {
     /// fields: last writer wins.
     #[serde(deserialize_with = "string_list")]
     pub merge: Vec<String>,
+    /// On an edge, `NAME:BYTES` (`catalog:64MiB`): a hub collection this edge does not
+    /// mirror, kept as a bounded cache of what local queries touch (docs/EDGE.md).
+    #[serde(deserialize_with = "string_list")]
+    pub cache: Vec<String>,
     /// How vectors travel and are stored by their origin: f32, f16 or i8.
     pub vector_encoding: String,
     /// How often each node sends its clock (tombstones are collected once every node has
@@ -130,6 +134,7 @@ impl Default for EdgeSection {
             partition: Vec::new(),
             only: Vec::new(),
             merge: Vec::new(),
+            cache: Vec::new(),
             vector_encoding: "f32".into(),
             clock_interval_ms: 2000,
         }

@@ -73,6 +73,22 @@ pub fn collections(e: &EdgeSection) -> Result<Vec<SyncCollection>> {
     Ok(out.into_values().collect())
 }
 
+/// The cached collections the section names (`NAME:BYTES`).
+pub fn caches(e: &EdgeSection) -> Result<Vec<agentdb_edge::cache::CacheSpec>> {
+    e.cache
+        .iter()
+        .map(|c| {
+            let Some((name, size)) = c.split_once(':') else {
+                bail!("edge.cache: '{c}' is not NAME:BYTES (catalog:64MiB)")
+            };
+            let budget = agentdb_edge::cache::parse_bytes(size)
+                .with_context(|| format!("edge.cache: '{c}': '{size}' is not a size (65536, 64KiB, 64MiB, 2GiB)"))?;
+            agentdb_engine::validate_name("edge.cache", name.trim()).map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(agentdb_edge::cache::CacheSpec { name: name.trim().to_string(), budget })
+        })
+        .collect()
+}
+
 fn nats_server_bin(e: &EdgeSection) -> PathBuf {
     if !e.nats_server.trim().is_empty() {
         return PathBuf::from(e.nats_server.trim());
@@ -172,6 +188,7 @@ pub async fn start(
     let encoding = VectorEncoding::parse(e.vector_encoding.trim())
         .with_context(|| format!("edge.vector_encoding: '{}' (f32, f16 or i8)", e.vector_encoding))?;
     let collections = collections(e)?;
+    let caches = caches(e)?;
     let dir = data_dir.join("edge");
     let (leaf, urls) = match (role, e.nats_url.is_empty()) {
         (Role::Edge, true) => {
@@ -192,6 +209,7 @@ pub async fn start(
         },
         hub_domain: e.hub_domain.trim().to_string(),
         collections,
+        caches,
         encoding,
         dir,
         clock_interval: Duration::from_millis(e.clock_interval_ms.max(100)),
@@ -219,6 +237,11 @@ mod tests {
         assert_eq!(by["orders"].only.as_deref(), Some("17"));
         assert_eq!(by["logs"].direction, Direction::Up);
         assert_eq!(by["products"].policies.len(), 2);
+        let c = caches(&EdgeSection { cache: vec!["catalog:64KiB".into()], ..Default::default() }).unwrap();
+        assert_eq!((c[0].name.as_str(), c[0].budget), ("catalog", 65536));
+        for bad in ["catalog", "catalog:lots"] {
+            assert!(caches(&EdgeSection { cache: vec![bad.into()], ..Default::default() }).is_err(), "{bad}");
+        }
         for (bad, says) in [
             (EdgeSection { collections: vec!["a:sideways".into()], ..Default::default() }, "direction"),
             (

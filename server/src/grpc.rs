@@ -237,6 +237,21 @@ pub struct Services {
     pub bus: Arc<agentdb_orchestrator::bus::Bus>,
     /// Cluster mode: this node's membership (sharded collections go through it).
     pub cluster: Option<Arc<agentdb_cluster::Cluster>>,
+    /// Edge sync: cached hub collections are searched and read through it.
+    pub edge: Option<Arc<agentdb_edge::Edge>>,
+}
+
+/// The response header that says an edge answered from its cache while the hub was
+/// unreachable (docs/EDGE.md).
+pub const PARTIAL_HEADER: &str = "agentdb-partial";
+
+fn mark_partial<T>(resp: &mut Response<T>, why: Option<String>) {
+    if let Some(why) = why {
+        let ascii: String = why.chars().map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { '?' }).collect();
+        if let Ok(v) = ascii.parse() {
+            resp.metadata_mut().insert(PARTIAL_HEADER, v);
+        }
+    }
 }
 
 /// A cross-modal hit on the wire (its payload as JSON when the query asked for it).
@@ -706,21 +721,28 @@ impl v1::items_server::Items for Services {
             return self.cluster_get(c, principal, r).await;
         }
         let db = self.db.clone();
+        let edge = self.edge.clone().filter(|e| e.is_cache(&r.collection));
         let items = self
             .gate
             .run(move || {
-                let mut items = db.collection(&r.collection)?.get(&r.ids, r.with_vectors)?;
+                let col = db.collection(&r.collection)?;
+                let (mut items, why) = match &edge {
+                    Some(e) => e.cache_get(&col, &r.ids, r.with_vectors)?,
+                    None => (col.get(&r.ids, r.with_vectors)?, None),
+                };
                 if let Some(row) = row_policy(principal.as_ref())? {
                     items.retain(|it| row.matches(&it.payload));
                 }
-                Ok((items, principal))
+                Ok((items, principal, why))
             })
             .await?;
-        let (mut items, principal) = items;
+        let (mut items, principal, why) = items;
         for it in &mut items {
             self.security.mask(principal.as_ref(), &mut it.payload);
         }
-        Ok(Response::new(v1::GetResponse { items: items.into_iter().map(item_to_wire).collect() }))
+        let mut resp = Response::new(v1::GetResponse { items: items.into_iter().map(item_to_wire).collect() });
+        mark_partial(&mut resp, why);
+        Ok(resp)
     }
 
     async fn delete(&self, req: Request<v1::DeleteRequest>) -> Result<Response<v1::DeleteResponse>, Status> {
@@ -867,6 +889,32 @@ impl v1::items_server::Items for Services {
                     self.security.mask(principal.as_ref(), p);
                 }
                 hits.into_iter().map(cross_hit_to_wire).collect()
+            }
+            // A cached hub collection on an edge: the hub's answer, or the cache's.
+            SearchQuery::Vector if self.edge.as_ref().is_some_and(|e| e.is_cache(&r.collection)) => {
+                let e = self.edge.clone().expect("checked");
+                let (mut hits, why) = self
+                    .gate
+                    .run(move || {
+                        let col = db.collection(&r.collection)?;
+                        let vector = r.vector.map(|v| v.values).unwrap_or_default();
+                        Ok(e.cache_search(
+                            &col,
+                            &r.space,
+                            vector,
+                            top_k(r.top_k),
+                            filter.as_ref(),
+                            r.with_payload,
+                            r.with_vectors,
+                        )?)
+                    })
+                    .await?;
+                for p in hits.iter_mut().filter_map(|h| h.payload.as_mut()) {
+                    self.security.mask(principal.as_ref(), p);
+                }
+                let mut resp = Response::new(v1::SearchResponse { hits: hits.into_iter().map(hit_to_wire).collect() });
+                mark_partial(&mut resp, why);
+                return Ok(resp);
             }
             SearchQuery::Vector => {
                 // A search that scans few rows exactly (the rest through an index) runs

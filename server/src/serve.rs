@@ -442,6 +442,7 @@ async fn serve(cfg: Config, threads: usize) -> Result<()> {
     }
     let svc = Services {
         cluster: cluster.clone(),
+        edge: edge_sync.clone(),
         fault_delay_ms: fault_delay_ms.clone(),
         security: security.clone(),
         metrics: metrics.clone(),

@@ -8,6 +8,9 @@
 //! honoured: an older edit never brings a deleted item back) with every acknowledged
 //! write kept, while the other edge is killed and restarted mid-sync; replicas are
 //! compared by item digests; tombstones are collected once every node has seen them.
+//! And an edge's bounded cache of a hub collection: the hub answers while reachable and
+//! what it returns is kept within the byte budget, least recently used dropped first;
+//! offline the cache answers and says the answer may be partial.
 
 mod common;
 
@@ -20,6 +23,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 const DIM: usize = 8;
+
+/// One scenario at a time: each starts a hub nats-server, leaf servers and AgentDB nodes.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn common_sets() -> Vec<String> {
     [
@@ -138,6 +144,7 @@ fn product(id: &str, seed: u64, stock: i64, tags: &[&str], name: &str) -> v1::It
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn edges_sync_with_the_hub_offline_first_and_converge_after_a_partition() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let (np, lp) = (free_port(), free_port());
     let hub_nats_dir = dir.path().join("hub-nats");
@@ -331,4 +338,130 @@ fn normalized(mut v: Vec<f32>) -> Vec<f32> {
         v.iter_mut().for_each(|x| *x = (*x as f64 / n) as f32);
     }
     v
+}
+
+async fn search_ids(s: &Server, collection: &str, q: Vec<f32>, k: u32) -> (Vec<String>, Option<String>) {
+    let mut c = v1::items_client::ItemsClient::new(authed(&s.url(), None).await);
+    let r = c
+        .search(v1::SearchRequest {
+            collection: collection.into(),
+            vector: Some(v1::Vector { values: q, ..Default::default() }),
+            top_k: k,
+            with_payload: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("search {collection}: {e}"));
+    let partial = r.metadata().get("agentdb-partial").map(|v| v.to_str().unwrap().to_string());
+    (r.into_inner().hits.into_iter().map(|h| h.id).collect(), partial)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_edge_cache_keeps_what_queries_touch_within_its_budget() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (np, lp) = (free_port(), free_port());
+    let nd = dir.path().join("hub-nats");
+    std::fs::create_dir_all(&nd).unwrap();
+    let conf = format!(
+        "listen: 127.0.0.1:{np}\njetstream {{ store_dir: {:?}, domain: hub }}\nleafnodes {{ listen: 127.0.0.1:{lp}, no_advertise: true }}\n",
+        nd.join("js").display().to_string()
+    );
+    let _hub_nats = KillOnDrop(standalone(&nd, &conf, np));
+    let relay = Relay::start(lp);
+    let hub_url = format!("nats://127.0.0.1:{np}");
+    let sets = ["--set", "http_listen=127.0.0.1:0", "--set", "edge.clock_interval_ms=300"];
+    let mut hub_args = vec!["--edge-hub", hub_url.as_str(), "--node-id", "hub"];
+    hub_args.extend(sets);
+    let hub = Server::start(&dir.path().join("hub"), &hub_args);
+    let leaf = format!("nats-leaf://127.0.0.1:{}", relay.port);
+    const BUDGET: u64 = 8 * 1024;
+    let cache = format!("edge.cache=catalog:{BUDGET}");
+    let mut edge_args = vec!["--edge", "--hub", leaf.as_str(), "--node-id", "kiosk", "--set", cache.as_str()];
+    edge_args.extend(sets);
+    let edge = Server::start(&dir.path().join("edge"), &edge_args);
+    for s in [&hub, &edge] {
+        let (mut cols, _) = s.clients().await;
+        cols.create(v1::CreateCollectionRequest {
+            name: "catalog".into(),
+            spaces: vec![space("", DIM as u32, v1::Metric::Cosine, "Flat")],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    // 1,000 items on the hub (about 75 bytes each: far more than the edge's 8 KiB).
+    for start in (0..1000).step_by(250) {
+        let items = (start..start + 250)
+            .map(|i| {
+                item(&format!("c-{i}"), vec_for(5000 + i as u64), json!({"n": i, "title": format!("catalog item {i}")}))
+            })
+            .collect();
+        upsert(&hub, "catalog", items).await.unwrap();
+    }
+    wait_for("the edge reaches the hub", Duration::from_secs(30), || {
+        (status(&edge)["hub_reachable"] == true).then_some(()).ok_or("not yet".into())
+    });
+    // Online: the hub answers (the same ids as searching the hub itself), the budget holds.
+    for i in (0..300).step_by(5) {
+        let q = vec_for(5000 + i as u64);
+        let (from_edge, partial) = search_ids(&edge, "catalog", q.clone(), 5).await;
+        let (from_hub, _) = search_ids(&hub, "catalog", q, 5).await;
+        assert_eq!(from_edge, from_hub, "query {i}");
+        assert!(partial.is_none(), "online answers are complete: {partial:?}");
+        let c = &status(&edge)["caches"][0];
+        assert!(c["bytes"].as_u64().unwrap() <= BUDGET, "over budget: {c}");
+    }
+    let st = status(&edge);
+    let c = &st["caches"][0];
+    assert!(c["items"].as_u64().unwrap() > 50, "the cache fills up to its budget: {c}");
+    assert!(st["cache_evicted"].as_u64().unwrap() > 0, "older items were dropped: {st}");
+    // A get of an item never searched comes from the hub, and is kept.
+    let mut items = v1::items_client::ItemsClient::new(authed(&edge.url(), None).await);
+    let got = items
+        .get(v1::GetRequest { collection: "catalog".into(), ids: vec!["c-999".into()], ..Default::default() })
+        .await
+        .unwrap();
+    assert!(got.metadata().get("agentdb-partial").is_none());
+    assert_eq!(got.into_inner().items.len(), 1);
+    // Writes to the cache are refused: it is the hub's collection.
+    let refused = upsert(&edge, "catalog", vec![item("c-x", vec_for(1), json!({}))]).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message().contains("cache"), "{}", refused.message());
+
+    // Offline: the cache answers what it holds (the most recently used), marked partial.
+    relay.cut();
+    wait_for("the edge notices the hub is gone", Duration::from_secs(30), || {
+        (status(&edge)["hub_reachable"] == false).then_some(()).ok_or("still reachable".into())
+    });
+    let (recent, partial) = search_ids(&edge, "catalog", vec_for(5000 + 295), 1).await;
+    assert_eq!(recent, vec!["c-295".to_string()], "a recently used item is still cached");
+    let why = partial.expect("an offline answer says it may be partial");
+    assert!(why.contains("unreachable") && why.contains("partial"), "{why}");
+    // Whatever the cache answers offline, it holds (a get finds every hit, complete).
+    let (some, partial) = search_ids(&edge, "catalog", vec_for(5000), 10).await;
+    assert!(partial.is_some() && !some.is_empty());
+    let held = items
+        .get(v1::GetRequest { collection: "catalog".into(), ids: some.clone(), ..Default::default() })
+        .await
+        .unwrap();
+    assert!(held.metadata().get("agentdb-partial").is_none(), "every hit is cached");
+    assert_eq!(held.into_inner().items.len(), some.len());
+    // 200 ids: more than the cache can hold, so some are missing offline.
+    let ids: Vec<String> = (700..900).map(|i| format!("c-{i}")).collect();
+    let got = items.get(v1::GetRequest { collection: "catalog".into(), ids, ..Default::default() }).await.unwrap();
+    assert!(got.metadata().get("agentdb-partial").is_some(), "missing items offline: partial");
+    assert!(got.into_inner().items.len() < 200);
+    // Through REST the same header comes back.
+    let body = json!({"vector": {"values": vec_for(5000 + 295)}, "topK": 1}).to_string();
+    let (code, head, out) =
+        common::http(edge.http_addr.as_ref().unwrap(), "/v1/collections/catalog/search", Some(&body), &[]);
+    assert_eq!(code, 200, "{out}");
+    assert!(head.to_ascii_lowercase().contains("agentdb-partial: the hub is unreachable"), "{head}");
+    let st = status(&edge);
+    assert!(st["caches"][0]["bytes"].as_u64().unwrap() <= BUDGET, "{st}");
+    eprintln!(
+        "edge cache: {} (answers from the hub {}, from the cache {}, evicted {})",
+        st["caches"][0], st["cache_answers_from_hub"], st["cache_answers_local"], st["cache_evicted"]
+    );
 }

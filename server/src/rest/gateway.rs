@@ -334,6 +334,8 @@ impl Gateway {
         let resp = (self.call)(Self::grpc_request(m, headers, frames)).await;
         let (rparts, body) = resp.into_parts();
         let request_id = rparts.headers.get("x-request-id").cloned();
+        // An edge that answered from its cache says so (grpc.rs `PARTIAL_HEADER`).
+        let partial = rparts.headers.get(crate::grpc::PARTIAL_HEADER).cloned();
         let (data, trailers) = match body.collect().await {
             Ok(c) => {
                 let trailers = c.trailers().cloned();
@@ -353,6 +355,9 @@ impl Gateway {
         };
         if let Some(id) = request_id {
             out.headers_mut().insert("x-request-id", id);
+        }
+        if let Some(p) = partial {
+            out.headers_mut().insert(crate::grpc::PARTIAL_HEADER, p);
         }
         out
     }
