@@ -166,13 +166,34 @@ impl Cluster {
         }
         let (me, name, col, last, busy) = (self.clone(), name.to_string(), col.clone(), last.clone(), busy.clone());
         tokio::spawn(async move {
-            match me.take_snapshot(&name, shard, col, applied).await {
-                Ok(()) => last.store(applied, Ordering::SeqCst),
+            let trimmed_to = match me.take_snapshot(&name, shard, col, applied).await {
+                Ok(floor) => {
+                    last.store(applied, Ordering::SeqCst);
+                    floor
+                }
                 Err(e) => {
-                    tracing::warn!(collection = %name, shard, error = %e, "cluster: snapshot failed; trying again later")
+                    tracing::warn!(collection = %name, shard, error = %e, "cluster: snapshot failed; trying again later");
+                    applied
+                }
+            };
+            busy.store(false, Ordering::SeqCst);
+            // A replica that had not yet acknowledged up to the snapshot held the trim
+            // back: trim again as it catches up (once a second, for up to two minutes),
+            // rather than only after the next snapshot.
+            let mut floor = trimmed_to;
+            for _ in 0..120 {
+                if floor >= applied {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                match me.trim(&name, shard, applied).await {
+                    Ok(f) => floor = f,
+                    Err(e) => {
+                        tracing::debug!(collection = %name, shard, error = %e, "cluster: trimming again failed");
+                        break;
+                    }
                 }
             }
-            busy.store(false, Ordering::SeqCst);
         });
     }
 
@@ -182,7 +203,7 @@ impl Cluster {
         shard: u32,
         col: Arc<agentdb_engine::Collection>,
         seq: u64,
-    ) -> Result<()> {
+    ) -> Result<u64> {
         let t = Instant::now();
         let tmp = self.db.dir().join(format!(
             ".cluster-snapshot-out-{}-{}",
@@ -242,13 +263,14 @@ impl Cluster {
         self.trim(name, shard, seq).await
     }
 
-    /// Drop what no replica still needs from a shard's stream (see the module notes).
-    async fn trim(&self, name: &str, shard: u32, snapshot_seq: u64) -> Result<()> {
+    /// Drop what no replica still needs from a shard's stream (see the module notes);
+    /// the sequence it was trimmed to (below `snapshot_seq` while a replica is behind).
+    async fn trim(&self, name: &str, shard: u32, snapshot_seq: u64) -> Result<u64> {
         let holders: Vec<String> = {
             let st = self.state.read();
             match st.assign.get(&(name.to_string(), shard)) {
                 Some(a) => a.nodes.iter().chain(a.catching_up.iter()).cloned().collect(),
-                None => return Ok(()),
+                None => return Ok(snapshot_seq),
             }
         };
         let mut stream = self.js.get_stream(stream_name(name, shard)).await.map_err(nats)?;
@@ -279,6 +301,6 @@ impl Cluster {
                 tracing::info!(collection = %name, shard, below = floor + 1, "cluster: stream trimmed after a snapshot");
             }
         }
-        Ok(())
+        Ok(floor)
     }
 }

@@ -92,6 +92,13 @@ pub struct EdgeSection {
     pub credentials: String,
     /// A CA certificate (PEM) for a `tls://` hub leaf-node URL.
     pub tls_ca: String,
+    /// An edge's client certificate and key (PEM) for its leaf link, where the hub's
+    /// leaf-node listener verifies certificates (one per edge, revocable).
+    pub tls_cert: String,
+    pub tls_key: String,
+    /// Compression of an edge's leaf link: s2_auto (by round-trip time: off below 10 ms),
+    /// s2_fast, s2_better, s2_best, or off.
+    pub compression: String,
     /// Synced collections, `NAME` or `NAME:both|up|down` (down: a read-only mirror of the
     /// hub's on an edge).
     #[serde(deserialize_with = "string_list")]
@@ -130,6 +137,9 @@ impl Default for EdgeSection {
             hub_domain: "hub".into(),
             credentials: String::new(),
             tls_ca: String::new(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            compression: "s2_auto".into(),
             collections: Vec::new(),
             partition: Vec::new(),
             only: Vec::new(),

@@ -116,12 +116,29 @@ fn start_leaf(e: &EdgeSection, node: &str, dir: &Path) -> Result<(LeafServer, St
     let port =
         if e.nats_port == 0 { std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port() } else { e.nats_port };
     std::fs::create_dir_all(dir.join("jetstream")).with_context(|| format!("{}", dir.display()))?;
-    let mut remote = format!("url: {}\n      compression: s2_auto", serde_json::Value::String(e.hub.trim().into()));
+    let compression = match e.compression.trim() {
+        c @ ("s2_auto" | "s2_fast" | "s2_better" | "s2_best" | "off") => c,
+        other => bail!("edge.compression: '{other}' (s2_auto, s2_fast, s2_better, s2_best or off)"),
+    };
+    let mut remote =
+        format!("url: {}\n      compression: {compression}", serde_json::Value::String(e.hub.trim().into()));
     if !e.credentials.trim().is_empty() {
         remote.push_str(&format!("\n      credentials: {}", quoted(Path::new(e.credentials.trim()))));
     }
+    let mut tls = Vec::new();
     if !e.tls_ca.trim().is_empty() {
-        remote.push_str(&format!("\n      tls: {{ ca_file: {} }}", quoted(Path::new(e.tls_ca.trim()))));
+        tls.push(format!("ca_file: {}", quoted(Path::new(e.tls_ca.trim()))));
+    }
+    match (e.tls_cert.trim(), e.tls_key.trim()) {
+        ("", "") => {}
+        (c, k) if !c.is_empty() && !k.is_empty() => {
+            tls.push(format!("cert_file: {}", quoted(Path::new(c))));
+            tls.push(format!("key_file: {}", quoted(Path::new(k))));
+        }
+        _ => bail!("edge.tls_cert and edge.tls_key go together (the leaf link's client certificate and its key)"),
+    }
+    if !tls.is_empty() {
+        remote.push_str(&format!("\n      tls: {{ {} }}", tls.join(", ")));
     }
     let conf = format!(
         "# Written by agentdb serve --edge at every start (docs/EDGE.md).\n\

@@ -7,8 +7,10 @@
 //!   last acknowledgement the hub holds them all;
 //! - the same 10,000 items changed while the edge is cut off, and how long after the link
 //!   comes back the hub holds every change (the sync lag after reconnect);
-//! - bytes per item: the change record as stored, and the leaf link's bytes (the hub
-//!   nats-server's /leafz, both directions, the link compressed with s2_auto) per item;
+//! - bytes per item: the change record as stored, and the leaf link's bytes on the wire
+//!   (counted by the relay, both directions) per item, with the link's compression at
+//!   its default (s2_auto, which stays off at loopback round-trip times) and forced on
+//!   (s2_fast);
 //!
 //! and the idle resident memory of an edge (the AgentDB process and its leaf
 //! nats-server) and the binary's size — of `EDGE_BENCH_BIN` when set (a lean build,
@@ -20,6 +22,7 @@ use agentdb_proto::v1;
 use common::edge::{KillOnDrop, Relay};
 use common::nats::{free_port, standalone};
 use common::{authed, item, space, Server};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 const DIM: usize = 384;
@@ -39,18 +42,6 @@ fn children(pid: u32) -> Vec<u32> {
         .split_whitespace()
         .filter_map(|p| p.parse().ok())
         .collect()
-}
-
-fn leaf_bytes(monitor: u16) -> u64 {
-    let (code, _, body) = common::http(&format!("127.0.0.1:{monitor}"), "/leafz", None, &[]);
-    assert_eq!(code, 200, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    v["leafs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["in_bytes"].as_u64().unwrap() + l["out_bytes"].as_u64().unwrap())
-        .sum()
 }
 
 fn status(s: &Server) -> serde_json::Value {
@@ -129,15 +120,17 @@ async fn create(s: &Server) {
 #[ignore = "benchmark: make bench-edge"]
 async fn edge_sync_numbers() {
     let mut report = String::from(
-        "| vector encoding | record bytes/item | leaf-link bytes/item (online) | leaf-link bytes/item (after reconnect) | online: hub has all, after last ack | after reconnect: hub has all |\n|---|---|---|---|---|---|\n",
+        "| vector encoding | leaf-link compression | record bytes/item | leaf-link bytes/item (online) | leaf-link bytes/item (after reconnect) | online: hub has all, after last ack | after reconnect: hub has all |\n|---|---|---|---|---|---|---|\n",
     );
-    for enc in ["f32", "f16", "i8"] {
+    for (enc, compression) in
+        [("f32", "s2_auto"), ("f16", "s2_auto"), ("i8", "s2_auto"), ("f32", "s2_fast"), ("i8", "s2_fast")]
+    {
         let dir = tempfile::tempdir().unwrap();
-        let (np, lp, mp) = (free_port(), free_port(), free_port());
+        let (np, lp) = (free_port(), free_port());
         let nd = dir.path().join("hub-nats");
         std::fs::create_dir_all(&nd).unwrap();
         let conf = format!(
-            "listen: 127.0.0.1:{np}\nhttp: 127.0.0.1:{mp}\njetstream {{ store_dir: {:?}, domain: hub }}\nleafnodes {{ listen: 127.0.0.1:{lp}, no_advertise: true }}\n",
+            "listen: 127.0.0.1:{np}\njetstream {{ store_dir: {:?}, domain: hub }}\nleafnodes {{ listen: 127.0.0.1:{lp}, no_advertise: true, compression: accept }}\n",
             nd.join("js").display().to_string()
         );
         let _nats = KillOnDrop(standalone(&nd, &conf, np));
@@ -156,7 +149,18 @@ async fn edge_sync_numbers() {
         let hub = Server::start(&dir.path().join("hub"), &hub_args);
         let leaf = format!("nats-leaf://127.0.0.1:{}", relay.port);
         let enc_set = format!("edge.vector_encoding={enc}");
-        let mut edge_args = vec!["--edge", "--hub", leaf.as_str(), "--node-id", "store-17", "--set", enc_set.as_str()];
+        let comp_set = format!("edge.compression={compression}");
+        let mut edge_args = vec![
+            "--edge",
+            "--hub",
+            leaf.as_str(),
+            "--node-id",
+            "store-17",
+            "--set",
+            enc_set.as_str(),
+            "--set",
+            comp_set.as_str(),
+        ];
         edge_args.extend(sets);
         let edge = Server::start(&dir.path().join("edge"), &edge_args);
         create(&hub).await;
@@ -165,11 +169,11 @@ async fn edge_sync_numbers() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         // Online baseline.
-        let b0 = leaf_bytes(mp);
+        let b0 = relay.bytes.load(Ordering::SeqCst);
         let acked = write(&edge, 1).await;
         let online = hub_has(&hub, 1).await - acked;
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let online_bytes = (leaf_bytes(mp) - b0) as f64 / N as f64;
+        let online_bytes = (relay.bytes.load(Ordering::SeqCst) - b0) as f64 / N as f64;
         let st = status(&edge);
         let record = st["published_bytes"].as_f64().unwrap() / st["published"].as_f64().unwrap();
         // Cut off, every item changed, then the link back.
@@ -178,18 +182,18 @@ async fn edge_sync_numbers() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         write(&edge, 2).await;
-        let b1 = leaf_bytes(mp);
+        let b1 = relay.bytes.load(Ordering::SeqCst);
         relay.restore();
         let back = Instant::now();
         let lag = hub_has(&hub, 2).await - back;
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let after_bytes = (leaf_bytes(mp) - b1) as f64 / N as f64;
+        let after_bytes = (relay.bytes.load(Ordering::SeqCst) - b1) as f64 / N as f64;
         report.push_str(&format!(
-            "| {enc} | {record:.0} | {online_bytes:.0} | {after_bytes:.0} | {:.2} s | {:.2} s |\n",
+            "| {enc} | {compression} | {record:.0} | {online_bytes:.0} | {after_bytes:.0} | {:.2} s | {:.2} s |\n",
             online.as_secs_f64(),
             lag.as_secs_f64()
         ));
-        eprintln!("{enc}: done");
+        eprintln!("{enc} {compression}: done");
     }
     // Idle edge: the process and its leaf nats-server, nothing stored.
     let bin = std::env::var("EDGE_BENCH_BIN").unwrap_or_else(|_| common::BIN.to_string());

@@ -465,3 +465,92 @@ async fn an_edge_cache_keeps_what_queries_touch_within_its_budget() {
         st["caches"][0], st["cache_answers_from_hub"], st["cache_answers_local"], st["cache_evicted"]
     );
 }
+
+type Ca = rcgen::CertifiedIssuer<'static, rcgen::KeyPair>;
+
+fn ca(name: &str) -> Ca {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name.push(DnType::CommonName, name);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap()
+}
+
+/// A certificate signed by `ca` written to DIR/NAME.pem and DIR/NAME.key: their paths.
+fn cert(dir: &std::path::Path, ca: &Ca, name: &str, client: bool) -> (String, String) {
+    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair};
+    let mut p = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    p.distinguished_name.push(DnType::CommonName, name);
+    p.extended_key_usages =
+        vec![if client { ExtendedKeyUsagePurpose::ClientAuth } else { ExtendedKeyUsagePurpose::ServerAuth }];
+    let key = KeyPair::generate().unwrap();
+    let c = p.signed_by(&key, ca).unwrap();
+    let (cp, kp) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
+    std::fs::write(&cp, c.pem()).unwrap();
+    std::fs::write(&kp, key.serialize_pem()).unwrap();
+    (cp.display().to_string(), kp.display().to_string())
+}
+
+/// The leaf link over mutual TLS: the hub's leaf-node listener verifies client
+/// certificates; an edge with its own certificate syncs, one signed by another CA never
+/// reaches the hub.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_leaf_link_runs_over_mutual_tls_with_a_certificate_per_edge() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let fleet = ca("fleet CA");
+    let ca_pem = certs.join("ca.pem");
+    std::fs::write(&ca_pem, fleet.pem()).unwrap();
+    let (hub_cert, hub_key) = cert(&certs, &fleet, "hub", false);
+    let (edge_cert, edge_key) = cert(&certs, &fleet, "store-1", true);
+    let (rogue_cert, rogue_key) = cert(&certs, &ca("someone else"), "rogue", true);
+    let (np, lp) = (free_port(), free_port());
+    let nd = dir.path().join("hub-nats");
+    std::fs::create_dir_all(&nd).unwrap();
+    let conf = format!(
+        "listen: 127.0.0.1:{np}\njetstream {{ store_dir: {:?}, domain: hub }}\nleafnodes {{\n  listen: 127.0.0.1:{lp}\n  no_advertise: true\n  tls {{ cert_file: {hub_cert:?}, key_file: {hub_key:?}, ca_file: {:?}, verify: true }}\n}}\n",
+        nd.join("js").display().to_string(),
+        ca_pem.display().to_string()
+    );
+    let _hub_nats = KillOnDrop(standalone(&nd, &conf, np));
+    let hub_url = format!("nats://127.0.0.1:{np}");
+    let sets =
+        ["--set", "http_listen=127.0.0.1:0", "--set", "edge.clock_interval_ms=300", "--set", "edge.collections=notes"];
+    let mut hub_args = vec!["--edge-hub", hub_url.as_str(), "--node-id", "hub"];
+    hub_args.extend(sets);
+    let hub = Server::start(&dir.path().join("hub"), &hub_args);
+    let tls_hub = format!("tls://127.0.0.1:{lp}");
+    let ca_set = format!("edge.tls_ca={}", ca_pem.display());
+    let start = |name: &str, cert: &str, key: &str| {
+        let (c, k) = (format!("edge.tls_cert={cert}"), format!("edge.tls_key={key}"));
+        let mut args =
+            vec!["--edge", "--hub", tls_hub.as_str(), "--node-id", name, "--set", &ca_set, "--set", &c, "--set", &k];
+        args.extend(sets);
+        Server::start(&dir.path().join(name), &args)
+    };
+    let edge = start("store-1", &edge_cert, &edge_key);
+    let rogue = start("rogue", &rogue_cert, &rogue_key);
+    for s in [&hub, &edge, &rogue] {
+        let (mut cols, _) = s.clients().await;
+        cols.create(v1::CreateCollectionRequest {
+            name: "notes".into(),
+            spaces: vec![space("", DIM as u32, v1::Metric::Cosine, "Flat")],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    upsert(&edge, "notes", vec![item("from-store-1", vec_for(1), json!({"text": "over mTLS"}))]).await.unwrap();
+    upsert(&rogue, "notes", vec![item("from-rogue", vec_for(2), json!({"text": "should not arrive"}))]).await.unwrap();
+    wait_for("the edge's write reaches the hub over mutual TLS", Duration::from_secs(30), || {
+        let d = digests(&hub, "notes");
+        d.contains_key("from-store-1").then_some(()).ok_or(format!("hub holds {d:?}"))
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(get(&hub, "notes", "from-rogue").await.is_none(), "a certificate from another CA is refused");
+    assert_eq!(status(&rogue)["hub_reachable"], false);
+    assert_eq!(status(&edge)["hub_reachable"], true);
+}

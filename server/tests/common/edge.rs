@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex};
 /// closed, new ones refused) and restore.
 pub struct Relay {
     pub port: u16,
+    /// Bytes carried, both directions (what went over the wire).
+    pub bytes: Arc<std::sync::atomic::AtomicU64>,
     cut: Arc<AtomicBool>,
     conns: Arc<Mutex<Vec<TcpStream>>>,
 }
@@ -20,7 +22,8 @@ impl Relay {
         let port = l.local_addr().unwrap().port();
         let cut = Arc::new(AtomicBool::new(false));
         let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
-        let (c2, k2) = (cut.clone(), conns.clone());
+        let bytes: Arc<std::sync::atomic::AtomicU64> = Arc::default();
+        let (c2, k2, b2) = (cut.clone(), conns.clone(), bytes.clone());
         std::thread::spawn(move || {
             for s in l.incoming() {
                 let Ok(a) = s else { continue };
@@ -31,12 +34,14 @@ impl Relay {
                 let Ok(b) = TcpStream::connect(("127.0.0.1", target)) else { continue };
                 k2.lock().unwrap().extend([a.try_clone().unwrap(), b.try_clone().unwrap()]);
                 for (mut from, mut to) in [(a.try_clone().unwrap(), b.try_clone().unwrap()), (b, a)] {
+                    let counted = b2.clone();
                     std::thread::spawn(move || {
                         let mut buf = [0u8; 16384];
                         while let Ok(n) = from.read(&mut buf) {
                             if n == 0 || to.write_all(&buf[..n]).is_err() {
                                 break;
                             }
+                            counted.fetch_add(n as u64, Ordering::Relaxed);
                         }
                         let _ = to.shutdown(Shutdown::Both);
                         let _ = from.shutdown(Shutdown::Both);
@@ -44,7 +49,7 @@ impl Relay {
                 }
             }
         });
-        Relay { port, cut, conns }
+        Relay { port, bytes, cut, conns }
     }
 
     pub fn cut(&self) {
