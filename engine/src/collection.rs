@@ -699,20 +699,23 @@ impl Collection {
         Ok(n)
     }
 
+    /// The ids of the live items matching `filter`.
+    fn matching_ids(&self, filter: &Filter) -> Vec<String> {
+        let st = self.state.read();
+        let mut out = Vec::new();
+        for src in st.sources() {
+            if let Some(allowed) = src.allowed(Some(filter)) {
+                out.extend(allowed.iter_ones().map(|r| src.ids()[r].clone()));
+            }
+        }
+        out
+    }
+
     /// Delete every item matching `filter`; returns how many.
     pub fn delete_by_filter(&self, filter: &Filter) -> Result<usize> {
         self.check_open()?;
         if let Some(h) = self.write_hook() {
-            let ids: Vec<String> = {
-                let st = self.state.read();
-                let mut out = Vec::new();
-                for src in st.sources() {
-                    if let Some(allowed) = src.allowed(Some(filter)) {
-                        out.extend(allowed.iter_ones().map(|r| src.ids()[r].clone()));
-                    }
-                }
-                out
-            };
+            let ids = self.matching_ids(filter);
             let mut total = 0;
             for chunk in ids.chunks(self.options.limits.max_batch.max(1)) {
                 total += h.delete(self, chunk)?;
@@ -720,16 +723,7 @@ impl Collection {
             return Ok(total);
         }
         let mut wal = self.wal.lock();
-        let ids: Vec<String> = {
-            let st = self.state.read();
-            let mut out = Vec::new();
-            for src in st.sources() {
-                if let Some(allowed) = src.allowed(Some(filter)) {
-                    out.extend(allowed.iter_ones().map(|r| src.ids()[r].clone()));
-                }
-            }
-            out
-        };
+        let ids = self.matching_ids(filter);
         if ids.is_empty() {
             return Ok(0);
         }

@@ -19,8 +19,7 @@
 mod common;
 
 use agentdb_proto::v1;
-use common::edge::{KillOnDrop, Relay};
-use common::nats::{free_port, standalone};
+use common::edge::{hub_nats, Relay};
 use common::{authed, item, space, Server};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -126,14 +125,7 @@ async fn edge_sync_numbers() {
         [("f32", "s2_auto"), ("f16", "s2_auto"), ("i8", "s2_auto"), ("f32", "s2_fast"), ("i8", "s2_fast")]
     {
         let dir = tempfile::tempdir().unwrap();
-        let (np, lp) = (free_port(), free_port());
-        let nd = dir.path().join("hub-nats");
-        std::fs::create_dir_all(&nd).unwrap();
-        let conf = format!(
-            "listen: 127.0.0.1:{np}\njetstream {{ store_dir: {:?}, domain: hub }}\nleafnodes {{ listen: 127.0.0.1:{lp}, no_advertise: true, compression: accept }}\n",
-            nd.join("js").display().to_string()
-        );
-        let _nats = KillOnDrop(standalone(&nd, &conf, np));
+        let (_nats, np, lp) = hub_nats(dir.path(), "compression: accept");
         let relay = Relay::start(lp);
         let sets = [
             "--set",
@@ -198,14 +190,7 @@ async fn edge_sync_numbers() {
     // Idle edge: the process and its leaf nats-server, nothing stored.
     let bin = std::env::var("EDGE_BENCH_BIN").unwrap_or_else(|_| common::BIN.to_string());
     let dir = tempfile::tempdir().unwrap();
-    let (np, lp) = (free_port(), free_port());
-    let nd = dir.path().join("hub-nats");
-    std::fs::create_dir_all(&nd).unwrap();
-    let conf = format!(
-        "listen: 127.0.0.1:{np}\njetstream {{ store_dir: {:?}, domain: hub }}\nleafnodes {{ listen: 127.0.0.1:{lp}, no_advertise: true }}\n",
-        nd.join("js").display().to_string()
-    );
-    let _nats = KillOnDrop(standalone(&nd, &conf, np));
+    let (_nats, _np, lp) = hub_nats(dir.path(), "");
     let leaf = format!("nats-leaf://127.0.0.1:{lp}");
     let mut idle = Vec::new();
     // Models load on first use (models.preload = false), so an idle edge holds none; with

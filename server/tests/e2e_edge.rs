@@ -15,8 +15,7 @@
 mod common;
 
 use agentdb_proto::v1;
-use common::edge::{KillOnDrop, Relay};
-use common::nats::{free_port, standalone};
+use common::edge::{hub_nats, Relay};
 use common::{authed, item, space, Server};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -146,14 +145,7 @@ fn product(id: &str, seed: u64, stock: i64, tags: &[&str], name: &str) -> v1::It
 async fn edges_sync_with_the_hub_offline_first_and_converge_after_a_partition() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let (np, lp) = (free_port(), free_port());
-    let hub_nats_dir = dir.path().join("hub-nats");
-    std::fs::create_dir_all(&hub_nats_dir).unwrap();
-    let conf = format!(
-        "server_name: hubnats\nlisten: 127.0.0.1:{np}\njetstream {{ store_dir: {:?}, domain: hub }}\nleafnodes {{ listen: 127.0.0.1:{lp}, no_advertise: true }}\n",
-        hub_nats_dir.join("js").display().to_string()
-    );
-    let _hub_nats = KillOnDrop(standalone(&hub_nats_dir, &conf, np));
+    let (_hub_nats, np, lp) = hub_nats(dir.path(), "");
     let (ra, rb) = (Relay::start(lp), Relay::start(lp));
 
     let hub = start_hub(&dir.path().join("hub"), np);
@@ -360,14 +352,7 @@ async fn search_ids(s: &Server, collection: &str, q: Vec<f32>, k: u32) -> (Vec<S
 async fn an_edge_cache_keeps_what_queries_touch_within_its_budget() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let (np, lp) = (free_port(), free_port());
-    let nd = dir.path().join("hub-nats");
-    std::fs::create_dir_all(&nd).unwrap();
-    let conf = format!(
-        "listen: 127.0.0.1:{np}\njetstream {{ store_dir: {:?}, domain: hub }}\nleafnodes {{ listen: 127.0.0.1:{lp}, no_advertise: true }}\n",
-        nd.join("js").display().to_string()
-    );
-    let _hub_nats = KillOnDrop(standalone(&nd, &conf, np));
+    let (_hub_nats, np, lp) = hub_nats(dir.path(), "");
     let relay = Relay::start(lp);
     let hub_url = format!("nats://127.0.0.1:{np}");
     let sets = ["--set", "http_listen=127.0.0.1:0", "--set", "edge.clock_interval_ms=300"];
@@ -507,15 +492,11 @@ async fn the_leaf_link_runs_over_mutual_tls_with_a_certificate_per_edge() {
     let (hub_cert, hub_key) = cert(&certs, &fleet, "hub", false);
     let (edge_cert, edge_key) = cert(&certs, &fleet, "store-1", true);
     let (rogue_cert, rogue_key) = cert(&certs, &ca("someone else"), "rogue", true);
-    let (np, lp) = (free_port(), free_port());
-    let nd = dir.path().join("hub-nats");
-    std::fs::create_dir_all(&nd).unwrap();
-    let conf = format!(
-        "listen: 127.0.0.1:{np}\njetstream {{ store_dir: {:?}, domain: hub }}\nleafnodes {{\n  listen: 127.0.0.1:{lp}\n  no_advertise: true\n  tls {{ cert_file: {hub_cert:?}, key_file: {hub_key:?}, ca_file: {:?}, verify: true }}\n}}\n",
-        nd.join("js").display().to_string(),
+    let tls = format!(
+        "tls {{ cert_file: {hub_cert:?}, key_file: {hub_key:?}, ca_file: {:?}, verify: true }}",
         ca_pem.display().to_string()
     );
-    let _hub_nats = KillOnDrop(standalone(&nd, &conf, np));
+    let (_hub_nats, np, lp) = hub_nats(dir.path(), &tls);
     let hub_url = format!("nats://127.0.0.1:{np}");
     let sets =
         ["--set", "http_listen=127.0.0.1:0", "--set", "edge.clock_interval_ms=300", "--set", "edge.collections=notes"];

@@ -73,3 +73,19 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// A hub nats-server for edge tests: JetStream domain `hub`, a leaf-node listener that
+/// does not advertise its address (so a leaf reconnects only through the URL it was
+/// given: the relay), with `leaf_extra` added to the `leafnodes` block. Returns it, its
+/// client port and its leaf-node port.
+pub fn hub_nats(dir: &std::path::Path, leaf_extra: &str) -> (KillOnDrop, u16, u16) {
+    use super::nats::{free_port, standalone};
+    let (np, lp) = (free_port(), free_port());
+    let nd = dir.join("hub-nats");
+    std::fs::create_dir_all(&nd).unwrap();
+    let conf = format!(
+        "listen: 127.0.0.1:{np}\njetstream {{ store_dir: {:?}, domain: hub }}\nleafnodes {{\n  listen: 127.0.0.1:{lp}\n  no_advertise: true\n  {leaf_extra}\n}}\n",
+        nd.join("js").display().to_string()
+    );
+    (KillOnDrop(standalone(&nd, &conf, np)), np, lp)
+}
