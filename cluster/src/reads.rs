@@ -112,6 +112,28 @@ impl Cluster {
         Ok(hits)
     }
 
+    /// The last sequence written to `shard`'s stream (0 when it cannot be read).
+    async fn stream_last(&self, name: &str, shard: u32) -> u64 {
+        match self.js.get_stream(stream_name(name, shard)).await {
+            Ok(mut s) => s.info().await.map_or(0, |i| i.state.last_sequence),
+            Err(_) => 0,
+        }
+    }
+
+    /// A token covering every write acknowledged so far to the shards that hold `ids`:
+    /// a read with it sees them, whichever replica answers (for checks that must not
+    /// miss a write through another node: quotas, row policies on replaced items).
+    pub async fn latest_token(&self, name: &str, ids: &[String]) -> Result<Token> {
+        let meta = self.meta(name)?;
+        let shards: std::collections::BTreeSet<u32> = ids.iter().map(|id| shard_of(id, meta.shards)).collect();
+        let lasts = futures_util::future::join_all(shards.iter().map(|&s| self.stream_last(name, s))).await;
+        let mut t = Token::default();
+        for (&shard, last) in shards.iter().zip(lasts) {
+            t.observe(shard, last);
+        }
+        Ok(t)
+    }
+
     /// Items by id (found ones, in request order).
     pub async fn get(&self, name: &str, ids: Vec<String>, with_vectors: bool, token: &Token) -> Result<Vec<WireItem>> {
         let meta = self.meta(name)?;
@@ -178,10 +200,7 @@ impl Cluster {
         let meta = self.meta(name)?;
         let mut calls = Vec::new();
         for shard in 0..meta.shards {
-            let last = match self.js.get_stream(stream_name(name, shard)).await {
-                Ok(mut s) => s.info().await.map_or(0, |i| i.state.last_sequence),
-                Err(_) => 0,
-            };
+            let last = self.stream_last(name, shard).await;
             let nodes =
                 self.state.read().assign.get(&(name.to_string(), shard)).map(|a| a.nodes.clone()).unwrap_or_default();
             for node in nodes {

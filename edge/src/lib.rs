@@ -15,6 +15,7 @@ pub mod cache;
 pub mod change;
 pub mod hlc;
 pub mod merge;
+mod stalls;
 mod streams;
 pub mod tombs;
 
@@ -140,6 +141,8 @@ pub struct Edge {
     cache_from_hub: AtomicU64,
     cache_local: AtomicU64,
     cache_evicted: AtomicU64,
+    /// Stalled sources restarted, and the hub's view of which edges are alive.
+    watch: stalls::Watch,
 }
 
 /// Why an answer from the cache may be partial.
@@ -198,6 +201,7 @@ impl Edge {
             cache_from_hub: AtomicU64::new(0),
             cache_local: AtomicU64::new(0),
             cache_evicted: AtomicU64::new(0),
+            watch: stalls::Watch::default(),
             db: db.clone(),
             cfg,
         });

@@ -392,11 +392,13 @@ impl Edge {
         }
         let mut floor: Option<Hlc> = None;
         for node in registered.keys() {
-            let Some(b) = seen_kv.get(node).await.map_err(|e| nats("hub", e))? else {
+            let Some(entry) = seen_kv.entry(node).await.map_err(|e| nats("hub", e))? else {
+                // Nothing seen yet: nothing can be collected (the lowest clock).
                 floor = Some(Hlc::default());
-                break;
+                continue;
             };
-            let theirs: BTreeMap<String, String> = serde_json::from_slice(&b).unwrap_or_default();
+            self.note_revision(node, entry.revision);
+            let theirs: BTreeMap<String, String> = serde_json::from_slice(&entry.value).unwrap_or_default();
             for origin in registered.keys() {
                 let h = theirs.get(origin).and_then(|t| Hlc::decode(t)).unwrap_or_default();
                 floor = Some(floor.map_or(h, |f| f.min(h)));
@@ -419,6 +421,10 @@ impl Edge {
             })
             .await
             .map_err(|e| nats("tombstones", e))?;
+        }
+        // Sources JetStream is still backing off on although the far side is back.
+        if let Err(e) = self.restart_stalled_sources().await {
+            tracing::warn!(error = %e, "edge: checking the sync sources failed");
         }
         Ok(())
     }
@@ -443,6 +449,53 @@ impl Edge {
             ..Default::default()
         };
         ensure_stream(&self.local, cfg).await
+    }
+
+    /// The sync streams in this node's JetStream, for the status: messages stored, the
+    /// last sequence, what the apply loop has still to apply, and each source's lag (in
+    /// messages) and time since it was last active. An entry with `error` when JetStream
+    /// does not answer within the bound.
+    pub async fn streams_status(&self) -> serde_json::Value {
+        let names: &[&str] = match self.cfg.role {
+            Role::Edge => &[OWN_STREAM, INBOX_STREAM],
+            Role::Hub => &[HUB_STREAM],
+        };
+        let mut out = Vec::new();
+        for &name in names {
+            let got = tokio::time::timeout(BOUND, async {
+                let mut s = self.local.get_stream(name).await.map_err(|e| e.to_string())?;
+                let info = s.info().await.map_err(|e| e.to_string())?.clone();
+                let pending = s.consumer_info("apply").await.ok().map(|c| c.num_pending);
+                Ok::<_, String>((info, pending))
+            })
+            .await
+            .unwrap_or_else(|_| Err("JetStream did not answer".into()));
+            out.push(match got {
+                Ok((info, pending)) => {
+                    let sources: Vec<serde_json::Value> = info
+                        .sources
+                        .iter()
+                        .map(|src| {
+                            serde_json::json!({
+                                "name": src.name,
+                                "filter": src.filter_subject,
+                                "lag": src.lag,
+                                "active_ms": src.active.map(|d| d.as_millis() as u64),
+                            })
+                        })
+                        .collect();
+                    serde_json::json!({
+                        "name": name,
+                        "messages": info.state.messages,
+                        "last_seq": info.state.last_sequence,
+                        "to_apply": pending,
+                        "sources": sources,
+                    })
+                }
+                Err(e) => serde_json::json!({"name": name, "error": e}),
+            });
+        }
+        serde_json::Value::Array(out)
     }
 
     /// Forget a node (a lost or retired device): it is no longer sourced and no longer

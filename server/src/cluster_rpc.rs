@@ -119,7 +119,8 @@ impl Services {
                 )));
             }
             let ids: Vec<String> = items.iter().map(|it| it.id.clone()).filter(|id| !id.is_empty()).collect();
-            let old = c.get(&r.collection, ids, false, &Token::default()).await.map_err(err)?;
+            let latest = c.latest_token(&r.collection, &ids).await.map_err(err)?;
+            let old = c.get(&r.collection, ids, false, &latest).await.map_err(err)?;
             if let Some(o) = old.iter().find(|o| !row.matches(&o.payload)) {
                 return Err(Status::permission_denied(format!("item '{}' exists outside this key's row policy", o.id)));
             }
@@ -128,10 +129,13 @@ impl Services {
         let charge = match (&self.security.storage, &principal) {
             (Some(_), Some(_)) => {
                 let ids: Vec<String> = items.iter().map(|it| it.id.clone()).filter(|id| !id.is_empty()).collect();
+                // As of the latest write (a replica lagging behind a write through
+                // another node would take a replaced item for a new one).
                 let old = if ids.is_empty() {
                     Vec::new()
                 } else {
-                    c.get(&r.collection, ids, true, &Token::default()).await.map_err(err)?
+                    let latest = c.latest_token(&r.collection, &ids).await.map_err(err)?;
+                    c.get(&r.collection, ids, true, &latest).await.map_err(err)?
                 };
                 let old: Vec<agentdb_engine::StoredItem> =
                     old.into_iter().map(agentdb_engine::StoredItem::from).collect();
@@ -194,7 +198,8 @@ impl Services {
         // The items as they are (vectors too when a quota credits their size back).
         let mut gone = Vec::new();
         if row.is_some() || quota {
-            let found = c.get(&r.collection, ids.clone(), quota, &Token::default()).await.map_err(err)?;
+            let latest = c.latest_token(&r.collection, &ids).await.map_err(err)?;
+            let found = c.get(&r.collection, ids.clone(), quota, &latest).await.map_err(err)?;
             gone = found.into_iter().filter(|it| row.as_ref().is_none_or(|row| row.matches(&it.payload))).collect();
             ids = gone.iter().map(|it| it.id.clone()).collect();
         }

@@ -131,7 +131,17 @@ fn same_products(nodes: &[&Server]) -> Result<(), String> {
         if *x != d[0] {
             let diff: Vec<&String> =
                 x.keys().chain(d[0].keys()).filter(|k| x.get(*k) != d[0].get(*k)).take(5).collect();
-            return Err(format!("node {i} differs from the hub ({} vs {} items; e.g. {diff:?})", x.len(), d[0].len()));
+            // The sync streams of both (stored, still to apply, each source's lag).
+            let (hs, ns) = (status(nodes[0]), status(nodes[i]));
+            return Err(format!(
+                "node {i} differs from the hub ({} vs {} items; e.g. {diff:?}); its streams {} applied {} seen {}; the hub's {}",
+                x.len(),
+                d[0].len(),
+                ns["streams"],
+                ns["applied"],
+                ns["seen"],
+                hs["streams"]
+            ));
         }
     }
     Ok(())
@@ -534,4 +544,42 @@ async fn the_leaf_link_runs_over_mutual_tls_with_a_certificate_per_edge() {
     assert!(get(&hub, "notes", "from-rogue").await.is_none(), "a certificate from another CA is refused");
     assert_eq!(status(&rogue)["hub_reachable"], false);
     assert_eq!(status(&edge)["hub_reachable"], true);
+}
+
+/// After a long cut, sync resumes at once both ways. JetStream backs off re-creating a
+/// source's consumer by 10 s more per failure (up to 2 minutes): after a minute offline
+/// its next try came 50 s after the link was back. The edge and the hub restart a
+/// source that has been silent while its far side is alive (`edge/src/stalls.rs`).
+/// Not under SERIAL: it waits out the cut while the other scenarios run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_resumes_at_once_after_a_long_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_hub_nats, np, lp) = hub_nats(dir.path(), "");
+    let relay = Relay::start(lp);
+    let hub = start_hub(&dir.path().join("hub"), np);
+    let edge =
+        start_edge(&dir.path().join("edge"), "edge-c", relay.port, &["--set", "edge.collections=products,orders"]);
+    for s in [&hub, &edge] {
+        create_collections(s).await;
+    }
+    let has = |s: &Server, id: &str| digests(s, "products").contains_key(id);
+    upsert(&hub, "products", vec![product("before", 1, 1, &[], "before the cut")]).await.unwrap();
+    wait_for("the first write comes down", Duration::from_secs(30), || {
+        has(&edge, "before").then_some(()).ok_or("not yet".into())
+    });
+    // Long enough for JetStream's third retry (at about 60 s) to have failed too.
+    relay.cut();
+    tokio::time::sleep(Duration::from_secs(62)).await;
+    upsert(&hub, "products", vec![product("down", 2, 1, &[], "written on the hub during the cut")]).await.unwrap();
+    upsert(&edge, "products", vec![product("up", 3, 1, &[], "written on the edge during the cut")]).await.unwrap();
+    relay.restore();
+    // Without the restart the next try would be about 38 s away.
+    wait_for("both ways resume after the link is back", Duration::from_secs(15), || {
+        match (has(&edge, "down"), has(&hub, "up")) {
+            (true, true) => Ok(()),
+            (d, u) => Err(format!("hub -> edge {d}, edge -> hub {u}; edge streams {}", status(&edge)["streams"])),
+        }
+    });
+    let log = std::fs::read_to_string(&edge.log).unwrap_or_default();
+    assert!(log.contains("a stalled source was restarted"), "the edge says what it did");
 }

@@ -1,6 +1,7 @@
 //! Edge sync over HTTP (docs/EDGE.md), for operators: `GET /v1/edge/status` (this node's
 //! role, whether the hub is reachable, its clock and what it has seen of every origin,
-//! counters, and per synced collection the items and tombstones; `?digest=true` adds a
+//! counters, the sync streams (stored, still to apply, each source's lag), and per
+//! synced collection the items and tombstones; `?digest=true` adds a
 //! digest of the collection and `?items=true` every item's, so replicas can be compared), and on the hub
 //! `DELETE /v1/edge/nodes/{node}` to forget a lost or retired edge. Admin permission; the
 //! same authentication and request rate as the rest of `/v1`.
@@ -52,8 +53,12 @@ pub fn router(edge: Option<Arc<agentdb_edge::Edge>>, security: Arc<Security>) ->
                         let Some(edge) = edge else { return off() };
                         let on = |k: &str| q.get(k).is_some_and(|v| v == "true" || v == "1");
                         let (digest, items) = (on("digest"), on("items"));
+                        let streams = edge.streams_status().await;
                         match tokio::task::spawn_blocking(move || edge.status(digest, items)).await {
-                            Ok(v) => axum::Json(v).into_response(),
+                            Ok(mut v) => {
+                                v["streams"] = streams;
+                                axum::Json(v).into_response()
+                            }
                             Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string()),
                         }
                     }
