@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 pub mod keys {
     /// The ingested file (hits are fused per source).
     pub const SOURCE: &str = "source";
-    /// `text`, `image`, `speech`, `keyframe` or `sound` (the per-modality lists filter on it).
+    /// `text`, `image`, `ocr` (an image's text, embedded as its second part), `speech`,
+    /// `keyframe` or `sound` (the per-modality lists filter on it).
     pub const MODALITY: &str = "modality";
     /// A text chunk or a transcript passage (keyword fields `text` and `transcript`); for
     /// a sound, its description (length, rate, channels, codec).
@@ -27,7 +28,7 @@ pub mod keys {
 }
 
 /// The item modalities ingestion writes (`keys::MODALITY`).
-pub const ITEM_MODALITIES: [&str; 5] = ["text", "image", "speech", "keyframe", "sound"];
+pub const ITEM_MODALITIES: [&str; 6] = ["text", "image", "ocr", "speech", "keyframe", "sound"];
 
 /// One ingested item's payload. Fields that do not apply to a modality are absent.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

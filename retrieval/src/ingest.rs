@@ -276,20 +276,49 @@ fn image_items(f: &File) -> Result<Vec<Item>> {
     let names: Vec<String> = labels.iter().take(5).map(|(l, _)| l.clone()).collect();
     let scores: Vec<f32> = labels.iter().take(5).map(|(_, p)| (p * 1e4).round() / 1e4).collect();
     let encoders: Vec<String> = col.spec().spaces.iter().filter_map(|s| enc.for_space(s, Modal::Image)).collect();
+    let read = ocr(enc, &img, src)?;
+    // Text read in the image is text: it gets a second part, embedded like a text chunk,
+    // where every space has a text encoder (docs/SEARCH.md, "Text in images").
+    let text_encoders: Option<Vec<String>> = col.spec().spaces.iter().map(|s| enc.for_space(s, Modal::Text)).collect();
+    let dense_ocr = read.clone().filter(|t| worth_embedding(t)).zip(text_encoders);
+    let parts = if dense_ocr.is_some() { 2 } else { 1 };
     let payload = ItemPayload {
         width: Some(w),
         height: Some(h),
         labels: Some(names),
         label_scores: Some(scores),
         encoder: encoders.join(" "),
-        ocr: ocr(enc, &img, src)?,
-        ..f.payload("image", 1)
+        ocr: read,
+        ..f.payload("image", parts)
     };
-    Ok(vec![Item {
+    let mut items = vec![Item {
         id: item_id(sha, 0),
         vectors: vectors.into_iter().next().unwrap_or_default(),
         payload: payload.to_value(),
-    }])
+    }];
+    if let Some((text, encoders)) = dense_ocr {
+        let vectors = space_vectors(col, enc, Modal::Text, src, |id| enc.embed_texts_as(id, vec![text.clone()]))?;
+        let payload = ItemPayload {
+            chunk: 1,
+            width: Some(w),
+            height: Some(h),
+            encoder: encoders.join(" "),
+            ocr: Some(text),
+            ..f.payload("ocr", parts)
+        };
+        items.push(Item {
+            id: item_id(sha, 1),
+            vectors: vectors.into_iter().next().unwrap_or_default(),
+            payload: payload.to_value(),
+        });
+    }
+    Ok(items)
+}
+
+/// Whether OCR text says enough to embed: at least two words with letters in them (a
+/// lone number or stray glyphs stay in the keyword index only).
+fn worth_embedding(text: &str) -> bool {
+    text.split_whitespace().filter(|w| w.chars().filter(|c| c.is_alphabetic()).count() >= 2).count() >= 2
 }
 
 /// The text in an image (None: OCR off, or nothing confidently read). A recognition
@@ -514,4 +543,16 @@ impl File<'_> {
 pub fn decode_video(bytes: &[u8], lim: IngestLimits) -> Result<agentdb_models::video::Video> {
     let o = lim.video;
     Ok(agentdb_models::video::decode_video(bytes, o.limits, o.interval_s, o.scene_threshold)?)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ocr_text_worth_embedding_has_two_words() {
+        assert!(super::worth_embedding("CLOSED FOR RENOVATION"));
+        assert!(super::worth_embedding("Guest WiFi"));
+        assert!(!super::worth_embedding("2291"));
+        assert!(!super::worth_embedding("INVOICE 2291"));
+        assert!(!super::worth_embedding("a | ~ ."));
+    }
 }

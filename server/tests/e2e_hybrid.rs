@@ -71,6 +71,14 @@ fn hybrid_search_over_text_ocr_labels_and_file_names() {
     assert!(hits[0]["payload"]["ocr"].as_str().unwrap().contains("Harbour Street Bakery"), "{hits:?}");
     assert!(hits[0]["part"].as_str().unwrap().contains("reads \"INVOICE AX-4471 Harbour"), "{}", hits[0]["part"]);
 
+    // The card's text is also its own dense part (modality `ocr`): found by meaning with
+    // the keyword list left out.
+    let hits = search(&server, &["--text", "an invoice from a shop on Harbour Street", "--mode", "dense"]);
+    assert_eq!(sources(&hits)[0], "card.png", "{hits:?}");
+    assert!(lists(&hits[0]).contains(&"text/ocr".to_string()), "{hits:?}");
+    assert_eq!(hits[0]["modality"], "ocr", "{hits:?}");
+    assert!(hits[0]["part"].as_str().unwrap().starts_with("text in image"), "{}", hits[0]["part"]);
+
     // Hybrid is the default for text: an exact code ranks its document first, with the
     // keyword list beside the dense ones; --mode dense leaves it out.
     let hits = search(&server, &["--text", "ZX-9921"]);

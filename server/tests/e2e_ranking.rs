@@ -3,10 +3,10 @@
 //! speech, non-speech sounds) is ingested and queried with `agentdb eval`; then 30
 //! unrelated multi-part sources (narrated videos, long licence texts) join the same
 //! collection and the same queries run again. A fair fusion keeps them out of the top
-//! five. Issue 18 asks that success@5 drop by at most 0.05; calibrated fusion measures
-//! 0.779 → 0.716 (−0.063: tune half −0.084, held-out half −0.043; RRF fell by ~0.3), so
-//! this test holds the line at 0.07 until the gap is closed (docs/PERFORMANCE.md). No
-//! timing is measured.
+//! five. Issue 18 asks that success@5 drop by at most 0.05, and this test holds that
+//! line: calibrated fusion with the cards' text as its own dense part measures 0.779 →
+//! 0.737 (−0.042: tune half −0.063, held-out half −0.021; RRF fell by ~0.3;
+//! docs/PERFORMANCE.md). No timing is measured.
 
 mod common;
 
@@ -50,5 +50,5 @@ async fn distractors_do_not_push_relevant_sources_out_of_the_top_five() {
     // The set is findable at all (a floor well under what docs/PERFORMANCE.md reports,
     // so the test fails on a broken ranking, not on noise).
     assert!(before >= 0.70, "success@5 {before:.3} without distractors: {v}");
-    assert!(after >= before - 0.07, "success@5 fell from {before:.3} to {after:.3} with the distractors: {v}");
+    assert!(after >= before - 0.05, "success@5 fell from {before:.3} to {after:.3} with the distractors: {v}");
 }
