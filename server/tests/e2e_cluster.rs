@@ -721,22 +721,12 @@ async fn multimodal_sharded_collection_ingests_and_answers_like_a_single_node() 
 /// cannot join.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_over_tls_with_a_password() {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.distinguished_name.push(DnType::CommonName, "agentdb test NATS CA");
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
-    let ca = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
-    let mut p = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
-    p.distinguished_name.push(DnType::CommonName, "nats");
-    let key = KeyPair::generate().unwrap();
-    let cert = p.signed_by(&key, &ca).unwrap();
+    let ca = common::certs::ca("agentdb test NATS CA");
     let path = |n: &str| dir.path().join(n);
     std::fs::write(path("ca.pem"), ca.pem()).unwrap();
-    std::fs::write(path("nats.pem"), cert.pem()).unwrap();
-    std::fs::write(path("nats.key"), key.serialize_pem()).unwrap();
+    common::certs::loopback_files(dir.path(), &ca, "nats", false);
     let port = free_port();
     let conf = format!(
         "listen: \"127.0.0.1:{port}\"\njetstream {{ store_dir: {:?} }}\n\

@@ -15,6 +15,7 @@
 mod common;
 
 use agentdb_proto::v1;
+use common::certs::{ca, loopback_files as cert};
 use common::edge::{hub_nats, Relay};
 use common::{authed, item, space, Server};
 use serde_json::{json, Value};
@@ -459,32 +460,6 @@ async fn an_edge_cache_keeps_what_queries_touch_within_its_budget() {
         "edge cache: {} (answers from the hub {}, from the cache {}, evicted {})",
         st["caches"][0], st["cache_answers_from_hub"], st["cache_answers_local"], st["cache_evicted"]
     );
-}
-
-type Ca = rcgen::CertifiedIssuer<'static, rcgen::KeyPair>;
-
-fn ca(name: &str) -> Ca {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.distinguished_name.push(DnType::CommonName, name);
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-    CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap()
-}
-
-/// A certificate signed by `ca` written to DIR/NAME.pem and DIR/NAME.key: their paths.
-fn cert(dir: &std::path::Path, ca: &Ca, name: &str, client: bool) -> (String, String) {
-    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair};
-    let mut p = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
-    p.distinguished_name.push(DnType::CommonName, name);
-    p.extended_key_usages =
-        vec![if client { ExtendedKeyUsagePurpose::ClientAuth } else { ExtendedKeyUsagePurpose::ServerAuth }];
-    let key = KeyPair::generate().unwrap();
-    let c = p.signed_by(&key, ca).unwrap();
-    let (cp, kp) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
-    std::fs::write(&cp, c.pem()).unwrap();
-    std::fs::write(&kp, key.serialize_pem()).unwrap();
-    (cp.display().to_string(), kp.display().to_string())
 }
 
 /// The leaf link over mutual TLS: the hub's leaf-node listener verifies client

@@ -2,6 +2,7 @@
 //! directory, as a client would find it.
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod edge;
 pub mod nats;
 
