@@ -81,6 +81,20 @@ impl Edge {
         if let Some(e) = info.get("error") {
             return Err(what(e.to_string()));
         }
+        let mut cfg: stream::Config =
+            serde_json::from_value(info["config"].clone()).map_err(|e| what(format!("its configuration: {e}")))?;
+        if self.cfg.role == Role::Edge {
+            // An inbox missing a source (a restart below cut off halfway) gets it back
+            // first; the hub's sources are set every round by `source_edges`.
+            let want = self.inbox_sources();
+            let have: Vec<String> = cfg.sources.iter().flatten().map(config_key).collect();
+            if want.iter().any(|w| !have.contains(&config_key(w))) {
+                cfg.sources = Some(want);
+                self.local.update_stream(cfg).await.map_err(|e| what(e.to_string()))?;
+                tracing::warn!(stream = name, "edge: the inbox's sources were restored");
+                return Ok(0);
+            }
+        }
         let mut stalled = Vec::new();
         for s in info["sources"].as_array().into_iter().flatten() {
             let api = s["external"]["api"].as_str().unwrap_or_default();
@@ -112,8 +126,6 @@ impl Edge {
         if stalled.is_empty() {
             return Ok(0);
         }
-        let mut s = self.local.get_stream(name).await.map_err(|e| what(e.to_string()))?;
-        let cfg = s.info().await.map_err(|e| what(e.to_string()))?.config.clone();
         let keys: Vec<&String> = stalled.iter().map(|(k, _)| k).collect();
         let mut without = cfg.clone();
         without.sources =

@@ -120,7 +120,7 @@ impl Edge {
     }
 
     /// The inbox's sources: per mirrored collection (or partition), and every node's clock.
-    fn inbox_sources(&self) -> Vec<stream::Source> {
+    pub(crate) fn inbox_sources(&self) -> Vec<stream::Source> {
         let external =
             Some(stream::External { api_prefix: format!("$JS.{}.API", self.cfg.hub_domain), delivery_prefix: None });
         let mut filters: Vec<String> = self
