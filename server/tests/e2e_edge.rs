@@ -57,16 +57,21 @@ fn start_edge(data: &std::path::Path, id: &str, relay: u16, extra: &[&str]) -> S
     Server::start(data, &refs)
 }
 
-async fn create_collections(s: &Server) {
+/// Collection `name` with one 8-dimensional cosine Flat space.
+async fn create_flat(s: &Server, name: &str) {
     let (mut cols, _) = s.clients().await;
+    cols.create(v1::CreateCollectionRequest {
+        name: name.into(),
+        spaces: vec![space("", DIM as u32, v1::Metric::Cosine, "Flat")],
+        ..Default::default()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("create {name}: {e}"));
+}
+
+async fn create_collections(s: &Server) {
     for name in ["products", "orders"] {
-        cols.create(v1::CreateCollectionRequest {
-            name: name.into(),
-            spaces: vec![space("", DIM as u32, v1::Metric::Cosine, "Flat")],
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|e| panic!("create {name}: {e}"));
+        create_flat(s, name).await;
     }
 }
 
@@ -377,14 +382,7 @@ async fn an_edge_cache_keeps_what_queries_touch_within_its_budget() {
     edge_args.extend(sets);
     let edge = Server::start(&dir.path().join("edge"), &edge_args);
     for s in [&hub, &edge] {
-        let (mut cols, _) = s.clients().await;
-        cols.create(v1::CreateCollectionRequest {
-            name: "catalog".into(),
-            spaces: vec![space("", DIM as u32, v1::Metric::Cosine, "Flat")],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+        create_flat(s, "catalog").await;
     }
     // 1,000 items on the hub (about 75 bytes each: far more than the edge's 8 KiB).
     for start in (0..1000).step_by(250) {
@@ -500,14 +498,7 @@ async fn the_leaf_link_runs_over_mutual_tls_with_a_certificate_per_edge() {
     let edge = start("store-1", &edge_cert, &edge_key);
     let rogue = start("rogue", &rogue_cert, &rogue_key);
     for s in [&hub, &edge, &rogue] {
-        let (mut cols, _) = s.clients().await;
-        cols.create(v1::CreateCollectionRequest {
-            name: "notes".into(),
-            spaces: vec![space("", DIM as u32, v1::Metric::Cosine, "Flat")],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+        create_flat(s, "notes").await;
     }
     upsert(&edge, "notes", vec![item("from-store-1", vec_for(1), json!({"text": "over mTLS"}))]).await.unwrap();
     upsert(&rogue, "notes", vec![item("from-rogue", vec_for(2), json!({"text": "should not arrive"}))]).await.unwrap();
