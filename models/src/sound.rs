@@ -143,7 +143,7 @@ impl SoundEvents {
     pub fn logits(&self, patches: &[f32]) -> Result<Vec<f32>> {
         let inf = |e: ort::Error| Error::Inference(format!("yamnet: {e}"));
         let per = PATCH * MELS;
-        if patches.len() % per != 0 {
+        if !patches.len().is_multiple_of(per) {
             return Err(Error::InvalidInput(format!("{} values is not a whole number of patches", patches.len())));
         }
         let classes = self.labels.len();

@@ -22,6 +22,10 @@ pub struct ModelsConfig {
     pub speech: String,
     /// Voice activity detector gating the speech recogniser.
     pub vad: String,
+    /// Sound-event classifier for recordings without speech (YAMNet, AudioSet's 521
+    /// classes): their labels are searched by keyword and embedded by the text encoder
+    /// ("" = none: such a recording is found by its properties and file name only).
+    pub sound: String,
     /// A CLIP model folder (Hugging Face layout + agentdb-model.json; a name under `dir`
     /// or an absolute path), "" = none. Multimodal collections then get a `clip` space.
     pub clip: String,
@@ -51,6 +55,7 @@ impl Default for ModelsConfig {
             image: "efficientnet-lite0".into(),
             speech: "whisper-base".into(),
             vad: "silero-vad".into(),
+            sound: "yamnet".into(),
             clip: String::new(),
             onnx_image: String::new(),
             image_max_batch: 1,

@@ -175,6 +175,9 @@ pub struct EncoderSet {
     /// Speech -> transcript (Silero VAD + Whisper), embedded by the text encoder.
     pub speech: Option<Arc<SpeechService>>,
     pub speech_problem: Option<String>,
+    /// Sound events (YAMNet) for recordings without speech: labels, embedded by the text
+    /// encoder. None: such recordings are described by their properties only.
+    pub sound: Option<Arc<agentdb_models::sound::SoundEvents>>,
     /// A user-supplied CLIP model (`models.clip`): its own space, text and image towers.
     pub clip: Option<Arc<agentdb_models::clip::Clip>>,
     /// A user-supplied ONNX image encoder (`models.onnx_image`): image vectors in spaces
@@ -199,6 +202,7 @@ impl EncoderSet {
             image_problem: Some(why.to_string()),
             speech: None,
             speech_problem: Some(why.to_string()),
+            sound: None,
             clip: None,
             onnx_image: None,
             ocr: None,
@@ -351,14 +355,17 @@ impl EncoderSet {
                 }
             }
         };
-        EncoderSet::of(
+        let sound = load_sound(&dir, cfg);
+        let mut set = EncoderSet::of(
             dir,
             Arc::new(TextService::new(text, batch)),
             (image, image_problem),
             (speech, speech_problem),
             clip,
             onnx_image,
-        )
+        );
+        set.sound = sound;
+        set
     }
 
     /// The set of encoders around a loaded text encoder (each other one optional, with
@@ -396,6 +403,7 @@ impl EncoderSet {
             image_problem,
             speech,
             speech_problem,
+            sound: None,
             clip,
             onnx_image,
             ocr: None,
@@ -477,6 +485,7 @@ impl EncoderSet {
             v.push(self.speech_id().unwrap_or_else(|| s.encoder_id()));
             v.push(s.vad_info.encoder_id());
         }
+        v.extend(self.sound.iter().map(|s| s.info.encoder_id()));
         v.extend(self.clip.iter().map(|c| c.info.encoder_id()));
         v.extend(self.onnx_image.iter().map(|o| o.info.encoder_id()));
         v
@@ -491,6 +500,11 @@ impl EncoderSet {
     /// `whisper-base@…>all-minilm-l6-v2@…`: transcripts embedded by the text encoder.
     pub fn speech_id(&self) -> Option<String> {
         Some(format!("{}>{}", self.speech.as_ref()?.encoder_id(), self.text.as_ref()?.encoder_id()))
+    }
+
+    /// `yamnet@…>all-minilm-l6-v2@…`: a sound's labels embedded by the text encoder.
+    pub fn sound_id(&self) -> Option<String> {
+        Some(format!("{}>{}", self.sound.as_ref()?.info.encoder_id(), self.text.as_ref()?.encoder_id()))
     }
 
     /// The loaded encoder for `modality` whose vectors live in `space`'s family, if any.
@@ -671,6 +685,35 @@ pub fn transcribe(enc: &Encoders, bytes: &[u8], lim: AudioLimits) -> Result<Tran
         "transcribed"
     );
     Ok(t)
+}
+
+/// The sound-event classifier `models.sound` names, if it loads (a missing one is
+/// logged: recordings without speech are then described by their properties only).
+fn load_sound(
+    dir: &std::path::Path,
+    cfg: &crate::config::ModelsConfig,
+) -> Option<Arc<agentdb_models::sound::SoundEvents>> {
+    if cfg.sound.is_empty() {
+        tracing::info!("no sound-event classifier (models.sound is empty): sounds are found by their properties only");
+        return None;
+    }
+    let load = || -> agentdb_models::Result<agentdb_models::sound::SoundEvents> {
+        agentdb_models::vad::init_runtime(dir)?;
+        agentdb_models::sound::SoundEvents::load(registry::read_model(&dir.join(&cfg.sound))?, dir)
+    };
+    match load() {
+        Ok(s) => {
+            tracing::info!(encoder = %s.info.encoder_id(), device = "cpu", "sound-event classifier ready (CPU): labels of recordings without speech, into the text space");
+            Some(Arc::new(s))
+        }
+        Err(e) => {
+            tracing::warn!(
+                "sound-event classifier '{}' is not available: {e}; recordings without speech are found by their properties only (install models with `make models`)",
+                cfg.sound
+            );
+            None
+        }
+    }
 }
 
 fn load_speech(

@@ -370,19 +370,35 @@ fn speech_items(f: &File) -> Result<Vec<Item>> {
         .collect())
 }
 
-/// A recording without speech: one `sound` item, findable by its description (length,
-/// sample rate, channels, codec, file name) and by whatever usable the speech model
-/// writes for it run without the VAD gate (`sound`; see [`heard`]). Its vector is the
-/// text embedding of that description: the shipped models have no audio-event encoder
-/// (a CLAP model would give sounds a real one).
+/// A recording without speech: one `sound` item, findable by what it sounds like and by
+/// its description (length, sample rate, channels, codec, file name). With the
+/// sound-event classifier loaded (`models.sound`, YAMNet), its labels go into `sound`
+/// (keyword index) and `labels`, and its vector is the text embedding of "the sound of
+/// {labels}" (see [`sound_labels`]). Without it, Whisper runs over the recording without
+/// the VAD gate and only its bracketed sound descriptions are kept ([`heard`]); the
+/// vector then embeds the description.
 fn sound_items(f: &File, audio: &agentdb_models::audio::Audio) -> Result<Vec<Item>> {
     let File { col, enc, source: src, sha, .. } = *f;
     let seconds = audio.seconds() as f32;
-    let segments = tracing::info_span!("ingest.hear")
-        .in_scope(|| enc.speech()?.transcribe_ungated(&audio.samples, audio.rate).map_err(Error::from))
-        .map_err(|e| e.about(src))?;
-    let heard = heard(&segments);
-    tracing::debug!(source = src, whisper = ?segments.iter().map(|s| s.text.as_str()).collect::<Vec<_>>(), heard = ?heard, "sound without speech");
+    let labels = match &enc.sound {
+        Some(m) => {
+            let _span = tracing::info_span!("ingest.sound_events").entered();
+            let pcm = agentdb_models::audio::resample(&audio.samples, audio.rate, agentdb_models::sound::RATE as u32);
+            let scores = m.scores(&pcm).map_err(|e| Error::from(e).about(src))?;
+            Some(sound_labels(m.top(&scores, SOUND_LABELS)))
+        }
+        None => None,
+    };
+    let heard = match &labels {
+        Some(l) => Some(l.iter().map(|(n, _)| n.to_lowercase()).collect::<Vec<_>>().join(", ")),
+        None => {
+            let segments = tracing::info_span!("ingest.hear")
+                .in_scope(|| enc.speech()?.transcribe_ungated(&audio.samples, audio.rate).map_err(Error::from))
+                .map_err(|e| e.about(src))?;
+            tracing::debug!(source = src, whisper = ?segments.iter().map(|s| s.text.as_str()).collect::<Vec<_>>(), "sound without speech");
+            heard(&segments)
+        }
+    };
     let channels = match audio.channels {
         1 => "mono".to_string(),
         2 => "stereo".to_string(),
@@ -397,7 +413,20 @@ fn sound_items(f: &File, audio: &agentdb_models::audio::Audio) -> Result<Vec<Ite
     if let Some(h) = &heard {
         text.push_str(&format!(", sounds like: {h}"));
     }
-    let vectors = space_vectors(col, enc, Modal::Speech, src, |id| enc.embed_texts_as(id, vec![text.clone()]))?;
+    // What the vector embeds: the sound's labels where the classifier named them.
+    let embedded = match (&labels, &heard) {
+        (Some(_), Some(h)) => format!("the sound of {h}"),
+        _ => text.clone(),
+    };
+    let encoder = if labels.is_some() { enc.sound_id() } else { enc.speech_id() };
+    let vectors = space_vectors(col, enc, Modal::Speech, src, |id| enc.embed_texts_as(id, vec![embedded.clone()]))?;
+    let (names, scores): (Option<Vec<String>>, Option<Vec<f32>>) = match labels {
+        Some(l) => {
+            let (n, s) = l.into_iter().map(|(n, s)| (n, (s * 1000.0).round() / 1000.0)).unzip();
+            (Some(n), Some(s))
+        }
+        None => (None, None),
+    };
     Ok(vectors
         .into_iter()
         .map(|vectors| Item {
@@ -406,16 +435,29 @@ fn sound_items(f: &File, audio: &agentdb_models::audio::Audio) -> Result<Vec<Ite
             payload: ItemPayload {
                 text: Some(text.clone()),
                 sound: heard.clone(),
+                labels: names.clone(),
+                label_scores: scores.clone(),
                 duration_s: Some(centi(seconds)),
                 sample_rate: Some(audio.rate),
                 channels: Some(audio.channels),
                 audio_codec: Some(audio.format.clone()),
-                encoder: enc.speech_id().unwrap_or_default(),
+                encoder: encoder.clone().unwrap_or_default(),
                 ..f.payload("sound", 1)
             }
             .to_value(),
         })
         .collect())
+}
+
+/// Classes looked at per sound.
+const SOUND_LABELS: usize = 6;
+/// A class below this mean score is not named (unless it is the best one).
+const SOUND_MIN_SCORE: f32 = 0.05;
+
+/// The classes that describe a sound: the best one, and the others among the top
+/// [`SOUND_LABELS`] that score at least [`SOUND_MIN_SCORE`].
+pub fn sound_labels(top: Vec<(String, f32)>) -> Vec<(String, f32)> {
+    top.into_iter().enumerate().filter(|(i, (_, s))| *i == 0 || *s >= SOUND_MIN_SCORE).map(|(_, l)| l).collect()
 }
 
 /// The usable part of what Whisper writes for a sound without speech: its bracketed

@@ -340,7 +340,7 @@ fn calibration(modality: &str) -> Calibration {
         "ocr" => c(7.777, 1.874, -6.652),
         "image" | "keyframe" => c(3.262, 3.305, -5.582),
         "speech" => c(9.067, 4.123, -9.195),
-        "sound" => c(3.276, 1.159, -5.047),
+        "sound" => c(5.7, 2.787, -6.642),
         _ => Calibration::RANK_ONLY,
     }
 }
@@ -352,7 +352,7 @@ fn calibration(modality: &str) -> Calibration {
 /// common query word outscores a card whose OCR holds the rare ones), a rule that would
 /// not hold elsewhere. Coverage carries nearly all of the weight.
 const KEYWORD_CALIBRATION: Calibration =
-    Calibration { score: 0.0, inv_rank: 0.086, coverage: 3.515, short_field: 0.392, bias: -3.856 };
+    Calibration { score: 0.0, inv_rank: 1.056, coverage: 2.95, short_field: 0.575, bias: -3.992 };
 
 /// Fuse the ranked lists by source and describe each source's best part.
 fn finish(lists: Vec<RankedList>, q: &CrossQuery) -> Vec<Hit> {

@@ -49,33 +49,57 @@ async fn ingest_speech_then_search_by_text_and_by_voice() {
     let bell = Path::new("/usr/share/sounds/freedesktop/stereo/bell.oga");
     assert!(bell.exists(), "{} is missing: run .ci/setup.sh (sound-theme-freedesktop)", bell.display());
     std::fs::copy(bell, media.join("ding.oga")).unwrap();
+    // And a phone ringing under a name that says nothing: found by what it sounds like.
+    std::fs::copy(bell.with_file_name("phone-incoming-call.oga"), media.join("s1.oga")).unwrap();
 
     ok(&["collection", "create", "calls", "--multimodal"]);
     let s: Value = serde_json::from_slice(&ok(&["ingest", "calls", media.to_str().unwrap(), "--json"])).unwrap();
     let failed = s["failed"].to_string();
     // Every decodable file is stored, sounds without speech included; only what cannot
     // be decoded or breaks a limit fails.
-    assert_eq!(s["ingested"], json!(5), "{s}");
+    assert_eq!(s["ingested"], json!(6), "{s}");
     assert_eq!(s["failed"].as_array().unwrap().len(), 3, "{s}");
     assert!(!failed.contains("beep.wav") && !failed.contains("ding.oga"), "{failed}");
     assert!(failed.contains("long.wav") && failed.contains("max_audio_seconds"), "{failed}");
     assert!(failed.contains("cut.wav"), "{failed}");
     assert!(failed.contains("junk.mp3"), "{failed}");
 
+    // The sound-event classifier is listed and was loaded for the sounds.
+    let models = json_lines(&ok(&["models", "list", "--json"]));
+    let yamnet = models.iter().find(|m| m["name"] == "yamnet").expect("YAMNet installed (make models)");
+    assert_eq!((yamnet["loaded"].clone(), yamnet["dim"].clone()), (json!(true), json!(521)), "{yamnet}");
+
     // Ingesting the folder again is a no-op.
     let again: Value = serde_json::from_slice(&ok(&["ingest", "calls", media.to_str().unwrap(), "--json"])).unwrap();
-    assert_eq!((again["ingested"].clone(), again["skipped"].clone()), (json!(0), json!(5)), "{again}");
+    assert_eq!((again["ingested"].clone(), again["skipped"].clone()), (json!(0), json!(6)), "{again}");
 
     // A sound is one `sound` item that says what it is: length, rate, channels, codec.
     let hits = json_lines(&ok(&["search", "calls", "--keyword", "stereo vorbis", "--json"]));
+    assert_eq!(hits.len(), 2, "{hits:#?}");
+    let hits: Vec<&Value> = hits.iter().filter(|h| h["source"].as_str().unwrap().ends_with("ding.oga")).collect();
     assert_eq!(hits.len(), 1, "{hits:#?}");
-    assert!(hits[0]["source"].as_str().unwrap().ends_with("ding.oga"), "{hits:#?}");
     assert_eq!(hits[0]["modality"], json!("sound"));
     let p = &hits[0]["payload"];
     assert_eq!((p["sample_rate"].clone(), p["channels"].clone()), (json!(44100), json!(2)), "{p}");
     assert_eq!(p["audio_codec"], json!("vorbis"), "{p}");
     assert!((p["duration_s"].as_f64().unwrap() - 0.14).abs() < 0.05, "{p}");
     assert!(hits[0]["part"].as_str().unwrap().starts_with("sound 0.1 s, no speech"), "{}", hits[0]["part"]);
+    // ... and by what it sounds like: the sound-event classifier's (YAMNet's) labels,
+    // searched by meaning (dense only) and by keyword.
+    // Only the steady tone (beep.wav, which YAMNet hears as a dial tone, also a
+    // telephone sound) may come before it.
+    let hits = json_lines(&ok(&["search", "calls", "--text", "a phone ringing", "--mode", "dense", "--json"]));
+    let at = hits.iter().position(|h| h["source"].as_str().unwrap().ends_with("s1.oga")).expect("phone found");
+    assert!(hits[..at].iter().all(|h| h["payload"]["labels"].to_string().contains("Telephone")), "{hits:#?}");
+    assert!(at <= 1, "{hits:#?}");
+    let phone = &hits[at];
+    assert_eq!(phone["modality"], json!("sound"));
+    let labels = phone["payload"]["labels"].to_string();
+    assert!(labels.contains("Telephone bell ringing"), "{labels}");
+    assert!(phone["part"].as_str().unwrap().contains("sounds like: "), "{}", phone["part"]);
+    assert!(phone["payload"]["encoder"].as_str().unwrap().starts_with("yamnet@"), "{}", phone["payload"]);
+    let hits = json_lines(&ok(&["search", "calls", "--keyword", "ringtone", "--json"]));
+    assert!(hits[0]["source"].as_str().unwrap().ends_with("s1.oga"), "{hits:#?}");
     // ... and by its file name, like any file.
     let hits = json_lines(&ok(&["search", "calls", "--keyword", "beep", "--json"]));
     assert!(hits[0]["source"].as_str().unwrap().ends_with("beep.wav"), "{hits:#?}");
