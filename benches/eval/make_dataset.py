@@ -130,7 +130,7 @@ VIDEOS = [
     ("wrist-scan", "photo:phantom.png", "The scan shows no sign of a fracture in the patient's left wrist.",
      ["results of a wrist x-ray", "did the patient break a bone"]),
     ("colour-bars", "smptebars=s=640x360", None, ["television colour bars test pattern"]),
-    ("game-of-life", "life=s=320x240:mold=10:ratio=0.1:death_color=#C83232:life_color=#00ff00,scale=640:480",
+    ("game-of-life", "life=s=320x240:mold=10:ratio=0.1:seed=1:death_color=#C83232:life_color=#00ff00,scale=640:480",
      None, ["cellular automaton simulation"]),
 ]
 
@@ -154,9 +154,11 @@ DISTRACTOR_LINES = [
     "Visitors must sign in at reception and wear a badge at all times.",
 ]
 # Plain scenes: unrelated to every query (test patterns would not be: they show colour
-# bars and a clock, which two queries ask for).
+# bars and a clock, which two queries ask for). Every random source has its seed or
+# its colours fixed, so the dataset is the same file for file on every run (ffmpeg's
+# `gradients` ignores `seed` unless its colours and points are given).
 DISTRACTOR_SCENES = ["color=c=navy:s=640x360", "color=c=darkgreen:s=640x360", "color=c=gray:s=640x360",
-                     "color=c=maroon:s=640x360", "gradients=s=640x360:speed=0.005"]
+                     "color=c=maroon:s=640x360", "gradients=s=640x360:speed=0.005:c0=0x3050a0:c1=0xd08040:n=2:x0=0:y0=0:x1=639:y1=359"]
 LICENSES = "/usr/share/common-licenses"
 
 

@@ -380,15 +380,7 @@ fn speech_items(f: &File) -> Result<Vec<Item>> {
 fn sound_items(f: &File, audio: &agentdb_models::audio::Audio) -> Result<Vec<Item>> {
     let File { col, enc, source: src, sha, .. } = *f;
     let seconds = audio.seconds() as f32;
-    let labels = match &enc.sound {
-        Some(m) => {
-            let _span = tracing::info_span!("ingest.sound_events").entered();
-            let pcm = agentdb_models::audio::resample(&audio.samples, audio.rate, agentdb_models::sound::RATE as u32);
-            let scores = m.scores(&pcm).map_err(|e| Error::from(e).about(src))?;
-            Some(sound_labels(m.top(&scores, SOUND_LABELS)))
-        }
-        None => None,
-    };
+    let labels = sound_events(enc, &audio.samples, audio.rate, src)?;
     let heard = match &labels {
         Some(l) => Some(l.iter().map(|(n, _)| n.to_lowercase()).collect::<Vec<_>>().join(", ")),
         None => {
@@ -447,6 +439,15 @@ fn sound_items(f: &File, audio: &agentdb_models::audio::Audio) -> Result<Vec<Ite
             .to_value(),
         })
         .collect())
+}
+
+/// The sound-event labels of a recording ([`sound_labels`]), None without a classifier.
+fn sound_events(enc: &Encoders, samples: &[f32], rate: u32, src: &str) -> Result<Option<Vec<(String, f32)>>> {
+    let Some(m) = &enc.sound else { return Ok(None) };
+    let _span = tracing::info_span!("ingest.sound_events").entered();
+    let pcm = agentdb_models::audio::resample(samples, rate, agentdb_models::sound::RATE as u32);
+    let scores = m.scores(&pcm).map_err(|e| Error::from(e).about(src))?;
+    Ok(Some(sound_labels(m.top(&scores, SOUND_LABELS))))
 }
 
 /// Classes looked at per sound.
@@ -526,6 +527,28 @@ fn video_items(f: &File) -> Result<Vec<Item>> {
         let t = enc.speech()?.transcribe_at(samples, *rate).map_err(|e| Error::from(e).about(src))?;
         let passages = agentdb_models::speech::passages(&t.segments, PASSAGE_WORDS);
         speech_note = if passages.is_empty() { "no speech in the audio track" } else { "" };
+        // A soundtrack without speech (an engine, a dog, music) is a part too, described
+        // by its sound-event labels like a recording; a silent one is not.
+        let labels = if passages.is_empty() { sound_events(enc, samples, *rate, src)? } else { None };
+        if let Some(labels) = labels.filter(|l| l.first().is_some_and(|(n, _)| n != "Silence")) {
+            let heard = labels.iter().map(|(n, _)| n.to_lowercase()).collect::<Vec<_>>().join(", ");
+            let embedded = format!("the sound of {heard}");
+            let vectors =
+                space_vectors(col, enc, Modal::Speech, src, |id| enc.embed_texts_as(id, vec![embedded.clone()]))?;
+            let (names, scores): (Vec<String>, Vec<f32>) =
+                labels.into_iter().map(|(n, s)| (n, (s * 1000.0).round() / 1000.0)).unzip();
+            for vectors in vectors {
+                let p = ItemPayload {
+                    text: Some(format!("soundtrack, sounds like: {heard}")),
+                    sound: Some(heard.clone()),
+                    labels: Some(names.clone()),
+                    label_scores: Some(scores.clone()),
+                    encoder: enc.sound_id().unwrap_or_default(),
+                    ..f.payload("sound", 0)
+                };
+                parts.push((vectors, p));
+            }
+        }
         if !passages.is_empty() {
             let texts: Vec<String> = passages.iter().map(|p| p.2.clone()).collect();
             let vectors = space_vectors(col, enc, Modal::Speech, src, |id| enc.embed_texts_as(id, texts.clone()))?;

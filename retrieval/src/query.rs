@@ -352,7 +352,7 @@ fn calibration(modality: &str) -> Calibration {
 /// common query word outscores a card whose OCR holds the rare ones), a rule that would
 /// not hold elsewhere. Coverage carries nearly all of the weight.
 const KEYWORD_CALIBRATION: Calibration =
-    Calibration { score: 0.0, inv_rank: 1.056, coverage: 2.95, short_field: 0.575, bias: -3.992 };
+    Calibration { score: 0.0, inv_rank: 1.202, coverage: 2.887, short_field: 0.461, bias: -4.041 };
 
 /// Fuse the ranked lists by source and describe each source's best part.
 fn finish(lists: Vec<RankedList>, q: &CrossQuery) -> Vec<Hit> {

@@ -1,7 +1,8 @@
 //! Video through the real binary: a clip made at test time with the ffmpeg CLI from two
 //! real photographs (a hard cut between them) and espeak-ng speech is ingested as
 //! keyframes (image bridge) plus transcript passages (speech bridge) under one source;
-//! it is found by what is seen and by what is said, and by a query video; bad and
+//! it is found by what is seen and by what is said, and by a query video; a soundtrack
+//! without speech (a phone ringing) is a `sound` part found by what it sounds like; bad and
 //! over-long videos are refused with a reason.
 
 mod common;
@@ -67,14 +68,33 @@ fn ingest_video_then_find_it_by_sight_and_by_sound() {
         &media.join("other.webm"),
         &["-c:v", "libvpx-vp9", "-c:a", "libopus"],
     );
+    // A soundtrack without speech: a phone ringing over two photos.
+    make_clip(
+        &p.join("astronaut.png"),
+        &p.join("camera.png"),
+        Path::new("/usr/share/sounds/freedesktop/stereo/phone-incoming-call.oga"),
+        &media.join("v3.mp4"),
+        &["-c:v", "libx264", "-c:a", "aac"],
+    );
     let mp4 = std::fs::read(media.join("clip.mp4")).unwrap();
     std::fs::write(media.join("cut.mp4"), &mp4[..mp4.len() / 4]).unwrap();
 
     ok(&["collection", "create", "videos", "--multimodal"]);
     let s: Value = serde_json::from_slice(&ok(&["ingest", "videos", media.to_str().unwrap(), "--json"])).unwrap();
-    assert_eq!(s["ingested"], json!(2), "{s}");
+    assert_eq!(s["ingested"], json!(3), "{s}");
     let failed = s["failed"].to_string();
     assert!(failed.contains("cut.mp4") && failed.contains("corrupt or truncated video"), "{failed}");
+
+    // Heard: the soundtrack without speech is a `sound` part with YAMNet's labels; the
+    // narrated clips have none (their audio is speech).
+    let heard = json_lines(&ok(&["search", "videos", "--text", "a phone ringing", "--json", "--explain"]));
+    assert!(heard[0]["source"].as_str().unwrap().ends_with("v3.mp4"), "{heard:#?}");
+    assert_eq!(heard[0]["modality"], json!("sound"), "{heard:#?}");
+    assert!(heard[0]["part"].as_str().unwrap().contains("sounds like: "), "{}", heard[0]["part"]);
+    assert!(heard[0]["payload"]["labels"].to_string().contains("Telephone"), "{}", heard[0]["payload"]);
+    let sounds =
+        json_lines(&ok(&["search", "videos", "--keyword", "telephone", "--filter", "modality = \"sound\"", "--json"]));
+    assert_eq!(sounds.len(), 1, "{sounds:#?}");
 
     // Seen: the cat is in the first half of clip.mp4, the rocket after the cut.
     let hits = json_lines(&ok(&["search", "videos", "--text", "a cat", "--json", "--explain"]));
