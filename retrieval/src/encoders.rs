@@ -660,16 +660,35 @@ impl Modal {
 }
 
 /// The speech in a query recording as text (for searching by audio).
+///
+/// A recording without speech is searched by what it sounds like: "the sound of
+/// {labels}" from the sound-event classifier (as a `sound` item is embedded), so a
+/// ringtone finds ringing phones, and pictures and texts about them. Silence, or no
+/// classifier, is refused with the reason.
 pub fn transcribe_query(enc: &Encoders, bytes: &[u8], lim: AudioLimits) -> Result<String> {
-    let t = transcribe(enc, bytes, lim).map_err(|e| e.about("query audio"))?;
+    let what = |e: Error| e.about("query audio");
+    let audio = agentdb_models::audio::decode_audio(bytes, lim).map_err(|e| what(e.into()))?;
+    let t = enc.speech()?.transcribe_at(&audio.samples, audio.rate).map_err(|e| what(e.into()))?;
     let text = t.text();
-    if text.is_empty() {
-        return Err(crate::invalid!(
-            "query audio: no speech found in {:.1} s of audio (non-speech sound has no text-space vector with the installed models)",
-            t.seconds
-        ));
+    if !text.is_empty() {
+        return Ok(text);
     }
-    Ok(text)
+    match crate::ingest::sound_events(enc, &audio.samples, audio.rate, "query audio")? {
+        Some(labels) if labels.first().is_some_and(|(n, _)| n != "Silence") => {
+            let heard: Vec<String> = labels.iter().map(|(n, _)| n.to_lowercase()).collect();
+            tracing::debug!(labels = %heard.join(", "), "query audio without speech: searching by its sound");
+            Ok(format!("the sound of {}", heard.join(", ")))
+        }
+        Some(_) => Err(crate::invalid!(
+            "query audio: no speech found in {:.1} s of audio, and the sound classifier hears only silence",
+            t.seconds
+        )),
+        None => Err(crate::invalid!(
+            "query audio: no speech found in {:.1} s of audio (no sound-event classifier is loaded, models.sound, so a \
+             sound without speech has no text-space vector)",
+            t.seconds
+        )),
+    }
 }
 
 /// Decode, gate with VAD and transcribe a recording (blocking).

@@ -442,7 +442,12 @@ fn sound_items(f: &File, audio: &agentdb_models::audio::Audio) -> Result<Vec<Ite
 }
 
 /// The sound-event labels of a recording ([`sound_labels`]), None without a classifier.
-fn sound_events(enc: &Encoders, samples: &[f32], rate: u32, src: &str) -> Result<Option<Vec<(String, f32)>>> {
+pub(crate) fn sound_events(
+    enc: &Encoders,
+    samples: &[f32],
+    rate: u32,
+    src: &str,
+) -> Result<Option<Vec<(String, f32)>>> {
     let Some(m) = &enc.sound else { return Ok(None) };
     let _span = tracing::info_span!("ingest.sound_events").entered();
     let pcm = agentdb_models::audio::resample(samples, rate, agentdb_models::sound::RATE as u32);

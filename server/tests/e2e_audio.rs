@@ -6,7 +6,7 @@
 
 mod common;
 
-use agentdb_models::audio::encode_wav16;
+use agentdb_models::audio::{decode_audio, encode_wav16, resample};
 use agentdb_proto::v1;
 use common::*;
 use serde_json::{json, Value};
@@ -123,17 +123,27 @@ async fn ingest_speech_then_search_by_text_and_by_voice() {
     let hits = json_lines(&ok(&["search", "calls", "--audio", q.to_str().unwrap(), "--json"]));
     assert!(hits[0]["source"].as_str().unwrap().ends_with("b.wav"), "{hits:#?}");
 
+    // A query recording without speech is searched by what it sounds like: the
+    // ringtone, re-encoded as a 16 kHz WAV, finds the ringing phone.
+    let ring = decode_audio(&std::fs::read(media.join("s1.oga")).unwrap(), Default::default()).unwrap();
+    let q = dir.path().join("ring.wav");
+    std::fs::write(&q, encode_wav16(&resample(&ring.samples, ring.rate, 16000), 16000)).unwrap();
+    let hits = json_lines(&ok(&["search", "calls", "--audio", q.to_str().unwrap(), "--json"]));
+    assert!(hits[0]["source"].as_str().unwrap().ends_with("s1.oga"), "{hits:#?}");
+
+    // Silence is refused, saying why.
     let (_, mut items) = server.clients().await;
     let err = items
         .search(v1::SearchRequest {
             collection: "calls".into(),
-            audio: encode_wav16(&tone, 16000),
+            audio: encode_wav16(&vec![0.0; 16000], 16000),
             ..Default::default()
         })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().starts_with("query audio: no speech found"), "{}", err.message());
+    assert!(err.message().contains("only silence"), "{}", err.message());
     let err = items
         .search(v1::SearchRequest { collection: "calls".into(), audio: b"RIFF1234WAVE".to_vec(), ..Default::default() })
         .await
