@@ -6,8 +6,7 @@ use crate::{Error, Result};
 use agentdb_engine::{embedding_family, SpaceSpec};
 use agentdb_models::image::RgbImage;
 use agentdb_models::{
-    registry, AudioLimits, BatcherConfig, ImageService, LabelBridge, ModelInfo, SpeechService, TextEncoder,
-    TextService, Transcript,
+    registry, AudioLimits, BatcherConfig, ImageService, LabelBridge, ModelInfo, SpeechService, TextEncoder, TextService,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -673,7 +672,7 @@ pub fn transcribe_query(enc: &Encoders, bytes: &[u8], lim: AudioLimits) -> Resul
     if !text.is_empty() {
         return Ok(text);
     }
-    match crate::ingest::sound_events(enc, &audio.samples, audio.rate, "query audio")? {
+    match sound_events(enc, &audio.samples, audio.rate, "query audio")? {
         Some(labels) if labels.first().is_some_and(|(n, _)| n != "Silence") => {
             let heard: Vec<String> = labels.iter().map(|(n, _)| n.to_lowercase()).collect();
             tracing::debug!(labels = %heard.join(", "), "query audio without speech: searching by its sound");
@@ -691,19 +690,24 @@ pub fn transcribe_query(enc: &Encoders, bytes: &[u8], lim: AudioLimits) -> Resul
     }
 }
 
-/// Decode, gate with VAD and transcribe a recording (blocking).
-pub fn transcribe(enc: &Encoders, bytes: &[u8], lim: AudioLimits) -> Result<Transcript> {
-    let svc = enc.speech()?;
-    let started = std::time::Instant::now();
-    let t = svc.transcribe_bytes_blocking(bytes, lim)?;
-    tracing::debug!(
-        audio_s = t.seconds,
-        speech_s = t.speech_seconds,
-        ms = started.elapsed().as_secs_f64() * 1e3,
-        segments = t.segments.len(),
-        "transcribed"
-    );
-    Ok(t)
+/// The sound-event labels of a recording ([`sound_labels`]), None without a classifier.
+pub fn sound_events(enc: &Encoders, samples: &[f32], rate: u32, src: &str) -> Result<Option<Vec<(String, f32)>>> {
+    let Some(m) = &enc.sound else { return Ok(None) };
+    let _span = tracing::info_span!("ingest.sound_events").entered();
+    let pcm = agentdb_models::audio::resample(samples, rate, agentdb_models::sound::RATE as u32);
+    let scores = m.scores(&pcm).map_err(|e| Error::from(e).about(src))?;
+    Ok(Some(sound_labels(m.top(&scores, SOUND_LABELS))))
+}
+
+/// Classes looked at per sound.
+const SOUND_LABELS: usize = 6;
+/// A class below this mean score is not named (unless it is the best one).
+const SOUND_MIN_SCORE: f32 = 0.05;
+
+/// The classes that describe a sound: the best one, and the others among the top
+/// [`SOUND_LABELS`] that score at least [`SOUND_MIN_SCORE`].
+pub fn sound_labels(top: Vec<(String, f32)>) -> Vec<(String, f32)> {
+    top.into_iter().enumerate().filter(|(i, (_, s))| *i == 0 || *s >= SOUND_MIN_SCORE).map(|(_, l)| l).collect()
 }
 
 /// The sound-event classifier `models.sound` names, if it loads (a missing one is

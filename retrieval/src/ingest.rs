@@ -374,13 +374,13 @@ fn speech_items(f: &File) -> Result<Vec<Item>> {
 /// its description (length, sample rate, channels, codec, file name). With the
 /// sound-event classifier loaded (`models.sound`, YAMNet), its labels go into `sound`
 /// (keyword index) and `labels`, and its vector is the text embedding of "the sound of
-/// {labels}" (see [`sound_labels`]). Without it, Whisper runs over the recording without
+/// {labels}" (see [`crate::encoders::sound_labels`]). Without it, Whisper runs over the recording without
 /// the VAD gate and only its bracketed sound descriptions are kept ([`heard`]); the
 /// vector then embeds the description.
 fn sound_items(f: &File, audio: &agentdb_models::audio::Audio) -> Result<Vec<Item>> {
     let File { col, enc, source: src, sha, .. } = *f;
     let seconds = audio.seconds() as f32;
-    let labels = sound_events(enc, &audio.samples, audio.rate, src)?;
+    let labels = crate::encoders::sound_events(enc, &audio.samples, audio.rate, src)?;
     let heard = match &labels {
         Some(l) => Some(l.iter().map(|(n, _)| n.to_lowercase()).collect::<Vec<_>>().join(", ")),
         None => {
@@ -439,31 +439,6 @@ fn sound_items(f: &File, audio: &agentdb_models::audio::Audio) -> Result<Vec<Ite
             .to_value(),
         })
         .collect())
-}
-
-/// The sound-event labels of a recording ([`sound_labels`]), None without a classifier.
-pub(crate) fn sound_events(
-    enc: &Encoders,
-    samples: &[f32],
-    rate: u32,
-    src: &str,
-) -> Result<Option<Vec<(String, f32)>>> {
-    let Some(m) = &enc.sound else { return Ok(None) };
-    let _span = tracing::info_span!("ingest.sound_events").entered();
-    let pcm = agentdb_models::audio::resample(samples, rate, agentdb_models::sound::RATE as u32);
-    let scores = m.scores(&pcm).map_err(|e| Error::from(e).about(src))?;
-    Ok(Some(sound_labels(m.top(&scores, SOUND_LABELS))))
-}
-
-/// Classes looked at per sound.
-const SOUND_LABELS: usize = 6;
-/// A class below this mean score is not named (unless it is the best one).
-const SOUND_MIN_SCORE: f32 = 0.05;
-
-/// The classes that describe a sound: the best one, and the others among the top
-/// [`SOUND_LABELS`] that score at least [`SOUND_MIN_SCORE`].
-pub fn sound_labels(top: Vec<(String, f32)>) -> Vec<(String, f32)> {
-    top.into_iter().enumerate().filter(|(i, (_, s))| *i == 0 || *s >= SOUND_MIN_SCORE).map(|(_, l)| l).collect()
 }
 
 /// The usable part of what Whisper writes for a sound without speech: its bracketed
@@ -534,7 +509,7 @@ fn video_items(f: &File) -> Result<Vec<Item>> {
         speech_note = if passages.is_empty() { "no speech in the audio track" } else { "" };
         // A soundtrack without speech (an engine, a dog, music) is a part too, described
         // by its sound-event labels like a recording; a silent one is not.
-        let labels = if passages.is_empty() { sound_events(enc, samples, *rate, src)? } else { None };
+        let labels = if passages.is_empty() { crate::encoders::sound_events(enc, samples, *rate, src)? } else { None };
         if let Some(labels) = labels.filter(|l| l.first().is_some_and(|(n, _)| n != "Silence")) {
             let heard = labels.iter().map(|(n, _)| n.to_lowercase()).collect::<Vec<_>>().join(", ");
             let embedded = format!("the sound of {heard}");
