@@ -194,8 +194,9 @@ impl Cluster {
             let rec = QueueRecord { settings: *s, created_unix_ms: now };
             let body = serde_json::to_vec(&rec).map_err(nats)?;
             // Created concurrently through another node: the record there wins (same
-            // streams); a DLQ record that exists is kept.
-            let _ = self.shared_kv.create(Self::queue_record_key(n), body.into()).await;
+            // streams); a DLQ record that exists is kept. Any other failure is the
+            // caller's error: without its record the queue would not be listed.
+            self.shared_cas(&Self::queue_record_key(n), body, None).await?;
         }
         tracing::info!(queue = %name, ?settings, "cluster: queue created");
         Ok(true)

@@ -50,7 +50,19 @@ pub async fn create(c: &Cluster, name: &str, cfg: QueueConfig) -> Result<(bool, 
         max_messages: cfg.max_messages,
     };
     let created = c.create_queue(name, settings).await.map_err(err)?;
-    Ok((created, figures_to_wire(c.queue_stats(name).await.map_err(err)?)))
+    // Read right after the write: a replica that has not applied the new record or
+    // stream yet (a node that just rejoined) answers "not found" for a moment.
+    let mut tries = 0;
+    let stats = loop {
+        match c.queue_stats(name).await {
+            Err(agentdb_cluster::Error::NotFound(_)) if tries < 30 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            r => break r.map_err(err)?,
+        }
+    };
+    Ok((created, figures_to_wire(stats)))
 }
 
 pub async fn send(
