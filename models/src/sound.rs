@@ -26,8 +26,7 @@
 
 use crate::error::{Error, Result};
 use crate::registry::{self, ModelInfo};
-use crate::vad::environment;
-use ort::session::builder::GraphOptimizationLevel;
+use crate::vad::single_thread_session;
 use ort::session::Session;
 use ort::value::TensorRef;
 use std::path::Path;
@@ -86,17 +85,7 @@ impl SoundEvents {
             });
         }
         registry::verify(&info)?;
-        let env = environment(models_dir)?;
-        let session = Session::builder(&env)
-            .map_err(|e| load_err(e.to_string()))?
-            .with_optimization_level(GraphOptimizationLevel::Level3)
-            .map_err(|e| load_err(e.to_string()))?
-            .with_intra_threads(1)
-            .map_err(|e| load_err(e.to_string()))?
-            .with_inter_threads(1)
-            .map_err(|e| load_err(e.to_string()))?
-            .commit_from_file(&weights)
-            .map_err(|e| load_err(e.to_string()))?;
+        let session = single_thread_session(models_dir, &weights)?;
         let has = |outlets: &[ort::value::Outlet], name: &str| outlets.iter().any(|o| o.name() == name);
         if !has(session.inputs(), "audio") || !has(session.outputs(), "class_scores") {
             return Err(load_err("not a YAMNet graph: expected input \"audio\" and output \"class_scores\"".into()));

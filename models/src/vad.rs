@@ -107,6 +107,25 @@ fn runtime_library(dir: &Path) -> Result<PathBuf> {
     })
 }
 
+/// A session for a small network run by one caller at a time: one intra-op and one
+/// inter-op thread, full graph optimisation, on the process's environment (loading ONNX
+/// Runtime from `models_dir` first if needed). Silero VAD and YAMNet use it.
+pub(crate) fn single_thread_session(models_dir: &Path, weights: &Path) -> Result<Session> {
+    let env = environment(models_dir)?;
+    // Builder errors carry the builder and are neither Send nor Sync: keep their text.
+    let load_err = |reason: String| Error::ModelLoad { path: weights.to_path_buf(), reason };
+    Session::builder(&env)
+        .map_err(|e| load_err(e.to_string()))?
+        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(|e| load_err(e.to_string()))?
+        .with_intra_threads(1)
+        .map_err(|e| load_err(e.to_string()))?
+        .with_inter_threads(1)
+        .map_err(|e| load_err(e.to_string()))?
+        .commit_from_file(weights)
+        .map_err(|e| load_err(e.to_string()))
+}
+
 /// Silero's post-processing parameters; the defaults are `get_speech_timestamps`'s.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct VadParams {
@@ -163,18 +182,7 @@ impl Vad {
             return Err(load_err(format!("architecture {:?} is not silero-vad", info.manifest.architecture)));
         }
         registry::verify(&info)?;
-        let env = environment(models_dir)?;
-        // Builder errors carry the builder and are neither Send nor Sync: keep their text.
-        let session = Session::builder(&env)
-            .map_err(|e| load_err(e.to_string()))?
-            .with_optimization_level(GraphOptimizationLevel::Level3)
-            .map_err(|e| load_err(e.to_string()))?
-            .with_intra_threads(1)
-            .map_err(|e| load_err(e.to_string()))?
-            .with_inter_threads(1)
-            .map_err(|e| load_err(e.to_string()))?
-            .commit_from_file(&weights)
-            .map_err(|e| load_err(e.to_string()))?;
+        let session = single_thread_session(models_dir, &weights)?;
         let names = |outlets: &[ort::value::Outlet]| outlets.iter().map(|o| o.name().to_string()).collect::<Vec<_>>();
         let (inputs, outputs) = (names(session.inputs()), names(session.outputs()));
         for want in ["input", "state", "sr"] {

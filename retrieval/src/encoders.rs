@@ -673,10 +673,9 @@ pub fn transcribe_query(enc: &Encoders, bytes: &[u8], lim: AudioLimits) -> Resul
         return Ok(text);
     }
     match sound_events(enc, &audio.samples, audio.rate, "query audio")? {
-        Some(labels) if labels.first().is_some_and(|(n, _)| n != "Silence") => {
-            let heard: Vec<String> = labels.iter().map(|(n, _)| n.to_lowercase()).collect();
-            tracing::debug!(labels = %heard.join(", "), "query audio without speech: searching by its sound");
-            Ok(format!("the sound of {}", heard.join(", ")))
+        Some(labels) if !labels.is_silence() => {
+            tracing::debug!(labels = %labels.heard, "query audio without speech: searching by its sound");
+            Ok(labels.embedded())
         }
         Some(_) => Err(crate::invalid!(
             "query audio: no speech found in {:.1} s of audio, and the sound classifier hears only silence",
@@ -690,13 +689,13 @@ pub fn transcribe_query(enc: &Encoders, bytes: &[u8], lim: AudioLimits) -> Resul
     }
 }
 
-/// The sound-event labels of a recording ([`sound_labels`]), None without a classifier.
-pub fn sound_events(enc: &Encoders, samples: &[f32], rate: u32, src: &str) -> Result<Option<Vec<(String, f32)>>> {
+/// The sound-event labels of a recording, None without a classifier.
+pub fn sound_events(enc: &Encoders, samples: &[f32], rate: u32, src: &str) -> Result<Option<SoundLabels>> {
     let Some(m) = &enc.sound else { return Ok(None) };
     let _span = tracing::info_span!("ingest.sound_events").entered();
     let pcm = agentdb_models::audio::resample(samples, rate, agentdb_models::sound::RATE as u32);
     let scores = m.scores(&pcm).map_err(|e| Error::from(e).about(src))?;
-    Ok(Some(sound_labels(m.top(&scores, SOUND_LABELS))))
+    Ok(Some(SoundLabels::new(m.top(&scores, SOUND_LABELS))))
 }
 
 /// Classes looked at per sound.
@@ -704,10 +703,41 @@ const SOUND_LABELS: usize = 6;
 /// A class below this mean score is not named (unless it is the best one).
 const SOUND_MIN_SCORE: f32 = 0.05;
 
-/// The classes that describe a sound: the best one, and the others among the top
-/// [`SOUND_LABELS`] that score at least [`SOUND_MIN_SCORE`].
-pub fn sound_labels(top: Vec<(String, f32)>) -> Vec<(String, f32)> {
-    top.into_iter().enumerate().filter(|(i, (_, s))| *i == 0 || *s >= SOUND_MIN_SCORE).map(|(_, l)| l).collect()
+/// The classes that describe a sound, as a `sound` item or part stores them and as its
+/// vector (and a query by a sound) embeds them.
+#[derive(Debug, Clone)]
+pub struct SoundLabels {
+    /// Class names, best first (payload `labels`).
+    pub names: Vec<String>,
+    /// Their scores, to 3 decimals (payload `label_scores`).
+    pub scores: Vec<f32>,
+    /// The names lower-cased and joined by ", " (payload `sound`, keyword index).
+    pub heard: String,
+}
+
+impl SoundLabels {
+    /// The best class, and the others among the top [`SOUND_LABELS`] that score at
+    /// least [`SOUND_MIN_SCORE`].
+    pub fn new(top: Vec<(String, f32)>) -> SoundLabels {
+        let (names, scores): (Vec<String>, Vec<f32>) = top
+            .into_iter()
+            .enumerate()
+            .filter(|(i, (_, s))| *i == 0 || *s >= SOUND_MIN_SCORE)
+            .map(|(_, (n, s))| (n, (s * 1000.0).round() / 1000.0))
+            .unzip();
+        let heard = names.iter().map(|n| n.to_lowercase()).collect::<Vec<_>>().join(", ");
+        SoundLabels { names, scores, heard }
+    }
+
+    /// Whether the classifier's best class is silence (nothing worth a part or a query).
+    pub fn is_silence(&self) -> bool {
+        self.names.first().is_some_and(|n| n == "Silence")
+    }
+
+    /// What the text encoder embeds: "the sound of {labels}".
+    pub fn embedded(&self) -> String {
+        format!("the sound of {}", self.heard)
+    }
 }
 
 /// The sound-event classifier `models.sound` names, if it loads (a missing one is

@@ -2,7 +2,7 @@
 //! into the collection's spaces, and upsert atomically (one WAL record per file), so a
 //! killed run never leaves half a file behind and a re-run skips it.
 
-use crate::encoders::{Encoders, Modal};
+use crate::encoders::{Encoders, Modal, SoundLabels};
 use crate::Target;
 use crate::{invalid, Error, Observer, Result};
 use agentdb_engine::payload::ItemPayload;
@@ -374,7 +374,7 @@ fn speech_items(f: &File) -> Result<Vec<Item>> {
 /// its description (length, sample rate, channels, codec, file name). With the
 /// sound-event classifier loaded (`models.sound`, YAMNet), its labels go into `sound`
 /// (keyword index) and `labels`, and its vector is the text embedding of "the sound of
-/// {labels}" (see [`crate::encoders::sound_labels`]). Without it, Whisper runs over the recording without
+/// {labels}" (see [`SoundLabels`]). Without it, Whisper runs over the recording without
 /// the VAD gate and only its bracketed sound descriptions are kept ([`heard`]); the
 /// vector then embeds the description.
 fn sound_items(f: &File, audio: &agentdb_models::audio::Audio) -> Result<Vec<Item>> {
@@ -382,7 +382,7 @@ fn sound_items(f: &File, audio: &agentdb_models::audio::Audio) -> Result<Vec<Ite
     let seconds = audio.seconds() as f32;
     let labels = crate::encoders::sound_events(enc, &audio.samples, audio.rate, src)?;
     let heard = match &labels {
-        Some(l) => Some(l.iter().map(|(n, _)| n.to_lowercase()).collect::<Vec<_>>().join(", ")),
+        Some(l) => Some(l.heard.clone()),
         None => {
             let segments = tracing::info_span!("ingest.hear")
                 .in_scope(|| enc.speech()?.transcribe_ungated(&audio.samples, audio.rate).map_err(Error::from))
@@ -406,19 +406,10 @@ fn sound_items(f: &File, audio: &agentdb_models::audio::Audio) -> Result<Vec<Ite
         text.push_str(&format!(", sounds like: {h}"));
     }
     // What the vector embeds: the sound's labels where the classifier named them.
-    let embedded = match (&labels, &heard) {
-        (Some(_), Some(h)) => format!("the sound of {h}"),
-        _ => text.clone(),
-    };
+    let embedded = labels.as_ref().map_or_else(|| text.clone(), SoundLabels::embedded);
     let encoder = if labels.is_some() { enc.sound_id() } else { enc.speech_id() };
     let vectors = space_vectors(col, enc, Modal::Speech, src, |id| enc.embed_texts_as(id, vec![embedded.clone()]))?;
-    let (names, scores): (Option<Vec<String>>, Option<Vec<f32>>) = match labels {
-        Some(l) => {
-            let (n, s) = l.into_iter().map(|(n, s)| (n, (s * 1000.0).round() / 1000.0)).unzip();
-            (Some(n), Some(s))
-        }
-        None => (None, None),
-    };
+    let (names, scores) = labels.map(|l| (l.names, l.scores)).unzip();
     Ok(vectors
         .into_iter()
         .map(|vectors| Item {
@@ -510,19 +501,16 @@ fn video_items(f: &File) -> Result<Vec<Item>> {
         // A soundtrack without speech (an engine, a dog, music) is a part too, described
         // by its sound-event labels like a recording; a silent one is not.
         let labels = if passages.is_empty() { crate::encoders::sound_events(enc, samples, *rate, src)? } else { None };
-        if let Some(labels) = labels.filter(|l| l.first().is_some_and(|(n, _)| n != "Silence")) {
-            let heard = labels.iter().map(|(n, _)| n.to_lowercase()).collect::<Vec<_>>().join(", ");
-            let embedded = format!("the sound of {heard}");
+        if let Some(labels) = labels.filter(|l| !l.is_silence()) {
+            let embedded = labels.embedded();
             let vectors =
                 space_vectors(col, enc, Modal::Speech, src, |id| enc.embed_texts_as(id, vec![embedded.clone()]))?;
-            let (names, scores): (Vec<String>, Vec<f32>) =
-                labels.into_iter().map(|(n, s)| (n, (s * 1000.0).round() / 1000.0)).unzip();
             for vectors in vectors {
                 let p = ItemPayload {
-                    text: Some(format!("soundtrack, sounds like: {heard}")),
-                    sound: Some(heard.clone()),
-                    labels: Some(names.clone()),
-                    label_scores: Some(scores.clone()),
+                    text: Some(format!("soundtrack, sounds like: {}", labels.heard)),
+                    sound: Some(labels.heard.clone()),
+                    labels: Some(labels.names.clone()),
+                    label_scores: Some(labels.scores.clone()),
                     encoder: enc.sound_id().unwrap_or_default(),
                     ..f.payload("sound", 0)
                 };
