@@ -8,8 +8,10 @@
 pub mod audio;
 pub mod batcher;
 pub mod bridge;
+pub mod clap;
 pub mod clip;
 pub mod detect;
+pub mod dsp;
 pub mod error;
 pub mod image;
 pub mod ocr;

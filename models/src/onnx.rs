@@ -130,7 +130,7 @@ pub struct TextConfig {
     pub max_tokens: usize,
 }
 
-fn load_err(path: &Path, reason: impl std::fmt::Display) -> Error {
+pub(crate) fn load_err(path: &Path, reason: impl std::fmt::Display) -> Error {
     Error::ModelLoad { path: path.to_path_buf(), reason: reason.to_string() }
 }
 
@@ -150,7 +150,7 @@ fn open(info: &ModelInfo, architecture: &str) -> Result<(PathBuf, PathBuf, Strin
 }
 
 /// A session on the shared environment (builder errors are not `Send`: keep their text).
-fn session(weights: &Path, models_dir: &Path) -> Result<Session> {
+pub(crate) fn session(weights: &Path, models_dir: &Path) -> Result<Session> {
     let env = crate::vad::environment(models_dir)?;
     let err = |e: String| load_err(weights, e);
     Session::builder(&env)
@@ -162,7 +162,7 @@ fn session(weights: &Path, models_dir: &Path) -> Result<Session> {
 }
 
 /// The graph input or output called `name`: (element type, shape with -1 for dynamic).
-fn outlet(
+pub(crate) fn outlet(
     outlets: &[ort::value::Outlet],
     name: &str,
     what: &str,
@@ -179,12 +179,12 @@ fn outlet(
 }
 
 /// Batch size a graph takes: `None` when the first dimension is dynamic.
-fn fixed_batch(shape: &[i64]) -> Option<usize> {
+pub(crate) fn fixed_batch(shape: &[i64]) -> Option<usize> {
     shape.first().copied().filter(|&d| d > 0).map(|d| d as usize)
 }
 
 /// Divide each row by its L2 norm (rows of zeros stay zero).
-fn normalise(mut rows: Vec<Vec<f32>>) -> Vec<Vec<f32>> {
+pub(crate) fn normalise(mut rows: Vec<Vec<f32>>) -> Vec<Vec<f32>> {
     for r in &mut rows {
         let n = r.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
         r.iter_mut().for_each(|v| *v /= n);
@@ -192,7 +192,7 @@ fn normalise(mut rows: Vec<Vec<f32>>) -> Vec<Vec<f32>> {
     rows
 }
 
-fn inference(model: &str) -> impl Fn(ort::Error) -> Error + '_ {
+pub(crate) fn inference(model: &str) -> impl Fn(ort::Error) -> Error + '_ {
     move |e| Error::Inference(format!("{model}: {e}"))
 }
 
@@ -327,22 +327,35 @@ impl OnnxTextEncoder {
     pub fn load(info: ModelInfo, models_dir: &Path) -> Result<OnnxTextEncoder> {
         let (weights, cfg_path, text) = open(&info, TEXT_ARCHITECTURE)?;
         let config: TextConfig = serde_json::from_str(&text).map_err(|e| load_err(&cfg_path, e))?;
+        let tk_path = info.dir.join("tokenizer.json");
+        OnnxTextEncoder::from_parts(info, config, &weights, &tk_path, &cfg_path, models_dir)
+    }
+
+    /// A text encoder from its parts (a CLAP's text tower, say): `weights` already
+    /// verified, `cfg_path` named in errors about `config`.
+    pub(crate) fn from_parts(
+        info: ModelInfo,
+        config: TextConfig,
+        weights: &Path,
+        tk_path: &Path,
+        cfg_path: &Path,
+        models_dir: &Path,
+    ) -> Result<OnnxTextEncoder> {
         if config.max_tokens == 0 {
-            return Err(load_err(&cfg_path, "max_tokens must be positive"));
+            return Err(load_err(cfg_path, "max_tokens must be positive"));
         }
         if config.pooling == Pooling::Mean && config.attention_mask.is_none() {
-            return Err(load_err(&cfg_path, "mean pooling needs the attention_mask input"));
+            return Err(load_err(cfg_path, "mean pooling needs the attention_mask input"));
         }
-        let tk_path = info.dir.join("tokenizer.json");
-        let mut tokenizer = Tokenizer::from_file(&tk_path).map_err(|e| load_err(&tk_path, e))?;
-        let session = session(&weights, models_dir)?;
+        let mut tokenizer = Tokenizer::from_file(tk_path).map_err(|e| load_err(tk_path, e))?;
+        let session = session(weights, models_dir)?;
         let mut id_inputs = vec![config.input_ids.as_str()];
         id_inputs.extend(config.attention_mask.as_deref());
         id_inputs.extend(config.token_type_ids.as_deref());
         let mut types = Vec::new();
         let mut shape = Vec::new();
         for name in &id_inputs {
-            let (ty, s) = outlet(session.inputs(), name, "input").map_err(|e| load_err(&cfg_path, e))?;
+            let (ty, s) = outlet(session.inputs(), name, "input").map_err(|e| load_err(cfg_path, e))?;
             if !matches!(ty, TensorElementType::Int64 | TensorElementType::Int32) || s.len() != 2 {
                 return Err(load_err(
                     &cfg_path,
@@ -353,19 +366,19 @@ impl OnnxTextEncoder {
             shape = s;
         }
         if types.iter().any(|t| *t != types[0]) {
-            return Err(load_err(&cfg_path, format!("the id inputs mix element types: {types:?}")));
+            return Err(load_err(cfg_path, format!("the id inputs mix element types: {types:?}")));
         }
         let names: Vec<&str> = session.inputs().iter().map(|o| o.name()).collect();
         if let Some(extra) = names.iter().find(|n| !id_inputs.contains(n)) {
-            return Err(load_err(&cfg_path, format!("graph input {extra:?} is not named in the config ({names:?})")));
+            return Err(load_err(cfg_path, format!("graph input {extra:?} is not named in the config ({names:?})")));
         }
-        outlet(session.outputs(), &config.output, "output").map_err(|e| load_err(&cfg_path, e))?;
+        outlet(session.outputs(), &config.output, "output").map_err(|e| load_err(cfg_path, e))?;
         // A fixed token dimension is padded to; a dynamic one to the batch's longest text.
         let fixed_len = shape.get(1).copied().filter(|&d| d > 0).map(|d| d as usize);
         let max_tokens = fixed_len.map_or(config.max_tokens, |l| l.min(config.max_tokens));
         tokenizer
             .with_truncation(Some(TruncationParams { max_length: max_tokens, ..Default::default() }))
-            .map_err(|e| load_err(&tk_path, e))?;
+            .map_err(|e| load_err(tk_path, e))?;
         let strategy = fixed_len.map_or(PaddingStrategy::BatchLongest, PaddingStrategy::Fixed);
         let pad_id = tokenizer.get_padding().map_or(0, |p| p.pad_id);
         let pad_token = tokenizer.get_padding().map_or_else(|| "[PAD]".to_string(), |p| p.pad_token.clone());

@@ -24,6 +24,7 @@
 //! score per class is the mean over its patches (YAMNet's own demo does the same).
 //! Recordings longer than [`MAX_PATCHES`] patches are sampled at evenly spaced patches.
 
+use crate::dsp::fft;
 use crate::error::{Error, Result};
 use crate::registry::{self, ModelInfo};
 use crate::vad::single_thread_session;
@@ -90,8 +91,8 @@ impl SoundEvents {
         if !has(session.inputs(), "audio") || !has(session.outputs(), "class_scores") {
             return Err(load_err("not a YAMNet graph: expected input \"audio\" and output \"class_scores\"".into()));
         }
-        let window = (0..WIN).map(|i| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / WIN as f64).cos()) as f32);
-        Ok(SoundEvents { info, labels, session: Mutex::new(session), mel: mel_matrix(), window: window.collect() })
+        let window = crate::dsp::periodic_hann(WIN).into_iter().map(|v| v as f32).collect();
+        Ok(SoundEvents { info, labels, session: Mutex::new(session), mel: mel_matrix(), window })
     }
 
     /// Every class's score (mean sigmoid over the patches) for 16 kHz mono PCM, in the
@@ -222,59 +223,9 @@ fn mel_matrix() -> Vec<f32> {
     m
 }
 
-/// In-place iterative radix-2 FFT (length a power of two).
-fn fft(re: &mut [f64], im: &mut [f64]) {
-    let n = re.len();
-    let mut j = 0;
-    for i in 1..n {
-        let mut bit = n >> 1;
-        while j & bit != 0 {
-            j ^= bit;
-            bit >>= 1;
-        }
-        j |= bit;
-        if i < j {
-            re.swap(i, j);
-            im.swap(i, j);
-        }
-    }
-    let mut len = 2;
-    while len <= n {
-        let ang = -2.0 * std::f64::consts::PI / len as f64;
-        for start in (0..n).step_by(len) {
-            for k in 0..len / 2 {
-                let (wr, wi) = ((ang * k as f64).cos(), (ang * k as f64).sin());
-                let (a, b) = (start + k, start + k + len / 2);
-                let (xr, xi) = (re[b] * wr - im[b] * wi, re[b] * wi + im[b] * wr);
-                re[b] = re[a] - xr;
-                im[b] = im[a] - xi;
-                re[a] += xr;
-                im[a] += xi;
-            }
-        }
-        len <<= 1;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fft_matches_a_direct_dft() {
-        let x: Vec<f64> = (0..16).map(|i| ((i * 7 % 5) as f64 - 2.0) * 0.3).collect();
-        let (mut re, mut im) = (x.clone(), vec![0.0; 16]);
-        fft(&mut re, &mut im);
-        for k in 0..16 {
-            let (mut r, mut i) = (0.0, 0.0);
-            for (n, v) in x.iter().enumerate() {
-                let a = -2.0 * std::f64::consts::PI * (k * n) as f64 / 16.0;
-                r += v * a.cos();
-                i += v * a.sin();
-            }
-            assert!((re[k] - r).abs() < 1e-9 && (im[k] - i).abs() < 1e-9, "bin {k}");
-        }
-    }
 
     #[test]
     fn padding_gives_whole_patches() {

@@ -337,31 +337,7 @@ impl Ct2Model {
 /// `filters.mel(sr=16000, n_fft=400, n_mels=n_mels)` (Slaney mel scale, Slaney area
 /// normalisation), row-major. For 80 bins this is OpenAI's `mel_filters.npz` `mel_80`.
 pub fn mel_filters(n_mels: usize) -> Vec<f32> {
-    // Slaney's mel scale: linear below 1 kHz (200/3 Hz per mel), logarithmic above.
-    const F_SP: f64 = 200.0 / 3.0;
-    const MIN_LOG_HZ: f64 = 1000.0;
-    const MIN_LOG_MEL: f64 = MIN_LOG_HZ / F_SP;
-    let logstep = 6.4f64.ln() / 27.0;
-    let hz_to_mel = |f: f64| if f >= MIN_LOG_HZ { MIN_LOG_MEL + (f / MIN_LOG_HZ).ln() / logstep } else { f / F_SP };
-    let mel_to_hz = |m: f64| if m >= MIN_LOG_MEL { MIN_LOG_HZ * (logstep * (m - MIN_LOG_MEL)).exp() } else { F_SP * m };
-
-    let n_freqs = w::N_FFT / 2 + 1;
-    let nyquist = SAMPLE_RATE as f64 / 2.0;
-    let fft_freq = |k: usize| nyquist * k as f64 / (n_freqs - 1) as f64;
-    let top = hz_to_mel(nyquist);
-    let edges: Vec<f64> = (0..n_mels + 2).map(|i| mel_to_hz(top * i as f64 / (n_mels + 1).max(1) as f64)).collect();
-    let mut out = vec![0f32; n_mels * n_freqs];
-    for (m, row) in out.chunks_mut(n_freqs).enumerate() {
-        let (lo, mid, hi) = (edges[m], edges[m + 1], edges[m + 2]);
-        let enorm = 2.0 / (hi - lo);
-        for (k, v) in row.iter_mut().enumerate() {
-            let f = fft_freq(k);
-            let rise = (f - lo) / (mid - lo);
-            let fall = (hi - f) / (hi - mid);
-            *v = (rise.min(fall).max(0.0) * enorm) as f32;
-        }
-    }
-    out
+    crate::dsp::slaney_mel(SAMPLE_RATE as f64, w::N_FFT, n_mels, 0.0, SAMPLE_RATE as f64 / 2.0)
 }
 
 // ---------------------------------------------------------------------------------------
