@@ -358,7 +358,7 @@ impl OnnxTextEncoder {
             let (ty, s) = outlet(session.inputs(), name, "input").map_err(|e| load_err(cfg_path, e))?;
             if !matches!(ty, TensorElementType::Int64 | TensorElementType::Int32) || s.len() != 2 {
                 return Err(load_err(
-                    &cfg_path,
+                    cfg_path,
                     format!("input {name:?} is {ty:?} {s:?}, expected int64 [batch, tokens]"),
                 ));
             }

@@ -29,6 +29,11 @@ pub struct ModelsConfig {
     /// A CLIP model folder (Hugging Face layout + agentdb-model.json; a name under `dir`
     /// or an absolute path), "" = none. Multimodal collections then get a `clip` space.
     pub clip: String,
+    /// A user's CLAP folder (`onnx-clap`: audio and text towers as ONNX graphs, see
+    /// docs/MODELS.md; a name under `dir` or an absolute path), "" = none. Multimodal
+    /// collections then get a `clap` space: sounds embedded from their waveform, texts and
+    /// transcripts by its text tower, images by their labels' caption.
+    pub clap: String,
     /// A user's ONNX image encoder folder (`onnx-image` manifest and onnx-encoder.json, see
     /// docs/MODELS.md; a name under `dir` or an absolute path), "" = none. Collections use it
     /// through a space bound to it: `collection create NAME --space images:MODEL_NAME`.
@@ -57,6 +62,7 @@ impl Default for ModelsConfig {
             vad: "silero-vad".into(),
             sound: "yamnet".into(),
             clip: String::new(),
+            clap: String::new(),
             onnx_image: String::new(),
             image_max_batch: 1,
             max_batch: 32,

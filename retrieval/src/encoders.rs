@@ -6,7 +6,7 @@ use crate::{Error, Result};
 use agentdb_engine::{embedding_family, SpaceSpec};
 use agentdb_models::image::RgbImage;
 use agentdb_models::{
-    registry, AudioLimits, BatcherConfig, ImageService, LabelBridge, ModelInfo, SpeechService, TextEncoder, TextService,
+    registry, BatcherConfig, ImageService, LabelBridge, ModelInfo, SpeechService, TextEncoder, TextService,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,6 +30,15 @@ pub trait Encoder: Send + Sync {
     /// Embed decoded images, with the top labels where the encoder has them.
     fn embed_images(&self, _images: &[RgbImage]) -> Result<Vec<(Vec<f32>, Labels)>> {
         Err(Error::Unavailable(format!("encoder '{}' does not embed images", self.id())))
+    }
+    /// Whether it embeds a recording from its waveform ([`Encoder::embed_audio`]) rather
+    /// than from the recording's text (transcript or sound labels).
+    fn hears(&self) -> bool {
+        false
+    }
+    /// Embed a recording (mono PCM at `rate` Hz).
+    fn embed_audio(&self, _pcm: &[f32], _rate: u32) -> Result<Vec<f32>> {
+        Err(Error::Unavailable(format!("encoder '{}' does not embed audio", self.id())))
     }
 }
 
@@ -128,6 +137,67 @@ impl Encoder for ClipEnc {
     }
 }
 
+/// A user's CLAP: recordings from their waveform (audio tower); texts, transcripts and
+/// sound descriptions by its text tower; images and keyframes by a caption of their
+/// ImageNet labels ("a photo of a tabby cat, an Egyptian cat") through the text tower,
+/// since CLAP has no image tower (without the label bridge it takes no images).
+struct ClapEnc {
+    id: String,
+    clap: Arc<agentdb_models::clap::Clap>,
+    labeller: Option<Arc<ImageService>>,
+}
+
+impl Encoder for ClapEnc {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn model_name(&self) -> Option<&str> {
+        Some(&self.clap.info.manifest.name)
+    }
+    fn dim(&self) -> usize {
+        self.clap.dim()
+    }
+    fn embeds(&self, modal: Modal) -> bool {
+        modal != Modal::Image || self.labeller.is_some()
+    }
+    fn embed_texts(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>> {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        Ok(self.clap.embed_texts(&refs)?)
+    }
+    fn embed_images(&self, images: &[RgbImage]) -> Result<Vec<(Vec<f32>, Labels)>> {
+        let Some(labeller) = &self.labeller else {
+            return Err(Error::Unavailable(format!("encoder '{}' has no image tower and no image labels", self.id)));
+        };
+        let labels: Vec<Labels> = labeller.embed_images_blocking(images)?.into_iter().map(|e| e.labels).collect();
+        let captions: Vec<String> = labels.iter().map(caption).collect();
+        let vectors = self.embed_texts(captions)?;
+        Ok(vectors.into_iter().zip(labels).collect())
+    }
+    fn hears(&self) -> bool {
+        true
+    }
+    fn embed_audio(&self, pcm: &[f32], rate: u32) -> Result<Vec<f32>> {
+        Ok(self.clap.embed_audio(pcm, rate)?)
+    }
+}
+
+/// How an image is described to a text tower: "a photo of" its best ImageNet label and
+/// the others of its top three with at least 10 % probability.
+fn caption(labels: &Labels) -> String {
+    let names: Vec<&str> = labels
+        .iter()
+        .take(3)
+        .enumerate()
+        .filter(|(i, (_, p))| *i == 0 || *p >= 0.1)
+        .map(|(_, (n, _))| n.as_str())
+        .collect();
+    if names.is_empty() {
+        "a photo".into()
+    } else {
+        format!("a photo of {}", names.join(", "))
+    }
+}
+
 /// A user's ONNX image encoder: images (and keyframes) only, searched by example.
 struct OnnxImageEnc {
     id: String,
@@ -179,6 +249,8 @@ pub struct EncoderSet {
     pub sound: Option<Arc<agentdb_models::sound::SoundEvents>>,
     /// A user-supplied CLIP model (`models.clip`): its own space, text and image towers.
     pub clip: Option<Arc<agentdb_models::clip::Clip>>,
+    /// A user-supplied CLAP (`models.clap`): its own space, audio and text towers.
+    pub clap: Option<Arc<agentdb_models::clap::Clap>>,
     /// A user-supplied ONNX image encoder (`models.onnx_image`): image vectors in spaces
     /// bound to it (`collection create NAME --space images:MODEL`), searched by example.
     pub onnx_image: Option<Arc<agentdb_models::onnx::OnnxImageEncoder>>,
@@ -203,6 +275,7 @@ impl EncoderSet {
             speech_problem: Some(why.to_string()),
             sound: None,
             clip: None,
+            clap: None,
             onnx_image: None,
             ocr: None,
             ocr_keyframes: false,
@@ -355,6 +428,7 @@ impl EncoderSet {
             }
         };
         let sound = load_sound(&dir, cfg);
+        let clap = load_clap(&dir, cfg);
         let mut set = EncoderSet::of(
             dir,
             Arc::new(TextService::new(text, batch)),
@@ -364,6 +438,12 @@ impl EncoderSet {
             onnx_image,
         );
         set.sound = sound;
+        if let Some(c) = clap {
+            // First in the search order, like CLIP: a space bound to it is its own.
+            set.all
+                .insert(0, Arc::new(ClapEnc { id: c.info.encoder_id(), clap: c.clone(), labeller: set.image.clone() }));
+            set.clap = Some(c);
+        }
         set
     }
 
@@ -404,6 +484,7 @@ impl EncoderSet {
             speech_problem,
             sound: None,
             clip,
+            clap: None,
             onnx_image,
             ocr: None,
             ocr_keyframes: false,
@@ -454,8 +535,8 @@ impl EncoderSet {
     }
 
     /// The spaces a `--multimodal` collection gets: `text` (the text encoder's family,
-    /// which the image and speech bridges also write into) and `clip` when a CLIP model
-    /// is loaded.
+    /// which the image and speech bridges also write into), `clip` when a CLIP model is
+    /// loaded and `clap` when a CLAP is.
     pub fn multimodal_spaces(&self) -> Result<Vec<SpaceSpec>> {
         let text = self.text()?;
         let space = |name: &str, dim: usize, encoder: String| SpaceSpec {
@@ -468,6 +549,9 @@ impl EncoderSet {
         let mut spaces = vec![space("text", text.dim(), text.encoder_id())];
         if let Some(c) = &self.clip {
             spaces.push(space("clip", c.dim(), c.info.encoder_id()));
+        }
+        if let Some(c) = &self.clap {
+            spaces.push(space("clap", c.dim(), c.info.encoder_id()));
         }
         Ok(spaces)
     }
@@ -486,6 +570,7 @@ impl EncoderSet {
         }
         v.extend(self.sound.iter().map(|s| s.info.encoder_id()));
         v.extend(self.clip.iter().map(|c| c.info.encoder_id()));
+        v.extend(self.clap.iter().map(|c| c.info.encoder_id()));
         v.extend(self.onnx_image.iter().map(|o| o.info.encoder_id()));
         v
     }
@@ -537,6 +622,19 @@ impl EncoderSet {
         let modal =
             if self.all.iter().any(|e| e.id() == id && e.embeds(Modal::Speech)) { Modal::Speech } else { Modal::Text };
         self.by_id(id, modal)?.embed_texts(texts)
+    }
+
+    /// Whether encoder `id` embeds recordings from their waveform (a CLAP's audio tower).
+    pub fn hears(&self, id: &str) -> bool {
+        self.all.iter().any(|e| e.id() == id && e.hears())
+    }
+
+    /// Embed a recording (mono PCM at `rate` Hz) with encoder `id`, which [`Self::hears`].
+    pub fn embed_audio_as(&self, id: &str, pcm: &[f32], rate: u32) -> Result<Vec<f32>> {
+        match self.all.iter().find(|e| e.id() == id && e.hears()) {
+            Some(e) => e.embed_audio(pcm, rate),
+            None => Err(Error::Unavailable(format!("no loaded encoder embeds audio into {id}'s space"))),
+        }
     }
 
     /// Embed decoded images with encoder `id`: CLIP's or the user's image tower (no
@@ -658,88 +756,6 @@ impl Modal {
     }
 }
 
-/// The speech in a query recording as text (for searching by audio).
-///
-/// A recording without speech is searched by what it sounds like: "the sound of
-/// {labels}" from the sound-event classifier (as a `sound` item is embedded), so a
-/// ringtone finds ringing phones, and pictures and texts about them. Silence, or no
-/// classifier, is refused with the reason.
-pub fn transcribe_query(enc: &Encoders, bytes: &[u8], lim: AudioLimits) -> Result<String> {
-    let what = |e: Error| e.about("query audio");
-    let audio = agentdb_models::audio::decode_audio(bytes, lim).map_err(|e| what(e.into()))?;
-    let t = enc.speech()?.transcribe_at(&audio.samples, audio.rate).map_err(|e| what(e.into()))?;
-    let text = t.text();
-    if !text.is_empty() {
-        return Ok(text);
-    }
-    match sound_events(enc, &audio.samples, audio.rate, "query audio")? {
-        Some(labels) if !labels.is_silence() => {
-            tracing::debug!(labels = %labels.heard, "query audio without speech: searching by its sound");
-            Ok(labels.embedded())
-        }
-        Some(_) => Err(crate::invalid!(
-            "query audio: no speech found in {:.1} s of audio, and the sound classifier hears only silence",
-            t.seconds
-        )),
-        None => Err(crate::invalid!(
-            "query audio: no speech found in {:.1} s of audio (no sound-event classifier is loaded, models.sound, so a \
-             sound without speech has no text-space vector)",
-            t.seconds
-        )),
-    }
-}
-
-/// The sound-event labels of a recording, None without a classifier.
-pub fn sound_events(enc: &Encoders, samples: &[f32], rate: u32, src: &str) -> Result<Option<SoundLabels>> {
-    let Some(m) = &enc.sound else { return Ok(None) };
-    let _span = tracing::info_span!("ingest.sound_events").entered();
-    let pcm = agentdb_models::audio::resample(samples, rate, agentdb_models::sound::RATE as u32);
-    let scores = m.scores(&pcm).map_err(|e| Error::from(e).about(src))?;
-    Ok(Some(SoundLabels::new(m.top(&scores, SOUND_LABELS))))
-}
-
-/// Classes looked at per sound.
-const SOUND_LABELS: usize = 6;
-/// A class below this mean score is not named (unless it is the best one).
-const SOUND_MIN_SCORE: f32 = 0.05;
-
-/// The classes that describe a sound, as a `sound` item or part stores them and as its
-/// vector (and a query by a sound) embeds them.
-#[derive(Debug, Clone)]
-pub struct SoundLabels {
-    /// Class names, best first (payload `labels`).
-    pub names: Vec<String>,
-    /// Their scores, to 3 decimals (payload `label_scores`).
-    pub scores: Vec<f32>,
-    /// The names lower-cased and joined by ", " (payload `sound`, keyword index).
-    pub heard: String,
-}
-
-impl SoundLabels {
-    /// The best class, and the others among the top [`SOUND_LABELS`] that score at
-    /// least [`SOUND_MIN_SCORE`].
-    pub fn new(top: Vec<(String, f32)>) -> SoundLabels {
-        let (names, scores): (Vec<String>, Vec<f32>) = top
-            .into_iter()
-            .enumerate()
-            .filter(|(i, (_, s))| *i == 0 || *s >= SOUND_MIN_SCORE)
-            .map(|(_, (n, s))| (n, (s * 1000.0).round() / 1000.0))
-            .unzip();
-        let heard = names.iter().map(|n| n.to_lowercase()).collect::<Vec<_>>().join(", ");
-        SoundLabels { names, scores, heard }
-    }
-
-    /// Whether the classifier's best class is silence (nothing worth a part or a query).
-    pub fn is_silence(&self) -> bool {
-        self.names.first().is_some_and(|n| n == "Silence")
-    }
-
-    /// What the text encoder embeds: "the sound of {labels}".
-    pub fn embedded(&self) -> String {
-        format!("the sound of {}", self.heard)
-    }
-}
-
 /// The sound-event classifier `models.sound` names, if it loads (a missing one is
 /// logged: recordings without speech are then described by their properties only).
 fn load_sound(
@@ -769,6 +785,29 @@ fn load_sound(
     }
 }
 
+/// The CLAP `models.clap` names, if any and if it loads (a configured one that does not
+/// load is logged as an error; the server goes on without it).
+fn load_clap(dir: &std::path::Path, cfg: &crate::config::ModelsConfig) -> Option<Arc<agentdb_models::clap::Clap>> {
+    if cfg.clap.is_empty() {
+        return None;
+    }
+    let p = model_path(dir, &cfg.clap);
+    let load = || -> agentdb_models::Result<agentdb_models::clap::Clap> {
+        agentdb_models::vad::init_runtime(dir)?;
+        agentdb_models::clap::Clap::load(registry::read_model(&p)?, dir)
+    };
+    match load() {
+        Ok(c) => {
+            tracing::info!(encoder = %c.info.encoder_id(), dim = c.dim(), device = "cpu", "CLAP ready (ONNX Runtime, CPU): audio and text towers in their own space");
+            Some(Arc::new(c))
+        }
+        Err(e) => {
+            tracing::error!(path = %p.display(), error = %e, "CLAP model configured but not loaded");
+            None
+        }
+    }
+}
+
 fn load_speech(
     dir: &std::path::Path,
     cfg: &crate::config::ModelsConfig,
@@ -791,4 +830,19 @@ fn load_speech(
             cfg.speech, cfg.vad
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::caption;
+
+    #[test]
+    fn an_image_caption_names_its_likely_labels() {
+        let l = |v: &[(&str, f32)]| v.iter().map(|(n, p)| (n.to_string(), *p)).collect::<Vec<_>>();
+        let c = caption(&l(&[("tabby", 0.5), ("tiger cat", 0.3), ("lynx", 0.05), ("Egyptian cat", 0.04)]));
+        assert_eq!(c, "a photo of tabby, tiger cat");
+        // The best label always, however unsure.
+        assert_eq!(caption(&l(&[("volcano", 0.02), ("alp", 0.01)])), "a photo of volcano");
+        assert_eq!(caption(&Vec::new()), "a photo");
+    }
 }

@@ -2,7 +2,8 @@
 //! into the collection's spaces, and upsert atomically (one WAL record per file), so a
 //! killed run never leaves half a file behind and a re-run skips it.
 
-use crate::encoders::{Encoders, Modal, SoundLabels};
+use crate::encoders::{Encoders, Modal};
+use crate::sound::SoundLabels;
 use crate::Target;
 use crate::{invalid, Error, Observer, Result};
 use agentdb_engine::payload::ItemPayload;
@@ -380,7 +381,7 @@ fn speech_items(f: &File) -> Result<Vec<Item>> {
 fn sound_items(f: &File, audio: &agentdb_models::audio::Audio) -> Result<Vec<Item>> {
     let File { col, enc, source: src, sha, .. } = *f;
     let seconds = audio.seconds() as f32;
-    let labels = crate::encoders::sound_events(enc, &audio.samples, audio.rate, src)?;
+    let labels = crate::sound::sound_events(enc, &audio.samples, audio.rate, src)?;
     let heard = match &labels {
         Some(l) => Some(l.heard.clone()),
         None => {
@@ -407,8 +408,10 @@ fn sound_items(f: &File, audio: &agentdb_models::audio::Audio) -> Result<Vec<Ite
     }
     // What the vector embeds: the sound's labels where the classifier named them.
     let embedded = labels.as_ref().map_or_else(|| text.clone(), SoundLabels::embedded);
-    let encoder = if labels.is_some() { enc.sound_id() } else { enc.speech_id() };
-    let vectors = space_vectors(col, enc, Modal::Speech, src, |id| enc.embed_texts_as(id, vec![embedded.clone()]))?;
+    let mut encoder = if labels.is_some() { enc.sound_id() } else { enc.speech_id() }.unwrap_or_default();
+    let vectors = space_vectors(col, enc, Modal::Speech, src, |id| {
+        sound_vector(enc, id, &embedded, &audio.samples, audio.rate, &mut encoder)
+    })?;
     let (names, scores) = labels.map(|l| (l.names, l.scores)).unzip();
     Ok(vectors
         .into_iter()
@@ -424,12 +427,31 @@ fn sound_items(f: &File, audio: &agentdb_models::audio::Audio) -> Result<Vec<Ite
                 sample_rate: Some(audio.rate),
                 channels: Some(audio.channels),
                 audio_codec: Some(audio.format.clone()),
-                encoder: encoder.clone().unwrap_or_default(),
+                encoder: encoder.clone(),
                 ..f.payload("sound", 1)
             }
             .to_value(),
         })
         .collect())
+}
+
+/// A sound's vector from encoder `id`: its waveform where the encoder hears (a CLAP's
+/// audio tower; its id is added to `encoder`, the payload's list), else the text
+/// `embedded` (its labels or description).
+fn sound_vector(
+    enc: &Encoders,
+    id: &str,
+    embedded: &str,
+    samples: &[f32],
+    rate: u32,
+    encoder: &mut String,
+) -> Result<Vec<Vec<f32>>> {
+    if !enc.hears(id) {
+        return enc.embed_texts_as(id, vec![embedded.to_string()]);
+    }
+    encoder.push_str(if encoder.is_empty() { "" } else { " " });
+    encoder.push_str(id);
+    Ok(vec![enc.embed_audio_as(id, samples, rate)?])
 }
 
 /// The usable part of what Whisper writes for a sound without speech: its bracketed
@@ -500,18 +522,20 @@ fn video_items(f: &File) -> Result<Vec<Item>> {
         speech_note = if passages.is_empty() { "no speech in the audio track" } else { "" };
         // A soundtrack without speech (an engine, a dog, music) is a part too, described
         // by its sound-event labels like a recording; a silent one is not.
-        let labels = if passages.is_empty() { crate::encoders::sound_events(enc, samples, *rate, src)? } else { None };
+        let labels = if passages.is_empty() { crate::sound::sound_events(enc, samples, *rate, src)? } else { None };
         if let Some(labels) = labels.filter(|l| !l.is_silence()) {
             let embedded = labels.embedded();
-            let vectors =
-                space_vectors(col, enc, Modal::Speech, src, |id| enc.embed_texts_as(id, vec![embedded.clone()]))?;
+            let mut encoder = enc.sound_id().unwrap_or_default();
+            let vectors = space_vectors(col, enc, Modal::Speech, src, |id| {
+                sound_vector(enc, id, &embedded, samples, *rate, &mut encoder)
+            })?;
             for vectors in vectors {
                 let p = ItemPayload {
                     text: Some(format!("soundtrack, sounds like: {}", labels.heard)),
                     sound: Some(labels.heard.clone()),
                     labels: Some(labels.names.clone()),
                     label_scores: Some(labels.scores.clone()),
-                    encoder: enc.sound_id().unwrap_or_default(),
+                    encoder: encoder.clone(),
                     ..f.payload("sound", 0)
                 };
                 parts.push((vectors, p));

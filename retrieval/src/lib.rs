@@ -3,13 +3,15 @@
 //! command-line tools all call these functions directly.
 //!
 //! - [`encoders`]: the encoders the server loaded (text, image label bridge, speech
-//!   bridge, CLIP, a user's ONNX image encoder), each behind the [`Encoder`] trait, and
+//!   bridge, sound labels, a user's CLIP, CLAP or ONNX image encoder), each behind the [`Encoder`] trait, and
 //!   which one fills which space.
 //! - [`ingest`]: one file → detect its type from the bytes → decode → split → embed into
 //!   every space of the collection → one atomic upsert ([`IngestOutcome`]).
 //! - [`query`]: one query (text, image, recording, video, or keywords) → embedded into
 //!   each space → per-space, per-modality dense lists and a keyword list → fused by
 //!   source → [`Hit`]s with an optional explanation.
+//! - [`sound`]: recordings without speech, named by the sound-event classifier, and
+//!   query recordings listened to.
 //! - [`Observer`]: what the caller wants told about writes (standing queries, events).
 //!
 //! Layering: this crate uses `agentdb-engine` and `agentdb-models` only. It never
@@ -21,6 +23,7 @@ mod error;
 pub mod ingest;
 mod observer;
 pub mod query;
+pub mod sound;
 mod target;
 
 pub use agentdb_models::batcher::with_tenant;

@@ -5,6 +5,7 @@
 
 use crate::encoders::{Encoders, Modal};
 use crate::ingest::IngestLimits;
+use crate::sound::HeardQuery;
 use crate::{invalid, Error, Result, Target};
 use agentdb_engine::fusion::{fuse, Calibration, FusionMode, RankedList};
 use agentdb_engine::payload::{keys, ITEM_MODALITIES};
@@ -37,7 +38,8 @@ pub struct Hit {
 pub enum QueryInput {
     Text(String),
     Image(Vec<u8>),
-    /// A recording: transcribed, then searched as text.
+    /// A recording: its speech searched as text; a sound without speech by its labels
+    /// (and by its waveform in the space of an encoder that hears, a CLAP).
     Audio(Vec<u8>),
     /// A video: the mean of its keyframes' vectors and its transcript's, searched at once.
     Video(Vec<u8>),
@@ -86,6 +88,9 @@ enum Embeddable {
     Image(agentdb_models::image::RgbImage),
     /// A query video: its keyframes and its transcript (if any).
     Video(Vec<agentdb_models::image::RgbImage>, Option<String>),
+    /// A recording without speech: its labels' text (if a classifier named them) and its
+    /// waveform, for encoders that hear.
+    Sound(Option<String>, Vec<f32>, u32),
 }
 
 /// Most texts one [`embed_texts`] call takes.
@@ -149,7 +154,10 @@ pub fn run(col: &dyn Target, enc: &Encoders, mut q: CrossQuery, lim: IngestLimit
         Some(QueryInput::Image(b)) => Some(Embeddable::Image(
             agentdb_models::decode_image(&b, lim.image).map_err(|e| Error::from(e).about("query image"))?,
         )),
-        Some(QueryInput::Audio(b)) => Some(Embeddable::Text(crate::encoders::transcribe_query(enc, &b, lim.audio)?)),
+        Some(QueryInput::Audio(b)) => Some(match crate::sound::hear_query(enc, &b, lim.audio)? {
+            HeardQuery::Speech(t) => Embeddable::Text(t),
+            HeardQuery::Sound { text, pcm, rate } => Embeddable::Sound(text, pcm, rate),
+        }),
         Some(QueryInput::Video(b)) => Some(video_query(enc, &b, lim)?),
     };
     // The keyword side: an explicit keyword query (with its syntax), else the words of
@@ -159,7 +167,9 @@ pub fn run(col: &dyn Target, enc: &Encoders, mut q: CrossQuery, lim: IngestLimit
     } else {
         match &input {
             Some(Embeddable::Text(t)) => agentdb_engine::keyword::plain_query(t),
-            Some(Embeddable::Video(_, Some(t))) => agentdb_engine::keyword::plain_query(t),
+            Some(Embeddable::Video(_, Some(t)) | Embeddable::Sound(Some(t), ..)) => {
+                agentdb_engine::keyword::plain_query(t)
+            }
             _ => None,
         }
     };
@@ -202,6 +212,7 @@ pub fn run(col: &dyn Target, enc: &Encoders, mut q: CrossQuery, lim: IngestLimit
     };
     let modal = match input {
         Embeddable::Text(_) => Modal::Text,
+        Embeddable::Sound(..) => Modal::Speech,
         Embeddable::Image(_) | Embeddable::Video(..) => Modal::Image,
     };
     // Which spaces this query can search, and the encoder for each.
@@ -210,7 +221,9 @@ pub fn run(col: &dyn Target, enc: &Encoders, mut q: CrossQuery, lim: IngestLimit
         if !q.space.is_empty() && space.name != q.space {
             continue;
         }
-        match enc.for_space(space, modal) {
+        // A sound no classifier named reaches only the spaces of encoders that hear.
+        let unheard = |id: &String| matches!(input, Embeddable::Sound(None, ..)) && !enc.hears(id);
+        match enc.for_space(space, modal).filter(|id| !unheard(id)) {
             Some(id) => targets.push((space, id)),
             None if !q.space.is_empty() => {
                 return Err(invalid!(
@@ -249,6 +262,10 @@ pub fn run(col: &dyn Target, enc: &Encoders, mut q: CrossQuery, lim: IngestLimit
         let _embed = tracing::info_span!("search.embed", encoder = %id, modality = modal.as_str()).entered();
         let v = match &input {
             Embeddable::Text(t) => enc.embed_texts_as(id, vec![t.clone()])?.pop().unwrap_or_default(),
+            Embeddable::Sound(_, pcm, rate) if enc.hears(id) => enc.embed_audio_as(id, pcm, *rate)?,
+            Embeddable::Sound(text, ..) => {
+                enc.embed_texts_as(id, vec![text.clone().unwrap_or_default()])?.pop().unwrap_or_default()
+            }
             Embeddable::Image(img) => {
                 enc.embed_images_as(id, std::slice::from_ref(img))?.pop().map(|(v, _)| v).unwrap_or_default()
             }

@@ -1063,11 +1063,13 @@ impl v1::models_server::Models for Services {
         let set = self.encoders.loaded();
         let loaded = set.map(|e| e.loaded_ids()).unwrap_or_default();
         let mut infos = self.encoders.installed();
-        // Models loaded from outside the models folder (an absolute `models.clip` or
-        // `models.onnx_image` path) are listed too.
-        let extra = set.iter().flat_map(|e| e.clip.iter().map(|c| c.info.clone()));
-        let extra =
-            extra.chain(set.iter().flat_map(|e| e.onnx_image.iter().map(|o| o.info.clone()))).collect::<Vec<_>>();
+        // Models loaded from outside the models folder (an absolute `models.clip`,
+        // `models.clap` or `models.onnx_image` path) are listed too.
+        let extra = set.iter().flat_map(|e| {
+            let clip = e.clip.iter().map(|c| c.info.clone());
+            clip.chain(e.clap.iter().map(|c| c.info.clone())).chain(e.onnx_image.iter().map(|o| o.info.clone()))
+        });
+        let extra = extra.collect::<Vec<_>>();
         for m in extra {
             if !infos.iter().any(|i| i.encoder_id() == m.encoder_id()) {
                 infos.push(m);
