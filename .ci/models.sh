@@ -318,3 +318,26 @@ if [ "${1:-}" = "--testdata" ]; then
     echo "models: installed NVRTC into $cuda_lib"
   fi
 fi
+
+# --- With --unseen: media for the held-out evaluation (benches/eval/make_unseen.py) ---
+# Debian's tuxpaint-stamps-default (pinned version and checksum): ~800 labelled pictures
+# (cut-out photographs and drawings), ~100 sound effects and spoken descriptions, none
+# of which the defaults were tuned on. Only `make eval-unseen` needs it (161 MB).
+if [ "${1:-}" = "--unseen" ]; then
+  tux="$TESTDATA/tuxpaint"
+  if [ -f "$tux/.complete-2022.06.04-1" ]; then
+    echo "models: Tux Paint stamps present"
+  else
+    tmp=$(mktemp -d)
+    ( cd "$tmp" && { apt-get download -q tuxpaint-stamps-default=2022.06.04-1 2>/dev/null \
+        || { ${SUDO:-} apt-get update -qq && apt-get download -q tuxpaint-stamps-default=2022.06.04-1; }; } )
+    deb="$tmp/tuxpaint-stamps-default_2022.06.04-1_all.deb"
+    echo "6db6c1bfc870a47f1499d6203b083522eacb57c5f9c87d468f2e92eb6d9d5f34  $deb" | sha256sum -c --quiet \
+      || { echo "models: tuxpaint-stamps-default checksum mismatch" >&2; exit 1; }
+    rm -rf "$tux" && mkdir -p "$tux"
+    dpkg-deb -x "$deb" "$tmp/x" && mv "$tmp/x/usr/share/tuxpaint/stamps" "$tux/stamps"
+    rm -rf "$tmp"
+    touch "$tux/.complete-2022.06.04-1"
+    echo "models: installed Tux Paint stamps into $tux"
+  fi
+fi

@@ -282,8 +282,22 @@ impl Clap {
         if let Some(i) = pcm.iter().position(|x| !x.is_finite()) {
             return Err(Error::InvalidInput(format!("audio sample {i} is not a finite number")));
         }
-        let pcm = crate::audio::resample(pcm, rate, self.config.features.sample_rate);
-        let windows = self.windows(&pcm);
+        let (sr, size) = (self.config.features.sample_rate, self.config.features.window_samples);
+        let src_size = (size as f64 * rate as f64 / sr as f64).ceil() as usize;
+        let windows: Vec<Vec<f32>> = if rate != sr && pcm.len() > src_size * MAX_WINDOWS {
+            // A long recording (up to an hour): choose the windows first and resample only
+            // those, not the whole recording (which at 48 kHz would take ~0.7 GB).
+            windows(pcm, src_size)
+                .iter()
+                .map(|w| {
+                    let mut r = crate::audio::resample(w, rate, sr);
+                    r.resize(size, 0.0);
+                    r
+                })
+                .collect()
+        } else {
+            self.windows(&crate::audio::resample(pcm, rate, sr))
+        };
         let per = self.config.features.frames() * self.config.features.mels;
         let mut feats: Vec<f32> = Vec::with_capacity(windows.len() * per);
         for w in &windows {

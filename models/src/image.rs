@@ -60,7 +60,25 @@ pub fn decode_image(bytes: &[u8], lim: ImageLimits) -> Result<RgbImage> {
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| bad_image(format, e))?;
     img.apply_orientation(orientation);
-    Ok(img.to_rgb8())
+    Ok(flatten(img))
+}
+
+/// RGB pixels as a viewer shows them: an image with an alpha channel (a cut-out, a logo,
+/// a sticker) is composited over white, so the colour stored under transparent pixels
+/// (often black or leftover garbage) is not what the models see.
+fn flatten(img: DynamicImage) -> RgbImage {
+    if !img.color().has_alpha() {
+        return img.to_rgb8();
+    }
+    let rgba = img.to_rgba8();
+    let mut out = RgbImage::new(rgba.width(), rgba.height());
+    for (o, p) in out.pixels_mut().zip(rgba.pixels()) {
+        let a = p[3] as u32;
+        for c in 0..3 {
+            o[c] = ((p[c] as u32 * a + 255 * (255 - a) + 127) / 255) as u8;
+        }
+    }
+    out
 }
 
 fn bad_image(format: image::ImageFormat, e: image::ImageError) -> Error {
@@ -462,6 +480,22 @@ pub fn softmax(logits: &[f32]) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transparent_pixels_are_white_whatever_colour_they_store() {
+        // Opaque red, transparent "black" (what many cut-outs store), half-transparent blue.
+        let img = image::RgbaImage::from_fn(3, 1, |x, _| match x {
+            0 => image::Rgba([255, 0, 0, 255]),
+            1 => image::Rgba([0, 0, 0, 0]),
+            _ => image::Rgba([0, 0, 255, 128]),
+        });
+        let mut png = Vec::new();
+        DynamicImage::ImageRgba8(img).write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+        let rgb = decode_image(&png, ImageLimits::default()).unwrap();
+        assert_eq!(rgb.get_pixel(0, 0).0, [255, 0, 0]);
+        assert_eq!(rgb.get_pixel(1, 0).0, [255, 255, 255]);
+        assert_eq!(rgb.get_pixel(2, 0).0, [127, 127, 255]);
+    }
 
     #[test]
     fn same_padding_matches_tensorflow() {

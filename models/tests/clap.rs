@@ -139,6 +139,19 @@ fn audio_and_text_meet_in_one_space_at_any_sample_rate() {
 }
 
 #[test]
+fn a_long_recording_at_another_rate_is_sampled_before_resampling() {
+    let clap = tiny();
+    // 6 minutes at 16 kHz (more than 30 windows): the first 3 a hum, the rest a whistle.
+    let pcm = [sine(150.0, 180.0, 16_000.0), sine(6000.0, 180.0, 16_000.0)].concat();
+    let v = clap.embed_audio(&pcm, 16_000).unwrap();
+    let t = clap.embed_texts(&["a low hum", "a high whistle"]).unwrap();
+    // Half the windows each way: the hum's larger raw outputs win, as in the fixture's
+    // 25 s case, and the vector is a unit vector.
+    assert!((v.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-5);
+    assert!(cos(&v, &t[0]) > cos(&v, &t[1]), "{v:?}");
+}
+
+#[test]
 fn bad_audio_is_refused_with_the_reason() {
     let clap = tiny();
     let e = clap.embed_audio(&[], 48_000).unwrap_err();

@@ -10,7 +10,8 @@
 //!
 //! A query's rank is the rank of the first relevant source among the fused results
 //! (one per source); it reports recall@1, recall@5 and MRR (over the top 10) per kind,
-//! and per half when queries carry `"half": "tune"` or `"test"`.
+//! and per half when queries carry `"half": "tune"` or `"test"` (or `"unseen"`), and per
+//! level when they carry `"level": "easy"` or `"hard"`.
 //! `benches/eval/make_dataset.py` builds the dataset from real photographs and
 //! synthesised speech.
 
@@ -68,6 +69,9 @@ struct Query {
     /// on the tune half only; both are reported).
     #[serde(default)]
     half: Option<String>,
+    /// "easy" or "hard" (a plain name, or a description without it): reported apart too.
+    #[serde(default)]
+    level: Option<String>,
 }
 
 #[derive(Default, Debug)]
@@ -165,7 +169,7 @@ pub async fn eval(cols: &mut CollectionsClient, items: &mut ItemsClient, a: Eval
         for t in run.by_kind.values() {
             all.add(t);
         }
-        // Rows: each kind, all, and all of each half.
+        // Rows: each kind, all, and all of each half and of each level.
         let halves: Vec<(String, &Tally)> = run.by_half.iter().map(|(h, t)| (format!("all · {h}"), t)).collect();
         let rows: Vec<(&str, &Tally)> = run
             .by_kind
@@ -299,8 +303,8 @@ async fn run_queries(
                 // Counted as a miss and reported: a query the server cannot answer.
                 eprintln!("eval: {} query {label:?} failed: {}", q.kind, e.message());
                 by_kind.entry(q.kind.clone()).or_default().errors += 1;
-                if let Some(h) = &q.half {
-                    by_half.entry(h.clone()).or_default().errors += 1;
+                for g in q.half.iter().chain(&q.level) {
+                    by_half.entry(g.clone()).or_default().errors += 1;
                 }
                 Vec::new()
             }
@@ -314,11 +318,13 @@ async fn run_queries(
             one.rr = 1.0 / r as f64;
         }
         by_kind.entry(q.kind.clone()).or_default().add(&one);
-        if let Some(h) = &q.half {
-            by_half.entry(h.clone()).or_default().add(&one);
+        for g in q.half.iter().chain(&q.level) {
+            by_half.entry(g.clone()).or_default().add(&one);
         }
         let top = hits.first().map(|h| h.source.rsplit('/').next().unwrap_or("").to_string()).unwrap_or_default();
-        per_query.push(serde_json::json!({"kind": q.kind, "half": q.half, "query": label, "rank": rank, "top": top}));
+        per_query.push(
+            serde_json::json!({"kind": q.kind, "half": q.half, "level": q.level, "query": label, "rank": rank, "top": top}),
+        );
     }
     Ok((by_kind, by_half, per_query))
 }
