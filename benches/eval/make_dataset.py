@@ -200,6 +200,30 @@ def card(lines, path):
                     "-vf", draws, "-frames:v", "1", "-y", path], check=True)
 
 
+def add_distractors(media, out):
+    """The 30 unrelated multi-part sources, under media/other/."""
+    ddir = os.path.join(media, "other")
+    os.makedirs(ddir)
+    for i, line in enumerate(DISTRACTOR_LINES, 1):
+        scene = DISTRACTOR_SCENES[i % len(DISTRACTOR_SCENES)]
+        video(os.path.join(ddir, f"d{i:02d}.mp4"), scene, line, out)
+    docs = sorted(f for f in os.listdir(LICENSES) if not os.path.islink(os.path.join(LICENSES, f)))[:14]
+    for i, doc in enumerate(docs, 1):
+        shutil.copy(os.path.join(LICENSES, doc), os.path.join(ddir, f"l{i:02d}.txt"))
+
+
+def write_queries(out, media, queries):
+    """queries.jsonl, and a one-line summary."""
+    with open(os.path.join(out, "queries.jsonl"), "w") as f:
+        for q in queries:
+            f.write(json.dumps(q, ensure_ascii=False) + "\n")
+    kinds = {}
+    for q in queries:
+        kinds[q["kind"]] = kinds.get(q["kind"], 0) + 1
+    files = sum(len(fs) for _, _, fs in os.walk(media))
+    print(f"wrote {out}: {files} media files, {len(queries)} queries {kinds}")
+
+
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     descriptive = "--descriptive-names" in sys.argv
@@ -266,28 +290,14 @@ def main():
     else:
         print(f"{SOUND_DIR} missing: the dataset has no sounds (install sound-theme-freedesktop)", file=sys.stderr)
     if distractors:
-        ddir = os.path.join(media, "other")
-        os.makedirs(ddir)
-        for i, line in enumerate(DISTRACTOR_LINES, 1):
-            scene = DISTRACTOR_SCENES[i % len(DISTRACTOR_SCENES)]
-            video(os.path.join(ddir, f"d{i:02d}.mp4"), scene, line, out)
-        docs = sorted(f for f in os.listdir(LICENSES) if not os.path.islink(os.path.join(LICENSES, f)))[:14]
-        for i, doc in enumerate(docs, 1):
-            shutil.copy(os.path.join(LICENSES, doc), os.path.join(ddir, f"l{i:02d}.txt"))
+        add_distractors(media, out)
     # Halves: every other query of each kind is held out (the first one tunes).
     seen = {}
     for q in queries:
         n = seen.get(q["kind"], 0)
         q["half"] = "tune" if n % 2 == 0 else "test"
         seen[q["kind"]] = n + 1
-    with open(os.path.join(out, "queries.jsonl"), "w") as f:
-        for q in queries:
-            f.write(json.dumps(q, ensure_ascii=False) + "\n")
-    kinds = {}
-    for q in queries:
-        kinds[q["kind"]] = kinds.get(q["kind"], 0) + 1
-    files = sum(len(fs) for _, _, fs in os.walk(media))
-    print(f"wrote {out}: {files} media files, {len(queries)} queries {kinds}")
+    write_queries(out, media, queries)
 
 
 if __name__ == "__main__":

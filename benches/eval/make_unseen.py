@@ -14,7 +14,6 @@ same 30 unrelated multi-part sources as make_dataset.py's are added.
 usage: make_unseen.py OUT_DIR [--distractors]
 Needs the `espeak-ng` and `ffmpeg` binaries (as make_dataset.py does).
 """
-import json
 import os
 import shutil
 import subprocess
@@ -236,26 +235,10 @@ def main():
         add(kind, "easy", name, text=easy)
         add(kind, "hard", name, text=hard)
     if distractors:
-        ddir = os.path.join(media, "other")
-        os.makedirs(ddir)
-        for i, line in enumerate(base.DISTRACTOR_LINES, 1):
-            scene = base.DISTRACTOR_SCENES[i % len(base.DISTRACTOR_SCENES)]
-            base.video(os.path.join(ddir, f"d{i:02d}.mp4"), scene, line, out)
-        docs = sorted(f for f in os.listdir(base.LICENSES) if not os.path.islink(os.path.join(base.LICENSES, f)))[:14]
-        for i, doc in enumerate(docs, 1):
-            shutil.copy(os.path.join(base.LICENSES, doc), os.path.join(ddir, f"l{i:02d}.txt"))
-    for f in ("narration.wav",):
-        if os.path.exists(os.path.join(out, f)):
-            os.remove(os.path.join(out, f))
-    with open(os.path.join(out, "queries.jsonl"), "w") as f:
-        for q in queries:
-            f.write(json.dumps(q, ensure_ascii=False) + "\n")
-    kinds = {}
-    for q in queries:
-        kinds[q["kind"]] = kinds.get(q["kind"], 0) + 1
-    files = sum(len(fs) for _, _, fs in os.walk(media))
-    print(f"wrote {out}: {files} media files, {len(queries)} queries {kinds}")
-
+        base.add_distractors(media, out)
+    if os.path.exists(os.path.join(out, "narration.wav")):
+        os.remove(os.path.join(out, "narration.wav"))
+    base.write_queries(out, media, queries)
 
 if __name__ == "__main__":
     main()

@@ -3,6 +3,9 @@
 //! and both towers of the tiny fixture model (`tests/fixtures/onnx/make_clap_fixture.py`,
 //! whose expected embeddings also use transformers' features) through ONNX Runtime.
 
+#[path = "support/runtime.rs"]
+mod runtime;
+
 use agentdb_models::clap::Clap;
 use agentdb_models::registry::{self, ModelInfo};
 use agentdb_models::Error;
@@ -11,18 +14,10 @@ use std::path::{Path, PathBuf};
 
 const RATE: f64 = 48_000.0;
 
+use runtime::models_dir;
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-fn models_dir() -> PathBuf {
-    let root = registry::default_dir();
-    assert!(
-        root.join("onnxruntime").exists(),
-        "{} has no ONNX Runtime: install the models first with `make models` (.ci/models.sh)",
-        root.display()
-    );
-    root
 }
 
 fn info_at(dir: &Path) -> ModelInfo {

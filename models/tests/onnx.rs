@@ -2,6 +2,9 @@
 //! models`) on tiny graphs committed in `tests/fixtures/onnx/`, written by
 //! `make_fixtures.py` there, which also computed the expected embeddings with NumPy.
 
+#[path = "support/runtime.rs"]
+mod runtime;
+
 use agentdb_models::onnx::{self, OnnxImageEncoder, OnnxTextEncoder};
 use agentdb_models::registry::{self, ModelInfo};
 use agentdb_models::Error;
@@ -9,22 +12,14 @@ use image::RgbImage;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use runtime::models_dir;
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx")
 }
 
 fn info(name: &str) -> ModelInfo {
     registry::read_model(&fixtures().join(name)).unwrap()
-}
-
-fn models_dir() -> PathBuf {
-    let root = registry::default_dir();
-    assert!(
-        root.join("onnxruntime").exists(),
-        "{} has no ONNX Runtime: install the models first with `make models` (.ci/models.sh)",
-        root.display()
-    );
-    root
 }
 
 #[derive(serde::Deserialize)]
