@@ -3,8 +3,8 @@
 //! command-line tools all call these functions directly.
 //!
 //! - [`encoders`]: the encoders the server loaded (text, image label bridge, speech
-//!   bridge, sound labels, a user's CLIP, CLAP or ONNX image encoder), each behind the [`Encoder`] trait, and
-//!   which one fills which space.
+//!   bridge, sound labels, a user's CLIP, CLAP or ONNX image encoder) and which one fills
+//!   which space; [`towers`]: each of them behind the [`Encoder`] trait.
 //! - [`ingest`]: one file → detect its type from the bytes → decode → split → embed into
 //!   every space of the collection → one atomic upsert ([`IngestOutcome`]).
 //! - [`query`]: one query (text, image, recording, video, or keywords) → embedded into
@@ -25,6 +25,7 @@ mod observer;
 pub mod query;
 pub mod sound;
 mod target;
+pub mod towers;
 
 pub use agentdb_models::batcher::with_tenant;
 pub use encoders::{Encoder, EncoderSet, Encoders, GpuChoice, Modal};
