@@ -18,7 +18,7 @@ unrelated multi-part sources (16 narrated videos, 14 long licence texts from
 the top five.
 
 Every query has a "half": "tune" (defaults may be chosen on these) or "test" (held out;
-report both).
+report both), and a "level", easy or hard (see HARD below).
 
 usage: make_dataset.py OUT_DIR [--descriptive-names] [--distractors]
 Only the standard library and the `espeak-ng` and `ffmpeg` binaries are needed.
@@ -81,6 +81,25 @@ CARDS = [
     ("parking-notice", ["NO PARKING", "Fire exit keep clear"], ["no parking sign", "fire exit"]),
 ]
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+
+# Query levels (issue 18): a query is "easy" when it names what the file shows or says in
+# the file's own words or its plain name ("a cat", "mission to Jupiter"), "hard" when it
+# describes it without them ("lunar craters", "company earnings growth"). Spoken
+# questions (audio→speech) are paraphrases: hard. Labelled by the wording alone.
+HARD = {
+    "espresso on a saucer", "space launch", "a woman in an orange spacesuit", "lunar craters",
+    "a lawn seen from above", "small stones on the ground", "eye fundus photograph", "black and white squares",
+    "making a crusty loaf", "company earnings growth", "growing vegetables in the garden",
+    "spacecraft exploring a giant planet", "bike maintenance", "classical music concert", "orchestra performance",
+    "security rules for logging in", "two factor authentication policy", "weather forecast storm",
+    "sports result of the final", "a maths talk about infinitely detailed shapes",
+    "rules about protective clothing at work", "what time does the gallery close", "did the patient break a bone",
+    "cellular automaton simulation", "paper being crumpled in the bin", "a short chime when something is done",
+}
+
+
+def level(text):
+    return "hard" if text in HARD else "easy"
 
 # Topic names for --descriptive-names (texts and recordings, in list order).
 TEXT_NAMES = ["sourdough-bread", "quarterly-report", "tomato-garden", "jupiter-probe", "bicycle-chain",
@@ -240,27 +259,30 @@ def main():
         name = photo if descriptive else f"p{i:02d}{os.path.splitext(photo)[1]}"
         shutil.copy(os.path.join(PHOTOS, photo), os.path.join(media, name))
         for t in texts:
-            queries.append({"kind": "text→image", "text": t, "relevant": [f"media/{name}"], "note": photo})
+            queries.append({"kind": "text→image", "text": t, "level": level(t), "relevant": [f"media/{name}"],
+                            "note": photo})
         for q, target in IMAGE_QUERIES.items():
             if target == photo:
                 shutil.copy(os.path.join(PHOTOS, q), os.path.join(qdir, q))
-                queries.append({"kind": "image→image", "image": f"queries/{q}", "relevant": [f"media/{name}"]})
+                queries.append({"kind": "image→image", "image": f"queries/{q}", "level": "easy",
+                                "relevant": [f"media/{name}"]})
     for i, (doc, texts) in enumerate(TEXTS, 1):
         name = f"{TEXT_NAMES[i - 1]}.txt" if descriptive else f"t{i:02d}.txt"
         with open(os.path.join(media, name), "w") as f:
             f.write(doc + "\n")
         for t in texts:
-            queries.append({"kind": "text→text", "text": t, "relevant": [f"media/{name}"]})
+            queries.append({"kind": "text→text", "text": t, "level": level(t), "relevant": [f"media/{name}"]})
     have_espeak = shutil.which("espeak-ng") is not None
     if have_espeak:
         for i, (said, texts, spoken_query) in enumerate(SPEECH, 1):
             name = f"{SPEECH_NAMES[i - 1]}.wav" if descriptive else f"s{i:02d}.wav"
             espeak(said, os.path.join(media, name))
             for t in texts:
-                queries.append({"kind": "text→speech", "text": t, "relevant": [f"media/{name}"]})
+                queries.append({"kind": "text→speech", "text": t, "level": level(t), "relevant": [f"media/{name}"]})
             q = f"q{i:02d}.wav"
             espeak(spoken_query, os.path.join(qdir, q), voice="en-gb")
-            queries.append({"kind": "audio→speech", "audio": f"queries/{q}", "relevant": [f"media/{name}"]})
+            queries.append({"kind": "audio→speech", "audio": f"queries/{q}", "level": "hard",
+                            "relevant": [f"media/{name}"]})
     else:
         print("espeak-ng not found: the dataset has no speech (install it with .ci/setup.sh)", file=sys.stderr)
     if shutil.which("ffmpeg") and os.path.exists(FONT):
@@ -268,7 +290,8 @@ def main():
             name = f"{cname}.png" if descriptive else f"c{i:02d}.png"
             card(lines, os.path.join(media, name))
             for t in texts:
-                queries.append({"kind": "text→image+text", "text": t, "relevant": [f"media/{name}"]})
+                queries.append({"kind": "text→image+text", "text": t, "level": level(t),
+                                "relevant": [f"media/{name}"]})
     else:
         print("ffmpeg or fonts-dejavu-core missing: the dataset has no text cards", file=sys.stderr)
     have_ffmpeg = shutil.which("ffmpeg") is not None
@@ -278,7 +301,7 @@ def main():
             video(os.path.join(media, name), picture, narration, out)
             for t in texts:
                 kind = "text→video" + ("+speech" if narration else "")
-                queries.append({"kind": kind, "text": t, "relevant": [f"media/{name}"]})
+                queries.append({"kind": kind, "text": t, "level": level(t), "relevant": [f"media/{name}"]})
     else:
         print("ffmpeg or espeak-ng missing: the dataset has no videos", file=sys.stderr)
     if os.path.isdir(SOUND_DIR):
@@ -286,7 +309,8 @@ def main():
             name = f"{SOUND_NAMES[sound]}.oga" if descriptive else f"a{i:02d}.oga"
             shutil.copy(os.path.join(SOUND_DIR, sound), os.path.join(media, name))
             for t in texts:
-                queries.append({"kind": "text→sound", "text": t, "relevant": [f"media/{name}"], "note": sound})
+                queries.append({"kind": "text→sound", "text": t, "level": level(t), "relevant": [f"media/{name}"],
+                            "note": sound})
     else:
         print(f"{SOUND_DIR} missing: the dataset has no sounds (install sound-theme-freedesktop)", file=sys.stderr)
     if distractors:
