@@ -227,15 +227,10 @@ impl EncoderSet {
             (image, image_problem),
             (speech, speech_problem),
             clip,
+            clap,
             onnx_image,
         );
         set.sound = sound;
-        if let Some(c) = clap {
-            // First in the search order, like CLIP: a space bound to it is its own.
-            set.all
-                .insert(0, Arc::new(ClapEnc { id: c.info.encoder_id(), clap: c.clone(), labeller: set.image.clone() }));
-            set.clap = Some(c);
-        }
         set
     }
 
@@ -247,11 +242,16 @@ impl EncoderSet {
         (image, image_problem): (Option<Arc<ImageService>>, Option<String>),
         (speech, speech_problem): (Option<Arc<SpeechService>>, Option<String>),
         clip: Option<Arc<agentdb_models::clip::Clip>>,
+        clap: Option<Arc<agentdb_models::clap::Clap>>,
         onnx_image: Option<Arc<agentdb_models::onnx::OnnxImageEncoder>>,
     ) -> EncoderSet {
         let mut all: Vec<Arc<dyn Encoder>> = Vec::new();
         if let Some(c) = &clip {
             all.push(Arc::new(ClipEnc { id: c.info.encoder_id(), clip: c.clone() }));
+        }
+        if let Some(c) = &clap {
+            // Images reach its text tower as a caption of the label bridge's labels.
+            all.push(Arc::new(ClapEnc { id: c.info.encoder_id(), clap: c.clone(), labeller: image.clone() }));
         }
         if let Some(o) = &onnx_image {
             all.push(Arc::new(OnnxImageEnc { id: o.info.encoder_id(), enc: o.clone() }));
@@ -276,7 +276,7 @@ impl EncoderSet {
             speech_problem,
             sound: None,
             clip,
-            clap: None,
+            clap,
             onnx_image,
             ocr: None,
             ocr_keyframes: false,

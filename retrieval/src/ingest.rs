@@ -408,10 +408,9 @@ fn sound_items(f: &File, audio: &agentdb_models::audio::Audio) -> Result<Vec<Ite
     }
     // What the vector embeds: the sound's labels where the classifier named them.
     let embedded = labels.as_ref().map_or_else(|| text.clone(), SoundLabels::embedded);
-    let mut encoder = if labels.is_some() { enc.sound_id() } else { enc.speech_id() }.unwrap_or_default();
-    let vectors = space_vectors(col, enc, Modal::Speech, src, |id| {
-        sound_vector(enc, id, &embedded, &audio.samples, audio.rate, &mut encoder)
-    })?;
+    let encoder = sound_encoders(f, if labels.is_some() { enc.sound_id() } else { enc.speech_id() });
+    let vectors =
+        space_vectors(col, enc, Modal::Speech, src, |id| sound_vector(enc, id, &embedded, &audio.samples, audio.rate))?;
     let (names, scores) = labels.map(|l| (l.names, l.scores)).unzip();
     Ok(vectors
         .into_iter()
@@ -436,22 +435,25 @@ fn sound_items(f: &File, audio: &agentdb_models::audio::Audio) -> Result<Vec<Ite
 }
 
 /// A sound's vector from encoder `id`: its waveform where the encoder hears (a CLAP's
-/// audio tower; its id is added to `encoder`, the payload's list), else the text
-/// `embedded` (its labels or description).
-fn sound_vector(
-    enc: &Encoders,
-    id: &str,
-    embedded: &str,
-    samples: &[f32],
-    rate: u32,
-    encoder: &mut String,
-) -> Result<Vec<Vec<f32>>> {
-    if !enc.hears(id) {
-        return enc.embed_texts_as(id, vec![embedded.to_string()]);
+/// audio tower), else the text `embedded` (its labels or description).
+fn sound_vector(enc: &Encoders, id: &str, embedded: &str, samples: &[f32], rate: u32) -> Result<Vec<Vec<f32>>> {
+    if enc.hears(id) {
+        Ok(vec![enc.embed_audio_as(id, samples, rate)?])
+    } else {
+        enc.embed_texts_as(id, vec![embedded.to_string()])
     }
-    encoder.push_str(if encoder.is_empty() { "" } else { " " });
-    encoder.push_str(id);
-    Ok(vec![enc.embed_audio_as(id, samples, rate)?])
+}
+
+/// A sound's payload `encoder`: `text` (the bridge that named it in the text space) and
+/// each encoder of the collection's spaces that hears its waveform, once each.
+fn sound_encoders(f: &File, text: Option<String>) -> String {
+    let mut ids: Vec<String> = text.into_iter().collect();
+    for id in f.col.spec().spaces.iter().filter_map(|s| f.enc.for_space(s, Modal::Speech)) {
+        if f.enc.hears(&id) && !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    ids.join(" ")
 }
 
 /// The usable part of what Whisper writes for a sound without speech: its bracketed
@@ -525,10 +527,9 @@ fn video_items(f: &File) -> Result<Vec<Item>> {
         let labels = if passages.is_empty() { crate::sound::sound_events(enc, samples, *rate, src)? } else { None };
         if let Some(labels) = labels.filter(|l| !l.is_silence()) {
             let embedded = labels.embedded();
-            let mut encoder = enc.sound_id().unwrap_or_default();
-            let vectors = space_vectors(col, enc, Modal::Speech, src, |id| {
-                sound_vector(enc, id, &embedded, samples, *rate, &mut encoder)
-            })?;
+            let encoder = sound_encoders(f, enc.sound_id());
+            let vectors =
+                space_vectors(col, enc, Modal::Speech, src, |id| sound_vector(enc, id, &embedded, samples, *rate))?;
             for vectors in vectors {
                 let p = ItemPayload {
                     text: Some(format!("soundtrack, sounds like: {}", labels.heard)),

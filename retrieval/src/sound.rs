@@ -28,23 +28,27 @@ pub fn hear_query(enc: &Encoders, bytes: &[u8], lim: AudioLimits) -> Result<Hear
     if !text.is_empty() {
         return Ok(HeardQuery::Speech(text));
     }
-    let sound = |text| HeardQuery::Sound { text, pcm: audio.samples.clone(), rate: audio.rate };
-    match sound_events(enc, &audio.samples, audio.rate, "query audio")? {
+    let text = match sound_events(enc, &audio.samples, audio.rate, "query audio")? {
         Some(labels) if !labels.is_silence() => {
             tracing::debug!(labels = %labels.heard, "query audio without speech: searching by its sound");
-            Ok(sound(Some(labels.embedded())))
+            Some(labels.embedded())
         }
-        Some(_) => Err(crate::invalid!(
-            "query audio: no speech found in {:.1} s of audio, and the sound classifier hears only silence",
-            t.seconds
-        )),
-        None if enc.clap.is_some() => Ok(sound(None)),
-        None => Err(crate::invalid!(
-            "query audio: no speech found in {:.1} s of audio (no sound-event classifier is loaded, models.sound, so a \
-             sound without speech has no text-space vector)",
-            t.seconds
-        )),
-    }
+        Some(_) => {
+            return Err(crate::invalid!(
+                "query audio: no speech found in {:.1} s of audio, and the sound classifier hears only silence",
+                t.seconds
+            ))
+        }
+        None if enc.clap.is_some() => None,
+        None => {
+            return Err(crate::invalid!(
+                "query audio: no speech found in {:.1} s of audio (no sound-event classifier is loaded, models.sound, \
+                 so a sound without speech has no text-space vector)",
+                t.seconds
+            ))
+        }
+    };
+    Ok(HeardQuery::Sound { text, pcm: audio.samples, rate: audio.rate })
 }
 
 /// The sound-event labels of a recording, None without a classifier.
