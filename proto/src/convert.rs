@@ -71,15 +71,60 @@ pub fn payload_from_wire(json: &str, what: &str) -> Result<serde_json::Value> {
     serde_json::from_str(json).map_err(|e| Error::invalid(format!("{what}: payload_json is not valid JSON: {e}")))
 }
 
+/// A wire vector's values: `values` as sent, or `packed` (little-endian float32)
+/// decoded. `what` names the vector in the error (built only on error).
+pub fn vector_from_wire(v: v1::Vector, what: impl FnOnce() -> String) -> Result<Vec<f32>> {
+    if v.packed.is_empty() {
+        return Ok(v.values);
+    }
+    if !v.values.is_empty() {
+        return Err(Error::invalid(format!(
+            "{}: the vector sets both `values` ({} floats) and `packed` ({} bytes); set one",
+            what(),
+            v.values.len(),
+            v.packed.len()
+        )));
+    }
+    if !v.packed.len().is_multiple_of(4) {
+        return Err(Error::invalid(format!(
+            "{}: `packed` has {} bytes, not a multiple of 4 (little-endian float32 values)",
+            what(),
+            v.packed.len()
+        )));
+    }
+    Ok(v.packed.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+}
+
+/// `vector_from_wire` in place: a packed vector's values move into `values`.
+pub fn unpack_vector(v: &mut v1::Vector, what: impl FnOnce() -> String) -> Result<()> {
+    if !v.packed.is_empty() {
+        let w = v1::Vector {
+            values: std::mem::take(&mut v.values),
+            packed: std::mem::take(&mut v.packed),
+            ..Default::default()
+        };
+        v.values = vector_from_wire(w, what)?;
+    }
+    Ok(())
+}
+
 pub fn item_from_wire(it: v1::Item, index: usize) -> Result<engine::Item> {
     let payload = payload_from_wire(&it.payload_json, &format!("item {index}"))?;
-    Ok(engine::Item { id: it.id, vectors: it.vectors.into_iter().map(|(k, v)| (k, v.values)).collect(), payload })
+    let vectors = it
+        .vectors
+        .into_iter()
+        .map(|(k, v)| {
+            let values = vector_from_wire(v, || format!("item {index}, space '{k}'"))?;
+            Ok((k, values))
+        })
+        .collect::<Result<_>>()?;
+    Ok(engine::Item { id: it.id, vectors, payload })
 }
 
 pub fn item_to_wire(it: engine::StoredItem) -> v1::Item {
     v1::Item {
         id: it.id,
-        vectors: it.vectors.into_iter().map(|(k, v)| (k, v1::Vector { values: v, encoder: String::new() })).collect(),
+        vectors: it.vectors.into_iter().map(|(k, v)| (k, v1::Vector { values: v, ..Default::default() })).collect(),
         payload_json: it.payload.to_string(),
     }
 }
@@ -89,7 +134,7 @@ pub fn hit_to_wire(h: engine::Hit) -> v1::Hit {
         id: h.id,
         score: h.score,
         payload_json: h.payload.map(|p| p.to_string()).unwrap_or_default(),
-        vector: h.vector.map(|values| v1::Vector { values, encoder: String::new() }),
+        vector: h.vector.map(|values| v1::Vector { values, ..Default::default() }),
         ..Default::default()
     }
 }
@@ -105,4 +150,44 @@ pub fn filter_from_wire(expr: &str) -> Result<Option<engine::Filter>> {
         return Ok(None);
     }
     Ok(Some(engine::filter::parse(expr)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(values: Vec<f32>, packed: Vec<u8>) -> v1::Vector {
+        v1::Vector { values, packed, ..Default::default() }
+    }
+
+    #[test]
+    fn packed_vectors_decode_to_the_same_values() {
+        let x = vec![1.5f32, -0.0, f32::MIN_POSITIVE, 3.0e38, -7.25];
+        let bytes: Vec<u8> = x.iter().flat_map(|f| f.to_le_bytes()).collect();
+        let got = vector_from_wire(v(vec![], bytes.clone()), || "q".into()).unwrap();
+        assert_eq!(
+            got.iter().map(|f| f.to_bits()).collect::<Vec<_>>(),
+            x.iter().map(|f| f.to_bits()).collect::<Vec<_>>()
+        );
+        assert_eq!(vector_from_wire(v(x.clone(), vec![]), || "q".into()).unwrap(), x);
+        let mut w = v(vec![], bytes);
+        unpack_vector(&mut w, || "q".into()).unwrap();
+        assert_eq!((w.values, w.packed.len()), (x, 0));
+        assert!(vector_from_wire(v(vec![], vec![]), || "q".into()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn malformed_packed_vectors_are_refused_by_name() {
+        let e = vector_from_wire(v(vec![], vec![0; 7]), || "query 3".into()).unwrap_err().to_string();
+        assert!(e.contains("query 3") && e.contains("7 bytes") && e.contains("multiple of 4"), "{e}");
+        let e = vector_from_wire(v(vec![1.0], vec![0; 4]), || "item 2, space 'a'".into()).unwrap_err().to_string();
+        assert!(e.contains("item 2, space 'a'") && e.contains("both"), "{e}");
+        let it = v1::Item {
+            id: "a".into(),
+            vectors: [("s".to_string(), v(vec![], vec![1, 2, 3]))].into(),
+            payload_json: String::new(),
+        };
+        let e = item_from_wire(it, 5).unwrap_err().to_string();
+        assert!(e.contains("item 5, space 's'") && e.contains("3 bytes"), "{e}");
+    }
 }

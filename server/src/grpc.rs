@@ -327,7 +327,8 @@ fn search_query(r: &mut v1::SearchRequest) -> Result<SearchQuery, Status> {
             "`keyword_query` and `mode` go with text, image, audio or video queries, not with `vector`",
         ));
     }
-    if r.vector.is_some() {
+    if let Some(v) = r.vector.as_mut() {
+        agentdb_proto::convert::unpack_vector(v, || "the query".into()).map_err(|e| to_status(e.into()))?;
         return Ok(SearchQuery::Vector);
     }
     let input = text
@@ -947,18 +948,24 @@ impl v1::items_server::Items for Services {
         req: Request<v1::SearchBatchRequest>,
     ) -> Result<Response<v1::SearchBatchResponse>, Status> {
         let principal = req.extensions().get::<Principal>().cloned();
-        let r = req.into_inner();
+        let mut r = req.into_inner();
         need(&r.collection, "collection name")?;
         crate::telemetry::record_collection(&r.collection);
         self.security.authorize(principal.as_ref(), Action::Read, &r.collection, "SearchBatch")?;
         let db = self.db.clone();
         let f = self.security.scoped_filter(principal.as_ref(), &r.filter)?;
+        let queries = std::mem::take(&mut r.vectors)
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| agentdb_proto::convert::vector_from_wire(v, || format!("query {i}")))
+            .collect::<agentdb_engine::Result<Vec<_>>>()
+            .map_err(|e| to_status(e.into()))?;
         let mut res = self
             .gate
             .run(move || {
                 Ok(db.collection(&r.collection)?.search(SearchRequest {
                     space: &r.space,
-                    queries: r.vectors.into_iter().map(|v| v.values).collect(),
+                    queries,
                     k: top_k(r.top_k),
                     filter: f.as_ref(),
                     params: params_from_wire(r.params),
@@ -998,7 +1005,10 @@ impl v1::items_server::Items for Services {
             })
             .await?;
         Ok(Response::new(v1::EmbedResponse {
-            vectors: vectors.into_iter().map(|values| v1::Vector { values, encoder: encoder.clone() }).collect(),
+            vectors: vectors
+                .into_iter()
+                .map(|values| v1::Vector { values, encoder: encoder.clone(), ..Default::default() })
+                .collect(),
         }))
     }
 

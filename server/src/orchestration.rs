@@ -695,7 +695,10 @@ impl v1::standing_queries_server::StandingQueries for Orchestration {
             };
             match r.query {
                 None => return Err(Status::invalid_argument("a text or a vector query is required")),
-                Some(v1::create_standing_query_request::Query::Vector(v)) => new.vector = v.values,
+                Some(v1::create_standing_query_request::Query::Vector(v)) => {
+                    new.vector = agentdb_proto::convert::vector_from_wire(v, || "the standing query".into())
+                        .map_err(|e| crate::status::to_status(e.into()))?
+                }
                 Some(v1::create_standing_query_request::Query::Text(t)) => {
                     if t.trim().is_empty() {
                         return Err(Status::invalid_argument("the query text is empty"));

@@ -150,6 +150,103 @@ async fn collections_items_search_health_reflection() {
     assert!(cols.list(v1::ListCollectionsRequest {}).await.unwrap().into_inner().collections.is_empty());
 }
 
+/// `Vector.packed` (little-endian float32 bytes) carries the same vectors as `values`
+/// through upsert, search and batch search; a malformed one is refused by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packed_vectors_mean_the_same_as_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let (mut cols, mut items) = server.clients().await;
+    cols.create(v1::CreateCollectionRequest {
+        name: "p".into(),
+        spaces: vec![space("", 16, v1::Metric::L2, "Flat")],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let pack = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let packed = |v: &[f32]| v1::Vector { packed: pack(v), ..Default::default() };
+    let plain = |v: &[f32]| v1::Vector { values: v.to_vec(), ..Default::default() };
+    // Half the items sent packed, half as values.
+    let batch: Vec<v1::Item> = (0..60)
+        .map(|i| {
+            let v = rand_vec(i, 16);
+            let v = if i % 2 == 0 { packed(&v) } else { plain(&v) };
+            v1::Item { id: format!("x{i}"), vectors: [(String::new(), v)].into(), ..Default::default() }
+        })
+        .collect();
+    items.upsert(v1::UpsertRequest { collection: "p".into(), items: batch }).await.unwrap();
+    let got = items
+        .get(v1::GetRequest {
+            collection: "p".into(),
+            ids: vec!["x4".into(), "x5".into()],
+            with_vectors: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let only = |it: &v1::Item| it.vectors.values().next().cloned().unwrap();
+    assert_eq!(only(&got.items[0]).values, rand_vec(4, 16), "stored bit for bit; responses fill values");
+    assert_eq!(only(&got.items[1]).values, rand_vec(5, 16));
+    assert!(only(&got.items[0]).packed.is_empty());
+
+    let search =
+        |v: v1::Vector| v1::SearchRequest { collection: "p".into(), vector: Some(v), top_k: 5, ..Default::default() };
+    for seed in [4u64, 9, 1234] {
+        let q = rand_vec(seed, 16);
+        let a = items.search(search(plain(&q))).await.unwrap().into_inner().hits;
+        let b = items.search(search(packed(&q))).await.unwrap().into_inner().hits;
+        assert_eq!(a.len(), 5);
+        let key = |h: &Vec<v1::Hit>| h.iter().map(|h| (h.id.clone(), h.score.to_bits())).collect::<Vec<_>>();
+        assert_eq!(key(&a), key(&b), "query {seed}");
+        if seed < 60 {
+            assert_eq!(a[0].id, format!("x{seed}"));
+        }
+    }
+    let qs: Vec<Vec<f32>> = (0..4).map(|i| rand_vec(i * 11, 16)).collect();
+    let batch = |vectors: Vec<v1::Vector>| v1::SearchBatchRequest {
+        collection: "p".into(),
+        vectors,
+        top_k: 3,
+        ..Default::default()
+    };
+    let a = items.search_batch(batch(qs.iter().map(|q| plain(q)).collect())).await.unwrap().into_inner();
+    let b = items.search_batch(batch(qs.iter().map(|q| packed(q)).collect())).await.unwrap().into_inner();
+    let tops = |r: &v1::SearchBatchResponse| r.results.iter().map(|r| r.hits[0].id.clone()).collect::<Vec<_>>();
+    assert_eq!(tops(&a), vec!["x0", "x11", "x22", "x33"]);
+    assert_eq!(tops(&a), tops(&b));
+
+    // Malformed packed vectors: the right status, a message that names the problem.
+    let q = rand_vec(1, 16);
+    let mut short = pack(&q);
+    short.pop();
+    let odd = v1::Vector { packed: short.clone(), ..Default::default() };
+    expect(
+        items.search(search(odd.clone())).await,
+        Code::InvalidArgument,
+        &["query", "packed", "63 bytes", "multiple of 4"],
+    );
+    let both = v1::Vector { values: q.clone(), packed: pack(&q), ..Default::default() };
+    expect(items.search(search(both.clone())).await, Code::InvalidArgument, &["both", "values", "packed"]);
+    expect(
+        items.search_batch(batch(vec![plain(&q), odd.clone()])).await,
+        Code::InvalidArgument,
+        &["query 1", "multiple of 4"],
+    );
+    let bad = v1::Item { id: "bad".into(), vectors: [(String::new(), both)].into(), ..Default::default() };
+    expect(
+        items.upsert(v1::UpsertRequest { collection: "p".into(), items: vec![bad] }).await,
+        Code::InvalidArgument,
+        &["item 0", "both"],
+    );
+    // A packed vector of the wrong dimension is a dimension error like any other.
+    let wrong = v1::Vector { packed: pack(&q[..8]), ..Default::default() };
+    expect(items.search(search(wrong)).await, Code::InvalidArgument, &["dim"]);
+    let n = items.count(v1::CountRequest { collection: "p".into(), ..Default::default() }).await.unwrap().into_inner();
+    assert_eq!(n.count, 60, "nothing refused was written");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_the_right_status_and_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();

@@ -67,6 +67,16 @@ fn rest_api_end_to_end_and_schemathesis_against_its_openapi_document() {
     assert_eq!(status, 200, "{r}");
     assert_eq!(r["hits"][0]["id"], "c", "{r}");
     assert_eq!(r["hits"].as_array().unwrap().len(), 2, "{r}");
+    // The same query with the vector packed: base64 of little-endian float32 [1, 0, 0].
+    let q = json!({ "vector": { "packed": "AACAPwAAAAAAAAAA" }, "topK": 2, "filter": "tag = 2" });
+    let (status, _, r2) = call(&http, "POST", "/v1/collections/vecs/search", Some(q), &[]);
+    assert_eq!(status, 200, "{r2}");
+    assert_eq!(r2["hits"][0]["id"], "c", "{r2}");
+    assert_eq!(r2["hits"][0]["score"], r["hits"][0]["score"], "{r2}");
+    let q = json!({ "vector": { "packed": "AACA" }, "topK": 2 });
+    let (status, _, r) = call(&http, "POST", "/v1/collections/vecs/search", Some(q), &[]);
+    assert_eq!(status, 400, "{r}");
+    assert!(r["error"]["message"].as_str().unwrap().contains("multiple of 4"), "{r}");
     // GET with query parameters.
     let (status, _, r) = call(&http, "GET", "/v1/collections/vecs", None, &[]);
     assert_eq!((status, r["info"]["count"].as_u64()), (200, Some(3)), "{r}");

@@ -171,8 +171,14 @@ def to_float32(v: Vector) -> np.ndarray:
     return arr
 
 
+def packed(arr: np.ndarray) -> bytes:
+    """A float32 array as the wire's `Vector.packed` (little-endian float32): one copy,
+    where `values=arr.tolist()` builds a Python float per element (about 30x slower)."""
+    return np.asarray(arr, dtype="<f4").tobytes()
+
+
 def vector_pb(v: Vector, encoder: str = "") -> pb.Vector:
-    return pb.Vector(values=to_float32(v).tolist(), encoder=encoder)
+    return pb.Vector(packed=packed(to_float32(v)), encoder=encoder)
 
 
 def vector_np(v: pb.Vector) -> np.ndarray:
@@ -588,7 +594,7 @@ def upsert(
         encoder = encoder or vectors.encoder
         vectors = vectors.vectors
     if vectors is not None:
-        mat = np.asarray(vectors, dtype=np.float32)
+        mat = np.asarray(vectors, dtype="<f4")
         if mat.ndim == 1:
             mat = mat[None, :]
         if mat.ndim != 2:
@@ -602,7 +608,7 @@ def upsert(
             payload = payloads[k] if payloads is not None else None
             m = pb.Item(id=ids[k] if ids is not None else "", payload_json=dumps(payload) if payload else "")
             v = m.vectors[space_name]
-            v.values.extend(mat[k].tolist())
+            v.packed = mat[k].tobytes()
             if encoder:
                 v.encoder = encoder
             msgs.append(m)
@@ -773,13 +779,13 @@ def search_batch(
     ef: int,
     nprobe: int,
 ) -> Op[List[SearchResult]]:
-    mat = np.asarray(vectors, dtype=np.float32)
+    mat = np.asarray(vectors, dtype="<f4")
     if mat.ndim != 2:
         raise ValueError(f"vectors must be a 2-D array (n, dim), got shape {mat.shape}")
     req = pb.SearchBatchRequest(
         collection=collection_name,
         space=space,
-        vectors=[pb.Vector(values=row.tolist()) for row in mat],
+        vectors=[pb.Vector(packed=row.tobytes()) for row in mat],
         top_k=top_k,
         filter=filter,
         with_payload=with_payload,

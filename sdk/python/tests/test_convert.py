@@ -53,7 +53,16 @@ def test_parsed_hits_equal_constructed_ones():
 def test_search_request_sends_only_what_was_asked():
     req = ops.search("c", np.arange(4, dtype=np.float32), **DEFAULTS).request
     assert [f.name for f, _ in req.ListFields()] == ["collection", "vector", "top_k", "with_payload"]
-    assert list(req.vector.values) == [0.0, 1.0, 2.0, 3.0] and req.top_k == 10 and req.with_payload
+    # Vectors travel packed (little-endian float32), not as a Python float per element.
+    assert not req.vector.values and [f.name for f, _ in req.vector.ListFields()] == ["packed"]
+    assert np.frombuffer(req.vector.packed, dtype="<f4").tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert req.top_k == 10 and req.with_payload
+    mat = np.arange(6, dtype=np.float64).reshape(2, 3)[:, ::-1]  # float64, not contiguous
+    b = ops.search_batch("c", mat, 10, "", "", True, False, False, 0, 0).request
+    assert [np.frombuffer(v.packed, dtype="<f4").tolist() for v in b.vectors] == [[2, 1, 0], [5, 4, 3]]
+    u = ops.upsert("c", None, ["a", "b"], mat, None, "", "e5").request
+    assert [np.frombuffer(i.vectors[""].packed, dtype="<f4").tolist() for i in u.items] == [[2, 1, 0], [5, 4, 3]]
+    assert [i.vectors[""].encoder for i in u.items] == ["e5", "e5"]
     opts = dict(
         DEFAULTS, filter="a = 1", space="s", with_vectors=True, explain=True, mode="Hybrid", fusion="rrf",
         weights={"a/b": 2.0}, keyword_fields={"t": 1.0}, ef=5, exact=True, nprobe=3, consistency_token="0:1",

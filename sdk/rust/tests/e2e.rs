@@ -85,7 +85,7 @@ async fn typed_calls_errors_and_retries() {
     assert_eq!(info.name, "pts");
     let item = |id: &str, x: f32, tag: u32| v1::Item {
         id: id.into(),
-        vectors: [("v".to_string(), v1::Vector { values: vec![x, 0.0], encoder: String::new() })].into(),
+        vectors: [("v".to_string(), v1::Vector { values: vec![x, 0.0], ..Default::default() })].into(),
         payload_json: format!("{{\"tag\": {tag}}}"),
     };
     let ids = admin.upsert("pts", vec![item("a", 0.0, 1), item("b", 1.0, 2), item("c", 2.0, 2)]).await.unwrap();
@@ -94,7 +94,7 @@ async fn typed_calls_errors_and_retries() {
     let hits = admin
         .search(v1::SearchRequest {
             collection: "pts".into(),
-            vector: Some(v1::Vector { values: vec![1.9, 0.0], encoder: String::new() }),
+            vector: Some(v1::Vector { values: vec![1.9, 0.0], ..Default::default() }),
             top_k: 2,
             ..Default::default()
         })

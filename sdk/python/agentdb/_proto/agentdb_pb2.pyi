@@ -169,12 +169,14 @@ class FlushResponse(_message.Message):
     def __init__(self, info: _Optional[_Union[CollectionInfo, _Mapping]] = ...) -> None: ...
 
 class Vector(_message.Message):
-    __slots__ = ("values", "encoder")
+    __slots__ = ("values", "encoder", "packed")
     VALUES_FIELD_NUMBER: _ClassVar[int]
     ENCODER_FIELD_NUMBER: _ClassVar[int]
+    PACKED_FIELD_NUMBER: _ClassVar[int]
     values: _containers.RepeatedScalarFieldContainer[float]
     encoder: str
-    def __init__(self, values: _Optional[_Iterable[float]] = ..., encoder: _Optional[str] = ...) -> None: ...
+    packed: bytes
+    def __init__(self, values: _Optional[_Iterable[float]] = ..., encoder: _Optional[str] = ..., packed: _Optional[bytes] = ...) -> None: ...
 
 class Item(_message.Message):
     __slots__ = ("id", "vectors", "payload_json")

@@ -136,7 +136,7 @@ pub async fn hybrid_bench(server: &str, b: HybridBench) -> Result<()> {
                             let mut v: Vec<f32> = (0..*dim).map(|_| rng.random::<f32>() - 0.5).collect();
                             let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
                             v.iter_mut().for_each(|x| *x /= norm);
-                            (s.clone(), v1::Vector { values: v, encoder: String::new() })
+                            (s.clone(), v1::Vector { values: v, ..Default::default() })
                         })
                         .collect();
                     v1::Item {
