@@ -145,11 +145,126 @@ __attribute__((target("avx512f"))) float l2_avx512(const float* a, const float* 
     return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
 
+// Four rows against one query in one pass: the four rows' loads are independent, so
+// their cache misses overlap (HNSW visits rows in random order; each is a miss), and
+// the query's loads are shared. FAISS's own `distances_batch_4` does the same.
+void dot4_generic(const float* q, const float* const* b, size_t d, float* out) {
+    for (int j = 0; j < 4; j++) out[j] = dot_generic(q, b[j], d);
+}
+
+void l24_generic(const float* q, const float* const* b, size_t d, float* out) {
+    for (int j = 0; j < 4; j++) out[j] = l2_generic(q, b[j], d);
+}
+
+__attribute__((target("avx2,fma"))) void dot4_avx2(const float* q, const float* const* b, size_t d, float* out) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= d; i += 8) {
+        __m256 x = _mm256_loadu_ps(q + i);
+        s0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b[0] + i), s0);
+        s1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b[1] + i), s1);
+        s2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b[2] + i), s2);
+        s3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b[3] + i), s3);
+    }
+    out[0] = hsum256(s0);
+    out[1] = hsum256(s1);
+    out[2] = hsum256(s2);
+    out[3] = hsum256(s3);
+    for (; i < d; i++) {
+        for (int j = 0; j < 4; j++) out[j] += q[i] * b[j][i];
+    }
+}
+
+__attribute__((target("avx2,fma"))) void l24_avx2(const float* q, const float* const* b, size_t d, float* out) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= d; i += 8) {
+        __m256 x = _mm256_loadu_ps(q + i);
+        __m256 t0 = _mm256_sub_ps(x, _mm256_loadu_ps(b[0] + i));
+        __m256 t1 = _mm256_sub_ps(x, _mm256_loadu_ps(b[1] + i));
+        __m256 t2 = _mm256_sub_ps(x, _mm256_loadu_ps(b[2] + i));
+        __m256 t3 = _mm256_sub_ps(x, _mm256_loadu_ps(b[3] + i));
+        s0 = _mm256_fmadd_ps(t0, t0, s0);
+        s1 = _mm256_fmadd_ps(t1, t1, s1);
+        s2 = _mm256_fmadd_ps(t2, t2, s2);
+        s3 = _mm256_fmadd_ps(t3, t3, s3);
+    }
+    out[0] = hsum256(s0);
+    out[1] = hsum256(s1);
+    out[2] = hsum256(s2);
+    out[3] = hsum256(s3);
+    for (; i < d; i++) {
+        for (int j = 0; j < 4; j++) {
+            float t = q[i] - b[j][i];
+            out[j] += t * t;
+        }
+    }
+}
+
+__attribute__((target("avx512f"))) void dot4_avx512(const float* q, const float* const* b, size_t d, float* out) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= d; i += 16) {
+        __m512 x = _mm512_loadu_ps(q + i);
+        s0 = _mm512_fmadd_ps(x, _mm512_loadu_ps(b[0] + i), s0);
+        s1 = _mm512_fmadd_ps(x, _mm512_loadu_ps(b[1] + i), s1);
+        s2 = _mm512_fmadd_ps(x, _mm512_loadu_ps(b[2] + i), s2);
+        s3 = _mm512_fmadd_ps(x, _mm512_loadu_ps(b[3] + i), s3);
+    }
+    if (i < d) {
+        __mmask16 m = (__mmask16)((1u << (d - i)) - 1);
+        __m512 x = _mm512_maskz_loadu_ps(m, q + i);
+        s0 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, b[0] + i), s0);
+        s1 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, b[1] + i), s1);
+        s2 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, b[2] + i), s2);
+        s3 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, b[3] + i), s3);
+    }
+    out[0] = _mm512_reduce_add_ps(s0);
+    out[1] = _mm512_reduce_add_ps(s1);
+    out[2] = _mm512_reduce_add_ps(s2);
+    out[3] = _mm512_reduce_add_ps(s3);
+}
+
+__attribute__((target("avx512f"))) void l24_avx512(const float* q, const float* const* b, size_t d, float* out) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= d; i += 16) {
+        __m512 x = _mm512_loadu_ps(q + i);
+        __m512 t0 = _mm512_sub_ps(x, _mm512_loadu_ps(b[0] + i));
+        __m512 t1 = _mm512_sub_ps(x, _mm512_loadu_ps(b[1] + i));
+        __m512 t2 = _mm512_sub_ps(x, _mm512_loadu_ps(b[2] + i));
+        __m512 t3 = _mm512_sub_ps(x, _mm512_loadu_ps(b[3] + i));
+        s0 = _mm512_fmadd_ps(t0, t0, s0);
+        s1 = _mm512_fmadd_ps(t1, t1, s1);
+        s2 = _mm512_fmadd_ps(t2, t2, s2);
+        s3 = _mm512_fmadd_ps(t3, t3, s3);
+    }
+    if (i < d) {
+        __mmask16 m = (__mmask16)((1u << (d - i)) - 1);
+        __m512 x = _mm512_maskz_loadu_ps(m, q + i);
+        __m512 t0 = _mm512_sub_ps(x, _mm512_maskz_loadu_ps(m, b[0] + i));
+        __m512 t1 = _mm512_sub_ps(x, _mm512_maskz_loadu_ps(m, b[1] + i));
+        __m512 t2 = _mm512_sub_ps(x, _mm512_maskz_loadu_ps(m, b[2] + i));
+        __m512 t3 = _mm512_sub_ps(x, _mm512_maskz_loadu_ps(m, b[3] + i));
+        s0 = _mm512_fmadd_ps(t0, t0, s0);
+        s1 = _mm512_fmadd_ps(t1, t1, s1);
+        s2 = _mm512_fmadd_ps(t2, t2, s2);
+        s3 = _mm512_fmadd_ps(t3, t3, s3);
+    }
+    out[0] = _mm512_reduce_add_ps(s0);
+    out[1] = _mm512_reduce_add_ps(s1);
+    out[2] = _mm512_reduce_add_ps(s2);
+    out[3] = _mm512_reduce_add_ps(s3);
+}
+
 using DistFn = float (*)(const float*, const float*, size_t);
+using Dist4Fn = void (*)(const float*, const float* const*, size_t, float*);
 
 struct Kernels {
     DistFn dot;
     DistFn l2;
+    Dist4Fn dot4;
+    Dist4Fn l24;
     const char* level;
 };
 
@@ -158,9 +273,9 @@ Kernels pick_kernels() {
     bool allow512 = !(force && (std::strcmp(force, "avx2") == 0 || std::strcmp(force, "generic") == 0));
     bool allow2 = !(force && std::strcmp(force, "generic") == 0);
     __builtin_cpu_init();
-    if (allow512 && __builtin_cpu_supports("avx512f")) return {dot_avx512, l2_avx512, "avx512"};
-    if (allow2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {dot_avx2, l2_avx2, "avx2"};
-    return {dot_generic, l2_generic, "generic"};
+    if (allow512 && __builtin_cpu_supports("avx512f")) return {dot_avx512, l2_avx512, dot4_avx512, l24_avx512, "avx512"};
+    if (allow2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {dot_avx2, l2_avx2, dot4_avx2, l24_avx2, "avx2"};
+    return {dot_generic, l2_generic, dot4_generic, l24_generic, "generic"};
 }
 
 const Kernels& kernels() {
@@ -177,10 +292,11 @@ struct FlatDC final : faiss::DistanceComputer {
     size_t d;
     bool ip;
     DistFn f;
+    Dist4Fn f4;
     const float* q = nullptr;
 
     FlatDC(const float* xb, size_t d, bool ip)
-            : xb(xb), d(d), ip(ip), f(ip ? kernels().dot : kernels().l2) {}
+            : xb(xb), d(d), ip(ip), f(ip ? kernels().dot : kernels().l2), f4(ip ? kernels().dot4 : kernels().l24) {}
 
     void set_query(const float* x) override { q = x; }
 
@@ -192,10 +308,14 @@ struct FlatDC final : faiss::DistanceComputer {
     void distances_batch_4(
             const idx_t i0, const idx_t i1, const idx_t i2, const idx_t i3,
             float& d0, float& d1, float& d2, float& d3) override {
-        d0 = (*this)(i0);
-        d1 = (*this)(i1);
-        d2 = (*this)(i2);
-        d3 = (*this)(i3);
+        const float* rows[4] = {xb + i0 * d, xb + i1 * d, xb + i2 * d, xb + i3 * d};
+        float out[4];
+        f4(q, rows, d, out);
+        float sign = ip ? -1.0f : 1.0f;
+        d0 = sign * out[0];
+        d1 = sign * out[1];
+        d2 = sign * out[2];
+        d3 = sign * out[3];
     }
 
     float symmetric_dis(idx_t i, idx_t j) override {
@@ -350,6 +470,15 @@ int agentdb_write_index_skip_storage(const void* index, FILE* f, char* err, size
 float agentdb_simd_distance(const float* a, const float* b, size_t d, int inner_product, int portable) {
     if (portable) return inner_product ? dot_generic(a, b, d) : l2_generic(a, b, d);
     return inner_product ? kernels().dot(a, b, d) : kernels().l2(a, b, d);
+}
+
+/// Four distances with the selected batch-of-4 kernel (or the portable one), for parity tests.
+void agentdb_simd_distance4(
+        const float* q, const float* b0, const float* b1, const float* b2, const float* b3, size_t d,
+        int inner_product, int portable, float* out) {
+    const float* rows[4] = {b0, b1, b2, b3};
+    if (portable) return inner_product ? dot4_generic(q, rows, d, out) : l24_generic(q, rows, d, out);
+    return inner_product ? kernels().dot4(q, rows, d, out) : kernels().l24(q, rows, d, out);
 }
 
 } // extern "C"

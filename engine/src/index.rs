@@ -123,6 +123,18 @@ mod shim {
             inner_product: c_int,
             portable: c_int,
         ) -> f32;
+        #[allow(clippy::too_many_arguments)]
+        pub fn agentdb_simd_distance4(
+            q: *const f32,
+            b0: *const f32,
+            b1: *const f32,
+            b2: *const f32,
+            b3: *const f32,
+            d: usize,
+            inner_product: c_int,
+            portable: c_int,
+            out: *mut f32,
+        );
     }
 }
 
@@ -141,6 +153,28 @@ pub fn simd_level() -> &'static str {
 pub fn simd_distance(a: &[f32], b: &[f32], inner_product: bool, portable: bool) -> f32 {
     assert_eq!(a.len(), b.len());
     unsafe { shim::agentdb_simd_distance(a.as_ptr(), b.as_ptr(), a.len(), inner_product as c_int, portable as c_int) }
+}
+
+/// Four distances from `q` with the selected batch-of-4 SIMD kernel (the one HNSW's
+/// neighbour expansion uses), or the portable one.
+pub fn simd_distance4(q: &[f32], b: [&[f32]; 4], inner_product: bool, portable: bool) -> [f32; 4] {
+    assert!(b.iter().all(|r| r.len() == q.len()));
+    let mut out = [0f32; 4];
+    // SAFETY: five slices of q.len() floats, four outputs.
+    unsafe {
+        shim::agentdb_simd_distance4(
+            q.as_ptr(),
+            b[0].as_ptr(),
+            b[1].as_ptr(),
+            b[2].as_ptr(),
+            b[3].as_ptr(),
+            q.len(),
+            inner_product as c_int,
+            portable as c_int,
+            out.as_mut_ptr(),
+        )
+    };
+    out
 }
 
 /// Owned FAISS index pointer.
@@ -783,6 +817,31 @@ mod tests {
                 let tol = 1e-4 * (1.0 + exact.abs());
                 assert!((fast as f64 - exact).abs() < tol, "{} d={d} ip={ip}: {fast} vs {exact}", simd_level());
                 assert!((slow as f64 - exact).abs() < tol, "portable d={d} ip={ip}: {slow} vs {exact}");
+            }
+        }
+    }
+
+    #[test]
+    fn batch_of_four_kernels_match_the_single_ones() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(10);
+        for d in (1..=70).chain([127, 128, 384, 385, 768]) {
+            let q: Vec<f32> = (0..d).map(|_| rng.random::<f32>() - 0.5).collect();
+            let rows: Vec<Vec<f32>> = (0..4).map(|_| (0..d).map(|_| rng.random::<f32>() - 0.5).collect()).collect();
+            let b = [&rows[0][..], &rows[1][..], &rows[2][..], &rows[3][..]];
+            for ip in [true, false] {
+                for portable in [false, true] {
+                    let four = simd_distance4(&q, b, ip, portable);
+                    for j in 0..4 {
+                        let one = simd_distance(&q, b[j], ip, true) as f64;
+                        let tol = 1e-4 * (1.0 + one.abs());
+                        assert!(
+                            (four[j] as f64 - one).abs() < tol,
+                            "{} d={d} ip={ip} portable={portable} row {j}: {} vs {one}",
+                            simd_level(),
+                            four[j]
+                        );
+                    }
+                }
             }
         }
     }

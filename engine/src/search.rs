@@ -171,25 +171,35 @@ impl Collection {
             }
         };
         let want = k.min(candidates);
-        let mut out = Vec::with_capacity(ann.len());
-        for (q, res) in ann.into_iter().enumerate() {
-            let qv = &queries[q * dim..(q + 1) * dim];
+        // Re-rank with exact scores from the stored vectors: every path (index, exact
+        // scan, accelerator) gives an item the same fp32 score. `None`: the graph walk
+        // ran out of allowed rows, and this query is searched exactly below.
+        let rescore = |(q, res): (usize, Vec<(u32, f32)>)| -> Option<Vec<(u32, f32)>> {
             if res.len() < want {
-                // The graph walk ran out of allowed rows: fall back for this query.
-                out.push(exact(qv).pop().unwrap_or_default());
-                continue;
+                return None;
             }
-            // Re-rank with exact scores from the stored vectors: every path (index, exact
-            // scan, accelerator) gives an item the same fp32 score.
+            let qv = &queries[q * dim..(q + 1) * dim];
             let mut scored: Vec<(u32, f32)> = res
                 .into_iter()
                 .map(|(row, _)| (row, exact_score(distance, qv, &base[row as usize * dim..(row as usize + 1) * dim])))
                 .collect();
             sort_scored(distance, &mut scored);
             scored.truncate(k);
-            out.push(scored);
-        }
-        Ok(out)
+            Some(scored)
+        };
+        // A large batch re-ranks on the rayon pool, as its graph walks ran: serially, the
+        // re-ranking (a cache miss per row) was the batch's longest serial stretch.
+        let ranked: Vec<Option<Vec<(u32, f32)>>> = if ann.len() >= PARALLEL_RESCORE {
+            use rayon::prelude::*;
+            ann.into_par_iter().enumerate().map(rescore).collect()
+        } else {
+            ann.into_iter().enumerate().map(rescore).collect()
+        };
+        Ok(ranked
+            .into_iter()
+            .enumerate()
+            .map(|(q, r)| r.unwrap_or_else(|| exact(&queries[q * dim..(q + 1) * dim]).pop().unwrap_or_default()))
+            .collect())
     }
 
     /// A sealed segment of a `Flat` space (or an exact search) on the accelerator: it
@@ -264,6 +274,9 @@ fn exact_is_cheaper(index: &crate::index::AnnIndex, candidates: usize, ef: usize
 }
 
 /// The CPU exact search of one source for a batch of queries: (row, score) per query.
+/// Queries in one search from which re-ranking runs on the rayon pool.
+const PARALLEL_RESCORE: usize = 16;
+
 type ExactFn<'a> = dyn Fn(&[f32]) -> Vec<Vec<(u32, f32)>> + 'a;
 
 /// Best first; equal scores by row.
