@@ -78,3 +78,11 @@ def test_search_request_sends_only_what_was_asked():
     for bad in (dict(DEFAULTS, mode="nope"), dict(DEFAULTS, fusion="nope")):
         with pytest.raises(ValueError):
             ops.search("c", [1.0], **bad)
+
+
+def test_empty_payloads_are_fresh_dicts():
+    hs = ops.hits([pb.Hit(id="a", payload_json="{}"), pb.Hit(id="b", payload_json="{}"), pb.Hit(id="c")])
+    assert [h.payload for h in hs] == [{}, {}, {}]
+    hs[0].payload["x"] = 1  # a caller's change to one hit's payload touches no other
+    assert hs[1].payload == {} and hs[2].payload == {}
+    assert ops.hits([pb.Hit(id="d", payload_json='{"k": [1]}')])[0].payload == {"k": [1]}
