@@ -15,8 +15,16 @@ export function toValues(v: T.VectorInput, what = "vector"): number[] {
   return out;
 }
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** A vector as the wire's `Vector.packed` (little-endian float32 bytes): one buffer
+ * instead of a protobuf element per number. */
 export function toVector(v: T.VectorInput, what?: string): Pb {
-  return { values: toValues(v, what) };
+  const f = Float32Array.from(toValues(v, what));
+  if (LITTLE_ENDIAN) return { packed: Buffer.from(f.buffer, f.byteOffset, f.byteLength) };
+  const buf = Buffer.alloc(f.length * 4);
+  f.forEach((x, i) => buf.writeFloatLE(x, i * 4));
+  return { packed: buf };
 }
 
 export function fromVector(v: Pb): Float32Array | undefined {
