@@ -273,10 +273,10 @@ fn exact_is_cheaper(index: &crate::index::AnnIndex, candidates: usize, ef: usize
     }
 }
 
-/// The CPU exact search of one source for a batch of queries: (row, score) per query.
 /// Queries in one search from which re-ranking runs on the rayon pool.
 const PARALLEL_RESCORE: usize = 16;
 
+/// The CPU exact search of one source for a batch of queries: (row, score) per query.
 type ExactFn<'a> = dyn Fn(&[f32]) -> Vec<Vec<(u32, f32)>> + 'a;
 
 /// Best first; equal scores by row.

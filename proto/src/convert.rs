@@ -71,11 +71,11 @@ pub fn payload_from_wire(json: &str, what: &str) -> Result<serde_json::Value> {
     serde_json::from_str(json).map_err(|e| Error::invalid(format!("{what}: payload_json is not valid JSON: {e}")))
 }
 
-/// A wire vector's values: `values` as sent, or `packed` (little-endian float32)
-/// decoded. `what` names the vector in the error (built only on error).
-pub fn vector_from_wire(v: v1::Vector, what: impl FnOnce() -> String) -> Result<Vec<f32>> {
+/// A wire vector's values in `values`: a `packed` vector (little-endian float32) is
+/// decoded into them. `what` names the vector in the error (built only on error).
+pub fn unpack_vector(v: &mut v1::Vector, what: impl FnOnce() -> String) -> Result<()> {
     if v.packed.is_empty() {
-        return Ok(v.values);
+        return Ok(());
     }
     if !v.values.is_empty() {
         return Err(Error::invalid(format!(
@@ -92,20 +92,15 @@ pub fn vector_from_wire(v: v1::Vector, what: impl FnOnce() -> String) -> Result<
             v.packed.len()
         )));
     }
-    Ok(v.packed.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    v.values = v.packed.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    v.packed = Vec::new();
+    Ok(())
 }
 
-/// `vector_from_wire` in place: a packed vector's values move into `values`.
-pub fn unpack_vector(v: &mut v1::Vector, what: impl FnOnce() -> String) -> Result<()> {
-    if !v.packed.is_empty() {
-        let w = v1::Vector {
-            values: std::mem::take(&mut v.values),
-            packed: std::mem::take(&mut v.packed),
-            ..Default::default()
-        };
-        v.values = vector_from_wire(w, what)?;
-    }
-    Ok(())
+/// [`unpack_vector`], taking the values out.
+pub fn vector_from_wire(mut v: v1::Vector, what: impl FnOnce() -> String) -> Result<Vec<f32>> {
+    unpack_vector(&mut v, what)?;
+    Ok(v.values)
 }
 
 pub fn item_from_wire(it: v1::Item, index: usize) -> Result<engine::Item> {

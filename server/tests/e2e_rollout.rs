@@ -59,16 +59,16 @@ fn endpoint(s: &Server) -> Endpoint {
 /// shutting down (CI saw this: the probe must not panic), timed out — is "not ready", as a
 /// kubelet probe treats it.
 fn readyz(http: &str) -> bool {
-    use std::io::{Read, Write};
-    let probe = || -> std::io::Result<bool> {
-        let mut s = std::net::TcpStream::connect_timeout(&http.parse().unwrap(), Duration::from_millis(300))?;
-        s.set_read_timeout(Some(Duration::from_secs(2)))?;
-        s.write_all(format!("GET /readyz HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\n\r\n").as_bytes())?;
-        let mut out = Vec::new();
-        s.read_to_end(&mut out)?;
-        Ok(out.starts_with(b"HTTP/1.1 200"))
-    };
-    probe().unwrap_or(false)
+    let probe = common::try_http_raw(
+        http,
+        "GET",
+        "/readyz",
+        None,
+        &[],
+        Some(Duration::from_millis(300)),
+        Duration::from_secs(2),
+    );
+    probe.is_ok_and(|(status, _, _)| status == 200)
 }
 
 async fn client(url: &str) -> agentdb_client::Client {

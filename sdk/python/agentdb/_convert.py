@@ -596,7 +596,7 @@ def upsert(
         encoder = encoder or vectors.encoder
         vectors = vectors.vectors
     if vectors is not None:
-        mat = np.asarray(vectors, dtype="<f4")
+        mat = np.asarray(vectors, dtype=np.float32)
         if mat.ndim == 1:
             mat = mat[None, :]
         if mat.ndim != 2:
@@ -610,7 +610,7 @@ def upsert(
             payload = payloads[k] if payloads is not None else None
             m = pb.Item(id=ids[k] if ids is not None else "", payload_json=dumps(payload) if payload else "")
             v = m.vectors[space_name]
-            v.packed = mat[k].tobytes()
+            v.packed = packed(mat[k])
             if encoder:
                 v.encoder = encoder
             msgs.append(m)
@@ -781,13 +781,13 @@ def search_batch(
     ef: int,
     nprobe: int,
 ) -> Op[List[SearchResult]]:
-    mat = np.asarray(vectors, dtype="<f4")
+    mat = np.asarray(vectors, dtype=np.float32)
     if mat.ndim != 2:
         raise ValueError(f"vectors must be a 2-D array (n, dim), got shape {mat.shape}")
     req = pb.SearchBatchRequest(
         collection=collection_name,
         space=space,
-        vectors=[pb.Vector(packed=row.tobytes()) for row in mat],
+        vectors=[pb.Vector(packed=packed(row)) for row in mat],
         top_k=top_k,
         filter=filter,
         with_payload=with_payload,

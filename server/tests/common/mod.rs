@@ -359,9 +359,30 @@ pub fn http_raw(
     body: Option<(&str, &[u8])>,
     headers: &[(&str, &str)],
 ) -> (u16, String, Vec<u8>) {
+    try_http_raw(addr, method, path, body, headers, None, std::time::Duration::from_secs(120))
+        .expect("an HTTP request to the listener")
+}
+
+/// [`http_raw`] that returns any I/O failure (refused, reset, timed out) instead of
+/// panicking: for probes, where a failure is an answer. `connect`: a connect timeout.
+pub fn try_http_raw(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<(&str, &[u8])>,
+    headers: &[(&str, &str)],
+    connect: Option<std::time::Duration>,
+    read: std::time::Duration,
+) -> std::io::Result<(u16, String, Vec<u8>)> {
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect to the HTTP listener");
-    s.set_read_timeout(Some(std::time::Duration::from_secs(120))).unwrap();
+    let mut s = match connect {
+        Some(t) => std::net::TcpStream::connect_timeout(
+            &addr.parse().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+            t,
+        )?,
+        None => std::net::TcpStream::connect(addr)?,
+    };
+    s.set_read_timeout(Some(read))?;
     let mut req = match body {
         Some((ct, b)) => format!(
             "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n",
@@ -375,13 +396,13 @@ pub fn http_raw(
     req.push_str("\r\n");
     let mut bytes = req.into_bytes();
     bytes.extend_from_slice(body.map_or(&[][..], |(_, b)| b));
-    s.write_all(&bytes).unwrap();
+    s.write_all(&bytes)?;
     let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
+    s.read_to_end(&mut out)?;
     let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(out.len());
     let head = String::from_utf8_lossy(&out[..split]).to_string();
     let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, head, out.get(split + 4..).unwrap_or_default().to_vec())
+    Ok((status, head, out.get(split + 4..).unwrap_or_default().to_vec()))
 }
 
 /// [`http_raw`] with the body as text; chunked bodies (SSE) reduced to their payload lines.
