@@ -18,7 +18,7 @@ impl Collection {
     /// Returns whether anything was flushed.
     pub fn flush(&self) -> Result<bool> {
         let _m = self.maintenance.lock();
-        self.flush_locked()
+        self.flush_locked("flush request")
     }
 
     /// Flush, then merge every segment into one (what `optimize` does in other engines),
@@ -84,7 +84,16 @@ impl Collection {
                 tracing::debug!(collection = %self.spec.name, segment = seg.id, rows = seg.rows(), waiting = deferred + mem_rows, "sealed the write buffer; its index waits for the bulk load to pause");
             }
         } else if full || old || failed || paused {
-            self.flush_locked()?;
+            let trigger = if failed {
+                "retrying a failed persist"
+            } else if full {
+                "buffer full"
+            } else if old {
+                "buffer aged"
+            } else {
+                "bulk load paused"
+            };
+            self.flush_locked(trigger)?;
         }
         self.compact_locked()?;
         Ok(())
@@ -109,7 +118,9 @@ impl Collection {
         Ok(Some(seg))
     }
 
-    fn flush_locked(&self) -> Result<bool> {
+    /// `trigger` says in the log why the flush ran (a request, or which of `maintain`'s
+    /// conditions).
+    fn flush_locked(&self, trigger: &str) -> Result<bool> {
         self.check_open()?;
         let t = Instant::now();
         let sealed = self.seal_locked()?;
@@ -126,7 +137,7 @@ impl Collection {
         }
         self.persist_pending()?;
         if let Some(seg) = sealed {
-            tracing::info!(collection = %self.spec.name, segment = seg.id, rows = seg.rows(), merged = pending.len(), ms = t.elapsed().as_millis() as u64, "flushed write buffer to an indexed segment");
+            tracing::info!(collection = %self.spec.name, segment = seg.id, rows = seg.rows(), merged = pending.len(), ms = t.elapsed().as_millis() as u64, trigger, "flushed write buffer to an indexed segment");
         }
         Ok(true)
     }
