@@ -61,6 +61,7 @@ fn find_include(manifest: &Path) -> Result<PathBuf, String> {
 
 fn main() {
     println!("cargo:rerun-if-changed=src/hnsw_shim.cpp");
+    println!("cargo:rerun-if-changed=src/hnsw_f16.h");
     println!("cargo:rerun-if-env-changed=AGENTDB_FAISS_INCLUDE");
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let include = find_include(&manifest).unwrap_or_else(|e| panic!("{e}"));

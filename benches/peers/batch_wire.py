@@ -11,13 +11,15 @@ server, and the upsert time of the 100k vectors each way.
   ~/.cache/peers-venv/bin/python benches/peers/batch_wire.py [AGENTDB_BIN]
 
 Run from the checkout (imports sdk/python); see docs/PERFORMANCE.md."""
-import os, sys, time, json, subprocess, socket, tempfile, threading, shutil, numpy as np, grpc, faiss
+import os, sys, time, json, numpy as np, faiss
 
 # The SDK from this checkout, and its checked-in stubs (tests/test_proto_sync.py keeps
 # them equal to proto/proto) for the raw calls.
 sys.path.insert(0, os.path.join(os.getcwd(), "sdk", "python"))
 import agentdb  # noqa: E402
 from agentdb._proto import agentdb_pb2 as pb, agentdb_pb2_grpc as pbg  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _bench  # noqa: E402
 
 BIN = sys.argv[1] if len(sys.argv) > 1 else os.path.expanduser("~/.cache/agentdb/target/release/agentdb")
 D = os.environ.get("PEERS_DATA", os.path.expanduser("~/.cache/peers-data"))
@@ -29,37 +31,17 @@ K = 10
 
 
 def recall(ids):
-    return float(np.mean([len(set(h) & set(gt[i][:K].tolist())) / K for i, h in enumerate(ids)]))
+    return _bench.recall_at(ids, gt, K)
 
 
 def timed_batches(fn, chunk, secs=SECS):
     """Whole passes over the queries in chunks of `chunk`, for at least `secs`."""
-    n, ids, t0 = 0, None, time.perf_counter()
-    while True:
-        got = []
-        for s in range(0, len(qs), chunk):
-            got.extend(fn(qs[s:s + chunk]))
-        n += len(qs)
-        ids = ids or got
-        if time.perf_counter() - t0 >= secs:
-            return n / (time.perf_counter() - t0), recall(ids)
+    qps, ids = _bench.timed_batches(fn, qs, chunk, secs)
+    return qps, recall(ids)
 
 
 def run_threads(fn, threads=2, secs=SECS):
-    stop = time.time() + secs
-    counts = [0] * threads
-
-    def w(t):
-        i = t
-        while time.time() < stop:
-            fn(i % len(qs))
-            i += threads
-            counts[t] += 1
-    ts = [threading.Thread(target=w, args=(t,)) for t in range(threads)]
-    t0 = time.time()
-    [t.start() for t in ts]
-    [t.join() for t in ts]
-    return sum(counts) / (time.time() - t0)
+    return _bench.run_threads(fn, len(qs), threads, secs)
 
 
 out = {}
@@ -86,25 +68,8 @@ out["faiss_qps_2threads"] = run_threads(lambda i: ix.search(qs[i:i + 1], K))
 del ix
 
 # AgentDB served.
-d = tempfile.mkdtemp(prefix="agentdb-wire-")
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-port = s.getsockname()[1]
-s.close()
-addr = f"127.0.0.1:{port}"
-p = subprocess.Popen([BIN, "serve", "--data-dir", d, "--listen", addr, "--device", "cpu", "--set", "http_listen=",
-                      "--set", "search.hnsw_ef_construction=128", "--set", "search.hnsw_ef_search=10"],
-                     stdout=open(d + ".log", "wb"), stderr=subprocess.STDOUT)
-opts = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
-ch = grpc.insecure_channel(addr, options=opts)
-for _ in range(600):
-    try:
-        grpc.channel_ready_future(ch).result(timeout=1)
-        pbg.ServerStub(ch).Status(pb.StatusRequest(), timeout=5)
-        break
-    except Exception:
-        time.sleep(0.2)
-cols, items = pbg.CollectionsStub(ch), pbg.ItemsStub(ch)
+srv = _bench.Server(BIN, pb, pbg, ["search.hnsw_ef_construction=128", "search.hnsw_ef_search=10"])
+addr, cols, items = srv.addr, srv.cols, srv.items
 for name in ("values", "packed"):
     cols.Create(pb.CreateCollectionRequest(name=name, spaces=[pb.SpaceSpec(dim=384, metric=pb.METRIC_INNER_PRODUCT,
                                                                           index="HNSW32")]))
@@ -127,16 +92,7 @@ def batch(col, packed):
     return f
 
 
-local = threading.local()
-
-
-def stub():
-    st = getattr(local, "st", None)
-    if st is None:
-        c = grpc.insecure_channel(addr, options=opts)
-        grpc.channel_ready_future(c).result(timeout=30)
-        st = local.st = pbg.ItemsStub(c)
-    return st
+stub = srv.stub
 
 
 for name in ("values", "packed"):
@@ -160,8 +116,5 @@ try:
     out["sdk_qps_2threads"] = run_threads(lambda i: c.search("packed", vector=qs[i], top_k=K))
 except Exception as e:  # noqa: BLE001 - keep the numbers above
     out["sdk_error"] = repr(e)[:300]
-p.terminate()
-p.wait()
-shutil.rmtree(d, ignore_errors=True)
-os.remove(d + ".log")
+srv.close()
 print(json.dumps(out, indent=1))

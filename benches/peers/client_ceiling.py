@@ -8,7 +8,7 @@ issue, the ceiling for any server measured through it).
   ~/.cache/peers-venv/bin/python benches/peers/client_ceiling.py [AGENTDB_BIN]
 
 Run from the checkout (reads proto/proto); see docs/PERFORMANCE.md."""
-import os, sys, time, json, subprocess, socket, tempfile, threading, shutil, numpy as np, grpc, faiss
+import os, sys, time, json, tempfile, shutil, numpy as np, faiss
 from grpc_tools import protoc
 import grpc_tools
 STUBS = tempfile.mkdtemp(prefix="agentdb-stubs-")
@@ -16,18 +16,13 @@ protoc.main(["protoc", "-Iproto/proto", f"-I{os.path.join(os.path.dirname(grpc_t
              f"--python_out={STUBS}", f"--grpc_python_out={STUBS}", "proto/proto/agentdb/v1/agentdb.proto"])
 sys.path.insert(0, STUBS)
 from agentdb.v1 import agentdb_pb2 as pb, agentdb_pb2_grpc as pbg
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _bench
 BIN = sys.argv[1] if len(sys.argv) > 1 else os.path.expanduser("~/.cache/agentdb/target/release/agentdb")
 D = os.environ.get("PEERS_DATA", os.path.expanduser("~/.cache/peers-data"))
 base = np.load(D + "/base.npy"); qs = np.load(D + "/queries.npy"); gt = np.load(D + "/gt.npy")
 def run_threads(fn, threads, secs=8.0):
-    stop = time.time() + secs; counts = [0] * threads
-    def w(t):
-        i = t
-        while time.time() < stop:
-            fn(i % len(qs)); i += threads; counts[t] += 1
-    ts = [threading.Thread(target=w, args=(t,)) for t in range(threads)]
-    t0 = time.time(); [t.start() for t in ts]; [t.join() for t in ts]
-    return sum(counts) / (time.time() - t0)
+    return _bench.run_threads(fn, len(qs), threads, secs)
 out = {}
 # FAISS in-process
 ix = faiss.IndexHNSWFlat(384, 32, faiss.METRIC_INNER_PRODUCT); ix.hnsw.efConstruction = 128
@@ -65,29 +60,14 @@ try:
 except ImportError:
     pass
 # AgentDB served
-d = tempfile.mkdtemp(prefix="agentdb-ceiling-")
-s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
-addr = f"127.0.0.1:{port}"
-p = subprocess.Popen([BIN, "serve", "--data-dir", d, "--listen", addr, "--device", "cpu", "--set", "http_listen=",
-                      "--set", "search.hnsw_ef_construction=128"], stdout=open(d + ".log", "wb"), stderr=subprocess.STDOUT)
-ch = grpc.insecure_channel(addr)
-for _ in range(600):
-    try:
-        grpc.channel_ready_future(ch).result(timeout=1); pbg.ServerStub(ch).Status(pb.StatusRequest(), timeout=5); break
-    except Exception: time.sleep(0.2)
-cols = pbg.CollectionsStub(ch); items = pbg.ItemsStub(ch)
+srv = _bench.Server(BIN, pb, pbg, ["search.hnsw_ef_construction=128"])
+cols, items, stub = srv.cols, srv.items, srv.stub
 cols.Create(pb.CreateCollectionRequest(name="b", spaces=[pb.SpaceSpec(dim=384, metric=pb.METRIC_INNER_PRODUCT, index="HNSW32")]))
 t = time.time()
 for s0 in range(0, len(base), 1000):
     vl = base[s0:s0+1000].tolist()
     items.Upsert(pb.UpsertRequest(collection="b", items=[pb.Item(id=str(s0+i), vectors={"": pb.Vector(values=v)}, payload_json=json.dumps({"tag": (s0+i) % 10})) for i, v in enumerate(vl)]))
 cols.Flush(pb.FlushRequest(collection="b", optimize=True)); out["agentdb_build_s"] = time.time() - t
-local = threading.local()
-def stub():
-    st = getattr(local, "st", None)
-    if st is None:
-        c = grpc.insecure_channel(addr); grpc.channel_ready_future(c).result(timeout=30); st = local.st = pbg.ItemsStub(c)
-    return st
 sreq = [pb.SearchRequest(collection="b", vector=pb.Vector(values=q.tolist()), top_k=10, params=pb.SearchParams(ef=10)) for q in qs]
 creq = pb.CountRequest(collection="b")
 for th in (2, 10):
@@ -95,6 +75,5 @@ for th in (2, 10):
     out[f"agentdb_count_qps_{th}"] = run_threads(lambda i: stub().Count(creq), th)
 hits = [[int(h.id) for h in items.Search(sreq[i]).hits] for i in range(len(qs))]
 out["agentdb_recall@10"] = float(np.mean([len(set(h) & set(gt[i][:10].tolist())) / 10 for i, h in enumerate(hits)]))
-p.terminate(); p.wait()
-shutil.rmtree(d, ignore_errors=True); os.remove(d + ".log"); shutil.rmtree(STUBS, ignore_errors=True)
+srv.close(); shutil.rmtree(STUBS, ignore_errors=True)
 print(json.dumps(out, indent=1))

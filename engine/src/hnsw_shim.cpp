@@ -26,10 +26,12 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <exception>
 #include <memory>
+#include <vector>
 
 namespace {
 
@@ -268,14 +270,28 @@ struct Kernels {
     const char* level;
 };
 
-Kernels pick_kernels() {
+enum class Level { avx512, avx2, generic };
+
+/// The best SIMD level this CPU has, capped by `AGENTDB_SIMD=avx2|generic`. AVX2 also
+/// needs FMA and F16C (every AVX2 CPU has them; checked all the same).
+Level cpu_level() {
     const char* force = std::getenv("AGENTDB_SIMD");
     bool allow512 = !(force && (std::strcmp(force, "avx2") == 0 || std::strcmp(force, "generic") == 0));
     bool allow2 = !(force && std::strcmp(force, "generic") == 0);
     __builtin_cpu_init();
-    if (allow512 && __builtin_cpu_supports("avx512f")) return {dot_avx512, l2_avx512, dot4_avx512, l24_avx512, "avx512"};
-    if (allow2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {dot_avx2, l2_avx2, dot4_avx2, l24_avx2, "avx2"};
-    return {dot_generic, l2_generic, dot4_generic, l24_generic, "generic"};
+    if (allow512 && __builtin_cpu_supports("avx512f")) return Level::avx512;
+    if (allow2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
+        return Level::avx2;
+    }
+    return Level::generic;
+}
+
+Kernels pick_kernels() {
+    switch (cpu_level()) {
+        case Level::avx512: return {dot_avx512, l2_avx512, dot4_avx512, l24_avx512, "avx512"};
+        case Level::avx2: return {dot_avx2, l2_avx2, dot4_avx2, l24_avx2, "avx2"};
+        default: return {dot_generic, l2_generic, dot4_generic, l24_generic, "generic"};
+    }
 }
 
 const Kernels& kernels() {
@@ -283,22 +299,39 @@ const Kernels& kernels() {
     return k;
 }
 
+#include "hnsw_f16.h"
+
 // ---------------------------------------------------------------- distance computer
 
-/// Distances to the rows of a flat float storage, negated for inner product (HNSW
-/// minimises), as FAISS's NegativeDistanceComputer over IndexFlat's computer does.
-struct FlatDC final : faiss::DistanceComputer {
-    const float* xb;
+/// Distances to the rows of a flat storage, float (`FlatDC`) or half (`HalfDC`: every
+/// row times `scale`, so the query is scaled too and distances come out times scale²),
+/// negated for inner product (HNSW minimises), as FAISS's NegativeDistanceComputer over
+/// IndexFlat's computer does.
+template <typename T>
+struct RowsDC final : faiss::DistanceComputer {
+    using One = float (*)(const float*, const T*, size_t);
+    using Four = void (*)(const float*, const T* const*, size_t, float*);
+    const T* xb;
     size_t d;
     bool ip;
-    DistFn f;
-    Dist4Fn f4;
+    float scale;
+    One f;
+    Four f4;
+    std::vector<float> scaled;
     const float* q = nullptr;
 
-    FlatDC(const float* xb, size_t d, bool ip)
-            : xb(xb), d(d), ip(ip), f(ip ? kernels().dot : kernels().l2), f4(ip ? kernels().dot4 : kernels().l24) {}
+    RowsDC(const T* xb, size_t d, bool ip, float scale, One dot, One l2, Four dot4, Four l24)
+            : xb(xb), d(d), ip(ip), scale(scale), f(ip ? dot : l2), f4(ip ? dot4 : l24) {}
 
-    void set_query(const float* x) override { q = x; }
+    void set_query(const float* x) override {
+        if (scale == 1.0f) {
+            q = x;
+            return;
+        }
+        scaled.resize(d);
+        for (size_t i = 0; i < d; i++) scaled[i] = x[i] * scale;
+        q = scaled.data();
+    }
 
     float operator()(idx_t i) override {
         float v = f(q, xb + i * d, d);
@@ -308,7 +341,7 @@ struct FlatDC final : faiss::DistanceComputer {
     void distances_batch_4(
             const idx_t i0, const idx_t i1, const idx_t i2, const idx_t i3,
             float& d0, float& d1, float& d2, float& d3) override {
-        const float* rows[4] = {xb + i0 * d, xb + i1 * d, xb + i2 * d, xb + i3 * d};
+        const T* rows[4] = {xb + i0 * d, xb + i1 * d, xb + i2 * d, xb + i3 * d};
         float out[4];
         f4(q, rows, d, out);
         float sign = ip ? -1.0f : 1.0f;
@@ -319,10 +352,29 @@ struct FlatDC final : faiss::DistanceComputer {
     }
 
     float symmetric_dis(idx_t i, idx_t j) override {
-        float v = f(xb + i * d, xb + j * d, d);
+        // Not used by search (only by graph construction, which runs on the floats).
+        std::vector<float> a(d);
+        for (size_t t = 0; t < d; t++) a[t] = to_float(xb[i * d + t]);
+        float v = f(a.data(), xb + j * d, d);
         return ip ? -v : v;
     }
+
+    static float to_float(float x) { return x; }
+    static float to_float(uint16_t h) { return half_to_float(h); }
 };
+
+using FlatDC = RowsDC<float>;
+using HalfDC = RowsDC<uint16_t>;
+
+FlatDC flat_dc(const float* xb, size_t d, bool ip) {
+    const Kernels& k = kernels();
+    return FlatDC(xb, d, ip, 1.0f, k.dot, k.l2, k.dot4, k.l24);
+}
+
+HalfDC half_dc(const uint16_t* xh, size_t d, bool ip, float scale) {
+    const HalfKernels& k = half_kernels();
+    return HalfDC(xh, d, ip, scale, k.dot, k.l2, k.dot4, k.l24);
+}
 
 void set_err(char* err, size_t len, const char* msg) {
     if (err && len) {
@@ -349,7 +401,10 @@ const char* agentdb_hnsw_simd_level() {
 }
 
 /// Search `n` queries of an HNSW index with its own efSearch (`ef` <= 0: the index's)
-/// and an optional row bitmap (bit i of byte i/8 set = row i may be returned).
+/// and an optional row bitmap (bit i of byte i/8 set = row i may be returned). With
+/// `xh` (the index's rows times `scale` as half floats) the walk reads those instead of
+/// the float storage, and the distances come back divided by scale² (close to, not
+/// exactly, the float ones: the caller re-scores).
 /// Returns 0 on success, 1 if `index` is not an IndexHNSW (nothing written: the caller
 /// searches another way), -1 on a FAISS error (message in `err`).
 int agentdb_hnsw_search(
@@ -360,6 +415,8 @@ int agentdb_hnsw_search(
         int ef,
         const uint8_t* bitmap,
         size_t bitmap_len,
+        const uint16_t* xh,
+        float scale,
         float* distances,
         int64_t* labels,
         char* err,
@@ -381,7 +438,10 @@ int agentdb_hnsw_search(
         using RH = faiss::HeapBlockResultHandler<faiss::HNSW::C>;
         RH bres(n, distances, labels, k);
         RH::SingleResultHandler res(bres);
-        FlatDC dc(flat->get_xb(), (size_t)h->d, ip);
+        FlatDC fdc = flat_dc(flat->get_xb(), (size_t)h->d, ip);
+        std::unique_ptr<HalfDC> hdc;
+        if (xh) hdc.reset(new HalfDC(half_dc(xh, (size_t)h->d, ip, scale)));
+        faiss::DistanceComputer& dc = hdc ? static_cast<faiss::DistanceComputer&>(*hdc) : fdc;
         faiss::VisitedTable& vt = visited_for(h->ntotal);
         try {
             for (idx_t i = 0; i < n; i++) {
@@ -394,8 +454,10 @@ int agentdb_hnsw_search(
             tls_visited.reset(); // may be left half-marked
             throw;
         }
-        if (ip) {
-            for (int64_t i = 0; i < n * k; i++) distances[i] = -distances[i];
+        float unscale = xh ? 1.0f / (scale * scale) : 1.0f;
+        if (ip || xh) {
+            float f = ip ? -unscale : unscale;
+            for (int64_t i = 0; i < n * k; i++) distances[i] *= f;
         }
         return 0;
     } catch (const std::exception& e) {
@@ -479,6 +541,25 @@ void agentdb_simd_distance4(
     const float* rows[4] = {b0, b1, b2, b3};
     if (portable) return inner_product ? dot4_generic(q, rows, d, out) : l24_generic(q, rows, d, out);
     return inner_product ? kernels().dot4(q, rows, d, out) : kernels().l24(q, rows, d, out);
+}
+
+/// One distance with the selected half-float kernel (or the portable one), for parity
+/// tests: `b` is half floats, unscaled.
+float agentdb_half_distance(const float* q, const uint16_t* b, size_t d, int inner_product, int portable) {
+    Half1Fn f = portable ? (inner_product ? h1_generic<false> : h1_generic<true>)
+                         : (inner_product ? half_kernels().dot : half_kernels().l2);
+    return f(q, b, d);
+}
+
+/// Four distances with the selected half-float kernel (or the portable one), for parity
+/// tests: `b0..b3` are half floats, unscaled.
+void agentdb_half_distance4(
+        const float* q, const uint16_t* b0, const uint16_t* b1, const uint16_t* b2, const uint16_t* b3, size_t d,
+        int inner_product, int portable, float* out) {
+    const uint16_t* rows[4] = {b0, b1, b2, b3};
+    Half4Fn f = portable ? (inner_product ? h4_generic<false> : h4_generic<true>)
+                         : (inner_product ? half_kernels().dot4 : half_kernels().l24);
+    f(q, rows, d, out);
 }
 
 } // extern "C"

@@ -96,6 +96,8 @@ mod shim {
             ef: c_int,
             bitmap: *const u8,
             bitmap_len: usize,
+            xh: *const u16,
+            scale: f32,
             distances: *mut f32,
             labels: *mut i64,
             err: *mut c_char,
@@ -210,11 +212,15 @@ pub struct IndexTuning {
     /// HNSW efConstruction (FAISS's factory default is 40).
     pub hnsw_ef_construction: usize,
     pub ivf_nprobe: usize,
+    /// Walk HNSW graphs over half-float copies of the rows (`search.hnsw_walk = "fp16"`,
+    /// see `walk16`): half the memory traffic per visited row, half the vectors' size
+    /// again in memory; hits are re-scored exactly either way.
+    pub hnsw_walk_f16: bool,
 }
 
 impl Default for IndexTuning {
     fn default() -> Self {
-        IndexTuning { hnsw_ef_search: 128, hnsw_ef_construction: 100, ivf_nprobe: 16 }
+        IndexTuning { hnsw_ef_search: 128, hnsw_ef_construction: 100, ivf_nprobe: 16, hnsw_walk_f16: false }
     }
 }
 
@@ -307,6 +313,10 @@ pub struct AnnIndex {
     /// The segment's vectors when FAISS's storage is a view of them (HNSW over flat
     /// storage): kept alive here; the index file is then written without them.
     shared: Option<Arc<Vec<f32>>>,
+    /// Whether `share_storage` makes `half` (from the tuning).
+    walk_f16: bool,
+    /// Half-float rows the shim's graph walk reads instead of `shared`.
+    half: Option<crate::walk16::HalfRows>,
     /// Only for HNSW indexes the shim cannot search (e.g. `PCA64,HNSW32`): searches hold
     /// it shared; a search with its own efSearch holds it exclusively
     /// while the index's efSearch is temporarily changed (FAISS's C API has no
@@ -406,6 +416,8 @@ impl AnnIndex {
             ef_search: 0,
             nprobe: 0,
             shared: None,
+            walk_f16: tuning.hnsw_walk_f16,
+            half: None,
             ef_lock: Default::default(),
         };
         ix.tune(tuning)?;
@@ -513,6 +525,8 @@ impl AnnIndex {
                     ef.min(i32::MAX as usize) as c_int,
                     bitmap.map_or(ptr::null(), |b| b.as_ptr()),
                     bitmap.map_or(0, |b| b.len()),
+                    self.half.as_ref().map_or(ptr::null(), |h| h.data.as_ptr()),
+                    self.half.as_ref().map_or(1.0, |h| h.scale),
                     dist.as_mut_ptr(),
                     labels.as_mut_ptr(),
                     err.as_mut_ptr() as *mut libc::c_char,
@@ -682,6 +696,9 @@ impl AnnIndex {
         };
         match code {
             0 => {
+                if self.walk_f16 && self.family == Family::Hnsw {
+                    self.half = crate::walk16::HalfRows::from_f32(&vectors);
+                }
                 self.shared = Some(vectors);
                 Ok(true)
             }

@@ -28,6 +28,7 @@ pub mod search;
 pub mod segment;
 pub mod types;
 pub mod wal;
+pub mod walk16;
 
 pub use collection::{Collection, CollectionOptions, Limits, WriteHook};
 pub use db::Database;

@@ -739,6 +739,11 @@ pub struct SearchConfig {
     pub ivf_nprobe: usize,
     /// Search exactly when at most this many rows of a segment are candidates.
     pub exact_threshold: usize,
+    /// What HNSW graph walks read: `fp32` (the stored rows) or `fp16` (a half-float copy
+    /// of each HNSW segment's rows in memory, half the vectors' size again: faster walks
+    /// over large segments; hits are re-scored from the float rows, so scores are the
+    /// same).
+    pub hnsw_walk: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -824,6 +829,7 @@ impl Default for SearchConfig {
             hnsw_ef_construction: d.tuning.hnsw_ef_construction,
             ivf_nprobe: d.tuning.ivf_nprobe,
             exact_threshold: d.exact_threshold,
+            hnsw_walk: if d.tuning.hnsw_walk_f16 { "fp16" } else { "fp32" }.into(),
         }
     }
 }
@@ -973,6 +979,9 @@ impl Config {
             bail!("log_format must be auto, text or json, got '{}'", self.log_format);
         }
         self.security.validate()?;
+        if !["fp32", "fp16"].contains(&self.search.hnsw_walk.as_str()) {
+            bail!("search.hnsw_walk must be fp32 or fp16, got '{}'", self.search.hnsw_walk);
+        }
         if !["fp16", "fp32"].contains(&self.gpu.precision.as_str()) {
             bail!("gpu.precision must be fp16 or fp32, got '{}'", self.gpu.precision);
         }
@@ -1011,6 +1020,7 @@ impl Config {
                 hnsw_ef_search: self.search.hnsw_ef_search.max(1),
                 hnsw_ef_construction: self.search.hnsw_ef_construction.max(1),
                 ivf_nprobe: self.search.ivf_nprobe.max(1),
+                hnsw_walk_f16: self.search.hnsw_walk == "fp16",
             },
             limits: agentdb_engine::Limits {
                 max_batch: self.limits.max_batch,

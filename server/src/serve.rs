@@ -306,6 +306,7 @@ pub fn run(cfg: Config) -> Result<()> {
     tracing::info!(
         hnsw = agentdb_engine::index::simd_level(),
         exact = agentdb_kernels::topk::simd_level(),
+        hnsw_walk = %cfg.search.hnsw_walk,
         "distance kernels chosen for this CPU (AGENTDB_SIMD=avx2|generic caps them)"
     );
     let r = rt.block_on(serve(cfg, threads));

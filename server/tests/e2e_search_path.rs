@@ -1,6 +1,8 @@
 //! The served search path of issue 19, through the real binary: filtered searches that
 //! keep their recall without the user raising ef, a bulk load that builds its index
-//! once and writes the vectors once, and request logs that sample the hot reads.
+//! once and writes the vectors once, request logs that sample the hot reads, and graph
+//! walks over half-float rows (`search.hnsw_walk = "fp16"`) that answer with the same
+//! scores.
 
 mod common;
 
@@ -182,4 +184,107 @@ async fn filtered_search_bulk_load_and_sampled_logs() {
     let upserts = lines.iter().filter(|v| v["fields"]["method"] == "/agentdb.v1.Items/Upsert").count();
     assert_eq!(upserts, N / 1000);
     assert!(log.contains("distance kernels chosen for this CPU"), "the SIMD level is logged at start");
+}
+
+/// One data directory searched by a server walking fp32 rows, then by one walking fp16
+/// copies: hits found by both carry bit-identical scores (re-scored from the fp32 rows),
+/// nearly all hits are shared, recall against exact search is kept, filters still hold.
+/// A value other than fp32/fp16 is refused at start with the key's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_fp16_graph_walk_answers_with_the_fp32_scores() {
+    const D: usize = 64;
+    const ROWS: usize = 6_000;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let base: Vec<Vec<f32>> = (0..ROWS).map(|i| rand_vec(i as u64 + 5, D)).collect();
+    let queries: Vec<Vec<f32>> = (0..60u64).map(|s| rand_vec(700_000 + s, D)).collect();
+    let mut runs = Vec::new();
+    for walk in ["fp32", "fp16"] {
+        let mut server =
+            Server::start(&data, &["--set", &format!("search.hnsw_walk={walk}"), "--set", "log_format=json"]);
+        let (mut cols, mut items) = server.clients().await;
+        if walk == "fp32" {
+            cols.create(v1::CreateCollectionRequest {
+                name: "w".into(),
+                spaces: vec![space("", D as u32, v1::Metric::InnerProduct, "HNSW16")],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+            for (c, chunk) in base.chunks(1000).enumerate() {
+                let batch = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(j, v)| item(&(c * 1000 + j).to_string(), v.clone(), json!({"tag": tag(c * 1000 + j)})))
+                    .collect();
+                items.upsert(v1::UpsertRequest { collection: "w".into(), items: batch }).await.unwrap();
+            }
+            cols.flush(v1::FlushRequest { collection: "w".into(), optimize: true }).await.unwrap();
+        }
+        let mut hits = Vec::new();
+        for filter in ["", "tag = 3"] {
+            for q in &queries {
+                let r = items
+                    .search(v1::SearchRequest {
+                        collection: "w".into(),
+                        vector: Some(v1::Vector { values: q.clone(), ..Default::default() }),
+                        top_k: 10,
+                        filter: filter.into(),
+                        params: Some(v1::SearchParams { ef: 16, ..Default::default() }),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                hits.push(r.hits.iter().map(|h| (h.id.clone(), h.score)).collect::<Vec<_>>());
+            }
+        }
+        // A batch large enough to be walked and re-scored on the thread pool.
+        let batch = items
+            .search_batch(v1::SearchBatchRequest {
+                collection: "w".into(),
+                vectors: queries.iter().map(|q| v1::Vector { values: q.clone(), ..Default::default() }).collect(),
+                top_k: 10,
+                params: Some(v1::SearchParams { ef: 16, ..Default::default() }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        for (r, single) in batch.results.iter().zip(&hits) {
+            let got: Vec<(String, f32)> = r.hits.iter().map(|h| (h.id.clone(), h.score)).collect();
+            assert_eq!(&got, single, "{walk}: a batch answers as single searches do");
+        }
+        server.terminate();
+        let started = server.log_text();
+        assert!(started.contains(&format!("\"hnsw_walk\":\"{walk}\"")), "{walk}: the walk is logged at start");
+        runs.push(hits);
+    }
+    let (mut shared, mut total) = (0, 0);
+    let mut recall = [0usize; 2];
+    for (i, (a, b)) in runs[0].iter().zip(&runs[1]).enumerate() {
+        let filtered = i >= queries.len();
+        let q = &queries[i % queries.len()];
+        let allowed = |r: usize| !filtered || tag(r) == 3;
+        let truth: HashSet<String> = exact(&base, q, 10, allowed).into_iter().collect();
+        for (run, hits) in [a, b].iter().enumerate() {
+            assert!(hits.iter().all(|(id, _)| allowed(id.parse().unwrap())), "a hit outside the filter");
+            recall[run] += hits.iter().filter(|(id, _)| truth.contains(id)).count();
+        }
+        for (id, score) in b {
+            total += 1;
+            if let Some((_, s32)) = a.iter().find(|(i, _)| i == id) {
+                shared += 1;
+                assert_eq!(score.to_bits(), s32.to_bits(), "{id}: the same exact score whichever walk found it");
+            }
+        }
+    }
+    assert!(shared * 100 >= total * 95, "{shared} of {total} hits shared");
+    let n = (runs[0].len() * 10) as f64;
+    let (r32, r16) = (recall[0] as f64 / n, recall[1] as f64 / n);
+    eprintln!("recall@10 at ef 16: fp32 walk {r32:.3}, fp16 walk {r16:.3}; {shared}/{total} hits shared");
+    assert!(r16 >= r32 - 0.02, "fp16 walk recall {r16:.3}, fp32 {r32:.3}");
+
+    let err = serve_refused(&data, &["--set".into(), "search.hnsw_walk=fp8".into()], &[]);
+    assert!(err.contains("search.hnsw_walk must be fp32 or fp16, got 'fp8'"), "{err}");
 }
