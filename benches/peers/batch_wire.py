@@ -10,6 +10,8 @@ server, and the upsert time of the 100k vectors each way.
 
   ~/.cache/peers-venv/bin/python benches/peers/batch_wire.py [AGENTDB_BIN]
 
+BATCH_WIRE_SET="key=value ..." adds server settings (e.g. search.hnsw_walk=fp16).
+
 Run from the checkout (imports sdk/python); see docs/PERFORMANCE.md."""
 import os, sys, time, json, numpy as np, faiss
 
@@ -68,7 +70,9 @@ out["faiss_qps_2threads"] = run_threads(lambda i: ix.search(qs[i:i + 1], K))
 del ix
 
 # AgentDB served.
-srv = _bench.Server(BIN, pb, pbg, ["search.hnsw_ef_construction=128", "search.hnsw_ef_search=10"])
+# BATCH_WIRE_SET: extra server settings, e.g. "search.hnsw_walk=fp16".
+srv = _bench.Server(BIN, pb, pbg, ["search.hnsw_ef_construction=128", "search.hnsw_ef_search=10"]
+                    + os.environ.get("BATCH_WIRE_SET", "").split())
 addr, cols, items = srv.addr, srv.cols, srv.items
 for name in ("values", "packed"):
     cols.Create(pb.CreateCollectionRequest(name=name, spaces=[pb.SpaceSpec(dim=384, metric=pb.METRIC_INNER_PRODUCT,
